@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* One WebSocket binary message = type (1 byte) + connId (4 bytes, big endian) + payload. */
+#define PB_FRAME_HEADER_SIZE 5
+
+/* connId 0 carries control frames (HELLO); tunneled connections use 1..G_MAXUINT32. */
+#define PB_CONTROL_ID 0
+
+/* Bytes read from a tunneled TCP socket at once, and so the largest DATA payload we send:
+ * large enough that a GiB costs few system calls and frames, small enough that one
+ * connection does not hold the WebSocket for long. */
+#define PB_READ_CHUNK (256 * 1024)
+
+/* The largest WebSocket message accepted from a peer (libsoup's own default is 128 KiB,
+ * smaller than what we send). PiggyBack 1.1 sends one message per socket read (≤ 64 KiB). */
+#define PB_MAX_MESSAGE_SIZE (1024 * 1024 + PB_FRAME_HEADER_SIZE)
+
+/* Send side: stop reading TCP sockets while more than this is queued unsent on the
+ * WebSocket, resume once it drops below the low mark (the PiggyBack 1.1 values). */
+#define PB_WS_HIGH_WATERMARK (1024 * 1024)
+#define PB_WS_LOW_WATERMARK (256 * 1024)
+
+/* Receive side: stop reading the WebSocket while a TCP socket has more than this queued
+ * unwritten, resume once that socket's queue drops below the low mark. */
+#define PB_STREAM_HIGH_WATERMARK (1024 * 1024)
+#define PB_STREAM_LOW_WATERMARK (256 * 1024)
+
+/* The WebSocket's input is read from the socket in chunks of this size; libsoup then
+ * takes it 1 KiB at a time from memory instead of with one system call per KiB. */
+#define PB_WS_READ_BUFFER_SIZE (256 * 1024)
+
+#define PB_WS_PATH "/http-stream"
+
+typedef enum {
+	PB_FRAME_OPEN = 0x01,  /* server → client: a public connection was accepted */
+	PB_FRAME_DATA = 0x02,  /* both: raw TCP bytes */
+	PB_FRAME_CLOSE = 0x03, /* both: the connection is over */
+	PB_FRAME_HELLO = 0x04, /* server → client, connId 0: JSON object */
+} PbFrameType;
+
+typedef struct {
+	guint8 type;
+	guint32 conn_id;
+	const guint8 *payload; /* (unowned) points into the parsed message */
+	gsize payload_len;
+} PbFrame;
+
+gboolean
+pb_frame_parse(GBytes *message, PbFrame *frame, GError **error);
+void
+pb_frame_write_header(guint8 *buf, guint8 type, guint32 conn_id);
+GBytes *
+pb_frame_new(guint8 type, guint32 conn_id, const void *payload, gsize payload_len);
+
+G_END_DECLS

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-hello.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "pb-error.h"
+
+PbHello *
+pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version)
+{
+	PbHello *hello = g_new0(PbHello, 1);
+
+	hello->public_host = g_strdup(public_host);
+	hello->tunnel_port = tunnel_port;
+	hello->version = g_strdup(version);
+	return hello;
+}
+
+/**
+ * pb_hello_parse:
+ *
+ * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
+ * integer `tunnelPort` in 1..65535; `version` is optional and unknown members are
+ * ignored, so later versions can add members freely.
+ */
+PbHello *
+pb_hello_parse(const guint8 *json, gsize len, GError **error)
+{
+	g_autoptr(JsonParser) parser = json_parser_new_immutable();
+	g_autoptr(PbHello) hello = g_new0(PbHello, 1);
+	g_autoptr(GError) error_local = NULL;
+	JsonObject *object;
+	JsonNode *node;
+
+	if (len > G_MAXSSIZE ||
+	    !json_parser_load_from_data(parser, (const char *)json, (gssize)len, &error_local)) {
+		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL, "HELLO is not valid JSON: %s",
+			    error_local != NULL ? error_local->message : "too long");
+		return NULL;
+	}
+	node = json_parser_get_root(parser);
+	if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
+		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO is not a JSON object");
+		return NULL;
+	}
+	object = json_node_get_object(node);
+
+	node = json_object_get_member(object, "publicHost");
+	if (node == NULL || json_node_get_value_type(node) != G_TYPE_STRING ||
+	    *json_node_get_string(node) == '\0') {
+		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO has no publicHost string");
+		return NULL;
+	}
+	hello->public_host = g_strdup(json_node_get_string(node));
+
+	node = json_object_get_member(object, "tunnelPort");
+	if (node == NULL || json_node_get_value_type(node) != G_TYPE_INT64 ||
+	    json_node_get_int(node) < 1 || json_node_get_int(node) > G_MAXUINT16) {
+		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO has no tunnelPort between 1 and 65535");
+		return NULL;
+	}
+	hello->tunnel_port = (guint16)json_node_get_int(node);
+
+	node = json_object_get_member(object, "version");
+	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING)
+		hello->version = g_strdup(json_node_get_string(node));
+	return g_steal_pointer(&hello);
+}
+
+char *
+pb_hello_to_json(const PbHello *hello)
+{
+	g_autoptr(JsonBuilder) builder = json_builder_new_immutable();
+	g_autoptr(JsonGenerator) generator = json_generator_new();
+	g_autoptr(JsonNode) root = NULL;
+
+	json_builder_begin_object(builder);
+	json_builder_set_member_name(builder, "publicHost");
+	json_builder_add_string_value(builder, hello->public_host);
+	json_builder_set_member_name(builder, "tunnelPort");
+	json_builder_add_int_value(builder, hello->tunnel_port);
+	json_builder_set_member_name(builder, "version");
+	json_builder_add_string_value(builder, hello->version != NULL ? hello->version : "");
+	json_builder_end_object(builder);
+
+	root = json_builder_get_root(builder);
+	json_generator_set_root(generator, root);
+	return json_generator_to_data(generator, NULL);
+}
+
+/* "tcp://host:port", with an IPv6 literal in brackets. */
+char *
+pb_hello_get_access_url(const PbHello *hello, const char *scheme)
+{
+	gboolean ipv6 = strchr(hello->public_host, ':') != NULL;
+
+	return g_strdup_printf("%s://%s%s%s:%u", scheme, ipv6 ? "[" : "", hello->public_host,
+			       ipv6 ? "]" : "", hello->tunnel_port);
+}
+
+void
+pb_hello_free(PbHello *hello)
+{
+	if (hello == NULL)
+		return;
+	g_free(hello->public_host);
+	g_free(hello->version);
+	g_free(hello);
+}

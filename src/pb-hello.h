@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The HELLO control frame's JSON object: where the tunnel can be reached. */
+typedef struct {
+	char *public_host;
+	guint16 tunnel_port;
+	char *version;
+} PbHello;
+
+PbHello *
+pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version);
+PbHello *
+pb_hello_parse(const guint8 *json, gsize len, GError **error);
+char *
+pb_hello_to_json(const PbHello *hello);
+char *
+pb_hello_get_access_url(const PbHello *hello, const char *scheme);
+void
+pb_hello_free(PbHello *hello);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbHello, pb_hello_free)
+
+G_END_DECLS

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pb-server-url.h"
+#include "pb-tunnel-client.h"
+#include "pb-tunnel-server.h"
+
+/* Exit statuses: 2 for a usage error, 1 for a failure at run time (sysexits-like, and what
+ * systemd's RestartPreventExitStatus= can tell apart). */
+#define PB_EXIT_RUNTIME 1
+#define PB_EXIT_USAGE 2
+
+typedef struct {
+	GMainLoop *loop; /* (owned) */
+	int status;
+} PbMain;
+
+static gboolean
+pb_main_signal_cb(gpointer user_data)
+{
+	PbMain *main = user_data;
+
+	main->status = EXIT_SUCCESS;
+	g_main_loop_quit(main->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+pb_main_print(const char *format, ...) G_GNUC_PRINTF(1, 2);
+
+/* stdout carries the lines scripts read (the access URL): flush each at once. */
+static void
+pb_main_print(const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	vfprintf(stdout, format, args);
+	va_end(args);
+	fflush(stdout);
+}
+
+static int
+pb_main_usage_error(GOptionContext *context, const char *message)
+{
+	g_printerr("%s: %s\n", g_get_prgname(), message);
+	g_printerr(_("Try “%s --help” for more information.\n"), g_get_prgname());
+	return PB_EXIT_USAGE;
+}
+
+static gboolean
+pb_main_check_port(int port, gboolean zero_ok, const char *option, GOptionContext *context,
+		   int *status)
+{
+	g_autofree char *message = NULL;
+
+	if (port >= (zero_ok ? 0 : 1) && port <= G_MAXUINT16)
+		return TRUE;
+	message = g_strdup_printf(_("%s must be a port between %d and 65535, not %d"), option,
+				  zero_ok ? 0 : 1, port);
+	*status = pb_main_usage_error(context, message);
+	return FALSE;
+}
+
+static int
+pb_main_serve(int argc, char **argv)
+{
+	int port = 8080;
+	int tunnel_port = 0;
+	g_autofree char *tunnel_host = g_strdup("0.0.0.0");
+	g_autofree char *public_host = NULL;
+	const GOptionEntry entries[] = {
+	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
+	     N_("PORT")},
+	    {"tunnel-port", 't', 0, G_OPTION_ARG_INT, &tunnel_port,
+	     N_("Public TCP port (default 0: a random free port)"), N_("PORT")},
+	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
+	     N_("Address the public port binds to (default 0.0.0.0)"), N_("ADDRESS")},
+	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
+	     N_("Host name clients are told to use (default: the one they connected to)"),
+	     N_("HOST")},
+	    {NULL},
+	};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new(_("— run the tunnel server on a public machine"));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbTunnelServer) server = NULL;
+	g_autoptr(GInetAddress) address = NULL;
+	PbMain main = {NULL, EXIT_SUCCESS};
+	int status = EXIT_SUCCESS;
+
+	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	if (!g_option_context_parse(context, &argc, &argv, &error))
+		return pb_main_usage_error(context, error->message);
+	if (argc > 1)
+		return pb_main_usage_error(context, _("serve takes no arguments"));
+	if (!pb_main_check_port(port, TRUE, "--port", context, &status) ||
+	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", context, &status))
+		return status;
+	address = g_inet_address_new_from_string(tunnel_host);
+	if (address == NULL) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--tunnel-host must be an IP address, not “%s”"), tunnel_host);
+		return pb_main_usage_error(context, message);
+	}
+
+	server = pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port,
+				      public_host);
+	if (!pb_tunnel_server_start(server, &error)) {
+		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
+			   error->message);
+		return PB_EXIT_RUNTIME;
+	}
+	pb_main_print(_("Listening on ws://0.0.0.0:%u/http-stream\n"),
+		      pb_tunnel_server_get_port(server));
+
+	main.loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGINT, pb_main_signal_cb, &main);
+	g_unix_signal_add(SIGTERM, pb_main_signal_cb, &main);
+	g_main_loop_run(main.loop);
+	pb_tunnel_server_stop(server);
+	g_main_loop_unref(main.loop);
+	return main.status;
+}
+
+static void
+pb_main_forward_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
+			 gpointer user_data)
+{
+	pb_main_print(_("Access URL: %s\n"), access_url);
+	pb_main_print(_("HTTP URL: %s\n"), http_url);
+}
+
+static void
+pb_main_forward_disconnected_cb(PbTunnelClient *client, const char *reason, gpointer user_data)
+{
+	PbMain *main = user_data;
+
+	g_printerr(_("%s: the tunnel is closed: %s\n"), g_get_prgname(), reason);
+	main->status = PB_EXIT_RUNTIME;
+	g_main_loop_quit(main->loop);
+}
+
+static void
+pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PbMain *main = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!pb_tunnel_client_connect_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_printerr(_("%s: cannot open a tunnel: %s\n"), g_get_prgname(),
+				   error->message);
+		main->status = PB_EXIT_RUNTIME;
+		g_main_loop_quit(main->loop);
+	}
+}
+
+static int
+pb_main_forward(int argc, char **argv)
+{
+	int port = -1;
+	g_autofree char *host = g_strdup("localhost");
+	g_autofree char *server_input = g_strdup("localhost:8080");
+	const GOptionEntry entries[] = {
+	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
+	     N_("PORT")},
+	    {"host", 'h', 0, G_OPTION_ARG_STRING, &host,
+	     N_("Host of the local service (default localhost)"), N_("HOST")},
+	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
+	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
+	     N_("SERVER")},
+	    {NULL},
+	};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbTunnelClient) client = NULL;
+	g_autofree char *server_url = NULL;
+	PbMain main = {NULL, EXIT_SUCCESS};
+	int status = EXIT_SUCCESS;
+
+	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	if (!g_option_context_parse(context, &argc, &argv, &error))
+		return pb_main_usage_error(context, error->message);
+	if (argc > 1)
+		return pb_main_usage_error(context, _("forward takes no arguments"));
+	if (port == -1)
+		return pb_main_usage_error(context,
+					   _("--port is required: the port of the local service"));
+	if (!pb_main_check_port(port, FALSE, "--port", context, &status))
+		return status;
+	if (host == NULL || *host == '\0')
+		return pb_main_usage_error(context, _("--host is empty"));
+	server_url = pb_server_url_resolve(server_input, &error);
+	if (server_url == NULL)
+		return pb_main_usage_error(context, error->message);
+
+	main.loop = g_main_loop_new(NULL, FALSE);
+	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
+	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
+			 &main);
+	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
+	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);
+	g_unix_signal_add(SIGINT, pb_main_signal_cb, &main);
+	g_unix_signal_add(SIGTERM, pb_main_signal_cb, &main);
+	g_main_loop_run(main.loop);
+	g_signal_handlers_disconnect_by_data(client, &main);
+	pb_tunnel_client_close(client);
+	g_main_loop_unref(main.loop);
+	return main.status;
+}
+
+static int
+pb_main_usage(FILE *out)
+{
+	fprintf(out, "%s", _("Usage:\n"
+			     "  piggyback serve [OPTION…]     run the tunnel server\n"
+			     "  piggyback forward [OPTION…]   expose a local TCP service\n"
+			     "  piggyback --version\n"
+			     "\n"
+			     "“piggyback COMMAND --help” lists a command’s options.\n"));
+	return out == stdout ? EXIT_SUCCESS : PB_EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autofree char *name = g_path_get_basename(argv[0]);
+
+	setlocale(LC_ALL, "");
+	bindtextdomain(GETTEXT_PACKAGE, g_getenv("PB_LOCALEDIR") != NULL ? g_getenv("PB_LOCALEDIR")
+									  : LOCALEDIR);
+	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+	textdomain(GETTEXT_PACKAGE);
+	g_log_writer_default_set_use_stderr(TRUE);
+
+	if (g_str_has_prefix(name, "piggyback-forward")) {
+		g_set_prgname("piggyback-forward");
+		return pb_main_forward(argc, argv);
+	}
+	g_set_prgname("piggyback");
+	if (argc < 2)
+		return pb_main_usage(stderr);
+	if (strcmp(argv[1], "serve") == 0) {
+		g_set_prgname("piggyback serve");
+		return pb_main_serve(argc - 1, argv + 1);
+	}
+	if (strcmp(argv[1], "forward") == 0) {
+		g_set_prgname("piggyback forward");
+		return pb_main_forward(argc - 1, argv + 1);
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		pb_main_print("piggyback %s\n", PACKAGE_VERSION);
+		return EXIT_SUCCESS;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0)
+		return pb_main_usage(stdout);
+	g_printerr(_("piggyback: unknown command “%s”\n"), argv[1]);
+	return pb_main_usage(stderr);
+}

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-stream.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "pb-frame.h"
+
+/*
+ * One tunneled TCP connection: its socket, and the bytes received for it from the
+ * WebSocket that its socket has not taken yet.
+ *
+ * The stream does not read by itself: while reading is on it emits "readable" and the
+ * tunnel reads into its own frame buffer, so an idle stream holds no read buffer. Writes
+ * go to the socket at once; what the socket does not take waits in a queue of GBytes
+ * slices (no copy), and the stream is "congested" from PB_STREAM_HIGH_WATERMARK queued
+ * bytes until the queue drops under PB_STREAM_LOW_WATERMARK ("relieved").
+ *
+ * Before the connection exists (the client is still dialing its local service) writes
+ * only queue up.
+ */
+
+struct _PbStream {
+	GObject parent_instance;
+	guint32 id;
+	GSocketConnection *connection; /* (owned) (nullable) until connected */
+	GSocket *socket;	       /* (unowned) the connection's */
+	GSource *read_source;	       /* (owned) (nullable) */
+	GSource *write_source;	       /* (owned) (nullable) */
+	GQueue pending;		       /* (owned) GBytes the socket has not taken */
+	gsize pending_offset;	       /* bytes of the head already written */
+	gsize pending_bytes;
+	gboolean reading;
+	gboolean congested;
+	gboolean finishing; /* close once the queue is empty */
+	gboolean closed;
+};
+
+enum { SIGNAL_READABLE, SIGNAL_RELIEVED, SIGNAL_CLOSED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST] = {0};
+
+G_DEFINE_FINAL_TYPE(PbStream, pb_stream, G_TYPE_OBJECT)
+
+static gboolean
+pb_stream_readable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	g_autoptr(PbStream) self = g_object_ref(PB_STREAM(user_data)); /* handlers may drop it */
+
+	g_signal_emit(self, signals[SIGNAL_READABLE], 0);
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+pb_stream_update_reading(PbStream *self)
+{
+	gboolean want = self->reading && self->socket != NULL && !self->finishing && !self->closed;
+
+	if (want && self->read_source == NULL) {
+		self->read_source = g_socket_create_source(self->socket, G_IO_IN, NULL);
+		g_source_set_callback(self->read_source, G_SOURCE_FUNC(pb_stream_readable_cb),
+				      self, NULL);
+		g_source_attach(self->read_source, g_main_context_get_thread_default());
+	} else if (!want && self->read_source != NULL) {
+		g_source_destroy(self->read_source);
+		g_clear_pointer(&self->read_source, g_source_unref);
+	}
+}
+
+static void
+pb_stream_close_socket(PbStream *self)
+{
+	self->closed = TRUE;
+	pb_stream_update_reading(self);
+	if (self->write_source != NULL) {
+		g_source_destroy(self->write_source);
+		g_clear_pointer(&self->write_source, g_source_unref);
+	}
+	g_queue_clear_full(&self->pending, (GDestroyNotify)g_bytes_unref);
+	self->pending_bytes = self->pending_offset = 0;
+	if (self->connection != NULL)
+		g_io_stream_close(G_IO_STREAM(self->connection), NULL, NULL);
+}
+
+static gboolean pb_stream_writable_cb(GSocket *socket, GIOCondition condition,
+				      gpointer user_data);
+
+/* Writes as much of the queue as the socket takes. */
+static gboolean
+pb_stream_flush(PbStream *self, GError **error)
+{
+	while (!g_queue_is_empty(&self->pending)) {
+		GBytes *head = g_queue_peek_head(&self->pending);
+		gsize len = 0;
+		const guint8 *data = g_bytes_get_data(head, &len);
+		gssize n = g_socket_send_with_blocking(self->socket, (const char *)data +
+									 self->pending_offset,
+						       len - self->pending_offset, FALSE, NULL,
+						       error);
+
+		if (n < 0) {
+			if (!g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+				return FALSE;
+			g_clear_error(error);
+			break;
+		}
+		self->pending_offset += (gsize)n;
+		self->pending_bytes -= (gsize)n;
+		if (self->pending_offset < len)
+			break; /* the socket is full */
+		g_bytes_unref(g_queue_pop_head(&self->pending));
+		self->pending_offset = 0;
+	}
+
+	if (g_queue_is_empty(&self->pending)) {
+		if (self->write_source != NULL) {
+			g_source_destroy(self->write_source);
+			g_clear_pointer(&self->write_source, g_source_unref);
+		}
+	} else if (self->write_source == NULL) {
+		self->write_source = g_socket_create_source(self->socket, G_IO_OUT, NULL);
+		g_source_set_callback(self->write_source, G_SOURCE_FUNC(pb_stream_writable_cb),
+				      self, NULL);
+		g_source_attach(self->write_source, g_main_context_get_thread_default());
+	}
+	return TRUE;
+}
+
+static gboolean
+pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	g_autoptr(PbStream) self = g_object_ref(PB_STREAM(user_data));
+	g_autoptr(GError) error = NULL;
+
+	if (!pb_stream_flush(self, &error)) {
+		pb_stream_close_socket(self);
+		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
+		return G_SOURCE_REMOVE;
+	}
+	if (self->congested && self->pending_bytes <= PB_STREAM_LOW_WATERMARK) {
+		self->congested = FALSE;
+		g_signal_emit(self, signals[SIGNAL_RELIEVED], 0);
+	}
+	if (self->finishing && g_queue_is_empty(&self->pending)) {
+		pb_stream_close_socket(self);
+		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, NULL);
+	}
+	return G_SOURCE_CONTINUE; /* a flush that emptied the queue destroyed the source */
+}
+
+guint32
+pb_stream_get_id(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), 0);
+	return self->id;
+}
+
+/**
+ * pb_stream_set_connection:
+ *
+ * Attaches the TCP connection, with TCP_NODELAY: a tunnel must not add latency to small
+ * writes, it already sends what one read returned as one frame. Writes what was queued
+ * meanwhile; a stream that was finished closes once that is written, emitting "closed".
+ */
+void
+pb_stream_set_connection(PbStream *self, GSocketConnection *connection)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_return_if_fail(PB_IS_STREAM(self));
+	g_return_if_fail(self->connection == NULL);
+
+	self->connection = g_object_ref(connection);
+	if (self->closed) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL); /* aborted meanwhile */
+		return;
+	}
+	self->socket = g_socket_connection_get_socket(connection);
+	g_socket_set_option(self->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+	pb_stream_update_reading(self);
+	if (!pb_stream_flush(self, &error)) {
+		pb_stream_close_socket(self);
+		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
+	} else if (self->finishing && g_queue_is_empty(&self->pending)) {
+		pb_stream_close_socket(self);
+		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, NULL);
+	}
+}
+
+gboolean
+pb_stream_is_connected(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->socket != NULL;
+}
+
+/* While on (and connected), "readable" is emitted whenever the socket has data or ended. */
+void
+pb_stream_set_reading(PbStream *self, gboolean reading)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	self->reading = reading;
+	pb_stream_update_reading(self);
+}
+
+/**
+ * pb_stream_receive:
+ *
+ * Reads what the socket has, without blocking.
+ *
+ * Returns: the number of bytes read, 0 at the end of the stream, -1 on error
+ *   (%G_IO_ERROR_WOULD_BLOCK when there was nothing to read after all)
+ */
+gssize
+pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), -1);
+	g_return_val_if_fail(self->socket != NULL, -1);
+
+	return g_socket_receive_with_blocking(self->socket, (char *)buf, size, FALSE, NULL, error);
+}
+
+/**
+ * pb_stream_write:
+ * @bytes: data for the socket
+ * @offset: where in @bytes the data starts
+ *
+ * Writes what the socket takes now and queues the rest (a reference to @bytes, no copy).
+ * Check pb_stream_is_congested() afterwards.
+ *
+ * Returns: %FALSE if the socket failed; the stream is closed then.
+ */
+gboolean
+pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error)
+{
+	gsize len = g_bytes_get_size(bytes);
+
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	g_return_val_if_fail(offset <= len, FALSE);
+
+	if (self->closed || offset == len)
+		return TRUE;
+	if (offset == 0)
+		g_queue_push_tail(&self->pending, g_bytes_ref(bytes));
+	else
+		g_queue_push_tail(&self->pending, g_bytes_new_from_bytes(bytes, offset, len - offset));
+	self->pending_bytes += len - offset;
+
+	if (self->socket != NULL && self->write_source == NULL && !pb_stream_flush(self, error)) {
+		pb_stream_close_socket(self);
+		return FALSE;
+	}
+	if (self->pending_bytes >= PB_STREAM_HIGH_WATERMARK)
+		self->congested = TRUE;
+	return TRUE;
+}
+
+gsize
+pb_stream_get_pending(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), 0);
+	return self->pending_bytes;
+}
+
+gboolean
+pb_stream_is_congested(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->congested;
+}
+
+/**
+ * pb_stream_finish:
+ *
+ * Nothing more will be written or read: closes the socket once the queue is written (if
+ * the stream is still connecting, once it has connected and written it).
+ *
+ * Returns: %TRUE if the stream closed at once; otherwise "closed" follows.
+ */
+gboolean
+pb_stream_finish(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), TRUE);
+
+	self->finishing = TRUE;
+	pb_stream_update_reading(self);
+	if (self->closed)
+		return TRUE;
+	if (g_queue_is_empty(&self->pending)) {
+		pb_stream_close_socket(self);
+		return TRUE;
+	}
+	return FALSE; /* flushing, or still connecting with data to deliver */
+}
+
+/* Closes the socket now, dropping anything queued. */
+void
+pb_stream_abort(PbStream *self)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	if (!self->closed)
+		pb_stream_close_socket(self);
+}
+
+static void
+pb_stream_dispose(GObject *object)
+{
+	pb_stream_abort(PB_STREAM(object));
+	G_OBJECT_CLASS(pb_stream_parent_class)->dispose(object);
+}
+
+static void
+pb_stream_finalize(GObject *object)
+{
+	PbStream *self = PB_STREAM(object);
+
+	g_clear_object(&self->connection);
+	G_OBJECT_CLASS(pb_stream_parent_class)->finalize(object);
+}
+
+static void
+pb_stream_class_init(PbStreamClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = pb_stream_dispose;
+	object_class->finalize = pb_stream_finalize;
+
+	/**
+	 * PbStream::readable:
+	 *
+	 * The socket has data to read, or has ended; call pb_stream_receive().
+	 */
+	signals[SIGNAL_READABLE] = g_signal_new("readable", G_TYPE_FROM_CLASS(klass),
+						G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+						G_TYPE_NONE, 0);
+	/**
+	 * PbStream::relieved:
+	 *
+	 * The stream was congested and its queue has dropped under the low watermark.
+	 */
+	signals[SIGNAL_RELIEVED] = g_signal_new("relieved", G_TYPE_FROM_CLASS(klass),
+						G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+						G_TYPE_NONE, 0);
+	/**
+	 * PbStream::closed:
+	 * @error: (nullable): why writing failed, or %NULL when a finish completed
+	 *
+	 * The socket is closed; emitted from the stream's own write source, or from
+	 * pb_stream_set_connection() when it finishes there.
+	 */
+	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+					      0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+pb_stream_init(PbStream *self)
+{
+	g_queue_init(&self->pending);
+}
+
+PbStream *
+pb_stream_new(guint32 id)
+{
+	PbStream *self = g_object_new(PB_TYPE_STREAM, NULL);
+
+	self->id = id;
+	return self;
+}

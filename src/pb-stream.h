@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define PB_TYPE_STREAM (pb_stream_get_type())
+G_DECLARE_FINAL_TYPE(PbStream, pb_stream, PB, STREAM, GObject)
+
+PbStream *
+pb_stream_new(guint32 id);
+guint32
+pb_stream_get_id(PbStream *self);
+void
+pb_stream_set_connection(PbStream *self, GSocketConnection *connection);
+gboolean
+pb_stream_is_connected(PbStream *self);
+void
+pb_stream_set_reading(PbStream *self, gboolean reading);
+gssize
+pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error);
+gboolean
+pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error);
+gsize
+pb_stream_get_pending(PbStream *self);
+gboolean
+pb_stream_is_congested(PbStream *self);
+gboolean
+pb_stream_finish(PbStream *self);
+void
+pb_stream_abort(PbStream *self);
+
+G_END_DECLS

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-tunnel-server.h"
+
+#include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "pb-frame.h"
+#include "pb-tunnel.h"
+
+/*
+ * `piggyback serve`: a SoupServer whose handler on PB_WS_PATH does the WebSocket
+ * handshake, then takes the connection from libsoup once the 101 response is written, so
+ * the WebSocket runs on PiggyBack's own stream (see PbWsStream). Each client gets a
+ * public TCP listener; every connection accepted there becomes a stream of its tunnel.
+ */
+
+typedef struct {
+	PbTunnelServer *server;	 /* (unowned) */
+	PbTunnel *tunnel;	 /* (owned) */
+	GSocketService *service; /* (owned) the public listener */
+	guint16 tunnel_port;
+	char *peer; /* (owned) for logs */
+} PbServerClient;
+
+struct _PbTunnelServer {
+	GObject parent_instance;
+	guint16 port;
+	char *tunnel_host; /* (owned) bind address of public listeners */
+	guint16 tunnel_port;
+	char *public_host; /* (owned) (nullable) advertised in HELLO */
+	SoupServer *soup;  /* (owned) */
+	GList *clients;	   /* (owned) PbServerClient */
+};
+
+G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
+
+static void
+pb_server_client_free(PbServerClient *client)
+{
+	g_signal_handlers_disconnect_by_data(client->tunnel, client);
+	g_signal_handlers_disconnect_by_data(client->service, client);
+	g_socket_service_stop(client->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(client->service));
+	g_object_unref(client->service);
+	g_object_unref(client->tunnel);
+	g_free(client->peer);
+	g_free(client);
+}
+
+static gboolean
+pb_server_client_incoming_cb(GSocketService *service, GSocketConnection *connection,
+			     GObject *source_object, gpointer user_data)
+{
+	PbServerClient *client = user_data;
+
+	pb_tunnel_add_stream(client->tunnel, connection);
+	return TRUE;
+}
+
+static gboolean
+pb_server_client_free_cb(gpointer user_data)
+{
+	pb_server_client_free(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+/* The client went away: its public port closes with every connection on it. */
+static void
+pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
+{
+	PbServerClient *client = user_data;
+	PbTunnelServer *self = client->server;
+
+	g_message("Client %s disconnected, port %u closed", client->peer, client->tunnel_port);
+	self->clients = g_list_remove(self->clients, client);
+	g_socket_service_stop(client->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(client->service));
+	/* we are inside the tunnel's own signal: free it once that has returned */
+	g_idle_add(pb_server_client_free_cb, client);
+}
+
+static gboolean
+pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
+{
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (client->tunnel_port == port)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Binds the configured tunnel port, or a random one if an earlier client holds it. */
+static GSocketService *
+pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError **error)
+{
+	g_autoptr(GSocketService) service = g_socket_service_new();
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->tunnel_host);
+	g_autoptr(GSocketAddress) sockaddr = NULL;
+	g_autoptr(GSocketAddress) effective = NULL;
+	guint16 port = self->tunnel_port;
+
+	if (address == NULL) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "“%s” is not an IP address", self->tunnel_host);
+		return NULL;
+	}
+	if (port != 0 && pb_tunnel_server_port_taken(self, port))
+		port = 0;
+	sockaddr = g_inet_socket_address_new(address, port);
+	if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), sockaddr,
+					   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
+					   &effective, error))
+		return NULL;
+	*port_out = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+	return g_steal_pointer(&service);
+}
+
+/* The Host header without its port, as a client reaches this server. */
+static char *
+pb_tunnel_server_host_from_header(const char *host)
+{
+	const char *colon;
+
+	if (host == NULL || *host == '\0')
+		return g_strdup("localhost");
+	if (host[0] == '[') {
+		const char *end = strchr(host, ']');
+
+		return end != NULL ? g_strndup(host + 1, end - host - 1) : g_strdup(host);
+	}
+	colon = strchr(host, ':');
+	return colon != NULL ? g_strndup(host, colon - host) : g_strdup(host);
+}
+
+static void
+pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+	g_autoptr(GIOStream) connection = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbHello) hello = NULL;
+	g_autofree char *public_host = NULL;
+	GSocket *socket;
+	GSocketAddress *remote;
+	PbServerClient *client;
+
+	g_signal_handlers_disconnect_by_data(msg, self);
+	public_host = self->public_host != NULL
+			  ? g_strdup(self->public_host)
+			  : pb_tunnel_server_host_from_header(soup_message_headers_get_one(
+				soup_server_message_get_request_headers(msg), "Host"));
+	remote = soup_server_message_get_remote_address(msg);
+	connection = soup_server_message_steal_connection(msg);
+	socket = g_object_get_data(G_OBJECT(connection), "GSocket");
+	if (socket != NULL)
+		g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+
+	client = g_new0(PbServerClient, 1);
+	client->server = self;
+	client->peer = remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
+				      : g_strdup("?");
+	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
+				       SOUP_WEBSOCKET_CONNECTION_SERVER);
+	client->service = pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
+	if (client->service == NULL) {
+		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
+			  self->tunnel_host, self->tunnel_port, error->message);
+		client->service = g_socket_service_new();
+		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
+				"cannot open a public port");
+		g_idle_add(pb_server_client_free_cb, client);
+		return;
+	}
+	g_signal_connect(client->service, "incoming", G_CALLBACK(pb_server_client_incoming_cb),
+			 client);
+	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb),
+			 client);
+	self->clients = g_list_prepend(self->clients, client);
+
+	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
+	pb_tunnel_send_hello(client->tunnel, hello);
+	g_message("Client %s connected: tunnel open on %s port %u", client->peer,
+		  self->tunnel_host, client->tunnel_port);
+}
+
+static void
+pb_tunnel_server_reply(SoupServerMessage *msg, guint status, const char *text)
+{
+	soup_server_message_set_status(msg, status, NULL);
+	soup_server_message_set_response(msg, "text/plain; charset=utf-8", SOUP_MEMORY_COPY, text,
+					 strlen(text));
+}
+
+static void
+pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
+			      GHashTable *query, gpointer user_data)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (g_strcmp0(path, PB_WS_PATH) != 0) {
+		pb_tunnel_server_reply(msg, SOUP_STATUS_NOT_FOUND, "Not found\n");
+		return;
+	}
+	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
+		g_autofree char *text = g_strdup_printf(
+		    "This is a PiggyBack tunnel server: %s is its WebSocket endpoint, reached "
+		    "with `piggyback forward`, not a web page (%s).\n",
+		    PB_WS_PATH, error->message);
+
+		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
+		return;
+	}
+	/* no extensions are offered: permessage-deflate is never negotiated */
+	soup_websocket_server_process_handshake(msg, NULL, NULL, NULL, NULL);
+	g_signal_connect(msg, "wrote-informational", G_CALLBACK(pb_tunnel_server_upgraded_cb),
+			 self);
+}
+
+gboolean
+pb_tunnel_server_start(PbTunnelServer *self, GError **error)
+{
+	GSList *uris;
+
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), FALSE);
+
+	if (!soup_server_listen_all(self->soup, self->port, 0, error))
+		return FALSE;
+	uris = soup_server_get_uris(self->soup);
+	if (uris != NULL)
+		self->port = (guint16)g_uri_get_port(uris->data);
+	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	return TRUE;
+}
+
+guint16
+pb_tunnel_server_get_port(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return self->port;
+}
+
+guint
+pb_tunnel_server_get_n_clients(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return g_list_length(self->clients);
+}
+
+/* Closes every tunnel ("going away") and stops listening. */
+void
+pb_tunnel_server_stop(PbTunnelServer *self)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	soup_server_disconnect(self->soup);
+	while (self->clients != NULL) {
+		PbServerClient *client = self->clients->data;
+
+		self->clients = g_list_delete_link(self->clients, self->clients);
+		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+				"server shutting down");
+		pb_server_client_free(client);
+	}
+}
+
+static void
+pb_tunnel_server_dispose(GObject *object)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
+
+	if (self->soup != NULL)
+		pb_tunnel_server_stop(self);
+	g_clear_object(&self->soup);
+	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->dispose(object);
+}
+
+static void
+pb_tunnel_server_finalize(GObject *object)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
+
+	g_free(self->tunnel_host);
+	g_free(self->public_host);
+	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
+}
+
+static void
+pb_tunnel_server_class_init(PbTunnelServerClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = pb_tunnel_server_dispose;
+	object_class->finalize = pb_tunnel_server_finalize;
+}
+
+static void
+pb_tunnel_server_init(PbTunnelServer *self)
+{
+	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
+}
+
+/**
+ * pb_tunnel_server_new:
+ * @port: the WebSocket port; 0 picks one (see pb_tunnel_server_get_port())
+ * @tunnel_host: the IP address public listeners bind to
+ * @tunnel_port: the public port; 0 = random
+ * @public_host: (nullable): the host name HELLO advertises; %NULL = the client's Host
+ */
+PbTunnelServer *
+pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
+		     const char *public_host)
+{
+	PbTunnelServer *self = g_object_new(PB_TYPE_TUNNEL_SERVER, NULL);
+
+	self->port = port;
+	self->tunnel_host = g_strdup(tunnel_host);
+	self->tunnel_port = tunnel_port;
+	self->public_host = g_strdup(public_host);
+	soup_server_add_handler(self->soup, NULL, pb_tunnel_server_websocket_cb, self, NULL);
+	return self;
+}

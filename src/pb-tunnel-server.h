@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define PB_TYPE_TUNNEL_SERVER (pb_tunnel_server_get_type())
+G_DECLARE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, PB, TUNNEL_SERVER, GObject)
+
+PbTunnelServer *
+pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
+		     const char *public_host);
+gboolean
+pb_tunnel_server_start(PbTunnelServer *self, GError **error);
+guint16
+pb_tunnel_server_get_port(PbTunnelServer *self);
+guint
+pb_tunnel_server_get_n_clients(PbTunnelServer *self);
+void
+pb_tunnel_server_stop(PbTunnelServer *self);
+
+G_END_DECLS

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-tunnel.h"
+
+#include <string.h>
+
+#include "pb-error.h"
+#include "pb-frame.h"
+#include "pb-stream.h"
+#include "pb-ws-stream.h"
+
+/*
+ * One WebSocket and the TCP connections multiplexed over it: the part of PiggyBack that
+ * the server and the client share.
+ *
+ * TCP → WebSocket: a readable stream is read into one frame buffer (header room first)
+ * and sent as one DATA message. While more than PB_WS_HIGH_WATERMARK is queued unsent on
+ * the WebSocket, no stream is read, until the queue drops under PB_WS_LOW_WATERMARK.
+ *
+ * WebSocket → TCP: DATA goes to its stream, which queues what its socket does not take.
+ * While any stream is congested the WebSocket is not read (protocol v1 has no other way
+ * to push back), so memory stays bounded whatever the peers do.
+ */
+
+struct _PbTunnel {
+	GObject parent_instance;
+	SoupWebsocketConnection *ws;	  /* (owned) */
+	PbWsStream *ws_stream;		  /* (owned) what @ws runs on */
+	SoupWebsocketConnectionType role; /* server: accepts public connections */
+	GHashTable *streams;		  /* (owned) connId → PbStream (owned) */
+	GHashTable *finishing;		  /* (owned) set of PbStream (owned) flushing after CLOSE */
+	guint32 last_id;
+	guint8 *frame_buf;   /* (owned) PB_FRAME_HEADER_SIZE + PB_READ_CHUNK bytes */
+	guint64 queued;	     /* DATA message bytes handed to libsoup */
+	gboolean ws_congested;
+	guint n_congested;   /* streams over their high watermark */
+	guint64 bytes_in;    /* tunneled payload received from the peer */
+	guint64 bytes_out;   /* tunneled payload sent to the peer */
+};
+
+enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST] = {0};
+
+G_DEFINE_FINAL_TYPE(PbTunnel, pb_tunnel, G_TYPE_OBJECT)
+
+static void
+pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
+{
+	char id_str[11];
+
+	g_snprintf(id_str, sizeof id_str, "%u", id);
+	g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "PB_STREAM", id_str, "MESSAGE",
+			 "tunnel %p stream %u: %s", self, id, what);
+}
+
+static void
+pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload,
+		       gsize len)
+{
+	g_autoptr(GBytes) frame = NULL;
+
+	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+		return;
+	frame = pb_frame_new(type, id, payload, len);
+	soup_websocket_connection_send_message(self->ws, SOUP_WEBSOCKET_DATA_BINARY, frame);
+	self->queued += g_bytes_get_size(frame);
+}
+
+static void
+pb_tunnel_update_ws_reading(PbTunnel *self)
+{
+	pb_ws_input_set_paused(pb_ws_stream_get_input(self->ws_stream), self->n_congested > 0);
+}
+
+static void
+pb_tunnel_set_all_reading(PbTunnel *self, gboolean reading)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->streams);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		pb_stream_set_reading(value, reading);
+}
+
+/* The WebSocket's queue has dropped under the low watermark. */
+static void
+pb_tunnel_ws_drained_cb(PbWsOutput *output, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	self->ws_congested = FALSE;
+	pb_tunnel_set_all_reading(self, TRUE);
+}
+
+static void
+pb_tunnel_check_ws_congestion(PbTunnel *self)
+{
+	PbWsOutput *output = pb_ws_stream_get_output(self->ws_stream);
+	guint64 unsent = self->queued - pb_ws_output_get_data_written(output);
+
+	if (self->ws_congested || unsent <= PB_WS_HIGH_WATERMARK)
+		return;
+	self->ws_congested = TRUE;
+	pb_tunnel_set_all_reading(self, FALSE);
+	pb_ws_output_watch(output, self->queued - PB_WS_LOW_WATERMARK);
+}
+
+/* Forgets @stream (in the table or finishing), which is closed or about to be. */
+static void
+pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
+{
+	g_autoptr(PbStream) ref = g_object_ref(stream);
+	guint32 id = pb_stream_get_id(stream);
+
+	if (pb_stream_is_congested(stream)) {
+		self->n_congested--;
+		pb_tunnel_update_ws_reading(self);
+	}
+	g_signal_handlers_disconnect_by_data(stream, self);
+	if (g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id)) == stream)
+		g_hash_table_remove(self->streams, GUINT_TO_POINTER(id));
+	g_hash_table_remove(self->finishing, stream);
+}
+
+/* The connection is over on our side: tell the peer, flush what we have, close. */
+static void
+pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close)
+{
+	guint32 id = pb_stream_get_id(stream);
+
+	if (send_close)
+		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
+	g_hash_table_steal(self->streams, GUINT_TO_POINTER(id));
+	if (pb_stream_finish(stream)) {
+		g_hash_table_add(self->finishing, stream); /* so drop finds and frees it */
+		pb_tunnel_drop_stream(self, stream);
+	} else {
+		g_hash_table_add(self->finishing, stream);
+	}
+}
+
+static void
+pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error)
+{
+	g_autofree char *what = g_strdup_printf("failed: %s", error->message);
+
+	pb_tunnel_log_stream(self, pb_stream_get_id(stream), what);
+	pb_tunnel_send_control(self, PB_FRAME_CLOSE, pb_stream_get_id(stream), NULL, 0);
+	pb_stream_abort(stream);
+	pb_tunnel_drop_stream(self, stream);
+}
+
+static void
+pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	g_autoptr(GError) error = NULL;
+	gssize n = pb_stream_receive(stream, self->frame_buf + PB_FRAME_HEADER_SIZE,
+				     PB_READ_CHUNK, &error);
+
+	if (n > 0) {
+		pb_frame_write_header(self->frame_buf, PB_FRAME_DATA, pb_stream_get_id(stream));
+		soup_websocket_connection_send_binary(self->ws, self->frame_buf,
+						      PB_FRAME_HEADER_SIZE + (gsize)n);
+		self->queued += PB_FRAME_HEADER_SIZE + (gsize)n;
+		self->bytes_out += (gsize)n;
+		pb_tunnel_check_ws_congestion(self);
+	} else if (n == 0) {
+		pb_tunnel_log_stream(self, pb_stream_get_id(stream), "ended");
+		pb_tunnel_end_stream(self, stream, TRUE);
+	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+		pb_tunnel_fail_stream(self, stream, error);
+	}
+}
+
+static void
+pb_tunnel_stream_relieved_cb(PbStream *stream, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	self->n_congested--;
+	pb_tunnel_update_ws_reading(self);
+}
+
+static void
+pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	gboolean in_table = g_hash_table_lookup(self->streams,
+						GUINT_TO_POINTER(pb_stream_get_id(stream))) ==
+			    stream;
+
+	if (error != NULL && in_table)
+		pb_tunnel_fail_stream(self, stream, error);
+	else
+		pb_tunnel_drop_stream(self, stream);
+}
+
+static PbStream *
+pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
+{
+	PbStream *stream = pb_stream_new(id);
+
+	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
+	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
+	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
+	g_hash_table_insert(self->streams, GUINT_TO_POINTER(id), stream);
+	pb_stream_set_reading(stream, !self->ws_congested);
+	return stream;
+}
+
+static void
+pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
+{
+	g_warning("Closing the tunnel: protocol error: %s", reason);
+	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, reason);
+}
+
+static void
+pb_tunnel_receive_data(PbTunnel *self, GBytes *message, const PbFrame *frame)
+{
+	PbStream *stream = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(frame->conn_id));
+	g_autoptr(GError) error = NULL;
+	gboolean was_congested;
+
+	if (stream == NULL)
+		return; /* it raced with our CLOSE */
+	self->bytes_in += frame->payload_len;
+	was_congested = pb_stream_is_congested(stream);
+	if (!pb_stream_write(stream, message, PB_FRAME_HEADER_SIZE, &error)) {
+		pb_tunnel_fail_stream(self, stream, error);
+		return;
+	}
+	if (!was_congested && pb_stream_is_congested(stream)) {
+		self->n_congested++;
+		pb_tunnel_update_ws_reading(self);
+	}
+}
+
+static void
+pb_tunnel_receive_open(PbTunnel *self, guint32 id)
+{
+	PbStream *old = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id));
+	PbStream *stream;
+
+	if (self->role != SOUP_WEBSOCKET_CONNECTION_CLIENT || id == PB_CONTROL_ID)
+		return;
+	if (old != NULL) {
+		pb_stream_abort(old); /* the peer reused an id it had not closed */
+		pb_tunnel_drop_stream(self, old);
+	}
+	stream = pb_tunnel_insert_stream(self, id);
+	pb_tunnel_log_stream(self, id, "opened by the peer");
+	g_signal_emit(self, signals[SIGNAL_OPEN_REQUESTED], 0, stream);
+}
+
+static void
+pb_tunnel_receive_hello(PbTunnel *self, const PbFrame *frame)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbHello) hello = NULL;
+
+	if (self->role != SOUP_WEBSOCKET_CONNECTION_CLIENT)
+		return;
+	hello = pb_hello_parse(frame->payload, frame->payload_len, &error);
+	if (hello == NULL) {
+		pb_tunnel_protocol_error(self, error->message);
+		return;
+	}
+	g_signal_emit(self, signals[SIGNAL_HELLO], 0, hello);
+}
+
+static void
+pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	g_autoptr(GError) error = NULL;
+	PbFrame frame;
+
+	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
+		pb_tunnel_protocol_error(self, "text message");
+		return;
+	}
+	if (!pb_frame_parse(message, &frame, &error)) {
+		pb_tunnel_protocol_error(self, error->message);
+		return;
+	}
+	switch (frame.type) {
+	case PB_FRAME_DATA:
+		pb_tunnel_receive_data(self, message, &frame);
+		break;
+	case PB_FRAME_CLOSE: {
+		PbStream *stream =
+		    g_hash_table_lookup(self->streams, GUINT_TO_POINTER(frame.conn_id));
+
+		if (stream != NULL) {
+			pb_tunnel_log_stream(self, frame.conn_id, "closed by the peer");
+			pb_tunnel_end_stream(self, stream, FALSE);
+		}
+		break;
+	}
+	case PB_FRAME_OPEN:
+		pb_tunnel_receive_open(self, frame.conn_id);
+		break;
+	case PB_FRAME_HELLO:
+		pb_tunnel_receive_hello(self, &frame);
+		break;
+	default:
+		break; /* unknown types are dropped, so later versions can add some */
+	}
+}
+
+static void
+pb_tunnel_abort_all(PbTunnel *self)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->streams);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		g_signal_handlers_disconnect_by_data(value, self);
+		pb_stream_abort(value);
+		g_hash_table_iter_remove(&iter);
+	}
+	g_hash_table_iter_init(&iter, self->finishing);
+	while (g_hash_table_iter_next(&iter, &value, NULL)) {
+		g_signal_handlers_disconnect_by_data(value, self);
+		pb_stream_abort(value);
+		g_hash_table_iter_remove(&iter);
+	}
+	self->n_congested = 0;
+}
+
+static void
+pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	pb_tunnel_abort_all(self);
+	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
+}
+
+static void
+pb_tunnel_ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_data)
+{
+	g_info("WebSocket error: %s", error->message);
+}
+
+SoupWebsocketConnection *
+pb_tunnel_get_websocket(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), NULL);
+	return self->ws;
+}
+
+gboolean
+pb_tunnel_is_open(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), FALSE);
+	return soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN;
+}
+
+void
+pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello)
+{
+	g_autofree char *json = NULL;
+
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	json = pb_hello_to_json(hello);
+	pb_tunnel_send_control(self, PB_FRAME_HELLO, PB_CONTROL_ID, json, strlen(json));
+}
+
+/**
+ * pb_tunnel_add_stream:
+ * @connection: a public connection the server accepted
+ *
+ * Gives it a connId that is not 0 and not in use, and sends OPEN.
+ *
+ * Returns: the connId
+ */
+guint32
+pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection)
+{
+	PbStream *stream;
+	guint32 id;
+
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+
+	do
+		id = ++self->last_id;
+	while (id == PB_CONTROL_ID || g_hash_table_contains(self->streams, GUINT_TO_POINTER(id)));
+
+	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, NULL, 0);
+	stream = pb_tunnel_insert_stream(self, id);
+	pb_stream_set_connection(stream, connection);
+	pb_tunnel_log_stream(self, id, "opened");
+	return id;
+}
+
+/* The client reached its local service for @stream's OPEN. */
+void
+pb_tunnel_connect_stream(PbTunnel *self, PbStream *stream, GSocketConnection *connection)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	/* after a CLOSE it may be finishing: it writes what came, then closes ("closed") */
+	pb_stream_set_connection(stream, connection);
+}
+
+/* The client could not reach its local service for @stream's OPEN. */
+void
+pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream)
+{
+	guint32 id = pb_stream_get_id(stream);
+
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	if (g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id)) == stream)
+		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
+	pb_stream_abort(stream);
+	pb_tunnel_drop_stream(self, stream);
+}
+
+void
+pb_tunnel_close(PbTunnel *self, gushort code, const char *reason)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	if (soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+		soup_websocket_connection_close(self->ws, code, reason);
+}
+
+guint
+pb_tunnel_get_n_streams(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return g_hash_table_size(self->streams);
+}
+
+guint64
+pb_tunnel_get_bytes_in(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return self->bytes_in;
+}
+
+guint64
+pb_tunnel_get_bytes_out(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return self->bytes_out;
+}
+
+static void
+pb_tunnel_dispose(GObject *object)
+{
+	PbTunnel *self = PB_TUNNEL(object);
+
+	if (self->ws != NULL) {
+		g_signal_handlers_disconnect_by_data(self->ws, self);
+		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
+						     self);
+		pb_tunnel_abort_all(self);
+		g_clear_object(&self->ws);
+	}
+	g_clear_object(&self->ws_stream);
+	G_OBJECT_CLASS(pb_tunnel_parent_class)->dispose(object);
+}
+
+static void
+pb_tunnel_finalize(GObject *object)
+{
+	PbTunnel *self = PB_TUNNEL(object);
+
+	g_hash_table_unref(self->streams);
+	g_hash_table_unref(self->finishing);
+	g_free(self->frame_buf);
+	G_OBJECT_CLASS(pb_tunnel_parent_class)->finalize(object);
+}
+
+static void
+pb_tunnel_class_init(PbTunnelClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = pb_tunnel_dispose;
+	object_class->finalize = pb_tunnel_finalize;
+
+	/**
+	 * PbTunnel::open-requested:
+	 * @stream: the new stream, not connected yet
+	 *
+	 * Client side: the server accepted a public connection. Answer with
+	 * pb_tunnel_connect_stream() or pb_tunnel_refuse_stream(); data for it is queued
+	 * meanwhile.
+	 */
+	signals[SIGNAL_OPEN_REQUESTED] =
+	    g_signal_new("open-requested", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 1, PB_TYPE_STREAM);
+	/**
+	 * PbTunnel::hello:
+	 * @hello: (type gpointer): the PbHello, valid during the emission
+	 *
+	 * Client side: the server said where the tunnel can be reached.
+	 */
+	signals[SIGNAL_HELLO] = g_signal_new("hello", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+					     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+	/**
+	 * PbTunnel::closed:
+	 *
+	 * The WebSocket is closed and every tunneled connection with it.
+	 */
+	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass),
+					      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
+					      0);
+}
+
+static void
+pb_tunnel_init(PbTunnel *self)
+{
+	self->streams = g_hash_table_new_full(NULL, NULL, NULL, g_object_unref);
+	self->finishing = g_hash_table_new_full(NULL, NULL, g_object_unref, NULL);
+	self->frame_buf = g_malloc(PB_FRAME_HEADER_SIZE + PB_READ_CHUNK);
+}
+
+/**
+ * pb_tunnel_new:
+ * @connection: the connection, past the WebSocket upgrade
+ * @leftover: (nullable): bytes read from @connection after the upgrade response
+ * @uri: the WebSocket URI
+ * @role: whether we are the WebSocket server or client
+ */
+PbTunnel *
+pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri,
+	      SoupWebsocketConnectionType role)
+{
+	PbTunnel *self = g_object_new(PB_TYPE_TUNNEL, NULL);
+
+	self->role = role;
+	self->ws_stream = pb_ws_stream_new(connection, leftover);
+	self->ws = soup_websocket_connection_new(G_IO_STREAM(self->ws_stream), uri, role, NULL,
+						 NULL, NULL);
+	soup_websocket_connection_set_max_incoming_payload_size(self->ws, PB_MAX_MESSAGE_SIZE);
+	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
+	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
+	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);
+	g_signal_connect(pb_ws_stream_get_output(self->ws_stream), "drained",
+			 G_CALLBACK(pb_tunnel_ws_drained_cb), self);
+	return self;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "pb-hello.h"
+#include "pb-stream.h"
+
+G_BEGIN_DECLS
+
+#define PB_TYPE_TUNNEL (pb_tunnel_get_type())
+G_DECLARE_FINAL_TYPE(PbTunnel, pb_tunnel, PB, TUNNEL, GObject)
+
+PbTunnel *
+pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri,
+	      SoupWebsocketConnectionType role);
+SoupWebsocketConnection *
+pb_tunnel_get_websocket(PbTunnel *self);
+gboolean
+pb_tunnel_is_open(PbTunnel *self);
+void
+pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello);
+guint32
+pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection);
+void
+pb_tunnel_connect_stream(PbTunnel *self, PbStream *stream, GSocketConnection *connection);
+void
+pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream);
+void
+pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
+guint
+pb_tunnel_get_n_streams(PbTunnel *self);
+guint64
+pb_tunnel_get_bytes_in(PbTunnel *self);
+guint64
+pb_tunnel_get_bytes_out(PbTunnel *self);
+
+G_END_DECLS
