@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-test-utils.h"
+
+#include <string.h>
+
+struct _PbTestService {
+	GSocketService *service; /* (owned) a GThreadedSocketService */
+	PbTestServiceMode mode;
+	gsize source_size;
+	guint16 port;
+	gint64 bytes;	 /* atomic */
+	int corrupt;	 /* atomic */
+	int n_finished; /* atomic */
+};
+
+gboolean
+pb_test_tick_cb(gpointer user_data)
+{
+	return G_SOURCE_CONTINUE;
+}
+
+void
+pb_test_pattern_fill(guint8 *buf, gsize len, guint64 offset)
+{
+	for (gsize i = 0; i < len; i++)
+		buf[i] = pb_test_pattern(offset + i);
+}
+
+gboolean
+pb_test_pattern_check(const guint8 *buf, gsize len, guint64 offset)
+{
+	for (gsize i = 0; i < len; i++) {
+		if (buf[i] != pb_test_pattern(offset + i))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Runs in a worker thread of the threaded service, with blocking I/O. */
+static gboolean
+pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *connection,
+		       GObject *source_object, gpointer user_data)
+{
+	PbTestService *self = user_data;
+	GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
+	GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
+	g_autofree guint8 *buf = g_malloc(64 * 1024);
+	guint64 offset = 0;
+
+	switch (self->mode) {
+	case PB_TEST_SERVICE_ECHO:
+		for (;;) {
+			gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
+
+			if (n <= 0 || !g_output_stream_write_all(out, buf, (gsize)n, NULL, NULL, NULL))
+				break;
+			g_atomic_pointer_add(&self->bytes, n);
+		}
+		break;
+	case PB_TEST_SERVICE_SINK:
+		for (;;) {
+			gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
+
+			if (n <= 0)
+				break;
+			if (!pb_test_pattern_check(buf, (gsize)n, offset))
+				g_atomic_int_set(&self->corrupt, 1);
+			offset += (guint64)n;
+			g_atomic_pointer_add(&self->bytes, n);
+		}
+		break;
+	case PB_TEST_SERVICE_SOURCE:
+		while (offset < self->source_size) {
+			gsize n = MIN(64 * 1024, self->source_size - offset);
+
+			pb_test_pattern_fill(buf, n, offset);
+			if (!g_output_stream_write_all(out, buf, n, NULL, NULL, NULL))
+				break;
+			offset += n;
+			g_atomic_pointer_add(&self->bytes, n);
+		}
+		break;
+	}
+	g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+	g_atomic_int_inc(&self->n_finished);
+	return TRUE;
+}
+
+PbTestService *
+pb_test_service_new(PbTestServiceMode mode, gsize source_size, guint16 port)
+{
+	PbTestService *self = g_new0(PbTestService, 1);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, port);
+	g_autoptr(GSocketAddress) effective = NULL;
+	g_autoptr(GError) error = NULL;
+
+	self->mode = mode;
+	self->source_size = source_size;
+	self->service = g_threaded_socket_service_new(64);
+	g_socket_listener_add_address(G_SOCKET_LISTENER(self->service), address,
+				      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &effective,
+				      &error);
+	g_assert_no_error(error);
+	self->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
+	g_signal_connect(self->service, "run", G_CALLBACK(pb_test_service_run_cb), self);
+	g_socket_service_start(self->service);
+	return self;
+}
+
+guint16
+pb_test_service_get_port(PbTestService *self)
+{
+	return self->port;
+}
+
+guint64
+pb_test_service_get_bytes(PbTestService *self)
+{
+	return (guint64)g_atomic_pointer_get(&self->bytes);
+}
+
+gboolean
+pb_test_service_get_corrupt(PbTestService *self)
+{
+	return g_atomic_int_get(&self->corrupt) != 0;
+}
+
+guint
+pb_test_service_get_n_finished(PbTestService *self)
+{
+	return (guint)g_atomic_int_get(&self->n_finished);
+}
+
+void
+pb_test_service_free(PbTestService *self)
+{
+	g_socket_service_stop(self->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(self->service));
+	/* a threaded service's finalize waits for its worker threads */
+	g_object_unref(self->service);
+	g_free(self);
+}
+
+/* A blocking socket connected to 127.0.0.1:@port, with 10 s timeouts. */
+GSocket *
+pb_test_connect(guint16 port)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, port);
+	g_autoptr(GSocket) socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+
+	g_assert_no_error(error);
+	g_socket_set_timeout(socket, 10);
+	g_socket_connect(socket, address, NULL, &error);
+	g_assert_no_error(error);
+	return g_steal_pointer(&socket);
+}
+
+typedef struct {
+	GThreadFunc func;
+	gpointer data;
+	gpointer result;
+	int done; /* atomic */
+} PbTestThread;
+
+static gpointer
+pb_test_thread_cb(gpointer user_data)
+{
+	PbTestThread *t = user_data;
+
+	t->result = t->func(t->data);
+	g_atomic_int_set(&t->done, 1);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+gpointer
+pb_test_run_in_thread(GThreadFunc func, gpointer data, int seconds)
+{
+	PbTestThread t = {func, data, NULL, 0};
+	GThread *thread = g_thread_new("pb-test", pb_test_thread_cb, &t);
+
+	pb_test_wait_until(g_atomic_int_get(&t.done), seconds);
+	g_thread_join(thread);
+	return t.result;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+gboolean
+pb_test_tick_cb(gpointer user_data);
+
+/* Iterates the thread-default main context until @cond holds; fails the test after
+ * @seconds instead of hanging. A 20 ms tick bounds each blocking iteration. */
+#define pb_test_wait_until(cond, seconds)                                                          \
+	G_STMT_START                                                                               \
+	{                                                                                          \
+		gint64 _deadline = g_get_monotonic_time() + (seconds) * G_USEC_PER_SEC;            \
+		guint _tick = g_timeout_add(20, pb_test_tick_cb, NULL);                            \
+		while (!(cond)) {                                                                  \
+			if (g_get_monotonic_time() > _deadline)                                    \
+				g_error("timed out after %d s waiting for %s", (int)(seconds),     \
+					#cond);                                                    \
+			g_main_context_iteration(NULL, TRUE);                                      \
+		}                                                                                  \
+		g_source_remove(_tick);                                                            \
+	}                                                                                          \
+	G_STMT_END
+
+/* What a PbTestService does with each connection it accepts. */
+typedef enum {
+	PB_TEST_SERVICE_ECHO, /* write back what it reads, until EOF */
+	PB_TEST_SERVICE_SINK, /* read until EOF, checking the pattern; count */
+	PB_TEST_SERVICE_SOURCE, /* write `size` bytes of the pattern, then close */
+} PbTestServiceMode;
+
+typedef struct _PbTestService PbTestService;
+
+PbTestService *
+pb_test_service_new(PbTestServiceMode mode, gsize source_size, guint16 port);
+guint16
+pb_test_service_get_port(PbTestService *service);
+guint64
+pb_test_service_get_bytes(PbTestService *service);
+gboolean
+pb_test_service_get_corrupt(PbTestService *service);
+guint
+pb_test_service_get_n_finished(PbTestService *service);
+void
+pb_test_service_free(PbTestService *service);
+
+/* The pattern: byte i of a stream is pb_test_pattern(i); every byte value occurs. */
+static inline guint8
+pb_test_pattern(guint64 offset)
+{
+	return (guint8)((offset * 7 + offset / 251) & 0xff);
+}
+
+void
+pb_test_pattern_fill(guint8 *buf, gsize len, guint64 offset);
+gboolean
+pb_test_pattern_check(const guint8 *buf, gsize len, guint64 offset);
+
+GSocket *
+pb_test_connect(guint16 port);
+
+/* Runs @func(@data) in a thread while iterating the main context; fails after @seconds. */
+gpointer
+pb_test_run_in_thread(GThreadFunc func, gpointer data, int seconds);
+
+G_END_DECLS

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <string.h>
+
+#include "pb-error.h"
+#include "pb-frame.h"
+#include "pb-hello.h"
+#include "pb-server-url.h"
+
+static void
+test_frame_round_trip(void)
+{
+	const guint8 payload[] = {0x00, 0xff, 0x80, 0x7f, 'x'};
+	g_autoptr(GBytes) message = pb_frame_new(PB_FRAME_DATA, 0x01020304, payload, sizeof payload);
+	g_autoptr(GError) error = NULL;
+	const guint8 *raw = g_bytes_get_data(message, NULL);
+	PbFrame frame;
+
+	g_test_summary("A frame is type, connId big endian, payload; parsing gives them back");
+	g_assert_cmpuint(g_bytes_get_size(message), ==, PB_FRAME_HEADER_SIZE + sizeof payload);
+	g_assert_cmpuint(raw[0], ==, 0x02);
+	g_assert_cmpuint(raw[1], ==, 0x01);
+	g_assert_cmpuint(raw[4], ==, 0x04);
+	g_assert_true(pb_frame_parse(message, &frame, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(frame.type, ==, PB_FRAME_DATA);
+	g_assert_cmpuint(frame.conn_id, ==, 0x01020304);
+	g_assert_cmpmem(frame.payload, frame.payload_len, payload, sizeof payload);
+}
+
+static void
+test_frame_empty_payload(void)
+{
+	g_autoptr(GBytes) message = pb_frame_new(PB_FRAME_CLOSE, G_MAXUINT32, NULL, 0);
+	g_autoptr(GError) error = NULL;
+	PbFrame frame;
+
+	g_test_summary("OPEN and CLOSE are bare headers; the largest connId survives");
+	g_assert_true(pb_frame_parse(message, &frame, &error));
+	g_assert_cmpuint(frame.type, ==, PB_FRAME_CLOSE);
+	g_assert_cmpuint(frame.conn_id, ==, G_MAXUINT32);
+	g_assert_cmpuint(frame.payload_len, ==, 0);
+}
+
+static void
+test_frame_short(void)
+{
+	g_test_summary("Messages shorter than 5 bytes are protocol errors");
+	for (gsize len = 0; len < PB_FRAME_HEADER_SIZE; len++) {
+		const guint8 raw[PB_FRAME_HEADER_SIZE] = {PB_FRAME_DATA, 0, 0, 0, 1};
+		g_autoptr(GBytes) message = g_bytes_new(raw, len);
+		g_autoptr(GError) error = NULL;
+		PbFrame frame;
+
+		g_assert_false(pb_frame_parse(message, &frame, &error));
+		g_assert_error(error, PB_ERROR, PB_ERROR_PROTOCOL);
+	}
+}
+
+static void
+test_frame_unknown_type(void)
+{
+	const guint8 raw[] = {0x7e, 0, 0, 0, 9, 'a'};
+	g_autoptr(GBytes) message = g_bytes_new_static(raw, sizeof raw);
+	PbFrame frame;
+
+	g_test_summary("The parser accepts unknown types; the tunnel drops them (PROTOCOL.md)");
+	g_assert_true(pb_frame_parse(message, &frame, NULL));
+	g_assert_cmpuint(frame.type, ==, 0x7e);
+	g_assert_cmpuint(frame.conn_id, ==, 9);
+}
+
+static void
+test_hello_round_trip(void)
+{
+	g_autoptr(PbHello) hello = pb_hello_new("tunnel.example.com", 9000, "2.0.0");
+	g_autofree char *json = pb_hello_to_json(hello);
+	g_autoptr(PbHello) parsed = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *tcp = NULL;
+	g_autofree char *http = NULL;
+
+	g_test_summary("HELLO carries publicHost, tunnelPort, version; the access URLs follow");
+	g_assert_nonnull(strstr(json, "\"publicHost\""));
+	g_assert_nonnull(strstr(json, "\"tunnelPort\""));
+	parsed = pb_hello_parse((const guint8 *)json, strlen(json), &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(parsed->public_host, ==, "tunnel.example.com");
+	g_assert_cmpuint(parsed->tunnel_port, ==, 9000);
+	g_assert_cmpstr(parsed->version, ==, "2.0.0");
+	tcp = pb_hello_get_access_url(parsed, "tcp");
+	http = pb_hello_get_access_url(parsed, "http");
+	g_assert_cmpstr(tcp, ==, "tcp://tunnel.example.com:9000");
+	g_assert_cmpstr(http, ==, "http://tunnel.example.com:9000");
+}
+
+static void
+test_hello_extra_members(void)
+{
+	const char *json = "{\"publicHost\":\"::1\",\"tunnelPort\":1,\"features\":[\"flow\"],"
+			   "\"window\":262144}";
+	g_autoptr(PbHello) hello = pb_hello_parse((const guint8 *)json, strlen(json), NULL);
+	g_autofree char *url = NULL;
+
+	g_test_summary("Unknown members are ignored; version is optional; IPv6 gets brackets");
+	g_assert_nonnull(hello);
+	g_assert_null(hello->version);
+	url = pb_hello_get_access_url(hello, "tcp");
+	g_assert_cmpstr(url, ==, "tcp://[::1]:1");
+}
+
+static void
+test_hello_malformed(void)
+{
+	const char *cases[] = {
+	    "",
+	    "not json",
+	    "[1,2]",
+	    "\"publicHost\"",
+	    "{}",
+	    "{\"publicHost\":\"h\"}",
+	    "{\"tunnelPort\":80}",
+	    "{\"publicHost\":7,\"tunnelPort\":80}",
+	    "{\"publicHost\":\"\",\"tunnelPort\":80}",
+	    "{\"publicHost\":\"h\",\"tunnelPort\":\"80\"}",
+	    "{\"publicHost\":\"h\",\"tunnelPort\":0}",
+	    "{\"publicHost\":\"h\",\"tunnelPort\":65536}",
+	    "{\"publicHost\":\"h\",\"tunnelPort\":80.5}",
+	    "{\"publicHost\":\"h\",\"tunnelPort\":-1}",
+	};
+
+	g_test_summary("A HELLO that is not an object with publicHost and tunnelPort is refused");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(PbHello) hello =
+		    pb_hello_parse((const guint8 *)cases[i], strlen(cases[i]), &error);
+
+		g_test_message("case %s", cases[i]);
+		g_assert_null(hello);
+		g_assert_error(error, PB_ERROR, PB_ERROR_PROTOCOL);
+	}
+}
+
+static void
+test_server_url_resolve(void)
+{
+	const struct {
+		const char *input;
+		const char *expected;
+	} cases[] = {
+	    {"localhost:8081", "ws://localhost:8081/http-stream"},
+	    {"ws://localhost:8081", "ws://localhost:8081/http-stream"},
+	    {"wss://tunnel.example.com", "wss://tunnel.example.com/http-stream"},
+	    {"wss://tunnel.example.com/custom-path", "wss://tunnel.example.com/custom-path"},
+	    {"ws://localhost:8081/", "ws://localhost:8081/http-stream"},
+	    {"127.0.0.1:9", "ws://127.0.0.1:9/http-stream"},
+	    {"[::1]:8080", "ws://[::1]:8080/http-stream"},
+	    {"tunnel.example.com", "ws://tunnel.example.com/http-stream"},
+	    {"https://t.example/p?x=1", "wss://t.example/p?x=1"},
+	};
+
+	g_test_summary("The --server forms of the issue's table resolve as documented");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *url = pb_server_url_resolve(cases[i].input, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpstr(url, ==, cases[i].expected);
+	}
+}
+
+static void
+test_server_url_bad(void)
+{
+	const char *cases[] = {"", "ftp://x", "ws://", "localhost:99999", "localhost:port",
+			       "ws://host:0", "http://[::1"};
+
+	g_test_summary("Unparsable servers are refused with a message, not crashed on");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *url = pb_server_url_resolve(cases[i], &error);
+
+		g_test_message("case %s", cases[i]);
+		g_assert_null(url);
+		g_assert_nonnull(error);
+		g_assert_nonnull(error->message);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/frame/round-trip", test_frame_round_trip);
+	g_test_add_func("/frame/empty-payload", test_frame_empty_payload);
+	g_test_add_func("/frame/short", test_frame_short);
+	g_test_add_func("/frame/unknown-type", test_frame_unknown_type);
+	g_test_add_func("/hello/round-trip", test_hello_round_trip);
+	g_test_add_func("/hello/extra-members", test_hello_extra_members);
+	g_test_add_func("/hello/malformed", test_hello_malformed);
+	g_test_add_func("/server-url/resolve", test_server_url_resolve);
+	g_test_add_func("/server-url/bad", test_server_url_bad);
+	return g_test_run();
+}

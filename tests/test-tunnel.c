@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <libsoup/soup.h>
+#include <string.h>
+
+#include "pb-frame.h"
+#include "pb-test-utils.h"
+#include "pb-tunnel-client.h"
+#include "pb-tunnel-server.h"
+
+/*
+ * End to end, in one process: a real PbTunnelServer and PbTunnelClient over loopback
+ * sockets and a real WebSocket, with local services in worker threads and public clients
+ * using blocking sockets in threads while the main context runs the tunnel.
+ */
+
+typedef struct {
+	PbTunnelServer *server; /* (owned) */
+	PbTunnelClient *client; /* (owned) (nullable) */
+	char *access_url;	/* (owned) (nullable) */
+	char *disconnect_reason; /* (owned) (nullable) */
+	guint16 public_port;
+} TunnelFixture;
+
+static void
+tunnel_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
+		gpointer user_data)
+{
+	TunnelFixture *fx = user_data;
+	const char *colon = strrchr(access_url, ':');
+
+	g_free(fx->access_url);
+	fx->access_url = g_strdup(access_url);
+	fx->public_port = (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
+}
+
+static void
+tunnel_disconnected_cb(PbTunnelClient *client, const char *reason, gpointer user_data)
+{
+	TunnelFixture *fx = user_data;
+
+	fx->disconnect_reason = g_strdup(reason);
+}
+
+static void
+tunnel_set_up(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	g_assert_no_error(error);
+}
+
+/* Connects a client that forwards to 127.0.0.1:@local_port; waits for HELLO. */
+static void
+tunnel_start_client(TunnelFixture *fx, const char *server_url, guint16 local_port)
+{
+	g_autofree char *url = server_url != NULL
+				   ? g_strdup(server_url)
+				   : g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH,
+						     pb_tunnel_server_get_port(fx->server));
+
+	fx->client = pb_tunnel_client_new(url, "127.0.0.1", local_port);
+	g_signal_connect(fx->client, "ready", G_CALLBACK(tunnel_ready_cb), fx);
+	g_signal_connect(fx->client, "disconnected", G_CALLBACK(tunnel_disconnected_cb), fx);
+	pb_tunnel_client_connect_async(fx->client, NULL, NULL, NULL);
+	pb_test_wait_until(fx->access_url != NULL || fx->disconnect_reason != NULL, 10);
+}
+
+static void
+tunnel_tear_down(TunnelFixture *fx, gconstpointer user_data)
+{
+	if (fx->client != NULL) {
+		g_signal_handlers_disconnect_by_data(fx->client, fx);
+		pb_tunnel_client_close(fx->client);
+		g_clear_object(&fx->client);
+	}
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	/* let closes and idles complete, so nothing is left behind */
+	for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
+		;
+	g_free(fx->access_url);
+	g_free(fx->disconnect_reason);
+}
+
+static void
+test_tunnel_hello(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *expected = NULL;
+
+	g_test_summary("HELLO delivers the access URL to the client: the server's public port");
+	tunnel_start_client(fx, NULL, 9);
+	g_assert_nonnull(fx->access_url);
+	g_assert_cmpuint(fx->public_port, >, 0);
+	expected = g_strdup_printf("tcp://127.0.0.1:%u", fx->public_port);
+	g_assert_cmpstr(fx->access_url, ==, expected);
+	g_assert_cmpstr(pb_tunnel_client_get_access_url(fx->client), ==, expected);
+	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 1);
+}
+
+/* An HTTP origin behind the tunnel. */
+static void
+origin_handler_cb(SoupServer *server, SoupServerMessage *msg, const char *path,
+		  GHashTable *query, gpointer user_data)
+{
+	g_autofree char *body = g_strdup_printf("hello from the origin at %s", path);
+	guint *n_requests = user_data;
+
+	(*n_requests)++;
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, body, strlen(body));
+}
+
+static SoupServer *
+origin_new(guint *n_requests, guint16 *port)
+{
+	SoupServer *origin = soup_server_new(NULL, NULL);
+	g_autoptr(GError) error = NULL;
+	GSList *uris;
+
+	soup_server_add_handler(origin, NULL, origin_handler_cb, n_requests, NULL);
+	soup_server_listen_local(origin, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+	g_assert_no_error(error);
+	uris = soup_server_get_uris(origin);
+	*port = (guint16)g_uri_get_port(uris->data);
+	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	return origin;
+}
+
+typedef struct {
+	int pending;
+	int ok;
+} GetState;
+
+static void
+get_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GetState *state = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+	SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(soup_message_get_status(msg), ==, SOUP_STATUS_OK);
+	g_assert_true(g_str_has_prefix(g_bytes_get_data(body, NULL), "hello from the origin at /"));
+	state->ok++;
+	state->pending--;
+}
+
+static void
+run_gets(TunnelFixture *fx, int n)
+{
+	g_autoptr(SoupSession) session =
+	    soup_session_new_with_options("max-conns", 64, "max-conns-per-host", 64, NULL);
+	GetState state = {n, 0};
+
+	for (int i = 0; i < n; i++) {
+		g_autofree char *url =
+		    g_strdup_printf("http://127.0.0.1:%u/request/%d", fx->public_port, i);
+		g_autoptr(SoupMessage) msg = soup_message_new("GET", url);
+
+		soup_session_send_and_read_async(session, msg, G_PRIORITY_DEFAULT, NULL,
+						 get_done_cb, &state);
+	}
+	pb_test_wait_until(state.pending == 0, 20);
+	g_assert_cmpint(state.ok, ==, n);
+}
+
+static void
+test_tunnel_http_get(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint n_requests = 0;
+	guint16 port = 0;
+	g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
+
+	g_test_summary("One HTTP GET through the tunnel reaches a local HTTP origin");
+	tunnel_start_client(fx, NULL, port);
+	run_gets(fx, 1);
+	g_assert_cmpuint(n_requests, ==, 1);
+}
+
+static void
+test_tunnel_http_concurrent(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint n_requests = 0;
+	guint16 port = 0;
+	g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
+
+	g_test_summary("20 concurrent GETs are multiplexed over the one WebSocket");
+	tunnel_start_client(fx, NULL, port);
+	run_gets(fx, 20);
+	g_assert_cmpuint(n_requests, ==, 20);
+}
+
+typedef struct {
+	guint16 port;
+	gsize size;
+} EchoJob;
+
+/* Sends @size bytes of the pattern and reads them back, at once, as a public client. */
+static gpointer
+echo_job_cb(gpointer user_data)
+{
+	EchoJob *job = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(job->port);
+	g_autofree guint8 *out = g_malloc(job->size);
+	g_autofree guint8 *in = g_malloc(job->size);
+	gsize sent = 0;
+	gsize got = 0;
+
+	pb_test_pattern_fill(out, job->size, 0);
+	while (got < job->size) {
+		g_autoptr(GError) error = NULL;
+		gssize n;
+
+		if (sent < job->size) {
+			n = g_socket_send_with_blocking(socket, (char *)out + sent,
+							MIN(job->size - sent, 16384), TRUE, NULL,
+							&error);
+			g_assert_no_error(error);
+			sent += (gsize)n;
+		}
+		if (!g_socket_condition_timed_wait(socket, G_IO_IN, sent < job->size ? 0 : 10000000,
+						   NULL, NULL))
+			continue;
+		n = g_socket_receive(socket, (char *)in + got, job->size - got, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+	}
+	g_assert_cmpmem(in, job->size, out, job->size);
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_binary_echo(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	EchoJob job = {0, 64 * 1024};
+
+	g_test_summary("64 KB holding every byte value come back byte-exact (no UTF-8 mangling)");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	job.port = fx->public_port;
+	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 20));
+	pb_test_service_free(echo);
+}
+
+/* A line protocol that is not HTTP: each line is answered before the next is sent. */
+static gpointer
+raw_echo_job_cb(gpointer user_data)
+{
+	guint16 port = GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+
+	for (int i = 0; i < 50; i++) {
+		g_autofree char *line = g_strdup_printf("PING %d\r\n", i);
+		char reply[64];
+		gsize got = 0;
+
+		g_assert_cmpint(g_socket_send(socket, line, strlen(line), NULL, NULL), ==,
+				(gssize)strlen(line));
+		while (got < strlen(line)) {
+			gssize n = g_socket_receive(socket, reply + got, sizeof reply - got, NULL,
+						    NULL);
+
+			g_assert_cmpint(n, >, 0);
+			got += (gsize)n;
+		}
+		g_assert_cmpmem(reply, got, line, strlen(line));
+	}
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_raw_echo(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+
+	g_test_summary("A request/response TCP protocol other than HTTP round-trips 50 times");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	g_assert_true(pb_test_run_in_thread(raw_echo_job_cb, GUINT_TO_POINTER(fx->public_port), 20));
+	pb_test_service_free(echo);
+}
+
+#define BULK_SIZE (32 * 1024 * 1024)
+
+static gpointer
+upload_job_cb(gpointer user_data)
+{
+	guint16 port = GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	g_autofree guint8 *buf = g_malloc(256 * 1024);
+	guint64 offset = 0;
+
+	while (offset < BULK_SIZE) {
+		gsize n = MIN(256 * 1024, BULK_SIZE - offset);
+		gsize done = 0;
+
+		pb_test_pattern_fill(buf, n, offset);
+		while (done < n) {
+			gssize k = g_socket_send(socket, (char *)buf + done, n - done, NULL, NULL);
+
+			g_assert_cmpint(k, >, 0);
+			done += (gsize)k;
+		}
+		offset += n;
+	}
+	/* v1 ends both directions on the first end of stream: wait for the tunnel to close
+	 * the connection once everything is through, then close */
+	g_socket_condition_timed_wait(socket, G_IO_IN, 30 * G_USEC_PER_SEC, NULL, NULL);
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_upstream_bulk(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *sink = pb_test_service_new(PB_TEST_SERVICE_SINK, 0, 0);
+	GThread *thread;
+
+	g_test_summary("32 MiB from the public side reach the local service byte-exact");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(sink));
+	thread = g_thread_new("upload", upload_job_cb, GUINT_TO_POINTER(fx->public_port));
+	pb_test_wait_until(pb_test_service_get_bytes(sink) == BULK_SIZE, 60);
+	g_assert_false(pb_test_service_get_corrupt(sink));
+	pb_tunnel_client_close(fx->client); /* ends the public connection, so the thread ends */
+	pb_test_wait_until(fx->disconnect_reason != NULL, 10);
+	g_thread_join(thread);
+	pb_test_service_free(sink);
+}
+
+static gpointer
+download_job_cb(gpointer user_data)
+{
+	guint16 port = GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	g_autofree guint8 *buf = g_malloc(256 * 1024);
+	guint64 offset = 0;
+
+	for (;;) {
+		gssize n = g_socket_receive(socket, (char *)buf, 256 * 1024, NULL, NULL);
+
+		g_assert_cmpint(n, >=, 0);
+		if (n == 0)
+			break;
+		g_assert_true(pb_test_pattern_check(buf, (gsize)n, offset));
+		offset += (guint64)n;
+	}
+	g_assert_cmpuint(offset, ==, BULK_SIZE);
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_downstream_bulk(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *source = pb_test_service_new(PB_TEST_SERVICE_SOURCE, BULK_SIZE, 0);
+
+	g_test_summary("32 MiB from the local service reach the public side byte-exact, then EOF");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(source));
+	g_assert_true(pb_test_run_in_thread(download_job_cb, GUINT_TO_POINTER(fx->public_port), 60));
+	pb_test_service_free(source);
+}
+
+/* Connects as a public client and expects the tunnel to close the connection. */
+static gpointer
+expect_closed_job_cb(gpointer user_data)
+{
+	guint16 port = GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	char buf[16];
+	gssize n;
+
+	g_socket_set_timeout(socket, 5);
+	n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL);
+	g_assert_cmpint(n, <=, 0); /* 0 = closed, -1 = reset: both end it; a timeout fails */
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_local_down(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *gone = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	guint16 local_port = pb_test_service_get_port(gone);
+	PbTestService *echo;
+	EchoJob job = {0, 1000};
+
+	g_test_summary("With the local service down, a public connection is closed at once and "
+		       "the tunnel still works once the service is back");
+	pb_test_service_free(gone);
+	tunnel_start_client(fx, NULL, local_port);
+	for (int i = 0; i < 3; i++)
+		g_assert_true(pb_test_run_in_thread(expect_closed_job_cb,
+						    GUINT_TO_POINTER(fx->public_port), 10));
+	g_assert_null(fx->disconnect_reason);
+
+	echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, local_port);
+	job.port = fx->public_port;
+	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 20));
+	pb_test_service_free(echo);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(path, func) \
+	g_test_add(path, TunnelFixture, NULL, tunnel_set_up, func, tunnel_tear_down)
+	ADD("/tunnel/hello", test_tunnel_hello);
+	ADD("/tunnel/http-get", test_tunnel_http_get);
+	ADD("/tunnel/http-concurrent", test_tunnel_http_concurrent);
+	ADD("/tunnel/binary-echo", test_tunnel_binary_echo);
+	ADD("/tunnel/raw-echo", test_tunnel_raw_echo);
+	ADD("/tunnel/upstream-bulk", test_tunnel_upstream_bulk);
+	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
+	ADD("/tunnel/local-down", test_tunnel_local_down);
+#undef ADD
+	return g_test_run();
+}
