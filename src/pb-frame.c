@@ -28,8 +28,8 @@ pb_frame_parse(GBytes *message, PbFrame *frame, GError **error)
 		return FALSE;
 	}
 	frame->type = buf[0];
-	frame->conn_id = (guint32)buf[1] << 24 | (guint32)buf[2] << 16 | (guint32)buf[3] << 8 |
-			 (guint32)buf[4];
+	frame->conn_id =
+	    (guint32)buf[1] << 24 | (guint32)buf[2] << 16 | (guint32)buf[3] << 8 | (guint32)buf[4];
 	frame->payload = buf + PB_FRAME_HEADER_SIZE;
 	frame->payload_len = len - PB_FRAME_HEADER_SIZE;
 	return TRUE;

@@ -23,12 +23,12 @@ G_BEGIN_DECLS
 /* Send side: stop reading TCP sockets while more than this is queued unsent on the
  * WebSocket, resume once it drops below the low mark (the PiggyBack 1.1 values). */
 #define PB_WS_HIGH_WATERMARK (1024 * 1024)
-#define PB_WS_LOW_WATERMARK (256 * 1024)
+#define PB_WS_LOW_WATERMARK  (256 * 1024)
 
 /* Receive side: stop reading the WebSocket while a TCP socket has more than this queued
  * unwritten, resume once that socket's queue drops below the low mark. */
 #define PB_STREAM_HIGH_WATERMARK (1024 * 1024)
-#define PB_STREAM_LOW_WATERMARK (256 * 1024)
+#define PB_STREAM_LOW_WATERMARK	 (256 * 1024)
 
 /* The WebSocket's input is read from the socket in chunks of this size; libsoup then
  * takes it 1 KiB at a time from memory instead of with one system call per KiB. */

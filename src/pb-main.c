@@ -15,7 +15,7 @@
 /* Exit statuses: 2 for a usage error, 1 for a failure at run time (sysexits-like, and what
  * systemd's RestartPreventExitStatus= can tell apart). */
 #define PB_EXIT_RUNTIME 1
-#define PB_EXIT_USAGE 2
+#define PB_EXIT_USAGE	2
 
 typedef struct {
 	GMainLoop *loop; /* (owned) */
@@ -107,13 +107,13 @@ pb_main_serve(int argc, char **argv)
 		return status;
 	address = g_inet_address_new_from_string(tunnel_host);
 	if (address == NULL) {
-		g_autofree char *message =
-		    g_strdup_printf(_("--tunnel-host must be an IP address, not “%s”"), tunnel_host);
+		g_autofree char *message = g_strdup_printf(
+		    _("--tunnel-host must be an IP address, not “%s”"), tunnel_host);
 		return pb_main_usage_error(context, message);
 	}
 
-	server = pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port,
-				      public_host);
+	server =
+	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -224,12 +224,13 @@ pb_main_forward(int argc, char **argv)
 static int
 pb_main_usage(FILE *out)
 {
-	fprintf(out, "%s", _("Usage:\n"
-			     "  piggyback serve [OPTION…]     run the tunnel server\n"
-			     "  piggyback forward [OPTION…]   expose a local TCP service\n"
-			     "  piggyback --version\n"
-			     "\n"
-			     "“piggyback COMMAND --help” lists a command’s options.\n"));
+	fprintf(out, "%s",
+		_("Usage:\n"
+		  "  piggyback serve [OPTION…]     run the tunnel server\n"
+		  "  piggyback forward [OPTION…]   expose a local TCP service\n"
+		  "  piggyback --version\n"
+		  "\n"
+		  "“piggyback COMMAND --help” lists a command’s options.\n"));
 	return out == stdout ? EXIT_SUCCESS : PB_EXIT_USAGE;
 }
 
@@ -239,8 +240,8 @@ main(int argc, char **argv)
 	g_autofree char *name = g_path_get_basename(argv[0]);
 
 	setlocale(LC_ALL, "");
-	bindtextdomain(GETTEXT_PACKAGE, g_getenv("PB_LOCALEDIR") != NULL ? g_getenv("PB_LOCALEDIR")
-									  : LOCALEDIR);
+	bindtextdomain(GETTEXT_PACKAGE,
+		       g_getenv("PB_LOCALEDIR") != NULL ? g_getenv("PB_LOCALEDIR") : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
 	g_log_writer_default_set_use_stderr(TRUE);

@@ -31,7 +31,8 @@ pb_server_url_resolve(const char *input, GError **error)
 				    "the server address is empty");
 		return NULL;
 	}
-	with_scheme = strstr(input, "://") != NULL ? g_strdup(input) : g_strconcat("ws://", input, NULL);
+	with_scheme = strstr(input, "://") != NULL ? g_strdup(input)
+						   : g_strconcat("ws://", input, NULL);
 	uri = g_uri_parse(with_scheme, G_URI_FLAGS_NONE, &error_local);
 	if (uri == NULL) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,

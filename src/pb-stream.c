@@ -59,8 +59,8 @@ pb_stream_update_reading(PbStream *self)
 
 	if (want && self->read_source == NULL) {
 		self->read_source = g_socket_create_source(self->socket, G_IO_IN, NULL);
-		g_source_set_callback(self->read_source, G_SOURCE_FUNC(pb_stream_readable_cb),
-				      self, NULL);
+		g_source_set_callback(self->read_source, G_SOURCE_FUNC(pb_stream_readable_cb), self,
+				      NULL);
 		g_source_attach(self->read_source, g_main_context_get_thread_default());
 	} else if (!want && self->read_source != NULL) {
 		g_source_destroy(self->read_source);
@@ -83,8 +83,8 @@ pb_stream_close_socket(PbStream *self)
 		g_io_stream_close(G_IO_STREAM(self->connection), NULL, NULL);
 }
 
-static gboolean pb_stream_writable_cb(GSocket *socket, GIOCondition condition,
-				      gpointer user_data);
+static gboolean
+pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data);
 
 /* Writes as much of the queue as the socket takes. */
 static gboolean
@@ -94,10 +94,9 @@ pb_stream_flush(PbStream *self, GError **error)
 		GBytes *head = g_queue_peek_head(&self->pending);
 		gsize len = 0;
 		const guint8 *data = g_bytes_get_data(head, &len);
-		gssize n = g_socket_send_with_blocking(self->socket, (const char *)data +
-									 self->pending_offset,
-						       len - self->pending_offset, FALSE, NULL,
-						       error);
+		gssize n = g_socket_send_with_blocking(
+		    self->socket, (const char *)data + self->pending_offset,
+		    len - self->pending_offset, FALSE, NULL, error);
 
 		if (n < 0) {
 			if (!g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -245,7 +244,8 @@ pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error)
 	if (offset == 0)
 		g_queue_push_tail(&self->pending, g_bytes_ref(bytes));
 	else
-		g_queue_push_tail(&self->pending, g_bytes_new_from_bytes(bytes, offset, len - offset));
+		g_queue_push_tail(&self->pending,
+				  g_bytes_new_from_bytes(bytes, offset, len - offset));
 	self->pending_bytes += len - offset;
 
 	if (self->socket != NULL && self->write_source == NULL && !pb_stream_flush(self, error)) {
@@ -334,17 +334,17 @@ pb_stream_class_init(PbStreamClass *klass)
 	 *
 	 * The socket has data to read, or has ended; call pb_stream_receive().
 	 */
-	signals[SIGNAL_READABLE] = g_signal_new("readable", G_TYPE_FROM_CLASS(klass),
-						G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-						G_TYPE_NONE, 0);
+	signals[SIGNAL_READABLE] =
+	    g_signal_new("readable", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 0);
 	/**
 	 * PbStream::relieved:
 	 *
 	 * The stream was congested and its queue has dropped under the low watermark.
 	 */
-	signals[SIGNAL_RELIEVED] = g_signal_new("relieved", G_TYPE_FROM_CLASS(klass),
-						G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-						G_TYPE_NONE, 0);
+	signals[SIGNAL_RELIEVED] =
+	    g_signal_new("relieved", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 0);
 	/**
 	 * PbStream::closed:
 	 * @error: (nullable): why writing failed, or %NULL when a finish completed

@@ -25,13 +25,13 @@
 
 struct _PbTunnelClient {
 	GObject parent_instance;
-	GUri *server_uri;	       /* (owned) */
-	GSocketConnectable *local;     /* (owned) the local service */
-	GSocketClient *local_dialer;   /* (owned) */
-	PbTunnel *tunnel;	       /* (owned) (nullable) while connected */
-	GCancellable *cancellable;     /* (owned) cancelled on close */
-	char *access_url;	       /* (owned) (nullable) until HELLO */
-	char *http_url;		       /* (owned) (nullable) */
+	GUri *server_uri;	     /* (owned) */
+	GSocketConnectable *local;   /* (owned) the local service */
+	GSocketClient *local_dialer; /* (owned) */
+	PbTunnel *tunnel;	     /* (owned) (nullable) while connected */
+	GCancellable *cancellable;   /* (owned) cancelled on close */
+	char *access_url;	     /* (owned) (nullable) until HELLO */
+	char *http_url;		     /* (owned) (nullable) */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_LAST };
@@ -161,14 +161,16 @@ pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
-		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED, "the server refused the tunnel: %u %s",
-			    status, reason != NULL ? reason : "");
+		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
+			    "the server refused the tunnel: %u %s", status,
+			    reason != NULL ? reason : "");
 		return FALSE;
 	}
 	expected = pb_upgrade_expected_accept(upgrade->key);
 	if (!soup_message_headers_header_equals(headers, "Upgrade", "websocket") ||
 	    !soup_message_headers_header_contains(headers, "Connection", "upgrade") ||
-	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) != 0) {
+	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
+		0) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    "the server's WebSocket handshake is invalid");
 		return FALSE;
@@ -218,8 +220,8 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 		return;
 	}
 	g_byte_array_append(upgrade->response, upgrade->chunk, (guint)n);
-	end = g_strstr_len((const char *)upgrade->response->data, upgrade->response->len,
-			   "\r\n\r\n");
+	end =
+	    g_strstr_len((const char *)upgrade->response->data, upgrade->response->len, "\r\n\r\n");
 	if (end == NULL) {
 		if (upgrade->response->len >= PB_UPGRADE_RESPONSE_MAX) {
 			g_task_return_new_error(task, PB_ERROR, PB_ERROR_PROTOCOL,
@@ -230,7 +232,8 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 
 		g_input_stream_read_async(G_INPUT_STREAM(source), upgrade->chunk,
 					  sizeof upgrade->chunk, G_PRIORITY_DEFAULT, cancellable,
-					  pb_tunnel_client_response_read_cb, g_steal_pointer(&task));
+					  pb_tunnel_client_response_read_cb,
+					  g_steal_pointer(&task));
 		return;
 	}
 	end += 4;
@@ -268,8 +271,8 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 	const char *host = g_uri_get_host(uri);
 	gboolean ipv6 = strchr(host, ':') != NULL;
 	const char *query = g_uri_get_query(uri);
-	g_autofree char *port = g_uri_get_port(uri) > 0 ? g_strdup_printf(":%d", g_uri_get_port(uri))
-							 : g_strdup("");
+	g_autofree char *port =
+	    g_uri_get_port(uri) > 0 ? g_strdup_printf(":%d", g_uri_get_port(uri)) : g_strdup("");
 
 	return g_strdup_printf("GET %s%s%s HTTP/1.1\r\n"
 			       "Host: %s%s%s%s\r\n"
@@ -279,8 +282,9 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 			       "Sec-WebSocket-Version: 13\r\n"
 			       "User-Agent: piggyback/%s\r\n"
 			       "\r\n",
-			       g_uri_get_path(uri), query != NULL ? "?" : "", query != NULL ? query : "",
-			       ipv6 ? "[" : "", host, ipv6 ? "]" : "", port, key, PACKAGE_VERSION);
+			       g_uri_get_path(uri), query != NULL ? "?" : "",
+			       query != NULL ? query : "", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
+			       port, key, PACKAGE_VERSION);
 }
 
 static void
@@ -294,8 +298,8 @@ pb_tunnel_client_connected_cb(GObject *source, GAsyncResult *res, gpointer user_
 	guint8 nonce[16];
 	GSocket *socket;
 
-	upgrade->connection = g_socket_client_connect_to_uri_finish(G_SOCKET_CLIENT(source), res,
-								    &error);
+	upgrade->connection =
+	    g_socket_client_connect_to_uri_finish(G_SOCKET_CLIENT(source), res, &error);
 	if (upgrade->connection == NULL) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
@@ -413,9 +417,9 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	 *
 	 * The server opened the public port.
 	 */
-	signals[SIGNAL_READY] = g_signal_new("ready", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
-					     0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING,
-					     G_TYPE_STRING);
+	signals[SIGNAL_READY] =
+	    g_signal_new("ready", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+			 G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 	/**
 	 * PbTunnelClient::disconnected:
 	 * @reason: why, in words
@@ -423,8 +427,8 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	 * The tunnel is over.
 	 */
 	signals[SIGNAL_DISCONNECTED] =
-	    g_signal_new("disconnected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+	    g_signal_new("disconnected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void

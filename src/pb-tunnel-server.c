@@ -179,14 +179,13 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	}
 	g_signal_connect(client->service, "incoming", G_CALLBACK(pb_server_client_incoming_cb),
 			 client);
-	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb),
-			 client);
+	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb), client);
 	self->clients = g_list_prepend(self->clients, client);
 
 	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
 	pb_tunnel_send_hello(client->tunnel, hello);
-	g_message("Client %s connected: tunnel open on %s port %u", client->peer,
-		  self->tunnel_host, client->tunnel_port);
+	g_message("Client %s connected: tunnel open on %s port %u", client->peer, self->tunnel_host,
+		  client->tunnel_port);
 }
 
 static void

@@ -31,12 +31,12 @@ struct _PbTunnel {
 	GHashTable *streams;		  /* (owned) connId → PbStream (owned) */
 	GHashTable *finishing;		  /* (owned) set of PbStream (owned) flushing after CLOSE */
 	guint32 last_id;
-	guint8 *frame_buf;   /* (owned) PB_FRAME_HEADER_SIZE + PB_READ_CHUNK bytes */
-	guint64 queued;	     /* DATA message bytes handed to libsoup */
+	guint8 *frame_buf; /* (owned) PB_FRAME_HEADER_SIZE + PB_READ_CHUNK bytes */
+	guint64 queued;	   /* DATA message bytes handed to libsoup */
 	gboolean ws_congested;
-	guint n_congested;   /* streams over their high watermark */
-	guint64 bytes_in;    /* tunneled payload received from the peer */
-	guint64 bytes_out;   /* tunneled payload sent to the peer */
+	guint n_congested; /* streams over their high watermark */
+	guint64 bytes_in;  /* tunneled payload received from the peer */
+	guint64 bytes_out; /* tunneled payload sent to the peer */
 };
 
 enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -55,8 +55,7 @@ pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 }
 
 static void
-pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload,
-		       gsize len)
+pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload, gsize len)
 {
 	g_autoptr(GBytes) frame = NULL;
 
@@ -157,8 +156,8 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 	g_autoptr(GError) error = NULL;
-	gssize n = pb_stream_receive(stream, self->frame_buf + PB_FRAME_HEADER_SIZE,
-				     PB_READ_CHUNK, &error);
+	gssize n = pb_stream_receive(stream, self->frame_buf + PB_FRAME_HEADER_SIZE, PB_READ_CHUNK,
+				     &error);
 
 	if (n > 0) {
 		pb_frame_write_header(self->frame_buf, PB_FRAME_DATA, pb_stream_get_id(stream));
@@ -188,9 +187,9 @@ static void
 pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
-	gboolean in_table = g_hash_table_lookup(self->streams,
-						GUINT_TO_POINTER(pb_stream_get_id(stream))) ==
-			    stream;
+	gboolean in_table =
+	    g_hash_table_lookup(self->streams, GUINT_TO_POINTER(pb_stream_get_id(stream))) ==
+	    stream;
 
 	if (error != NULL && in_table)
 		pb_tunnel_fail_stream(self, stream, error);
@@ -214,7 +213,7 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 static void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 {
-	g_warning("Closing the tunnel: protocol error: %s", reason);
+	g_message("Closing the tunnel: protocol error: %s", reason);
 	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, reason);
 }
 
@@ -513,9 +512,8 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 	 *
 	 * The WebSocket is closed and every tunneled connection with it.
 	 */
-	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass),
-					      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE,
-					      0);
+	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+					      0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -534,8 +532,7 @@ pb_tunnel_init(PbTunnel *self)
  * @role: whether we are the WebSocket server or client
  */
 PbTunnel *
-pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri,
-	      SoupWebsocketConnectionType role)
+pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketConnectionType role)
 {
 	PbTunnel *self = g_object_new(PB_TYPE_TUNNEL, NULL);
 

@@ -12,8 +12,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(PbTunnel, pb_tunnel, PB, TUNNEL, GObject)
 
 PbTunnel *
-pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri,
-	      SoupWebsocketConnectionType role);
+pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketConnectionType role);
 SoupWebsocketConnection *
 pb_tunnel_get_websocket(PbTunnel *self);
 gboolean

@@ -71,8 +71,7 @@ pb_ws_input_source_update(PbWsInputSource *src)
 		g_source_remove_child_source(&src->source, src->child);
 		g_clear_pointer(&src->child, g_source_unref);
 	}
-	g_source_set_ready_time(&src->source,
-				!self->paused && pb_ws_input_has_news(self) ? 0 : -1);
+	g_source_set_ready_time(&src->source, !self->paused && pb_ws_input_has_news(self) ? 0 : -1);
 }
 
 static void
@@ -88,9 +87,8 @@ pb_ws_input_refill(PbWsInput *self)
 	gssize n;
 
 	self->start = self->end = 0;
-	n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(self->base),
-						     self->buf, PB_WS_READ_BUFFER_SIZE, NULL,
-						     &self->error);
+	n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(self->base), self->buf,
+						     PB_WS_READ_BUFFER_SIZE, NULL, &self->error);
 	if (n > 0)
 		self->end = (gsize)n;
 	else if (n == 0)
@@ -165,8 +163,7 @@ pb_ws_input_read_nonblocking(GPollableInputStream *stream, void *buffer, gsize c
 	gsize n;
 
 	if (self->paused || !pb_ws_input_has_news(self)) {
-		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
-				    g_strerror(EAGAIN));
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, g_strerror(EAGAIN));
 		return -1;
 	}
 	if (self->start == self->end) {

@@ -204,9 +204,9 @@ pb_ws_output_class_init(PbWsOutputClass *klass)
 	 *
 	 * The watched number of payload bytes has reached the socket.
 	 */
-	signals[SIGNAL_DRAINED] = g_signal_new("drained", G_TYPE_FROM_CLASS(klass),
-					       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-					       G_TYPE_NONE, 0);
+	signals[SIGNAL_DRAINED] =
+	    g_signal_new("drained", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 0);
 }
 
 static void

@@ -10,8 +10,8 @@ struct _PbTestService {
 	PbTestServiceMode mode;
 	gsize source_size;
 	guint16 port;
-	gint64 bytes;	 /* atomic */
-	int corrupt;	 /* atomic */
+	gint64 bytes;	/* atomic */
+	int corrupt;	/* atomic */
 	int n_finished; /* atomic */
 };
 
@@ -54,7 +54,8 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 		for (;;) {
 			gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
 
-			if (n <= 0 || !g_output_stream_write_all(out, buf, (gsize)n, NULL, NULL, NULL))
+			if (n <= 0 ||
+			    !g_output_stream_write_all(out, buf, (gsize)n, NULL, NULL, NULL))
 				break;
 			g_atomic_pointer_add(&self->bytes, n);
 		}

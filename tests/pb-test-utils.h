@@ -13,7 +13,7 @@ pb_test_tick_cb(gpointer user_data);
 #define pb_test_wait_until(cond, seconds)                                                          \
 	G_STMT_START                                                                               \
 	{                                                                                          \
-		gint64 _deadline = g_get_monotonic_time() + (seconds) * G_USEC_PER_SEC;            \
+		gint64 _deadline = g_get_monotonic_time() + G_USEC_PER_SEC * (seconds);            \
 		guint _tick = g_timeout_add(20, pb_test_tick_cb, NULL);                            \
 		while (!(cond)) {                                                                  \
 			if (g_get_monotonic_time() > _deadline)                                    \
@@ -27,8 +27,8 @@ pb_test_tick_cb(gpointer user_data);
 
 /* What a PbTestService does with each connection it accepts. */
 typedef enum {
-	PB_TEST_SERVICE_ECHO, /* write back what it reads, until EOF */
-	PB_TEST_SERVICE_SINK, /* read until EOF, checking the pattern; count */
+	PB_TEST_SERVICE_ECHO,	/* write back what it reads, until EOF */
+	PB_TEST_SERVICE_SINK,	/* read until EOF, checking the pattern; count */
 	PB_TEST_SERVICE_SOURCE, /* write `size` bytes of the pattern, then close */
 } PbTestServiceMode;
 

@@ -12,7 +12,8 @@ static void
 test_frame_round_trip(void)
 {
 	const guint8 payload[] = {0x00, 0xff, 0x80, 0x7f, 'x'};
-	g_autoptr(GBytes) message = pb_frame_new(PB_FRAME_DATA, 0x01020304, payload, sizeof payload);
+	g_autoptr(GBytes) message =
+	    pb_frame_new(PB_FRAME_DATA, 0x01020304, payload, sizeof payload);
 	g_autoptr(GError) error = NULL;
 	const guint8 *raw = g_bytes_get_data(message, NULL);
 	PbFrame frame;
@@ -173,8 +174,9 @@ test_server_url_resolve(void)
 static void
 test_server_url_bad(void)
 {
-	const char *cases[] = {"", "ftp://x", "ws://", "localhost:99999", "localhost:port",
-			       "ws://host:0", "http://[::1"};
+	const char *cases[] = {
+	    "",		  "ftp://x", "ws://", "localhost:99999", "localhost:port", "ws://host:0",
+	    "http://[::1"};
 
 	g_test_summary("Unparsable servers are refused with a message, not crashed on");
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -16,9 +16,9 @@
  */
 
 typedef struct {
-	PbTunnelServer *server; /* (owned) */
-	PbTunnelClient *client; /* (owned) (nullable) */
-	char *access_url;	/* (owned) (nullable) */
+	PbTunnelServer *server;	 /* (owned) */
+	PbTunnelClient *client;	 /* (owned) (nullable) */
+	char *access_url;	 /* (owned) (nullable) */
 	char *disconnect_reason; /* (owned) (nullable) */
 	guint16 public_port;
 } TunnelFixture;
@@ -103,8 +103,8 @@ test_tunnel_hello(TunnelFixture *fx, gconstpointer user_data)
 
 /* An HTTP origin behind the tunnel. */
 static void
-origin_handler_cb(SoupServer *server, SoupServerMessage *msg, const char *path,
-		  GHashTable *query, gpointer user_data)
+origin_handler_cb(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+		  gpointer user_data)
 {
 	g_autofree char *body = g_strdup_printf("hello from the origin at %s", path);
 	guint *n_requests = user_data;
@@ -140,7 +140,8 @@ get_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	GetState *state = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
+	g_autoptr(GBytes) body =
+	    soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
 	SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
 
 	g_assert_no_error(error);
@@ -263,8 +264,8 @@ raw_echo_job_cb(gpointer user_data)
 		g_assert_cmpint(g_socket_send(socket, line, strlen(line), NULL, NULL), ==,
 				(gssize)strlen(line));
 		while (got < strlen(line)) {
-			gssize n = g_socket_receive(socket, reply + got, sizeof reply - got, NULL,
-						    NULL);
+			gssize n =
+			    g_socket_receive(socket, reply + got, sizeof reply - got, NULL, NULL);
 
 			g_assert_cmpint(n, >, 0);
 			got += (gsize)n;
@@ -281,7 +282,8 @@ test_tunnel_raw_echo(TunnelFixture *fx, gconstpointer user_data)
 
 	g_test_summary("A request/response TCP protocol other than HTTP round-trips 50 times");
 	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
-	g_assert_true(pb_test_run_in_thread(raw_echo_job_cb, GUINT_TO_POINTER(fx->public_port), 20));
+	g_assert_true(
+	    pb_test_run_in_thread(raw_echo_job_cb, GUINT_TO_POINTER(fx->public_port), 20));
 	pb_test_service_free(echo);
 }
 
@@ -359,7 +361,8 @@ test_tunnel_downstream_bulk(TunnelFixture *fx, gconstpointer user_data)
 
 	g_test_summary("32 MiB from the local service reach the public side byte-exact, then EOF");
 	tunnel_start_client(fx, NULL, pb_test_service_get_port(source));
-	g_assert_true(pb_test_run_in_thread(download_job_cb, GUINT_TO_POINTER(fx->public_port), 60));
+	g_assert_true(
+	    pb_test_run_in_thread(download_job_cb, GUINT_TO_POINTER(fx->public_port), 60));
 	pb_test_service_free(source);
 }
 
@@ -405,8 +408,7 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-#define ADD(path, func) \
-	g_test_add(path, TunnelFixture, NULL, tunnel_set_up, func, tunnel_tear_down)
+#define ADD(path, func) g_test_add(path, TunnelFixture, NULL, tunnel_set_up, func, tunnel_tear_down)
 	ADD("/tunnel/hello", test_tunnel_hello);
 	ADD("/tunnel/http-get", test_tunnel_http_get);
 	ADD("/tunnel/http-concurrent", test_tunnel_http_concurrent);
