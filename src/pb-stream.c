@@ -126,26 +126,34 @@ pb_stream_flush(PbStream *self, GError **error)
 	return TRUE;
 }
 
-static gboolean
-pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+/* Flushes outside any call from the tunnel, and says what came of it: "closed" on an error
+ * or once a finishing stream is done, "relieved" when the queue got short again. */
+static void
+pb_stream_flush_and_report(PbStream *self)
 {
-	g_autoptr(PbStream) self = g_object_ref(PB_STREAM(user_data));
+	g_autoptr(PbStream) ref = g_object_ref(self); /* handlers may drop it */
 	g_autoptr(GError) error = NULL;
 
 	if (!pb_stream_flush(self, &error)) {
 		pb_stream_close_socket(self);
 		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
-		return G_SOURCE_REMOVE;
+		return;
 	}
 	if (self->congested && self->pending_bytes <= PB_STREAM_LOW_WATERMARK) {
 		self->congested = FALSE;
 		g_signal_emit(self, signals[SIGNAL_RELIEVED], 0);
 	}
-	if (self->finishing && g_queue_is_empty(&self->pending)) {
+	if (self->finishing && g_queue_is_empty(&self->pending) && !self->closed) {
 		pb_stream_close_socket(self);
 		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, NULL);
 	}
-	return G_SOURCE_CONTINUE; /* a flush that emptied the queue destroyed the source */
+}
+
+static gboolean
+pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	pb_stream_flush_and_report(PB_STREAM(user_data));
+	return G_SOURCE_CONTINUE; /* the flush destroyed the source if it is done with it */
 }
 
 guint32
@@ -165,8 +173,6 @@ pb_stream_get_id(PbStream *self)
 void
 pb_stream_set_connection(PbStream *self, GSocketConnection *connection)
 {
-	g_autoptr(GError) error = NULL;
-
 	g_return_if_fail(PB_IS_STREAM(self));
 	g_return_if_fail(self->connection == NULL);
 
@@ -178,13 +184,7 @@ pb_stream_set_connection(PbStream *self, GSocketConnection *connection)
 	self->socket = g_socket_connection_get_socket(connection);
 	g_socket_set_option(self->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 	pb_stream_update_reading(self);
-	if (!pb_stream_flush(self, &error)) {
-		pb_stream_close_socket(self);
-		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
-	} else if (self->finishing && g_queue_is_empty(&self->pending)) {
-		pb_stream_close_socket(self);
-		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, NULL);
-	}
+	pb_stream_flush_and_report(self);
 }
 
 gboolean

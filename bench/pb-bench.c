@@ -1,0 +1,1073 @@
+/* SPDX-License-Identifier: ISC */
+
+/*
+ * pb-bench: MiB/s of one TCP connection through the PiggyBack tunnel, next to a plain two-hop
+ * user-space relay (two `socat -b 262144` in a row, DESIGN.md "Data path and its budget")
+ * measured in the same run, in both directions.
+ *
+ *   upstream   = public → local: the bench writes into the public port; the local service (a
+ *                sink inside the bench) reads.
+ *   downstream = local → public: the local service writes as soon as it accepts; the bench
+ *                reads from the public port.
+ *
+ * A transfer is timed from its first byte written until the reader holds all of it. Every byte
+ * is checked against the pattern it was written from and the count must be exact; the writer
+ * then closes and the close must reach the reader. Rounds interleave relay and tunnel so that
+ * drift on the machine hits both alike.
+ *
+ * Exit status: 0 success, 1 failure, 77 skipped (socat is not installed).
+ */
+
+#define _GNU_SOURCE /* accept4() */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PB_BENCH_MIB	   (1024 * 1024)
+#define PB_BENCH_CHUNK	   (256 * 1024) /* every read and write, like `socat -b 262144` */
+#define PB_BENCH_PERIOD	   262139 /* pattern period, a prime: never in step with any framing */
+#define PB_BENCH_SLICE_MS  250	  /* how often a blocked thread looks at its deadline */
+#define PB_BENCH_START_S   10	  /* for a child to listen, or to print its access URL */
+#define PB_BENCH_EOF_S	   10	  /* for the writer's close to reach the reader */
+#define PB_BENCH_GRACE_MS  2000	  /* between SIGTERM and SIGKILL */
+#define PB_BENCH_LINE_MAX  4096	  /* longest child stdout line kept */
+#define PB_BENCH_EXIT_SKIP 77	  /* meson's "skipped" */
+
+#define PB_BENCH_ERROR (pb_bench_error_quark())
+
+typedef enum {
+	PB_BENCH_UPSTREAM,
+	PB_BENCH_DOWNSTREAM,
+	PB_BENCH_N_DIRECTIONS,
+} PbBenchDirection;
+
+static const char *const pb_bench_direction_names[] = {"upstream", "downstream"};
+
+/* A child process: socat, `piggyback serve` or `piggyback forward`. */
+typedef struct {
+	char *name;	     /* (owned) for messages */
+	GPid pid;	     /* 0 once reaped */
+	int status;	     /* wait status, once reaped */
+	struct rusage usage; /* of the child, once reaped */
+	int out_fd;	     /* read end of the child's stdout, or -1 */
+	GThread *out_thread; /* (owned) drains out_fd, looks for the access URL */
+	int out_stop;	     /* atomic: out_thread must quit */
+	gboolean verbose;    /* echo the child's stdout to stderr */
+	GMutex lock;	     /* guards the two fields below */
+	GCond cond;	     /* signalled when one of them changes */
+	guint16 public_port; /* from "Access URL: tcp://HOST:PORT", 0 until seen */
+	gboolean out_eof;    /* the child's stdout is closed */
+} PbBenchProc;
+
+/* One timed transfer over one fresh TCP connection, with a writer and a reader thread. */
+typedef struct {
+	const guint8 *pattern; /* PB_BENCH_PERIOD + PB_BENCH_CHUNK bytes, period PB_BENCH_PERIOD */
+	guint64 size;	       /* bytes to move */
+	gint64 deadline;       /* monotonic µs */
+	guint16 connect_port;  /* public side: first socat, or the tunnel's public port */
+	int listen_fd;	       /* local side: the local service's listener */
+	gboolean upstream;     /* the public (connecting) side writes */
+	guint64 sent;	       /* written by the writer thread, read after the join */
+	guint64 got;	       /* written by the reader thread, read after the join */
+	GMutex lock;	       /* guards the fields below */
+	GCond cond;	       /* signalled when one of them changes */
+	gint64 start_us;       /* just before the first write */
+	gint64 end_us;	       /* just after the last byte was read */
+	gboolean received;     /* the reader holds every byte */
+	gboolean timed_out;    /* the deadline passed */
+	char *error;	       /* (owned) first failure, or NULL */
+} PbBenchTransfer;
+
+typedef struct {
+	double user_s;
+	double sys_s;
+	double peak_rss_mib;
+} PbBenchCost;
+
+typedef struct {
+	/* options */
+	char *piggyback; /* (owned) */
+	char *socat;	 /* (owned) */
+	int size_mib;
+	int rounds;
+	int timeout_s;
+	gboolean relay_only;
+	gboolean tunnel_only;
+	gboolean verbose;
+	/* state */
+	guint8 *pattern;		       /* (owned) */
+	int relay_sink_fd;		       /* listener behind the relay's second socat, or -1 */
+	guint16 relay_sink_port;	       /* its port */
+	int local_fd;			       /* the tunnel's local service listener, or -1 */
+	guint16 local_port;		       /* its port */
+	PbBenchProc *serve;		       /* (owned) (nullable) */
+	PbBenchProc *forward;		       /* (owned) (nullable) */
+	guint16 public_port;		       /* the tunnel's public port */
+	GArray *relay[PB_BENCH_N_DIRECTIONS];  /* (owned) double MiB/s per round */
+	GArray *tunnel[PB_BENCH_N_DIRECTIONS]; /* (owned) double MiB/s per round */
+	PbBenchCost relay_cost;		       /* every socat summed; peak RSS is the largest one */
+} PbBench;
+
+static GQuark
+pb_bench_error_quark(void)
+{
+	return g_quark_from_static_string("pb-bench-error-quark");
+}
+
+static void
+pb_bench_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static struct sockaddr_in
+pb_bench_loopback(guint16 port)
+{
+	struct sockaddr_in addr = {0};
+
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = htons(port);
+	return addr;
+}
+
+/* a socket bound to 127.0.0.1:0, listening if asked; its port in *port */
+static int
+pb_bench_bind_loopback(gboolean listening, guint16 *port, GError **error)
+{
+	struct sockaddr_in addr = pb_bench_loopback(0);
+	socklen_t len = sizeof addr;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (listening ? SOCK_NONBLOCK : 0), 0);
+	int saved;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+	    (!listening || listen(fd, 64) == 0) &&
+	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0) {
+		*port = ntohs(addr.sin_port);
+		return fd;
+	}
+	saved = errno;
+	pb_bench_close_fd(&fd);
+	g_set_error(error, PB_BENCH_ERROR, 0, "cannot bind a socket to 127.0.0.1: %s",
+		    g_strerror(saved));
+	return -1;
+}
+
+/* n ports that were free a moment ago, all held at once so that they differ */
+static gboolean
+pb_bench_free_ports(guint16 *ports, guint n, GError **error)
+{
+	int fds[4] = {-1, -1, -1, -1};
+	gboolean ok = TRUE;
+
+	g_return_val_if_fail(n <= G_N_ELEMENTS(fds), FALSE);
+	for (guint i = 0; i < n && ok; i++) {
+		fds[i] = pb_bench_bind_loopback(FALSE, &ports[i], error);
+		ok = fds[i] >= 0;
+	}
+	for (guint i = 0; i < n; i++)
+		pb_bench_close_fd(&fds[i]);
+	return ok;
+}
+
+/* whether anything listens on TCP port `port` (any address, IPv4 or IPv6) */
+static gboolean
+pb_bench_is_listening(guint16 port)
+{
+	const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(tables); i++) {
+		g_autofree char *contents = NULL;
+		g_auto(GStrv) lines = NULL;
+
+		if (!g_file_get_contents(tables[i], &contents, NULL, NULL))
+			continue;
+		lines = g_strsplit(contents, "\n", -1);
+		for (guint j = 1; lines[j] != NULL; j++) {
+			unsigned int local_port = 0;
+			unsigned int state = 0;
+
+			/* "  sl  local_address rem_address   st ...", addresses as HEX:PORT */
+			if (sscanf(lines[j], " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x",
+				   &local_port, &state) == 2 &&
+			    local_port == port && state == 0x0A /* TCP_LISTEN */)
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+static void
+pb_bench_cost_add_rusage(PbBenchCost *cost, const struct rusage *usage)
+{
+	cost->user_s += usage->ru_utime.tv_sec + usage->ru_utime.tv_usec / 1e6;
+	cost->sys_s += usage->ru_stime.tv_sec + usage->ru_stime.tv_usec / 1e6;
+	cost->peak_rss_mib = MAX(cost->peak_rss_mib, usage->ru_maxrss / 1024.0); /* KiB */
+}
+
+/* ---- child processes ---- */
+
+static void
+pb_bench_child_setup(gpointer user_data G_GNUC_UNUSED)
+{
+	/* die with the bench, however it ends; and undo its SIGPIPE = SIG_IGN, which exec keeps */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+/* TRUE once the child has been reaped (now or earlier) */
+static gboolean
+pb_bench_proc_reap(PbBenchProc *proc, gboolean block)
+{
+	pid_t rc;
+
+	if (proc->pid == 0)
+		return TRUE;
+	do
+		rc = wait4(proc->pid, &proc->status, block ? 0 : WNOHANG, &proc->usage);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		return FALSE;
+	if (rc < 0)
+		memset(&proc->usage, 0, sizeof proc->usage); /* ECHILD: not ours to account */
+	proc->pid = 0;
+	return TRUE;
+}
+
+/* "exited with status 1", for messages; reaps the child if it is gone */
+static char *
+pb_bench_proc_describe(PbBenchProc *proc)
+{
+	if (!pb_bench_proc_reap(proc, FALSE))
+		return g_strdup("is still running");
+	if (WIFEXITED(proc->status))
+		return g_strdup_printf("exited with status %d", WEXITSTATUS(proc->status));
+	if (WIFSIGNALED(proc->status))
+		return g_strdup_printf("was killed by signal %d", WTERMSIG(proc->status));
+	return g_strdup("ended");
+}
+
+/* SIGTERM, SIGKILL after PB_BENCH_GRACE_MS, reap; then stop watching its stdout */
+static void
+pb_bench_proc_stop(PbBenchProc *proc)
+{
+	if (proc->pid != 0 && !pb_bench_proc_reap(proc, FALSE)) {
+		gint64 deadline =
+		    g_get_monotonic_time() + PB_BENCH_GRACE_MS * G_TIME_SPAN_MILLISECOND;
+
+		kill(proc->pid, SIGTERM);
+		while (!pb_bench_proc_reap(proc, FALSE) && g_get_monotonic_time() < deadline)
+			g_usleep(10 * G_TIME_SPAN_MILLISECOND);
+		if (proc->pid != 0) {
+			g_printerr("pb-bench: %s ignored SIGTERM for %d ms, killing it\n",
+				   proc->name, PB_BENCH_GRACE_MS);
+			kill(proc->pid, SIGKILL);
+			pb_bench_proc_reap(proc, TRUE);
+		}
+	}
+	if (proc->out_thread != NULL) {
+		g_atomic_int_set(&proc->out_stop, 1);
+		g_clear_pointer(&proc->out_thread, g_thread_join);
+	}
+	pb_bench_close_fd(&proc->out_fd);
+}
+
+static void
+pb_bench_proc_free(PbBenchProc *proc)
+{
+	pb_bench_proc_stop(proc);
+	g_mutex_clear(&proc->lock);
+	g_cond_clear(&proc->cond);
+	g_free(proc->name);
+	g_free(proc);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbBenchProc, pb_bench_proc_free)
+
+/* the port of "Access URL: tcp://HOST:PORT", or 0 */
+static guint16
+pb_bench_parse_access_url(const char *line)
+{
+	const char *url = strstr(line, "tcp://");
+	g_autofree char *authority = NULL;
+	const char *colon;
+	guint64 port = 0;
+
+	if (strstr(line, "Access URL") == NULL || url == NULL)
+		return 0;
+	url += strlen("tcp://");
+	authority = g_strndup(url, strcspn(url, " \t\r/"));
+	colon = strrchr(authority, ':'); /* the last one: "[::1]:4000" */
+	if (colon == NULL ||
+	    !g_ascii_string_to_unsigned(colon + 1, 10, 1, G_MAXUINT16, &port, NULL))
+		return 0;
+	return (guint16)port;
+}
+
+static void
+pb_bench_proc_line(PbBenchProc *proc, const char *line)
+{
+	guint16 port = pb_bench_parse_access_url(line);
+
+	if (proc->verbose)
+		g_printerr("[%s] %s\n", proc->name, line);
+	if (port != 0) {
+		g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&proc->lock);
+
+		if (proc->public_port == 0)
+			proc->public_port = port;
+		g_cond_broadcast(&proc->cond);
+	}
+}
+
+static gpointer
+pb_bench_proc_out_thread(gpointer user_data)
+{
+	PbBenchProc *proc = user_data;
+	g_autoptr(GString) line = g_string_new(NULL);
+	char buf[4096];
+
+	while (!g_atomic_int_get(&proc->out_stop)) {
+		struct pollfd pfd = {.fd = proc->out_fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, PB_BENCH_SLICE_MS) <= 0)
+			continue;
+		n = read(proc->out_fd, buf, sizeof buf);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				if (line->len < PB_BENCH_LINE_MAX)
+					g_string_append_c(line, buf[i]);
+				continue;
+			}
+			pb_bench_proc_line(proc, line->str);
+			g_string_truncate(line, 0);
+		}
+	}
+	if (line->len > 0)
+		pb_bench_proc_line(proc, line->str);
+
+	g_mutex_lock(&proc->lock);
+	proc->out_eof = TRUE;
+	g_cond_broadcast(&proc->cond);
+	g_mutex_unlock(&proc->lock);
+	return NULL;
+}
+
+static PbBenchProc *
+pb_bench_proc_spawn(const char *name, const char *const *argv, gboolean verbose, GError **error)
+{
+	g_autoptr(PbBenchProc) proc = g_new0(PbBenchProc, 1);
+	g_auto(GStrv) envp = g_environ_setenv(g_get_environ(), "LC_ALL", "C", TRUE);
+
+	g_mutex_init(&proc->lock);
+	g_cond_init(&proc->cond);
+	proc->name = g_strdup(name);
+	proc->out_fd = -1;
+	proc->verbose = verbose;
+	if (verbose) {
+		g_autofree char *cmdline = g_strjoinv(" ", (char **)argv);
+
+		g_printerr("pb-bench: starting %s: %s\n", name, cmdline);
+	}
+	/* stdout is read (the access URL; and the table on ours stays clean), stderr is shared */
+	if (!g_spawn_async_with_pipes(NULL, (char **)argv, envp, G_SPAWN_DO_NOT_REAP_CHILD,
+				      pb_bench_child_setup, NULL, &proc->pid, NULL, &proc->out_fd,
+				      NULL, error)) {
+		g_prefix_error(error, "cannot start %s: ", name);
+		return NULL;
+	}
+	proc->out_thread = g_thread_new("pb-bench-stdout", pb_bench_proc_out_thread, proc);
+	return g_steal_pointer(&proc);
+}
+
+static gboolean
+pb_bench_proc_wait_listening(PbBenchProc *proc, guint16 port, GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + PB_BENCH_START_S * G_TIME_SPAN_SECOND;
+
+	while (!pb_bench_is_listening(port)) {
+		if (pb_bench_proc_reap(proc, FALSE)) {
+			g_autofree char *how = pb_bench_proc_describe(proc);
+
+			g_set_error(error, PB_BENCH_ERROR, 0, "%s %s before listening on port %u",
+				    proc->name, how, port);
+			return FALSE;
+		}
+		if (g_get_monotonic_time() >= deadline) {
+			g_set_error(error, PB_BENCH_ERROR, 0,
+				    "%s did not listen on port %u within %d s", proc->name, port,
+				    PB_BENCH_START_S);
+			return FALSE;
+		}
+		g_usleep(10 * G_TIME_SPAN_MILLISECOND);
+	}
+	return TRUE;
+}
+
+static gboolean
+pb_bench_proc_wait_public_port(PbBenchProc *proc, guint16 *port, GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + PB_BENCH_START_S * G_TIME_SPAN_SECOND;
+	gboolean eof;
+
+	g_mutex_lock(&proc->lock);
+	while (proc->public_port == 0 && !proc->out_eof &&
+	       g_cond_wait_until(&proc->cond, &proc->lock, deadline))
+		;
+	*port = proc->public_port;
+	eof = proc->out_eof;
+	g_mutex_unlock(&proc->lock);
+
+	if (*port != 0)
+		return TRUE;
+	if (eof) {
+		g_autofree char *how = NULL;
+
+		g_usleep(100 * G_TIME_SPAN_MILLISECOND); /* let it finish dying */
+		how = pb_bench_proc_describe(proc);
+		g_set_error(
+		    error, PB_BENCH_ERROR, 0,
+		    "%s closed its stdout (and %s) without an 'Access URL: tcp://HOST:PORT' "
+		    "line",
+		    proc->name, how);
+	} else {
+		g_set_error(error, PB_BENCH_ERROR, 0,
+			    "%s printed no 'Access URL: tcp://HOST:PORT' line within %d s (is its "
+			    "stdout flushed when it is a pipe?)",
+			    proc->name, PB_BENCH_START_S);
+	}
+	return FALSE;
+}
+
+/* user and system CPU seconds and peak RSS of a live child, from /proc */
+static gboolean
+pb_bench_proc_read_cost(PbBenchProc *proc, PbBenchCost *cost, GError **error)
+{
+	g_autofree char *stat_path = g_strdup_printf("/proc/%d/stat", (int)proc->pid);
+	g_autofree char *status_path = g_strdup_printf("/proc/%d/status", (int)proc->pid);
+	g_autofree char *stat = NULL;
+	g_autofree char *status = NULL;
+	g_auto(GStrv) fields = NULL;
+	const char *rparen;
+	const char *hwm;
+	double ticks = sysconf(_SC_CLK_TCK);
+
+	if (proc->pid == 0 || !g_file_get_contents(stat_path, &stat, NULL, NULL) ||
+	    !g_file_get_contents(status_path, &status, NULL, NULL)) {
+		g_autofree char *how = pb_bench_proc_describe(proc);
+
+		g_set_error(error, PB_BENCH_ERROR, 0, "%s %s before the end", proc->name, how);
+		return FALSE;
+	}
+	/* "pid (comm) state ppid ...": utime and stime are fields 14 and 15, counted from 1 */
+	rparen = strrchr(stat, ')');
+	if (rparen != NULL)
+		fields = g_strsplit(rparen + 1, " ", -1);
+	if (fields == NULL || g_strv_length(fields) < 14) {
+		g_set_error(error, PB_BENCH_ERROR, 0, "cannot parse %s", stat_path);
+		return FALSE;
+	}
+	/* fields[0] is "" (the space after ')'), fields[1] is field 3 */
+	cost->user_s = g_ascii_strtoull(fields[12], NULL, 10) / ticks;
+	cost->sys_s = g_ascii_strtoull(fields[13], NULL, 10) / ticks;
+	hwm = strstr(status, "\nVmHWM:");
+	cost->peak_rss_mib = hwm != NULL ? g_ascii_strtoull(hwm + 7, NULL, 10) / 1024.0 : 0;
+	return TRUE;
+}
+
+/* ---- one transfer ---- */
+
+static void
+pb_bench_transfer_fail(PbBenchTransfer *t, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+pb_bench_transfer_fail(PbBenchTransfer *t, const char *format, ...)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
+	va_list args;
+
+	if (t->error != NULL)
+		return;
+	va_start(args, format);
+	t->error = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_cond_broadcast(&t->cond);
+}
+
+/* TRUE when this side must give up: the other side failed, or the deadline passed */
+static gboolean
+pb_bench_transfer_stopping(PbBenchTransfer *t)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
+
+	if (t->error == NULL && g_get_monotonic_time() >= t->deadline) {
+		t->timed_out = TRUE;
+		t->error = g_strdup("timed out");
+		g_cond_broadcast(&t->cond);
+	}
+	return t->error != NULL;
+}
+
+/* one end of the connection: connect to the public side, or accept on the local side */
+static int
+pb_bench_transfer_open(PbBenchTransfer *t, gboolean connecting, const char *side)
+{
+	struct timeval slice = {0, PB_BENCH_SLICE_MS * 1000};
+	int fd = -1;
+
+	if (connecting) {
+		struct sockaddr_in addr = pb_bench_loopback(t->connect_port);
+
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+			int saved = errno;
+
+			pb_bench_close_fd(&fd);
+			pb_bench_transfer_fail(t, "%s: cannot connect to 127.0.0.1:%u: %s", side,
+					       t->connect_port, g_strerror(saved));
+			return -1;
+		}
+	} else {
+		while (fd < 0) {
+			struct pollfd pfd = {.fd = t->listen_fd, .events = POLLIN};
+
+			if (pb_bench_transfer_stopping(t))
+				return -1;
+			if (poll(&pfd, 1, PB_BENCH_SLICE_MS) <= 0)
+				continue;
+			/* the listener is non-blocking; the accepted socket is not */
+			fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED) {
+				pb_bench_transfer_fail(t, "%s: accept: %s", side,
+						       g_strerror(errno));
+				return -1;
+			}
+		}
+	}
+	/* blocking I/O that wakes up now and then to look at the deadline */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
+	return fd;
+}
+
+static gpointer
+pb_bench_writer_thread(gpointer user_data)
+{
+	PbBenchTransfer *t = user_data;
+	const char *side = t->upstream ? "public-side writer" : "local-service writer";
+	int fd = pb_bench_transfer_open(t, t->upstream, side);
+
+	if (fd < 0)
+		return NULL;
+	g_mutex_lock(&t->lock);
+	t->start_us = g_get_monotonic_time();
+	g_mutex_unlock(&t->lock);
+
+	while (t->sent < t->size) {
+		gsize n = MIN(PB_BENCH_CHUNK, t->size - t->sent);
+		ssize_t r = send(fd, t->pattern + t->sent % PB_BENCH_PERIOD, n, MSG_NOSIGNAL);
+
+		if (r >= 0) {
+			t->sent += r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (pb_bench_transfer_stopping(t))
+				break;
+			continue;
+		}
+		pb_bench_transfer_fail(t, "%s: send failed after %" G_GUINT64_FORMAT " bytes: %s",
+				       side, t->sent, g_strerror(errno));
+		break;
+	}
+
+	/* keep the connection open until the reader has it all: a close must not race the data */
+	g_mutex_lock(&t->lock);
+	while (t->sent == t->size && !t->received && t->error == NULL) {
+		if (!g_cond_wait_until(&t->cond, &t->lock, t->deadline) &&
+		    g_get_monotonic_time() >= t->deadline && t->error == NULL) {
+			t->timed_out = TRUE;
+			t->error = g_strdup("timed out");
+			g_cond_broadcast(&t->cond);
+		}
+	}
+	g_mutex_unlock(&t->lock);
+	close(fd);
+	return NULL;
+}
+
+/* after the last byte: nothing more may arrive, and the writer's close must come through */
+static void
+pb_bench_reader_expect_eof(PbBenchTransfer *t, int fd, guint8 *buf, const char *side)
+{
+	gint64 deadline = g_get_monotonic_time() + PB_BENCH_EOF_S * G_TIME_SPAN_SECOND;
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, PB_BENCH_CHUNK, 0);
+
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return;
+		if (r > 0) {
+			pb_bench_transfer_fail(t,
+					       "%s: received bytes beyond the %" G_GUINT64_FORMAT
+					       " that were written",
+					       side, t->size);
+			return;
+		}
+		if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+			pb_bench_transfer_fail(t, "%s: recv failed after the last byte: %s", side,
+					       g_strerror(errno));
+			return;
+		}
+		if (g_get_monotonic_time() >= deadline) {
+			pb_bench_transfer_fail(t,
+					       "%s: every byte arrived, but the connection was "
+					       "still open %d s after the writer closed its end",
+					       side, PB_BENCH_EOF_S);
+			return;
+		}
+	}
+}
+
+static gpointer
+pb_bench_reader_thread(gpointer user_data)
+{
+	PbBenchTransfer *t = user_data;
+	const char *side = t->upstream ? "local-service reader" : "public-side reader";
+	g_autofree guint8 *buf = g_malloc(PB_BENCH_CHUNK);
+	int fd = pb_bench_transfer_open(t, !t->upstream, side);
+
+	if (fd < 0)
+		return NULL;
+	while (t->got < t->size) {
+		gsize n = MIN(PB_BENCH_CHUNK, t->size - t->got);
+		ssize_t r = recv(fd, buf, n, 0);
+
+		if (r > 0) {
+			const guint8 *expected = t->pattern + t->got % PB_BENCH_PERIOD;
+
+			if (memcmp(buf, expected, r) != 0) {
+				ssize_t i = 0;
+
+				while (buf[i] == expected[i])
+					i++;
+				pb_bench_transfer_fail(
+				    t,
+				    "%s: corrupted data at byte %" G_GUINT64_FORMAT
+				    " (0x%02x, expected 0x%02x)",
+				    side, t->got + i, buf[i], expected[i]);
+				break;
+			}
+			t->got += r;
+			continue;
+		}
+		if (r == 0) {
+			pb_bench_transfer_fail(t,
+					       "%s: connection closed after %" G_GUINT64_FORMAT
+					       " of %" G_GUINT64_FORMAT " bytes",
+					       side, t->got, t->size);
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (pb_bench_transfer_stopping(t))
+				break;
+			continue;
+		}
+		pb_bench_transfer_fail(t, "%s: recv failed after %" G_GUINT64_FORMAT " bytes: %s",
+				       side, t->got, g_strerror(errno));
+		break;
+	}
+	if (t->got == t->size) {
+		g_mutex_lock(&t->lock);
+		t->end_us = g_get_monotonic_time();
+		t->received = TRUE;
+		g_cond_broadcast(&t->cond);
+		g_mutex_unlock(&t->lock);
+		pb_bench_reader_expect_eof(t, fd, buf, side);
+	}
+	close(fd);
+	return NULL;
+}
+
+/* push bench->size_mib MiB from one end to the other; MiB/s in *mib_s */
+static gboolean
+pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gboolean upstream,
+		      double *mib_s, GError **error)
+{
+	PbBenchTransfer t = {
+	    .pattern = bench->pattern,
+	    .size = (guint64)bench->size_mib * PB_BENCH_MIB,
+	    .deadline = g_get_monotonic_time() + bench->timeout_s * G_TIME_SPAN_SECOND,
+	    .connect_port = connect_port,
+	    .listen_fd = listen_fd,
+	    .upstream = upstream,
+	};
+	GThread *reader;
+	GThread *writer;
+	gboolean ok;
+
+	g_mutex_init(&t.lock);
+	g_cond_init(&t.cond);
+	reader = g_thread_new("pb-bench-reader", pb_bench_reader_thread, &t);
+	writer = g_thread_new("pb-bench-writer", pb_bench_writer_thread, &t);
+	g_thread_join(writer);
+	g_thread_join(reader);
+
+	ok = t.error == NULL && t.received && t.end_us > t.start_us;
+	if (ok) {
+		*mib_s = bench->size_mib / ((t.end_us - t.start_us) / 1e6);
+	} else if (t.timed_out) {
+		g_set_error(error, PB_BENCH_ERROR, 0,
+			    "timed out after %d s: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+			    " bytes written, %" G_GUINT64_FORMAT " read",
+			    bench->timeout_s, t.sent, t.size, t.got);
+	} else {
+		g_set_error_literal(error, PB_BENCH_ERROR, 0,
+				    t.error != NULL ? t.error : "transfer failed");
+	}
+	g_free(t.error);
+	g_mutex_clear(&t.lock);
+	g_cond_clear(&t.cond);
+	return ok;
+}
+
+/* ---- the two paths ---- */
+
+/* two fresh socats in a row for one transfer: public → P1 → P2 → relay sink */
+static gboolean
+pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **error)
+{
+	guint16 ports[2];
+	g_autofree char *listen1 = NULL;
+	g_autofree char *listen2 = NULL;
+	g_autofree char *target1 = NULL;
+	g_autofree char *target2 = NULL;
+	g_autoptr(PbBenchProc) hop1 = NULL;
+	g_autoptr(PbBenchProc) hop2 = NULL;
+
+	if (!pb_bench_free_ports(ports, 2, error))
+		return FALSE;
+	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512", ports[0]);
+	target1 = g_strdup_printf("TCP:127.0.0.1:%u", ports[1]);
+	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512", ports[1]);
+	target2 = g_strdup_printf("TCP:127.0.0.1:%u", bench->relay_sink_port);
+	{
+		const char *argv2[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
+		const char *argv1[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
+
+		hop2 = pb_bench_proc_spawn("socat (hop 2)", argv2, bench->verbose, error);
+		if (hop2 == NULL || !pb_bench_proc_wait_listening(hop2, ports[1], error))
+			return FALSE;
+		hop1 = pb_bench_proc_spawn("socat (hop 1)", argv1, bench->verbose, error);
+		if (hop1 == NULL || !pb_bench_proc_wait_listening(hop1, ports[0], error))
+			return FALSE;
+	}
+	if (!pb_bench_transfer_run(bench, ports[0], bench->relay_sink_fd, upstream, mib_s, error))
+		return FALSE;
+	pb_bench_proc_stop(hop1);
+	pb_bench_proc_stop(hop2);
+	pb_bench_cost_add_rusage(&bench->relay_cost, &hop1->usage);
+	pb_bench_cost_add_rusage(&bench->relay_cost, &hop2->usage);
+	return TRUE;
+}
+
+/* `piggyback serve` and `piggyback forward` to bench->local_fd, up until the end */
+static gboolean
+pb_bench_tunnel_start(PbBench *bench, GError **error)
+{
+	guint16 ws_port;
+	g_autofree char *ws_str = NULL;
+	g_autofree char *local_str = NULL;
+	g_autofree char *server_str = NULL;
+
+	if (!pb_bench_free_ports(&ws_port, 1, error))
+		return FALSE;
+	ws_str = g_strdup_printf("%u", ws_port);
+	local_str = g_strdup_printf("%u", bench->local_port);
+	server_str = g_strdup_printf("127.0.0.1:%u", ws_port);
+	{
+		const char *serve_argv[] = {
+		    bench->piggyback, "serve", "-p", ws_str, "-t", "0", "-H", "127.0.0.1", NULL};
+		const char *forward_argv[] = {
+		    bench->piggyback, "forward", "-p",	     local_str, "-h",
+		    "127.0.0.1",      "-s",	 server_str, NULL};
+
+		bench->serve =
+		    pb_bench_proc_spawn("piggyback serve", serve_argv, bench->verbose, error);
+		if (bench->serve == NULL ||
+		    !pb_bench_proc_wait_listening(bench->serve, ws_port, error))
+			return FALSE;
+		bench->forward =
+		    pb_bench_proc_spawn("piggyback forward", forward_argv, bench->verbose, error);
+		if (bench->forward == NULL)
+			return FALSE;
+	}
+	return pb_bench_proc_wait_public_port(bench->forward, &bench->public_port, error);
+}
+
+/* ---- report ---- */
+
+static double
+pb_bench_median(GArray *values)
+{
+	g_autofree double *sorted = NULL;
+	guint n = values->len;
+
+	if (n == 0)
+		return -1;
+	sorted = g_memdup2(values->data, n * sizeof(double));
+	for (guint i = 1; i < n; i++) {
+		for (guint j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			double tmp = sorted[j];
+
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = tmp;
+		}
+	}
+	return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* "   1012.3" or "        -" when not measured */
+static char *
+pb_bench_format(double value, int width, int precision)
+{
+	if (value < 0)
+		return g_strdup_printf("%*s", width, "-");
+	return g_strdup_printf("%*.*f", width, precision, value);
+}
+
+static void
+pb_bench_print_row(const char *label, const char *direction, double relay, double tunnel)
+{
+	g_autofree char *relay_str = pb_bench_format(relay, 13, 1);
+	g_autofree char *tunnel_str = pb_bench_format(tunnel, 14, 1);
+	g_autofree char *ratio_str =
+	    pb_bench_format(relay > 0 && tunnel >= 0 ? tunnel / relay : -1, 7, 2);
+
+	g_print("%-7s %-10s%s%s%s\n", label, direction, relay_str, tunnel_str, ratio_str);
+}
+
+static void
+pb_bench_print_cost(const char *name, const PbBenchCost *cost, double gib)
+{
+	g_print("%-22s %8.2f %8.2f %11.2f %14.1f\n", name, cost->user_s, cost->sys_s,
+		(cost->user_s + cost->sys_s) / gib, cost->peak_rss_mib);
+}
+
+/* ---- main ---- */
+
+static void
+pb_bench_fill_pattern(guint8 *pattern)
+{
+	guint64 x = 0x9E3779B97F4A7C15u; /* fixed seed: same bytes every run */
+
+	for (gsize i = 0; i < PB_BENCH_PERIOD; i++) {
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		pattern[i] = x >> 56;
+	}
+	/* one chunk more, so that any chunk starting inside the period is contiguous */
+	for (gsize i = PB_BENCH_PERIOD; i < PB_BENCH_PERIOD + PB_BENCH_CHUNK; i++)
+		pattern[i] = pattern[i - PB_BENCH_PERIOD];
+}
+
+static void
+pb_bench_clear(PbBench *bench)
+{
+	g_clear_pointer(&bench->forward, pb_bench_proc_free);
+	g_clear_pointer(&bench->serve, pb_bench_proc_free);
+	pb_bench_close_fd(&bench->relay_sink_fd);
+	pb_bench_close_fd(&bench->local_fd);
+	for (guint d = 0; d < PB_BENCH_N_DIRECTIONS; d++) {
+		g_clear_pointer(&bench->relay[d], g_array_unref);
+		g_clear_pointer(&bench->tunnel[d], g_array_unref);
+	}
+	g_clear_pointer(&bench->pattern, g_free);
+	g_clear_pointer(&bench->piggyback, g_free);
+	g_clear_pointer(&bench->socat, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBench, pb_bench_clear)
+
+static gboolean
+pb_bench_run(PbBench *bench, GError **error)
+{
+	double gib;
+
+	bench->pattern = g_malloc(PB_BENCH_PERIOD + PB_BENCH_CHUNK);
+	pb_bench_fill_pattern(bench->pattern);
+	for (guint d = 0; d < PB_BENCH_N_DIRECTIONS; d++) {
+		bench->relay[d] = g_array_new(FALSE, FALSE, sizeof(double));
+		bench->tunnel[d] = g_array_new(FALSE, FALSE, sizeof(double));
+	}
+
+	if (!bench->tunnel_only) {
+		bench->relay_sink_fd = pb_bench_bind_loopback(TRUE, &bench->relay_sink_port, error);
+		if (bench->relay_sink_fd < 0)
+			return FALSE;
+	}
+	if (!bench->relay_only) {
+		bench->local_fd = pb_bench_bind_loopback(TRUE, &bench->local_port, error);
+		if (bench->local_fd < 0 || !pb_bench_tunnel_start(bench, error))
+			return FALSE;
+	}
+
+	g_print("pb-bench: %d MiB per transfer over one TCP connection, %d round%s, loopback\n",
+		bench->size_mib, bench->rounds, bench->rounds == 1 ? "" : "s");
+	if (!bench->relay_only)
+		g_print("tunnel: public port %u -> local service 127.0.0.1:%u\n",
+			bench->public_port, bench->local_port);
+	g_print("\n%-7s %-10s%13s%14s%7s\n", "round", "direction", "relay MiB/s", "tunnel MiB/s",
+		"ratio");
+	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
+		for (guint d = 0; d < PB_BENCH_N_DIRECTIONS; d++) {
+			gboolean upstream = d == PB_BENCH_UPSTREAM;
+			g_autofree char *label = g_strdup_printf("%d", round_no);
+			double relay = -1;
+			double tunnel = -1;
+
+			if (!bench->tunnel_only) {
+				if (!pb_bench_relay_run(bench, upstream, &relay, error)) {
+					g_prefix_error(error, "relay %s, round %d: ",
+						       pb_bench_direction_names[d], round_no);
+					return FALSE;
+				}
+				g_array_append_val(bench->relay[d], relay);
+			}
+			if (!bench->relay_only) {
+				if (!pb_bench_transfer_run(bench, bench->public_port,
+							   bench->local_fd, upstream, &tunnel,
+							   error)) {
+					g_prefix_error(error, "tunnel %s, round %d: ",
+						       pb_bench_direction_names[d], round_no);
+					return FALSE;
+				}
+				g_array_append_val(bench->tunnel[d], tunnel);
+			}
+			pb_bench_print_row(label, pb_bench_direction_names[d], relay, tunnel);
+			fflush(stdout);
+		}
+	}
+
+	g_print("\n%-7s %-10s%13s%14s%7s\n", "median", "direction", "relay MiB/s", "tunnel MiB/s",
+		"ratio");
+	for (guint d = 0; d < PB_BENCH_N_DIRECTIONS; d++)
+		pb_bench_print_row("", pb_bench_direction_names[d],
+				   pb_bench_median(bench->relay[d]),
+				   pb_bench_median(bench->tunnel[d]));
+
+	/* each path carried this much, both directions, every round */
+	gib = 2.0 * bench->rounds * bench->size_mib / 1024.0;
+	g_print("\n%-22s %8s %8s %11s %14s\n", "process", "user s", "sys s", "CPU s/GiB",
+		"peak RSS MiB");
+	if (!bench->relay_only) {
+		PbBenchCost serve_cost;
+		PbBenchCost forward_cost;
+
+		if (!pb_bench_proc_read_cost(bench->serve, &serve_cost, error) ||
+		    !pb_bench_proc_read_cost(bench->forward, &forward_cost, error))
+			return FALSE;
+		pb_bench_print_cost("piggyback serve", &serve_cost, gib);
+		pb_bench_print_cost("piggyback forward", &forward_cost, gib);
+	}
+	if (!bench->tunnel_only)
+		pb_bench_print_cost("socat relay (2 hops)", &bench->relay_cost, gib);
+	return TRUE;
+}
+
+int
+main(int argc, char **argv)
+{
+	g_auto(PbBench) bench = {
+	    .size_mib = 1024,
+	    .rounds = 3,
+	    .timeout_s = 120,
+	    .relay_sink_fd = -1,
+	    .local_fd = -1,
+	};
+	const GOptionEntry entries[] = {
+	    {"piggyback", 0, 0, G_OPTION_ARG_FILENAME, &bench.piggyback,
+	     "The piggyback binary (required unless --relay-only)", "PATH"},
+	    {"size", 0, 0, G_OPTION_ARG_INT, &bench.size_mib, "MiB per transfer (default 1024)",
+	     "MIB"},
+	    {"rounds", 0, 0, G_OPTION_ARG_INT, &bench.rounds, "Rounds (default 3)", "N"},
+	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
+	     "The socat binary (default: socat from PATH)", "PATH"},
+	    {"timeout", 0, 0, G_OPTION_ARG_INT, &bench.timeout_s,
+	     "Seconds one transfer may take before it counts as failed (default 120)", "S"},
+	    {"relay-only", 0, 0, G_OPTION_ARG_NONE, &bench.relay_only,
+	     "Measure only the socat relay", NULL},
+	    {"tunnel-only", 0, 0, G_OPTION_ARG_NONE, &bench.tunnel_only,
+	     "Measure only the tunnel (no socat needed)", NULL},
+	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &bench.verbose,
+	     "Show the children's command lines and stdout", NULL},
+	    G_OPTION_ENTRY_NULL,
+	};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new("- throughput of one connection: PiggyBack vs a socat relay");
+	g_autoptr(GError) error = NULL;
+
+	g_option_context_add_main_entries(context, entries, NULL);
+	if (!g_option_context_parse(context, &argc, &argv, &error)) {
+		g_printerr("pb-bench: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	if (bench.size_mib <= 0 || bench.rounds <= 0 || bench.timeout_s <= 0 ||
+	    (bench.relay_only && bench.tunnel_only)) {
+		g_printerr("pb-bench: --size, --rounds and --timeout must be positive, and "
+			   "--relay-only and --tunnel-only exclude each other\n");
+		return EXIT_FAILURE;
+	}
+	if (!bench.relay_only &&
+	    (bench.piggyback == NULL || !g_file_test(bench.piggyback, G_FILE_TEST_IS_EXECUTABLE))) {
+		g_printerr("pb-bench: --piggyback PATH must name the piggyback binary%s%s\n",
+			   bench.piggyback != NULL ? "; not executable: " : "",
+			   bench.piggyback != NULL ? bench.piggyback : "");
+		return EXIT_FAILURE;
+	}
+	if (!bench.tunnel_only) {
+		g_autofree char *socat =
+		    g_find_program_in_path(bench.socat != NULL ? bench.socat : "socat");
+
+		if (socat == NULL) {
+			g_printerr("pb-bench: SKIP: socat not found (install it, e.g. apt-get "
+				   "install socat, or pass --socat PATH or --tunnel-only)\n");
+			return PB_BENCH_EXIT_SKIP;
+		}
+		g_free(bench.socat);
+		bench.socat = g_steal_pointer(&socat);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!pb_bench_run(&bench, &error)) {
+		g_printerr("pb-bench: FAILED: %s\n", error->message);
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}

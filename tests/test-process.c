@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pb-test-utils.h"
+
+/*
+ * The real `piggyback` program, as processes: the command line's answers to bad input,
+ * what each side does when the other dies, and memory with a slow reader.
+ */
+
+#define MIB (1024 * 1024)
+
+typedef struct {
+	GSubprocess *process;	/* (owned) */
+	GDataInputStream *out;	/* (owned) its stdout, by line */
+	GPtrArray *lines;	/* (owned) char*: stdout so far */
+	gboolean reading;
+	gboolean exited;
+} Proc;
+
+static const char *
+piggyback_path(void)
+{
+	const char *path = g_getenv("PB_PIGGYBACK");
+
+	g_assert_nonnull(path);
+	return path;
+}
+
+static void
+proc_line_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Proc *proc = user_data;
+	char *line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res,
+								 NULL, NULL);
+
+	if (line == NULL) {
+		proc->reading = FALSE;
+		return;
+	}
+	g_ptr_array_add(proc->lines, line);
+	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL, proc_line_cb,
+					    proc);
+}
+
+static void
+proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Proc *proc = user_data;
+
+	g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+	proc->exited = TRUE;
+}
+
+static Proc *
+proc_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* Starts piggyback with the given arguments; stdout is collected line by line. */
+static Proc *
+proc_start(const char *first, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	Proc *proc = g_new0(Proc, 1);
+	va_list args;
+
+	g_ptr_array_add(argv, (gpointer)piggyback_path());
+	va_start(args, first);
+	for (const char *arg = first; arg != NULL; arg = va_arg(args, const char *))
+		g_ptr_array_add(argv, (gpointer)arg);
+	va_end(args);
+	g_ptr_array_add(argv, NULL);
+
+	proc->process = g_subprocess_newv((const char *const *)argv->pdata,
+					  G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+	g_assert_no_error(error);
+	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
+	proc->lines = g_ptr_array_new_with_free_func(g_free);
+	proc->reading = TRUE;
+	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL, proc_line_cb,
+					    proc);
+	g_subprocess_wait_async(proc->process, NULL, proc_exited_cb, proc);
+	return proc;
+}
+
+/* The first stdout line containing @needle, waiting up to 10 s. */
+static const char *
+proc_wait_line(Proc *proc, const char *needle)
+{
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	for (;;) {
+		for (guint i = 0; i < proc->lines->len; i++) {
+			const char *line = g_ptr_array_index(proc->lines, i);
+
+			if (strstr(line, needle) != NULL)
+				return line;
+		}
+		g_assert_true(proc->reading);
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_main_context_iteration(NULL, TRUE);
+	}
+}
+
+static guint16
+proc_wait_port(Proc *proc, const char *prefix)
+{
+	const char *line = proc_wait_line(proc, prefix);
+	const char *colon = strrchr(line, ':');
+
+	return (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
+}
+
+/* Peak resident memory of the process, in bytes (VmHWM). */
+static guint64
+proc_peak_rss(Proc *proc)
+{
+	g_autofree char *path =
+	    g_strdup_printf("/proc/%s/status", g_subprocess_get_identifier(proc->process));
+	g_autofree char *status = NULL;
+	const char *hwm;
+
+	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+	hwm = strstr(status, "VmHWM:");
+	g_assert_nonnull(hwm);
+	return g_ascii_strtoull(hwm + strlen("VmHWM:"), NULL, 10) * 1024;
+}
+
+static void
+proc_stop(Proc *proc)
+{
+	if (!proc->exited) {
+		g_subprocess_send_signal(proc->process, SIGTERM);
+		pb_test_wait_until(proc->exited, 10);
+	}
+	pb_test_wait_until(!proc->reading, 10);
+	g_object_unref(proc->out);
+	g_object_unref(proc->process);
+	g_ptr_array_unref(proc->lines);
+	g_free(proc);
+}
+
+/* Runs piggyback to completion; returns its exit status, stderr in @err_out. */
+static int
+run_piggyback(char **err_out, const char *const *args)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocess) process = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_ptr_array_add(argv, (gpointer)piggyback_path());
+	for (gsize i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	g_ptr_array_add(argv, NULL);
+	process = g_subprocess_newv((const char *const *)argv->pdata,
+				    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+				    &error);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8(process, NULL, NULL, NULL, err_out, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_subprocess_get_if_exited(process));
+	return g_subprocess_get_exit_status(process);
+}
+
+static guint16
+free_port(void)
+{
+	g_autoptr(GSocket) socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	g_assert_true(g_socket_bind(socket, address, TRUE, NULL));
+	bound = g_socket_get_local_address(socket, NULL);
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
+static void
+test_cli_bad_input(void)
+{
+	const struct {
+		int status;
+		const char *needle;
+		const char *args[8];
+	} cases[] = {
+	    {2, "Usage", {NULL}},
+	    {2, "unknown command", {"bogus", NULL}},
+	    {2, "--port", {"serve", "-p", "70000", NULL}},
+	    {2, "abc", {"serve", "-p", "abc", NULL}},
+	    {2, "--tunnel-port", {"serve", "-t", "-1", NULL}},
+	    {2, "IP address", {"serve", "-H", "not-an-address", NULL}},
+	    {2, "no arguments", {"serve", "extra", NULL}},
+	    {2, "--port is required", {"forward", NULL}},
+	    {2, "--port", {"forward", "-p", "0", NULL}},
+	    {2, "--port", {"forward", "-p", "65536", NULL}},
+	    {2, "ws://", {"forward", "-p", "80", "-s", "ftp://example.com", NULL}},
+	    {2, "not a server address", {"forward", "-p", "80", "-s", "localhost:99999", NULL}},
+	    {2, "Unknown option", {"forward", "-p", "80", "--bogus", NULL}},
+	};
+
+	g_test_summary("Bad command lines get a one-line reason and exit status 2");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *err = NULL;
+		int status = run_piggyback(&err, cases[i].args);
+
+		g_test_message("case %zu: status %d, stderr %s", i, status, err);
+		g_assert_cmpint(status, ==, cases[i].status);
+		g_assert_nonnull(strstr(err, cases[i].needle));
+	}
+}
+
+static void
+test_cli_help_version(void)
+{
+	const char *version[] = {"--version", NULL};
+	const char *serve_help[] = {"serve", "--help", NULL};
+	const char *forward_help[] = {"forward", "--help", NULL};
+	g_autofree char *out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) process = NULL;
+	g_autofree char *err = NULL;
+
+	g_test_summary("--version and every command's --help answer and exit 0");
+	g_assert_cmpint(run_piggyback(&err, version), ==, 0);
+	g_assert_cmpint(run_piggyback(&err, serve_help), ==, 0);
+	g_assert_cmpint(run_piggyback(&err, forward_help), ==, 0);
+
+	process = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, piggyback_path(),
+				   "serve", "--help", NULL);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8(process, NULL, NULL, &out, NULL, &error);
+	g_assert_nonnull(strstr(out, "--tunnel-port"));
+	g_assert_nonnull(strstr(out, "--public-host"));
+}
+
+static void
+test_cli_runtime_errors(void)
+{
+	g_autoptr(GSocket) busy =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GInetAddress) any = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(any, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autofree char *busy_port = NULL;
+	g_autofree char *dead_server = NULL;
+	g_autofree char *wrong_path = NULL;
+	g_autofree char *err = NULL;
+	Proc *server;
+
+	g_test_summary("A busy port, an unreachable server and a refusing server give exit 1");
+	g_assert_true(g_socket_bind(busy, address, FALSE, NULL));
+	g_assert_true(g_socket_listen(busy, NULL));
+	bound = g_socket_get_local_address(busy, NULL);
+	busy_port = g_strdup_printf("%u", g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
+	{
+		const char *args[] = {"serve", "-p", busy_port, NULL};
+
+		g_assert_cmpint(run_piggyback(&err, args), ==, 1);
+		g_assert_nonnull(strstr(err, "cannot listen"));
+		g_clear_pointer(&err, g_free);
+	}
+
+	dead_server = g_strdup_printf("127.0.0.1:%u", free_port());
+	{
+		const char *args[] = {"forward", "-p", "9", "-s", dead_server, NULL};
+
+		g_assert_cmpint(run_piggyback(&err, args), ==, 1);
+		g_assert_nonnull(strstr(err, "cannot open a tunnel"));
+		g_clear_pointer(&err, g_free);
+	}
+
+	server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
+	wrong_path = g_strdup_printf("ws://127.0.0.1:%u/wrong-path",
+				     proc_wait_port(server, "Listening on"));
+	{
+		const char *args[] = {"forward", "-p", "9", "-s", wrong_path, NULL};
+
+		g_assert_cmpint(run_piggyback(&err, args), ==, 1);
+		g_assert_nonnull(strstr(err, "404"));
+	}
+	proc_stop(server);
+}
+
+typedef struct {
+	Proc *server;
+	Proc *client;
+	guint16 public_port;
+} Tunnel;
+
+static void
+tunnel_start(Tunnel *tunnel, guint16 local_port)
+{
+	g_autofree char *local = g_strdup_printf("%u", local_port);
+	g_autofree char *server_url = NULL;
+
+	tunnel->server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel->server, "Listening on"));
+	tunnel->client = proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url,
+				    NULL);
+	tunnel->public_port = proc_wait_port(tunnel->client, "Access URL:");
+	proc_wait_line(tunnel->client, "HTTP URL: http://127.0.0.1:");
+}
+
+static void
+tunnel_stop(Tunnel *tunnel)
+{
+	proc_stop(tunnel->client);
+	proc_stop(tunnel->server);
+}
+
+static gpointer
+open_public_cb(gpointer user_data)
+{
+	GSocket *socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+
+	g_assert_cmpint(g_socket_send(socket, "x", 1, NULL, NULL), ==, 1);
+	return socket;
+}
+
+/* Waits for the tunnel to end a public connection; how long it took, in µs. */
+static gpointer
+wait_closed_cb(gpointer user_data)
+{
+	GSocket *socket = user_data;
+	gint64 start = g_get_monotonic_time();
+	char buf[64];
+
+	for (;;) {
+		gssize n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL);
+
+		if (n <= 0)
+			break;
+	}
+	return GSIZE_TO_POINTER(g_get_monotonic_time() - start);
+}
+
+static void
+test_client_killed(void)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	GSocket *public[3];
+	Tunnel tunnel;
+
+	g_test_summary("When the client dies, the server closes every public connection of its "
+		       "tunnel at once, and its public port");
+	tunnel_start(&tunnel, pb_test_service_get_port(echo));
+	for (guint i = 0; i < G_N_ELEMENTS(public); i++)
+		public[i] = pb_test_run_in_thread(open_public_cb,
+						  GUINT_TO_POINTER(tunnel.public_port), 10);
+	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
+
+	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
+	for (guint i = 0; i < G_N_ELEMENTS(public); i++) {
+		gsize waited = GPOINTER_TO_SIZE(pb_test_run_in_thread(wait_closed_cb, public[i], 10));
+
+		g_assert_cmpuint(waited, <, 5 * G_USEC_PER_SEC);
+		g_object_unref(public[i]);
+	}
+	{
+		g_autoptr(GSocket) socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+							 G_SOCKET_PROTOCOL_TCP, NULL);
+		g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+		g_autoptr(GSocketAddress) address =
+		    g_inet_socket_address_new(loopback, tunnel.public_port);
+
+		g_assert_false(g_socket_connect(socket, address, NULL, NULL));
+	}
+	tunnel_stop(&tunnel);
+	pb_test_service_free(echo);
+}
+
+static void
+test_server_killed(void)
+{
+	Tunnel tunnel;
+
+	g_test_summary("When the server dies, the client says so and exits non-zero");
+	tunnel_start(&tunnel, 9);
+	g_subprocess_send_signal(tunnel.server->process, SIGKILL);
+	pb_test_wait_until(tunnel.client->exited, 10);
+	g_assert_true(g_subprocess_get_if_exited(tunnel.client->process));
+	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
+	tunnel_stop(&tunnel);
+}
+
+#define SLOW_SIZE (256 * MIB)
+
+typedef struct {
+	guint16 port;
+	int done; /* atomic */
+} Upload;
+
+static gpointer
+slow_upload_cb(gpointer user_data)
+{
+	Upload *upload = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(upload->port);
+	g_autofree guint8 *buf = g_malloc(MIB);
+	guint64 offset = 0;
+
+	g_socket_set_timeout(socket, 60);
+	while (offset < SLOW_SIZE) {
+		gsize done = 0;
+
+		pb_test_pattern_fill(buf, MIB, offset);
+		while (done < MIB) {
+			gssize n = g_socket_send(socket, (char *)buf + done, MIB - done, NULL, NULL);
+
+			g_assert_cmpint(n, >, 0);
+			done += (gsize)n;
+		}
+		offset += MIB;
+	}
+	/* v1 ends the connection on our end of stream: keep it open until the reader has all */
+	g_socket_condition_timed_wait(socket, G_IO_IN, 120 * G_USEC_PER_SEC, NULL, NULL);
+	g_atomic_int_set(&upload->done, 1);
+	return NULL;
+}
+
+/* A local service that reads 64 KiB every 2 ms: about 32 MiB/s, far below the tunnel. */
+static gpointer
+slow_reader_cb(gpointer user_data)
+{
+	GSocketListener *listener = user_data;
+	g_autoptr(GSocketConnection) connection = g_socket_listener_accept(listener, NULL, NULL, NULL);
+	GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
+	g_autofree guint8 *buf = g_malloc(64 * 1024);
+	guint64 offset = 0;
+
+	g_assert_nonnull(connection);
+	while (offset < SLOW_SIZE) {
+		gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		g_assert_true(pb_test_pattern_check(buf, (gsize)n, offset));
+		offset += (guint64)n;
+		g_usleep(2000);
+	}
+	return GSIZE_TO_POINTER(offset);
+}
+
+static void
+test_slow_reader_memory(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	Upload upload = {0, 0};
+	guint16 local_port;
+	GThread *uploader;
+	gsize received;
+	Tunnel tunnel;
+
+	g_test_summary("A slow local reader while the public side pushes 256 MiB: the data "
+		       "arrives intact and both processes stay under 64 MiB resident");
+	local_port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+	tunnel_start(&tunnel, local_port);
+	upload.port = tunnel.public_port;
+	uploader = g_thread_new("upload", slow_upload_cb, &upload);
+	received = GPOINTER_TO_SIZE(pb_test_run_in_thread(slow_reader_cb, listener, 120));
+	g_assert_cmpuint(received, ==, SLOW_SIZE);
+
+	if (g_getenv("PB_TEST_SANITIZED") != NULL) {
+		g_test_message("memory not checked: sanitizers inflate it");
+	} else {
+		g_test_message("peak RSS: server %" G_GUINT64_FORMAT " KiB, client %" G_GUINT64_FORMAT
+			       " KiB",
+			       proc_peak_rss(tunnel.server) / 1024, proc_peak_rss(tunnel.client) / 1024);
+		g_assert_cmpuint(proc_peak_rss(tunnel.server), <, 64 * MIB);
+		g_assert_cmpuint(proc_peak_rss(tunnel.client), <, 64 * MIB);
+	}
+	tunnel_stop(&tunnel);
+	g_thread_join(uploader);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/process/cli/bad-input", test_cli_bad_input);
+	g_test_add_func("/process/cli/help-version", test_cli_help_version);
+	g_test_add_func("/process/cli/runtime-errors", test_cli_runtime_errors);
+	g_test_add_func("/process/client-killed", test_client_killed);
+	g_test_add_func("/process/server-killed", test_server_killed);
+	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
+	return g_test_run();
+}
