@@ -74,7 +74,7 @@ pb_main_serve(int argc, char **argv)
 {
 	int port = 8080;
 	int tunnel_port = 0;
-	g_autofree char *tunnel_host = g_strdup("0.0.0.0");
+	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *public_host = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
@@ -102,6 +102,8 @@ pb_main_serve(int argc, char **argv)
 		return pb_main_usage_error(context, error->message);
 	if (argc > 1)
 		return pb_main_usage_error(context, _("serve takes no arguments"));
+	if (tunnel_host == NULL)
+		tunnel_host = g_strdup("0.0.0.0");
 	if (!pb_main_check_port(port, TRUE, "--port", context, &status) ||
 	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", context, &status))
 		return status;
@@ -168,8 +170,8 @@ static int
 pb_main_forward(int argc, char **argv)
 {
 	int port = -1;
-	g_autofree char *host = g_strdup("localhost");
-	g_autofree char *server_input = g_strdup("localhost:8080");
+	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
+	g_autofree char *server_input = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -194,6 +196,10 @@ pb_main_forward(int argc, char **argv)
 		return pb_main_usage_error(context, error->message);
 	if (argc > 1)
 		return pb_main_usage_error(context, _("forward takes no arguments"));
+	if (host == NULL)
+		host = g_strdup("localhost");
+	if (server_input == NULL)
+		server_input = g_strdup("localhost:8080");
 	if (port == -1)
 		return pb_main_usage_error(context,
 					   _("--port is required: the port of the local service"));

@@ -12,6 +12,7 @@ struct _PbTestService {
 	guint16 port;
 	gint64 bytes;	/* atomic */
 	int corrupt;	/* atomic */
+	int n_started;	/* atomic */
 	int n_finished; /* atomic */
 };
 
@@ -19,6 +20,18 @@ gboolean
 pb_test_tick_cb(gpointer user_data)
 {
 	return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main context for a while, so asynchronous closes finish and nothing is left. */
+void
+pb_test_settle(void)
+{
+	gint64 deadline = g_get_monotonic_time() + 200 * 1000;
+
+	while (g_get_monotonic_time() < deadline) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
 }
 
 void
@@ -49,6 +62,7 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 	g_autofree guint8 *buf = g_malloc(64 * 1024);
 	guint64 offset = 0;
 
+	g_atomic_int_inc(&self->n_started);
 	switch (self->mode) {
 	case PB_TEST_SERVICE_ECHO:
 		for (;;) {
@@ -135,12 +149,16 @@ pb_test_service_get_n_finished(PbTestService *self)
 	return (guint)g_atomic_int_get(&self->n_finished);
 }
 
+/* Stops listening and waits (running the main context, up to 10 s) until every connection
+ * it accepted has ended. */
 void
 pb_test_service_free(PbTestService *self)
 {
 	g_socket_service_stop(self->service);
 	g_socket_listener_close(G_SOCKET_LISTENER(self->service));
-	/* a threaded service's finalize waits for its worker threads */
+	pb_test_settle();
+	pb_test_wait_until(
+	    g_atomic_int_get(&self->n_finished) == g_atomic_int_get(&self->n_started), 10);
 	g_object_unref(self->service);
 	g_free(self);
 }

@@ -25,6 +25,9 @@ pb_test_tick_cb(gpointer user_data);
 	}                                                                                          \
 	G_STMT_END
 
+void
+pb_test_settle(void);
+
 /* What a PbTestService does with each connection it accepts. */
 typedef enum {
 	PB_TEST_SERVICE_ECHO,	/* write back what it reads, until EOF */

@@ -57,8 +57,7 @@ peer_clear(Peer *peer)
 		g_clear_object(&peer->ws);
 	}
 	g_clear_pointer(&peer->received, g_ptr_array_unref);
-	for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
-		;
+	pb_test_settle();
 }
 
 static void
@@ -122,8 +121,7 @@ server_tear_down(ServerFixture *fx, gconstpointer user_data)
 	pb_tunnel_server_stop(fx->server);
 	g_clear_object(&fx->server);
 	g_clear_object(&fx->session);
-	for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
-		;
+	pb_test_settle();
 }
 
 /* The public port from the HELLO the peer received. */
@@ -258,8 +256,7 @@ client_tear_down(ClientFixture *fx, gconstpointer user_data)
 	peer_clear(&fx->peer);
 	soup_server_disconnect(fx->soup);
 	g_clear_object(&fx->soup);
-	for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
-		;
+	pb_test_settle();
 	g_free(fx->access_url);
 	g_free(fx->reason);
 }

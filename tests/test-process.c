@@ -15,9 +15,9 @@
 #define MIB (1024 * 1024)
 
 typedef struct {
-	GSubprocess *process;	/* (owned) */
-	GDataInputStream *out;	/* (owned) its stdout, by line */
-	GPtrArray *lines;	/* (owned) char*: stdout so far */
+	GSubprocess *process;  /* (owned) */
+	GDataInputStream *out; /* (owned) its stdout, by line */
+	GPtrArray *lines;      /* (owned) char*: stdout so far */
 	gboolean reading;
 	gboolean exited;
 } Proc;
@@ -35,8 +35,8 @@ static void
 proc_line_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Proc *proc = user_data;
-	char *line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res,
-								 NULL, NULL);
+	char *line =
+	    g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res, NULL, NULL);
 
 	if (line == NULL) {
 		proc->reading = FALSE;
@@ -130,12 +130,16 @@ proc_peak_rss(Proc *proc)
 	return g_ascii_strtoull(hwm + strlen("VmHWM:"), NULL, 10) * 1024;
 }
 
+/* Stops the process with SIGTERM if it still runs; it must then exit cleanly with 0 (and,
+ * in a sanitizer build, without leaks). */
 static void
 proc_stop(Proc *proc)
 {
 	if (!proc->exited) {
 		g_subprocess_send_signal(proc->process, SIGTERM);
 		pb_test_wait_until(proc->exited, 10);
+		g_assert_true(g_subprocess_get_if_exited(proc->process));
+		g_assert_cmpint(g_subprocess_get_exit_status(proc->process), ==, 0);
 	}
 	pb_test_wait_until(!proc->reading, 10);
 	g_object_unref(proc->out);
@@ -227,7 +231,9 @@ test_cli_help_version(void)
 
 	g_test_summary("--version and every command's --help answer and exit 0");
 	g_assert_cmpint(run_piggyback(&err, version), ==, 0);
+	g_clear_pointer(&err, g_free);
 	g_assert_cmpint(run_piggyback(&err, serve_help), ==, 0);
+	g_clear_pointer(&err, g_free);
 	g_assert_cmpint(run_piggyback(&err, forward_help), ==, 0);
 
 	process = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, piggyback_path(),
@@ -256,7 +262,8 @@ test_cli_runtime_errors(void)
 	g_assert_true(g_socket_bind(busy, address, FALSE, NULL));
 	g_assert_true(g_socket_listen(busy, NULL));
 	bound = g_socket_get_local_address(busy, NULL);
-	busy_port = g_strdup_printf("%u", g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
+	busy_port =
+	    g_strdup_printf("%u", g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
 	{
 		const char *args[] = {"serve", "-p", busy_port, NULL};
 
@@ -275,8 +282,8 @@ test_cli_runtime_errors(void)
 	}
 
 	server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
-	wrong_path = g_strdup_printf("ws://127.0.0.1:%u/wrong-path",
-				     proc_wait_port(server, "Listening on"));
+	wrong_path =
+	    g_strdup_printf("ws://127.0.0.1:%u/wrong-path", proc_wait_port(server, "Listening on"));
 	{
 		const char *args[] = {"forward", "-p", "9", "-s", wrong_path, NULL};
 
@@ -299,9 +306,10 @@ tunnel_start(Tunnel *tunnel, guint16 local_port)
 	g_autofree char *server_url = NULL;
 
 	tunnel->server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
-	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel->server, "Listening on"));
-	tunnel->client = proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url,
-				    NULL);
+	server_url =
+	    g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel->server, "Listening on"));
+	tunnel->client =
+	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
 	tunnel->public_port = proc_wait_port(tunnel->client, "Access URL:");
 	proc_wait_line(tunnel->client, "HTTP URL: http://127.0.0.1:");
 }
@@ -350,13 +358,13 @@ test_client_killed(void)
 		       "tunnel at once, and its public port");
 	tunnel_start(&tunnel, pb_test_service_get_port(echo));
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++)
-		public[i] = pb_test_run_in_thread(open_public_cb,
-						  GUINT_TO_POINTER(tunnel.public_port), 10);
+	public[i] = pb_test_run_in_thread(open_public_cb, GUINT_TO_POINTER(tunnel.public_port), 10);
 	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
 
 	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++) {
-		gsize waited = GPOINTER_TO_SIZE(pb_test_run_in_thread(wait_closed_cb, public[i], 10));
+		gsize waited =
+		    GPOINTER_TO_SIZE(pb_test_run_in_thread(wait_closed_cb, public[i], 10));
 
 		g_assert_cmpuint(waited, <, 5 * G_USEC_PER_SEC);
 		g_object_unref(public[i]);
@@ -364,7 +372,8 @@ test_client_killed(void)
 	{
 		g_autoptr(GSocket) socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
 							 G_SOCKET_PROTOCOL_TCP, NULL);
-		g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+		g_autoptr(GInetAddress) loopback =
+		    g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
 		g_autoptr(GSocketAddress) address =
 		    g_inet_socket_address_new(loopback, tunnel.public_port);
 
@@ -409,7 +418,8 @@ slow_upload_cb(gpointer user_data)
 
 		pb_test_pattern_fill(buf, MIB, offset);
 		while (done < MIB) {
-			gssize n = g_socket_send(socket, (char *)buf + done, MIB - done, NULL, NULL);
+			gssize n =
+			    g_socket_send(socket, (char *)buf + done, MIB - done, NULL, NULL);
 
 			g_assert_cmpint(n, >, 0);
 			done += (gsize)n;
@@ -427,7 +437,8 @@ static gpointer
 slow_reader_cb(gpointer user_data)
 {
 	GSocketListener *listener = user_data;
-	g_autoptr(GSocketConnection) connection = g_socket_listener_accept(listener, NULL, NULL, NULL);
+	g_autoptr(GSocketConnection) connection =
+	    g_socket_listener_accept(listener, NULL, NULL, NULL);
 	GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
 	g_autofree guint8 *buf = g_malloc(64 * 1024);
 	guint64 offset = 0;
@@ -466,9 +477,9 @@ test_slow_reader_memory(void)
 	if (g_getenv("PB_TEST_SANITIZED") != NULL) {
 		g_test_message("memory not checked: sanitizers inflate it");
 	} else {
-		g_test_message("peak RSS: server %" G_GUINT64_FORMAT " KiB, client %" G_GUINT64_FORMAT
-			       " KiB",
-			       proc_peak_rss(tunnel.server) / 1024, proc_peak_rss(tunnel.client) / 1024);
+		g_test_message(
+		    "peak RSS: server %" G_GUINT64_FORMAT " KiB, client %" G_GUINT64_FORMAT " KiB",
+		    proc_peak_rss(tunnel.server) / 1024, proc_peak_rss(tunnel.client) / 1024);
 		g_assert_cmpuint(proc_peak_rss(tunnel.server), <, 64 * MIB);
 		g_assert_cmpuint(proc_peak_rss(tunnel.client), <, 64 * MIB);
 	}

@@ -79,9 +79,7 @@ tunnel_tear_down(TunnelFixture *fx, gconstpointer user_data)
 	}
 	pb_tunnel_server_stop(fx->server);
 	g_clear_object(&fx->server);
-	/* let closes and idles complete, so nothing is left behind */
-	for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
-		;
+	pb_test_settle();
 	g_free(fx->access_url);
 	g_free(fx->disconnect_reason);
 }
