@@ -221,6 +221,21 @@ pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error)
 	return g_socket_receive_with_blocking(self->socket, (char *)buf, size, FALSE, NULL, error);
 }
 
+/* Queues @bytes (a reference, no copy) and writes what the socket takes now. */
+static gboolean
+pb_stream_queue(PbStream *self, GBytes *bytes, GError **error)
+{
+	g_queue_push_tail(&self->pending, bytes);
+	self->pending_bytes += g_bytes_get_size(bytes);
+	if (self->socket != NULL && self->write_source == NULL && !pb_stream_flush(self, error)) {
+		pb_stream_close_socket(self);
+		return FALSE;
+	}
+	if (self->pending_bytes >= PB_STREAM_HIGH_WATERMARK)
+		self->congested = TRUE;
+	return TRUE;
+}
+
 /**
  * pb_stream_write:
  * @bytes: data for the socket
@@ -241,20 +256,43 @@ pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error)
 
 	if (self->closed || offset == len)
 		return TRUE;
-	if (offset == 0)
-		g_queue_push_tail(&self->pending, g_bytes_ref(bytes));
-	else
-		g_queue_push_tail(&self->pending,
-				  g_bytes_new_from_bytes(bytes, offset, len - offset));
-	self->pending_bytes += len - offset;
+	return pb_stream_queue(self,
+			       offset == 0 ? g_bytes_ref(bytes)
+					   : g_bytes_new_from_bytes(bytes, offset, len - offset),
+			       error);
+}
 
-	if (self->socket != NULL && self->write_source == NULL && !pb_stream_flush(self, error)) {
-		pb_stream_close_socket(self);
-		return FALSE;
+/**
+ * pb_stream_write_data:
+ * @data: (array length=len): data for the socket, valid during the call only
+ *
+ * Like pb_stream_write(), for bytes the caller keeps: when nothing is queued they go to
+ * the socket straight from @data, and only what the socket does not take is copied.
+ */
+gboolean
+pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **error)
+{
+	gssize n = 0;
+
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+
+	if (self->closed || len == 0)
+		return TRUE;
+	if (self->socket != NULL && g_queue_is_empty(&self->pending)) {
+		n = g_socket_send_with_blocking(self->socket, (const char *)data, len, FALSE, NULL,
+						error);
+		if (n < 0) {
+			if (!g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+				pb_stream_close_socket(self);
+				return FALSE;
+			}
+			g_clear_error(error);
+			n = 0;
+		}
+		if ((gsize)n == len)
+			return TRUE;
 	}
-	if (self->pending_bytes >= PB_STREAM_HIGH_WATERMARK)
-		self->congested = TRUE;
-	return TRUE;
+	return pb_stream_queue(self, g_bytes_new(data + n, len - (gsize)n), error);
 }
 
 gsize

@@ -22,6 +22,8 @@ gssize
 pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error);
 gboolean
 pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error);
+gboolean
+pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **error);
 gsize
 pb_stream_get_pending(PbStream *self);
 gboolean

@@ -8,7 +8,12 @@
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-stream.h"
+#include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
+
+/* Where a message's payload goes in frame_buf: after room for the longest WebSocket
+ * header and the PiggyBack header, so a message is framed where it was read. */
+#define PB_TUNNEL_PAYLOAD_OFFSET (PB_WS_FRAME_HEADER_MAX + PB_FRAME_HEADER_SIZE)
 
 /*
  * One WebSocket and the TCP connections multiplexed over it: the part of PiggyBack that
@@ -31,8 +36,8 @@ struct _PbTunnel {
 	GHashTable *streams;		  /* (owned) connId → PbStream (owned) */
 	GHashTable *finishing;		  /* (owned) set of PbStream (owned) flushing after CLOSE */
 	guint32 last_id;
-	guint8 *frame_buf; /* (owned) PB_FRAME_HEADER_SIZE + PB_READ_CHUNK bytes */
-	guint64 queued;	   /* DATA message bytes handed to libsoup */
+	guint8 *frame_buf; /* (owned) room for both headers, then PB_READ_CHUNK bytes */
+	guint64 queued;	   /* bytes of our frames handed to the WebSocket's output */
 	gboolean ws_congested;
 	guint n_congested; /* streams over their high watermark */
 	guint64 bytes_in;  /* tunneled payload received from the peer */
@@ -54,16 +59,42 @@ pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 			 "tunnel %p stream %u: %s", self, id, what);
 }
 
+/*
+ * Frames and sends the message whose payload is at frame_buf + PB_TUNNEL_PAYLOAD_OFFSET:
+ * the PiggyBack and WebSocket headers go in the room before it and, as a client, the
+ * message is masked where it is. Only what the socket does not take at once is copied.
+ */
 static void
-pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload, gsize len)
+pb_tunnel_send_frame(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
 {
-	g_autoptr(GBytes) frame = NULL;
+	guint8 *message = self->frame_buf + PB_WS_FRAME_HEADER_MAX;
+	gsize message_len = PB_FRAME_HEADER_SIZE + payload_len;
+	gboolean masked = self->role == SOUP_WEBSOCKET_CONNECTION_CLIENT;
+	gsize header_len = pb_ws_frame_header_size(message_len, masked);
+	guint32 mask = 0;
 
 	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
 		return;
-	frame = pb_frame_new(type, id, payload, len);
-	soup_websocket_connection_send_message(self->ws, SOUP_WEBSOCKET_DATA_BINARY, frame);
-	self->queued += g_bytes_get_size(frame);
+	pb_frame_write_header(message, type, id);
+	if (masked) {
+		mask = g_random_int(); /* like libsoup: a fresh key for every frame */
+		pb_ws_frame_unmask(message, message_len, (const guint8 *)&mask, 0);
+	}
+	pb_ws_frame_header_write(message - header_len, message_len,
+				 masked ? (const guint8 *)&mask : NULL);
+	pb_ws_output_send(pb_ws_stream_get_output(self->ws_stream), message - header_len,
+			  header_len + message_len);
+	self->queued += header_len + message_len;
+}
+
+static void
+pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload, gsize len)
+{
+	g_return_if_fail(len <= PB_READ_CHUNK);
+
+	if (len > 0)
+		memcpy(self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, payload, len);
+	pb_tunnel_send_frame(self, type, id, len);
 }
 
 static void
@@ -97,7 +128,7 @@ static void
 pb_tunnel_check_ws_congestion(PbTunnel *self)
 {
 	PbWsOutput *output = pb_ws_stream_get_output(self->ws_stream);
-	guint64 unsent = self->queued - pb_ws_output_get_data_written(output);
+	guint64 unsent = self->queued - pb_ws_output_get_sent(output);
 
 	if (self->ws_congested || unsent <= PB_WS_HIGH_WATERMARK)
 		return;
@@ -156,14 +187,11 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 	g_autoptr(GError) error = NULL;
-	gssize n = pb_stream_receive(stream, self->frame_buf + PB_FRAME_HEADER_SIZE, PB_READ_CHUNK,
-				     &error);
+	gssize n = pb_stream_receive(stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET,
+				     PB_READ_CHUNK, &error);
 
 	if (n > 0) {
-		pb_frame_write_header(self->frame_buf, PB_FRAME_DATA, pb_stream_get_id(stream));
-		soup_websocket_connection_send_binary(self->ws, self->frame_buf,
-						      PB_FRAME_HEADER_SIZE + (gsize)n);
-		self->queued += PB_FRAME_HEADER_SIZE + (gsize)n;
+		pb_tunnel_send_frame(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		self->bytes_out += (gsize)n;
 		pb_tunnel_check_ws_congestion(self);
 	} else if (n == 0) {
@@ -217,18 +245,24 @@ pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, reason);
 }
 
+/* DATA payload (all of a message, or a piece on the fast path) for the connection @id. */
 static void
-pb_tunnel_receive_data(PbTunnel *self, GBytes *message, const PbFrame *frame)
+pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *data, gsize len)
 {
-	PbStream *stream = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(frame->conn_id));
+	PbStream *stream = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id));
 	g_autoptr(GError) error = NULL;
 	gboolean was_congested;
+	gboolean ok;
 
 	if (stream == NULL)
 		return; /* it raced with our CLOSE */
-	self->bytes_in += frame->payload_len;
+	self->bytes_in += len;
 	was_congested = pb_stream_is_congested(stream);
-	if (!pb_stream_write(stream, message, PB_FRAME_HEADER_SIZE, &error)) {
+	if (message != NULL)
+		ok = pb_stream_write(stream, message, PB_FRAME_HEADER_SIZE, &error);
+	else
+		ok = pb_stream_write_data(stream, data, len, &error);
+	if (!ok) {
 		pb_tunnel_fail_stream(self, stream, error);
 		return;
 	}
@@ -236,6 +270,13 @@ pb_tunnel_receive_data(PbTunnel *self, GBytes *message, const PbFrame *frame)
 		self->n_congested++;
 		pb_tunnel_update_ws_reading(self);
 	}
+}
+
+/* The fast path of PbWsInput: DATA payload straight from the WebSocket's read buffer. */
+static void
+pb_tunnel_ws_data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer user_data)
+{
+	pb_tunnel_deliver(PB_TUNNEL(user_data), conn_id, NULL, data, len);
 }
 
 static void
@@ -288,7 +329,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	}
 	switch (frame.type) {
 	case PB_FRAME_DATA:
-		pb_tunnel_receive_data(self, message, &frame);
+		pb_tunnel_deliver(self, frame.conn_id, message, frame.payload, frame.payload_len);
 		break;
 	case PB_FRAME_CLOSE: {
 		PbStream *stream =
@@ -521,7 +562,7 @@ pb_tunnel_init(PbTunnel *self)
 {
 	self->streams = g_hash_table_new_full(NULL, NULL, NULL, g_object_unref);
 	self->finishing = g_hash_table_new_full(NULL, NULL, g_object_unref, NULL);
-	self->frame_buf = g_malloc(PB_FRAME_HEADER_SIZE + PB_READ_CHUNK);
+	self->frame_buf = g_malloc(PB_TUNNEL_PAYLOAD_OFFSET + PB_READ_CHUNK);
 }
 
 /**
@@ -537,7 +578,10 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	PbTunnel *self = g_object_new(PB_TYPE_TUNNEL, NULL);
 
 	self->role = role;
-	self->ws_stream = pb_ws_stream_new(connection, leftover);
+	self->ws_stream =
+	    pb_ws_stream_new(connection, leftover, role == SOUP_WEBSOCKET_CONNECTION_SERVER);
+	pb_ws_input_set_data_func(pb_ws_stream_get_input(self->ws_stream), pb_tunnel_ws_data_cb,
+				  self);
 	self->ws = soup_websocket_connection_new(G_IO_STREAM(self->ws_stream), uri, role, NULL,
 						 NULL, NULL);
 	soup_websocket_connection_set_max_incoming_payload_size(self->ws, PB_MAX_MESSAGE_SIZE);

@@ -8,8 +8,20 @@ G_BEGIN_DECLS
 #define PB_TYPE_WS_INPUT (pb_ws_input_get_type())
 G_DECLARE_FINAL_TYPE(PbWsInput, pb_ws_input, PB, WS_INPUT, GInputStream)
 
+/**
+ * PbWsDataFunc:
+ * @conn_id: the DATA frame's connId
+ * @data: (array length=len): the next payload bytes, unmasked; valid during the call
+ * @user_data: what was given to pb_ws_input_set_data_func()
+ *
+ * Takes the payload of DATA messages on the fast path, in pieces, in stream order.
+ */
+typedef void (*PbWsDataFunc)(guint32 conn_id, const guint8 *data, gsize len, gpointer user_data);
+
 PbWsInput *
-pb_ws_input_new(GInputStream *base, GBytes *leftover);
+pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked);
+void
+pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data);
 void
 pb_ws_input_set_paused(PbWsInput *self, gboolean paused);
 gboolean

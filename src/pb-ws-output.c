@@ -3,28 +3,46 @@
 
 #include "pb-ws-output.h"
 
+#include <errno.h>
+
+#include "pb-ws-frame.h"
+
 /*
- * The output side of the stream libsoup's SoupWebsocketConnection runs on.
+ * The output side of the stream libsoup's SoupWebsocketConnection runs on, shared by two
+ * writers that take turns at frame boundaries:
  *
- * libsoup queues outgoing messages without bound and says nothing of how much is queued.
- * This stream counts the payload bytes of data messages that reached the socket, so the
- * tunnel (which counts what it queued) knows the buffered amount, and it emits "drained"
- * once a watched count is reached. Control frames (ping, pong, close) are not counted:
- * the tunnel never queued them.
+ * - PiggyBack's own frames (pb_ws_output_send()): every PiggyBack message, framed and
+ *   masked by the tunnel where it read the data, and written to the socket from there;
+ *   only what the socket does not take at once is copied into a queue. libsoup would copy
+ *   each message and mask it one byte at a time, and keeps no count of what it queued.
+ * - libsoup's own frames: ping, pong and close, written through the GPollableOutputStream
+ *   interface as usual.
  *
- * libsoup writes each frame from its first byte and the whole of it in one call, continuing
- * with the rest after a partial write; so when no frame is in progress, a write starts with
- * a complete frame header.
+ * A frame once started is finished before the other writer gets a turn; libsoup is told
+ * its write would block meanwhile. After libsoup starts a close frame, nothing of ours
+ * follows: a WebSocket ends with its close frame.
+ *
+ * The bytes of our frames that reached the socket are counted ("sent"), so the tunnel
+ * knows how much is still queued, and "drained" is emitted when a watched count is reached.
  */
+
+typedef enum {
+	PB_WS_WRITER_NONE, /* at a frame boundary */
+	PB_WS_WRITER_OURS,
+	PB_WS_WRITER_LIBSOUP,
+} PbWsWriter;
 
 struct _PbWsOutput {
 	GOutputStream parent_instance;
-	GOutputStream *base;	/* (owned) pollable */
-	guint64 frame_left;	/* bytes of the current frame not written yet */
-	guint64 header_left;	/* of which header bytes */
-	gboolean frame_is_data; /* text, binary or continuation frame */
-	guint64 data_written;	/* payload bytes of data frames written to @base */
-	guint64 watch;		/* emit "drained" when data_written reaches this; 0 = off */
+	GOutputStream *base;   /* (owned) pollable */
+	PbWsWriter writer;     /* whose frame is being written */
+	guint64 frame_left;    /* bytes of that frame not written yet */
+	GQueue queue;	       /* (owned) GBytes: our frames, or what is left of them */
+	gsize head_offset;     /* bytes of the queue's head already written */
+	GSource *flush_source; /* (owned) (nullable) waits for the socket to take our queue */
+	gboolean closing;      /* libsoup wrote a close frame: ours are dropped */
+	guint64 sent;	       /* bytes of our frames written to @base */
+	guint64 watch;	       /* emit "drained" when @sent reaches this; 0 = off */
 };
 
 enum { SIGNAL_DRAINED, SIGNAL_LAST };
@@ -37,70 +55,157 @@ G_DEFINE_FINAL_TYPE_WITH_CODE(PbWsOutput, pb_ws_output, G_TYPE_OUTPUT_STREAM,
 			      G_IMPLEMENT_INTERFACE(G_TYPE_POLLABLE_OUTPUT_STREAM,
 						    pb_ws_output_pollable_iface_init))
 
-/* Reads the header of a frame that starts at @buf (RFC 6455 §5.2). */
 static void
-pb_ws_output_begin_frame(PbWsOutput *self, const guint8 *buf, gsize count)
+pb_ws_output_count_sent(PbWsOutput *self, gsize n)
 {
-	guint64 payload_len = buf[1] & 0x7f;
-	guint64 header_len = 2;
-	guint opcode = buf[0] & 0x0f;
-
-	if (payload_len == 126) {
-		header_len = 4;
-		payload_len = (guint64)buf[2] << 8 | buf[3];
-	} else if (payload_len == 127) {
-		header_len = 10;
-		payload_len = 0;
-		for (int i = 2; i < 10; i++)
-			payload_len = payload_len << 8 | buf[i];
-	}
-	if (buf[1] & 0x80)
-		header_len += 4; /* masking key */
-	g_return_if_fail(count >= header_len);
-
-	self->frame_left = header_len + payload_len;
-	self->header_left = header_len;
-	self->frame_is_data = opcode <= 0x2;
-}
-
-static void
-pb_ws_output_account(PbWsOutput *self, const guint8 *buf, gsize count, gsize written)
-{
-	while (written > 0) {
-		guint64 chunk;
-		guint64 header;
-
-		if (self->frame_left == 0) {
-			pb_ws_output_begin_frame(self, buf, count);
-			if (self->frame_left == 0)
-				return; /* not a frame start: nothing we can count */
-		}
-		chunk = MIN(written, self->frame_left);
-		header = MIN(chunk, self->header_left);
-		self->header_left -= header;
-		self->frame_left -= chunk;
-		if (self->frame_is_data)
-			self->data_written += chunk - header;
-		buf += chunk;
-		count -= chunk;
-		written -= chunk;
-	}
-	if (self->watch != 0 && self->data_written >= self->watch) {
+	self->sent += n;
+	if (self->watch != 0 && self->sent >= self->watch) {
 		self->watch = 0;
 		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
 	}
 }
 
+/* Writes @len bytes of our frame at @data without blocking; how many went, or -1. */
+static gssize
+pb_ws_output_write_ours(PbWsOutput *self, const guint8 *data, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+	gssize n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base),
+							      data, len, NULL, &error);
+
+	if (n < 0) {
+		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+			return 0;
+		/* the connection is broken: libsoup finds out too when it reads or writes */
+		g_debug("WebSocket write failed: %s", error->message);
+		return -1;
+	}
+	self->frame_left -= (gsize)n;
+	self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_OURS;
+	return n;
+}
+
+static gboolean
+pb_ws_output_flush_cb(GObject *stream, gpointer user_data);
+
+/* Writes as much of our queue as the socket takes, waiting for it to take the rest. */
+static void
+pb_ws_output_flush(PbWsOutput *self)
+{
+	while (!g_queue_is_empty(&self->queue) && self->writer != PB_WS_WRITER_LIBSOUP) {
+		GBytes *head = g_queue_peek_head(&self->queue);
+		gsize len = 0;
+		const guint8 *data = g_bytes_get_data(head, &len);
+		gssize n;
+
+		if (self->writer == PB_WS_WRITER_NONE) {
+			self->writer = PB_WS_WRITER_OURS;
+			self->frame_left = len;
+		}
+		n = pb_ws_output_write_ours(self, data + self->head_offset,
+					    len - self->head_offset);
+		if (n < 0) {
+			g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
+			self->head_offset = 0;
+			break;
+		}
+		self->head_offset += (gsize)n;
+		pb_ws_output_count_sent(self, (gsize)n);
+		if (self->head_offset < len)
+			break; /* the socket is full */
+		g_bytes_unref(g_queue_pop_head(&self->queue));
+		self->head_offset = 0;
+	}
+
+	if (!g_queue_is_empty(&self->queue) && self->writer != PB_WS_WRITER_LIBSOUP) {
+		if (self->flush_source == NULL) {
+			self->flush_source = g_pollable_output_stream_create_source(
+			    G_POLLABLE_OUTPUT_STREAM(self->base), NULL);
+			g_source_set_callback(self->flush_source,
+					      G_SOURCE_FUNC(pb_ws_output_flush_cb), self, NULL);
+			g_source_attach(self->flush_source, g_main_context_get_thread_default());
+		}
+	} else if (self->flush_source != NULL) {
+		g_source_destroy(self->flush_source);
+		g_clear_pointer(&self->flush_source, g_source_unref);
+	}
+}
+
+static gboolean
+pb_ws_output_flush_cb(GObject *stream, gpointer user_data)
+{
+	g_autoptr(PbWsOutput) self = g_object_ref(PB_WS_OUTPUT(user_data));
+
+	pb_ws_output_flush(self);
+	return G_SOURCE_CONTINUE; /* a flush that is done destroyed the source */
+}
+
+/**
+ * pb_ws_output_send:
+ * @frame: (array length=len): one whole WebSocket frame, masked if we are the client
+ *
+ * Sends a frame of ours: straight from @frame if the socket takes it, the rest copied and
+ * queued (unbounded: the caller counts with pb_ws_output_get_sent() and stops in time).
+ */
+void
+pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len)
+{
+	gssize n = 0;
+
+	g_return_if_fail(PB_IS_WS_OUTPUT(self));
+	g_return_if_fail(len > 0);
+
+	if (self->closing)
+		return;
+	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
+		self->writer = PB_WS_WRITER_OURS;
+		self->frame_left = len;
+		n = pb_ws_output_write_ours(self, frame, len);
+		if (n < 0)
+			return;
+		pb_ws_output_count_sent(self, (gsize)n);
+		if ((gsize)n == len)
+			return;
+	}
+	g_queue_push_tail(&self->queue, g_bytes_new(frame + n, len - (gsize)n));
+	pb_ws_output_flush(self);
+}
+
+/* libsoup's frames: each written from its start, whole or continued after a short write. */
 static gssize
 pb_ws_output_write_nonblocking(GPollableOutputStream *stream, const void *buffer, gsize count,
 			       GError **error)
 {
 	PbWsOutput *self = PB_WS_OUTPUT(stream);
-	gssize n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base),
-							      buffer, count, NULL, error);
+	guint64 frame_left = self->frame_left;
+	PbWsFrameHeader header;
+	gssize n;
 
-	if (n > 0)
-		pb_ws_output_account(self, buffer, count, (gsize)n);
+	if (self->writer == PB_WS_WRITER_OURS) {
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, g_strerror(EAGAIN));
+		return -1;
+	}
+	if (self->writer == PB_WS_WRITER_NONE) {
+		if (!pb_ws_frame_header_parse(buffer, count, &header)) {
+			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+					    "not a WebSocket frame");
+			return -1;
+		}
+		frame_left = header.header_len + header.payload_len;
+	}
+	n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base), buffer,
+						       count, NULL, error);
+	if (n <= 0)
+		return n;
+	if (self->writer == PB_WS_WRITER_NONE && header.opcode == 0x8 && !self->closing) {
+		self->closing = TRUE; /* nothing of ours may follow a close frame */
+		g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
+		self->head_offset = 0;
+	}
+	self->frame_left = frame_left - (guint64)n;
+	self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_LIBSOUP;
+	if (self->writer == PB_WS_WRITER_NONE && !g_queue_is_empty(&self->queue))
+		pb_ws_output_flush(self); /* our turn again */
 	return n;
 }
 
@@ -109,7 +214,8 @@ pb_ws_output_is_writable(GPollableOutputStream *stream)
 {
 	PbWsOutput *self = PB_WS_OUTPUT(stream);
 
-	return g_pollable_output_stream_is_writable(G_POLLABLE_OUTPUT_STREAM(self->base));
+	return self->writer != PB_WS_WRITER_OURS &&
+	       g_pollable_output_stream_is_writable(G_POLLABLE_OUTPUT_STREAM(self->base));
 }
 
 static GSource *
@@ -137,47 +243,53 @@ pb_ws_output_pollable_iface_init(GPollableOutputStreamInterface *iface)
 	iface->write_nonblocking = pb_ws_output_write_nonblocking;
 }
 
+/* libsoup only writes without blocking; a blocking write is not supported. */
 static gssize
 pb_ws_output_write(GOutputStream *stream, const void *buffer, gsize count,
 		   GCancellable *cancellable, GError **error)
 {
-	PbWsOutput *self = PB_WS_OUTPUT(stream);
-	gssize n = g_output_stream_write(self->base, buffer, count, cancellable, error);
-
-	if (n > 0)
-		pb_ws_output_account(self, buffer, count, (gsize)n);
-	return n;
+	g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+			    "PbWsOutput is written without blocking only");
+	return -1;
 }
 
-static gboolean
-pb_ws_output_flush(GOutputStream *stream, GCancellable *cancellable, GError **error)
-{
-	return g_output_stream_flush(PB_WS_OUTPUT(stream)->base, cancellable, error);
-}
-
+/* Bytes of our frames that reached the socket. */
 guint64
-pb_ws_output_get_data_written(PbWsOutput *self)
+pb_ws_output_get_sent(PbWsOutput *self)
 {
 	g_return_val_if_fail(PB_IS_WS_OUTPUT(self), 0);
-	return self->data_written;
+	return self->sent;
 }
 
 /**
  * pb_ws_output_watch:
- * @data_written: emit "drained" once this many payload bytes have been written; 0 cancels
+ * @sent: emit "drained" once this many bytes of our frames have been written; 0 cancels
  *
  * One watch at a time; it fires once.
  */
 void
-pb_ws_output_watch(PbWsOutput *self, guint64 data_written)
+pb_ws_output_watch(PbWsOutput *self, guint64 sent)
 {
 	g_return_if_fail(PB_IS_WS_OUTPUT(self));
 
-	self->watch = data_written;
-	if (data_written != 0 && self->data_written >= data_written) {
+	self->watch = sent;
+	if (sent != 0 && self->sent >= sent) {
 		self->watch = 0;
 		g_signal_emit(self, signals[SIGNAL_DRAINED], 0);
 	}
+}
+
+static void
+pb_ws_output_dispose(GObject *object)
+{
+	PbWsOutput *self = PB_WS_OUTPUT(object);
+
+	if (self->flush_source != NULL) {
+		g_source_destroy(self->flush_source);
+		g_clear_pointer(&self->flush_source, g_source_unref);
+	}
+	g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
+	G_OBJECT_CLASS(pb_ws_output_parent_class)->dispose(object);
 }
 
 static void
@@ -195,14 +307,14 @@ pb_ws_output_class_init(PbWsOutputClass *klass)
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
 	GOutputStreamClass *output_class = G_OUTPUT_STREAM_CLASS(klass);
 
+	object_class->dispose = pb_ws_output_dispose;
 	object_class->finalize = pb_ws_output_finalize;
 	output_class->write_fn = pb_ws_output_write;
-	output_class->flush = pb_ws_output_flush;
 
 	/**
 	 * PbWsOutput::drained:
 	 *
-	 * The watched number of payload bytes has reached the socket.
+	 * The watched number of bytes of our frames has reached the socket.
 	 */
 	signals[SIGNAL_DRAINED] =
 	    g_signal_new("drained", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
@@ -212,6 +324,7 @@ pb_ws_output_class_init(PbWsOutputClass *klass)
 static void
 pb_ws_output_init(PbWsOutput *self)
 {
+	g_queue_init(&self->queue);
 }
 
 PbWsOutput *

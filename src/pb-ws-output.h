@@ -10,9 +10,11 @@ G_DECLARE_FINAL_TYPE(PbWsOutput, pb_ws_output, PB, WS_OUTPUT, GOutputStream)
 
 PbWsOutput *
 pb_ws_output_new(GOutputStream *base);
-guint64
-pb_ws_output_get_data_written(PbWsOutput *self);
 void
-pb_ws_output_watch(PbWsOutput *self, guint64 data_written);
+pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len);
+guint64
+pb_ws_output_get_sent(PbWsOutput *self);
+void
+pb_ws_output_watch(PbWsOutput *self, guint64 sent);
 
 G_END_DECLS
