@@ -812,7 +812,8 @@ pb_bench_tunnel_start(PbBench *bench, GError **error)
 	server_str = g_strdup_printf("127.0.0.1:%u", ws_port);
 	{
 		const char *serve_argv[] = {
-		    bench->piggyback, "serve", "-p", ws_str, "-t", "0", "-H", "127.0.0.1", NULL};
+		    bench->piggyback, "serve", "-p", ws_str, "-l", "127.0.0.1", "-t", "0", "-H",
+		    "127.0.0.1",      NULL};
 		const char *forward_argv[] = {
 		    bench->piggyback, "forward", "-p",	     local_str, "-h",
 		    "127.0.0.1",      "-s",	 server_str, NULL};

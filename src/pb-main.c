@@ -74,11 +74,14 @@ pb_main_serve(int argc, char **argv)
 {
 	int port = 8080;
 	int tunnel_port = 0;
+	g_autofree char *listen_host = NULL;
 	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *public_host = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
 	     N_("PORT")},
+	    {"listen", 'l', 0, G_OPTION_ARG_STRING, &listen_host,
+	     N_("Address the WebSocket port binds to (default: all)"), N_("ADDRESS")},
 	    {"tunnel-port", 't', 0, G_OPTION_ARG_INT, &tunnel_port,
 	     N_("Public TCP port (default 0: a random free port)"), N_("PORT")},
 	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
@@ -116,13 +119,19 @@ pb_main_serve(int argc, char **argv)
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
+	pb_tunnel_server_set_listen_host(server, listen_host);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
 		return PB_EXIT_RUNTIME;
 	}
-	pb_main_print(_("Listening on ws://0.0.0.0:%u/http-stream\n"),
-		      pb_tunnel_server_get_port(server));
+	{
+		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
+		gboolean ipv6 = strchr(shown, ':') != NULL;
+
+		pb_main_print(_("Listening on ws://%s%s%s:%u/http-stream\n"), ipv6 ? "[" : "",
+			      shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+	}
 
 	main.loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGINT, pb_main_signal_cb, &main);

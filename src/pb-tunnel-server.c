@@ -28,6 +28,7 @@ typedef struct {
 
 struct _PbTunnelServer {
 	GObject parent_instance;
+	char *listen_host; /* (owned) (nullable) bind address of the WebSocket port; NULL = all */
 	guint16 port;
 	char *tunnel_host; /* (owned) bind address of public listeners */
 	guint16 tunnel_port;
@@ -229,13 +230,41 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), FALSE);
 
-	if (!soup_server_listen_all(self->soup, self->port, 0, error))
+	if (self->listen_host != NULL) {
+		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->listen_host);
+		g_autoptr(GSocketAddress) sockaddr = NULL;
+
+		if (address == NULL) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+				    "“%s” is not an IP address", self->listen_host);
+			return FALSE;
+		}
+		sockaddr = g_inet_socket_address_new(address, self->port);
+		if (!soup_server_listen(self->soup, sockaddr, 0, error))
+			return FALSE;
+	} else if (!soup_server_listen_all(self->soup, self->port, 0, error)) {
 		return FALSE;
+	}
 	uris = soup_server_get_uris(self->soup);
 	if (uris != NULL)
 		self->port = (guint16)g_uri_get_port(uris->data);
 	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
 	return TRUE;
+}
+
+/**
+ * pb_tunnel_server_set_listen_host:
+ * @host: (nullable): the IP address the WebSocket port binds to; %NULL for all
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	g_free(self->listen_host);
+	self->listen_host = g_strdup(host);
 }
 
 guint16
@@ -285,6 +314,7 @@ pb_tunnel_server_finalize(GObject *object)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
 
+	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);

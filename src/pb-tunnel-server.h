@@ -11,6 +11,8 @@ G_DECLARE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, PB, TUNNEL_SERVER, GObjec
 PbTunnelServer *
 pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 		     const char *public_host);
+void
+pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error);
 guint16

@@ -280,7 +280,7 @@ def case_a(r):
     def server_starts():
         for attempt in range(3):
             ws, tp = free_port(), free_port()
-            srv = r.piggyback("server", "serve", "-p", str(ws), "-t", str(tp), "-H", HOST)
+            srv = r.piggyback("server", "serve", "-p", str(ws), "-l", HOST, "-t", str(tp), "-H", HOST)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and srv.alive():
                 if srv.wait_line(r"ws://", 0.1) or port_accepts(ws):

@@ -103,6 +103,7 @@ server_set_up(ServerFixture *fx, gconstpointer user_data)
 	g_autoptr(SoupMessage) msg = NULL;
 
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	fx->session = soup_session_new();
 	url =

@@ -198,6 +198,7 @@ test_cli_bad_input(void)
 	    {2, "abc", {"serve", "-p", "abc", NULL}},
 	    {2, "--tunnel-port", {"serve", "-t", "-1", NULL}},
 	    {2, "IP address", {"serve", "-H", "not-an-address", NULL}},
+	    {2, "--listen", {"serve", "-l", "example.com", NULL}},
 	    {2, "no arguments", {"serve", "extra", NULL}},
 	    {2, "--port is required", {"forward", NULL}},
 	    {2, "--port", {"forward", "-p", "0", NULL}},
@@ -281,7 +282,7 @@ test_cli_runtime_errors(void)
 		g_clear_pointer(&err, g_free);
 	}
 
-	server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
+	server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
 	wrong_path =
 	    g_strdup_printf("ws://127.0.0.1:%u/wrong-path", proc_wait_port(server, "Listening on"));
 	{
@@ -305,7 +306,7 @@ tunnel_start(Tunnel *tunnel, guint16 local_port)
 	g_autofree char *local = g_strdup_printf("%u", local_port);
 	g_autofree char *server_url = NULL;
 
-	tunnel->server = proc_start("serve", "-p", "0", "-H", "127.0.0.1", NULL);
+	tunnel->server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
 	server_url =
 	    g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel->server, "Listening on"));
 	tunnel->client =

@@ -49,6 +49,7 @@ tunnel_set_up(TunnelFixture *fx, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	g_assert_no_error(error);
 }

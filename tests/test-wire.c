@@ -139,6 +139,7 @@ wire_set_up(WireFixture *fx, gconstpointer user_data)
 	PbFrame frame;
 
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	fx->in = g_byte_array_new();
 	fx->ws = pb_test_connect(pb_tunnel_server_get_port(fx->server));
