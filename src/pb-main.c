@@ -69,6 +69,19 @@ pb_main_check_port(int port, gboolean zero_ok, const char *option, GOptionContex
 	return FALSE;
 }
 
+static gboolean
+pb_main_check_address(const char *value, const char *option, GOptionContext *context, int *status)
+{
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(value);
+	g_autofree char *message = NULL;
+
+	if (address != NULL)
+		return TRUE;
+	message = g_strdup_printf(_("%s must be an IP address, not “%s”"), option, value);
+	*status = pb_main_usage_error(context, message);
+	return FALSE;
+}
+
 static int
 pb_main_serve(int argc, char **argv)
 {
@@ -95,7 +108,6 @@ pb_main_serve(int argc, char **argv)
 	    g_option_context_new(_("— run the tunnel server on a public machine"));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelServer) server = NULL;
-	g_autoptr(GInetAddress) address = NULL;
 	PbMain main = {NULL, EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
@@ -110,12 +122,10 @@ pb_main_serve(int argc, char **argv)
 	if (!pb_main_check_port(port, TRUE, "--port", context, &status) ||
 	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", context, &status))
 		return status;
-	address = g_inet_address_new_from_string(tunnel_host);
-	if (address == NULL) {
-		g_autofree char *message = g_strdup_printf(
-		    _("--tunnel-host must be an IP address, not “%s”"), tunnel_host);
-		return pb_main_usage_error(context, message);
-	}
+	if (!pb_main_check_address(tunnel_host, "--tunnel-host", context, &status) ||
+	    (listen_host != NULL &&
+	     !pb_main_check_address(listen_host, "--listen", context, &status)))
+		return status;
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
