@@ -48,7 +48,7 @@ pb_main_print(const char *format, ...)
 }
 
 static int
-pb_main_usage_error(GOptionContext *context, const char *message)
+pb_main_usage_error(const char *message)
 {
 	g_printerr("%s: %s\n", g_get_prgname(), message);
 	g_printerr(_("Try “%s --help” for more information.\n"), g_get_prgname());
@@ -56,8 +56,7 @@ pb_main_usage_error(GOptionContext *context, const char *message)
 }
 
 static gboolean
-pb_main_check_port(int port, gboolean zero_ok, const char *option, GOptionContext *context,
-		   int *status)
+pb_main_check_port(int port, gboolean zero_ok, const char *option, int *status)
 {
 	g_autofree char *message = NULL;
 
@@ -65,12 +64,12 @@ pb_main_check_port(int port, gboolean zero_ok, const char *option, GOptionContex
 		return TRUE;
 	message = g_strdup_printf(_("%s must be a port between %d and 65535, not %d"), option,
 				  zero_ok ? 0 : 1, port);
-	*status = pb_main_usage_error(context, message);
+	*status = pb_main_usage_error(message);
 	return FALSE;
 }
 
 static gboolean
-pb_main_check_address(const char *value, const char *option, GOptionContext *context, int *status)
+pb_main_check_address(const char *value, const char *option, int *status)
 {
 	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(value);
 	g_autofree char *message = NULL;
@@ -78,8 +77,44 @@ pb_main_check_address(const char *value, const char *option, GOptionContext *con
 	if (address != NULL)
 		return TRUE;
 	message = g_strdup_printf(_("%s must be an IP address, not “%s”"), option, value);
-	*status = pb_main_usage_error(context, message);
+	*status = pb_main_usage_error(message);
 	return FALSE;
+}
+
+/* Parses a command's options; it takes no other arguments. */
+static gboolean
+pb_main_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, char ***argv,
+	      int *status)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	if (!g_option_context_parse(context, argc, argv, &error)) {
+		*status = pb_main_usage_error(error->message);
+		return FALSE;
+	}
+	if (*argc > 1) {
+		g_autofree char *message =
+		    g_strdup_printf(_("unexpected argument “%s”"), (*argv)[1]);
+
+		*status = pb_main_usage_error(message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Runs the main loop until SIGINT or SIGTERM (status 0) or a callback quits it. */
+static int
+pb_main_run(PbMain *main)
+{
+	guint sigint = g_unix_signal_add(SIGINT, pb_main_signal_cb, main);
+	guint sigterm = g_unix_signal_add(SIGTERM, pb_main_signal_cb, main);
+
+	g_main_loop_run(main->loop);
+	g_source_remove(sigint);
+	g_source_remove(sigterm);
+	return main->status;
 }
 
 static int
@@ -108,23 +143,19 @@ pb_main_serve(int argc, char **argv)
 	    g_option_context_new(_("— run the tunnel server on a public machine"));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelServer) server = NULL;
-	PbMain main = {NULL, EXIT_SUCCESS};
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	PbMain main = {loop, EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
-	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
-	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
-	if (!g_option_context_parse(context, &argc, &argv, &error))
-		return pb_main_usage_error(context, error->message);
-	if (argc > 1)
-		return pb_main_usage_error(context, _("serve takes no arguments"));
+	if (!pb_main_parse(context, entries, &argc, &argv, &status))
+		return status;
 	if (tunnel_host == NULL)
 		tunnel_host = g_strdup("0.0.0.0");
-	if (!pb_main_check_port(port, TRUE, "--port", context, &status) ||
-	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", context, &status))
+	if (!pb_main_check_port(port, TRUE, "--port", &status) ||
+	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", &status))
 		return status;
-	if (!pb_main_check_address(tunnel_host, "--tunnel-host", context, &status) ||
-	    (listen_host != NULL &&
-	     !pb_main_check_address(listen_host, "--listen", context, &status)))
+	if (!pb_main_check_address(tunnel_host, "--tunnel-host", &status) ||
+	    (listen_host != NULL && !pb_main_check_address(listen_host, "--listen", &status)))
 		return status;
 
 	server =
@@ -143,13 +174,9 @@ pb_main_serve(int argc, char **argv)
 			      shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
 
-	main.loop = g_main_loop_new(NULL, FALSE);
-	g_unix_signal_add(SIGINT, pb_main_signal_cb, &main);
-	g_unix_signal_add(SIGTERM, pb_main_signal_cb, &main);
-	g_main_loop_run(main.loop);
+	status = pb_main_run(&main);
 	pb_tunnel_server_stop(server);
-	g_main_loop_unref(main.loop);
-	return main.status;
+	return status;
 }
 
 static void
@@ -206,44 +233,36 @@ pb_main_forward(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) client = NULL;
 	g_autofree char *server_url = NULL;
-	PbMain main = {NULL, EXIT_SUCCESS};
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	PbMain main = {loop, EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
-	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
-	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
-	if (!g_option_context_parse(context, &argc, &argv, &error))
-		return pb_main_usage_error(context, error->message);
-	if (argc > 1)
-		return pb_main_usage_error(context, _("forward takes no arguments"));
+	if (!pb_main_parse(context, entries, &argc, &argv, &status))
+		return status;
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
 		server_input = g_strdup("localhost:8080");
 	if (port == -1)
-		return pb_main_usage_error(context,
-					   _("--port is required: the port of the local service"));
-	if (!pb_main_check_port(port, FALSE, "--port", context, &status))
+		return pb_main_usage_error(_("--port is required: the port of the local service"));
+	if (!pb_main_check_port(port, FALSE, "--port", &status))
 		return status;
 	if (host == NULL || *host == '\0')
-		return pb_main_usage_error(context, _("--host is empty"));
+		return pb_main_usage_error(_("--host is empty"));
 	server_url = pb_server_url_resolve(server_input, &error);
 	if (server_url == NULL)
-		return pb_main_usage_error(context, error->message);
+		return pb_main_usage_error(error->message);
 
-	main.loop = g_main_loop_new(NULL, FALSE);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);
 	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
 	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);
-	g_unix_signal_add(SIGINT, pb_main_signal_cb, &main);
-	g_unix_signal_add(SIGTERM, pb_main_signal_cb, &main);
-	g_main_loop_run(main.loop);
+	status = pb_main_run(&main);
 	g_signal_handlers_disconnect_by_data(client, &main);
 	pb_tunnel_client_close(client);
-	g_main_loop_unref(main.loop);
-	return main.status;
+	return status;
 }
 
 static int

@@ -199,7 +199,7 @@ test_cli_bad_input(void)
 	    {2, "--tunnel-port", {"serve", "-t", "-1", NULL}},
 	    {2, "IP address", {"serve", "-H", "not-an-address", NULL}},
 	    {2, "--listen", {"serve", "-l", "example.com", NULL}},
-	    {2, "no arguments", {"serve", "extra", NULL}},
+	    {2, "unexpected argument “extra”", {"serve", "extra", NULL}},
 	    {2, "--port is required", {"forward", NULL}},
 	    {2, "--port", {"forward", "-p", "0", NULL}},
 	    {2, "--port", {"forward", "-p", "65536", NULL}},
