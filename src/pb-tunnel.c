@@ -5,9 +5,9 @@
 
 #include <string.h>
 
+#include "pb-connection-table.h"
 #include "pb-error.h"
 #include "pb-frame.h"
-#include "pb-stream.h"
 #include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
 
@@ -20,8 +20,9 @@
  * the server and the client share.
  *
  * TCP → WebSocket: a readable stream is read into one frame buffer (header room first)
- * and sent as one DATA message. While more than PB_WS_HIGH_WATERMARK is queued unsent on
- * the WebSocket, no stream is read, until the queue drops under PB_WS_LOW_WATERMARK.
+ * and sent from there as one DATA message. While more than PB_WS_HIGH_WATERMARK is queued
+ * unsent on the WebSocket, no stream is read, until the queue drops under
+ * PB_WS_LOW_WATERMARK.
  *
  * WebSocket → TCP: DATA goes to its stream, which queues what its socket does not take.
  * While any stream is congested the WebSocket is not read (protocol v1 has no other way
@@ -33,12 +34,9 @@ struct _PbTunnel {
 	SoupWebsocketConnection *ws;	  /* (owned) */
 	PbWsStream *ws_stream;		  /* (owned) what @ws runs on */
 	SoupWebsocketConnectionType role; /* server: accepts public connections */
-	GHashTable *streams;		  /* (owned) connId → PbStream (owned) */
-	GHashTable *finishing;		  /* (owned) set of PbStream (owned) flushing after CLOSE */
-	guint32 last_id;
+	PbConnectionTable *table;	  /* (owned) */
 	guint8 *frame_buf; /* (owned) room for both headers, then PB_READ_CHUNK bytes */
 	guint64 queued;	   /* bytes of our frames handed to the WebSocket's output */
-	gboolean ws_congested;
 	guint n_congested; /* streams over their high watermark */
 	guint64 bytes_in;  /* tunneled payload received from the peer */
 	guint64 bytes_out; /* tunneled payload sent to the peer */
@@ -59,32 +57,18 @@ pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 			 "tunnel %p stream %u: %s", self, id, what);
 }
 
-/*
- * Frames and sends the message whose payload is at frame_buf + PB_TUNNEL_PAYLOAD_OFFSET:
- * the PiggyBack and WebSocket headers go in the room before it and, as a client, the
- * message is masked where it is. Only what the socket does not take at once is copied.
- */
+/* Sends the message whose payload is at frame_buf + PB_TUNNEL_PAYLOAD_OFFSET: the headers
+ * go in the room before it, and the output frames and masks it right there. */
 static void
-pb_tunnel_send_frame(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
+pb_tunnel_send(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
 {
 	guint8 *message = self->frame_buf + PB_WS_FRAME_HEADER_MAX;
-	gsize message_len = PB_FRAME_HEADER_SIZE + payload_len;
-	gboolean masked = self->role == SOUP_WEBSOCKET_CONNECTION_CLIENT;
-	gsize header_len = pb_ws_frame_header_size(message_len, masked);
-	guint32 mask = 0;
 
 	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
 		return;
 	pb_frame_write_header(message, type, id);
-	if (masked) {
-		mask = g_random_int(); /* like libsoup: a fresh key for every frame */
-		pb_ws_frame_unmask(message, message_len, (const guint8 *)&mask, 0);
-	}
-	pb_ws_frame_header_write(message - header_len, message_len,
-				 masked ? (const guint8 *)&mask : NULL);
-	pb_ws_output_send(pb_ws_stream_get_output(self->ws_stream), message - header_len,
-			  header_len + message_len);
-	self->queued += header_len + message_len;
+	self->queued += pb_ws_output_send_message(pb_ws_stream_get_output(self->ws_stream), message,
+						  PB_FRAME_HEADER_SIZE + payload_len);
 }
 
 static void
@@ -94,7 +78,7 @@ pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payl
 
 	if (len > 0)
 		memcpy(self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, payload, len);
-	pb_tunnel_send_frame(self, type, id, len);
+	pb_tunnel_send(self, type, id, len);
 }
 
 static void
@@ -103,25 +87,13 @@ pb_tunnel_update_ws_reading(PbTunnel *self)
 	pb_ws_input_set_paused(pb_ws_stream_get_input(self->ws_stream), self->n_congested > 0);
 }
 
-static void
-pb_tunnel_set_all_reading(PbTunnel *self, gboolean reading)
-{
-	GHashTableIter iter;
-	gpointer value;
-
-	g_hash_table_iter_init(&iter, self->streams);
-	while (g_hash_table_iter_next(&iter, NULL, &value))
-		pb_stream_set_reading(value, reading);
-}
-
 /* The WebSocket's queue has dropped under the low watermark. */
 static void
 pb_tunnel_ws_drained_cb(PbWsOutput *output, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
-	self->ws_congested = FALSE;
-	pb_tunnel_set_all_reading(self, TRUE);
+	pb_connection_table_set_reading(self->table, TRUE);
 }
 
 static void
@@ -130,45 +102,33 @@ pb_tunnel_check_ws_congestion(PbTunnel *self)
 	PbWsOutput *output = pb_ws_stream_get_output(self->ws_stream);
 	guint64 unsent = self->queued - pb_ws_output_get_sent(output);
 
-	if (self->ws_congested || unsent <= PB_WS_HIGH_WATERMARK)
+	if (!pb_connection_table_get_reading(self->table) || unsent <= PB_WS_HIGH_WATERMARK)
 		return;
-	self->ws_congested = TRUE;
-	pb_tunnel_set_all_reading(self, FALSE);
+	pb_connection_table_set_reading(self->table, FALSE);
 	pb_ws_output_watch(output, self->queued - PB_WS_LOW_WATERMARK);
 }
 
-/* Forgets @stream (in the table or finishing), which is closed or about to be. */
+/* Forgets @stream (live or retired), which is closed or about to be. */
 static void
 pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
 {
-	g_autoptr(PbStream) ref = g_object_ref(stream);
-	guint32 id = pb_stream_get_id(stream);
-
 	if (pb_stream_is_congested(stream)) {
 		self->n_congested--;
 		pb_tunnel_update_ws_reading(self);
 	}
 	g_signal_handlers_disconnect_by_data(stream, self);
-	if (g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id)) == stream)
-		g_hash_table_remove(self->streams, GUINT_TO_POINTER(id));
-	g_hash_table_remove(self->finishing, stream);
+	pb_connection_table_remove(self->table, stream);
 }
 
 /* The connection is over on our side: tell the peer, flush what we have, close. */
 static void
 pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close)
 {
-	guint32 id = pb_stream_get_id(stream);
-
 	if (send_close)
-		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
-	g_hash_table_steal(self->streams, GUINT_TO_POINTER(id));
-	if (pb_stream_finish(stream)) {
-		g_hash_table_add(self->finishing, stream); /* so drop finds and frees it */
+		pb_tunnel_send_control(self, PB_FRAME_CLOSE, pb_stream_get_id(stream), NULL, 0);
+	pb_connection_table_retire(self->table, stream);
+	if (pb_stream_finish(stream))
 		pb_tunnel_drop_stream(self, stream);
-	} else {
-		g_hash_table_add(self->finishing, stream);
-	}
 }
 
 static void
@@ -191,7 +151,7 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 				     PB_READ_CHUNK, &error);
 
 	if (n > 0) {
-		pb_tunnel_send_frame(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
+		pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		self->bytes_out += (gsize)n;
 		pb_tunnel_check_ws_congestion(self);
 	} else if (n == 0) {
@@ -215,26 +175,23 @@ static void
 pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
-	gboolean in_table =
-	    g_hash_table_lookup(self->streams, GUINT_TO_POINTER(pb_stream_get_id(stream))) ==
-	    stream;
 
-	if (error != NULL && in_table)
+	if (error != NULL && pb_connection_table_is_live(self->table, stream))
 		pb_tunnel_fail_stream(self, stream, error);
 	else
 		pb_tunnel_drop_stream(self, stream);
 }
 
+/* Returns: (transfer none): a new live stream for @id */
 static PbStream *
 pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 {
-	PbStream *stream = pb_stream_new(id);
+	g_autoptr(PbStream) stream = pb_stream_new(id);
 
 	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
 	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
 	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
-	g_hash_table_insert(self->streams, GUINT_TO_POINTER(id), stream);
-	pb_stream_set_reading(stream, !self->ws_congested);
+	pb_connection_table_add(self->table, stream);
 	return stream;
 }
 
@@ -249,7 +206,7 @@ pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 static void
 pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *data, gsize len)
 {
-	PbStream *stream = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id));
+	PbStream *stream = pb_connection_table_lookup(self->table, id);
 	g_autoptr(GError) error = NULL;
 	gboolean was_congested;
 	gboolean ok;
@@ -282,7 +239,7 @@ pb_tunnel_ws_data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer us
 static void
 pb_tunnel_receive_open(PbTunnel *self, guint32 id)
 {
-	PbStream *old = g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id));
+	PbStream *old = pb_connection_table_lookup(self->table, id);
 	PbStream *stream;
 
 	if (self->role != SOUP_WEBSOCKET_CONNECTION_CLIENT || id == PB_CONTROL_ID)
@@ -332,8 +289,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 		pb_tunnel_deliver(self, frame.conn_id, message, frame.payload, frame.payload_len);
 		break;
 	case PB_FRAME_CLOSE: {
-		PbStream *stream =
-		    g_hash_table_lookup(self->streams, GUINT_TO_POINTER(frame.conn_id));
+		PbStream *stream = pb_connection_table_lookup(self->table, frame.conn_id);
 
 		if (stream != NULL) {
 			pb_tunnel_log_stream(self, frame.conn_id, "closed by the peer");
@@ -352,24 +308,11 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	}
 }
 
+/* Ends every connection at once: the WebSocket is gone. Aborted streams emit nothing. */
 static void
 pb_tunnel_abort_all(PbTunnel *self)
 {
-	GHashTableIter iter;
-	gpointer value;
-
-	g_hash_table_iter_init(&iter, self->streams);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		g_signal_handlers_disconnect_by_data(value, self);
-		pb_stream_abort(value);
-		g_hash_table_iter_remove(&iter);
-	}
-	g_hash_table_iter_init(&iter, self->finishing);
-	while (g_hash_table_iter_next(&iter, &value, NULL)) {
-		g_signal_handlers_disconnect_by_data(value, self);
-		pb_stream_abort(value);
-		g_hash_table_iter_remove(&iter);
-	}
+	pb_connection_table_clear(self->table);
 	self->n_congested = 0;
 }
 
@@ -429,10 +372,7 @@ pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection)
 
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
 
-	do
-		id = ++self->last_id;
-	while (id == PB_CONTROL_ID || g_hash_table_contains(self->streams, GUINT_TO_POINTER(id)));
-
+	id = pb_connection_table_next_id(self->table);
 	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, NULL, 0);
 	stream = pb_tunnel_insert_stream(self, id);
 	pb_stream_set_connection(stream, connection);
@@ -458,7 +398,7 @@ pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream)
 
 	g_return_if_fail(PB_IS_TUNNEL(self));
 
-	if (g_hash_table_lookup(self->streams, GUINT_TO_POINTER(id)) == stream)
+	if (pb_connection_table_is_live(self->table, stream))
 		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
 	pb_stream_abort(stream);
 	pb_tunnel_drop_stream(self, stream);
@@ -477,7 +417,7 @@ guint
 pb_tunnel_get_n_streams(PbTunnel *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return g_hash_table_size(self->streams);
+	return pb_connection_table_get_n_live(self->table);
 }
 
 guint64
@@ -515,8 +455,7 @@ pb_tunnel_finalize(GObject *object)
 {
 	PbTunnel *self = PB_TUNNEL(object);
 
-	g_hash_table_unref(self->streams);
-	g_hash_table_unref(self->finishing);
+	g_object_unref(self->table);
 	g_free(self->frame_buf);
 	G_OBJECT_CLASS(pb_tunnel_parent_class)->finalize(object);
 }
@@ -560,8 +499,7 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 static void
 pb_tunnel_init(PbTunnel *self)
 {
-	self->streams = g_hash_table_new_full(NULL, NULL, NULL, g_object_unref);
-	self->finishing = g_hash_table_new_full(NULL, NULL, g_object_unref, NULL);
+	self->table = pb_connection_table_new();
 	self->frame_buf = g_malloc(PB_TUNNEL_PAYLOAD_OFFSET + PB_READ_CHUNK);
 }
 

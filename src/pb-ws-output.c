@@ -11,8 +11,9 @@
  * The output side of the stream libsoup's SoupWebsocketConnection runs on, shared by two
  * writers that take turns at frame boundaries:
  *
- * - PiggyBack's own frames (pb_ws_output_send()): every PiggyBack message, framed and
- *   masked by the tunnel where it read the data, and written to the socket from there;
+ * - PiggyBack's own frames (pb_ws_output_send_message()): every PiggyBack message, framed
+ *   and masked (eight bytes at a time) in the tunnel's buffer where it read the data, and
+ *   written to the socket from there;
  *   only what the socket does not take at once is copied into a queue. libsoup would copy
  *   each message and mask it one byte at a time, and keeps no count of what it queued.
  * - libsoup's own frames: ping, pong and close, written through the GPollableOutputStream
@@ -35,6 +36,7 @@ typedef enum {
 struct _PbWsOutput {
 	GOutputStream parent_instance;
 	GOutputStream *base;   /* (owned) pollable */
+	gboolean masked;       /* we are the WebSocket client: our frames are masked */
 	PbWsWriter writer;     /* whose frame is being written */
 	guint64 frame_left;    /* bytes of that frame not written yet */
 	GQueue queue;	       /* (owned) GBytes: our frames, or what is left of them */
@@ -169,6 +171,33 @@ pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len)
 	}
 	g_queue_push_tail(&self->queue, g_bytes_new(frame + n, len - (gsize)n));
 	pb_ws_output_flush(self);
+}
+
+/**
+ * pb_ws_output_send_message:
+ * @message: (array length=len): a message with PB_WS_FRAME_HEADER_MAX writable bytes
+ *   before it, where its frame header goes; a client's message is masked in place
+ *
+ * Frames @message as one final binary frame and sends it with pb_ws_output_send().
+ *
+ * Returns: the size of the frame, header included
+ */
+gsize
+pb_ws_output_send_message(PbWsOutput *self, guint8 *message, gsize len)
+{
+	gsize header_len = pb_ws_frame_header_size(len, self->masked);
+	guint32 mask = 0;
+
+	g_return_val_if_fail(PB_IS_WS_OUTPUT(self), 0);
+
+	if (self->masked) {
+		mask = g_random_int(); /* like libsoup: a fresh key for every frame */
+		pb_ws_frame_unmask(message, len, (const guint8 *)&mask, 0);
+	}
+	pb_ws_frame_header_write(message - header_len, len,
+				 self->masked ? (const guint8 *)&mask : NULL);
+	pb_ws_output_send(self, message - header_len, header_len + len);
+	return header_len + len;
 }
 
 /* libsoup's frames: each written from its start, whole or continued after a short write. */
@@ -327,8 +356,13 @@ pb_ws_output_init(PbWsOutput *self)
 	g_queue_init(&self->queue);
 }
 
+/**
+ * pb_ws_output_new:
+ * @base: a pollable output stream, usually a socket's or a TLS connection's
+ * @masked: whether our frames are masked, i.e. we are the WebSocket client
+ */
 PbWsOutput *
-pb_ws_output_new(GOutputStream *base)
+pb_ws_output_new(GOutputStream *base, gboolean masked)
 {
 	PbWsOutput *self;
 
@@ -336,5 +370,6 @@ pb_ws_output_new(GOutputStream *base)
 
 	self = g_object_new(PB_TYPE_WS_OUTPUT, NULL);
 	self->base = g_object_ref(base);
+	self->masked = masked;
 	return self;
 }

@@ -9,9 +9,11 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(PbWsOutput, pb_ws_output, PB, WS_OUTPUT, GOutputStream)
 
 PbWsOutput *
-pb_ws_output_new(GOutputStream *base);
+pb_ws_output_new(GOutputStream *base, gboolean masked);
 void
 pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len);
+gsize
+pb_ws_output_send_message(PbWsOutput *self, guint8 *message, gsize len);
 guint64
 pb_ws_output_get_sent(PbWsOutput *self);
 void

@@ -115,10 +115,10 @@ pb_ws_stream_init(PbWsStream *self)
  * pb_ws_stream_new:
  * @base: the connection, past its HTTP upgrade
  * @leftover: (nullable): bytes read from @base after the upgrade headers
- * @masked: whether the peer masks its frames, i.e. we are the WebSocket server
+ * @server: whether we are the WebSocket server (the client masks its frames)
  */
 PbWsStream *
-pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean masked)
+pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean server)
 {
 	PbWsStream *self;
 
@@ -126,7 +126,7 @@ pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean masked)
 
 	self = g_object_new(PB_TYPE_WS_STREAM, NULL);
 	self->base = g_object_ref(base);
-	self->input = pb_ws_input_new(g_io_stream_get_input_stream(base), leftover, masked);
-	self->output = pb_ws_output_new(g_io_stream_get_output_stream(base));
+	self->input = pb_ws_input_new(g_io_stream_get_input_stream(base), leftover, server);
+	self->output = pb_ws_output_new(g_io_stream_get_output_stream(base), !server);
 	return self;
 }

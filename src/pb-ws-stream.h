@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(PbWsStream, pb_ws_stream, PB, WS_STREAM, GIOStream)
 
 PbWsStream *
-pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean masked);
+pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean server);
 PbWsInput *
 pb_ws_stream_get_input(PbWsStream *self);
 PbWsOutput *

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include "pb-stream.h"
+
+G_BEGIN_DECLS
+
+#define PB_TYPE_CONNECTION_TABLE (pb_connection_table_get_type())
+G_DECLARE_FINAL_TYPE(PbConnectionTable, pb_connection_table, PB, CONNECTION_TABLE, GObject)
+
+PbConnectionTable *
+pb_connection_table_new(void);
+guint32
+pb_connection_table_next_id(PbConnectionTable *self);
+void
+pb_connection_table_add(PbConnectionTable *self, PbStream *stream);
+PbStream *
+pb_connection_table_lookup(PbConnectionTable *self, guint32 id);
+gboolean
+pb_connection_table_is_live(PbConnectionTable *self, PbStream *stream);
+void
+pb_connection_table_retire(PbConnectionTable *self, PbStream *stream);
+void
+pb_connection_table_remove(PbConnectionTable *self, PbStream *stream);
+void
+pb_connection_table_set_reading(PbConnectionTable *self, gboolean reading);
+gboolean
+pb_connection_table_get_reading(PbConnectionTable *self);
+guint
+pb_connection_table_get_n_live(PbConnectionTable *self);
+void
+pb_connection_table_clear(PbConnectionTable *self);
+
+G_END_DECLS
