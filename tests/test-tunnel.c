@@ -403,6 +403,50 @@ test_tunnel_local_down(TunnelFixture *fx, gconstpointer user_data)
 	pb_test_service_free(echo);
 }
 
+static guint16
+free_port(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+
+	g_socket_listener_close(listener);
+	return port;
+}
+
+static void
+test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 wanted = free_port();
+	TunnelFixture second = {NULL, NULL, NULL, NULL, 0};
+	g_autoptr(GError) error = NULL;
+	g_autofree char *url = NULL;
+
+	g_test_summary("The first client gets the configured tunnel port, a second one that finds "
+		       "it taken gets a random port of its own");
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	fx->server = pb_tunnel_server_new(0, "127.0.0.1", wanted, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+
+	tunnel_start_client(fx, url, 9);
+	g_assert_cmpuint(fx->public_port, ==, wanted);
+	second.server = fx->server;
+	tunnel_start_client(&second, url, 9);
+	g_assert_nonnull(second.access_url);
+	g_assert_cmpuint(second.public_port, !=, wanted);
+	g_assert_cmpuint(second.public_port, >, 0);
+	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 2);
+
+	g_signal_handlers_disconnect_by_data(second.client, &second);
+	pb_tunnel_client_close(second.client);
+	g_clear_object(&second.client);
+	g_free(second.access_url);
+	g_free(second.disconnect_reason);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -416,6 +460,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/upstream-bulk", test_tunnel_upstream_bulk);
 	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
 	ADD("/tunnel/local-down", test_tunnel_local_down);
+	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 #undef ADD
 	return g_test_run();
 }
