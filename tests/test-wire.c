@@ -126,6 +126,19 @@ expect_public(WireFixture *fx, guint64 offset, gsize len)
 	g_assert_true(pb_test_pattern_check(buf->data, len, offset));
 }
 
+/* The server's next frame is a close frame with @code. */
+static void
+expect_close(WireFixture *fx, guint code)
+{
+	guint8 opcode = 0;
+	g_autoptr(GBytes) close = recv_frame(fx, &opcode);
+	const guint8 *payload = g_bytes_get_data(close, NULL);
+
+	g_assert_cmpuint(opcode, ==, 0x8);
+	g_assert_cmpuint(g_bytes_get_size(close), >=, 2);
+	g_assert_cmpuint((guint)payload[0] << 8 | payload[1], ==, code);
+}
+
 static void
 wire_set_up(WireFixture *fx, gconstpointer user_data)
 {
@@ -254,8 +267,6 @@ test_wire_unmasked_client(WireFixture *fx, gconstpointer user_data)
 {
 	g_autofree guint8 *message = g_malloc(PB_FRAME_HEADER_SIZE + 10);
 	g_autoptr(GByteArray) frame = NULL;
-	g_autoptr(GBytes) close = NULL;
-	guint8 opcode = 0;
 
 	g_test_summary("An unmasked frame from a client is refused with close code 1002, not "
 		       "taken by the fast path");
@@ -263,11 +274,7 @@ test_wire_unmasked_client(WireFixture *fx, gconstpointer user_data)
 	pb_test_pattern_fill(message + PB_FRAME_HEADER_SIZE, 10, 0);
 	frame = make_frame(TRUE, 0x2, message, PB_FRAME_HEADER_SIZE + 10, FALSE);
 	send_raw(fx, frame->data, frame->len);
-	close = recv_frame(fx, &opcode);
-	g_assert_cmpuint(opcode, ==, 0x8);
-	g_assert_cmpuint(((const guint8 *)g_bytes_get_data(close, NULL))[0] << 8 |
-			     ((const guint8 *)g_bytes_get_data(close, NULL))[1],
-			 ==, 1002);
+	expect_close(fx, 1002);
 }
 
 static void
@@ -276,8 +283,6 @@ test_wire_message_inside_fragments(WireFixture *fx, gconstpointer user_data)
 	g_autofree guint8 *message = g_malloc(PB_FRAME_HEADER_SIZE + 100);
 	g_autoptr(GByteArray) first = NULL;
 	g_autoptr(GByteArray) intruder = make_data(fx, 0, 100);
-	g_autoptr(GBytes) close = NULL;
-	guint8 opcode = 0;
 
 	g_test_summary("A whole message in the middle of a fragmented one breaks RFC 6455: it is "
 		       "left to libsoup, which closes with 1002, not taken by the fast path");
@@ -286,11 +291,7 @@ test_wire_message_inside_fragments(WireFixture *fx, gconstpointer user_data)
 	first = make_frame(FALSE, 0x2, message, 50, TRUE);
 	send_raw(fx, first->data, first->len);
 	send_raw(fx, intruder->data, intruder->len);
-	close = recv_frame(fx, &opcode);
-	g_assert_cmpuint(opcode, ==, 0x8);
-	g_assert_cmpuint(((const guint8 *)g_bytes_get_data(close, NULL))[0] << 8 |
-			     ((const guint8 *)g_bytes_get_data(close, NULL))[1],
-			 ==, 1002);
+	expect_close(fx, 1002);
 }
 
 static void
