@@ -246,6 +246,33 @@ test_cli_help_version(void)
 }
 
 static void
+test_cli_forward_name(void)
+{
+	const char *forward = g_getenv("PB_PIGGYBACK_FORWARD");
+	g_autoptr(GSubprocess) help = NULL;
+	g_autoptr(GSubprocess) bare = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+
+	g_test_summary("piggyback-forward is piggyback forward");
+	g_assert_nonnull(forward);
+	help = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, forward, "--help", NULL);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8(help, NULL, NULL, &out, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(g_subprocess_get_exit_status(help), ==, 0);
+	g_assert_nonnull(strstr(out, "--server"));
+
+	bare = g_subprocess_new(G_SUBPROCESS_FLAGS_STDERR_PIPE, &error, forward, NULL);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8(bare, NULL, NULL, NULL, &err, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(g_subprocess_get_exit_status(bare), ==, 2);
+	g_assert_nonnull(strstr(err, "piggyback-forward: --port is required"));
+}
+
+static void
 test_cli_runtime_errors(void)
 {
 	g_autoptr(GSocket) busy =
@@ -494,6 +521,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/process/cli/bad-input", test_cli_bad_input);
 	g_test_add_func("/process/cli/help-version", test_cli_help_version);
+	g_test_add_func("/process/cli/forward-name", test_cli_forward_name);
 	g_test_add_func("/process/cli/runtime-errors", test_cli_runtime_errors);
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
