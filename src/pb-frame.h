@@ -37,11 +37,23 @@ G_BEGIN_DECLS
 #define PB_WS_PATH "/http-stream"
 
 typedef enum {
-	PB_FRAME_OPEN = 0x01,  /* server → client: a public connection was accepted */
-	PB_FRAME_DATA = 0x02,  /* both: raw TCP bytes */
-	PB_FRAME_CLOSE = 0x03, /* both: the connection is over */
-	PB_FRAME_HELLO = 0x04, /* server → client, connId 0: JSON object */
+	PB_FRAME_OPEN = 0x01,	/* server → client: a public connection was accepted */
+	PB_FRAME_DATA = 0x02,	/* both: raw TCP bytes */
+	PB_FRAME_CLOSE = 0x03,	/* both: the connection is over */
+	PB_FRAME_HELLO = 0x04,	/* server → client, connId 0: JSON object */
+	PB_FRAME_WINDOW = 0x05, /* v2 `flow`, both: 4 bytes BE, a credit increment */
+	PB_FRAME_EOF = 0x06,	/* v2 `eof`, both: the sender's TCP peer stopped writing */
 } PbFrameType;
+
+/* Protocol v2 features, negotiated: the client lists its own in the Piggyback-Features
+ * request header, the server answers with those it uses in HELLO's `features`. */
+typedef enum {
+	PB_FEATURE_FLOW = 1 << 0, /* per-connection credit (WINDOW) */
+	PB_FEATURE_EOF = 1 << 1,  /* TCP half-close (EOF) */
+} PbFeatures;
+
+#define PB_FEATURES_ALL	   (PB_FEATURE_FLOW | PB_FEATURE_EOF)
+#define PB_FEATURES_HEADER "Piggyback-Features"
 
 typedef struct {
 	guint8 type;

@@ -23,8 +23,9 @@ pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version)
  * pb_hello_parse:
  *
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
- * integer `tunnelPort` in 1..65535; `version` is optional and unknown members are
- * ignored, so later versions can add members freely.
+ * integer `tunnelPort` in 1..65535; `version`, `features` (an array of names) and `window`
+ * are optional and unknown members and feature names are ignored, so later versions can
+ * add them freely. `flow` without a valid `window` is an error.
  */
 PbHello *
 pb_hello_parse(const guint8 *json, gsize len, GError **error)
@@ -70,6 +71,27 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	node = json_object_get_member(object, "version");
 	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING)
 		hello->version = g_strdup(json_node_get_string(node));
+
+	node = json_object_get_member(object, "features");
+	if (node != NULL && JSON_NODE_HOLDS_ARRAY(node)) {
+		JsonArray *array = json_node_get_array(node);
+
+		for (guint i = 0; i < json_array_get_length(array); i++) {
+			JsonNode *element = json_array_get_element(array, i);
+
+			if (json_node_get_value_type(element) == G_TYPE_STRING)
+				hello->features |= pb_features_parse(json_node_get_string(element));
+		}
+	}
+	node = json_object_get_member(object, "window");
+	if (node != NULL && json_node_get_value_type(node) == G_TYPE_INT64 &&
+	    json_node_get_int(node) >= 1 && json_node_get_int(node) <= G_MAXUINT32)
+		hello->window = (guint32)json_node_get_int(node);
+	if ((hello->features & PB_FEATURE_FLOW) && hello->window == 0) {
+		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO has the flow feature but no window");
+		return NULL;
+	}
 	return g_steal_pointer(&hello);
 }
 
@@ -87,6 +109,19 @@ pb_hello_to_json(const PbHello *hello)
 	json_builder_add_int_value(builder, hello->tunnel_port);
 	json_builder_set_member_name(builder, "version");
 	json_builder_add_string_value(builder, hello->version != NULL ? hello->version : "");
+	if (hello->features != 0) {
+		json_builder_set_member_name(builder, "features");
+		json_builder_begin_array(builder);
+		if (hello->features & PB_FEATURE_FLOW)
+			json_builder_add_string_value(builder, "flow");
+		if (hello->features & PB_FEATURE_EOF)
+			json_builder_add_string_value(builder, "eof");
+		json_builder_end_array(builder);
+	}
+	if (hello->features & PB_FEATURE_FLOW) {
+		json_builder_set_member_name(builder, "window");
+		json_builder_add_int_value(builder, hello->window);
+	}
 	json_builder_end_object(builder);
 
 	root = json_builder_get_root(builder);
@@ -102,6 +137,36 @@ pb_hello_get_access_url(const PbHello *hello, const char *scheme)
 
 	return g_strdup_printf("%s://%s%s%s:%u", scheme, ipv6 ? "[" : "", hello->public_host,
 			       ipv6 ? "]" : "", hello->tunnel_port);
+}
+
+/**
+ * pb_features_parse:
+ * @list: feature names separated by commas and spaces, as in the Piggyback-Features header
+ *
+ * Returns: the features named; unknown names are ignored
+ */
+PbFeatures
+pb_features_parse(const char *list)
+{
+	g_auto(GStrv) names = g_strsplit_set(list != NULL ? list : "", ", \t", -1);
+	PbFeatures features = 0;
+
+	for (gsize i = 0; names[i] != NULL; i++) {
+		if (g_ascii_strcasecmp(names[i], "flow") == 0)
+			features |= PB_FEATURE_FLOW;
+		else if (g_ascii_strcasecmp(names[i], "eof") == 0)
+			features |= PB_FEATURE_EOF;
+	}
+	return features;
+}
+
+/* "flow, eof", as the Piggyback-Features header lists them; "" for none. */
+char *
+pb_features_to_string(PbFeatures features)
+{
+	return g_strdup_printf("%s%s%s", (features & PB_FEATURE_FLOW) ? "flow" : "",
+			       (features & PB_FEATURES_ALL) == PB_FEATURES_ALL ? ", " : "",
+			       (features & PB_FEATURE_EOF) ? "eof" : "");
 }
 
 void

@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "pb-frame.h"
+
 G_BEGIN_DECLS
 
 /* The HELLO control frame's JSON object: where the tunnel can be reached. */
@@ -10,6 +12,8 @@ typedef struct {
 	char *public_host;
 	guint16 tunnel_port;
 	char *version;
+	PbFeatures features; /* what the server uses on this WebSocket; 0 = version 1 */
+	guint32 window;	     /* initial credit of every connection, with `flow` */
 } PbHello;
 
 PbHello *
@@ -22,6 +26,10 @@ char *
 pb_hello_get_access_url(const PbHello *hello, const char *scheme);
 void
 pb_hello_free(PbHello *hello);
+PbFeatures
+pb_features_parse(const char *list);
+char *
+pb_features_to_string(PbFeatures features);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbHello, pb_hello_free)
 

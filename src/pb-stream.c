@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "pb-flow.h"
 #include "pb-frame.h"
 
 /*
@@ -20,6 +21,11 @@
  *
  * Before the connection exists (the client is still dialing its local service) writes
  * only queue up.
+ *
+ * For protocol v2 a stream also carries its credit (PbFlow, "wrote" tells the tunnel what
+ * reached the socket), can be blocked while it has no credit, and its two directions end
+ * apart: reading ends at the socket's end of stream, writing with a shutdown once the
+ * queue is written (a TCP half-close).
  */
 
 struct _PbStream {
@@ -33,12 +39,18 @@ struct _PbStream {
 	gsize pending_offset;	       /* bytes of the head already written */
 	gsize pending_bytes;
 	gboolean reading;
+	gboolean blocked;     /* no credit to send what it would read */
+	gboolean read_ended;  /* the socket's end of stream was seen */
+	gboolean write_ended; /* shut down writing once the queue is written */
+	gboolean shut_down;   /* ... and it has been */
 	gboolean congested;
+	gsize high_watermark;
+	PbFlow flow;
 	gboolean finishing; /* close once the queue is empty */
 	gboolean closed;
 };
 
-enum { SIGNAL_READABLE, SIGNAL_RELIEVED, SIGNAL_CLOSED, SIGNAL_LAST };
+enum { SIGNAL_READABLE, SIGNAL_WROTE, SIGNAL_RELIEVED, SIGNAL_CLOSED, SIGNAL_LAST };
 static guint signals[SIGNAL_LAST] = {0};
 
 G_DEFINE_FINAL_TYPE(PbStream, pb_stream, G_TYPE_OBJECT)
@@ -55,7 +67,8 @@ pb_stream_readable_cb(GSocket *socket, GIOCondition condition, gpointer user_dat
 static void
 pb_stream_update_reading(PbStream *self)
 {
-	gboolean want = self->reading && self->socket != NULL && !self->finishing && !self->closed;
+	gboolean want = self->reading && !self->blocked && !self->read_ended &&
+			self->socket != NULL && !self->finishing && !self->closed;
 
 	if (want && self->read_source == NULL) {
 		self->read_source = g_socket_create_source(self->socket, G_IO_IN, NULL);
@@ -86,6 +99,24 @@ pb_stream_close_socket(PbStream *self)
 static gboolean
 pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data);
 
+static void
+pb_stream_wrote(PbStream *self, gsize n)
+{
+	if (n > 0)
+		g_signal_emit(self, signals[SIGNAL_WROTE], 0, (guint64)n);
+}
+
+/* Once the queue is written, a stream whose writing ended shuts its socket's write half. */
+static void
+pb_stream_maybe_shut_down(PbStream *self)
+{
+	if (self->write_ended && !self->shut_down && self->socket != NULL && !self->closed &&
+	    g_queue_is_empty(&self->pending)) {
+		self->shut_down = TRUE;
+		g_socket_shutdown(self->socket, FALSE, TRUE, NULL);
+	}
+}
+
 /* Writes as much of the queue as the socket takes. */
 static gboolean
 pb_stream_flush(PbStream *self, GError **error)
@@ -106,6 +137,7 @@ pb_stream_flush(PbStream *self, GError **error)
 		}
 		self->pending_offset += (gsize)n;
 		self->pending_bytes -= (gsize)n;
+		pb_stream_wrote(self, (gsize)n);
 		if (self->pending_offset < len)
 			break; /* the socket is full */
 		g_bytes_unref(g_queue_pop_head(&self->pending));
@@ -123,6 +155,7 @@ pb_stream_flush(PbStream *self, GError **error)
 				      self, NULL);
 		g_source_attach(self->write_source, g_main_context_get_thread_default());
 	}
+	pb_stream_maybe_shut_down(self);
 	return TRUE;
 }
 
@@ -231,7 +264,7 @@ pb_stream_queue(PbStream *self, GBytes *bytes, GError **error)
 		pb_stream_close_socket(self);
 		return FALSE;
 	}
-	if (self->pending_bytes >= PB_STREAM_HIGH_WATERMARK)
+	if (self->pending_bytes >= self->high_watermark)
 		self->congested = TRUE;
 	return TRUE;
 }
@@ -289,10 +322,78 @@ pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **err
 			g_clear_error(error);
 			n = 0;
 		}
+		pb_stream_wrote(self, (gsize)n);
 		if ((gsize)n == len)
 			return TRUE;
 	}
 	return pb_stream_queue(self, g_bytes_new(data + n, len - (gsize)n), error);
+}
+
+/* Protocol v2 state of the stream, for the tunnel to keep. */
+PbFlow *
+pb_stream_get_flow(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), NULL);
+	return &self->flow;
+}
+
+/* A blocked stream is not read (it has no credit); reading resumes when unblocked. */
+void
+pb_stream_set_blocked(PbStream *self, gboolean blocked)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	self->blocked = blocked;
+	pb_stream_update_reading(self);
+}
+
+gboolean
+pb_stream_get_blocked(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->blocked;
+}
+
+/* The socket's end of stream was read: reading is over, writing goes on. */
+void
+pb_stream_end_reading(PbStream *self)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	self->read_ended = TRUE;
+	pb_stream_update_reading(self);
+}
+
+gboolean
+pb_stream_get_read_ended(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->read_ended;
+}
+
+/* Nothing more will be written: shut down the socket's write half once the queue is out. */
+void
+pb_stream_end_writing(PbStream *self)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	self->write_ended = TRUE;
+	pb_stream_maybe_shut_down(self);
+}
+
+gboolean
+pb_stream_get_write_ended(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->write_ended;
+}
+
+/* From @high queued bytes the stream is congested (until the low watermark). */
+void
+pb_stream_set_high_watermark(PbStream *self, gsize high)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+	self->high_watermark = high;
 }
 
 gsize
@@ -376,6 +477,14 @@ pb_stream_class_init(PbStreamClass *klass)
 	    g_signal_new("readable", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 0);
 	/**
+	 * PbStream::wrote:
+	 * @n: how many bytes
+	 *
+	 * Bytes given to the stream reached the socket (also during pb_stream_write()).
+	 */
+	signals[SIGNAL_WROTE] = g_signal_new("wrote", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+					     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT64);
+	/**
 	 * PbStream::relieved:
 	 *
 	 * The stream was congested and its queue has dropped under the low watermark.
@@ -398,6 +507,7 @@ static void
 pb_stream_init(PbStream *self)
 {
 	g_queue_init(&self->pending);
+	self->high_watermark = PB_STREAM_HIGH_WATERMARK;
 }
 
 PbStream *

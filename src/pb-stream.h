@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "pb-flow.h"
+
 G_BEGIN_DECLS
 
 #define PB_TYPE_STREAM (pb_stream_get_type())
@@ -24,6 +26,22 @@ gboolean
 pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error);
 gboolean
 pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **error);
+PbFlow *
+pb_stream_get_flow(PbStream *self);
+void
+pb_stream_set_blocked(PbStream *self, gboolean blocked);
+gboolean
+pb_stream_get_blocked(PbStream *self);
+void
+pb_stream_end_reading(PbStream *self);
+gboolean
+pb_stream_get_read_ended(PbStream *self);
+void
+pb_stream_end_writing(PbStream *self);
+gboolean
+pb_stream_get_write_ended(PbStream *self);
+void
+pb_stream_set_high_watermark(PbStream *self, gsize high);
 gsize
 pb_stream_get_pending(PbStream *self);
 gboolean

@@ -32,6 +32,7 @@ struct _PbTunnelClient {
 	GCancellable *cancellable;   /* (owned) cancelled on close */
 	char *access_url;	     /* (owned) (nullable) until HELLO */
 	char *http_url;		     /* (owned) (nullable) */
+	PbFeatures features;	     /* protocol v2 features we ask for */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_LAST };
@@ -105,6 +106,8 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
 	const PbHello *hello = hello_ptr;
 
+	/* only what we asked for: a server may not impose features */
+	pb_tunnel_set_features(tunnel, hello->features & self->features, hello->window);
 	g_free(self->access_url);
 	g_free(self->http_url);
 	self->access_url = pb_hello_get_access_url(hello, "tcp");
@@ -273,6 +276,10 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 	const char *query = g_uri_get_query(uri);
 	g_autofree char *port =
 	    g_uri_get_port(uri) > 0 ? g_strdup_printf(":%d", g_uri_get_port(uri)) : g_strdup("");
+	g_autofree char *features = pb_features_to_string(self->features);
+	g_autofree char *features_line =
+	    self->features != 0 ? g_strdup_printf(PB_FEATURES_HEADER ": %s\r\n", features)
+				: g_strdup("");
 
 	return g_strdup_printf("GET %s%s%s HTTP/1.1\r\n"
 			       "Host: %s%s%s%s\r\n"
@@ -281,10 +288,11 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 			       "Sec-WebSocket-Key: %s\r\n"
 			       "Sec-WebSocket-Version: 13\r\n"
 			       "User-Agent: piggyback/%s\r\n"
+			       "%s"
 			       "\r\n",
 			       g_uri_get_path(uri), query != NULL ? "?" : "",
 			       query != NULL ? query : "", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
-			       port, key, PACKAGE_VERSION);
+			       port, key, PACKAGE_VERSION, features_line);
 }
 
 static void
@@ -355,6 +363,17 @@ pb_tunnel_client_connect_finish(PbTunnelClient *self, GAsyncResult *result, GErr
 {
 	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/**
+ * pb_tunnel_client_set_features:
+ * @features: the protocol v2 features to ask for (all by default; 0 = version 1 only)
+ */
+void
+pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	self->features = features;
 }
 
 /* Returns: (nullable): tcp://host:port once the server said it */
@@ -435,6 +454,7 @@ static void
 pb_tunnel_client_init(PbTunnelClient *self)
 {
 	self->cancellable = g_cancellable_new();
+	self->features = PB_FEATURES_ALL;
 	self->local_dialer = g_socket_client_new();
 }
 

@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "pb-frame.h"
+
 G_BEGIN_DECLS
 
 #define PB_TYPE_TUNNEL_CLIENT (pb_tunnel_client_get_type())
@@ -10,6 +12,8 @@ G_DECLARE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, PB, TUNNEL_CLIENT, GObjec
 
 PbTunnelClient *
 pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 local_port);
+void
+pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
 void
 pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data);

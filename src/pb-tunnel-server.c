@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-tunnel.h"
 
@@ -32,9 +33,11 @@ struct _PbTunnelServer {
 	guint16 port;
 	char *tunnel_host; /* (owned) bind address of public listeners */
 	guint16 tunnel_port;
-	char *public_host; /* (owned) (nullable) advertised in HELLO */
-	SoupServer *soup;  /* (owned) */
-	GList *clients;	   /* (owned) PbServerClient */
+	char *public_host;   /* (owned) (nullable) advertised in HELLO */
+	PbFeatures features; /* protocol v2 features offered to clients */
+	guint32 window;	     /* initial credit per connection, with `flow` */
+	SoupServer *soup;    /* (owned) */
+	GList *clients;	     /* (owned) PbServerClient */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
@@ -147,6 +150,10 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbHello) hello = NULL;
 	g_autofree char *public_host = NULL;
+	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
+	PbFeatures features =
+	    self->features &
+	    pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER));
 	GSocket *socket;
 	GSocketAddress *remote;
 	PbServerClient *client;
@@ -168,6 +175,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				      : g_strdup("?");
 	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
+	pb_tunnel_set_features(client->tunnel, features, self->window);
 	client->service = pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
 	if (client->service == NULL) {
 		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
@@ -184,6 +192,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	self->clients = g_list_prepend(self->clients, client);
 
 	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
+	hello->features = features; /* a 1.1 client asks for none and is told of none */
+	hello->window = self->window;
 	pb_tunnel_send_hello(client->tunnel, hello);
 	g_message("Client %s connected: tunnel open on %s port %u", client->peer, self->tunnel_host,
 		  client->tunnel_port);
@@ -267,6 +277,20 @@ pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host)
 	self->listen_host = g_strdup(host);
 }
 
+/**
+ * pb_tunnel_server_set_features:
+ * @features: the protocol v2 features clients may use (all by default; 0 = version 1 only)
+ * @window: the initial credit of every connection with `flow`
+ */
+void
+pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32 window)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	self->features = features;
+	self->window = window;
+}
+
 guint16
 pb_tunnel_server_get_port(PbTunnelServer *self)
 {
@@ -333,6 +357,8 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
+	self->features = PB_FEATURES_ALL;
+	self->window = PB_FLOW_WINDOW_DEFAULT;
 }
 
 /**

@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 
+#include "pb-frame.h"
+
 G_BEGIN_DECLS
 
 #define PB_TYPE_TUNNEL_SERVER (pb_tunnel_server_get_type())
@@ -13,6 +15,8 @@ pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 		     const char *public_host);
 void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
+void
+pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32 window);
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error);
 guint16

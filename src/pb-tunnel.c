@@ -27,6 +27,13 @@
  * WebSocket → TCP: DATA goes to its stream, which queues what its socket does not take.
  * While any stream is congested the WebSocket is not read (protocol v1 has no other way
  * to push back), so memory stays bounded whatever the peers do.
+ *
+ * Protocol v2, when negotiated: with `flow` a stream is read only as far as its credit
+ * goes and gives credit back (WINDOW) as its socket takes what came (see PbFlow), so a
+ * slow reader stops only its own sender; the WebSocket-wide pause stays as a safety net
+ * far above any window. With `eof` the end of a socket's stream is passed on as EOF and
+ * becomes a shutdown of the other socket's write half; the connection ends when both
+ * directions have.
  */
 
 struct _PbTunnel {
@@ -35,6 +42,9 @@ struct _PbTunnel {
 	PbWsStream *ws_stream;		  /* (owned) what @ws runs on */
 	SoupWebsocketConnectionType role; /* server: accepts public connections */
 	PbConnectionTable *table;	  /* (owned) */
+	PbFeatures features;		  /* protocol v2 features in use */
+	guint32 window;			  /* initial credit of every connection, with `flow` */
+	guint64 growth_budget;		  /* how much all windows may still grow */
 	guint8 *frame_buf; /* (owned) room for both headers, then PB_READ_CHUNK bytes */
 	guint64 queued;	   /* bytes of our frames handed to the WebSocket's output */
 	guint n_congested; /* streams over their high watermark */
@@ -116,6 +126,8 @@ pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
 		self->n_congested--;
 		pb_tunnel_update_ws_reading(self);
 	}
+	if (self->features & PB_FEATURE_FLOW)
+		pb_flow_release(pb_stream_get_flow(stream), &self->growth_budget);
 	g_signal_handlers_disconnect_by_data(stream, self);
 	pb_connection_table_remove(self->table, stream);
 }
@@ -142,24 +154,80 @@ pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error)
 	pb_tunnel_drop_stream(self, stream);
 }
 
+/* With `eof`, a connection is over once both directions are. */
+static void
+pb_tunnel_end_half(PbTunnel *self, PbStream *stream)
+{
+	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+		pb_tunnel_end_stream(self, stream, FALSE);
+}
+
+/* The socket's end of stream: v2 passes it on as EOF, v1 ends the connection. */
+static void
+pb_tunnel_stream_ended(PbTunnel *self, PbStream *stream)
+{
+	pb_tunnel_log_stream(self, pb_stream_get_id(stream), "ended");
+	if (!(self->features & PB_FEATURE_EOF)) {
+		pb_tunnel_end_stream(self, stream, TRUE);
+		return;
+	}
+	pb_tunnel_send_control(self, PB_FRAME_EOF, pb_stream_get_id(stream), NULL, 0);
+	pb_stream_end_reading(stream);
+	pb_tunnel_end_half(self, stream);
+}
+
 static void
 pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
+	PbFlow *flow = pb_stream_get_flow(stream);
+	gboolean flow_on = (self->features & PB_FEATURE_FLOW) != 0;
+	gsize want = flow_on ? pb_flow_sendable(flow, PB_READ_CHUNK) : PB_READ_CHUNK;
 	g_autoptr(GError) error = NULL;
-	gssize n = pb_stream_receive(stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET,
-				     PB_READ_CHUNK, &error);
+	gssize n;
 
+	if (want == 0) {
+		pb_stream_set_blocked(stream, TRUE); /* until WINDOW comes */
+		return;
+	}
+	n = pb_stream_receive(stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, want, &error);
 	if (n > 0) {
 		pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		self->bytes_out += (gsize)n;
+		if (flow_on) {
+			pb_flow_sent(flow, (gsize)n);
+			if (pb_flow_sendable(flow, 1) == 0)
+				pb_stream_set_blocked(stream, TRUE);
+		}
 		pb_tunnel_check_ws_congestion(self);
 	} else if (n == 0) {
-		pb_tunnel_log_stream(self, pb_stream_get_id(stream), "ended");
-		pb_tunnel_end_stream(self, stream, TRUE);
+		pb_tunnel_stream_ended(self, stream);
 	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
 		pb_tunnel_fail_stream(self, stream, error);
 	}
+}
+
+/* Bytes from the peer reached @stream's socket: with `flow`, give the credit back. */
+static void
+pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	guint32 increment;
+	guint8 payload[4];
+
+	if (!(self->features & PB_FEATURE_FLOW) ||
+	    !pb_connection_table_is_live(self->table, stream))
+		return;
+	increment = pb_flow_consumed(pb_stream_get_flow(stream), (gsize)n,
+				     pb_stream_get_pending(stream) == 0, &self->growth_budget);
+	if (increment == 0)
+		return;
+	payload[0] = (guint8)(increment >> 24);
+	payload[1] = (guint8)(increment >> 16);
+	payload[2] = (guint8)(increment >> 8);
+	payload[3] = (guint8)increment;
+	pb_tunnel_send_control(self, PB_FRAME_WINDOW, pb_stream_get_id(stream), payload,
+			       sizeof payload);
 }
 
 static void
@@ -189,8 +257,14 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 	g_autoptr(PbStream) stream = pb_stream_new(id);
 
 	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
+	g_signal_connect(stream, "wrote", G_CALLBACK(pb_tunnel_stream_wrote_cb), self);
 	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
 	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
+	if (self->features & PB_FEATURE_FLOW) {
+		pb_flow_init(pb_stream_get_flow(stream), self->window);
+		/* credit bounds each queue: the WebSocket-wide pause is only a safety net */
+		pb_stream_set_high_watermark(stream, PB_FLOW_WINDOW_MAX + PB_STREAM_HIGH_WATERMARK);
+	}
 	pb_connection_table_add(self->table, stream);
 	return stream;
 }
@@ -213,6 +287,16 @@ pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *dat
 
 	if (stream == NULL)
 		return; /* it raced with our CLOSE */
+	if ((self->features & PB_FEATURE_FLOW) && !pb_flow_receive(pb_stream_get_flow(stream), len))
+		error = g_error_new_literal(PB_ERROR, PB_ERROR_PROTOCOL,
+					    "the peer sent beyond its credit");
+	else if (pb_stream_get_write_ended(stream))
+		error = g_error_new_literal(PB_ERROR, PB_ERROR_PROTOCOL,
+					    "the peer sent data after EOF");
+	if (error != NULL) {
+		pb_tunnel_fail_stream(self, stream, error); /* that connection, not the tunnel */
+		return;
+	}
 	self->bytes_in += len;
 	was_congested = pb_stream_is_congested(stream);
 	if (message != NULL)
@@ -251,6 +335,39 @@ pb_tunnel_receive_open(PbTunnel *self, guint32 id)
 	stream = pb_tunnel_insert_stream(self, id);
 	pb_tunnel_log_stream(self, id, "opened by the peer");
 	g_signal_emit(self, signals[SIGNAL_OPEN_REQUESTED], 0, stream);
+}
+
+/* More credit for sending on a connection (`flow`). */
+static void
+pb_tunnel_receive_window(PbTunnel *self, const PbFrame *frame)
+{
+	PbStream *stream = pb_connection_table_lookup(self->table, frame->conn_id);
+	const guint8 *p = frame->payload;
+
+	if (frame->payload_len != 4) {
+		pb_tunnel_protocol_error(self, "WINDOW without a 4-byte increment");
+		return;
+	}
+	if (stream == NULL)
+		return;
+	pb_flow_add_send_credit(pb_stream_get_flow(stream), (guint32)p[0] << 24 |
+								(guint32)p[1] << 16 |
+								(guint32)p[2] << 8 | p[3]);
+	if (pb_stream_get_blocked(stream))
+		pb_stream_set_blocked(stream, FALSE);
+}
+
+/* The peer's side of a connection stopped writing (`eof`): so do we, once flushed. */
+static void
+pb_tunnel_receive_eof(PbTunnel *self, guint32 id)
+{
+	PbStream *stream = pb_connection_table_lookup(self->table, id);
+
+	if (stream == NULL)
+		return;
+	pb_tunnel_log_stream(self, id, "ended by the peer");
+	pb_stream_end_writing(stream);
+	pb_tunnel_end_half(self, stream);
 }
 
 static void
@@ -299,6 +416,14 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	}
 	case PB_FRAME_OPEN:
 		pb_tunnel_receive_open(self, frame.conn_id);
+		break;
+	case PB_FRAME_WINDOW:
+		if (self->features & PB_FEATURE_FLOW)
+			pb_tunnel_receive_window(self, &frame);
+		break;
+	case PB_FRAME_EOF:
+		if (self->features & PB_FEATURE_EOF)
+			pb_tunnel_receive_eof(self, frame.conn_id);
 		break;
 	case PB_FRAME_HELLO:
 		pb_tunnel_receive_hello(self, &frame);
@@ -404,6 +529,30 @@ pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream)
 	pb_tunnel_drop_stream(self, stream);
 }
 
+/**
+ * pb_tunnel_set_features:
+ * @features: the protocol v2 features both sides agreed on; 0 for version 1
+ * @window: the initial credit of every connection, with %PB_FEATURE_FLOW
+ *
+ * Call before the first connection exists (before sending or receiving HELLO's effects).
+ */
+void
+pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+	g_return_if_fail(pb_connection_table_get_n_live(self->table) == 0);
+
+	self->features = features;
+	self->window = window;
+}
+
+PbFeatures
+pb_tunnel_get_features(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return self->features;
+}
+
 void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason)
 {
@@ -500,6 +649,7 @@ static void
 pb_tunnel_init(PbTunnel *self)
 {
 	self->table = pb_connection_table_new();
+	self->growth_budget = PB_FLOW_GROWTH_BUDGET;
 	self->frame_buf = g_malloc(PB_TUNNEL_PAYLOAD_OFFSET + PB_READ_CHUNK);
 }
 

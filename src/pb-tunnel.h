@@ -26,6 +26,10 @@ pb_tunnel_connect_stream(PbTunnel *self, PbStream *stream, GSocketConnection *co
 void
 pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream);
 void
+pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window);
+PbFeatures
+pb_tunnel_get_features(PbTunnel *self);
+void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);

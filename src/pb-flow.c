@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-flow.h"
+
+/*
+ * Credit accounting of one connection (PROTOCOL.md, `flow`), pure arithmetic: the tunnel
+ * reads no more than pb_flow_sendable() from a socket, and answers DATA it wrote to its own
+ * socket with the WINDOW increment pb_flow_consumed() returns.
+ *
+ * Credit is given back only for bytes written to the socket, so a peer can never have more
+ * than the window in flight or queued here, and a slow reader holds back only its own
+ * sender. A window grows (doubling, up to PB_FLOW_WINDOW_MAX and within the tunnel's
+ * growth budget) when the sender had used up its credit while the consumer kept up: then
+ * the window, not the consumer, is what limits the connection.
+ */
+
+/* Credit can come back many times over a connection's life; keep sums from wrapping. */
+#define PB_FLOW_CREDIT_MAX ((guint64)G_MAXUINT32 * 4)
+
+void
+pb_flow_init(PbFlow *flow, guint32 window)
+{
+	flow->send_credit = window;
+	flow->recv_credit = window;
+	flow->window = window;
+	flow->initial = window;
+	flow->unacked = 0;
+}
+
+/* How much of @want may be sent now. */
+gsize
+pb_flow_sendable(const PbFlow *flow, gsize want)
+{
+	return (gsize)MIN((guint64)want, flow->send_credit);
+}
+
+void
+pb_flow_sent(PbFlow *flow, gsize n)
+{
+	g_return_if_fail(n <= flow->send_credit);
+	flow->send_credit -= n;
+}
+
+/* A WINDOW frame from the peer. */
+void
+pb_flow_add_send_credit(PbFlow *flow, guint32 increment)
+{
+	flow->send_credit = MIN(flow->send_credit + increment, PB_FLOW_CREDIT_MAX);
+}
+
+/**
+ * pb_flow_receive:
+ * @n: DATA payload bytes that arrived
+ *
+ * Returns: %FALSE if the peer sent more than it was granted (the connection must close)
+ */
+gboolean
+pb_flow_receive(PbFlow *flow, gsize n)
+{
+	if (n > flow->recv_credit)
+		return FALSE;
+	flow->recv_credit -= n;
+	return TRUE;
+}
+
+/**
+ * pb_flow_consumed:
+ * @n: bytes just written to our socket
+ * @keeping_up: whether our socket has taken everything received so far
+ * @budget: (inout): how much the tunnel's windows may still grow altogether
+ *
+ * Returns: the WINDOW increment to send now, or 0 to wait for more: credit goes back in
+ *   steps of a quarter window, so WINDOW frames stay few
+ */
+guint32
+pb_flow_consumed(PbFlow *flow, gsize n, gboolean keeping_up, guint64 *budget)
+{
+	guint64 grant;
+
+	flow->unacked += n;
+	if (flow->unacked < flow->window / 4)
+		return 0;
+	grant = flow->unacked;
+	/* the sender was stopped by its credit, not by us: a bigger window would go faster */
+	if (keeping_up && flow->recv_credit < flow->window / 4 &&
+	    flow->window < PB_FLOW_WINDOW_MAX) {
+		guint64 extra = MIN(MIN(flow->window, PB_FLOW_WINDOW_MAX - flow->window), *budget);
+
+		flow->window += extra;
+		*budget -= extra;
+		grant += extra;
+	}
+	grant = MIN(grant, G_MAXUINT32);
+	flow->unacked -= grant > flow->unacked ? flow->unacked : grant;
+	flow->recv_credit += grant;
+	return (guint32)grant;
+}
+
+/* The connection is over: its growth goes back to the tunnel's budget. */
+void
+pb_flow_release(PbFlow *flow, guint64 *budget)
+{
+	*budget += flow->window - flow->initial;
+	flow->window = flow->initial;
+}
