@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb-flow.h"
+#include "pb-hello.h"
 #include "pb-server-url.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
@@ -117,6 +119,34 @@ pb_main_run(PbMain *main)
 	return main->status;
 }
 
+/* --features: protocol v2 features by name, comma-separated; "none" speaks version 1 only. */
+static gboolean
+pb_main_check_features(const char *value, PbFeatures *features, int *status)
+{
+	g_auto(GStrv) names = NULL;
+
+	*features = PB_FEATURES_ALL;
+	if (value == NULL)
+		return TRUE;
+	*features = 0;
+	if (g_strcmp0(value, "none") == 0)
+		return TRUE;
+	names = g_strsplit(value, ",", -1);
+	for (gsize i = 0; names[i] != NULL; i++) {
+		PbFeatures one = pb_features_parse(names[i]);
+
+		if (one == 0) {
+			g_autofree char *message = g_strdup_printf(
+			    _("--features takes flow, eof or none, not “%s”"), names[i]);
+
+			*status = pb_main_usage_error(message);
+			return FALSE;
+		}
+		*features |= one;
+	}
+	return TRUE;
+}
+
 static int
 pb_main_serve(int argc, char **argv)
 {
@@ -125,6 +155,9 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *listen_host = NULL;
 	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *public_host = NULL;
+	g_autofree char *features_option = NULL;
+	int window = PB_FLOW_WINDOW_DEFAULT;
+	PbFeatures features = PB_FEATURES_ALL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
 	     N_("PORT")},
@@ -137,6 +170,13 @@ pb_main_serve(int argc, char **argv)
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
 	     N_("Host name clients are told to use (default: the one they connected to)"),
 	     N_("HOST")},
+	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
+	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
+		"flow,eof)"),
+	     N_("LIST")},
+	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
+	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
+	     N_("BYTES")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -155,12 +195,20 @@ pb_main_serve(int argc, char **argv)
 	    !pb_main_check_port(tunnel_port, TRUE, "--tunnel-port", &status))
 		return status;
 	if (!pb_main_check_address(tunnel_host, "--tunnel-host", &status) ||
-	    (listen_host != NULL && !pb_main_check_address(listen_host, "--listen", &status)))
+	    (listen_host != NULL && !pb_main_check_address(listen_host, "--listen", &status)) ||
+	    !pb_main_check_features(features_option, &features, &status))
 		return status;
+	if (window < 1024 || window > PB_FLOW_WINDOW_MAX) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--window must be between 1024 and %d bytes, not %d"),
+				    PB_FLOW_WINDOW_MAX, window);
+		return pb_main_usage_error(message);
+	}
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
+	pb_tunnel_server_set_features(server, features, (guint32)window);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -218,6 +266,8 @@ pb_main_forward(int argc, char **argv)
 	int port = -1;
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *server_input = NULL;
+	g_autofree char *features_option = NULL;
+	PbFeatures features = PB_FEATURES_ALL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -226,6 +276,10 @@ pb_main_forward(int argc, char **argv)
 	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
 	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
 	     N_("SERVER")},
+	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
+	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
+		"flow,eof)"),
+	     N_("LIST")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -249,11 +303,14 @@ pb_main_forward(int argc, char **argv)
 		return status;
 	if (host == NULL || *host == '\0')
 		return pb_main_usage_error(_("--host is empty"));
+	if (!pb_main_check_features(features_option, &features, &status))
+		return status;
 	server_url = pb_server_url_resolve(server_input, &error);
 	if (server_url == NULL)
 		return pb_main_usage_error(error->message);
 
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	pb_tunnel_client_set_features(client, features);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);

@@ -376,6 +376,14 @@ pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features)
 	self->features = features;
 }
 
+/* The protocol v2 features in use, once HELLO came; 0 means version 1. */
+PbFeatures
+pb_tunnel_client_get_features(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->tunnel != NULL ? pb_tunnel_get_features(self->tunnel) : 0;
+}
+
 /* Returns: (nullable): tcp://host:port once the server said it */
 const char *
 pb_tunnel_client_get_access_url(PbTunnelClient *self)

@@ -14,6 +14,8 @@ PbTunnelClient *
 pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 local_port);
 void
 pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
+PbFeatures
+pb_tunnel_client_get_features(PbTunnelClient *self);
 void
 pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data);

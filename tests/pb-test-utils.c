@@ -51,6 +51,41 @@ pb_test_pattern_check(const guint8 *buf, gsize len, guint64 offset)
 	return TRUE;
 }
 
+/* Reads until the end of the stream, checking the pattern and counting. */
+static void
+pb_test_service_read_all(PbTestService *self, GInputStream *in, guint8 *buf)
+{
+	guint64 offset = 0;
+
+	for (;;) {
+		gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
+
+		if (n <= 0)
+			break;
+		if (!pb_test_pattern_check(buf, (gsize)n, offset))
+			g_atomic_int_set(&self->corrupt, 1);
+		offset += (guint64)n;
+		g_atomic_pointer_add(&self->bytes, n);
+	}
+}
+
+/* Writes `source_size` bytes of the pattern, counting. */
+static void
+pb_test_service_write_all(PbTestService *self, GOutputStream *out, guint8 *buf)
+{
+	guint64 offset = 0;
+
+	while (offset < self->source_size) {
+		gsize n = MIN(64 * 1024, self->source_size - offset);
+
+		pb_test_pattern_fill(buf, n, offset);
+		if (!g_output_stream_write_all(out, buf, n, NULL, NULL, NULL))
+			break;
+		offset += n;
+		g_atomic_pointer_add(&self->bytes, n);
+	}
+}
+
 /* Runs in a worker thread of the threaded service, with blocking I/O. */
 static gboolean
 pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *connection,
@@ -60,7 +95,6 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 	GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
 	GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
 	g_autofree guint8 *buf = g_malloc(64 * 1024);
-	guint64 offset = 0;
 
 	g_atomic_int_inc(&self->n_started);
 	switch (self->mode) {
@@ -75,27 +109,19 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 		}
 		break;
 	case PB_TEST_SERVICE_SINK:
-		for (;;) {
-			gssize n = g_input_stream_read(in, buf, 64 * 1024, NULL, NULL);
-
-			if (n <= 0)
-				break;
-			if (!pb_test_pattern_check(buf, (gsize)n, offset))
-				g_atomic_int_set(&self->corrupt, 1);
-			offset += (guint64)n;
-			g_atomic_pointer_add(&self->bytes, n);
-		}
+		pb_test_service_read_all(self, in, buf);
 		break;
 	case PB_TEST_SERVICE_SOURCE:
-		while (offset < self->source_size) {
-			gsize n = MIN(64 * 1024, self->source_size - offset);
-
-			pb_test_pattern_fill(buf, n, offset);
-			if (!g_output_stream_write_all(out, buf, n, NULL, NULL, NULL))
-				break;
-			offset += n;
-			g_atomic_pointer_add(&self->bytes, n);
-		}
+		pb_test_service_write_all(self, out, buf);
+		break;
+	case PB_TEST_SERVICE_ANSWER:
+		pb_test_service_read_all(self, in, buf);
+		pb_test_service_write_all(self, out, buf);
+		break;
+	case PB_TEST_SERVICE_SPEAK_FIRST:
+		pb_test_service_write_all(self, out, buf);
+		g_socket_shutdown(g_socket_connection_get_socket(connection), FALSE, TRUE, NULL);
+		pb_test_service_read_all(self, in, buf);
 		break;
 	}
 	g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);

@@ -30,9 +30,11 @@ pb_test_settle(void);
 
 /* What a PbTestService does with each connection it accepts. */
 typedef enum {
-	PB_TEST_SERVICE_ECHO,	/* write back what it reads, until EOF */
-	PB_TEST_SERVICE_SINK,	/* read until EOF, checking the pattern; count */
-	PB_TEST_SERVICE_SOURCE, /* write `size` bytes of the pattern, then close */
+	PB_TEST_SERVICE_ECHO,	     /* write back what it reads, until EOF */
+	PB_TEST_SERVICE_SINK,	     /* read until EOF, checking the pattern; count */
+	PB_TEST_SERVICE_SOURCE,	     /* write `size` bytes of the pattern, then close */
+	PB_TEST_SERVICE_ANSWER,	     /* read until EOF (checked), then write `size` bytes, close */
+	PB_TEST_SERVICE_SPEAK_FIRST, /* write `size` bytes, shut down writing, read to EOF */
 } PbTestServiceMode;
 
 typedef struct _PbTestService PbTestService;

@@ -152,6 +152,10 @@ wire_set_up(WireFixture *fx, gconstpointer user_data)
 	PbFrame frame;
 
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	/* user_data: a window for a protocol v2 client with `flow`; NULL speaks version 1 */
+	if (user_data != NULL)
+		pb_tunnel_server_set_features(fx->server, PB_FEATURE_FLOW,
+					      GPOINTER_TO_UINT(user_data));
 	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	fx->in = g_byte_array_new();
@@ -159,7 +163,8 @@ wire_set_up(WireFixture *fx, gconstpointer user_data)
 	request = g_strdup_printf("GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 				  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 				  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-				  "Sec-WebSocket-Version: 13\r\n\r\n");
+				  "Sec-WebSocket-Version: 13\r\n%s\r\n",
+				  user_data != NULL ? PB_FEATURES_HEADER ": flow\r\n" : "");
 	send_raw(fx, request, strlen(request));
 	while (response->len == 0 ||
 	       g_strstr_len((const char *)response->data, response->len, "\r\n\r\n") == NULL)
@@ -344,6 +349,42 @@ test_wire_pong_between_frames(WireFixture *fx, gconstpointer user_data)
 }
 
 static void
+test_wire_beyond_credit(WireFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GByteArray) too_much = make_data(fx, 0, 2000); /* the window is 1024 */
+	g_autoptr(GByteArray) ping = make_frame(TRUE, 0x9, (const guint8 *)"still", 5, TRUE);
+	g_autoptr(GByteArray) public_in = g_byte_array_new();
+	gboolean closed = FALSE;
+	gboolean ponged = FALSE;
+	char byte;
+
+	g_test_summary("flow: DATA beyond the granted credit closes that connection (CLOSE), "
+		       "not the tunnel");
+	send_raw(fx, too_much->data, too_much->len);
+	send_raw(fx, ping->data, ping->len);
+	while (!closed || !ponged) {
+		guint8 opcode = 0;
+		g_autoptr(GBytes) payload = recv_frame(fx, &opcode);
+		PbFrame frame;
+
+		if (opcode == 0xa) {
+			ponged = TRUE; /* the WebSocket still answers */
+			continue;
+		}
+		g_assert_cmpuint(opcode, ==, 0x2);
+		g_assert_true(pb_frame_parse(payload, &frame, NULL));
+		if (frame.type == PB_FRAME_CLOSE && frame.conn_id == fx->conn_id)
+			closed = TRUE;
+	}
+	/* and the public connection is closed, without any of the excess */
+	g_socket_set_blocking(fx->public, TRUE);
+	g_socket_set_timeout(fx->public, 5);
+	while (g_socket_receive(fx->public, &byte, 1, NULL, NULL) == 1)
+		g_byte_array_append(public_in, (const guint8 *)&byte, 1);
+	g_assert_cmpuint(public_in->len, <=, 1024);
+}
+
+static void
 test_wire_frame_codec(void)
 {
 	const guint64 lengths[] = {0, 5, 125, 126, 65535, 65536, 1u << 20};
@@ -396,5 +437,7 @@ main(int argc, char **argv)
 		   test_wire_message_inside_fragments, wire_tear_down);
 	g_test_add("/wire/pong-between-frames", WireFixture, NULL, wire_set_up,
 		   test_wire_pong_between_frames, wire_tear_down);
+	g_test_add("/wire/beyond-credit", WireFixture, GUINT_TO_POINTER(1024), wire_set_up,
+		   test_wire_beyond_credit, wire_tear_down);
 	return g_test_run();
 }
