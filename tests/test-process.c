@@ -518,6 +518,106 @@ test_slow_reader_memory(void)
 	g_thread_join(uploader);
 }
 
+#define HOL_SIZE    (64 * MIB)
+#define HOL_FLOWING 8
+
+/* A public client: sends HOL_SIZE bytes of the pattern, half-closes, waits for the end. */
+static gpointer
+hol_writer_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	g_autofree guint8 *buf = g_malloc(256 * 1024);
+	guint64 offset = 0;
+	char end;
+
+	g_socket_set_timeout(socket, 120);
+	while (offset < HOL_SIZE) {
+		gssize n;
+
+		pb_test_pattern_fill(buf, 256 * 1024, offset);
+		n = g_socket_send(socket, (const char *)buf, MIN(256 * 1024, HOL_SIZE - offset),
+				  NULL, NULL);
+		g_assert_cmpint(n, >, 0);
+		offset += (guint64)n;
+	}
+	g_assert_true(g_socket_shutdown(socket, FALSE, TRUE, NULL));
+	g_assert_cmpint(g_socket_receive(socket, &end, 1, NULL, NULL), ==, 0);
+	return NULL;
+}
+
+/* The local service's side of one connection: reads it all, checking the pattern. */
+static gpointer
+hol_reader_cb(gpointer user_data)
+{
+	g_autoptr(GSocketConnection) connection = user_data;
+	GInputStream *in = g_io_stream_get_input_stream(G_IO_STREAM(connection));
+	g_autofree guint8 *buf = g_malloc(256 * 1024);
+	guint64 offset = 0;
+
+	for (;;) {
+		gssize n = g_input_stream_read(in, buf, 256 * 1024, NULL, NULL);
+
+		g_assert_cmpint(n, >=, 0);
+		if (n == 0)
+			break;
+		g_assert_true(pb_test_pattern_check(buf, (gsize)n, offset));
+		offset += (guint64)n;
+	}
+	return GSIZE_TO_POINTER(offset);
+}
+
+static void
+test_head_of_line(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	g_autoptr(GSocketConnection) stalled = NULL;
+	GThread *stalled_writer;
+	GThread *writers[HOL_FLOWING];
+	GThread *readers[HOL_FLOWING];
+	guint16 local_port;
+	Tunnel tunnel;
+
+	g_test_summary("Protocol v2: one connection whose reader stops entirely while 8 others "
+		       "move 64 MiB each: the 8 finish byte-exact, the stalled one completes when "
+		       "read, and both processes stay under 64 MiB resident");
+	local_port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+	tunnel_start(&tunnel, local_port);
+
+	stalled_writer =
+	    g_thread_new("stalled", hol_writer_cb, GUINT_TO_POINTER(tunnel.public_port));
+	stalled = g_socket_listener_accept(listener, NULL, NULL, NULL);
+	g_assert_nonnull(stalled);
+	for (guint i = 0; i < HOL_FLOWING; i++)
+		writers[i] =
+		    g_thread_new("writer", hol_writer_cb, GUINT_TO_POINTER(tunnel.public_port));
+	for (guint i = 0; i < HOL_FLOWING; i++) {
+		GSocketConnection *connection =
+		    g_socket_listener_accept(listener, NULL, NULL, NULL);
+
+		g_assert_nonnull(connection);
+		readers[i] = g_thread_new("reader", hol_reader_cb, connection);
+	}
+	for (guint i = 0; i < HOL_FLOWING; i++) {
+		g_assert_cmpuint(GPOINTER_TO_SIZE(g_thread_join(readers[i])), ==, HOL_SIZE);
+		g_thread_join(writers[i]);
+	}
+
+	/* the stalled one waited without holding anyone up; now it is read */
+	g_assert_cmpuint(GPOINTER_TO_SIZE(hol_reader_cb(g_steal_pointer(&stalled))), ==, HOL_SIZE);
+	g_thread_join(stalled_writer);
+
+	if (g_getenv("PB_TEST_SANITIZED") != NULL) {
+		g_test_message("memory not checked: sanitizers inflate it");
+	} else {
+		g_test_message(
+		    "peak RSS: server %" G_GUINT64_FORMAT " KiB, client %" G_GUINT64_FORMAT " KiB",
+		    proc_peak_rss(tunnel.server) / 1024, proc_peak_rss(tunnel.client) / 1024);
+		g_assert_cmpuint(proc_peak_rss(tunnel.server), <, 64 * MIB);
+		g_assert_cmpuint(proc_peak_rss(tunnel.client), <, 64 * MIB);
+	}
+	tunnel_stop(&tunnel);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -529,5 +629,6 @@ main(int argc, char **argv)
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
+	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	return g_test_run();
 }
