@@ -107,6 +107,8 @@ typedef struct {
 	gboolean relay_only;
 	gboolean tunnel_only;
 	gboolean verbose;
+	char *features; /* (owned) (nullable) passed to serve and forward as --features */
+	char *window;	/* (owned) (nullable) passed to serve as --window */
 	/* state */
 	guint8 *pattern;		       /* (owned) */
 	int relay_sink_fd;		       /* listener behind the relay's second socat, or -1 */
@@ -811,12 +813,34 @@ pb_bench_tunnel_start(PbBench *bench, GError **error)
 	local_str = g_strdup_printf("%u", bench->local_port);
 	server_str = g_strdup_printf("127.0.0.1:%u", ws_port);
 	{
-		const char *serve_argv[] = {
-		    bench->piggyback, "serve", "-p", ws_str, "-l", "127.0.0.1", "-t", "0", "-H",
-		    "127.0.0.1",      NULL};
-		const char *forward_argv[] = {
-		    bench->piggyback, "forward", "-p",	     local_str, "-h",
-		    "127.0.0.1",      "-s",	 server_str, NULL};
+		g_autoptr(GPtrArray) serve = g_ptr_array_new();
+		g_autoptr(GPtrArray) forward = g_ptr_array_new();
+		const char *serve_fixed[] = {bench->piggyback, "serve", "-p", ws_str, "-l",
+					     "127.0.0.1",      "-t",	"0",  "-H",   "127.0.0.1"};
+		const char *forward_fixed[] = {
+		    bench->piggyback, "forward", "-p",	    local_str, "-h",
+		    "127.0.0.1",      "-s",	 server_str};
+		const char *const *serve_argv;
+		const char *const *forward_argv;
+
+		for (gsize i = 0; i < G_N_ELEMENTS(serve_fixed); i++)
+			g_ptr_array_add(serve, (gpointer)serve_fixed[i]);
+		for (gsize i = 0; i < G_N_ELEMENTS(forward_fixed); i++)
+			g_ptr_array_add(forward, (gpointer)forward_fixed[i]);
+		if (bench->features != NULL) {
+			g_ptr_array_add(serve, (gpointer) "--features");
+			g_ptr_array_add(serve, bench->features);
+			g_ptr_array_add(forward, (gpointer) "--features");
+			g_ptr_array_add(forward, bench->features);
+		}
+		if (bench->window != NULL) {
+			g_ptr_array_add(serve, (gpointer) "--window");
+			g_ptr_array_add(serve, bench->window);
+		}
+		g_ptr_array_add(serve, NULL);
+		g_ptr_array_add(forward, NULL);
+		serve_argv = (const char *const *)serve->pdata;
+		forward_argv = (const char *const *)forward->pdata;
 
 		bench->serve =
 		    pb_bench_proc_spawn("piggyback serve", serve_argv, bench->verbose, error);
@@ -912,6 +936,8 @@ pb_bench_clear(PbBench *bench)
 	g_clear_pointer(&bench->pattern, g_free);
 	g_clear_pointer(&bench->piggyback, g_free);
 	g_clear_pointer(&bench->socat, g_free);
+	g_clear_pointer(&bench->features, g_free);
+	g_clear_pointer(&bench->window, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBench, pb_bench_clear)
@@ -1028,6 +1054,11 @@ main(int argc, char **argv)
 	     "Measure only the tunnel (no socat needed)", NULL},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &bench.verbose,
 	     "Show the children's command lines and stdout", NULL},
+	    {"features", 0, 0, G_OPTION_ARG_STRING, &bench.features,
+	     "Protocol features for both tunnel ends, e.g. none for protocol 1 (default: theirs)",
+	     "LIST"},
+	    {"window", 0, 0, G_OPTION_ARG_STRING, &bench.window,
+	     "Initial flow-control window of the server, in bytes (default: its own)", "BYTES"},
 	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
