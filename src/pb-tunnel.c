@@ -463,13 +463,6 @@ pb_tunnel_get_websocket(PbTunnel *self)
 	return self->ws;
 }
 
-gboolean
-pb_tunnel_is_open(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), FALSE);
-	return soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN;
-}
-
 void
 pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello)
 {

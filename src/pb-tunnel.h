@@ -15,8 +15,6 @@ PbTunnel *
 pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketConnectionType role);
 SoupWebsocketConnection *
 pb_tunnel_get_websocket(PbTunnel *self);
-gboolean
-pb_tunnel_is_open(PbTunnel *self);
 void
 pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello);
 guint32
