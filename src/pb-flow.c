@@ -10,9 +10,11 @@
  *
  * Credit is given back only for bytes written to the socket, so a peer can never have more
  * than the window in flight or queued here, and a slow reader holds back only its own
- * sender. A window grows (doubling, up to PB_FLOW_WINDOW_MAX and within the tunnel's
- * growth budget) when the sender had used up its credit while the consumer kept up: then
- * the window, not the consumer, is what limits the connection.
+ * sender. A window grows (doubling at each grant, up to PB_FLOW_WINDOW_MAX and within the
+ * tunnel's growth budget) while the consumer keeps up, i.e. our socket took everything at
+ * once: then nothing waits here and only the window can limit the connection. (Growing
+ * only when the sender had run out of credit left windows at 512 KiB on loopback, with the
+ * sender blocked every 300 KiB.)
  */
 
 /* Credit can come back many times over a connection's life; keep sums from wrapping. */
@@ -82,9 +84,8 @@ pb_flow_consumed(PbFlow *flow, gsize n, gboolean keeping_up, guint64 *budget)
 	if (flow->unacked < flow->window / 4)
 		return 0;
 	grant = flow->unacked;
-	/* the sender was stopped by its credit, not by us: a bigger window would go faster */
-	if (keeping_up && flow->recv_credit < flow->window / 4 &&
-	    flow->window < PB_FLOW_WINDOW_MAX) {
+	/* nothing waits for our socket: a bigger window costs no memory now, and goes faster */
+	if (keeping_up && flow->window < PB_FLOW_WINDOW_MAX) {
 		guint64 extra = MIN(MIN(flow->window, PB_FLOW_WINDOW_MAX - flow->window), *budget);
 
 		flow->window += extra;
