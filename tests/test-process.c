@@ -393,6 +393,7 @@ test_client_killed(void)
 	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
 
 	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
+	pb_test_wait_until(tunnel.client->exited, 10);
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++) {
 		gsize waited =
 		    GPOINTER_TO_SIZE(pb_test_run_in_thread(wait_closed_cb, public[i], 10));
@@ -422,7 +423,7 @@ test_server_killed(void)
 	g_test_summary("When the server dies, the client says so and exits non-zero");
 	tunnel_start(&tunnel, 9);
 	g_subprocess_send_signal(tunnel.server->process, SIGKILL);
-	pb_test_wait_until(tunnel.client->exited, 10);
+	pb_test_wait_until(tunnel.client->exited && tunnel.server->exited, 10);
 	g_assert_true(g_subprocess_get_if_exited(tunnel.client->process));
 	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
 	tunnel_stop(&tunnel);
