@@ -102,6 +102,7 @@ typedef struct {
 	char *piggyback; /* (owned) */
 	char *socat;	 /* (owned) */
 	int size_mib;
+	int parallel; /* connections at once, each moving size_mib / parallel */
 	int rounds;
 	int timeout_s;
 	gboolean relay_only;
@@ -721,40 +722,51 @@ static gboolean
 pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gboolean upstream,
 		      double *mib_s, GError **error)
 {
-	PbBenchTransfer t = {
-	    .pattern = bench->pattern,
-	    .size = (guint64)bench->size_mib * PB_BENCH_MIB,
-	    .deadline = g_get_monotonic_time() + bench->timeout_s * G_TIME_SPAN_SECOND,
-	    .connect_port = connect_port,
-	    .listen_fd = listen_fd,
-	    .upstream = upstream,
-	};
-	GThread *reader;
-	GThread *writer;
-	gboolean ok;
+	guint n = (guint)bench->parallel;
+	g_autofree PbBenchTransfer *t = g_new0(PbBenchTransfer, n);
+	g_autofree GThread **threads = g_new0(GThread *, 2 * n);
+	gint64 start_us = G_MAXINT64;
+	gint64 end_us = 0;
+	gboolean ok = TRUE;
 
-	g_mutex_init(&t.lock);
-	g_cond_init(&t.cond);
-	reader = g_thread_new("pb-bench-reader", pb_bench_reader_thread, &t);
-	writer = g_thread_new("pb-bench-writer", pb_bench_writer_thread, &t);
-	g_thread_join(writer);
-	g_thread_join(reader);
-
-	ok = t.error == NULL && t.received && t.end_us > t.start_us;
-	if (ok) {
-		*mib_s = bench->size_mib / ((t.end_us - t.start_us) / 1e6);
-	} else if (t.timed_out) {
-		g_set_error(error, PB_BENCH_ERROR, 0,
-			    "timed out after %d s: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-			    " bytes written, %" G_GUINT64_FORMAT " read",
-			    bench->timeout_s, t.sent, t.size, t.got);
-	} else {
-		g_set_error_literal(error, PB_BENCH_ERROR, 0,
-				    t.error != NULL ? t.error : "transfer failed");
+	/* every connection carries the same bytes, so any accepted one pairs with any other */
+	for (guint i = 0; i < n; i++) {
+		t[i].pattern = bench->pattern;
+		t[i].size = (guint64)bench->size_mib * PB_BENCH_MIB / n;
+		t[i].deadline = g_get_monotonic_time() + bench->timeout_s * G_TIME_SPAN_SECOND;
+		t[i].connect_port = connect_port;
+		t[i].listen_fd = listen_fd;
+		t[i].upstream = upstream;
+		g_mutex_init(&t[i].lock);
+		g_cond_init(&t[i].cond);
+		threads[2 * i] = g_thread_new("pb-bench-reader", pb_bench_reader_thread, &t[i]);
+		threads[2 * i + 1] = g_thread_new("pb-bench-writer", pb_bench_writer_thread, &t[i]);
 	}
-	g_free(t.error);
-	g_mutex_clear(&t.lock);
-	g_cond_clear(&t.cond);
+	for (guint i = 0; i < 2 * n; i++)
+		g_thread_join(threads[i]);
+
+	for (guint i = 0; i < n; i++) {
+		if (ok && !(t[i].error == NULL && t[i].received && t[i].end_us > t[i].start_us)) {
+			ok = FALSE;
+			if (t[i].timed_out)
+				g_set_error(error, PB_BENCH_ERROR, 0,
+					    "timed out after %d s: %" G_GUINT64_FORMAT
+					    " of %" G_GUINT64_FORMAT
+					    " bytes written, %" G_GUINT64_FORMAT " read",
+					    bench->timeout_s, t[i].sent, t[i].size, t[i].got);
+			else
+				g_set_error_literal(error, PB_BENCH_ERROR, 0,
+						    t[i].error != NULL ? t[i].error
+								       : "transfer failed");
+		}
+		start_us = MIN(start_us, t[i].start_us);
+		end_us = MAX(end_us, t[i].end_us);
+		g_free(t[i].error);
+		g_mutex_clear(&t[i].lock);
+		g_cond_clear(&t[i].cond);
+	}
+	if (ok)
+		*mib_s = bench->size_mib / ((end_us - start_us) / 1e6);
 	return ok;
 }
 
@@ -774,9 +786,12 @@ pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **er
 
 	if (!pb_bench_free_ports(ports, 2, error))
 		return FALSE;
-	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512", ports[0]);
+	/* several connections at once need a socat process per connection: fork */
+	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512%s", ports[0],
+				  bench->parallel > 1 ? ",fork" : "");
 	target1 = g_strdup_printf("TCP:127.0.0.1:%u", ports[1]);
-	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512", ports[1]);
+	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512%s", ports[1],
+				  bench->parallel > 1 ? ",fork" : "");
 	target2 = g_strdup_printf("TCP:127.0.0.1:%u", bench->relay_sink_port);
 	{
 		const char *argv2[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
@@ -1034,6 +1049,7 @@ main(int argc, char **argv)
 	g_auto(PbBench) bench = {
 	    .size_mib = 1024,
 	    .rounds = 3,
+	    .parallel = 1,
 	    .timeout_s = 120,
 	    .relay_sink_fd = -1,
 	    .local_fd = -1,
@@ -1044,6 +1060,8 @@ main(int argc, char **argv)
 	    {"size", 0, 0, G_OPTION_ARG_INT, &bench.size_mib, "MiB per transfer (default 1024)",
 	     "MIB"},
 	    {"rounds", 0, 0, G_OPTION_ARG_INT, &bench.rounds, "Rounds (default 3)", "N"},
+	    {"parallel", 0, 0, G_OPTION_ARG_INT, &bench.parallel,
+	     "Connections at once, sharing --size (default 1)", "N"},
 	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
 	     "The socat binary (default: socat from PATH)", "PATH"},
 	    {"timeout", 0, 0, G_OPTION_ARG_INT, &bench.timeout_s,
@@ -1062,7 +1080,7 @@ main(int argc, char **argv)
 	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
-	    g_option_context_new("- throughput of one connection: PiggyBack vs a socat relay");
+	    g_option_context_new("- throughput: PiggyBack vs a socat relay, in the same run");
 	g_autoptr(GError) error = NULL;
 
 	g_option_context_add_main_entries(context, entries, NULL);
@@ -1071,9 +1089,11 @@ main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	if (bench.size_mib <= 0 || bench.rounds <= 0 || bench.timeout_s <= 0 ||
+	    bench.parallel <= 0 || bench.parallel > 256 ||
 	    (bench.relay_only && bench.tunnel_only)) {
-		g_printerr("pb-bench: --size, --rounds and --timeout must be positive, and "
-			   "--relay-only and --tunnel-only exclude each other\n");
+		g_printerr(
+		    "pb-bench: --size, --rounds and --timeout must be positive, --parallel "
+		    "from 1 to 256, and --relay-only and --tunnel-only exclude each other\n");
 		return EXIT_FAILURE;
 	}
 	if (!bench.relay_only &&
