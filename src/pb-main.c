@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb-dbus-exporter.h"
 #include "pb-server-url.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
@@ -198,6 +199,15 @@ pb_main_forward_disconnected_cb(PbTunnelClient *client, const char *reason, gpoi
 }
 
 static void
+pb_main_forward_quit_requested_cb(PbDbusExporter *exporter, gpointer user_data)
+{
+	PbMain *main = user_data;
+
+	main->status = EXIT_SUCCESS;
+	g_main_loop_quit(main->loop);
+}
+
+static void
 pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	PbMain *main = user_data;
@@ -218,6 +228,7 @@ pb_main_forward(int argc, char **argv)
 	int port = -1;
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *server_input = NULL;
+	gboolean no_dbus = FALSE;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -226,12 +237,15 @@ pb_main_forward(int argc, char **argv)
 	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
 	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
 	     N_("SERVER")},
+	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
+	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) client = NULL;
+	g_autoptr(PbDbusExporter) exporter = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	PbMain main = {loop, EXIT_SUCCESS};
@@ -257,9 +271,19 @@ pb_main_forward(int argc, char **argv)
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);
+	if (!no_dbus) {
+		exporter = pb_dbus_exporter_new(client);
+		g_signal_connect(exporter, "quit-requested",
+				 G_CALLBACK(pb_main_forward_quit_requested_cb), &main);
+		pb_dbus_exporter_start(exporter, NULL);
+	}
 	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
 	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);
 	status = pb_main_run(&main);
+	if (exporter != NULL) {
+		g_signal_handlers_disconnect_by_data(exporter, &main);
+		pb_dbus_exporter_stop(exporter);
+	}
 	g_signal_handlers_disconnect_by_data(client, &main);
 	pb_tunnel_client_close(client);
 	return status;
