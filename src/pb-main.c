@@ -222,8 +222,50 @@ pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_d
 	}
 }
 
+/* The defaults of `piggyback-forward`, or NULL when the schema is not installed
+ * (g_settings_new() would abort then). */
+static GSettings *
+pb_main_settings_new(void)
+{
+	GSettingsSchemaSource *source = g_settings_schema_source_get_default();
+	g_autoptr(GSettingsSchema) schema = NULL;
+
+	if (source != NULL)
+		schema = g_settings_schema_source_lookup(source, APP_ID, TRUE);
+	if (schema == NULL) {
+		g_debug("GSettings schema %s is not installed: no defaults", APP_ID);
+		return NULL;
+	}
+	return g_settings_new_full(schema, NULL, NULL);
+}
+
+/* Returns: (nullable): the setting, or NULL when it is empty */
+static char *
+pb_main_setting_string(GSettings *settings, const char *key)
+{
+	g_autofree char *value = g_settings_get_string(settings, key);
+
+	return *value != '\0' ? g_steal_pointer(&value) : NULL;
+}
+
+/* Fills in what the command line left out from @settings; 0 for local-port means unset. */
+static void
+pb_main_forward_defaults(GSettings *settings, char **host, char **server_input, int *port)
+{
+	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
+
+	if (*host == NULL)
+		*host = pb_main_setting_string(settings, "local-host");
+	if (*server_input == NULL)
+		*server_input = pb_main_setting_string(settings, "server");
+	if (*port == -1 && g_variant_get_uint16(local_port) != 0)
+		*port = g_variant_get_uint16(local_port);
+}
+
+/* `piggyback forward`; @use_settings for `piggyback-forward`, which a desktop session may
+ * start without options: then GSettings has the defaults. */
 static int
-pb_main_forward(int argc, char **argv)
+pb_main_forward(int argc, char **argv, gboolean use_settings)
 {
 	int port = -1;
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
@@ -246,6 +288,7 @@ pb_main_forward(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) client = NULL;
 	g_autoptr(PbDbusExporter) exporter = NULL;
+	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	PbMain main = {loop, EXIT_SUCCESS};
@@ -253,10 +296,23 @@ pb_main_forward(int argc, char **argv)
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
 		return status;
+	if (use_settings)
+		settings = pb_main_settings_new();
+	if (settings != NULL)
+		pb_main_forward_defaults(settings, &host, &server_input, &port);
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
 		server_input = g_strdup("localhost:8080");
+	if (port == -1 && settings != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    /* TRANSLATORS: the command is shown as is; keep PORT in capitals */
+		    _("--port is required: the port of the local service (or set a default with "
+		      "“gsettings set %s local-port PORT”)"),
+		    APP_ID);
+
+		return pb_main_usage_error(message);
+	}
 	if (port == -1)
 		return pb_main_usage_error(_("--port is required: the port of the local service"));
 	if (!pb_main_check_port(port, FALSE, "--port", &status))
@@ -316,7 +372,7 @@ main(int argc, char **argv)
 
 	if (g_str_has_prefix(name, "piggyback-forward")) {
 		g_set_prgname("piggyback-forward");
-		return pb_main_forward(argc, argv);
+		return pb_main_forward(argc, argv, TRUE);
 	}
 	g_set_prgname("piggyback");
 	if (argc < 2)
@@ -327,7 +383,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "forward") == 0) {
 		g_set_prgname("piggyback forward");
-		return pb_main_forward(argc - 1, argv + 1);
+		return pb_main_forward(argc - 1, argv + 1, FALSE);
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		pb_main_print("piggyback %s\n", PACKAGE_VERSION);

@@ -288,12 +288,12 @@ pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **
 	if (!soup_headers_parse_response(text, (int)(headers_end - text), headers, NULL, &status,
 					 &reason)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's answer is not HTTP");
+				    _("the server's answer is not HTTP"));
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
 		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    "the server refused the tunnel: %u %s", status,
+			    _("the server refused the tunnel: %u %s"), status,
 			    reason != NULL ? reason : "");
 		return FALSE;
 	}
@@ -303,12 +303,13 @@ pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **
 	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
 		0) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's WebSocket handshake is invalid");
+				    _("the server's WebSocket handshake is invalid"));
 		return FALSE;
 	}
 	if (soup_message_headers_get_one(headers, "Sec-WebSocket-Extensions") != NULL) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server accepted a WebSocket extension nobody asked for");
+		g_set_error_literal(
+		    error, PB_ERROR, PB_ERROR_PROTOCOL,
+		    _("the server accepted a WebSocket extension nobody asked for"));
 		return FALSE;
 	}
 	return TRUE;
@@ -347,7 +348,7 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 	}
 	if (n == 0) {
 		g_task_return_new_error(task, PB_ERROR, PB_ERROR_PROTOCOL,
-					"the server closed the connection during the handshake");
+					_("the server closed the connection during the handshake"));
 		return;
 	}
 	g_byte_array_append(upgrade->response, upgrade->chunk, (guint)n);
@@ -356,7 +357,7 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 	if (end == NULL) {
 		if (upgrade->response->len >= PB_UPGRADE_RESPONSE_MAX) {
 			g_task_return_new_error(task, PB_ERROR, PB_ERROR_PROTOCOL,
-						"the server's handshake answer is too long");
+						_("the server's handshake answer is too long"));
 			return;
 		}
 		GCancellable *cancellable = g_task_get_cancellable(task);

@@ -122,8 +122,8 @@ dbus_properties_changed_cb(GDBusProxy *proxy, GVariant *changed, GStrv invalidat
 	fx->n_changed++;
 	if (g_variant_lookup(changed, "State", "&s", &state))
 		g_ptr_array_add(fx->states, g_strdup(state));
-	if (g_variant_lookup_value(changed, "BytesIn", NULL) != NULL ||
-	    g_variant_lookup_value(changed, "BytesOut", NULL) != NULL)
+	if (g_variant_lookup(changed, "BytesIn", "t", NULL) ||
+	    g_variant_lookup(changed, "BytesOut", "t", NULL))
 		fx->n_bytes_changed++;
 }
 
@@ -426,41 +426,8 @@ test_dbus_reconnect(DbusFixture *fx, gconstpointer user_data)
 
 /* --- the real program --------------------------------------------------------------- */
 
-typedef struct {
-	GSubprocess *process;  /* (owned) */
-	GDataInputStream *out; /* (owned) stdout and stderr, by line */
-	GString *output;       /* (owned) everything so far */
-	gboolean reading;
-	gboolean exited;
-} Proc;
-
-static void
-proc_line_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Proc *proc = user_data;
-	g_autofree char *line =
-	    g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res, NULL, NULL);
-
-	if (line == NULL) {
-		proc->reading = FALSE;
-		return;
-	}
-	g_string_append_printf(proc->output, "%s\n", line);
-	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL, proc_line_cb,
-					    proc);
-}
-
-static void
-proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Proc *proc = user_data;
-
-	g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
-	proc->exited = TRUE;
-}
-
 /* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
-static Proc *
+static PbTestProc *
 proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
@@ -470,48 +437,14 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 	    g_strdup_printf("127.0.0.1:%u", pb_tunnel_server_get_port(fx->server));
 	g_autofree char *port = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
 	const char *path = g_getenv("PB_PIGGYBACK_FORWARD");
-	Proc *proc = g_new0(Proc, 1);
 
 	g_assert_nonnull(path);
 	g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", bus_address, TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "PiggyBack", TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-warnings", TRUE);
 	g_subprocess_launcher_setenv(launcher, "LC_ALL", "C", TRUE);
-	proc->process = g_subprocess_launcher_spawn(launcher, &error, path, "--host", "127.0.0.1",
-						    "--port", port, "--server", server,
-						    no_dbus ? "--no-dbus" : NULL, NULL);
-	g_assert_no_error(error);
-	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
-	proc->output = g_string_new(NULL);
-	proc->reading = TRUE;
-	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL, proc_line_cb,
-					    proc);
-	g_subprocess_wait_async(proc->process, NULL, proc_exited_cb, proc);
-	return proc;
-}
-
-/* Stops it if it still runs; returns its exit status. */
-static int
-proc_finish(Proc *proc)
-{
-	int status;
-
-	if (!proc->exited)
-		g_subprocess_send_signal(proc->process, SIGTERM);
-	pb_test_wait_until(proc->exited && !proc->reading, 10);
-	g_assert_true(g_subprocess_get_if_exited(proc->process));
-	status = g_subprocess_get_exit_status(proc->process);
-	g_object_unref(proc->out);
-	g_object_unref(proc->process);
-	g_string_free(proc->output, TRUE);
-	g_free(proc);
-	return status;
-}
-
-static gboolean
-proc_said(Proc *proc, const char *needle)
-{
-	return strstr(proc->output->str, needle) != NULL;
+	return pb_test_proc_spawn(launcher, path, "--host", "127.0.0.1", "--port", port, "--server",
+				  server, no_dbus ? "--no-dbus" : NULL, NULL);
 }
 
 static void
@@ -520,17 +453,19 @@ test_dbus_no_bus(DbusFixture *fx, gconstpointer user_data)
 	g_autofree char *dir = g_dir_make_tmp("pb-no-bus-XXXXXX", NULL);
 	g_autofree char *socket = g_build_filename(dir, "no-bus", NULL);
 	g_autofree char *address = g_strdup_printf("unix:path=%s", socket);
-	Proc *proc;
+	PbTestProc *proc;
 
 	g_test_summary("Without a session bus the program says so once, at debug level, and "
 		       "tunnels as before");
 	proc = proc_start_forward(fx, address, FALSE);
-	pb_test_wait_until(proc_said(proc, "Access URL: tcp://127.0.0.1:") || proc->exited, 10);
-	g_assert_false(proc->exited);
-	pb_test_wait_until(proc_said(proc, "No session bus"), 10);
-	g_assert_true(strstr(proc->output->str, "No session bus") ==
-		      g_strrstr(proc->output->str, "No session bus"));
-	g_assert_cmpint(proc_finish(proc), ==, 0);
+	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
+			       pb_test_proc_exited(proc),
+			   10);
+	g_assert_false(pb_test_proc_exited(proc));
+	pb_test_wait_until(pb_test_proc_said(proc, "No session bus"), 10);
+	g_assert_true(strstr(pb_test_proc_get_output(proc), "No session bus") ==
+		      g_strrstr(pb_test_proc_get_output(proc), "No session bus"));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 	g_rmdir(dir);
 }
 
@@ -546,7 +481,7 @@ test_dbus_program_quit(DbusFixture *fx, gconstpointer user_data)
 {
 	gboolean appeared = FALSE;
 	guint watch;
-	Proc *proc;
+	PbTestProc *proc;
 
 	g_test_summary("piggyback-forward owns its name on the session bus, and Quit() ends it "
 		       "with status 0");
@@ -556,12 +491,14 @@ test_dbus_program_quit(DbusFixture *fx, gconstpointer user_data)
 					       G_BUS_NAME_WATCHER_FLAGS_NONE, dbus_name_appeared_cb,
 					       NULL, &appeared, NULL);
 	proc = proc_start_forward(fx, g_test_dbus_get_bus_address(fx->bus), FALSE);
-	pb_test_wait_until(appeared || proc->exited, 10);
+	pb_test_wait_until(appeared || pb_test_proc_exited(proc), 10);
 	g_assert_true(appeared);
-	pb_test_wait_until(proc_said(proc, "Access URL: tcp://127.0.0.1:") || proc->exited, 10);
+	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
+			       pb_test_proc_exited(proc),
+			   10);
 	dbus_call(fx->applet, "io.github.piggyback.PiggyBack.Forward", "Quit");
-	pb_test_wait_until(proc->exited, 10);
-	g_assert_cmpint(proc_finish(proc), ==, 0);
+	pb_test_wait_until(pb_test_proc_exited(proc), 10);
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 	g_bus_unwatch_name(watch);
 }
 
@@ -570,7 +507,7 @@ test_dbus_program_no_dbus(DbusFixture *fx, gconstpointer user_data)
 {
 	gboolean appeared = FALSE;
 	guint watch;
-	Proc *proc;
+	PbTestProc *proc;
 
 	g_test_summary("piggyback-forward --no-dbus stays off the bus and still tunnels");
 	if (dbus_skip_without_bus(fx))
@@ -579,11 +516,13 @@ test_dbus_program_no_dbus(DbusFixture *fx, gconstpointer user_data)
 					       G_BUS_NAME_WATCHER_FLAGS_NONE, dbus_name_appeared_cb,
 					       NULL, &appeared, NULL);
 	proc = proc_start_forward(fx, g_test_dbus_get_bus_address(fx->bus), TRUE);
-	pb_test_wait_until(proc_said(proc, "Access URL: tcp://127.0.0.1:") || proc->exited, 10);
-	g_assert_false(proc->exited);
+	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
+			       pb_test_proc_exited(proc),
+			   10);
+	g_assert_false(pb_test_proc_exited(proc));
 	pb_test_settle();
 	g_assert_false(appeared);
-	g_assert_cmpint(proc_finish(proc), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 	g_bus_unwatch_name(watch);
 }
 
