@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pb-dbus-exporter.h"
+#include "pb-notifier.h"
 #include "pb-server-url.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
@@ -262,6 +263,21 @@ pb_main_forward_defaults(GSettings *settings, char **host, char **server_input, 
 		*port = g_variant_get_uint16(local_port);
 }
 
+/* Desktop notifications need a registered GApplication (without a bus it registers too,
+ * and the notifier stays quiet). */
+static void
+pb_main_forward_notifier(PbTunnelClient *client, GApplication **application, PbNotifier **notifier)
+{
+	g_autoptr(GError) error = NULL;
+
+	*application = g_application_new(APP_ID, G_APPLICATION_NON_UNIQUE);
+	if (!g_application_register(*application, NULL, &error)) {
+		g_debug("No notifications: %s", error->message);
+		return;
+	}
+	*notifier = pb_notifier_new(client, *application);
+}
+
 /* `piggyback forward`; @use_settings for `piggyback-forward`, which a desktop session may
  * start without options: then GSettings has the defaults. */
 static int
@@ -288,6 +304,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) client = NULL;
 	g_autoptr(PbDbusExporter) exporter = NULL;
+	g_autoptr(GApplication) application = NULL;
+	g_autoptr(PbNotifier) notifier = NULL;
 	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
@@ -332,6 +350,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 		g_signal_connect(exporter, "quit-requested",
 				 G_CALLBACK(pb_main_forward_quit_requested_cb), &main);
 		pb_dbus_exporter_start(exporter, NULL);
+		pb_main_forward_notifier(client, &application, &notifier);
 	}
 	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
 	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);

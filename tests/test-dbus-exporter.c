@@ -496,6 +496,10 @@ test_dbus_program_quit(DbusFixture *fx, gconstpointer user_data)
 	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
 			       pb_test_proc_exited(proc),
 			   10);
+	/* no notification service on this bus: no warning (they are fatal here) */
+	pb_test_wait_until(pb_test_proc_said(proc, "No notification: no notification service") ||
+			       pb_test_proc_exited(proc),
+			   10);
 	dbus_call(fx->applet, "io.github.piggyback.PiggyBack.Forward", "Quit");
 	pb_test_wait_until(pb_test_proc_exited(proc), 10);
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
@@ -526,6 +530,87 @@ test_dbus_program_no_dbus(DbusFixture *fx, gconstpointer user_data)
 	g_bus_unwatch_name(watch);
 }
 
+/* A notification server as small as GLib's freedesktop backend needs. */
+static const char notifications_xml[] =
+    "<node><interface name='org.freedesktop.Notifications'>"
+    "<method name='Notify'>"
+    "<arg type='s' direction='in'/><arg type='u' direction='in'/><arg type='s' direction='in'/>"
+    "<arg type='s' direction='in'/><arg type='s' direction='in'/><arg type='as' direction='in'/>"
+    "<arg type='a{sv}' direction='in'/><arg type='i' direction='in'/>"
+    "<arg type='u' direction='out'/>"
+    "</method></interface></node>";
+
+typedef struct {
+	char *summary; /* (owned) (nullable) of the last notification */
+	char *body;    /* (owned) (nullable) */
+	gboolean owned;
+} Notifications;
+
+static void
+notifications_method_cb(GDBusConnection *connection, const char *sender, const char *path,
+			const char *interface, const char *method, GVariant *parameters,
+			GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	Notifications *notifications = user_data;
+	const char *summary = NULL;
+	const char *body = NULL;
+
+	g_variant_get(parameters, "(&su&s&s&s@as@a{sv}i)", NULL, NULL, NULL, &summary, &body, NULL,
+		      NULL, NULL);
+	g_free(notifications->summary);
+	g_free(notifications->body);
+	notifications->summary = g_strdup(summary);
+	notifications->body = g_strdup(body);
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(u)", 1));
+}
+
+static void
+notifications_acquired_cb(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+	((Notifications *)user_data)->owned = TRUE;
+}
+
+static void
+test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
+{
+	static const GDBusInterfaceVTable vtable = {notifications_method_cb, NULL, NULL, {NULL}};
+	g_autoptr(GDBusNodeInfo) node = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *expected = NULL;
+	Notifications notifications = {NULL, NULL, FALSE};
+	guint object_id;
+	guint owner_id;
+	PbTestProc *proc;
+
+	g_test_summary("When the tunnel comes online, a desktop notification shows the access "
+		       "URL");
+	if (dbus_skip_without_bus(fx))
+		return;
+	node = g_dbus_node_info_new_for_xml(notifications_xml, &error);
+	g_assert_no_error(error);
+	object_id = g_dbus_connection_register_object(fx->applet, "/org/freedesktop/Notifications",
+						      node->interfaces[0], &vtable, &notifications,
+						      NULL, &error);
+	g_assert_no_error(error);
+	owner_id = g_bus_own_name_on_connection(
+	    fx->applet, "org.freedesktop.Notifications", G_BUS_NAME_OWNER_FLAGS_NONE,
+	    notifications_acquired_cb, NULL, &notifications, NULL);
+	pb_test_wait_until(notifications.owned, 10);
+
+	proc = proc_start_forward(fx, g_test_dbus_get_bus_address(fx->bus), FALSE);
+	pb_test_wait_until(notifications.body != NULL || pb_test_proc_exited(proc), 10);
+	g_assert_cmpstr(notifications.summary, ==, "Tunnel online");
+	expected = g_strdup_printf("now reaches 127.0.0.1:%u", pb_test_service_get_port(fx->echo));
+	g_assert_true(g_str_has_prefix(notifications.body, "tcp://127.0.0.1:"));
+	g_assert_nonnull(strstr(notifications.body, expected));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+
+	g_bus_unown_name(owner_id);
+	g_dbus_connection_unregister_object(fx->applet, object_id);
+	g_free(notifications.summary);
+	g_free(notifications.body);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -540,6 +625,7 @@ main(int argc, char **argv)
 	ADD("/dbus/no-bus", test_dbus_no_bus);
 	ADD("/dbus/program-quit", test_dbus_program_quit);
 	ADD("/dbus/program-no-dbus", test_dbus_program_no_dbus);
+	ADD("/dbus/program-notification", test_dbus_program_notification);
 #undef ADD
 	return g_test_run();
 }
