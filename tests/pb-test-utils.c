@@ -295,6 +295,13 @@ pb_test_proc_exited(PbTestProc *proc)
 	return proc->exited;
 }
 
+/* Waits up to 10 s for a process that ends by itself, and for the last of its output. */
+void
+pb_test_proc_wait_exit(PbTestProc *proc)
+{
+	pb_test_wait_until(proc->exited && !proc->reading, 10);
+}
+
 /* Sends SIGTERM if it still runs, waits up to 10 s for it to end and for its output, frees
  * it; returns its exit status. */
 int

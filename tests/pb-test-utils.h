@@ -82,6 +82,8 @@ const char *
 pb_test_proc_get_output(PbTestProc *proc);
 gboolean
 pb_test_proc_exited(PbTestProc *proc);
+void
+pb_test_proc_wait_exit(PbTestProc *proc);
 int
 pb_test_proc_finish(PbTestProc *proc);
 

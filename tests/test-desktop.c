@@ -120,7 +120,7 @@ desktop_forward_path(void)
 static int
 desktop_wait_exit(PbTestProc *proc)
 {
-	pb_test_wait_until(pb_test_proc_exited(proc), 10);
+	pb_test_proc_wait_exit(proc);
 	return pb_test_proc_finish(proc);
 }
 
@@ -133,7 +133,7 @@ test_settings_no_port(DesktopFixture *fx, gconstpointer user_data)
 	g_test_summary("piggyback-forward without a port, from the options or the settings, "
 		       "says how to set one and exits 2");
 	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
-	pb_test_wait_until(pb_test_proc_exited(proc), 10);
+	pb_test_proc_wait_exit(proc);
 	g_assert_true(pb_test_proc_said(
 	    proc, "piggyback-forward: --port is required: the port of the local service (or set a "
 		  "default with “gsettings set io.github.piggyback.PiggyBack local-port PORT”)"));
@@ -151,7 +151,7 @@ test_settings_no_schema(DesktopFixture *fx, gconstpointer user_data)
 	g_subprocess_launcher_setenv(launcher, "GSETTINGS_SCHEMA_DIR", fx->dir, TRUE);
 	g_subprocess_launcher_setenv(launcher, "XDG_DATA_DIRS", fx->dir, TRUE);
 	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
-	pb_test_wait_until(pb_test_proc_exited(proc), 10);
+	pb_test_proc_wait_exit(proc);
 	g_assert_true(pb_test_proc_said(
 	    proc, "piggyback-forward: --port is required: the port of the local service\n"));
 	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
@@ -206,7 +206,7 @@ test_settings_not_for_subcommand(DesktopFixture *fx, gconstpointer user_data)
 	g_assert_nonnull(piggyback);
 	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
 	proc = pb_test_proc_spawn(launcher, piggyback, "forward", NULL);
-	pb_test_wait_until(pb_test_proc_exited(proc), 10);
+	pb_test_proc_wait_exit(proc);
 	g_assert_true(pb_test_proc_said(proc, "--port is required"));
 	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
 }
@@ -221,7 +221,7 @@ desktop_check_language(DesktopFixture *fx, const char *language, const char *usa
 		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", language);
 
 		proc = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", NULL);
-		pb_test_wait_until(pb_test_proc_exited(proc), 10);
+		pb_test_proc_wait_exit(proc);
 		g_test_message("%s", pb_test_proc_get_output(proc));
 		g_assert_true(pb_test_proc_said(proc, usage_error));
 		g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
@@ -230,7 +230,7 @@ desktop_check_language(DesktopFixture *fx, const char *language, const char *usa
 		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", language);
 
 		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
-		pb_test_wait_until(pb_test_proc_exited(proc), 10);
+		pb_test_proc_wait_exit(proc);
 		g_assert_true(pb_test_proc_said(proc, help_line));
 		g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 	}
