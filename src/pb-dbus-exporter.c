@@ -23,10 +23,9 @@ struct _PbDbusExporter {
 	PbTunnelClient *client;	     /* (owned) the model */
 	PbDbusForward1 *skeleton;    /* (owned) */
 	GDBusConnection *connection; /* (owned) (nullable) once the bus is there */
-	GCancellable *cancellable;   /* (owned) for g_bus_get() */
+	GCancellable *cancellable;   /* (owned) for g_bus_get() and name requests */
 	char *bus_name;		     /* (owned) (nullable) the name owned, once owned */
 	guint instance;		     /* 1 for PB_DBUS_BUS_NAME, N for ".instance<N>" */
-	guint owner_id;		     /* g_bus_own_name_on_connection(), or 0 */
 	guint counters_id;	     /* the counters' timer, while online */
 	gboolean exported;
 };

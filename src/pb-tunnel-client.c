@@ -663,8 +663,11 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 	    g_cancellable_is_cancelled(self->cancellable))
 		return;
 	if (self->tunnel != NULL) {
-		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "reconnecting");
+		g_autoptr(PbTunnel) old = g_object_ref(self->tunnel);
+
+		/* first deaf to it: its end is no "disconnected" */
 		pb_tunnel_client_drop_tunnel(self);
+		pb_tunnel_close(old, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "reconnecting");
 	}
 	pb_tunnel_client_clear_hello(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);

@@ -424,6 +424,23 @@ test_dbus_reconnect(DbusFixture *fx, gconstpointer user_data)
 	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 1, 10);
 }
 
+static void
+test_dbus_offline(DbusFixture *fx, gconstpointer user_data)
+{
+	g_test_summary("When the server goes away, an applet sees State offline, no AccessUrl "
+		       "and an Offline event");
+	if (dbus_skip_without_bus(fx))
+		return;
+	dbus_export(fx);
+	dbus_go_online(fx);
+	pb_tunnel_server_stop(fx->server);
+	pb_test_wait_until(g_strcmp0(pb_dbus_forward1_get_state(fx->proxy), "offline") == 0, 10);
+	g_assert_cmpstr(pb_dbus_forward1_get_access_url(fx->proxy), ==, "");
+	g_assert_cmpuint(pb_dbus_forward1_get_tunnel_port(fx->proxy), ==, 0);
+	g_assert_cmpint(pb_dbus_forward1_get_connected_since(fx->proxy), ==, 0);
+	pb_test_wait_until(dbus_saw_event(fx, "Offline: "), 10);
+}
+
 /* --- the real program --------------------------------------------------------------- */
 
 /* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
@@ -622,6 +639,7 @@ main(int argc, char **argv)
 	ADD("/dbus/instances", test_dbus_instances);
 	ADD("/dbus/quit", test_dbus_quit);
 	ADD("/dbus/reconnect", test_dbus_reconnect);
+	ADD("/dbus/offline", test_dbus_offline);
 	ADD("/dbus/no-bus", test_dbus_no_bus);
 	ADD("/dbus/program-quit", test_dbus_program_quit);
 	ADD("/dbus/program-no-dbus", test_dbus_program_no_dbus);
