@@ -464,6 +464,36 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 				  server, no_dbus ? "--no-dbus" : NULL, NULL);
 }
 
+/* Sends a few bytes to the public port and reads them back; returns TRUE if they came. */
+static gpointer
+dbus_echo_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect((guint16)GPOINTER_TO_UINT(user_data));
+	char buf[5] = {0};
+	gsize got = 0;
+
+	g_assert_cmpint(g_socket_send(socket, "ping", 4, NULL, NULL), ==, 4);
+	while (got < 4) {
+		gssize n = g_socket_receive(socket, buf + got, 4 - got, NULL, NULL);
+
+		if (n <= 0)
+			return GINT_TO_POINTER(FALSE);
+		got += (gsize)n;
+	}
+	return GINT_TO_POINTER(strcmp(buf, "ping") == 0);
+}
+
+/* The public port from the program's "Access URL: tcp://127.0.0.1:PORT" line. */
+static guint
+dbus_proc_public_port(PbTestProc *proc)
+{
+	const char *prefix = "Access URL: tcp://127.0.0.1:";
+	const char *line = strstr(pb_test_proc_get_output(proc), prefix);
+
+	g_assert_nonnull(line);
+	return (guint)g_ascii_strtoull(line + strlen(prefix), NULL, 10);
+}
+
 static void
 test_dbus_no_bus(DbusFixture *fx, gconstpointer user_data)
 {
@@ -482,6 +512,8 @@ test_dbus_no_bus(DbusFixture *fx, gconstpointer user_data)
 	pb_test_wait_until(pb_test_proc_said(proc, "No session bus"), 10);
 	g_assert_true(strstr(pb_test_proc_get_output(proc), "No session bus") ==
 		      g_strrstr(pb_test_proc_get_output(proc), "No session bus"));
+	g_assert_true(GPOINTER_TO_INT(pb_test_run_in_thread(
+	    dbus_echo_cb, GUINT_TO_POINTER(dbus_proc_public_port(proc)), 10)));
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 	g_rmdir(dir);
 }
@@ -541,6 +573,8 @@ test_dbus_program_no_dbus(DbusFixture *fx, gconstpointer user_data)
 			       pb_test_proc_exited(proc),
 			   10);
 	g_assert_false(pb_test_proc_exited(proc));
+	g_assert_true(GPOINTER_TO_INT(pb_test_run_in_thread(
+	    dbus_echo_cb, GUINT_TO_POINTER(dbus_proc_public_port(proc)), 10)));
 	pb_test_settle();
 	g_assert_false(appeared);
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
