@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb-dbus-exporter.h"
 #include "pb-flow.h"
 #include "pb-hello.h"
+#include "pb-notifier.h"
 #include "pb-server-url.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
@@ -246,6 +248,15 @@ pb_main_forward_disconnected_cb(PbTunnelClient *client, const char *reason, gpoi
 }
 
 static void
+pb_main_forward_quit_requested_cb(PbDbusExporter *exporter, gpointer user_data)
+{
+	PbMain *main = user_data;
+
+	main->status = EXIT_SUCCESS;
+	g_main_loop_quit(main->loop);
+}
+
+static void
 pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	PbMain *main = user_data;
@@ -260,14 +271,72 @@ pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_d
 	}
 }
 
+/* The defaults of `piggyback-forward`, or NULL when the schema is not installed
+ * (g_settings_new() would abort then). */
+static GSettings *
+pb_main_settings_new(void)
+{
+	GSettingsSchemaSource *source = g_settings_schema_source_get_default();
+	g_autoptr(GSettingsSchema) schema = NULL;
+
+	if (source != NULL)
+		schema = g_settings_schema_source_lookup(source, APP_ID, TRUE);
+	if (schema == NULL) {
+		g_debug("GSettings schema %s is not installed: no defaults", APP_ID);
+		return NULL;
+	}
+	return g_settings_new_full(schema, NULL, NULL);
+}
+
+/* Returns: (nullable): the setting, or NULL when it is empty */
+static char *
+pb_main_setting_string(GSettings *settings, const char *key)
+{
+	g_autofree char *value = g_settings_get_string(settings, key);
+
+	return *value != '\0' ? g_steal_pointer(&value) : NULL;
+}
+
+/* Fills in what the command line left out from @settings; 0 for local-port means unset. */
+static void
+pb_main_forward_defaults(GSettings *settings, char **host, char **server_input, int *port)
+{
+	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
+
+	if (*host == NULL)
+		*host = pb_main_setting_string(settings, "local-host");
+	if (*server_input == NULL)
+		*server_input = pb_main_setting_string(settings, "server");
+	if (*port == -1 && g_variant_get_uint16(local_port) != 0)
+		*port = g_variant_get_uint16(local_port);
+}
+
+/* Desktop notifications need a registered GApplication (without a bus it registers too,
+ * and the notifier stays quiet). */
+static void
+pb_main_forward_notifier(PbTunnelClient *client, GApplication **application, PbNotifier **notifier)
+{
+	g_autoptr(GError) error = NULL;
+
+	*application = g_application_new(APP_ID, G_APPLICATION_NON_UNIQUE);
+	if (!g_application_register(*application, NULL, &error)) {
+		g_debug("No notifications: %s", error->message);
+		return;
+	}
+	*notifier = pb_notifier_new(client, *application);
+}
+
+/* `piggyback forward`; @use_settings for `piggyback-forward`, which a desktop session may
+ * start without options: then GSettings has the defaults. */
 static int
-pb_main_forward(int argc, char **argv)
+pb_main_forward(int argc, char **argv, gboolean use_settings)
 {
 	int port = -1;
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *server_input = NULL;
 	g_autofree char *features_option = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
+	gboolean no_dbus = FALSE;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -280,12 +349,18 @@ pb_main_forward(int argc, char **argv)
 	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
 	     N_("LIST")},
+	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
+	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) client = NULL;
+	g_autoptr(PbDbusExporter) exporter = NULL;
+	g_autoptr(GApplication) application = NULL;
+	g_autoptr(PbNotifier) notifier = NULL;
+	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	PbMain main = {loop, EXIT_SUCCESS};
@@ -293,10 +368,23 @@ pb_main_forward(int argc, char **argv)
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
 		return status;
+	if (use_settings)
+		settings = pb_main_settings_new();
+	if (settings != NULL)
+		pb_main_forward_defaults(settings, &host, &server_input, &port);
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
 		server_input = g_strdup("localhost:8080");
+	if (port == -1 && settings != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    /* TRANSLATORS: the command is shown as is; keep PORT in capitals */
+		    _("--port is required: the port of the local service (or set a default with "
+		      "“gsettings set %s local-port PORT”)"),
+		    APP_ID);
+
+		return pb_main_usage_error(message);
+	}
 	if (port == -1)
 		return pb_main_usage_error(_("--port is required: the port of the local service"));
 	if (!pb_main_check_port(port, FALSE, "--port", &status))
@@ -314,9 +402,20 @@ pb_main_forward(int argc, char **argv)
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);
+	if (!no_dbus) {
+		exporter = pb_dbus_exporter_new(client);
+		g_signal_connect(exporter, "quit-requested",
+				 G_CALLBACK(pb_main_forward_quit_requested_cb), &main);
+		pb_dbus_exporter_start(exporter, NULL);
+		pb_main_forward_notifier(client, &application, &notifier);
+	}
 	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
 	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);
 	status = pb_main_run(&main);
+	if (exporter != NULL) {
+		g_signal_handlers_disconnect_by_data(exporter, &main);
+		pb_dbus_exporter_stop(exporter);
+	}
 	g_signal_handlers_disconnect_by_data(client, &main);
 	pb_tunnel_client_close(client);
 	return status;
@@ -349,7 +448,7 @@ main(int argc, char **argv)
 
 	if (g_str_has_prefix(name, "piggyback-forward")) {
 		g_set_prgname("piggyback-forward");
-		return pb_main_forward(argc, argv);
+		return pb_main_forward(argc, argv, TRUE);
 	}
 	g_set_prgname("piggyback");
 	if (argc < 2)
@@ -360,7 +459,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "forward") == 0) {
 		g_set_prgname("piggyback forward");
-		return pb_main_forward(argc - 1, argv + 1);
+		return pb_main_forward(argc - 1, argv + 1, FALSE);
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
 		pb_main_print("piggyback %s\n", PACKAGE_VERSION);

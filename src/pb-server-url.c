@@ -4,6 +4,7 @@
 #include "pb-server-url.h"
 
 #include <gio/gio.h>
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "pb-frame.h"
@@ -28,7 +29,7 @@ pb_server_url_resolve(const char *input, GError **error)
 
 	if (input == NULL || *input == '\0') {
 		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-				    "the server address is empty");
+				    _("the server address is empty"));
 		return NULL;
 	}
 	with_scheme = strstr(input, "://") != NULL ? g_strdup(input)
@@ -36,7 +37,7 @@ pb_server_url_resolve(const char *input, GError **error)
 	uri = g_uri_parse(with_scheme, G_URI_FLAGS_NONE, &error_local);
 	if (uri == NULL) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not a server address: %s", input, error_local->message);
+			    _("“%s” is not a server address: %s"), input, error_local->message);
 		return NULL;
 	}
 
@@ -48,17 +49,17 @@ pb_server_url_resolve(const char *input, GError **error)
 		scheme = "wss";
 	} else {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not a server address: use ws:// or wss://", input);
+			    _("“%s” is not a server address: use ws:// or wss://"), input);
 		return NULL;
 	}
 	if (g_uri_get_host(uri) == NULL || *g_uri_get_host(uri) == '\0') {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not a server address: it has no host", input);
+			    _("“%s” is not a server address: it has no host"), input);
 		return NULL;
 	}
 	if (g_uri_get_port(uri) == 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not a server address: port 0", input);
+			    _("“%s” is not a server address: port 0"), input);
 		return NULL;
 	}
 	path = g_uri_get_path(uri);

@@ -3,6 +3,7 @@
 
 #include "pb-tunnel-client.h"
 
+#include <glib/gi18n.h>
 #include <libsoup/soup.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +27,7 @@
 struct _PbTunnelClient {
 	GObject parent_instance;
 	GUri *server_uri;	     /* (owned) */
+	char *server_url;	     /* (owned) as given */
 	GSocketConnectable *local;   /* (owned) the local service */
 	GSocketClient *local_dialer; /* (owned) */
 	PbTunnel *tunnel;	     /* (owned) (nullable) while connected */
@@ -33,12 +35,120 @@ struct _PbTunnelClient {
 	char *access_url;	     /* (owned) (nullable) until HELLO */
 	char *http_url;		     /* (owned) (nullable) */
 	PbFeatures features;	     /* protocol v2 features we ask for */
+	char *public_host;	     /* (owned) (nullable) until HELLO */
+	char *local_address;	     /* (owned) host:port of the local service */
+	guint16 tunnel_port;	     /* 0 until HELLO */
+	PbTunnelClientState state;
+	gint64 connected_since;	   /* Unix µs of the last HELLO, 0 when not online */
+	guint64 connections_total; /* OPENs answered, over every tunnel */
+	guint64 bytes_in_before;   /* counted by tunnels closed by a reconnect */
+	guint64 bytes_out_before;
+	GQueue events; /* (owned) PbTunnelClientEvent, oldest first */
 };
 
-enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_LAST };
+enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
 static guint signals[SIGNAL_LAST] = {0};
 
+enum {
+	PROP_0,
+	PROP_STATE,
+	PROP_SERVER_URL,
+	PROP_LOCAL_ADDRESS,
+	PROP_ACCESS_URL,
+	PROP_HTTP_URL,
+	PROP_PUBLIC_HOST,
+	PROP_TUNNEL_PORT,
+	PROP_CONNECTED_SINCE,
+	PROP_CONNECTIONS_TOTAL,
+	PROP_CONNECTIONS_ACTIVE,
+	PROP_BYTES_IN,
+	PROP_BYTES_OUT,
+	PROP_LAST
+};
+static GParamSpec *props[PROP_LAST] = {NULL};
+
 G_DEFINE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, G_TYPE_OBJECT)
+
+G_DEFINE_ENUM_TYPE(PbTunnelClientState, pb_tunnel_client_state,
+		   G_DEFINE_ENUM_VALUE(PB_TUNNEL_CLIENT_STATE_CONNECTING, "connecting"),
+		   G_DEFINE_ENUM_VALUE(PB_TUNNEL_CLIENT_STATE_ONLINE, "online"),
+		   G_DEFINE_ENUM_VALUE(PB_TUNNEL_CLIENT_STATE_RECONNECTING, "reconnecting"),
+		   G_DEFINE_ENUM_VALUE(PB_TUNNEL_CLIENT_STATE_OFFLINE, "offline"))
+
+static void
+pb_tunnel_client_event_free(PbTunnelClientEvent *event)
+{
+	g_free(event->message);
+	g_free(event);
+}
+
+static void
+pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* Remembers one line of history (the last PB_TUNNEL_CLIENT_MAX_EVENTS) and emits "event". */
+static void
+pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...)
+{
+	PbTunnelClientEvent *event = g_new0(PbTunnelClientEvent, 1);
+	va_list args;
+
+	va_start(args, format);
+	event->message = g_strdup_vprintf(format, args);
+	va_end(args);
+	event->time = g_get_real_time();
+	g_queue_push_tail(&self->events, event);
+	while (self->events.length > PB_TUNNEL_CLIENT_MAX_EVENTS)
+		pb_tunnel_client_event_free(g_queue_pop_head(&self->events));
+	g_debug("event: %s", event->message);
+	g_signal_emit(self, signals[SIGNAL_EVENT], 0, event->time, event->message);
+}
+
+static void
+pb_tunnel_client_set_state(PbTunnelClient *self, PbTunnelClientState state)
+{
+	if (self->state == state)
+		return;
+	self->state = state;
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_STATE]);
+	if (state != PB_TUNNEL_CLIENT_STATE_ONLINE && self->connected_since != 0) {
+		self->connected_since = 0;
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
+	}
+}
+
+/* Forgets what the last HELLO said: the public port went away with its tunnel. */
+static void
+pb_tunnel_client_clear_hello(PbTunnelClient *self)
+{
+	if (self->access_url != NULL) {
+		g_clear_pointer(&self->access_url, g_free);
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
+	}
+	if (self->http_url != NULL) {
+		g_clear_pointer(&self->http_url, g_free);
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
+	}
+	if (self->public_host != NULL) {
+		g_clear_pointer(&self->public_host, g_free);
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
+	}
+	if (self->tunnel_port != 0) {
+		self->tunnel_port = 0;
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
+	}
+}
+
+/* Drops the current tunnel, keeping what it counted. */
+static void
+pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
+{
+	if (self->tunnel == NULL)
+		return;
+	self->bytes_in_before += pb_tunnel_get_bytes_in(self->tunnel);
+	self->bytes_out_before += pb_tunnel_get_bytes_out(self->tunnel);
+	g_signal_handlers_disconnect_by_data(self->tunnel, self);
+	g_clear_object(&self->tunnel);
+}
 
 typedef struct {
 	GSocketConnection *connection; /* (owned) */
@@ -93,6 +203,8 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
 	PbOpen *open = g_new0(PbOpen, 1);
 
+	self->connections_total++;
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_TOTAL]);
 	open->client = g_object_ref(self);
 	open->tunnel = g_object_ref(tunnel);
 	open->stream = g_object_ref(stream);
@@ -108,10 +220,24 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 
 	/* only what we asked for: a server may not impose features */
 	pb_tunnel_set_features(tunnel, hello->features & self->features, hello->window);
+	g_object_freeze_notify(G_OBJECT(self));
 	g_free(self->access_url);
 	g_free(self->http_url);
+	g_free(self->public_host);
 	self->access_url = pb_hello_get_access_url(hello, "tcp");
 	self->http_url = pb_hello_get_access_url(hello, "http");
+	self->public_host = g_strdup(hello->public_host);
+	self->tunnel_port = hello->tunnel_port;
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_ONLINE);
+	self->connected_since = g_get_real_time();
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
+	g_object_thaw_notify(G_OBJECT(self));
+	/* TRANSLATORS: %s is the access URL, tcp://host:port */
+	pb_tunnel_client_add_event(self, _("Online at %s"), self->access_url);
 	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
 }
 
@@ -125,11 +251,16 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	g_autofree char *reason = NULL;
 
 	if (code == 0)
-		reason = g_strdup("the connection to the server was lost");
+		reason = g_strdup(_("the connection to the server was lost"));
 	else if (data != NULL && *data != '\0')
 		reason = g_strdup_printf("%s (%u)", data, code);
 	else
-		reason = g_strdup_printf("closed with code %u", code);
+		reason = g_strdup_printf(_("closed with code %u"), code);
+	pb_tunnel_client_drop_tunnel(self);
+	pb_tunnel_client_clear_hello(self);
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
+	/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
+	pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
 	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
 }
 
@@ -160,12 +291,12 @@ pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **
 	if (!soup_headers_parse_response(text, (int)(headers_end - text), headers, NULL, &status,
 					 &reason)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's answer is not HTTP");
+				    _("the server's answer is not HTTP"));
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
 		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    "the server refused the tunnel: %u %s", status,
+			    _("the server refused the tunnel: %u %s"), status,
 			    reason != NULL ? reason : "");
 		return FALSE;
 	}
@@ -175,12 +306,13 @@ pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **
 	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
 		0) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's WebSocket handshake is invalid");
+				    _("the server's WebSocket handshake is invalid"));
 		return FALSE;
 	}
 	if (soup_message_headers_get_one(headers, "Sec-WebSocket-Extensions") != NULL) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server accepted a WebSocket extension nobody asked for");
+		g_set_error_literal(
+		    error, PB_ERROR, PB_ERROR_PROTOCOL,
+		    _("the server accepted a WebSocket extension nobody asked for"));
 		return FALSE;
 	}
 	return TRUE;
@@ -219,7 +351,7 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 	}
 	if (n == 0) {
 		g_task_return_new_error(task, PB_ERROR, PB_ERROR_PROTOCOL,
-					"the server closed the connection during the handshake");
+					_("the server closed the connection during the handshake"));
 		return;
 	}
 	g_byte_array_append(upgrade->response, upgrade->chunk, (guint)n);
@@ -228,7 +360,7 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 	if (end == NULL) {
 		if (upgrade->response->len >= PB_UPGRADE_RESPONSE_MAX) {
 			g_task_return_new_error(task, PB_ERROR, PB_ERROR_PROTOCOL,
-						"the server's handshake answer is too long");
+						_("the server's handshake answer is too long"));
 			return;
 		}
 		GCancellable *cancellable = g_task_get_cancellable(task);
@@ -325,6 +457,57 @@ pb_tunnel_client_connected_cb(GObject *source, GAsyncResult *res, gpointer user_
 	    pb_tunnel_client_request_written_cb, g_steal_pointer(&task));
 }
 
+/* Dials the server and upgrades; the task returns once the WebSocket is up. */
+static void
+pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+		      gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	g_autoptr(GSocketClient) dialer = g_socket_client_new();
+	g_autofree char *uri = g_uri_to_string(self->server_uri);
+	gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
+	PbUpgrade *upgrade = g_new0(PbUpgrade, 1);
+
+	upgrade->response = g_byte_array_new();
+	g_task_set_task_data(task, upgrade, (GDestroyNotify)pb_upgrade_free);
+	g_socket_client_set_tls(dialer, tls);
+	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
+	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
+	g_socket_client_connect_to_uri_async(dialer, uri, tls ? 443 : 80, cancellable,
+					     pb_tunnel_client_connected_cb, g_steal_pointer(&task));
+}
+
+/* Finishes a dial: a failure leaves the client offline. Returns FALSE with @error set. */
+static gboolean
+pb_tunnel_client_dial_finish(PbTunnelClient *self, GAsyncResult *res, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+
+	if (g_task_propagate_boolean(G_TASK(res), &error_local))
+		return TRUE;
+	if (!g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		/* TRANSLATORS: %s says why */
+		pb_tunnel_client_add_event(self, _("Cannot open a tunnel: %s"),
+					   error_local->message);
+	}
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
+	g_propagate_error(error, g_steal_pointer(&error_local));
+	return FALSE;
+}
+
+static void
+pb_tunnel_client_dialled_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data); /* the caller's */
+	g_autoptr(GError) error = NULL;
+
+	if (!pb_tunnel_client_dial_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	g_task_return_boolean(task, TRUE);
+}
+
 /**
  * pb_tunnel_client_connect_async:
  *
@@ -336,10 +519,6 @@ pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = NULL;
-	g_autoptr(GSocketClient) dialer = g_socket_client_new();
-	g_autofree char *uri = NULL;
-	gboolean tls;
-	PbUpgrade *upgrade;
 
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	g_return_if_fail(self->tunnel == NULL);
@@ -347,15 +526,9 @@ pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 	task = g_task_new(self, cancellable, callback, user_data);
 	/* via an integer: ISO C has no function → object pointer conversion */
 	g_task_set_source_tag(task, (gpointer)(guintptr)pb_tunnel_client_connect_async);
-	upgrade = g_new0(PbUpgrade, 1);
-	upgrade->response = g_byte_array_new();
-	g_task_set_task_data(task, upgrade, (GDestroyNotify)pb_upgrade_free);
-
-	tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
-	g_socket_client_set_tls(dialer, tls);
-	uri = g_uri_to_string(self->server_uri);
-	g_socket_client_connect_to_uri_async(dialer, uri, tls ? 443 : 80, cancellable,
-					     pb_tunnel_client_connected_cb, g_steal_pointer(&task));
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_CONNECTING);
+	pb_tunnel_client_dial(self, cancellable, pb_tunnel_client_dialled_cb,
+			      g_steal_pointer(&task));
 }
 
 gboolean
@@ -392,6 +565,142 @@ pb_tunnel_client_get_access_url(PbTunnelClient *self)
 	return self->access_url;
 }
 
+/* Returns: (nullable): http://host:port once the server said it */
+const char *
+pb_tunnel_client_get_http_url(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->http_url;
+}
+
+/* Returns: (nullable): the host name the server told, once it did */
+const char *
+pb_tunnel_client_get_public_host(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->public_host;
+}
+
+/* Returns: the public port, 0 until the server said it */
+guint16
+pb_tunnel_client_get_tunnel_port(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->tunnel_port;
+}
+
+PbTunnelClientState
+pb_tunnel_client_get_state(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), PB_TUNNEL_CLIENT_STATE_OFFLINE);
+	return self->state;
+}
+
+/* Returns: the WebSocket URL the client dials */
+const char *
+pb_tunnel_client_get_server_url(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->server_url;
+}
+
+/* Returns: host:port of the local service */
+const char *
+pb_tunnel_client_get_local_address(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->local_address;
+}
+
+/* Returns: Unix µs of the HELLO that brought the tunnel online, 0 when it is not */
+gint64
+pb_tunnel_client_get_connected_since(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->connected_since;
+}
+
+/* Returns: how many public connections the server opened, over every tunnel */
+guint64
+pb_tunnel_client_get_connections_total(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->connections_total;
+}
+
+/* Returns: how many connections are open now (not notified: poll it) */
+guint
+pb_tunnel_client_get_connections_active(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->tunnel != NULL ? pb_tunnel_get_n_streams(self->tunnel) : 0;
+}
+
+/* Returns: bytes received from the server, over every tunnel (not notified: poll it) */
+guint64
+pb_tunnel_client_get_bytes_in(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->bytes_in_before +
+	       (self->tunnel != NULL ? pb_tunnel_get_bytes_in(self->tunnel) : 0);
+}
+
+/* Returns: bytes sent to the server, over every tunnel (not notified: poll it) */
+guint64
+pb_tunnel_client_get_bytes_out(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
+	return self->bytes_out_before +
+	       (self->tunnel != NULL ? pb_tunnel_get_bytes_out(self->tunnel) : 0);
+}
+
+/* Returns: (transfer none) (element-type PbTunnelClientEvent): the last events, oldest first */
+const GQueue *
+pb_tunnel_client_get_recent_events(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return &self->events;
+}
+
+static void
+pb_tunnel_client_reconnected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(source);
+	g_autoptr(GError) error = NULL;
+
+	if (!pb_tunnel_client_dial_finish(self, res, &error) &&
+	    !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, error->message);
+}
+
+/**
+ * pb_tunnel_client_reconnect:
+ *
+ * Closes the tunnel, if there is one, and dials the server again: "ready" follows with the
+ * new public port, or "disconnected" if the server cannot be reached. Does nothing while
+ * the client is dialling already, or after pb_tunnel_client_close().
+ */
+void
+pb_tunnel_client_reconnect(PbTunnelClient *self)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+
+	if (self->state == PB_TUNNEL_CLIENT_STATE_CONNECTING ||
+	    self->state == PB_TUNNEL_CLIENT_STATE_RECONNECTING ||
+	    g_cancellable_is_cancelled(self->cancellable))
+		return;
+	if (self->tunnel != NULL) {
+		g_autoptr(PbTunnel) old = g_object_ref(self->tunnel);
+
+		/* first deaf to it: its end is no "disconnected" */
+		pb_tunnel_client_drop_tunnel(self);
+		pb_tunnel_close(old, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "reconnecting");
+	}
+	pb_tunnel_client_clear_hello(self);
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
+	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_reconnected_cb, NULL);
+}
+
 void
 pb_tunnel_client_close(PbTunnelClient *self)
 {
@@ -400,6 +709,54 @@ pb_tunnel_client_close(PbTunnelClient *self)
 	g_cancellable_cancel(self->cancellable);
 	if (self->tunnel != NULL)
 		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
+}
+
+static void
+pb_tunnel_client_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(object);
+
+	switch (prop_id) {
+	case PROP_STATE:
+		g_value_set_enum(value, self->state);
+		break;
+	case PROP_SERVER_URL:
+		g_value_set_string(value, self->server_url);
+		break;
+	case PROP_LOCAL_ADDRESS:
+		g_value_set_string(value, self->local_address);
+		break;
+	case PROP_ACCESS_URL:
+		g_value_set_string(value, self->access_url);
+		break;
+	case PROP_HTTP_URL:
+		g_value_set_string(value, self->http_url);
+		break;
+	case PROP_PUBLIC_HOST:
+		g_value_set_string(value, self->public_host);
+		break;
+	case PROP_TUNNEL_PORT:
+		g_value_set_uint(value, self->tunnel_port);
+		break;
+	case PROP_CONNECTED_SINCE:
+		g_value_set_int64(value, self->connected_since);
+		break;
+	case PROP_CONNECTIONS_TOTAL:
+		g_value_set_uint64(value, self->connections_total);
+		break;
+	case PROP_CONNECTIONS_ACTIVE:
+		g_value_set_uint(value, pb_tunnel_client_get_connections_active(self));
+		break;
+	case PROP_BYTES_IN:
+		g_value_set_uint64(value, pb_tunnel_client_get_bytes_in(self));
+		break;
+	case PROP_BYTES_OUT:
+		g_value_set_uint64(value, pb_tunnel_client_get_bytes_out(self));
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+		break;
+	}
 }
 
 static void
@@ -426,6 +783,10 @@ pb_tunnel_client_finalize(GObject *object)
 	g_object_unref(self->cancellable);
 	g_free(self->access_url);
 	g_free(self->http_url);
+	g_free(self->public_host);
+	g_free(self->server_url);
+	g_free(self->local_address);
+	g_queue_clear_full(&self->events, (GDestroyNotify)pb_tunnel_client_event_free);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 
@@ -436,6 +797,33 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 
 	object_class->dispose = pb_tunnel_client_dispose;
 	object_class->finalize = pb_tunnel_client_finalize;
+	object_class->get_property = pb_tunnel_client_get_property;
+
+#define PB_PROP_FLAGS (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS)
+	props[PROP_STATE] = g_param_spec_enum("state", NULL, NULL, PB_TYPE_TUNNEL_CLIENT_STATE,
+					      PB_TUNNEL_CLIENT_STATE_OFFLINE, PB_PROP_FLAGS);
+	props[PROP_SERVER_URL] = g_param_spec_string("server-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	props[PROP_LOCAL_ADDRESS] =
+	    g_param_spec_string("local-address", NULL, NULL, NULL, PB_PROP_FLAGS);
+	props[PROP_ACCESS_URL] = g_param_spec_string("access-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	props[PROP_HTTP_URL] = g_param_spec_string("http-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	props[PROP_PUBLIC_HOST] =
+	    g_param_spec_string("public-host", NULL, NULL, NULL, PB_PROP_FLAGS);
+	props[PROP_TUNNEL_PORT] =
+	    g_param_spec_uint("tunnel-port", NULL, NULL, 0, G_MAXUINT16, 0, PB_PROP_FLAGS);
+	props[PROP_CONNECTED_SINCE] =
+	    g_param_spec_int64("connected-since", NULL, NULL, 0, G_MAXINT64, 0, PB_PROP_FLAGS);
+	props[PROP_CONNECTIONS_TOTAL] =
+	    g_param_spec_uint64("connections-total", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
+	/* The last three change with every packet and are never notified: poll them. */
+	props[PROP_CONNECTIONS_ACTIVE] =
+	    g_param_spec_uint("connections-active", NULL, NULL, 0, G_MAXUINT, 0, PB_PROP_FLAGS);
+	props[PROP_BYTES_IN] =
+	    g_param_spec_uint64("bytes-in", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
+	props[PROP_BYTES_OUT] =
+	    g_param_spec_uint64("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
+#undef PB_PROP_FLAGS
+	g_object_class_install_properties(object_class, PROP_LAST, props);
 
 	/**
 	 * PbTunnelClient::ready:
@@ -456,6 +844,17 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	signals[SIGNAL_DISCONNECTED] =
 	    g_signal_new("disconnected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+	/**
+	 * PbTunnelClient::event:
+	 * @time: Unix µs
+	 * @message: what happened, translated
+	 *
+	 * Something worth a line in a log or an applet happened (see
+	 * pb_tunnel_client_get_recent_events()).
+	 */
+	signals[SIGNAL_EVENT] =
+	    g_signal_new("event", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+			 G_TYPE_NONE, 2, G_TYPE_INT64, G_TYPE_STRING);
 }
 
 static void
@@ -464,6 +863,8 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->cancellable = g_cancellable_new();
 	self->features = PB_FEATURES_ALL;
 	self->local_dialer = g_socket_client_new();
+	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
+	g_queue_init(&self->events);
 }
 
 /**
@@ -477,8 +878,12 @@ pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 loc
 {
 	PbTunnelClient *self = g_object_new(PB_TYPE_TUNNEL_CLIENT, NULL);
 
+	self->server_url = g_strdup(server_url);
 	self->server_uri = g_uri_parse(server_url, G_URI_FLAGS_NONE, NULL);
 	g_return_val_if_fail(self->server_uri != NULL, self);
 	self->local = g_network_address_new(local_host, local_port);
+	self->local_address = strchr(local_host, ':') != NULL
+				  ? g_strdup_printf("[%s]:%u", local_host, local_port)
+				  : g_strdup_printf("%s:%u", local_host, local_port);
 	return self;
 }

@@ -7,6 +7,35 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PbTunnelClientState:
+ * @PB_TUNNEL_CLIENT_STATE_CONNECTING: dialling the server for the first time
+ * @PB_TUNNEL_CLIENT_STATE_ONLINE: the server opened the public port (HELLO arrived)
+ * @PB_TUNNEL_CLIENT_STATE_RECONNECTING: dialling again after pb_tunnel_client_reconnect()
+ * @PB_TUNNEL_CLIENT_STATE_OFFLINE: not connected and not trying: the tunnel is over
+ *
+ * The nicks ("connecting", "online", …) are what the D-Bus State property shows.
+ */
+typedef enum {
+	PB_TUNNEL_CLIENT_STATE_CONNECTING,
+	PB_TUNNEL_CLIENT_STATE_ONLINE,
+	PB_TUNNEL_CLIENT_STATE_RECONNECTING,
+	PB_TUNNEL_CLIENT_STATE_OFFLINE,
+} PbTunnelClientState;
+
+#define PB_TYPE_TUNNEL_CLIENT_STATE (pb_tunnel_client_state_get_type())
+GType
+pb_tunnel_client_state_get_type(void);
+
+/* One line of the client's history, as "event" reports it. */
+typedef struct {
+	gint64 time;   /* Unix µs */
+	char *message; /* (owned) translated, for people */
+} PbTunnelClientEvent;
+
+/* How many events pb_tunnel_client_get_recent_events() keeps. */
+#define PB_TUNNEL_CLIENT_MAX_EVENTS 50
+
 #define PB_TYPE_TUNNEL_CLIENT (pb_tunnel_client_get_type())
 G_DECLARE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, PB, TUNNEL_CLIENT, GObject)
 
@@ -23,6 +52,32 @@ gboolean
 pb_tunnel_client_connect_finish(PbTunnelClient *self, GAsyncResult *result, GError **error);
 const char *
 pb_tunnel_client_get_access_url(PbTunnelClient *self);
+const char *
+pb_tunnel_client_get_http_url(PbTunnelClient *self);
+const char *
+pb_tunnel_client_get_public_host(PbTunnelClient *self);
+guint16
+pb_tunnel_client_get_tunnel_port(PbTunnelClient *self);
+PbTunnelClientState
+pb_tunnel_client_get_state(PbTunnelClient *self);
+const char *
+pb_tunnel_client_get_server_url(PbTunnelClient *self);
+const char *
+pb_tunnel_client_get_local_address(PbTunnelClient *self);
+gint64
+pb_tunnel_client_get_connected_since(PbTunnelClient *self);
+guint64
+pb_tunnel_client_get_connections_total(PbTunnelClient *self);
+guint
+pb_tunnel_client_get_connections_active(PbTunnelClient *self);
+guint64
+pb_tunnel_client_get_bytes_in(PbTunnelClient *self);
+guint64
+pb_tunnel_client_get_bytes_out(PbTunnelClient *self);
+const GQueue *
+pb_tunnel_client_get_recent_events(PbTunnelClient *self);
+void
+pb_tunnel_client_reconnect(PbTunnelClient *self);
 void
 pb_tunnel_client_close(PbTunnelClient *self);
 

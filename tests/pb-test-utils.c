@@ -3,6 +3,7 @@
 
 #include "pb-test-utils.h"
 
+#include <signal.h>
 #include <string.h>
 
 struct _PbTestService {
@@ -233,4 +234,115 @@ pb_test_run_in_thread(GThreadFunc func, gpointer data, int seconds)
 	pb_test_wait_until(g_atomic_int_get(&t.done), seconds);
 	g_thread_join(thread);
 	return t.result;
+}
+
+struct _PbTestProc {
+	GSubprocess *process;  /* (owned) */
+	GDataInputStream *out; /* (owned) stdout and stderr, by line */
+	GString *output;       /* (owned) everything so far */
+	gboolean reading;
+	gboolean exited;
+};
+
+static void
+pb_test_proc_line_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PbTestProc *proc = user_data;
+	g_autofree char *line =
+	    g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res, NULL, NULL);
+
+	if (line == NULL) {
+		proc->reading = FALSE;
+		return;
+	}
+	g_string_append_printf(proc->output, "%s\n", line);
+	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL,
+					    pb_test_proc_line_cb, proc);
+}
+
+static void
+pb_test_proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PbTestProc *proc = user_data;
+
+	g_subprocess_wait_finish(G_SUBPROCESS(source), res, NULL);
+	proc->exited = TRUE;
+}
+
+/* A launcher whose processes write stdout and stderr to one pipe. */
+GSubprocessLauncher *
+pb_test_proc_launcher_new(void)
+{
+	return g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+/* Starts @first with the arguments that follow; stop it with pb_test_proc_finish(). */
+PbTestProc *
+pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	PbTestProc *proc = g_new0(PbTestProc, 1);
+	va_list args;
+
+	va_start(args, first);
+	for (const char *arg = first; arg != NULL; arg = va_arg(args, const char *))
+		g_ptr_array_add(argv, (gpointer)arg);
+	va_end(args);
+	g_ptr_array_add(argv, NULL);
+	proc->process =
+	    g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
+	g_assert_no_error(error);
+	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
+	proc->output = g_string_new(NULL);
+	proc->reading = TRUE;
+	g_data_input_stream_read_line_async(proc->out, G_PRIORITY_DEFAULT, NULL,
+					    pb_test_proc_line_cb, proc);
+	g_subprocess_wait_async(proc->process, NULL, pb_test_proc_exited_cb, proc);
+	return proc;
+}
+
+gboolean
+pb_test_proc_said(PbTestProc *proc, const char *needle)
+{
+	return strstr(proc->output->str, needle) != NULL;
+}
+
+const char *
+pb_test_proc_get_output(PbTestProc *proc)
+{
+	return proc->output->str;
+}
+
+gboolean
+pb_test_proc_exited(PbTestProc *proc)
+{
+	return proc->exited;
+}
+
+/* Waits up to 10 s for a process that ends by itself, and for the last of its output. */
+void
+pb_test_proc_wait_exit(PbTestProc *proc)
+{
+	pb_test_wait_until(proc->exited && !proc->reading, 10);
+}
+
+/* Sends SIGTERM if it still runs, waits up to 10 s for it to end and for its output, frees
+ * it; returns its exit status. */
+int
+pb_test_proc_finish(PbTestProc *proc)
+{
+	int status;
+
+	if (!proc->exited)
+		g_subprocess_send_signal(proc->process, SIGTERM);
+	pb_test_wait_until(proc->exited && !proc->reading, 10);
+	g_assert_true(g_subprocess_get_if_exited(proc->process));
+	status = g_subprocess_get_exit_status(proc->process);
+	g_object_unref(proc->out);
+	g_object_unref(proc->process);
+	g_string_free(proc->output, TRUE);
+	g_free(proc);
+	return status;
 }

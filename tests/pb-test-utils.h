@@ -71,4 +71,22 @@ pb_test_connect(guint16 port);
 gpointer
 pb_test_run_in_thread(GThreadFunc func, gpointer data, int seconds);
 
+/* A process whose stdout and stderr are collected while the main context runs. */
+typedef struct _PbTestProc PbTestProc;
+
+GSubprocessLauncher *
+pb_test_proc_launcher_new(void);
+PbTestProc *
+pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...) G_GNUC_NULL_TERMINATED;
+gboolean
+pb_test_proc_said(PbTestProc *proc, const char *needle);
+const char *
+pb_test_proc_get_output(PbTestProc *proc);
+gboolean
+pb_test_proc_exited(PbTestProc *proc);
+void
+pb_test_proc_wait_exit(PbTestProc *proc);
+int
+pb_test_proc_finish(PbTestProc *proc);
+
 G_END_DECLS

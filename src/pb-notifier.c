@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-notifier.h"
+
+#include <glib/gi18n.h>
+
+/*
+ * A view of a PbTunnelClient as desktop notifications: one when the tunnel comes online,
+ * with the access URL. GNotification needs a registered GApplication and a notification
+ * service; where there is none (a server, a bare session bus) GLib would warn on every
+ * notification, so this asks the bus first and stays quiet, saying so at debug level.
+ * In a Flatpak sandbox GLib uses the portal, which is always there.
+ */
+
+/* Notification services GLib's backends talk to (gtk, freedesktop). */
+#define PB_NOTIFIER_GTK_NAME	     "org.gtk.Notifications"
+#define PB_NOTIFIER_FREEDESKTOP_NAME "org.freedesktop.Notifications"
+
+struct _PbNotifier {
+	GObject parent_instance;
+	PbTunnelClient *client;	   /* (owned) the model */
+	GApplication *application; /* (owned) registered, sends the notifications */
+	GCancellable *cancellable; /* (owned) for the bus queries */
+};
+
+G_DEFINE_FINAL_TYPE(PbNotifier, pb_notifier, G_TYPE_OBJECT)
+
+static void
+pb_notifier_send(PbNotifier *self)
+{
+	g_autoptr(GNotification) notification = g_notification_new(_("Tunnel online"));
+	const char *access_url = pb_tunnel_client_get_access_url(self->client);
+	g_autofree char *body = NULL;
+
+	if (access_url == NULL)
+		return; /* gone again while the bus answered */
+	/* TRANSLATORS: %s is the access URL, tcp://host:port; %s the local service, host:port */
+	body = g_strdup_printf(_("%s now reaches %s"), access_url,
+			       pb_tunnel_client_get_local_address(self->client));
+	g_notification_set_body(notification, body);
+	g_application_send_notification(self->application, "online", notification);
+}
+
+static gboolean
+pb_notifier_names_contain(GVariant *result, const char *name)
+{
+	g_autoptr(GVariant) names = g_variant_get_child_value(result, 0);
+	gsize n = 0;
+	g_autofree const char **strv = g_variant_get_strv(names, &n);
+
+	return g_strv_contains(strv, name);
+}
+
+static void
+pb_notifier_activatable_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(PbNotifier) self = PB_NOTIFIER(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) result =
+	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+	if (result == NULL) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_debug("No notification: %s", error->message);
+		return;
+	}
+	if (!pb_notifier_names_contain(result, PB_NOTIFIER_FREEDESKTOP_NAME)) {
+		g_debug("No notification: no notification service on the session bus");
+		return;
+	}
+	pb_notifier_send(self);
+}
+
+static void
+pb_notifier_names_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(PbNotifier) self = PB_NOTIFIER(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) result =
+	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+	if (result == NULL) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_debug("No notification: %s", error->message);
+		return;
+	}
+	if (pb_notifier_names_contain(result, PB_NOTIFIER_GTK_NAME) ||
+	    pb_notifier_names_contain(result, PB_NOTIFIER_FREEDESKTOP_NAME)) {
+		pb_notifier_send(self);
+		return;
+	}
+	/* not running, but maybe started on demand */
+	g_dbus_connection_call(G_DBUS_CONNECTION(source), "org.freedesktop.DBus",
+			       "/org/freedesktop/DBus", "org.freedesktop.DBus",
+			       "ListActivatableNames", NULL, G_VARIANT_TYPE("(as)"),
+			       G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable,
+			       pb_notifier_activatable_cb, g_object_ref(self));
+}
+
+static void
+pb_notifier_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
+		     gpointer user_data)
+{
+	PbNotifier *self = PB_NOTIFIER(user_data);
+	GDBusConnection *connection = g_application_get_dbus_connection(self->application);
+
+	if (g_file_test("/.flatpak-info", G_FILE_TEST_EXISTS)) {
+		pb_notifier_send(self); /* the portal */
+		return;
+	}
+	if (connection == NULL) {
+		g_debug("No notification: no session bus");
+		return;
+	}
+	g_dbus_connection_call(connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus", "ListNames", NULL, G_VARIANT_TYPE("(as)"),
+			       G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable, pb_notifier_names_cb,
+			       g_object_ref(self));
+}
+
+static void
+pb_notifier_dispose(GObject *object)
+{
+	PbNotifier *self = PB_NOTIFIER(object);
+
+	g_cancellable_cancel(self->cancellable);
+	if (self->client != NULL)
+		g_signal_handlers_disconnect_by_data(self->client, self);
+	g_clear_object(&self->client);
+	g_clear_object(&self->application);
+	g_clear_object(&self->cancellable);
+	G_OBJECT_CLASS(pb_notifier_parent_class)->dispose(object);
+}
+
+static void
+pb_notifier_class_init(PbNotifierClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = pb_notifier_dispose;
+}
+
+static void
+pb_notifier_init(PbNotifier *self)
+{
+	self->cancellable = g_cancellable_new();
+}
+
+/**
+ * pb_notifier_new:
+ * @client: the model
+ * @application: a registered application, not remote
+ *
+ * Returns: a notifier that tells the desktop when @client comes online.
+ */
+PbNotifier *
+pb_notifier_new(PbTunnelClient *client, GApplication *application)
+{
+	PbNotifier *self = g_object_new(PB_TYPE_NOTIFIER, NULL);
+
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(client), self);
+	g_return_val_if_fail(G_IS_APPLICATION(application), self);
+	self->client = g_object_ref(client);
+	self->application = g_object_ref(application);
+	g_signal_connect(client, "ready", G_CALLBACK(pb_notifier_ready_cb), self);
+	return self;
+}

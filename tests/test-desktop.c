@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "pb-frame.h"
+#include "pb-test-utils.h"
+#include "pb-tunnel-server.h"
+
+/*
+ * `piggyback-forward` as a desktop session starts it: defaults from GSettings (the schema
+ * compiled in the build tree, values in a keyfile backend), the command line over them,
+ * and its messages in German and French from the catalogs built in the tree.
+ */
+
+typedef struct {
+	PbTunnelServer *server; /* (owned) */
+	PbTestService *echo;	/* (owned) */
+	char *dir;		/* (owned) a temporary XDG_CONFIG_HOME */
+	char *server_arg;	/* (owned) 127.0.0.1:<port> of the server */
+	char *echo_port;	/* (owned) */
+} DesktopFixture;
+
+static void
+desktop_set_up(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	g_assert_no_error(error);
+	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	fx->dir = g_dir_make_tmp("pb-desktop-XXXXXX", &error);
+	g_assert_no_error(error);
+	fx->server_arg = g_strdup_printf("127.0.0.1:%u", pb_tunnel_server_get_port(fx->server));
+	fx->echo_port = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
+}
+
+static void
+desktop_tear_down(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *settings_dir = g_build_filename(fx->dir, "glib-2.0", "settings", NULL);
+	g_autofree char *keyfile = g_build_filename(settings_dir, "keyfile", NULL);
+	g_autofree char *glib_dir = g_build_filename(fx->dir, "glib-2.0", NULL);
+
+	g_unlink(keyfile);
+	g_rmdir(settings_dir);
+	g_rmdir(glib_dir);
+	g_assert_cmpint(g_rmdir(fx->dir), ==, 0);
+	pb_tunnel_server_stop(fx->server);
+	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 0, 10);
+	g_clear_object(&fx->server);
+	pb_test_service_free(fx->echo);
+	g_free(fx->dir);
+	g_free(fx->server_arg);
+	g_free(fx->echo_port);
+}
+
+/* Stores settings as the keyfile backend reads them: GVariant text, by schema path. */
+static void
+desktop_write_settings(DesktopFixture *fx, const char *server, const char *local_host,
+		       const char *local_port)
+{
+	g_autofree char *settings_dir = g_build_filename(fx->dir, "glib-2.0", "settings", NULL);
+	g_autofree char *keyfile = g_build_filename(settings_dir, "keyfile", NULL);
+	g_autofree char *contents = g_strdup_printf("[io/github/piggyback/PiggyBack]\n"
+						    "server='%s'\n"
+						    "local-host='%s'\n"
+						    "local-port=%s\n",
+						    server, local_host, local_port);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpint(g_mkdir_with_parents(settings_dir, 0700), ==, 0);
+	g_file_set_contents(keyfile, contents, -1, &error);
+	g_assert_no_error(error);
+}
+
+/* A launcher for the built program: the schema from the build tree, settings from the
+ * fixture's keyfile, no session bus, fatal warnings, English unless @language. */
+static GSubprocessLauncher *
+desktop_launcher(DesktopFixture *fx, const char *backend, const char *language)
+{
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
+	g_autofree char *no_bus = g_strdup_printf("unix:path=%s/no-bus", fx->dir);
+	const char *schema_dir = g_getenv("PB_TEST_SCHEMA_DIR");
+
+	g_assert_nonnull(schema_dir);
+	g_subprocess_launcher_setenv(launcher, "GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
+	g_subprocess_launcher_setenv(launcher, "GSETTINGS_BACKEND", backend, TRUE);
+	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", fx->dir, TRUE);
+	g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", no_bus, TRUE);
+	g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-warnings", TRUE);
+	if (language != NULL) {
+		const char *localedir = g_getenv("PB_TEST_LOCALEDIR");
+
+		g_assert_nonnull(localedir);
+		/* LANGUAGE is ignored in the C locale; C.UTF-8 honours it */
+		g_subprocess_launcher_setenv(launcher, "LC_ALL", "C.UTF-8", TRUE);
+		g_subprocess_launcher_setenv(launcher, "LANGUAGE", language, TRUE);
+		g_subprocess_launcher_setenv(launcher, "PB_LOCALEDIR", localedir, TRUE);
+	} else {
+		g_subprocess_launcher_setenv(launcher, "LC_ALL", "C.UTF-8", TRUE);
+		g_subprocess_launcher_unsetenv(launcher, "LANGUAGE");
+	}
+	return launcher;
+}
+
+static const char *
+desktop_forward_path(void)
+{
+	const char *path = g_getenv("PB_PIGGYBACK_FORWARD");
+
+	g_assert_nonnull(path);
+	return path;
+}
+
+/* Waits for a process that should end by itself; returns its exit status. */
+static int
+desktop_wait_exit(PbTestProc *proc)
+{
+	pb_test_proc_wait_exit(proc);
+	return pb_test_proc_finish(proc);
+}
+
+static void
+test_settings_no_port(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", NULL);
+	PbTestProc *proc;
+
+	g_test_summary("piggyback-forward without a port, from the options or the settings, "
+		       "says how to set one and exits 2");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(
+	    proc, "piggyback-forward: --port is required: the port of the local service (or set a "
+		  "default with “gsettings set io.github.piggyback.PiggyBack local-port PORT”)"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
+}
+
+static void
+test_settings_no_schema(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", NULL);
+	PbTestProc *proc;
+
+	g_test_summary("Without the schema installed, piggyback-forward does not abort: it "
+		       "wants --port");
+	g_subprocess_launcher_setenv(launcher, "GSETTINGS_SCHEMA_DIR", fx->dir, TRUE);
+	g_subprocess_launcher_setenv(launcher, "XDG_DATA_DIRS", fx->dir, TRUE);
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(
+	    proc, "piggyback-forward: --port is required: the port of the local service\n"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
+}
+
+static void
+test_settings_used(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	g_autofree char *forwarding = g_strdup_printf("forwarding to 127.0.0.1:%s", fx->echo_port);
+	PbTestProc *proc;
+
+	g_test_summary("piggyback-forward with no arguments takes server, local host and port "
+		       "from GSettings");
+	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
+			       pb_test_proc_exited(proc),
+			   10);
+	g_assert_true(pb_test_proc_said(proc, forwarding));
+	g_assert_true(pb_test_proc_said(proc, fx->server_arg));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
+static void
+test_settings_overridden(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	g_autofree char *forwarding = g_strdup_printf("forwarding to 127.0.0.1:%s", fx->echo_port);
+	PbTestProc *proc;
+
+	g_test_summary("Options given on the command line win over the settings");
+	/* nothing listens on port 1: the settings alone would fail */
+	desktop_write_settings(fx, "127.0.0.1:1", "localhost", "1");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--server", fx->server_arg,
+				  "--host", "127.0.0.1", "--port", fx->echo_port, NULL);
+	pb_test_wait_until(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:") ||
+			       pb_test_proc_exited(proc),
+			   10);
+	g_assert_true(pb_test_proc_said(proc, forwarding));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
+static void
+test_settings_not_for_subcommand(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	const char *piggyback = g_getenv("PB_PIGGYBACK");
+	PbTestProc *proc;
+
+	g_test_summary("`piggyback forward` (servers, scripts) ignores the desktop settings");
+	g_assert_nonnull(piggyback);
+	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
+	proc = pb_test_proc_spawn(launcher, piggyback, "forward", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(proc, "--port is required"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
+}
+
+static void
+desktop_check_language(DesktopFixture *fx, const char *language, const char *usage_error,
+		       const char *help_line)
+{
+	PbTestProc *proc;
+
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", language);
+
+		proc = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", NULL);
+		pb_test_proc_wait_exit(proc);
+		g_test_message("%s", pb_test_proc_get_output(proc));
+		g_assert_true(pb_test_proc_said(proc, usage_error));
+		g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
+	}
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", language);
+
+		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
+		pb_test_proc_wait_exit(proc);
+		g_assert_true(pb_test_proc_said(proc, help_line));
+		g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
+	}
+}
+
+static void
+test_i18n_german(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_test_summary("With LANGUAGE=de the program speaks German (catalog from the build tree)");
+	desktop_check_language(fx, "de",
+			       "piggyback forward: --port ist erforderlich: der Port des lokalen "
+			       "Dienstes\n„piggyback forward --help“ zeigt weitere Informationen.",
+			       "Den Zustand des Tunnels nicht auf dem Sitzungsbus anzeigen");
+}
+
+static void
+test_i18n_french(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_test_summary("With LANGUAGE=fr the program speaks French (catalog from the build tree)");
+	desktop_check_language(
+	    fx, "fr",
+	    "piggyback forward: --port est obligatoire\u00a0: le port du service "
+	    "local",
+	    "Ne pas publier l’état du tunnel sur le bus de session");
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+#define ADD(path, func)                                                                            \
+	g_test_add(path, DesktopFixture, NULL, desktop_set_up, func, desktop_tear_down)
+	ADD("/desktop/settings/no-port", test_settings_no_port);
+	ADD("/desktop/settings/no-schema", test_settings_no_schema);
+	ADD("/desktop/settings/used", test_settings_used);
+	ADD("/desktop/settings/overridden", test_settings_overridden);
+	ADD("/desktop/settings/not-for-subcommand", test_settings_not_for_subcommand);
+	ADD("/desktop/i18n/german", test_i18n_german);
+	ADD("/desktop/i18n/french", test_i18n_french);
+#undef ADD
+	return g_test_run();
+}
