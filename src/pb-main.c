@@ -220,8 +220,9 @@ pb_main_serve(int argc, char **argv)
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;
 
-		pb_main_print(_("Listening on ws://%s%s%s:%u/http-stream\n"), ipv6 ? "[" : "",
-			      shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+		/* not translated: scripts read these lines */
+		pb_main_print("Listening on ws://%s%s%s:%u/http-stream\n", ipv6 ? "[" : "", shown,
+			      ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
 
 	status = pb_main_run(&main);
@@ -233,8 +234,9 @@ static void
 pb_main_forward_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
 			 gpointer user_data)
 {
-	pb_main_print(_("Access URL: %s\n"), access_url);
-	pb_main_print(_("HTTP URL: %s\n"), http_url);
+	/* not translated: scripts read these lines (the dashboard and D-Bus are for people) */
+	pb_main_print("Access URL: %s\n", access_url);
+	pb_main_print("HTTP URL: %s\n", http_url);
 }
 
 static void
