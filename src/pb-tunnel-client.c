@@ -10,6 +10,7 @@
 
 #include "pb-error.h"
 #include "pb-tunnel.h"
+#include "pb-upgrade.h"
 
 /*
  * `piggyback forward`: dials the server with GSocketClient (TLS for wss://, the system's
@@ -20,8 +21,6 @@
 
 /* An upgrade response larger than this is not one. */
 #define PB_UPGRADE_RESPONSE_MAX (16 * 1024)
-
-#define PB_WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct _PbTunnelClient {
 	GObject parent_instance;
@@ -130,59 +129,6 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
 }
 
-/* The Sec-WebSocket-Accept value the server must answer to @key (RFC 6455 §4.2.2). */
-static char *
-pb_upgrade_expected_accept(const char *key)
-{
-	g_autoptr(GChecksum) sha1 = g_checksum_new(G_CHECKSUM_SHA1);
-	guint8 digest[20];
-	gsize digest_len = sizeof digest;
-
-	g_checksum_update(sha1, (const guchar *)key, -1);
-	g_checksum_update(sha1, (const guchar *)PB_WEBSOCKET_GUID, -1);
-	g_checksum_get_digest(sha1, digest, &digest_len);
-	return g_base64_encode(digest, digest_len);
-}
-
-static gboolean
-pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **error)
-{
-	g_autoptr(SoupMessageHeaders) headers =
-	    soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
-	g_autofree char *reason = NULL;
-	g_autofree char *expected = NULL;
-	const char *text = (const char *)upgrade->response->data;
-	guint status = 0;
-
-	if (!soup_headers_parse_response(text, (int)(headers_end - text), headers, NULL, &status,
-					 &reason)) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's answer is not HTTP");
-		return FALSE;
-	}
-	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
-		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    "the server refused the tunnel: %u %s", status,
-			    reason != NULL ? reason : "");
-		return FALSE;
-	}
-	expected = pb_upgrade_expected_accept(upgrade->key);
-	if (!soup_message_headers_header_equals(headers, "Upgrade", "websocket") ||
-	    !soup_message_headers_header_contains(headers, "Connection", "upgrade") ||
-	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
-		0) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's WebSocket handshake is invalid");
-		return FALSE;
-	}
-	if (soup_message_headers_get_one(headers, "Sec-WebSocket-Extensions") != NULL) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server accepted a WebSocket extension nobody asked for");
-		return FALSE;
-	}
-	return TRUE;
-}
-
 static void
 pb_tunnel_client_start_tunnel(PbTunnelClient *self, PbUpgrade *upgrade, gsize headers_len)
 {
@@ -237,7 +183,9 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 		return;
 	}
 	end += 4;
-	if (!pb_upgrade_check_response(upgrade, end, &error)) {
+	if (!pb_upgrade_check_response((const char *)upgrade->response->data,
+				       (gsize)(end - (const char *)upgrade->response->data),
+				       upgrade->key, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
