@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pb-server-url.h"
+#include "pb-token.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
 
@@ -81,6 +82,27 @@ pb_main_check_address(const char *value, const char *option, int *status)
 	return FALSE;
 }
 
+/* The token from --token-file, else from $PIGGY_TOKEN (never from the command line, where
+ * ps shows it); *token stays NULL if there is neither. */
+static gboolean
+pb_main_get_token(const char *token_file, char **token, int *status)
+{
+	g_autoptr(GError) error = NULL;
+	const char *env = g_getenv("PIGGY_TOKEN");
+
+	if (token_file != NULL)
+		*token = pb_token_read_file(token_file, &error);
+	else if (env != NULL && pb_token_validate(env, "PIGGY_TOKEN", &error))
+		*token = g_strdup(env);
+	if (error != NULL) {
+		g_autofree char *message = g_strdup_printf(_("--token-file: %s"), error->message);
+
+		*status = pb_main_usage_error(token_file != NULL ? message : error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* Parses a command's options; it takes no other arguments. */
 static gboolean
 pb_main_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, char ***argv,
@@ -125,6 +147,8 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *listen_host = NULL;
 	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *public_host = NULL;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
 	     N_("PORT")},
@@ -137,6 +161,8 @@ pb_main_serve(int argc, char **argv)
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
 	     N_("Host name clients are told to use (default: the one they connected to)"),
 	     N_("HOST")},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -157,10 +183,13 @@ pb_main_serve(int argc, char **argv)
 	if (!pb_main_check_address(tunnel_host, "--tunnel-host", &status) ||
 	    (listen_host != NULL && !pb_main_check_address(listen_host, "--listen", &status)))
 		return status;
+	if (!pb_main_get_token(token_file, &token, &status))
+		return status;
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
+	pb_tunnel_server_set_token(server, token);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -173,6 +202,10 @@ pb_main_serve(int argc, char **argv)
 		pb_main_print(_("Listening on ws://%s%s%s:%u/http-stream\n"), ipv6 ? "[" : "",
 			      shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
+	if (token == NULL)
+		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
+			     "reach this port can open a tunnel\n"),
+			   g_get_prgname());
 
 	status = pb_main_run(&main);
 	pb_tunnel_server_stop(server);
@@ -218,6 +251,8 @@ pb_main_forward(int argc, char **argv)
 	int port = -1;
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *server_input = NULL;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -226,6 +261,8 @@ pb_main_forward(int argc, char **argv)
 	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
 	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
 	     N_("SERVER")},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -252,8 +289,11 @@ pb_main_forward(int argc, char **argv)
 	server_url = pb_server_url_resolve(server_input, &error);
 	if (server_url == NULL)
 		return pb_main_usage_error(error->message);
+	if (!pb_main_get_token(token_file, &token, &status))
+		return status;
 
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	pb_tunnel_client_set_token(client, token);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);

@@ -31,6 +31,7 @@ struct _PbTunnelClient {
 	GCancellable *cancellable;   /* (owned) cancelled on close */
 	char *access_url;	     /* (owned) (nullable) until HELLO */
 	char *http_url;		     /* (owned) (nullable) */
+	char *token;		     /* (owned) (nullable) sent as a bearer token */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_LAST };
@@ -221,6 +222,9 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 	const char *query = g_uri_get_query(uri);
 	g_autofree char *port =
 	    g_uri_get_port(uri) > 0 ? g_strdup_printf(":%d", g_uri_get_port(uri)) : g_strdup("");
+	g_autofree char *authorization =
+	    self->token != NULL ? g_strdup_printf("Authorization: Bearer %s\r\n", self->token)
+				: g_strdup("");
 
 	return g_strdup_printf("GET %s%s%s HTTP/1.1\r\n"
 			       "Host: %s%s%s%s\r\n"
@@ -229,10 +233,11 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 			       "Sec-WebSocket-Key: %s\r\n"
 			       "Sec-WebSocket-Version: 13\r\n"
 			       "User-Agent: piggyback/%s\r\n"
+			       "%s"
 			       "\r\n",
 			       g_uri_get_path(uri), query != NULL ? "?" : "",
 			       query != NULL ? query : "", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
-			       port, key, PACKAGE_VERSION);
+			       port, key, PACKAGE_VERSION, authorization);
 }
 
 static void
@@ -305,6 +310,22 @@ pb_tunnel_client_connect_finish(PbTunnelClient *self, GAsyncResult *result, GErr
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
+/**
+ * pb_tunnel_client_set_token:
+ * @token: (nullable): sent as `Authorization: Bearer` on the upgrade; a valid token (see
+ *   pb_token_validate())
+ *
+ * Call before pb_tunnel_client_connect_async().
+ */
+void
+pb_tunnel_client_set_token(PbTunnelClient *self, const char *token)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+
+	g_free(self->token);
+	self->token = g_strdup(token);
+}
+
 /* Returns: (nullable): tcp://host:port once the server said it */
 const char *
 pb_tunnel_client_get_access_url(PbTunnelClient *self)
@@ -347,6 +368,7 @@ pb_tunnel_client_finalize(GObject *object)
 	g_object_unref(self->cancellable);
 	g_free(self->access_url);
 	g_free(self->http_url);
+	g_free(self->token);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 

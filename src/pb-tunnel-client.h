@@ -11,6 +11,8 @@ G_DECLARE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, PB, TUNNEL_CLIENT, GObjec
 PbTunnelClient *
 pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 local_port);
 void
+pb_tunnel_client_set_token(PbTunnelClient *self, const char *token);
+void
 pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data);
 gboolean

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pb-frame.h"
+#include "pb-token.h"
 #include "pb-tunnel.h"
 
 /*
@@ -33,6 +34,7 @@ struct _PbTunnelServer {
 	char *tunnel_host; /* (owned) bind address of public listeners */
 	guint16 tunnel_port;
 	char *public_host; /* (owned) (nullable) advertised in HELLO */
+	char *token;	   /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	SoupServer *soup;  /* (owned) */
 	GList *clients;	   /* (owned) PbServerClient */
 };
@@ -208,6 +210,23 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_NOT_FOUND, "Not found\n");
 		return;
 	}
+	/* before anything else is looked at: no upgrade, so no public port, without it */
+	if (self->token != NULL &&
+	    !pb_token_authorize(soup_message_headers_get_one(
+				    soup_server_message_get_request_headers(msg), "Authorization"),
+				self->token)) {
+		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+		g_autofree char *peer =
+		    remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
+				   : g_strdup("?");
+
+		g_message("Refusing client %s: missing or wrong token", peer);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+					     "WWW-Authenticate", "Bearer realm=\"piggyback\"");
+		pb_tunnel_server_reply(msg, SOUP_STATUS_UNAUTHORIZED,
+				       "This tunnel server requires a token.\n");
+		return;
+	}
 	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
 		g_autofree char *text = g_strdup_printf(
 		    "This is a PiggyBack tunnel server: %s is its WebSocket endpoint, reached "
@@ -267,6 +286,23 @@ pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host)
 	self->listen_host = g_strdup(host);
 }
 
+/**
+ * pb_tunnel_server_set_token:
+ * @token: (nullable): the token every client must present; %NULL lets anyone in
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_token(PbTunnelServer *self, const char *token)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	if (self->token != NULL)
+		memset(self->token, 0, strlen(self->token));
+	g_free(self->token);
+	self->token = g_strdup(token);
+}
+
 guint16
 pb_tunnel_server_get_port(PbTunnelServer *self)
 {
@@ -317,6 +353,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
+	pb_tunnel_server_set_token(self, NULL);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
 }
 

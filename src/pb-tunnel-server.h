@@ -13,6 +13,8 @@ pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 		     const char *public_host);
 void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
+void
+pb_tunnel_server_set_token(PbTunnelServer *self, const char *token);
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error);
 guint16
