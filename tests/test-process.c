@@ -417,6 +417,8 @@ test_client_killed(void)
 	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
 
 	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
+	/* reaped before proc_stop(), which would otherwise SIGTERM it and expect a clean exit */
+	pb_test_wait_until(tunnel.client->exited, 10);
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++) {
 		gsize waited =
 		    GPOINTER_TO_SIZE(pb_test_run_in_thread(wait_closed_cb, public[i], 10));
