@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pb-server-url.h"
+#include "pb-tls.h"
 #include "pb-token.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
@@ -149,6 +150,9 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *public_host = NULL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
+	g_autofree char *tls_cert = NULL;
+	g_autofree char *tls_key = NULL;
+	g_autoptr(GTlsCertificate) certificate = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
 	     N_("PORT")},
@@ -163,6 +167,10 @@ pb_main_serve(int argc, char **argv)
 	     N_("HOST")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
+	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
+	     N_("The PEM private key of --tls-cert"), N_("FILE")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -185,11 +193,24 @@ pb_main_serve(int argc, char **argv)
 		return status;
 	if (!pb_main_get_token(token_file, &token, &status))
 		return status;
+	if ((tls_cert != NULL) != (tls_key != NULL))
+		return pb_main_usage_error(_("--tls-cert and --tls-key go together"));
+	if (tls_cert != NULL) {
+		certificate = g_tls_certificate_new_from_files(tls_cert, tls_key, &error);
+		if (certificate == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("cannot use --tls-cert %s with --tls-key %s: %s"),
+					    tls_cert, tls_key, error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_token(server, token);
+	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -199,8 +220,9 @@ pb_main_serve(int argc, char **argv)
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;
 
-		pb_main_print(_("Listening on ws://%s%s%s:%u/http-stream\n"), ipv6 ? "[" : "",
-			      shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+		pb_main_print(_("Listening on %s://%s%s%s:%u/http-stream\n"),
+			      certificate != NULL ? "wss" : "ws", ipv6 ? "[" : "", shown,
+			      ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
 	if (token == NULL)
 		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
@@ -253,6 +275,10 @@ pb_main_forward(int argc, char **argv)
 	g_autofree char *server_input = NULL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
+	g_autofree char *ca_file = NULL;
+	g_autofree char *pin_input = NULL;
+	g_autofree char *pin = NULL;
+	g_autoptr(GTlsDatabase) tls_database = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -263,6 +289,12 @@ pb_main_forward(int argc, char **argv)
 	     N_("SERVER")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
+	     N_("Trust the CA certificates in FILE (PEM) for a wss:// server, instead of the "
+		"system's"),
+	     N_("FILE")},
+	    {"pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin_input,
+	     N_("Accept only the wss:// server certificate with this SHA-256 (hex)"), N_("HASH")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -291,9 +323,30 @@ pb_main_forward(int argc, char **argv)
 		return pb_main_usage_error(error->message);
 	if (!pb_main_get_token(token_file, &token, &status))
 		return status;
+	if ((ca_file != NULL || pin_input != NULL) && !g_str_has_prefix(server_url, "wss://"))
+		return pb_main_usage_error(_("--ca-file and --pin-sha256 need a wss:// server"));
+	if (ca_file != NULL) {
+		tls_database = pb_tls_database_new(ca_file, &error);
+		if (tls_database == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--ca-file: %s"), error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
+	if (pin_input != NULL) {
+		pin = pb_tls_pin_parse(pin_input, &error);
+		if (pin == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--pin-sha256: %s"), error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
 
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_token(client, token);
+	pb_tunnel_client_set_tls(client, tls_database, pin);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);

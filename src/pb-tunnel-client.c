@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pb-error.h"
+#include "pb-tls.h"
 #include "pb-tunnel.h"
 #include "pb-upgrade.h"
 
@@ -32,6 +33,8 @@ struct _PbTunnelClient {
 	char *access_url;	     /* (owned) (nullable) until HELLO */
 	char *http_url;		     /* (owned) (nullable) */
 	char *token;		     /* (owned) (nullable) sent as a bearer token */
+	GTlsDatabase *tls_database;  /* (owned) (nullable) trusted CAs; NULL = the system's */
+	char *pin_sha256;	     /* (owned) (nullable) the server certificate's, in hex */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_LAST };
@@ -40,10 +43,13 @@ static guint signals[SIGNAL_LAST] = {0};
 G_DEFINE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, G_TYPE_OBJECT)
 
 typedef struct {
-	GSocketConnection *connection; /* (owned) */
-	char *key;		       /* (owned) Sec-WebSocket-Key */
-	char *request;		       /* (owned) the upgrade request, while it is written */
-	GByteArray *response;	       /* (owned) */
+	PbTunnelClient *client;		 /* (unowned) the task's source object */
+	GTlsCertificateFlags tls_errors; /* why the server's certificate was refused */
+	char *peer_sha256;		 /* (owned) (nullable) the refused certificate's */
+	GSocketConnection *connection;	 /* (owned) */
+	char *key;			 /* (owned) Sec-WebSocket-Key */
+	char *request;			 /* (owned) the upgrade request, while it is written */
+	GByteArray *response;		 /* (owned) */
 	guint8 chunk[4096];
 } PbUpgrade;
 
@@ -53,6 +59,7 @@ pb_upgrade_free(PbUpgrade *upgrade)
 	g_clear_object(&upgrade->connection);
 	g_free(upgrade->key);
 	g_free(upgrade->request);
+	g_free(upgrade->peer_sha256);
 	g_byte_array_unref(upgrade->response);
 	g_free(upgrade);
 }
@@ -240,6 +247,86 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 			       port, key, PACKAGE_VERSION, authorization);
 }
 
+/* The server's certificate was refused during the handshake: say why, in words. */
+static void
+pb_tunnel_client_tls_refused(PbTunnelClient *self, PbUpgrade *upgrade, GError **error)
+{
+	g_autofree char *reasons = NULL;
+
+	g_clear_error(error);
+	if (self->pin_sha256 != NULL && (upgrade->tls_errors & ~PB_TLS_PINNABLE_ERRORS) == 0) {
+		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
+			    "%s)",
+			    upgrade->peer_sha256 != NULL ? upgrade->peer_sha256 : "unknown");
+		return;
+	}
+	reasons = pb_tls_describe_errors(upgrade->tls_errors, g_uri_get_host(self->server_uri));
+	g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+		    "the server's certificate is not trusted: %s", reasons);
+}
+
+/* A certificate the trust store accepts must still be the pinned one. */
+static gboolean
+pb_tunnel_client_check_pin(PbTunnelClient *self, PbUpgrade *upgrade, GError **error)
+{
+	GIOStream *base = NULL;
+	GTlsCertificate *peer = NULL;
+	g_autofree char *sha256 = NULL;
+
+	if (self->pin_sha256 == NULL)
+		return TRUE;
+	if (G_IS_TCP_WRAPPER_CONNECTION(upgrade->connection))
+		base = g_tcp_wrapper_connection_get_base_io_stream(
+		    G_TCP_WRAPPER_CONNECTION(upgrade->connection));
+	if (base != NULL && G_IS_TLS_CONNECTION(base))
+		peer = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(base));
+	if (peer != NULL)
+		sha256 = pb_tls_certificate_sha256(peer);
+	if (g_strcmp0(sha256, self->pin_sha256) != 0) {
+		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
+			    "%s)",
+			    sha256 != NULL ? sha256 : "unknown");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Only called when validation failed: a matching pin may still accept the certificate. */
+static gboolean
+pb_tunnel_client_accept_certificate_cb(GTlsConnection *connection, GTlsCertificate *peer,
+				       GTlsCertificateFlags errors, gpointer user_data)
+{
+	PbUpgrade *upgrade = user_data;
+	PbTunnelClient *self = upgrade->client;
+
+	g_free(upgrade->peer_sha256);
+	upgrade->peer_sha256 = pb_tls_certificate_sha256(peer);
+	if (self->pin_sha256 != NULL && (errors & ~PB_TLS_PINNABLE_ERRORS) == 0 &&
+	    g_strcmp0(upgrade->peer_sha256, self->pin_sha256) == 0)
+		return TRUE;
+	upgrade->tls_errors = errors;
+	return FALSE;
+}
+
+static void
+pb_tunnel_client_dialer_event_cb(GSocketClient *dialer, GSocketClientEvent event,
+				 GSocketConnectable *connectable, GIOStream *connection,
+				 gpointer user_data)
+{
+	PbUpgrade *upgrade = user_data;
+
+	if (event != G_SOCKET_CLIENT_TLS_HANDSHAKING || !G_IS_TLS_CONNECTION(connection))
+		return;
+	if (upgrade->client->tls_database != NULL)
+		g_tls_connection_set_database(G_TLS_CONNECTION(connection),
+					      upgrade->client->tls_database);
+	/* the handshake ends before the connect does, and @upgrade outlives the connect */
+	g_signal_connect(connection, "accept-certificate",
+			 G_CALLBACK(pb_tunnel_client_accept_certificate_cb), upgrade);
+}
+
 static void
 pb_tunnel_client_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -254,6 +341,12 @@ pb_tunnel_client_connected_cb(GObject *source, GAsyncResult *res, gpointer user_
 	upgrade->connection =
 	    g_socket_client_connect_to_uri_finish(G_SOCKET_CLIENT(source), res, &error);
 	if (upgrade->connection == NULL) {
+		if (upgrade->tls_errors != 0)
+			pb_tunnel_client_tls_refused(self, upgrade, &error);
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (!pb_tunnel_client_check_pin(self, upgrade, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
@@ -293,11 +386,15 @@ pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 	/* via an integer: ISO C has no function → object pointer conversion */
 	g_task_set_source_tag(task, (gpointer)(guintptr)pb_tunnel_client_connect_async);
 	upgrade = g_new0(PbUpgrade, 1);
+	upgrade->client = self;
 	upgrade->response = g_byte_array_new();
 	g_task_set_task_data(task, upgrade, (GDestroyNotify)pb_upgrade_free);
 
 	tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
 	g_socket_client_set_tls(dialer, tls);
+	if (tls)
+		g_signal_connect(dialer, "event", G_CALLBACK(pb_tunnel_client_dialer_event_cb),
+				 upgrade);
 	uri = g_uri_to_string(self->server_uri);
 	g_socket_client_connect_to_uri_async(dialer, uri, tls ? 443 : 80, cancellable,
 					     pb_tunnel_client_connected_cb, g_steal_pointer(&task));
@@ -324,6 +421,26 @@ pb_tunnel_client_set_token(PbTunnelClient *self, const char *token)
 
 	g_free(self->token);
 	self->token = g_strdup(token);
+}
+
+/**
+ * pb_tunnel_client_set_tls:
+ * @database: (nullable): the CAs to trust for a wss:// server; %NULL = the system's
+ * @pin_sha256: (nullable): the SHA-256 of the server certificate's DER, as
+ *   pb_tls_pin_parse() returns it; the certificate must then be this one (a matching pin
+ *   also accepts a certificate no trusted CA signed, or made out for another name)
+ *
+ * Call before pb_tunnel_client_connect_async().
+ */
+void
+pb_tunnel_client_set_tls(PbTunnelClient *self, GTlsDatabase *database, const char *pin_sha256)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_return_if_fail(database == NULL || G_IS_TLS_DATABASE(database));
+
+	g_set_object(&self->tls_database, database);
+	g_free(self->pin_sha256);
+	self->pin_sha256 = g_strdup(pin_sha256);
 }
 
 /* Returns: (nullable): tcp://host:port once the server said it */
@@ -369,6 +486,8 @@ pb_tunnel_client_finalize(GObject *object)
 	g_free(self->access_url);
 	g_free(self->http_url);
 	g_free(self->token);
+	g_clear_object(&self->tls_database);
+	g_free(self->pin_sha256);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 

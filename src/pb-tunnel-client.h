@@ -13,6 +13,8 @@ pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 loc
 void
 pb_tunnel_client_set_token(PbTunnelClient *self, const char *token);
 void
+pb_tunnel_client_set_tls(PbTunnelClient *self, GTlsDatabase *database, const char *pin_sha256);
+void
 pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data);
 gboolean

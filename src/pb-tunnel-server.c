@@ -35,6 +35,7 @@ struct _PbTunnelServer {
 	guint16 tunnel_port;
 	char *public_host; /* (owned) (nullable) advertised in HELLO */
 	char *token;	   /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	gboolean tls;	   /* serve wss:// (the certificate is on the SoupServer) */
 	SoupServer *soup;  /* (owned) */
 	GList *clients;	   /* (owned) PbServerClient */
 };
@@ -141,6 +142,21 @@ pb_tunnel_server_host_from_header(const char *host)
 	return colon != NULL ? g_strndup(host, colon - host) : g_strdup(host);
 }
 
+/* Whether the stream libsoup hands over runs over TLS: libsoup 3.2 gives a SoupIOStream
+ * whose "base-iostream" is the GTlsServerConnection, so reading and writing it is TLS. */
+static gboolean
+pb_tunnel_server_stream_is_tls(GIOStream *stream)
+{
+	g_autoptr(GIOStream) base = NULL;
+
+	if (G_IS_TLS_CONNECTION(stream))
+		return TRUE;
+	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") == NULL)
+		return FALSE;
+	g_object_get(stream, "base-iostream", &base, NULL);
+	return base != NULL && G_IS_TLS_CONNECTION(base);
+}
+
 static void
 pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 {
@@ -160,6 +176,11 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				soup_server_message_get_request_headers(msg), "Host"));
 	remote = soup_server_message_get_remote_address(msg);
 	connection = soup_server_message_steal_connection(msg);
+	if (self->tls && !pb_tunnel_server_stream_is_tls(connection)) {
+		g_warning("Refusing a client: its connection is not the TLS one");
+		g_io_stream_close(connection, NULL, NULL);
+		return;
+	}
 	socket = g_object_get_data(G_OBJECT(connection), "GSocket");
 	if (socket != NULL)
 		g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -245,6 +266,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
+	SoupServerListenOptions flags = self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0;
 	GSList *uris;
 
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), FALSE);
@@ -259,9 +281,9 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 			return FALSE;
 		}
 		sockaddr = g_inet_socket_address_new(address, self->port);
-		if (!soup_server_listen(self->soup, sockaddr, 0, error))
+		if (!soup_server_listen(self->soup, sockaddr, flags, error))
 			return FALSE;
-	} else if (!soup_server_listen_all(self->soup, self->port, 0, error)) {
+	} else if (!soup_server_listen_all(self->soup, self->port, flags, error)) {
 		return FALSE;
 	}
 	uris = soup_server_get_uris(self->soup);
@@ -301,6 +323,23 @@ pb_tunnel_server_set_token(PbTunnelServer *self, const char *token)
 		memset(self->token, 0, strlen(self->token));
 	g_free(self->token);
 	self->token = g_strdup(token);
+}
+
+/**
+ * pb_tunnel_server_set_tls_certificate:
+ * @certificate: (nullable): the certificate, with its private key, to serve wss:// with;
+ *   %NULL for plain ws://
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(certificate == NULL || G_IS_TLS_CERTIFICATE(certificate));
+
+	g_object_set(self->soup, "tls-certificate", certificate, NULL);
+	self->tls = certificate != NULL;
 }
 
 guint16

@@ -15,6 +15,8 @@ void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
 void
 pb_tunnel_server_set_token(PbTunnelServer *self, const char *token);
+void
+pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error);
 guint16

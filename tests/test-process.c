@@ -737,6 +737,104 @@ test_auth_open_warning(void)
 	g_rmdir(dir);
 }
 
+static char *
+tls_file(const char *name)
+{
+	return g_test_build_filename(G_TEST_DIST, "tls", name, NULL);
+}
+
+static void
+test_tls(void)
+{
+	g_autofree char *cert = tls_file("server.pem");
+	g_autofree char *key = tls_file("server.key");
+	g_autofree char *other = tls_file("other.pem");
+	g_autofree char *server_url = NULL;
+	/* openssl x509 -in tests/tls/server.pem -outform DER | sha256sum */
+	const char *pin = "18:84:68:c4:0e:9f:7b:59:f0:c5:30:5c:42:ae:0d:08:54:e9:67:b7:c7:ef:63:0e:"
+			  "59:ec:a5:1f:9f:1c:fc:88";
+	const char *wrong_pin = "0000000000000000000000000000000000000000000000000000000000000000";
+	Proc *server;
+
+	g_test_summary("serve --tls-cert/--tls-key serves wss://; forward connects with --ca-file "
+		       "or --pin-sha256, and otherwise exits 1 saying what is wrong with the "
+		       "certificate");
+	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+		g_test_skip("no TLS backend (glib-networking) installed");
+		return;
+	}
+	server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", "--tls-cert",
+			    cert, "--tls-key", key, NULL);
+	server_url =
+	    g_strdup_printf("wss://127.0.0.1:%u", proc_wait_port(server, "Listening on wss://"));
+	{
+		const char *no_ca[] = {"forward", "-p", "9", "-s", server_url, NULL};
+		const char *wrong_ca[] = {"forward",  "-p",	   "9",	  "-s",
+					  server_url, "--ca-file", other, NULL};
+		const char *bad_pin[] = {"forward",  "-p",	     "9",	"-s",
+					 server_url, "--pin-sha256", wrong_pin, NULL};
+		const struct {
+			const char *const *args;
+			const char *needle;
+		} refused[] = {
+		    {no_ca, "its issuer is unknown"},
+		    {wrong_ca, "its issuer is unknown"},
+		    {bad_pin, "does not match --pin-sha256"},
+		};
+
+		for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+			g_autofree char *err = NULL;
+
+			g_assert_cmpint(run_piggyback(&err, refused[i].args), ==, 1);
+			g_test_message("refused: %s", err);
+			g_assert_nonnull(strstr(err, refused[i].needle));
+			g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+		}
+	}
+	{
+		Proc *client =
+		    proc_start("forward", "-p", "9", "-s", server_url, "--ca-file", cert, NULL);
+
+		proc_wait_port(client, "Access URL:");
+		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
+		proc_stop(client);
+		client =
+		    proc_start("forward", "-p", "9", "-s", server_url, "--pin-sha256", pin, NULL);
+		proc_wait_port(client, "Access URL:");
+		proc_stop(client);
+	}
+	proc_stop(server);
+}
+
+static void
+test_tls_bad_input(void)
+{
+	g_autofree char *cert = tls_file("server.pem");
+	g_autofree char *key = tls_file("server.key");
+	const struct {
+		const char *needle;
+		const char *args[10];
+	} cases[] = {
+	    {"go together", {"serve", "--tls-cert", cert, NULL}},
+	    {"go together", {"serve", "--tls-key", key, NULL}},
+	    {"cannot use --tls-cert", {"serve", "--tls-cert", key, "--tls-key", key, NULL}},
+	    {"need a wss://", {"forward", "-p", "80", "--ca-file", cert, NULL}},
+	    {"--ca-file",
+	     {"forward", "-p", "80", "-s", "wss://x", "--ca-file", "/nonexistent", NULL}},
+	    {"--pin-sha256", {"forward", "-p", "80", "-s", "wss://x", "--pin-sha256", "abc", NULL}},
+	};
+
+	g_test_summary("Unusable certificate, key, CA or pin options are usage errors (exit 2)");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *err = NULL;
+		int status = run_piggyback(&err, cases[i].args);
+
+		g_test_message("case %" G_GSIZE_FORMAT ": status %d, stderr %s", i, status, err);
+		g_assert_cmpint(status, ==, 2);
+		g_assert_nonnull(strstr(err, cases[i].needle));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -752,5 +850,7 @@ main(int argc, char **argv)
 	g_test_add_func("/process/auth/token", test_auth);
 	g_test_add_func("/process/auth/bad-token-input", test_auth_bad_token_input);
 	g_test_add_func("/process/auth/open-warning", test_auth_open_warning);
+	g_test_add_func("/process/tls", test_tls);
+	g_test_add_func("/process/tls/bad-input", test_tls_bad_input);
 	return g_test_run();
 }
