@@ -645,6 +645,7 @@ test_auth(void)
 		g_autoptr(GSocket) socket =
 		    pb_test_run_in_thread(open_public_cb, GUINT_TO_POINTER(public_port), 10);
 
+		g_assert_nonnull(socket); /* open until the echo came through */
 		pb_test_wait_until(pb_test_service_get_bytes(echo) == 1, 10);
 		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
 	}
