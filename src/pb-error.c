@@ -11,6 +11,7 @@ static const GDBusErrorEntry pb_error_entries[] = {
     {PB_ERROR_PROTOCOL, "io.github.piggyback.PiggyBack.Error.Protocol"},
     {PB_ERROR_REFUSED, "io.github.piggyback.PiggyBack.Error.Refused"},
     {PB_ERROR_CLOSED, "io.github.piggyback.PiggyBack.Error.Closed"},
+    {PB_ERROR_UNAUTHORIZED, "io.github.piggyback.PiggyBack.Error.Unauthorized"},
 };
 
 GQuark

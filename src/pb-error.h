@@ -9,9 +9,11 @@ G_BEGIN_DECLS
 
 typedef enum {
 	PB_ERROR_FAILED,
-	PB_ERROR_PROTOCOL, /* malformed frame or HELLO from the peer */
-	PB_ERROR_REFUSED,  /* the server answered the upgrade with an HTTP error */
-	PB_ERROR_CLOSED,   /* the tunnel went away under the operation */
+	PB_ERROR_PROTOCOL,     /* malformed frame or HELLO from the peer */
+	PB_ERROR_REFUSED,      /* the server answered the upgrade with an HTTP error */
+	PB_ERROR_CLOSED,       /* the tunnel went away under the operation */
+	PB_ERROR_UNAUTHORIZED, /* the server refused the token (401) or the client (403):
+				* a permanent refusal, not worth retrying */
 } PbError;
 
 GQuark

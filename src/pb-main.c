@@ -13,6 +13,8 @@
 #include "pb-hello.h"
 #include "pb-notifier.h"
 #include "pb-server-url.h"
+#include "pb-tls.h"
+#include "pb-token.h"
 #include "pb-tunnel-client.h"
 #include "pb-tunnel-server.h"
 
@@ -83,6 +85,27 @@ pb_main_check_address(const char *value, const char *option, int *status)
 	message = g_strdup_printf(_("%s must be an IP address, not “%s”"), option, value);
 	*status = pb_main_usage_error(message);
 	return FALSE;
+}
+
+/* The token from --token-file, else from $PIGGY_TOKEN (never from the command line, where
+ * ps shows it); *token stays NULL if there is neither. */
+static gboolean
+pb_main_get_token(const char *token_file, char **token, int *status)
+{
+	g_autoptr(GError) error = NULL;
+	const char *env = g_getenv("PIGGY_TOKEN");
+
+	if (token_file != NULL)
+		*token = pb_token_read_file(token_file, &error);
+	else if (env != NULL && pb_token_validate(env, "PIGGY_TOKEN", &error))
+		*token = g_strdup(env);
+	if (error != NULL) {
+		g_autofree char *message = g_strdup_printf(_("--token-file: %s"), error->message);
+
+		*status = pb_main_usage_error(token_file != NULL ? message : error->message);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* Parses a command's options; it takes no other arguments. */
@@ -160,6 +183,11 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
 	PbFeatures features = PB_FEATURES_ALL;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *tls_cert = NULL;
+	g_autofree char *tls_key = NULL;
+	g_autoptr(GTlsCertificate) certificate = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
 	     N_("PORT")},
@@ -179,6 +207,12 @@ pb_main_serve(int argc, char **argv)
 	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
 	     N_("BYTES")},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
+	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
+	     N_("The PEM private key of --tls-cert"), N_("FILE")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -206,11 +240,27 @@ pb_main_serve(int argc, char **argv)
 				    PB_FLOW_WINDOW_MAX, window);
 		return pb_main_usage_error(message);
 	}
+	if (!pb_main_get_token(token_file, &token, &status))
+		return status;
+	if ((tls_cert != NULL) != (tls_key != NULL))
+		return pb_main_usage_error(_("--tls-cert and --tls-key go together"));
+	if (tls_cert != NULL) {
+		certificate = g_tls_certificate_new_from_files(tls_cert, tls_key, &error);
+		if (certificate == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("cannot use --tls-cert %s with --tls-key %s: %s"),
+					    tls_cert, tls_key, error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
 
 	server =
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
+	pb_tunnel_server_set_token(server, token);
+	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -221,9 +271,14 @@ pb_main_serve(int argc, char **argv)
 		gboolean ipv6 = strchr(shown, ':') != NULL;
 
 		/* not translated: scripts read these lines */
-		pb_main_print("Listening on ws://%s%s%s:%u/http-stream\n", ipv6 ? "[" : "", shown,
+		pb_main_print("Listening on %s://%s%s%s:%u/http-stream\n",
+			      certificate != NULL ? "wss" : "ws", ipv6 ? "[" : "", shown,
 			      ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
+	if (token == NULL)
+		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
+			     "reach this port can open a tunnel\n"),
+			   g_get_prgname());
 
 	status = pb_main_run(&main);
 	pb_tunnel_server_stop(server);
@@ -339,6 +394,12 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_autofree char *features_option = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *ca_file = NULL;
+	g_autofree char *pin_input = NULL;
+	g_autofree char *pin = NULL;
+	g_autoptr(GTlsDatabase) tls_database = NULL;
 	const GOptionEntry entries[] = {
 	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
 	     N_("PORT")},
@@ -353,6 +414,14 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	     N_("LIST")},
 	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
+	     N_("Trust the CA certificates in FILE (PEM) for a wss:// server, instead of the "
+		"system's"),
+	     N_("FILE")},
+	    {"pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin_input,
+	     N_("Accept only the wss:// server certificate with this SHA-256 (hex)"), N_("HASH")},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) context =
@@ -398,9 +467,33 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	server_url = pb_server_url_resolve(server_input, &error);
 	if (server_url == NULL)
 		return pb_main_usage_error(error->message);
+	if (!pb_main_get_token(token_file, &token, &status))
+		return status;
+	if ((ca_file != NULL || pin_input != NULL) && !g_str_has_prefix(server_url, "wss://"))
+		return pb_main_usage_error(_("--ca-file and --pin-sha256 need a wss:// server"));
+	if (ca_file != NULL) {
+		tls_database = pb_tls_database_new(ca_file, &error);
+		if (tls_database == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--ca-file: %s"), error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
+	if (pin_input != NULL) {
+		pin = pb_tls_pin_parse(pin_input, &error);
+		if (pin == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--pin-sha256: %s"), error->message);
+
+			return pb_main_usage_error(message);
+		}
+	}
 
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_features(client, features);
+	pb_tunnel_client_set_token(client, token);
+	pb_tunnel_client_set_tls(client, tls_database, pin);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);

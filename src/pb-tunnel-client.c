@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "pb-error.h"
+#include "pb-tls.h"
 #include "pb-tunnel.h"
+#include "pb-upgrade.h"
 
 /*
  * `piggyback forward`: dials the server with GSocketClient (TLS for wss://, the system's
@@ -21,8 +23,6 @@
 
 /* An upgrade response larger than this is not one. */
 #define PB_UPGRADE_RESPONSE_MAX (16 * 1024)
-
-#define PB_WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct _PbTunnelClient {
 	GObject parent_instance;
@@ -43,7 +43,10 @@ struct _PbTunnelClient {
 	guint64 connections_total; /* OPENs answered, over every tunnel */
 	guint64 bytes_in_before;   /* counted by tunnels closed by a reconnect */
 	guint64 bytes_out_before;
-	GQueue events; /* (owned) PbTunnelClientEvent, oldest first */
+	GQueue events;		    /* (owned) PbTunnelClientEvent, oldest first */
+	char *token;		    /* (owned) (nullable) sent as a bearer token */
+	GTlsDatabase *tls_database; /* (owned) (nullable) trusted CAs; NULL = the system's */
+	char *pin_sha256;	    /* (owned) (nullable) the server certificate's, in hex */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -151,10 +154,13 @@ pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 }
 
 typedef struct {
-	GSocketConnection *connection; /* (owned) */
-	char *key;		       /* (owned) Sec-WebSocket-Key */
-	char *request;		       /* (owned) the upgrade request, while it is written */
-	GByteArray *response;	       /* (owned) */
+	PbTunnelClient *client;		 /* (unowned) the task's source object */
+	GTlsCertificateFlags tls_errors; /* why the server's certificate was refused */
+	char *peer_sha256;		 /* (owned) (nullable) the refused certificate's */
+	GSocketConnection *connection;	 /* (owned) */
+	char *key;			 /* (owned) Sec-WebSocket-Key */
+	char *request;			 /* (owned) the upgrade request, while it is written */
+	GByteArray *response;		 /* (owned) */
 	guint8 chunk[4096];
 } PbUpgrade;
 
@@ -164,6 +170,7 @@ pb_upgrade_free(PbUpgrade *upgrade)
 	g_clear_object(&upgrade->connection);
 	g_free(upgrade->key);
 	g_free(upgrade->request);
+	g_free(upgrade->peer_sha256);
 	g_byte_array_unref(upgrade->response);
 	g_free(upgrade);
 }
@@ -264,60 +271,6 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
 }
 
-/* The Sec-WebSocket-Accept value the server must answer to @key (RFC 6455 §4.2.2). */
-static char *
-pb_upgrade_expected_accept(const char *key)
-{
-	g_autoptr(GChecksum) sha1 = g_checksum_new(G_CHECKSUM_SHA1);
-	guint8 digest[20];
-	gsize digest_len = sizeof digest;
-
-	g_checksum_update(sha1, (const guchar *)key, -1);
-	g_checksum_update(sha1, (const guchar *)PB_WEBSOCKET_GUID, -1);
-	g_checksum_get_digest(sha1, digest, &digest_len);
-	return g_base64_encode(digest, digest_len);
-}
-
-static gboolean
-pb_upgrade_check_response(PbUpgrade *upgrade, const char *headers_end, GError **error)
-{
-	g_autoptr(SoupMessageHeaders) headers =
-	    soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
-	g_autofree char *reason = NULL;
-	g_autofree char *expected = NULL;
-	const char *text = (const char *)upgrade->response->data;
-	guint status = 0;
-
-	if (!soup_headers_parse_response(text, (int)(headers_end - text), headers, NULL, &status,
-					 &reason)) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    _("the server's answer is not HTTP"));
-		return FALSE;
-	}
-	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
-		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    _("the server refused the tunnel: %u %s"), status,
-			    reason != NULL ? reason : "");
-		return FALSE;
-	}
-	expected = pb_upgrade_expected_accept(upgrade->key);
-	if (!soup_message_headers_header_equals(headers, "Upgrade", "websocket") ||
-	    !soup_message_headers_header_contains(headers, "Connection", "upgrade") ||
-	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
-		0) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    _("the server's WebSocket handshake is invalid"));
-		return FALSE;
-	}
-	if (soup_message_headers_get_one(headers, "Sec-WebSocket-Extensions") != NULL) {
-		g_set_error_literal(
-		    error, PB_ERROR, PB_ERROR_PROTOCOL,
-		    _("the server accepted a WebSocket extension nobody asked for"));
-		return FALSE;
-	}
-	return TRUE;
-}
-
 static void
 pb_tunnel_client_start_tunnel(PbTunnelClient *self, PbUpgrade *upgrade, gsize headers_len)
 {
@@ -372,7 +325,9 @@ pb_tunnel_client_response_read_cb(GObject *source, GAsyncResult *res, gpointer u
 		return;
 	}
 	end += 4;
-	if (!pb_upgrade_check_response(upgrade, end, &error)) {
+	if (!pb_upgrade_check_response((const char *)upgrade->response->data,
+				       (gsize)(end - (const char *)upgrade->response->data),
+				       upgrade->key, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
@@ -412,6 +367,9 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 	g_autofree char *features_line =
 	    self->features != 0 ? g_strdup_printf(PB_FEATURES_HEADER ": %s\r\n", features)
 				: g_strdup("");
+	g_autofree char *authorization =
+	    self->token != NULL ? g_strdup_printf("Authorization: Bearer %s\r\n", self->token)
+				: g_strdup("");
 
 	return g_strdup_printf("GET %s%s%s HTTP/1.1\r\n"
 			       "Host: %s%s%s%s\r\n"
@@ -420,11 +378,91 @@ pb_tunnel_client_build_request(PbTunnelClient *self, const char *key)
 			       "Sec-WebSocket-Key: %s\r\n"
 			       "Sec-WebSocket-Version: 13\r\n"
 			       "User-Agent: piggyback/%s\r\n"
-			       "%s"
+			       "%s%s"
 			       "\r\n",
 			       g_uri_get_path(uri), query != NULL ? "?" : "",
 			       query != NULL ? query : "", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
-			       port, key, PACKAGE_VERSION, features_line);
+			       port, key, PACKAGE_VERSION, features_line, authorization);
+}
+
+/* The server's certificate was refused during the handshake: say why, in words. */
+static void
+pb_tunnel_client_tls_refused(PbTunnelClient *self, PbUpgrade *upgrade, GError **error)
+{
+	g_autofree char *reasons = NULL;
+
+	g_clear_error(error);
+	if (self->pin_sha256 != NULL && (upgrade->tls_errors & ~PB_TLS_PINNABLE_ERRORS) == 0) {
+		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
+			    "%s)",
+			    upgrade->peer_sha256 != NULL ? upgrade->peer_sha256 : "unknown");
+		return;
+	}
+	reasons = pb_tls_describe_errors(upgrade->tls_errors, g_uri_get_host(self->server_uri));
+	g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+		    "the server's certificate is not trusted: %s", reasons);
+}
+
+/* A certificate the trust store accepts must still be the pinned one. */
+static gboolean
+pb_tunnel_client_check_pin(PbTunnelClient *self, PbUpgrade *upgrade, GError **error)
+{
+	GIOStream *base = NULL;
+	GTlsCertificate *peer = NULL;
+	g_autofree char *sha256 = NULL;
+
+	if (self->pin_sha256 == NULL)
+		return TRUE;
+	if (G_IS_TCP_WRAPPER_CONNECTION(upgrade->connection))
+		base = g_tcp_wrapper_connection_get_base_io_stream(
+		    G_TCP_WRAPPER_CONNECTION(upgrade->connection));
+	if (base != NULL && G_IS_TLS_CONNECTION(base))
+		peer = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(base));
+	if (peer != NULL)
+		sha256 = pb_tls_certificate_sha256(peer);
+	if (g_strcmp0(sha256, self->pin_sha256) != 0) {
+		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
+			    "%s)",
+			    sha256 != NULL ? sha256 : "unknown");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Only called when validation failed: a matching pin may still accept the certificate. */
+static gboolean
+pb_tunnel_client_accept_certificate_cb(GTlsConnection *connection, GTlsCertificate *peer,
+				       GTlsCertificateFlags errors, gpointer user_data)
+{
+	PbUpgrade *upgrade = user_data;
+	PbTunnelClient *self = upgrade->client;
+
+	g_free(upgrade->peer_sha256);
+	upgrade->peer_sha256 = pb_tls_certificate_sha256(peer);
+	if (self->pin_sha256 != NULL && (errors & ~PB_TLS_PINNABLE_ERRORS) == 0 &&
+	    g_strcmp0(upgrade->peer_sha256, self->pin_sha256) == 0)
+		return TRUE;
+	upgrade->tls_errors = errors;
+	return FALSE;
+}
+
+static void
+pb_tunnel_client_dialer_event_cb(GSocketClient *dialer, GSocketClientEvent event,
+				 GSocketConnectable *connectable, GIOStream *connection,
+				 gpointer user_data)
+{
+	PbUpgrade *upgrade = user_data;
+
+	if (event != G_SOCKET_CLIENT_TLS_HANDSHAKING || !G_IS_TLS_CONNECTION(connection))
+		return;
+	if (upgrade->client->tls_database != NULL)
+		g_tls_connection_set_database(G_TLS_CONNECTION(connection),
+					      upgrade->client->tls_database);
+	/* the handshake ends before the connect does, and @upgrade outlives the connect */
+	g_signal_connect(connection, "accept-certificate",
+			 G_CALLBACK(pb_tunnel_client_accept_certificate_cb), upgrade);
 }
 
 static void
@@ -441,6 +479,12 @@ pb_tunnel_client_connected_cb(GObject *source, GAsyncResult *res, gpointer user_
 	upgrade->connection =
 	    g_socket_client_connect_to_uri_finish(G_SOCKET_CLIENT(source), res, &error);
 	if (upgrade->connection == NULL) {
+		if (upgrade->tls_errors != 0)
+			pb_tunnel_client_tls_refused(self, upgrade, &error);
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (!pb_tunnel_client_check_pin(self, upgrade, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
@@ -468,9 +512,13 @@ pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncRea
 	gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
 	PbUpgrade *upgrade = g_new0(PbUpgrade, 1);
 
+	upgrade->client = self;
 	upgrade->response = g_byte_array_new();
 	g_task_set_task_data(task, upgrade, (GDestroyNotify)pb_upgrade_free);
 	g_socket_client_set_tls(dialer, tls);
+	if (tls)
+		g_signal_connect(dialer, "event", G_CALLBACK(pb_tunnel_client_dialer_event_cb),
+				 upgrade);
 	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
 	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
 	g_socket_client_connect_to_uri_async(dialer, uri, tls ? 443 : 80, cancellable,
@@ -555,6 +603,42 @@ pb_tunnel_client_get_features(PbTunnelClient *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
 	return self->tunnel != NULL ? pb_tunnel_get_features(self->tunnel) : 0;
+}
+
+/**
+ * pb_tunnel_client_set_token:
+ * @token: (nullable): sent as `Authorization: Bearer` on the upgrade; a valid token (see
+ *   pb_token_validate())
+ *
+ * Call before pb_tunnel_client_connect_async().
+ */
+void
+pb_tunnel_client_set_token(PbTunnelClient *self, const char *token)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+
+	g_free(self->token);
+	self->token = g_strdup(token);
+}
+
+/**
+ * pb_tunnel_client_set_tls:
+ * @database: (nullable): the CAs to trust for a wss:// server; %NULL = the system's
+ * @pin_sha256: (nullable): the SHA-256 of the server certificate's DER, as
+ *   pb_tls_pin_parse() returns it; the certificate must then be this one (a matching pin
+ *   also accepts a certificate no trusted CA signed, or made out for another name)
+ *
+ * Call before pb_tunnel_client_connect_async().
+ */
+void
+pb_tunnel_client_set_tls(PbTunnelClient *self, GTlsDatabase *database, const char *pin_sha256)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_return_if_fail(database == NULL || G_IS_TLS_DATABASE(database));
+
+	g_set_object(&self->tls_database, database);
+	g_free(self->pin_sha256);
+	self->pin_sha256 = g_strdup(pin_sha256);
 }
 
 /* Returns: (nullable): tcp://host:port once the server said it */
@@ -787,6 +871,9 @@ pb_tunnel_client_finalize(GObject *object)
 	g_free(self->server_url);
 	g_free(self->local_address);
 	g_queue_clear_full(&self->events, (GDestroyNotify)pb_tunnel_client_event_free);
+	g_free(self->token);
+	g_clear_object(&self->tls_database);
+	g_free(self->pin_sha256);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 

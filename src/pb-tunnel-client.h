@@ -46,6 +46,10 @@ pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
 PbFeatures
 pb_tunnel_client_get_features(PbTunnelClient *self);
 void
+pb_tunnel_client_set_token(PbTunnelClient *self, const char *token);
+void
+pb_tunnel_client_set_tls(PbTunnelClient *self, GTlsDatabase *database, const char *pin_sha256);
+void
 pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
 			       GAsyncReadyCallback callback, gpointer user_data);
 gboolean

@@ -10,6 +10,7 @@
 
 #include "pb-flow.h"
 #include "pb-frame.h"
+#include "pb-token.h"
 #include "pb-tunnel.h"
 
 /*
@@ -36,6 +37,8 @@ struct _PbTunnelServer {
 	char *public_host;   /* (owned) (nullable) advertised in HELLO */
 	PbFeatures features; /* protocol v2 features offered to clients */
 	guint32 window;	     /* initial credit per connection, with `flow` */
+	char *token;	     /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	gboolean tls;	     /* serve wss:// (the certificate is on the SoupServer) */
 	SoupServer *soup;    /* (owned) */
 	GList *clients;	     /* (owned) PbServerClient */
 };
@@ -142,6 +145,21 @@ pb_tunnel_server_host_from_header(const char *host)
 	return colon != NULL ? g_strndup(host, colon - host) : g_strdup(host);
 }
 
+/* Whether the stream libsoup hands over runs over TLS: libsoup 3.2 gives a SoupIOStream
+ * whose "base-iostream" is the GTlsServerConnection, so reading and writing it is TLS. */
+static gboolean
+pb_tunnel_server_stream_is_tls(GIOStream *stream)
+{
+	g_autoptr(GIOStream) base = NULL;
+
+	if (G_IS_TLS_CONNECTION(stream))
+		return TRUE;
+	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") == NULL)
+		return FALSE;
+	g_object_get(stream, "base-iostream", &base, NULL);
+	return base != NULL && G_IS_TLS_CONNECTION(base);
+}
+
 static void
 pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 {
@@ -165,6 +183,11 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				soup_server_message_get_request_headers(msg), "Host"));
 	remote = soup_server_message_get_remote_address(msg);
 	connection = soup_server_message_steal_connection(msg);
+	if (self->tls && !pb_tunnel_server_stream_is_tls(connection)) {
+		g_warning("Refusing a client: its connection is not the TLS one");
+		g_io_stream_close(connection, NULL, NULL);
+		return;
+	}
 	socket = g_object_get_data(G_OBJECT(connection), "GSocket");
 	if (socket != NULL)
 		g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -218,6 +241,23 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_NOT_FOUND, "Not found\n");
 		return;
 	}
+	/* before anything else is looked at: no upgrade, so no public port, without it */
+	if (self->token != NULL &&
+	    !pb_token_authorize(soup_message_headers_get_one(
+				    soup_server_message_get_request_headers(msg), "Authorization"),
+				self->token)) {
+		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+		g_autofree char *peer =
+		    remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
+				   : g_strdup("?");
+
+		g_message("Refusing client %s: missing or wrong token", peer);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+					     "WWW-Authenticate", "Bearer realm=\"piggyback\"");
+		pb_tunnel_server_reply(msg, SOUP_STATUS_UNAUTHORIZED,
+				       "This tunnel server requires a token.\n");
+		return;
+	}
 	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
 		g_autofree char *text = g_strdup_printf(
 		    "This is a PiggyBack tunnel server: %s is its WebSocket endpoint, reached "
@@ -236,6 +276,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
+	SoupServerListenOptions flags = self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0;
 	GSList *uris;
 
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), FALSE);
@@ -250,9 +291,9 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 			return FALSE;
 		}
 		sockaddr = g_inet_socket_address_new(address, self->port);
-		if (!soup_server_listen(self->soup, sockaddr, 0, error))
+		if (!soup_server_listen(self->soup, sockaddr, flags, error))
 			return FALSE;
-	} else if (!soup_server_listen_all(self->soup, self->port, 0, error)) {
+	} else if (!soup_server_listen_all(self->soup, self->port, flags, error)) {
 		return FALSE;
 	}
 	uris = soup_server_get_uris(self->soup);
@@ -289,6 +330,40 @@ pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32
 
 	self->features = features;
 	self->window = window;
+}
+
+/**
+ * pb_tunnel_server_set_token:
+ * @token: (nullable): the token every client must present; %NULL lets anyone in
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_token(PbTunnelServer *self, const char *token)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	if (self->token != NULL)
+		memset(self->token, 0, strlen(self->token));
+	g_free(self->token);
+	self->token = g_strdup(token);
+}
+
+/**
+ * pb_tunnel_server_set_tls_certificate:
+ * @certificate: (nullable): the certificate, with its private key, to serve wss:// with;
+ *   %NULL for plain ws://
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(certificate == NULL || G_IS_TLS_CERTIFICATE(certificate));
+
+	g_object_set(self->soup, "tls-certificate", certificate, NULL);
+	self->tls = certificate != NULL;
 }
 
 guint16
@@ -341,6 +416,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
+	pb_tunnel_server_set_token(self, NULL);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
 }
 

@@ -17,6 +17,10 @@ void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
 void
 pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32 window);
+void
+pb_tunnel_server_set_token(PbTunnelServer *self, const char *token);
+void
+pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error);
 guint16

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,27 +57,37 @@ proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	proc->exited = TRUE;
 }
 
-static Proc *
-proc_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
+/* Sets each NAME=VALUE of @env (nullable) in the children of @launcher. */
+static void
+launcher_set_env(GSubprocessLauncher *launcher, const char *const *env)
+{
+	for (gsize i = 0; env != NULL && env[i] != NULL; i++) {
+		const char *equals = strchr(env[i], '=');
+		g_autofree char *name = g_strndup(env[i], equals - env[i]);
 
-/* Starts piggyback with the given arguments; stdout is collected line by line. */
+		g_subprocess_launcher_setenv(launcher, name, equals + 1, TRUE);
+	}
+}
+
+/* Starts piggyback with @args; stdout is collected line by line. @flags may add pipes;
+ * @env: (nullable): NAME=VALUE strings to set for it. */
 static Proc *
-proc_start(const char *first, ...)
+proc_startv(GSubprocessFlags flags, const char *const *env, const char *const *args)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | flags);
 	Proc *proc = g_new0(Proc, 1);
-	va_list args;
 
 	g_ptr_array_add(argv, (gpointer)piggyback_path());
-	va_start(args, first);
-	for (const char *arg = first; arg != NULL; arg = va_arg(args, const char *))
-		g_ptr_array_add(argv, (gpointer)arg);
-	va_end(args);
+	for (gsize i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
 	g_ptr_array_add(argv, NULL);
 
-	proc->process = g_subprocess_newv((const char *const *)argv->pdata,
-					  G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+	launcher_set_env(launcher, env);
+	proc->process =
+	    g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
 	proc->lines = g_ptr_array_new_with_free_func(g_free);
@@ -85,6 +96,24 @@ proc_start(const char *first, ...)
 					    proc);
 	g_subprocess_wait_async(proc->process, NULL, proc_exited_cb, proc);
 	return proc;
+}
+
+static Proc *
+proc_start(const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* Starts piggyback with the given arguments; stdout is collected line by line. */
+static Proc *
+proc_start(const char *first, ...)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	va_list ap;
+
+	va_start(ap, first);
+	for (const char *arg = first; arg != NULL; arg = va_arg(ap, const char *))
+		g_ptr_array_add(args, (gpointer)arg);
+	va_end(ap);
+	g_ptr_array_add(args, NULL);
+	return proc_startv(0, NULL, (const char *const *)args->pdata);
 }
 
 /* The first stdout line containing @needle, waiting up to 10 s. */
@@ -148,26 +177,34 @@ proc_stop(Proc *proc)
 	g_free(proc);
 }
 
-/* Runs piggyback to completion; returns its exit status, stderr in @err_out. */
+/* Runs piggyback to completion, with the NAME=VALUE strings of @env (nullable) set; returns
+ * its exit status, stderr in @err_out. */
 static int
-run_piggyback(char **err_out, const char *const *args)
+run_piggyback_env(char **err_out, const char *const *env, const char *const *args)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	g_autoptr(GSubprocess) process = NULL;
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 
 	g_ptr_array_add(argv, (gpointer)piggyback_path());
 	for (gsize i = 0; args[i] != NULL; i++)
 		g_ptr_array_add(argv, (gpointer)args[i]);
 	g_ptr_array_add(argv, NULL);
-	process = g_subprocess_newv((const char *const *)argv->pdata,
-				    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-				    &error);
+	launcher_set_env(launcher, env);
+	process = g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
 	g_assert_no_error(error);
 	g_subprocess_communicate_utf8(process, NULL, NULL, NULL, err_out, &error);
 	g_assert_no_error(error);
 	g_assert_true(g_subprocess_get_if_exited(process));
 	return g_subprocess_get_exit_status(process);
+}
+
+static int
+run_piggyback(char **err_out, const char *const *args)
+{
+	return run_piggyback_env(err_out, NULL, args);
 }
 
 static guint16
@@ -393,6 +430,7 @@ test_client_killed(void)
 	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
 
 	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
+	/* reaped before proc_stop(), which would otherwise SIGTERM it and expect a clean exit */
 	pb_test_wait_until(tunnel.client->exited, 10);
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++) {
 		gsize waited =
@@ -619,9 +657,321 @@ test_head_of_line(void)
 	tunnel_stop(&tunnel);
 }
 
+/* How many listening TCP sockets the process holds (its fds against /proc/PID/net/tcp*). */
+static guint
+proc_count_listeners(Proc *proc)
+{
+	const char *pid = g_subprocess_get_identifier(proc->process);
+	g_autofree char *fd_dir = g_strdup_printf("/proc/%s/fd", pid);
+	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
+	g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	const char *tables[] = {"tcp", "tcp6"};
+	const char *name;
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *path = g_build_filename(fd_dir, name, NULL);
+		g_autofree char *target = g_file_read_link(path, NULL);
+
+		if (target != NULL && g_str_has_prefix(target, "socket:["))
+			g_hash_table_add(inodes, g_strndup(target + strlen("socket:["),
+							   strlen(target) - strlen("socket:[]")));
+	}
+	for (gsize t = 0; t < G_N_ELEMENTS(tables); t++) {
+		g_autofree char *path = g_strdup_printf("/proc/%s/net/%s", pid, tables[t]);
+		g_autofree char *contents = NULL;
+		g_auto(GStrv) lines = NULL;
+
+		if (!g_file_get_contents(path, &contents, NULL, NULL))
+			continue;
+		lines = g_strsplit(contents, "\n", -1);
+		for (gsize i = 1; lines[i] != NULL; i++) {
+			g_auto(GStrv) fields = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+			g_autoptr(GPtrArray) cols = g_ptr_array_new();
+
+			for (gsize f = 0; fields[f] != NULL; f++) {
+				if (*fields[f] != '\0')
+					g_ptr_array_add(cols, fields[f]);
+			}
+			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN */
+			if (cols->len >= 10 && strcmp(cols->pdata[3], "0A") == 0 &&
+			    g_hash_table_contains(inodes, cols->pdata[9]))
+				n++;
+		}
+	}
+	return n;
+}
+
+static char *
+write_token_file(const char *dir, const char *name, const char *contents)
+{
+	char *path = g_build_filename(dir, name, NULL);
+
+	g_assert_true(g_file_set_contents(path, contents, -1, NULL));
+	return path;
+}
+
+static void
+test_auth(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
+	g_autofree char *token_file = write_token_file(dir, "token", "s3cret\n");
+	g_autofree char *wrong_file = write_token_file(dir, "wrong", "n0pe\n");
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(echo));
+	g_autofree char *server_url = NULL;
+	Proc *server;
+	Proc *client;
+
+	g_test_summary("serve --token-file: a client without the token or with a wrong one exits "
+		       "1 saying the token was refused, and the server binds no public port for "
+		       "it; the token from PIGGY_TOKEN or --token-file opens a working tunnel");
+	server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
+			    "--token-file", token_file, NULL);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(server, "Listening on"));
+	g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+	{
+		const char *missing[] = {"forward", "-p", local, "-s", server_url, NULL};
+		const char *wrong[] = {"forward",  "-p",	   local,      "-s",
+				       server_url, "--token-file", wrong_file, NULL};
+		const char *const *cases[] = {missing, wrong};
+
+		for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+			g_autofree char *err = NULL;
+
+			g_assert_cmpint(run_piggyback(&err, cases[i]), ==, 1);
+			g_test_message("refused: %s", err);
+			g_assert_nonnull(strstr(err, "refused the token"));
+			g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+		}
+	}
+
+	{
+		const char *args[] = {"forward",   "-p", local,	     "-h",
+				      "127.0.0.1", "-s", server_url, NULL};
+
+		const char *env[] = {"PIGGY_TOKEN=s3cret", NULL};
+
+		client = proc_startv(0, env, args);
+	}
+	{
+		guint16 public_port = proc_wait_port(client, "Access URL:");
+		g_autoptr(GSocket) socket =
+		    pb_test_run_in_thread(open_public_cb, GUINT_TO_POINTER(public_port), 10);
+
+		g_assert_nonnull(socket); /* open until the echo came through */
+		pb_test_wait_until(pb_test_service_get_bytes(echo) == 1, 10);
+		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
+	}
+	proc_stop(client);
+
+	client = proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url,
+			    "--token-file", token_file, NULL);
+	proc_wait_port(client, "Access URL:");
+	proc_stop(client);
+	proc_stop(server);
+	pb_test_service_free(echo);
+	g_unlink(token_file);
+	g_unlink(wrong_file);
+	g_rmdir(dir);
+}
+
+static void
+test_auth_bad_token_input(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
+	g_autofree char *empty = write_token_file(dir, "empty", "\n");
+	g_autofree char *spaced = write_token_file(dir, "spaced", "two words\n");
+	g_autofree char *missing = g_build_filename(dir, "missing", NULL);
+	const struct {
+		const char *env; /* PIGGY_TOKEN=…, or NULL */
+		const char *needle;
+		const char *args[8];
+	} cases[] = {
+	    {NULL, "empty", {"serve", "--token-file", empty, NULL}},
+	    {NULL, "spaces", {"serve", "--token-file", spaced, NULL}},
+	    {NULL, "missing", {"serve", "--token-file", missing, NULL}},
+	    {"PIGGY_TOKEN=", "PIGGY_TOKEN is empty", {"serve", NULL}},
+	    {NULL, "empty", {"forward", "-p", "80", "--token-file", empty, NULL}},
+	    {NULL, "missing", {"forward", "-p", "80", "--token-file", missing, NULL}},
+	    {"PIGGY_TOKEN=a b", "PIGGY_TOKEN", {"forward", "-p", "80", NULL}},
+	};
+
+	g_test_summary("An empty, unreadable or malformed token file, or a bad PIGGY_TOKEN, is a "
+		       "usage error (exit 2) naming the problem");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *err = NULL;
+		int status;
+
+		const char *env[] = {cases[i].env, NULL};
+
+		status = run_piggyback_env(&err, env, cases[i].args);
+		g_test_message("case %" G_GSIZE_FORMAT ": status %d, stderr %s", i, status, err);
+		g_assert_cmpint(status, ==, 2);
+		g_assert_nonnull(strstr(err, cases[i].needle));
+	}
+	g_unlink(empty);
+	g_unlink(spaced);
+	g_rmdir(dir);
+}
+
+/* serve's stderr from its start until SIGTERM. */
+static char *
+serve_stderr(const char *token_file)
+{
+	const char *open_args[] = {"serve", "-p", "0", "-l", "127.0.0.1", NULL};
+	const char *token_args[] = {"serve",	 "-p",		 "0",	     "-l",
+				    "127.0.0.1", "--token-file", token_file, NULL};
+	Proc *proc = proc_startv(G_SUBPROCESS_FLAGS_STDERR_PIPE, NULL,
+				 token_file != NULL ? token_args : open_args);
+	GInputStream *err_pipe;
+	char buf[8192];
+	gsize len = 0;
+
+	proc_wait_line(proc, "Listening on");
+	g_subprocess_send_signal(proc->process, SIGTERM);
+	pb_test_wait_until(proc->exited, 10);
+	err_pipe = g_subprocess_get_stderr_pipe(proc->process);
+	/* the process is gone: this read ends at the pipe's end */
+	g_assert_true(g_input_stream_read_all(err_pipe, buf, sizeof buf - 1, &len, NULL, NULL));
+	buf[len] = '\0';
+	proc_stop(proc);
+	return g_strdup(buf);
+}
+
+static void
+test_auth_open_warning(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
+	g_autofree char *token_file = write_token_file(dir, "token", "s3cret");
+	g_autofree char *open_err = serve_stderr(NULL);
+	g_autofree char *closed_err = serve_stderr(token_file);
+
+	g_test_summary("serve without a token warns that anyone can open a tunnel; with one, not");
+	g_assert_nonnull(strstr(open_err, "anyone who can reach this port can open a tunnel"));
+	g_assert_null(strstr(closed_err, "anyone"));
+	g_unlink(token_file);
+	g_rmdir(dir);
+}
+
+static char *
+tls_file(const char *name)
+{
+	return g_test_build_filename(G_TEST_DIST, "tls", name, NULL);
+}
+
+static void
+test_tls(void)
+{
+	g_autofree char *cert = tls_file("server.pem");
+	g_autofree char *key = tls_file("server.key");
+	g_autofree char *other = tls_file("other.pem");
+	g_autofree char *server_url = NULL;
+	/* openssl x509 -in tests/tls/server.pem -outform DER | sha256sum */
+	const char *pin = "18:84:68:c4:0e:9f:7b:59:f0:c5:30:5c:42:ae:0d:08:54:e9:67:b7:c7:ef:63:0e:"
+			  "59:ec:a5:1f:9f:1c:fc:88";
+	const char *wrong_pin = "0000000000000000000000000000000000000000000000000000000000000000";
+	/* LeakSanitizer (GCC 12, glibc 2.36) crashes ("Tracer caught signal 11") scanning the
+	 * dynamic TLS of the dlopen()ed glib-networking/GnuTLS once they ran a handshake: with
+	 * sanitizers, these processes are checked by ASan and UBSan but not for leaks */
+	g_autofree char *asan =
+	    g_strdup_printf("ASAN_OPTIONS=%s:detect_leaks=0",
+			    g_getenv("ASAN_OPTIONS") != NULL ? g_getenv("ASAN_OPTIONS") : "");
+	const char *no_leaks[] = {asan, NULL};
+	const char *const *env = g_getenv("PB_TEST_SANITIZED") != NULL ? no_leaks : NULL;
+	Proc *server;
+
+	g_test_summary("serve --tls-cert/--tls-key serves wss://; forward connects with --ca-file "
+		       "or --pin-sha256, and otherwise exits 1 saying what is wrong with the "
+		       "certificate");
+	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+		g_test_skip("no TLS backend (glib-networking) installed");
+		return;
+	}
+	{
+		const char *args[] = {"serve",	   "-p",	"0",	     "-l",
+				      "127.0.0.1", "-H",	"127.0.0.1", "--tls-cert",
+				      cert,	   "--tls-key", key,	     NULL};
+
+		server = proc_startv(0, env, args);
+	}
+	server_url =
+	    g_strdup_printf("wss://127.0.0.1:%u", proc_wait_port(server, "Listening on wss://"));
+	{
+		const char *no_ca[] = {"forward", "-p", "9", "-s", server_url, NULL};
+		const char *wrong_ca[] = {"forward",  "-p",	   "9",	  "-s",
+					  server_url, "--ca-file", other, NULL};
+		const char *bad_pin[] = {"forward",  "-p",	     "9",	"-s",
+					 server_url, "--pin-sha256", wrong_pin, NULL};
+		const struct {
+			const char *const *args;
+			const char *needle;
+		} refused[] = {
+		    {no_ca, "its issuer is unknown"},
+		    {wrong_ca, "its issuer is unknown"},
+		    {bad_pin, "does not match --pin-sha256"},
+		};
+
+		for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+			g_autofree char *err = NULL;
+
+			g_assert_cmpint(run_piggyback_env(&err, env, refused[i].args), ==, 1);
+			g_test_message("refused: %s", err);
+			g_assert_nonnull(strstr(err, refused[i].needle));
+			g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+		}
+	}
+	{
+		const char *with_ca[] = {"forward",  "-p",	  "9",	"-s",
+					 server_url, "--ca-file", cert, NULL};
+		const char *with_pin[] = {"forward",  "-p",	      "9", "-s",
+					  server_url, "--pin-sha256", pin, NULL};
+		Proc *client = proc_startv(0, env, with_ca);
+
+		proc_wait_port(client, "Access URL:");
+		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
+		proc_stop(client);
+		client = proc_startv(0, env, with_pin);
+		proc_wait_port(client, "Access URL:");
+		proc_stop(client);
+	}
+	proc_stop(server);
+}
+
+static void
+test_tls_bad_input(void)
+{
+	g_autofree char *cert = tls_file("server.pem");
+	g_autofree char *key = tls_file("server.key");
+	const struct {
+		const char *needle;
+		const char *args[10];
+	} cases[] = {
+	    {"go together", {"serve", "--tls-cert", cert, NULL}},
+	    {"go together", {"serve", "--tls-key", key, NULL}},
+	    {"cannot use --tls-cert", {"serve", "--tls-cert", key, "--tls-key", key, NULL}},
+	    {"need a wss://", {"forward", "-p", "80", "--ca-file", cert, NULL}},
+	    {"--ca-file",
+	     {"forward", "-p", "80", "-s", "wss://x", "--ca-file", "/nonexistent", NULL}},
+	    {"--pin-sha256", {"forward", "-p", "80", "-s", "wss://x", "--pin-sha256", "abc", NULL}},
+	};
+
+	g_test_summary("Unusable certificate, key, CA or pin options are usage errors (exit 2)");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *err = NULL;
+		int status = run_piggyback(&err, cases[i].args);
+
+		g_test_message("case %" G_GSIZE_FORMAT ": status %d, stderr %s", i, status, err);
+		g_assert_cmpint(status, ==, 2);
+		g_assert_nonnull(strstr(err, cases[i].needle));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
+	g_unsetenv("PIGGY_TOKEN"); /* the tests that want one pass it; before any thread */
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/process/cli/bad-input", test_cli_bad_input);
 	g_test_add_func("/process/cli/help-version", test_cli_help_version);
@@ -631,5 +981,10 @@ main(int argc, char **argv)
 	g_test_add_func("/process/server-killed", test_server_killed);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
+	g_test_add_func("/process/auth/token", test_auth);
+	g_test_add_func("/process/auth/bad-token-input", test_auth_bad_token_input);
+	g_test_add_func("/process/auth/open-warning", test_auth_open_warning);
+	g_test_add_func("/process/tls", test_tls);
+	g_test_add_func("/process/tls/bad-input", test_tls_bad_input);
 	return g_test_run();
 }

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-hello.h"
 #include "pb-server-url.h"
+#include "pb-token.h"
+#include "pb-upgrade.h"
 
 static void
 test_frame_round_trip(void)
@@ -190,6 +193,140 @@ test_server_url_bad(void)
 	}
 }
 
+/* RFC 6455 §1.3's example key and the answer it must get. */
+#define RFC_KEY	   "dGhlIHNhbXBsZSBub25jZQ=="
+#define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+static void
+test_upgrade_accept(void)
+{
+	g_autofree char *accept = pb_upgrade_expected_accept(RFC_KEY);
+	const char *ok = "HTTP/1.1 101 Switching Protocols\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+			 "\r\n";
+	g_autoptr(GError) error = NULL;
+
+	g_test_summary("A 101 with the right Sec-WebSocket-Accept (RFC 6455's example) is taken");
+	g_assert_cmpstr(accept, ==, RFC_ACCEPT);
+	g_assert_true(pb_upgrade_check_response(ok, strlen(ok), RFC_KEY, &error));
+	g_assert_no_error(error);
+}
+
+static void
+test_upgrade_refused(void)
+{
+	const struct {
+		const char *text;
+		int code;
+		const char *needle;
+	} cases[] = {
+	    {"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", PB_ERROR_UNAUTHORIZED,
+	     "refused the token"},
+	    {"HTTP/1.1 403 Forbidden\r\n\r\n", PB_ERROR_UNAUTHORIZED, "does not allow"},
+	    {"HTTP/1.1 503 Service Unavailable\r\n\r\n", PB_ERROR_REFUSED, "503"},
+	    {"HTTP/1.1 404 Not Found\r\n\r\n", PB_ERROR_REFUSED, "404"},
+	    {"SSH-2.0-OpenSSH_9.2\r\n\r\n", PB_ERROR_PROTOCOL, "not HTTP"},
+	    {"", PB_ERROR_PROTOCOL, "not HTTP"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n",
+	     PB_ERROR_PROTOCOL, "handshake is invalid"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+	     PB_ERROR_PROTOCOL, "handshake is invalid"},
+	    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	     "Upgrade\r\nSec-WebSocket-Accept: " RFC_ACCEPT
+	     "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+	     PB_ERROR_PROTOCOL, "extension"},
+	};
+
+	g_test_summary("Refusals, a wrong accept value and extensions are errors with a reason; "
+		       "401 and 403 are permanent (PB_ERROR_UNAUTHORIZED)");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+
+		g_test_message("case %" G_GSIZE_FORMAT, i);
+		g_assert_false(pb_upgrade_check_response(cases[i].text, strlen(cases[i].text),
+							 RFC_KEY, &error));
+		g_assert_error(error, PB_ERROR, cases[i].code);
+		g_assert_nonnull(strstr(error->message, cases[i].needle));
+	}
+}
+
+static char *
+write_temp(const char *dir, const char *name, const char *contents, gssize len)
+{
+	char *path = g_build_filename(dir, name, NULL);
+
+	g_assert_true(g_file_set_contents(path, contents, len, NULL));
+	return path;
+}
+
+static void
+test_token_file(void)
+{
+	const struct {
+		const char *contents;
+		gssize len;
+		const char *expected; /* NULL: an error */
+	} cases[] = {
+	    {"s3cret", -1, "s3cret"},
+	    {"s3cret\n", -1, "s3cret"},
+	    {"s3cret\r\n", -1, "s3cret"},
+	    {"s3cret\n\n", -1, NULL},
+	    {"", -1, NULL},
+	    {"\n", -1, NULL},
+	    {"two words\n", -1, NULL},
+	    {"tab\there", -1, NULL},
+	    {"caf\xc3\xa9", -1, NULL},
+	    {"nul\0byte", 8, NULL},
+	};
+	g_autofree char *dir = g_dir_make_tmp("pb-token-XXXXXX", NULL);
+	g_autofree char *missing = g_build_filename(dir, "missing", NULL);
+	g_autoptr(GError) error = NULL;
+
+	g_test_summary("A token file loses one trailing newline; empty, binary, spaced or "
+		       "missing files are errors with the file's name");
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *path = write_temp(dir, "token", cases[i].contents, cases[i].len);
+		g_autoptr(GError) case_error = NULL;
+		g_autofree char *token = pb_token_read_file(path, &case_error);
+
+		g_test_message("case %" G_GSIZE_FORMAT, i);
+		g_assert_cmpstr(token, ==, cases[i].expected);
+		if (cases[i].expected == NULL) {
+			g_assert_nonnull(case_error);
+			g_assert_nonnull(strstr(case_error->message, path));
+		}
+		g_unlink(path);
+	}
+	g_assert_null(pb_token_read_file(missing, &error));
+	g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+	g_rmdir(dir);
+}
+
+static void
+test_token_authorize(void)
+{
+	g_test_summary("Only `Bearer <the token>` is let in (scheme in any case)");
+	g_assert_true(pb_token_equal("s3cret", "s3cret"));
+	g_assert_false(pb_token_equal("s3cret", "s3creT"));
+	g_assert_false(pb_token_equal("s3cret", "s3cret2"));
+	g_assert_false(pb_token_equal("s3cret", ""));
+	g_assert_true(pb_token_authorize("Bearer s3cret", "s3cret"));
+	g_assert_true(pb_token_authorize("bearer s3cret", "s3cret"));
+	g_assert_true(pb_token_authorize("BEARER  s3cret", "s3cret"));
+	g_assert_false(pb_token_authorize(NULL, "s3cret"));
+	g_assert_false(pb_token_authorize("", "s3cret"));
+	g_assert_false(pb_token_authorize("Bearer", "s3cret"));
+	g_assert_false(pb_token_authorize("Bearer ", "s3cret"));
+	g_assert_false(pb_token_authorize("s3cret", "s3cret"));
+	g_assert_false(pb_token_authorize("Basic s3cret", "s3cret"));
+	g_assert_false(pb_token_authorize("Bearer s3cre", "s3cret"));
+	g_assert_false(pb_token_authorize("Bearer s3cretX", "s3cret"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -203,5 +340,9 @@ main(int argc, char **argv)
 	g_test_add_func("/hello/malformed", test_hello_malformed);
 	g_test_add_func("/server-url/resolve", test_server_url_resolve);
 	g_test_add_func("/server-url/bad", test_server_url_bad);
+	g_test_add_func("/upgrade/accept", test_upgrade_accept);
+	g_test_add_func("/upgrade/refused", test_upgrade_refused);
+	g_test_add_func("/token/file", test_token_file);
+	g_test_add_func("/token/authorize", test_token_authorize);
 	return g_test_run();
 }
