@@ -24,8 +24,10 @@
 #define PB_EXIT_USAGE	2
 
 typedef struct {
-	GMainLoop *loop; /* (owned) */
+	GMainLoop *loop; /* (unowned) */
 	int status;
+	guint sigint; /* source ids */
+	guint sigterm;
 } PbMain;
 
 static gboolean
@@ -131,16 +133,22 @@ pb_main_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, c
 	return TRUE;
 }
 
-/* Runs the main loop until SIGINT or SIGTERM (status 0) or a callback quits it. */
+/* From now on SIGINT and SIGTERM end the main loop (status 0), also before it runs: a
+ * script may send them as soon as it reads a line of ours. */
+static void
+pb_main_watch_signals(PbMain *main)
+{
+	main->sigint = g_unix_signal_add(SIGINT, pb_main_signal_cb, main);
+	main->sigterm = g_unix_signal_add(SIGTERM, pb_main_signal_cb, main);
+}
+
+/* Runs the main loop until a signal or a callback quits it. */
 static int
 pb_main_run(PbMain *main)
 {
-	guint sigint = g_unix_signal_add(SIGINT, pb_main_signal_cb, main);
-	guint sigterm = g_unix_signal_add(SIGTERM, pb_main_signal_cb, main);
-
 	g_main_loop_run(main->loop);
-	g_source_remove(sigint);
-	g_source_remove(sigterm);
+	g_clear_handle_id(&main->sigint, g_source_remove);
+	g_clear_handle_id(&main->sigterm, g_source_remove);
 	return main->status;
 }
 
@@ -220,7 +228,7 @@ pb_main_serve(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelServer) server = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbMain main = {loop, EXIT_SUCCESS};
+	PbMain main = {loop, EXIT_SUCCESS, 0, 0};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
@@ -266,6 +274,11 @@ pb_main_serve(int argc, char **argv)
 			   error->message);
 		return PB_EXIT_RUNTIME;
 	}
+	if (token == NULL)
+		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
+			     "reach this port can open a tunnel\n"),
+			   g_get_prgname());
+	pb_main_watch_signals(&main);
 	{
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;
@@ -275,10 +288,6 @@ pb_main_serve(int argc, char **argv)
 			      certificate != NULL ? "wss" : "ws", ipv6 ? "[" : "", shown,
 			      ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
 	}
-	if (token == NULL)
-		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
-			     "reach this port can open a tunnel\n"),
-			   g_get_prgname());
 
 	status = pb_main_run(&main);
 	pb_tunnel_server_stop(server);
@@ -434,7 +443,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbMain main = {loop, EXIT_SUCCESS};
+	PbMain main = {loop, EXIT_SUCCESS, 0, 0};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
@@ -490,6 +499,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 		}
 	}
 
+	pb_main_watch_signals(&main);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_features(client, features);
 	pb_tunnel_client_set_token(client, token);

@@ -3,6 +3,7 @@
 
 #include "pb-upgrade.h"
 
+#include <glib/gi18n.h>
 #include <libsoup/soup.h>
 #include <string.h>
 
@@ -51,25 +52,25 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 	if (len == 0 || len > G_MAXINT ||
 	    !soup_headers_parse_response(text, (int)len, headers, NULL, &status, &reason)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's answer is not HTTP");
+				    _("the server's answer is not HTTP"));
 		return FALSE;
 	}
 	if (status == SOUP_STATUS_UNAUTHORIZED) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
-			    "the server refused the token (%u %s): check --token-file or "
-			    "PIGGY_TOKEN",
+			    _("the server refused the token (%u %s): check --token-file or "
+			      "PIGGY_TOKEN"),
 			    status, reason != NULL ? reason : "");
 		return FALSE;
 	}
 	if (status == SOUP_STATUS_FORBIDDEN) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
-			    "the server does not allow this client (%u %s)", status,
+			    _("the server does not allow this client (%u %s)"), status,
 			    reason != NULL ? reason : "");
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
 		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    "the server refused the tunnel: %u %s", status,
+			    _("the server refused the tunnel: %u %s"), status,
 			    reason != NULL ? reason : "");
 		return FALSE;
 	}
@@ -79,12 +80,13 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 	    g_strcmp0(soup_message_headers_get_one(headers, "Sec-WebSocket-Accept"), expected) !=
 		0) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server's WebSocket handshake is invalid");
+				    _("the server's WebSocket handshake is invalid"));
 		return FALSE;
 	}
 	if (soup_message_headers_get_one(headers, "Sec-WebSocket-Extensions") != NULL) {
-		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
-				    "the server accepted a WebSocket extension nobody asked for");
+		g_set_error_literal(
+		    error, PB_ERROR, PB_ERROR_PROTOCOL,
+		    _("the server accepted a WebSocket extension nobody asked for"));
 		return FALSE;
 	}
 	return TRUE;
