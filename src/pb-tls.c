@@ -3,6 +3,7 @@
 
 #include "pb-tls.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "pb-error.h"
@@ -25,7 +26,8 @@ pb_tls_database_new(const char *ca_file, GError **error)
 
 	/* the database reads the file lazily: fail here on a missing or empty one */
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s is not a file", ca_file);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("%s is not a file"),
+			    ca_file);
 		return NULL;
 	}
 	database = g_tls_file_database_new(path, &error_local);
@@ -40,7 +42,7 @@ pb_tls_database_new(const char *ca_file, GError **error)
 
 		if (certificates == NULL) {
 			g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-				    "%s holds no PEM certificate%s%s", ca_file,
+				    _("%s holds no PEM certificate%s%s"), ca_file,
 				    error_local != NULL ? ": " : "",
 				    error_local != NULL ? error_local->message : "");
 			return NULL;
@@ -74,7 +76,7 @@ pb_tls_pin_parse(const char *pin, GError **error)
 	}
 	if (hex->len != 64) {
 		g_set_error(error, PB_ERROR, PB_ERROR_FAILED,
-			    "“%s” is not a SHA-256 in hex (64 digits, colons allowed)", pin);
+			    _("“%s” is not a SHA-256 in hex (64 digits, colons allowed)"), pin);
 		return NULL;
 	}
 	return g_string_free(g_steal_pointer(&hex), FALSE);
@@ -101,21 +103,21 @@ pb_tls_describe_errors(GTlsCertificateFlags errors, const char *host)
 	g_autoptr(GPtrArray) reasons = g_ptr_array_new_with_free_func(g_free);
 
 	if (errors & G_TLS_CERTIFICATE_UNKNOWN_CA)
-		g_ptr_array_add(reasons,
-				g_strdup("its issuer is unknown (not in the trust store: trust its "
-					 "CA with --ca-file or pin it with --pin-sha256)"));
+		g_ptr_array_add(
+		    reasons, g_strdup(_("its issuer is unknown (not in the trust store: trust its "
+					"CA with --ca-file or pin it with --pin-sha256)")));
 	if (errors & G_TLS_CERTIFICATE_BAD_IDENTITY)
-		g_ptr_array_add(reasons, g_strdup_printf("it is not for the host %s", host));
+		g_ptr_array_add(reasons, g_strdup_printf(_("it is not for the host %s"), host));
 	if (errors & G_TLS_CERTIFICATE_NOT_ACTIVATED)
-		g_ptr_array_add(reasons, g_strdup("it is not valid yet"));
+		g_ptr_array_add(reasons, g_strdup(_("it is not valid yet")));
 	if (errors & G_TLS_CERTIFICATE_EXPIRED)
-		g_ptr_array_add(reasons, g_strdup("it has expired"));
+		g_ptr_array_add(reasons, g_strdup(_("it has expired")));
 	if (errors & G_TLS_CERTIFICATE_REVOKED)
-		g_ptr_array_add(reasons, g_strdup("it has been revoked"));
+		g_ptr_array_add(reasons, g_strdup(_("it has been revoked")));
 	if (errors & G_TLS_CERTIFICATE_INSECURE)
-		g_ptr_array_add(reasons, g_strdup("it uses an insecure algorithm"));
+		g_ptr_array_add(reasons, g_strdup(_("it uses an insecure algorithm")));
 	if (errors & G_TLS_CERTIFICATE_GENERIC_ERROR || reasons->len == 0)
-		g_ptr_array_add(reasons, g_strdup("it could not be checked"));
+		g_ptr_array_add(reasons, g_strdup(_("it could not be checked")));
 	g_ptr_array_add(reasons, NULL);
 	return g_strjoinv("; ", (char **)reasons->pdata);
 }

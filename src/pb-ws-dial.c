@@ -156,14 +156,14 @@ pb_ws_dial_tls_refused(PbWsDial *upgrade, GError **error)
 	g_clear_error(error);
 	if (upgrade->pin_sha256 != NULL && (upgrade->tls_errors & ~PB_TLS_PINNABLE_ERRORS) == 0) {
 		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
-			    "%s)",
-			    upgrade->peer_sha256 != NULL ? upgrade->peer_sha256 : "unknown");
+			    _("the server's certificate does not match --pin-sha256 (its SHA-256 "
+			      "is %s)"),
+			    upgrade->peer_sha256 != NULL ? upgrade->peer_sha256 : _("unknown"));
 		return;
 	}
 	reasons = pb_tls_describe_errors(upgrade->tls_errors, g_uri_get_host(upgrade->uri));
 	g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-		    "the server's certificate is not trusted: %s", reasons);
+		    _("the server's certificate is not trusted: %s"), reasons);
 }
 
 /* A certificate the trust store accepts must still be the pinned one. */
@@ -185,9 +185,9 @@ pb_ws_dial_check_pin(PbWsDial *upgrade, GError **error)
 		sha256 = pb_tls_certificate_sha256(peer);
 	if (g_strcmp0(sha256, upgrade->pin_sha256) != 0) {
 		g_set_error(error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
-			    "the server's certificate does not match --pin-sha256 (its SHA-256 is "
-			    "%s)",
-			    sha256 != NULL ? sha256 : "unknown");
+			    _("the server's certificate does not match --pin-sha256 (its SHA-256 "
+			      "is %s)"),
+			    sha256 != NULL ? sha256 : _("unknown"));
 		return FALSE;
 	}
 	return TRUE;
