@@ -455,7 +455,7 @@ test_client_killed(void)
 	}
 	/* and the public port is closed: the server listens on its WebSocket port only (a
 	 * connect to the old port could reach another test's listener, or connect to itself) */
-	g_assert_cmpuint(proc_count_listeners(tunnel.server), ==, 1);
+	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 5);
 	tunnel_stop(&tunnel);
 	pb_test_service_free(echo);
 }
