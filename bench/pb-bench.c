@@ -330,7 +330,7 @@ pb_bench_proc_line(PbBenchProc *proc, const char *line)
 	if (proc->verbose)
 		g_printerr("[%s] %s\n", proc->name, line);
 	if (port != 0) {
-		g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&proc->lock);
+		G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&proc->lock);
 
 		if (proc->public_port == 0)
 			proc->public_port = port;
@@ -506,7 +506,7 @@ pb_bench_transfer_fail(PbBenchTransfer *t, const char *format, ...) G_GNUC_PRINT
 static void
 pb_bench_transfer_fail(PbBenchTransfer *t, const char *format, ...)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
 	va_list args;
 
 	if (t->error != NULL)
@@ -521,7 +521,7 @@ pb_bench_transfer_fail(PbBenchTransfer *t, const char *format, ...)
 static gboolean
 pb_bench_transfer_stopping(PbBenchTransfer *t)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&t->lock);
 
 	if (t->error == NULL && g_get_monotonic_time() >= t->deadline) {
 		t->timed_out = TRUE;

@@ -221,7 +221,7 @@ pb_main_serve(int argc, char **argv)
 	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
 	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
 	     N_("The PEM private key of --tls-cert"), N_("FILE")},
-	    {NULL},
+	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— run the tunnel server on a public machine"));
@@ -431,7 +431,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	     N_("FILE")},
 	    {"pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin_input,
 	     N_("Accept only the wss:// server certificate with this SHA-256 (hex)"), N_("HASH")},
-	    {NULL},
+	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));

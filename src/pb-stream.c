@@ -164,7 +164,7 @@ pb_stream_flush(PbStream *self, GError **error)
 static void
 pb_stream_flush_and_report(PbStream *self)
 {
-	g_autoptr(PbStream) ref = g_object_ref(self); /* handlers may drop it */
+	G_GNUC_UNUSED g_autoptr(PbStream) ref = g_object_ref(self); /* handlers may drop it */
 	g_autoptr(GError) error = NULL;
 
 	if (!pb_stream_flush(self, &error)) {

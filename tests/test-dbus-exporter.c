@@ -371,7 +371,7 @@ dbus_called_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	gboolean *done = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) result =
+	G_GNUC_UNUSED g_autoptr(GVariant) result =
 	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 
 	g_assert_no_error(error);
@@ -449,7 +449,6 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
 	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
-	g_autoptr(GError) error = NULL;
 	g_autofree char *server =
 	    g_strdup_printf("127.0.0.1:%u", pb_tunnel_server_get_port(fx->server));
 	g_autofree char *port = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));

@@ -174,7 +174,7 @@ test_tunnel_http_get(TunnelFixture *fx, gconstpointer user_data)
 {
 	guint n_requests = 0;
 	guint16 port = 0;
-	g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
+	G_GNUC_UNUSED g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
 
 	g_test_summary("One HTTP GET through the tunnel reaches a local HTTP origin");
 	tunnel_start_client(fx, NULL, port);
@@ -187,7 +187,7 @@ test_tunnel_http_concurrent(TunnelFixture *fx, gconstpointer user_data)
 {
 	guint n_requests = 0;
 	guint16 port = 0;
-	g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
+	G_GNUC_UNUSED g_autoptr(SoupServer) origin = origin_new(&n_requests, &port);
 
 	g_test_summary("20 concurrent GETs are multiplexed over the one WebSocket");
 	tunnel_start_client(fx, NULL, port);
