@@ -346,3 +346,38 @@ pb_test_proc_finish(PbTestProc *proc)
 	g_free(proc);
 	return status;
 }
+
+/* Sends @size bytes of the pattern and reads them back, at once, as a public client. */
+gpointer
+pb_test_echo_job_cb(gpointer user_data)
+{
+	PbTestEchoJob *job = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(job->port);
+	g_autofree guint8 *out = g_malloc(job->size);
+	g_autofree guint8 *in = g_malloc(job->size);
+	gsize sent = 0;
+	gsize got = 0;
+
+	pb_test_pattern_fill(out, job->size, 0);
+	while (got < job->size) {
+		g_autoptr(GError) error = NULL;
+		gssize n;
+
+		if (sent < job->size) {
+			n = g_socket_send_with_blocking(socket, (char *)out + sent,
+							MIN(job->size - sent, 16384), TRUE, NULL,
+							&error);
+			g_assert_no_error(error);
+			sent += (gsize)n;
+		}
+		if (!g_socket_condition_timed_wait(socket, G_IO_IN, sent < job->size ? 0 : 10000000,
+						   NULL, NULL))
+			continue;
+		n = g_socket_receive(socket, (char *)in + got, job->size - got, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+	}
+	g_assert_cmpmem(in, job->size, out, job->size);
+	return GINT_TO_POINTER(TRUE);
+}

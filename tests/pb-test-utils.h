@@ -89,4 +89,14 @@ pb_test_proc_wait_exit(PbTestProc *proc);
 int
 pb_test_proc_finish(PbTestProc *proc);
 
+/* A public client of an echo service: sends `size` bytes of the pattern to 127.0.0.1:`port`
+ * while reading them back, and checks them; for pb_test_run_in_thread(). */
+typedef struct {
+	guint16 port;
+	gsize size;
+} PbTestEchoJob;
+
+gpointer
+pb_test_echo_job_cb(gpointer user_data);
+
 G_END_DECLS

@@ -195,62 +195,22 @@ test_tunnel_http_concurrent(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(n_requests, ==, 20);
 }
 
-typedef struct {
-	guint16 port;
-	gsize size;
-} EchoJob;
-
-/* Sends @size bytes of the pattern and reads them back, at once, as a public client. */
-static gpointer
-echo_job_cb(gpointer user_data)
-{
-	EchoJob *job = user_data;
-	g_autoptr(GSocket) socket = pb_test_connect(job->port);
-	g_autofree guint8 *out = g_malloc(job->size);
-	g_autofree guint8 *in = g_malloc(job->size);
-	gsize sent = 0;
-	gsize got = 0;
-
-	pb_test_pattern_fill(out, job->size, 0);
-	while (got < job->size) {
-		g_autoptr(GError) error = NULL;
-		gssize n;
-
-		if (sent < job->size) {
-			n = g_socket_send_with_blocking(socket, (char *)out + sent,
-							MIN(job->size - sent, 16384), TRUE, NULL,
-							&error);
-			g_assert_no_error(error);
-			sent += (gsize)n;
-		}
-		if (!g_socket_condition_timed_wait(socket, G_IO_IN, sent < job->size ? 0 : 10000000,
-						   NULL, NULL))
-			continue;
-		n = g_socket_receive(socket, (char *)in + got, job->size - got, NULL, &error);
-		g_assert_no_error(error);
-		g_assert_cmpint(n, >, 0);
-		got += (gsize)n;
-	}
-	g_assert_cmpmem(in, job->size, out, job->size);
-	return GINT_TO_POINTER(TRUE);
-}
-
 static void
 test_tunnel_binary_echo(TunnelFixture *fx, gconstpointer user_data)
 {
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
-	EchoJob job = {0, 64 * 1024};
+	PbTestEchoJob job = {0, 64 * 1024};
 
 	g_test_summary("64 KB holding every byte value come back byte-exact (no UTF-8 mangling)");
 	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
 	job.port = fx->public_port;
-	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 20));
+	g_assert_true(pb_test_run_in_thread(pb_test_echo_job_cb, &job, 20));
 	pb_test_service_free(echo);
 }
 
 /* A line protocol that is not HTTP: each line is answered before the next is sent. */
 static gpointer
-raw_echo_job_cb(gpointer user_data)
+raw_pb_test_echo_job_cb(gpointer user_data)
 {
 	guint16 port = GPOINTER_TO_UINT(user_data);
 	g_autoptr(GSocket) socket = pb_test_connect(port);
@@ -282,7 +242,7 @@ test_tunnel_raw_echo(TunnelFixture *fx, gconstpointer user_data)
 	g_test_summary("A request/response TCP protocol other than HTTP round-trips 50 times");
 	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
 	g_assert_true(
-	    pb_test_run_in_thread(raw_echo_job_cb, GUINT_TO_POINTER(fx->public_port), 20));
+	    pb_test_run_in_thread(raw_pb_test_echo_job_cb, GUINT_TO_POINTER(fx->public_port), 20));
 	pb_test_service_free(echo);
 }
 
@@ -386,7 +346,7 @@ test_tunnel_local_down(TunnelFixture *fx, gconstpointer user_data)
 	PbTestService *gone = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	guint16 local_port = pb_test_service_get_port(gone);
 	PbTestService *echo;
-	EchoJob job = {0, 1000};
+	PbTestEchoJob job = {0, 1000};
 
 	g_test_summary("With the local service down, a public connection is closed at once and "
 		       "the tunnel still works once the service is back");
@@ -399,7 +359,7 @@ test_tunnel_local_down(TunnelFixture *fx, gconstpointer user_data)
 
 	echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, local_port);
 	job.port = fx->public_port;
-	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 20));
+	g_assert_true(pb_test_run_in_thread(pb_test_echo_job_cb, &job, 20));
 	pb_test_service_free(echo);
 }
 

@@ -168,47 +168,20 @@ test_v2_half_close_local(void)
 	stop(&fx);
 }
 
-typedef struct {
-	guint16 port;
-	gsize size;
-} EchoJob;
-
-static gpointer
-echo_job_cb(gpointer user_data)
-{
-	EchoJob *job = user_data;
-	g_autoptr(GSocket) socket = pb_test_connect(job->port);
-	g_autofree guint8 *out = g_malloc(job->size);
-	g_autofree guint8 *in = g_malloc(job->size);
-	gsize got = 0;
-
-	pb_test_pattern_fill(out, job->size, 0);
-	g_assert_cmpint(g_socket_send(socket, (const char *)out, job->size, NULL, NULL), ==,
-			(gssize)job->size);
-	while (got < job->size) {
-		gssize n = g_socket_receive(socket, (char *)in + got, job->size - got, NULL, NULL);
-
-		g_assert_cmpint(n, >, 0);
-		got += (gsize)n;
-	}
-	g_assert_cmpmem(in, got, out, job->size);
-	return GINT_TO_POINTER(TRUE);
-}
-
 static void
 test_v2_interop(gconstpointer user_data)
 {
 	const PbFeatures *sides = user_data; /* server's, client's, expected */
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	V2Fixture fx = {0};
-	EchoJob job = {0, 100000};
+	PbTestEchoJob job = {0, 100000};
 
 	g_test_summary("What both sides offer is what is used; a side offering nothing speaks "
 		       "version 1, and the tunnel works every way");
 	start(&fx, sides[0], sides[1], pb_test_service_get_port(echo));
 	g_assert_cmpuint(pb_tunnel_client_get_features(fx.client), ==, sides[2]);
 	job.port = fx.public_port;
-	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 20));
+	g_assert_true(pb_test_run_in_thread(pb_test_echo_job_cb, &job, 20));
 	pb_test_service_free(echo);
 	stop(&fx);
 }
