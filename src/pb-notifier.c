@@ -52,19 +52,26 @@ pb_notifier_names_contain(GVariant *result, const char *name)
 	return g_strv_contains(strv, name);
 }
 
+/* The (as) answer of a ListNames-style call, or NULL (said at debug level) if it failed. */
+static GVariant *
+pb_notifier_names_finish(GObject *source, GAsyncResult *res)
+{
+	g_autoptr(GError) error = NULL;
+	GVariant *result = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+	if (result == NULL && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		g_debug("No notification: %s", error->message);
+	return result;
+}
+
 static void
 pb_notifier_activatable_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(PbNotifier) self = PB_NOTIFIER(user_data);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) result =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant) result = pb_notifier_names_finish(source, res);
 
-	if (result == NULL) {
-		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-			g_debug("No notification: %s", error->message);
+	if (result == NULL)
 		return;
-	}
 	if (!pb_notifier_names_contain(result, PB_NOTIFIER_FREEDESKTOP_NAME)) {
 		g_debug("No notification: no notification service on the session bus");
 		return;
@@ -76,15 +83,10 @@ static void
 pb_notifier_names_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(PbNotifier) self = PB_NOTIFIER(user_data);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) result =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant) result = pb_notifier_names_finish(source, res);
 
-	if (result == NULL) {
-		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-			g_debug("No notification: %s", error->message);
+	if (result == NULL)
 		return;
-	}
 	if (pb_notifier_names_contain(result, PB_NOTIFIER_GTK_NAME) ||
 	    pb_notifier_names_contain(result, PB_NOTIFIER_FREEDESKTOP_NAME)) {
 		pb_notifier_send(self);
