@@ -25,7 +25,8 @@ typedef struct {
 	PbTunnel *tunnel;	 /* (owned) */
 	GSocketService *service; /* (owned) the public listener */
 	guint16 tunnel_port;
-	char *peer; /* (owned) for logs */
+	char *peer;		/* (owned) for logs */
+	gint64 connected_since; /* Unix µs */
 } PbServerClient;
 
 struct _PbTunnelServer {
@@ -194,6 +195,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 
 	client = g_new0(PbServerClient, 1);
 	client->server = self;
+	client->connected_since = g_get_real_time();
 	client->peer = remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
 				      : g_strdup("?");
 	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
@@ -378,6 +380,43 @@ pb_tunnel_server_get_n_clients(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
 	return g_list_length(self->clients);
+}
+
+void
+pb_server_client_info_free(PbServerClientInfo *info)
+{
+	g_free(info->peer);
+	g_free(info);
+}
+
+/**
+ * pb_tunnel_server_list_clients:
+ *
+ * Returns: (transfer full) (element-type PbServerClientInfo): a snapshot of the connected
+ * clients, oldest first
+ */
+GPtrArray *
+pb_tunnel_server_list_clients(PbTunnelServer *self)
+{
+	GPtrArray *infos =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_client_info_free);
+
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), infos);
+	/* self->clients is newest first */
+	for (GList *l = g_list_last(self->clients); l != NULL; l = l->prev) {
+		PbServerClient *client = l->data;
+		PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
+
+		info->peer = g_strdup(client->peer);
+		info->tunnel_port = client->tunnel_port;
+		info->connected_since = client->connected_since;
+		info->connections_active = pb_tunnel_get_n_streams(client->tunnel);
+		info->connections_total = pb_tunnel_get_n_streams_total(client->tunnel);
+		info->bytes_in = pb_tunnel_get_bytes_in(client->tunnel);
+		info->bytes_out = pb_tunnel_get_bytes_out(client->tunnel);
+		g_ptr_array_add(infos, info);
+	}
+	return infos;
 }
 
 /* Closes every tunnel ("going away") and stops listening. */

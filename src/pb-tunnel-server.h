@@ -7,6 +7,21 @@
 
 G_BEGIN_DECLS
 
+/* What the server's views (dashboard, /metrics) show of one connected client. */
+typedef struct {
+	char *peer;		   /* (owned) the client's address, as "host:port" */
+	guint16 tunnel_port;	   /* its public port */
+	gint64 connected_since;	   /* Unix µs */
+	guint connections_active;  /* tunneled connections open now */
+	guint64 connections_total; /* tunneled connections ever opened */
+	guint64 bytes_in;	   /* tunneled payload received from the client */
+	guint64 bytes_out;	   /* tunneled payload sent to the client */
+} PbServerClientInfo;
+
+void
+pb_server_client_info_free(PbServerClientInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbServerClientInfo, pb_server_client_info_free)
+
 #define PB_TYPE_TUNNEL_SERVER (pb_tunnel_server_get_type())
 G_DECLARE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, PB, TUNNEL_SERVER, GObject)
 
@@ -27,6 +42,8 @@ guint16
 pb_tunnel_server_get_port(PbTunnelServer *self);
 guint
 pb_tunnel_server_get_n_clients(PbTunnelServer *self);
+GPtrArray *
+pb_tunnel_server_list_clients(PbTunnelServer *self);
 void
 pb_tunnel_server_stop(PbTunnelServer *self);
 

@@ -45,11 +45,12 @@ struct _PbTunnel {
 	PbFeatures features;		  /* protocol v2 features in use */
 	guint32 window;			  /* initial credit of every connection, with `flow` */
 	guint64 growth_budget;		  /* how much all windows may still grow */
-	guint8 *frame_buf; /* (owned) room for both headers, then PB_READ_CHUNK bytes */
-	guint64 queued;	   /* bytes of our frames handed to the WebSocket's output */
-	guint n_congested; /* streams over their high watermark */
-	guint64 bytes_in;  /* tunneled payload received from the peer */
-	guint64 bytes_out; /* tunneled payload sent to the peer */
+	guint8 *frame_buf;	 /* (owned) room for both headers, then PB_READ_CHUNK bytes */
+	guint64 queued;		 /* bytes of our frames handed to the WebSocket's output */
+	guint n_congested;	 /* streams over their high watermark */
+	guint64 bytes_in;	 /* tunneled payload received from the peer */
+	guint64 bytes_out;	 /* tunneled payload sent to the peer */
+	guint64 n_streams_total; /* connections ever opened on this tunnel */
 };
 
 enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -266,6 +267,7 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 		pb_stream_set_high_watermark(stream, PB_FLOW_WINDOW_MAX + PB_STREAM_HIGH_WATERMARK);
 	}
 	pb_connection_table_add(self->table, stream);
+	self->n_streams_total++;
 	return stream;
 }
 
@@ -560,6 +562,13 @@ pb_tunnel_get_n_streams(PbTunnel *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
 	return pb_connection_table_get_n_live(self->table);
+}
+
+guint64
+pb_tunnel_get_n_streams_total(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return self->n_streams_total;
 }
 
 guint64

@@ -32,6 +32,8 @@ pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);
 guint64
+pb_tunnel_get_n_streams_total(PbTunnel *self);
+guint64
 pb_tunnel_get_bytes_in(PbTunnel *self);
 guint64
 pb_tunnel_get_bytes_out(PbTunnel *self);

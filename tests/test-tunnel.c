@@ -208,6 +208,31 @@ test_tunnel_binary_echo(TunnelFixture *fx, gconstpointer user_data)
 	pb_test_service_free(echo);
 }
 
+static void
+test_tunnel_server_list_clients(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	PbTestEchoJob job = {0, 64 * 1024};
+	g_autoptr(GPtrArray) clients = NULL;
+	PbServerClientInfo *info;
+
+	g_test_summary("The server's view of a client counts its connections and bytes");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	job.port = fx->public_port;
+	for (guint i = 0; i < 2; i++)
+		g_assert_true(pb_test_run_in_thread(pb_test_echo_job_cb, &job, 20));
+	clients = pb_tunnel_server_list_clients(fx->server);
+	g_assert_cmpuint(clients->len, ==, 1);
+	info = g_ptr_array_index(clients, 0);
+	g_assert_cmpuint(info->tunnel_port, ==, fx->public_port);
+	g_assert_true(g_str_has_prefix(info->peer, "127.0.0.1:"));
+	g_assert_cmpuint(info->connections_total, ==, 2);
+	g_assert_cmpuint(info->bytes_out, ==, 2 * 64 * 1024);
+	g_assert_cmpuint(info->bytes_in, ==, 2 * 64 * 1024);
+	g_assert_cmpint(g_get_real_time() - info->connected_since, <, 60 * G_USEC_PER_SEC);
+	pb_test_service_free(echo);
+}
+
 /* A line protocol that is not HTTP: each line is answered before the next is sent. */
 static gpointer
 raw_pb_test_echo_job_cb(gpointer user_data)
@@ -416,6 +441,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/http-get", test_tunnel_http_get);
 	ADD("/tunnel/http-concurrent", test_tunnel_http_concurrent);
 	ADD("/tunnel/binary-echo", test_tunnel_binary_echo);
+	ADD("/tunnel/server-list-clients", test_tunnel_server_list_clients);
 	ADD("/tunnel/raw-echo", test_tunnel_raw_echo);
 	ADD("/tunnel/upstream-bulk", test_tunnel_upstream_bulk);
 	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
