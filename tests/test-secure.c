@@ -426,6 +426,7 @@ static const TlsCase tls_no_ca = {"server", NULL, NULL, "its issuer is unknown"}
 static const TlsCase tls_wrong_ca = {"server", "other.pem", NULL, "its issuer is unknown"};
 static const TlsCase tls_wrong_host = {"other", "other.pem", NULL,
 				       "it is not for the host 127.0.0.1"};
+static const TlsCase tls_expired = {"expired", "expired.pem", NULL, "it has expired"};
 static const TlsCase tls_pin = {"server", NULL, "server.pem", NULL};
 static const TlsCase tls_wrong_pin = {"server", NULL, "other.pem", "does not match --pin-sha256"};
 static const TlsCase tls_ca_and_wrong_pin = {"server", "server.pem", "other.pem",
@@ -446,6 +447,7 @@ main(int argc, char **argv)
 	ADD("/secure/tls/no-ca", &tls_no_ca, test_tls);
 	ADD("/secure/tls/wrong-ca", &tls_wrong_ca, test_tls);
 	ADD("/secure/tls/wrong-host", &tls_wrong_host, test_tls);
+	ADD("/secure/tls/expired", &tls_expired, test_tls);
 	ADD("/secure/tls/pin", &tls_pin, test_tls);
 	ADD("/secure/tls/wrong-pin", &tls_wrong_pin, test_tls);
 	ADD("/secure/tls/ca-and-wrong-pin", &tls_ca_and_wrong_pin, test_tls);
