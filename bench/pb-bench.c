@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 
 /*
- * pb-bench: MiB/s of one TCP connection through the PiggyBack tunnel, next to a plain two-hop
- * user-space relay (two `socat -b 262144` in a row, DESIGN.md "Data path and its budget")
- * measured in the same run, in both directions.
+ * pb-bench: PiggyBack next to a plain two-hop user-space relay (two `socat -b 262144` in a
+ * row, DESIGN.md "Data path and its budget") measured in the same run. This file: main, and
+ * throughput (MiB/s over one connection, then over --parallel connections at once, in both
+ * directions); pb-bench-echo-measures.c: latency, new connections per second and memory.
  *
  *   upstream   = public → local: the bench writes into the public port; the local service (a
  *                sink inside the bench) reads.
@@ -19,6 +20,8 @@
  */
 
 #define _GNU_SOURCE /* accept4() */
+
+#include "pb-bench.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,12 +45,6 @@
 #define PB_BENCH_PERIOD 262139	     /* pattern period, a prime: never in step with any framing */
 #define PB_BENCH_EOF_S	10	     /* for the writer's close to reach the reader */
 
-typedef enum {
-	PB_BENCH_UPSTREAM,
-	PB_BENCH_DOWNSTREAM,
-	PB_BENCH_N_DIRECTIONS,
-} PbBenchDirection;
-
 static const char *const pb_bench_direction_names[] = {"upstream", "downstream"};
 
 /* One timed transfer over one fresh TCP connection, with a writer and a reader thread. */
@@ -68,33 +65,6 @@ typedef struct {
 	gboolean timed_out;    /* the deadline passed */
 	char *error;	       /* (owned) first failure, or NULL */
 } PbBenchTransfer;
-
-typedef struct {
-	/* options */
-	char *piggyback; /* (owned) */
-	char *socat;	 /* (owned) */
-	int size_mib;
-	int parallel; /* connections at once, each moving size_mib / parallel */
-	int rounds;
-	int timeout_s;
-	gboolean relay_only;
-	gboolean tunnel_only;
-	gboolean verbose;
-	char *features; /* (owned) (nullable) passed to serve and forward as --features */
-	char *window;	/* (owned) (nullable) passed to serve as --window */
-	/* state */
-	guint8 *pattern;		       /* (owned) */
-	int relay_sink_fd;		       /* listener behind the relay's second socat, or -1 */
-	guint16 relay_sink_port;	       /* its port */
-	int local_fd;			       /* the tunnel's local service listener, or -1 */
-	guint16 local_port;		       /* its port */
-	PbBenchProc *serve;		       /* (owned) (nullable) */
-	PbBenchProc *forward;		       /* (owned) (nullable) */
-	guint16 public_port;		       /* the tunnel's public port */
-	GArray *relay[PB_BENCH_N_DIRECTIONS];  /* (owned) double MiB/s per round */
-	GArray *tunnel[PB_BENCH_N_DIRECTIONS]; /* (owned) double MiB/s per round */
-	PbBenchCost relay_cost;		       /* every socat summed; peak RSS is the largest one */
-} PbBench;
 
 /* ---- one transfer ---- */
 
@@ -376,39 +346,59 @@ pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gbool
 
 /* ---- the two paths ---- */
 
-/* two fresh socats in a row for one transfer: public → P1 → P2 → relay sink */
-static gboolean
-pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **error)
+/**
+ * pb_bench_relay_start:
+ * @target_port: where the second socat connects
+ * @fork: one socat process per connection, for several connections
+ * @port: (out): where the first one listens
+ *
+ * Two fresh socats in a row: @port → hop 1 → hop 2 → @target_port.
+ */
+gboolean
+pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
+		     PbBenchProc **hop2, guint16 *port, GError **error)
 {
 	guint16 ports[2];
 	g_autofree char *listen1 = NULL;
 	g_autofree char *listen2 = NULL;
 	g_autofree char *target1 = NULL;
 	g_autofree char *target2 = NULL;
-	g_autoptr(PbBenchProc) hop1 = NULL;
-	g_autoptr(PbBenchProc) hop2 = NULL;
 
 	if (!pb_bench_free_ports(ports, 2, error))
 		return FALSE;
-	/* several connections at once need a socat process per connection: fork */
-	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512%s", ports[0],
-				  bench->parallel > 1 ? ",fork" : "");
-	target1 = g_strdup_printf("TCP:127.0.0.1:%u", ports[1]);
-	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=512%s", ports[1],
-				  bench->parallel > 1 ? ",fork" : "");
-	target2 = g_strdup_printf("TCP:127.0.0.1:%u", bench->relay_sink_port);
+	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
+				  ports[0], fork ? ",fork" : "");
+	target1 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", ports[1]);
+	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
+				  ports[1], fork ? ",fork" : "");
+	target2 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", target_port);
 	{
 		const char *argv2[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
 		const char *argv1[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
 
-		hop2 = pb_bench_proc_spawn("socat (hop 2)", argv2, bench->verbose, error);
-		if (hop2 == NULL || !pb_bench_proc_wait_listening(hop2, ports[1], error))
+		*hop2 = pb_bench_proc_spawn("socat (hop 2)", argv2, bench->verbose, error);
+		if (*hop2 == NULL || !pb_bench_proc_wait_listening(*hop2, ports[1], error))
 			return FALSE;
-		hop1 = pb_bench_proc_spawn("socat (hop 1)", argv1, bench->verbose, error);
-		if (hop1 == NULL || !pb_bench_proc_wait_listening(hop1, ports[0], error))
+		*hop1 = pb_bench_proc_spawn("socat (hop 1)", argv1, bench->verbose, error);
+		if (*hop1 == NULL || !pb_bench_proc_wait_listening(*hop1, ports[0], error))
 			return FALSE;
 	}
-	if (!pb_bench_transfer_run(bench, ports[0], bench->relay_sink_fd, upstream, mib_s, error))
+	*port = ports[0];
+	return TRUE;
+}
+
+/* the relay for one throughput transfer */
+static gboolean
+pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **error)
+{
+	g_autoptr(PbBenchProc) hop1 = NULL;
+	g_autoptr(PbBenchProc) hop2 = NULL;
+	guint16 port;
+
+	if (!pb_bench_relay_start(bench, bench->relay_sink_port, bench->parallel > 1, &hop1, &hop2,
+				  &port, error))
+		return FALSE;
+	if (!pb_bench_transfer_run(bench, port, bench->relay_sink_fd, upstream, mib_s, error))
 		return FALSE;
 	pb_bench_proc_stop(hop1);
 	pb_bench_proc_stop(hop2);
@@ -417,9 +407,9 @@ pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **er
 	return TRUE;
 }
 
-/* `piggyback serve` and `piggyback forward` to bench->local_fd, up until the end */
-static gboolean
-pb_bench_tunnel_start(PbBench *bench, GError **error)
+/* `piggyback serve` and `piggyback forward` to 127.0.0.1:@local_port */
+gboolean
+pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel, GError **error)
 {
 	guint16 ws_port;
 	g_autofree char *ws_str = NULL;
@@ -429,7 +419,7 @@ pb_bench_tunnel_start(PbBench *bench, GError **error)
 	if (!pb_bench_free_ports(&ws_port, 1, error))
 		return FALSE;
 	ws_str = g_strdup_printf("%u", ws_port);
-	local_str = g_strdup_printf("%u", bench->local_port);
+	local_str = g_strdup_printf("%u", local_port);
 	server_str = g_strdup_printf("127.0.0.1:%u", ws_port);
 	{
 		g_autoptr(GPtrArray) serve = g_ptr_array_new();
@@ -461,17 +451,17 @@ pb_bench_tunnel_start(PbBench *bench, GError **error)
 		serve_argv = (const char *const *)serve->pdata;
 		forward_argv = (const char *const *)forward->pdata;
 
-		bench->serve =
+		tunnel->serve =
 		    pb_bench_proc_spawn("piggyback serve", serve_argv, bench->verbose, error);
-		if (bench->serve == NULL ||
-		    !pb_bench_proc_wait_listening(bench->serve, ws_port, error))
+		if (tunnel->serve == NULL ||
+		    !pb_bench_proc_wait_listening(tunnel->serve, ws_port, error))
 			return FALSE;
-		bench->forward =
+		tunnel->forward =
 		    pb_bench_proc_spawn("piggyback forward", forward_argv, bench->verbose, error);
-		if (bench->forward == NULL)
+		if (tunnel->forward == NULL)
 			return FALSE;
 	}
-	return pb_bench_proc_wait_public_port(bench->forward, &bench->public_port, error);
+	return pb_bench_proc_wait_public_port(tunnel->forward, &tunnel->public_port, error);
 }
 
 /* ---- report ---- */
@@ -503,7 +493,40 @@ pb_bench_print_cost(const char *name, const PbBenchCost *cost, double gib)
 		(cost->user_s + cost->sys_s) / gib, cost->peak_rss_mib);
 }
 
+void
+pb_bench_tunnel_clear(PbBenchTunnel *tunnel)
+{
+	g_clear_pointer(&tunnel->forward, pb_bench_proc_free);
+	g_clear_pointer(&tunnel->serve, pb_bench_proc_free);
+}
+
 /* ---- main ---- */
+
+static gboolean
+pb_bench_parse_measure(PbBench *bench, const char *value)
+{
+	g_auto(GStrv) names = g_strsplit(value != NULL ? value : "all", ",", -1);
+
+	for (guint i = 0; names[i] != NULL; i++) {
+		const char *name = g_strstrip(names[i]);
+
+		if (g_str_equal(name, "all"))
+			bench->throughput = bench->echo = bench->memory = TRUE;
+		else if (g_str_equal(name, "throughput"))
+			bench->throughput = TRUE;
+		else if (g_str_equal(name, "latency"))
+			bench->echo = TRUE;
+		else if (g_str_equal(name, "memory"))
+			bench->echo = bench->memory = TRUE;
+		else {
+			g_printerr("pb-bench: --measure: unknown measure “%s” (all, throughput, "
+				   "latency, memory)\n",
+				   name);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
 
 static void
 pb_bench_fill_pattern(guint8 *pattern)
@@ -521,11 +544,11 @@ pb_bench_fill_pattern(guint8 *pattern)
 		pattern[i] = pattern[i - PB_BENCH_PERIOD];
 }
 
+/* what one throughput measure leaves behind */
 static void
-pb_bench_clear(PbBench *bench)
+pb_bench_reset(PbBench *bench)
 {
-	g_clear_pointer(&bench->forward, pb_bench_proc_free);
-	g_clear_pointer(&bench->serve, pb_bench_proc_free);
+	pb_bench_tunnel_clear(&bench->tunnel_procs);
 	pb_bench_close_fd(&bench->relay_sink_fd);
 	pb_bench_close_fd(&bench->local_fd);
 	for (guint d = 0; d < PB_BENCH_N_DIRECTIONS; d++) {
@@ -533,6 +556,13 @@ pb_bench_clear(PbBench *bench)
 		g_clear_pointer(&bench->tunnel[d], g_array_unref);
 	}
 	g_clear_pointer(&bench->pattern, g_free);
+	memset(&bench->relay_cost, 0, sizeof bench->relay_cost);
+}
+
+static void
+pb_bench_clear(PbBench *bench)
+{
+	pb_bench_reset(bench);
 	g_clear_pointer(&bench->piggyback, g_free);
 	g_clear_pointer(&bench->socat, g_free);
 	g_clear_pointer(&bench->features, g_free);
@@ -541,6 +571,7 @@ pb_bench_clear(PbBench *bench)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBench, pb_bench_clear)
 
+/* MiB/s through relay and tunnel, both directions, bench->parallel connections at once */
 static gboolean
 pb_bench_run(PbBench *bench, GError **error)
 {
@@ -560,15 +591,17 @@ pb_bench_run(PbBench *bench, GError **error)
 	}
 	if (!bench->relay_only) {
 		bench->local_fd = pb_bench_bind_loopback(TRUE, &bench->local_port, error);
-		if (bench->local_fd < 0 || !pb_bench_tunnel_start(bench, error))
+		if (bench->local_fd < 0 ||
+		    !pb_bench_tunnel_start(bench, bench->local_port, &bench->tunnel_procs, error))
 			return FALSE;
 	}
 
-	g_print("pb-bench: %d MiB per transfer over one TCP connection, %d round%s, loopback\n",
-		bench->size_mib, bench->rounds, bench->rounds == 1 ? "" : "s");
+	g_print("\nthroughput: %d MiB per transfer over %d TCP connection%s, %d round%s\n",
+		bench->size_mib, bench->parallel, bench->parallel == 1 ? "" : "s at once",
+		bench->rounds, bench->rounds == 1 ? "" : "s");
 	if (!bench->relay_only)
 		g_print("tunnel: public port %u -> local service 127.0.0.1:%u\n",
-			bench->public_port, bench->local_port);
+			bench->tunnel_procs.public_port, bench->local_port);
 	g_print("\n%-7s %-10s%13s%14s%7s\n", "round", "direction", "relay MiB/s", "tunnel MiB/s",
 		"ratio");
 	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
@@ -587,7 +620,7 @@ pb_bench_run(PbBench *bench, GError **error)
 				g_array_append_val(bench->relay[d], relay);
 			}
 			if (!bench->relay_only) {
-				if (!pb_bench_transfer_run(bench, bench->public_port,
+				if (!pb_bench_transfer_run(bench, bench->tunnel_procs.public_port,
 							   bench->local_fd, upstream, &tunnel,
 							   error)) {
 					g_prefix_error(error, "tunnel %s, round %d: ",
@@ -616,8 +649,8 @@ pb_bench_run(PbBench *bench, GError **error)
 		PbBenchCost serve_cost;
 		PbBenchCost forward_cost;
 
-		if (!pb_bench_proc_read_cost(bench->serve, &serve_cost, error) ||
-		    !pb_bench_proc_read_cost(bench->forward, &forward_cost, error))
+		if (!pb_bench_proc_read_cost(bench->tunnel_procs.serve, &serve_cost, error) ||
+		    !pb_bench_proc_read_cost(bench->tunnel_procs.forward, &forward_cost, error))
 			return FALSE;
 		pb_bench_print_cost("piggyback serve", &serve_cost, gib);
 		pb_bench_print_cost("piggyback forward", &forward_cost, gib);
@@ -633,11 +666,18 @@ main(int argc, char **argv)
 	g_auto(PbBench) bench = {
 	    .size_mib = 1024,
 	    .rounds = 3,
-	    .parallel = 1,
+	    .parallel = 16,
 	    .timeout_s = 120,
 	    .relay_sink_fd = -1,
 	    .local_fd = -1,
+	    .pings = 5000,
+	    .connect_s = 2,
+	    .load_conns = 100,
+	    .idle_conns = 10000,
 	};
+	g_autofree char *measure = NULL;
+	gboolean quick = FALSE;
+	int parallel;
 	const GOptionEntry entries[] = {
 	    {"piggyback", 0, 0, G_OPTION_ARG_FILENAME, &bench.piggyback,
 	     "The piggyback binary (required unless --relay-only)", "PATH"},
@@ -645,7 +685,23 @@ main(int argc, char **argv)
 	     "MIB"},
 	    {"rounds", 0, 0, G_OPTION_ARG_INT, &bench.rounds, "Rounds (default 3)", "N"},
 	    {"parallel", 0, 0, G_OPTION_ARG_INT, &bench.parallel,
-	     "Connections at once, sharing --size (default 1)", "N"},
+	     "Throughput is also measured with N connections at once, sharing --size; 1 = "
+	     "only one connection (default 16)",
+	     "N"},
+	    {"measure", 0, 0, G_OPTION_ARG_STRING, &measure,
+	     "What to measure: all (default), or some of throughput, latency (also new "
+	     "connections per second), memory (with latency)",
+	     "LIST"},
+	    {"pings", 0, 0, G_OPTION_ARG_INT, &bench.pings,
+	     "64-byte round trips per round and path (default 5000)", "N"},
+	    {"connect-seconds", 0, 0, G_OPTION_ARG_DOUBLE, &bench.connect_s,
+	     "Seconds of new connections per round and path (default 2)", "S"},
+	    {"load", 0, 0, G_OPTION_ARG_INT, &bench.load_conns,
+	     "Concurrent 1 MiB echo connections of the memory measure (default 100)", "N"},
+	    {"idle", 0, 0, G_OPTION_ARG_INT, &bench.idle_conns,
+	     "Idle connections the memory measure holds at once (default 10000)", "N"},
+	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick,
+	     "A few seconds in all: tiny sizes and counts, to check that it works", NULL},
 	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
 	     "The socat binary (default: socat from PATH)", "PATH"},
 	    {"timeout", 0, 0, G_OPTION_ARG_INT, &bench.timeout_s,
@@ -664,7 +720,8 @@ main(int argc, char **argv)
 	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
-	    g_option_context_new("- throughput: PiggyBack vs a socat relay, in the same run");
+	    g_option_context_new("- PiggyBack vs a socat relay: throughput, latency, new "
+				 "connections, memory, CPU, in the same run");
 	g_autoptr(GError) error = NULL;
 
 	g_option_context_add_main_entries(context, entries, NULL);
@@ -672,12 +729,25 @@ main(int argc, char **argv)
 		g_printerr("pb-bench: %s\n", error->message);
 		return EXIT_FAILURE;
 	}
+	if (quick) {
+		bench.size_mib = 4;
+		bench.rounds = 1;
+		bench.parallel = MIN(bench.parallel, 4);
+		bench.pings = 200;
+		bench.connect_s = 0.2;
+		bench.load_conns = 10;
+		bench.idle_conns = 100;
+	}
+	if (!pb_bench_parse_measure(&bench, measure))
+		return EXIT_FAILURE;
 	if (bench.size_mib <= 0 || bench.rounds <= 0 || bench.timeout_s <= 0 ||
-	    bench.parallel <= 0 || bench.parallel > 256 ||
-	    (bench.relay_only && bench.tunnel_only)) {
-		g_printerr(
-		    "pb-bench: --size, --rounds and --timeout must be positive, --parallel "
-		    "from 1 to 256, and --relay-only and --tunnel-only exclude each other\n");
+	    bench.parallel <= 0 || bench.parallel > 256 || bench.pings <= 0 ||
+	    bench.connect_s <= 0 || bench.load_conns <= 0 || bench.load_conns > 1000 ||
+	    bench.idle_conns < 0 || (bench.relay_only && bench.tunnel_only)) {
+		g_printerr("pb-bench: --size, --rounds, --timeout, --pings, --connect-seconds "
+			   "must be positive, --parallel from 1 to 256, --load from 1 to 1000, "
+			   "--idle not negative, and --relay-only and --tunnel-only exclude each "
+			   "other\n");
 		return EXIT_FAILURE;
 	}
 	if (!bench.relay_only &&
@@ -700,10 +770,22 @@ main(int argc, char **argv)
 		bench.socat = g_steal_pointer(&socat);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	pb_bench_raise_fd_limit();
 
-	if (!pb_bench_run(&bench, &error)) {
+	g_print("pb-bench: PiggyBack next to a two-hop socat relay, on loopback, in one run\n");
+	/* first: it forks its echo server, which must happen before any thread exists */
+	if (bench.echo && !pb_bench_echo_measures(&bench, &error)) {
 		g_printerr("pb-bench: FAILED: %s\n", error->message);
 		return EXIT_FAILURE;
+	}
+	parallel = bench.parallel;
+	for (int i = 0; bench.throughput && i < (parallel > 1 ? 2 : 1); i++) {
+		bench.parallel = i == 0 ? 1 : parallel;
+		if (!pb_bench_run(&bench, &error)) {
+			g_printerr("pb-bench: FAILED: %s\n", error->message);
+			return EXIT_FAILURE;
+		}
+		pb_bench_reset(&bench);
 	}
 	return EXIT_SUCCESS;
 }
