@@ -8,6 +8,7 @@
 
 #include "pb-flow.h"
 #include "pb-frame.h"
+#include "pb-poller.h"
 
 /*
  * One tunneled TCP connection: its socket, and the bytes received for it from the
@@ -33,8 +34,9 @@ struct _PbStream {
 	guint32 id;
 	GSocketConnection *connection; /* (owned) (nullable) until connected */
 	GSocket *socket;	       /* (unowned) the connection's */
-	GSource *read_source;	       /* (owned) (nullable) */
-	GSource *write_source;	       /* (owned) (nullable) */
+	PbPollerWatch *watch;	       /* (owned) (nullable) while connected and open */
+	gboolean want_read;	       /* the watch calls pb_stream_readable_cb */
+	gboolean want_write;	       /* the watch calls pb_stream_writable_cb */
 	GQueue pending;		       /* (owned) GBytes the socket has not taken */
 	gsize pending_offset;	       /* bytes of the head already written */
 	gsize pending_bytes;
@@ -55,49 +57,43 @@ static guint signals[SIGNAL_LAST] = {0};
 
 G_DEFINE_FINAL_TYPE(PbStream, pb_stream, G_TYPE_OBJECT)
 
-static gboolean
-pb_stream_readable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+static void
+pb_stream_readable_cb(gpointer user_data)
 {
 	g_autoptr(PbStream) self = g_object_ref(PB_STREAM(user_data)); /* handlers may drop it */
 
 	g_signal_emit(self, signals[SIGNAL_READABLE], 0);
-	return G_SOURCE_CONTINUE;
+}
+
+static void
+pb_stream_update_watch(PbStream *self)
+{
+	if (self->watch != NULL)
+		pb_poller_watch_set(self->watch, self->want_read, self->want_write);
 }
 
 static void
 pb_stream_update_reading(PbStream *self)
 {
-	gboolean want = self->reading && !self->blocked && !self->read_ended &&
-			self->socket != NULL && !self->finishing && !self->closed;
-
-	if (want && self->read_source == NULL) {
-		self->read_source = g_socket_create_source(self->socket, G_IO_IN, NULL);
-		g_source_set_callback(self->read_source, G_SOURCE_FUNC(pb_stream_readable_cb), self,
-				      NULL);
-		g_source_attach(self->read_source, g_main_context_get_thread_default());
-	} else if (!want && self->read_source != NULL) {
-		g_source_destroy(self->read_source);
-		g_clear_pointer(&self->read_source, g_source_unref);
-	}
+	self->want_read = self->reading && !self->blocked && !self->read_ended &&
+			  self->socket != NULL && !self->finishing && !self->closed;
+	pb_stream_update_watch(self);
 }
 
 static void
 pb_stream_close_socket(PbStream *self)
 {
 	self->closed = TRUE;
-	pb_stream_update_reading(self);
-	if (self->write_source != NULL) {
-		g_source_destroy(self->write_source);
-		g_clear_pointer(&self->write_source, g_source_unref);
-	}
+	self->want_read = self->want_write = FALSE;
+	g_clear_pointer(&self->watch, pb_poller_watch_free); /* before the fd is closed */
 	g_queue_clear_full(&self->pending, (GDestroyNotify)g_bytes_unref);
 	self->pending_bytes = self->pending_offset = 0;
 	if (self->connection != NULL)
 		g_io_stream_close(G_IO_STREAM(self->connection), NULL, NULL);
 }
 
-static gboolean
-pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data);
+static void
+pb_stream_writable_cb(gpointer user_data);
 
 static void
 pb_stream_wrote(PbStream *self, gsize n)
@@ -144,17 +140,8 @@ pb_stream_flush(PbStream *self, GError **error)
 		self->pending_offset = 0;
 	}
 
-	if (g_queue_is_empty(&self->pending)) {
-		if (self->write_source != NULL) {
-			g_source_destroy(self->write_source);
-			g_clear_pointer(&self->write_source, g_source_unref);
-		}
-	} else if (self->write_source == NULL) {
-		self->write_source = g_socket_create_source(self->socket, G_IO_OUT, NULL);
-		g_source_set_callback(self->write_source, G_SOURCE_FUNC(pb_stream_writable_cb),
-				      self, NULL);
-		g_source_attach(self->write_source, g_main_context_get_thread_default());
-	}
+	self->want_write = !g_queue_is_empty(&self->pending);
+	pb_stream_update_watch(self);
 	pb_stream_maybe_shut_down(self);
 	return TRUE;
 }
@@ -182,11 +169,10 @@ pb_stream_flush_and_report(PbStream *self)
 	}
 }
 
-static gboolean
-pb_stream_writable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+static void
+pb_stream_writable_cb(gpointer user_data)
 {
-	pb_stream_flush_and_report(PB_STREAM(user_data));
-	return G_SOURCE_CONTINUE; /* the flush destroyed the source if it is done with it */
+	pb_stream_flush_and_report(PB_STREAM(user_data)); /* stops watching once it is empty */
 }
 
 guint32
@@ -206,6 +192,8 @@ pb_stream_get_id(PbStream *self)
 void
 pb_stream_set_connection(PbStream *self, GSocketConnection *connection)
 {
+	g_autoptr(GError) error = NULL;
+
 	g_return_if_fail(PB_IS_STREAM(self));
 	g_return_if_fail(self->connection == NULL);
 
@@ -216,6 +204,13 @@ pb_stream_set_connection(PbStream *self, GSocketConnection *connection)
 	}
 	self->socket = g_socket_connection_get_socket(connection);
 	g_socket_set_option(self->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+	self->watch = pb_poller_watch_new(g_socket_get_fd(self->socket), pb_stream_readable_cb,
+					  pb_stream_writable_cb, self, &error);
+	if (self->watch == NULL) {
+		pb_stream_close_socket(self);
+		g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
+		return;
+	}
 	pb_stream_update_reading(self);
 	pb_stream_flush_and_report(self);
 }
@@ -260,7 +255,7 @@ pb_stream_queue(PbStream *self, GBytes *bytes, GError **error)
 {
 	g_queue_push_tail(&self->pending, bytes);
 	self->pending_bytes += g_bytes_get_size(bytes);
-	if (self->socket != NULL && self->write_source == NULL && !pb_stream_flush(self, error)) {
+	if (self->socket != NULL && !self->want_write && !pb_stream_flush(self, error)) {
 		pb_stream_close_socket(self);
 		return FALSE;
 	}
@@ -496,7 +491,7 @@ pb_stream_class_init(PbStreamClass *klass)
 	 * PbStream::closed:
 	 * @error: (nullable): why writing failed, or %NULL when a finish completed
 	 *
-	 * The socket is closed; emitted from the stream's own write source, or from
+	 * The socket is closed; emitted from the stream's own write watch, or from
 	 * pb_stream_set_connection() when it finishes there.
 	 */
 	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pb-flow.h"
 #include "pb-frame.h"
@@ -121,6 +122,10 @@ pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError *
 	if (port != 0 && pb_tunnel_server_port_taken(self, port))
 		port = 0;
 	sockaddr = g_inet_socket_address_new(address, port);
+	/* GSocketListener's default backlog is 10: a burst of more new connections than that
+	 * lost SYNs and waited a second for the retransmission (50 at once took 4 s). The
+	 * kernel caps it at net.core.somaxconn. */
+	g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), SOMAXCONN);
 	if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), sockaddr,
 					   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
 					   &effective, error))

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pb-test-utils.h"
 
@@ -487,6 +493,67 @@ test_server_killed(void)
 	g_assert_true(g_subprocess_get_if_exited(tunnel.client->process));
 	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
 	tunnel_stop(&tunnel);
+}
+
+/* Opens @n non-blocking connections to @port; how many completed within about 2 s. */
+static guint
+connect_burst(guint16 port, int *fds, guint n)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
+	guint connected = 0;
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (guint i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		g_assert_cmpint(fds[i], >=, 0);
+		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
+			      errno == EINPROGRESS);
+		pfds[i].fd = fds[i];
+		pfds[i].events = POLLOUT;
+	}
+	for (guint round = 0; round < 20 && connected < n; round++) {
+		connected = 0;
+		g_assert_cmpint(poll(pfds, n, 100), >=, 0);
+		for (guint i = 0; i < n; i++) {
+			int err = -1;
+			socklen_t len = sizeof err;
+
+			if ((pfds[i].revents & POLLOUT) &&
+			    getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+				connected++;
+		}
+	}
+	return connected;
+}
+
+static void
+test_connect_burst(void)
+{
+	enum { N = 50 }; /* under the echo service's 64 threads */
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	int fds[N];
+	Tunnel tunnel;
+
+	g_test_summary("A burst of 50 new connections while the server is busy all complete the "
+		       "TCP handshake: the public port's listen backlog is not GLib's default 10, "
+		       "which dropped the rest of a burst for a second (SYN retransmission)");
+	tunnel_start(&tunnel, pb_test_service_get_port(echo));
+	g_subprocess_send_signal(tunnel.server->process, SIGSTOP); /* nothing is accepted */
+	g_assert_cmpuint(connect_burst(tunnel.public_port, fds, N), ==, N);
+	g_subprocess_send_signal(tunnel.server->process, SIGCONT);
+	for (guint i = 0; i < N; i++) {
+		char byte = 0;
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+
+		g_assert_cmpint(send(fds[i], "b", 1, MSG_NOSIGNAL), ==, 1);
+		g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+		g_assert_cmpint(recv(fds[i], &byte, 1, 0), ==, 1);
+		g_assert_cmpint(byte, ==, 'b');
+		close(fds[i]);
+	}
+	tunnel_stop(&tunnel);
+	pb_test_service_free(echo);
 }
 
 #define SLOW_SIZE (256 * MIB)
@@ -985,6 +1052,7 @@ main(int argc, char **argv)
 	g_test_add_func("/process/cli/runtime-errors", test_cli_runtime_errors);
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
+	g_test_add_func("/process/connect-burst", test_connect_burst);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	g_test_add_func("/process/auth/token", test_auth);
