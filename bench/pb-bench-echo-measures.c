@@ -184,8 +184,12 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 		pb_bench_print_memory(label, run->holding);
 	}
 	pb_bench_print_memory("after they closed", run->after);
+	g_print("%-34s %7.1f %7s   %7.1f\n", "peak (VmHWM) before the idle ones",
+		run->loaded[0].peak_rss_mib, "", run->loaded[1].peak_rss_mib);
 	g_print("%-34s %7.1f %7s   %7.1f\n", "peak (VmHWM) over the whole run",
 		run->after[0].peak_rss_mib, "", run->after[1].peak_rss_mib);
+	g_print("(anon = RssAnon, the process's own heap; the rest of RSS is pages of shared "
+		"libraries)\n");
 }
 
 /**
