@@ -403,6 +403,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_autofree char *features_option = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
+	gboolean no_reconnect = FALSE;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *ca_file = NULL;
@@ -423,6 +424,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	     N_("LIST")},
 	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
+	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
+	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
@@ -501,6 +504,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 
 	pb_main_watch_signals(&main);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
 	pb_tunnel_client_set_features(client, features);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);

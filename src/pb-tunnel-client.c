@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
+#include "pb-backoff.h"
 #include "pb-error.h"
 #include "pb-tunnel.h"
 #include "pb-ws-dial.h"
@@ -41,6 +42,9 @@ struct _PbTunnelClient {
 	char *token;		    /* (owned) (nullable) sent as a bearer token */
 	GTlsDatabase *tls_database; /* (owned) (nullable) trusted CAs; NULL = the system's */
 	char *pin_sha256;	    /* (owned) (nullable) the server certificate's, in hex */
+	gboolean auto_reconnect;    /* dial again by itself when an online tunnel is lost */
+	guint retry_id;		    /* (nullable) the backoff timer before the next dial */
+	guint attempt;		    /* dials since the last stable tunnel (pb-backoff.h) */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -221,6 +225,9 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 }
 
 static void
+pb_tunnel_client_schedule_retry(PbTunnelClient *self);
+
+static void
 pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
@@ -237,6 +244,17 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 		reason = g_strdup_printf(_("closed with code %u"), code);
 	pb_tunnel_client_drop_tunnel(self);
 	pb_tunnel_client_clear_hello(self);
+	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable)) {
+		if (self->connected_since != 0 && g_get_real_time() - self->connected_since >=
+						      PB_BACKOFF_STABLE_S * G_USEC_PER_SEC)
+			self->attempt = 0; /* it was a good tunnel: start the backoff over */
+		pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
+		/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
+		pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
+		g_message("Tunnel lost: %s", reason);
+		pb_tunnel_client_schedule_retry(self);
+		return;
+	}
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
 	/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
 	pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
@@ -287,9 +305,11 @@ pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncRea
 			 g_steal_pointer(&task));
 }
 
-/* Finishes a dial: a failure leaves the client offline. Returns FALSE with @error set. */
+/* Finishes a dial: a failure leaves the client offline, unless @retrying and it will dial
+ * again. Returns FALSE with @error set. */
 static gboolean
-pb_tunnel_client_dial_finish(PbTunnelClient *self, GAsyncResult *res, GError **error)
+pb_tunnel_client_dial_finish(PbTunnelClient *self, GAsyncResult *res, gboolean retrying,
+			     GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
 
@@ -300,7 +320,8 @@ pb_tunnel_client_dial_finish(PbTunnelClient *self, GAsyncResult *res, GError **e
 		pb_tunnel_client_add_event(self, _("Cannot open a tunnel: %s"),
 					   error_local->message);
 	}
-	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
+	if (!retrying)
+		pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
 	g_propagate_error(error, g_steal_pointer(&error_local));
 	return FALSE;
 }
@@ -311,7 +332,7 @@ pb_tunnel_client_dialled_cb(GObject *source, GAsyncResult *res, gpointer user_da
 	g_autoptr(GTask) task = G_TASK(user_data); /* the caller's */
 	g_autoptr(GError) error = NULL;
 
-	if (!pb_tunnel_client_dial_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+	if (!pb_tunnel_client_dial_finish(PB_TUNNEL_CLIENT(source), res, FALSE, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
@@ -508,15 +529,61 @@ pb_tunnel_client_get_recent_events(PbTunnelClient *self)
 	return &self->events;
 }
 
+/* A dial after a lost tunnel: on failure, the next one after a longer wait, unless the
+ * server refused us for good (401, 403): then the client gives up, "disconnected". */
 static void
-pb_tunnel_client_reconnected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+pb_tunnel_client_redialled_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(source);
 	g_autoptr(GError) error = NULL;
+	gboolean permanent;
 
-	if (!pb_tunnel_client_dial_finish(self, res, &error) &&
-	    !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-		g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, error->message);
+	if (pb_tunnel_client_dial_finish(self, res, TRUE, &error) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	permanent = g_error_matches(error, PB_ERROR, PB_ERROR_UNAUTHORIZED);
+	if (!permanent && self->auto_reconnect) {
+		pb_tunnel_client_schedule_retry(self);
+		return;
+	}
+	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
+	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, error->message);
+}
+
+static gboolean
+pb_tunnel_client_retry_cb(gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+
+	self->retry_id = 0;
+	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+/* Waits a little longer each time (pb_backoff_delay_ms()), then dials again. */
+static void
+pb_tunnel_client_schedule_retry(PbTunnelClient *self)
+{
+	guint delay = pb_backoff_delay_ms(self->attempt++, g_random_double());
+
+	/* TRANSLATORS: %.1f is a number of seconds */
+	pb_tunnel_client_add_event(self, _("Reconnecting in %.1f s"), delay / 1000.0);
+	g_info("Reconnecting in %u ms", delay);
+	self->retry_id = g_timeout_add(delay, pb_tunnel_client_retry_cb, self);
+}
+
+/**
+ * pb_tunnel_client_set_auto_reconnect:
+ *
+ * When on, losing an online tunnel is no "disconnected": the client goes "reconnecting"
+ * and dials again, waiting 0.5 s, then longer each time up to 30 s, with jitter, until the
+ * server takes it or refuses it for good (401, 403: then "disconnected").
+ */
+void
+pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnect)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	self->auto_reconnect = auto_reconnect;
 }
 
 /**
@@ -531,6 +598,12 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 
+	if (self->retry_id != 0) {
+		/* waiting out a backoff: dial now */
+		g_clear_handle_id(&self->retry_id, g_source_remove);
+		pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
+		return;
+	}
 	if (self->state == PB_TUNNEL_CLIENT_STATE_CONNECTING ||
 	    self->state == PB_TUNNEL_CLIENT_STATE_RECONNECTING ||
 	    g_cancellable_is_cancelled(self->cancellable))
@@ -544,7 +617,7 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 	}
 	pb_tunnel_client_clear_hello(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
-	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_reconnected_cb, NULL);
+	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
 }
 
 void
@@ -553,6 +626,7 @@ pb_tunnel_client_close(PbTunnelClient *self)
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 
 	g_cancellable_cancel(self->cancellable);
+	g_clear_handle_id(&self->retry_id, g_source_remove);
 	if (self->tunnel != NULL)
 		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
 }
@@ -611,6 +685,7 @@ pb_tunnel_client_dispose(GObject *object)
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(object);
 
 	g_cancellable_cancel(self->cancellable);
+	g_clear_handle_id(&self->retry_id, g_source_remove);
 	if (self->tunnel != NULL) {
 		g_signal_handlers_disconnect_by_data(self->tunnel, self);
 		g_clear_object(&self->tunnel);

@@ -11,7 +11,8 @@ G_BEGIN_DECLS
  * PbTunnelClientState:
  * @PB_TUNNEL_CLIENT_STATE_CONNECTING: dialling the server for the first time
  * @PB_TUNNEL_CLIENT_STATE_ONLINE: the server opened the public port (HELLO arrived)
- * @PB_TUNNEL_CLIENT_STATE_RECONNECTING: dialling again after pb_tunnel_client_reconnect()
+ * @PB_TUNNEL_CLIENT_STATE_RECONNECTING: dialling again, or waiting to, after the tunnel was
+ *   lost (with auto-reconnect) or pb_tunnel_client_reconnect()
  * @PB_TUNNEL_CLIENT_STATE_OFFLINE: not connected and not trying: the tunnel is over
  *
  * The nicks ("connecting", "online", …) are what the D-Bus State property shows.
@@ -80,6 +81,8 @@ guint64
 pb_tunnel_client_get_bytes_out(PbTunnelClient *self);
 const GQueue *
 pb_tunnel_client_get_recent_events(PbTunnelClient *self);
+void
+pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnect);
 void
 pb_tunnel_client_reconnect(PbTunnelClient *self);
 void

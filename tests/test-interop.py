@@ -357,8 +357,9 @@ def case_b(r):
         return True
 
     def client_connects():
+        # --no-reconnect: this case checks that a lost server is noticed and reported
         st["cli"] = r.piggyback("client", "forward", "-p", str(st["echo"].port),
-                                "-s", "%s:%d" % (HOST, st["ws"]))
+                                "-s", "%s:%d" % (HOST, st["ws"]), "--no-reconnect")
         m = st["cli"].wait_line(r"tcp://[^:\s]+:(\d+)", 10)
         if not m:
             raise Abort("no 'Access URL: tcp://HOST:PORT' line from piggyback forward in 10 s")
@@ -393,7 +394,8 @@ def case_b(r):
         ("B: 3 rounds of 5 concurrent connections byte-exact", lambda: concurrent_echo(st["tp"])),
         ("B: local service down -> public connection closed within 5 s", local_down),
         ("B: v1 server saw no protocol violations", lambda: no_warnings(st["peer"])),
-        ("B: v1 server killed -> piggyback forward exits non-zero within 10 s", client_exits),
+        ("B: v1 server killed -> piggyback forward --no-reconnect exits non-zero within 10 s",
+         client_exits),
         ("B: piggyback forward logged no GLib criticals", lambda: no_glib_criticals(st["cli"])),
     ])
     st["echo"].stop()

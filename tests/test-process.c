@@ -484,15 +484,84 @@ test_client_killed(void)
 static void
 test_server_killed(void)
 {
+	g_autofree char *server_url = NULL;
 	Tunnel tunnel;
 
-	g_test_summary("When the server dies, the client says so and exits non-zero");
-	tunnel_start(&tunnel, 9);
+	g_test_summary("With --no-reconnect, when the server dies the client says so and exits "
+		       "non-zero");
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
+	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
+				   "--no-reconnect", NULL);
+	proc_wait_line(tunnel.client, "HTTP URL:");
 	g_subprocess_send_signal(tunnel.server->process, SIGKILL);
 	pb_test_wait_until(tunnel.client->exited && tunnel.server->exited, 10);
 	g_assert_true(g_subprocess_get_if_exited(tunnel.client->process));
 	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
 	tunnel_stop(&tunnel);
+}
+
+/* How many stdout lines of @proc contain @needle so far. */
+static guint
+proc_count_lines(Proc *proc, const char *needle)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < proc->lines->len; i++)
+		n += strstr(g_ptr_array_index(proc->lines, i), needle) != NULL;
+	return n;
+}
+
+/* One byte through the tunnel's public port and back. */
+static gpointer
+echo_one_byte_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	char byte = 0;
+
+	g_assert_cmpint(g_socket_send(socket, "r", 1, NULL, NULL), ==, 1);
+	g_assert_cmpint(g_socket_receive(socket, &byte, 1, NULL, NULL), ==, 1);
+	g_assert_cmpint(byte, ==, 'r');
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_server_restarted(void)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *ws_port = g_strdup_printf("%u", free_port());
+	g_autofree char *public_port = g_strdup_printf("%u", free_port());
+	g_autofree char *local_port = g_strdup_printf("%u", pb_test_service_get_port(echo));
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%s", ws_port);
+	g_autofree char *access_url =
+	    g_strdup_printf("Access URL: tcp://127.0.0.1:%s", public_port);
+	const char *serve_args[] = {"serve", "-p",	  ws_port, "-l",	"127.0.0.1",
+				    "-H",    "127.0.0.1", "-t",	   public_port, NULL};
+	Tunnel tunnel;
+
+	g_test_summary("When the server dies and comes back, the client reconnects by itself "
+		       "(backoff from 0.5 s) and is online again at the same access URL");
+	tunnel.server = proc_startv(0, NULL, serve_args);
+	proc_wait_line(tunnel.server, "Listening on");
+	tunnel.client =
+	    proc_start("forward", "-p", local_port, "-h", "127.0.0.1", "-s", server_url, NULL);
+	proc_wait_line(tunnel.client, access_url);
+	tunnel.public_port = (guint16)g_ascii_strtoull(public_port, NULL, 10);
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
+
+	g_subprocess_send_signal(tunnel.server->process, SIGKILL);
+	pb_test_wait_until(tunnel.server->exited, 10);
+	proc_stop(tunnel.server);
+	g_usleep(G_USEC_PER_SEC); /* a retry or two fails meanwhile */
+	g_assert_false(tunnel.client->exited);
+	tunnel.server = proc_startv(0, NULL, serve_args);
+	/* the backoff is at most a few seconds this early */
+	pb_test_wait_until(proc_count_lines(tunnel.client, access_url) == 2, 15);
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
+	tunnel_stop(&tunnel);
+	pb_test_service_free(echo);
 }
 
 /* Opens @n non-blocking connections to @port; how many completed within about 2 s. */
@@ -863,6 +932,40 @@ test_auth(void)
 }
 
 static void
+test_auth_refused_on_reconnect(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
+	g_autofree char *token_file = write_token_file(dir, "token", "s3cret\n");
+	g_autofree char *new_file = write_token_file(dir, "new", "r0tated\n");
+	g_autofree char *ws_port = g_strdup_printf("%u", free_port());
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%s", ws_port);
+	const char *serve_old[] = {"serve",	"-p",		ws_port,    "-l",
+				   "127.0.0.1", "--token-file", token_file, NULL};
+	const char *serve_new[] = {"serve",	"-p",		ws_port,  "-l",
+				   "127.0.0.1", "--token-file", new_file, NULL};
+	Tunnel tunnel;
+
+	g_test_summary("A client reconnecting to a server that now refuses its token gives up: "
+		       "it exits 1 instead of retrying forever");
+	tunnel.server = proc_startv(0, NULL, serve_old);
+	proc_wait_line(tunnel.server, "Listening on");
+	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
+				   "--token-file", token_file, NULL);
+	proc_wait_line(tunnel.client, "Access URL:");
+	g_subprocess_send_signal(tunnel.server->process, SIGKILL);
+	pb_test_wait_until(tunnel.server->exited, 10);
+	proc_stop(tunnel.server);
+	tunnel.server = proc_startv(0, NULL, serve_new);
+	pb_test_wait_until(tunnel.client->exited, 15);
+	g_assert_true(g_subprocess_get_if_exited(tunnel.client->process));
+	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
+	tunnel_stop(&tunnel);
+	g_unlink(token_file);
+	g_unlink(new_file);
+	g_rmdir(dir);
+}
+
+static void
 test_auth_bad_token_input(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
@@ -1064,10 +1167,12 @@ main(int argc, char **argv)
 	g_test_add_func("/process/cli/runtime-errors", test_cli_runtime_errors);
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
+	g_test_add_func("/process/server-restarted", test_server_restarted);
 	g_test_add_func("/process/connect-burst", test_connect_burst);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	g_test_add_func("/process/auth/token", test_auth);
+	g_test_add_func("/process/auth/refused-on-reconnect", test_auth_refused_on_reconnect);
 	g_test_add_func("/process/auth/bad-token-input", test_auth_bad_token_input);
 	g_test_add_func("/process/auth/open-warning", test_auth_open_warning);
 	g_test_add_func("/process/tls", test_tls);

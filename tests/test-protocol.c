@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "pb-backoff.h"
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-hello.h"
@@ -327,6 +328,30 @@ test_token_authorize(void)
 	g_assert_false(pb_token_authorize("Bearer s3cretX", "s3cret"));
 }
 
+static void
+test_backoff(void)
+{
+	guint previous = 0;
+
+	g_test_summary("Reconnection waits start near 0.5 s, double, carry ±25 % jitter and stop "
+		       "at 30 s");
+	g_assert_cmpuint(pb_backoff_delay_ms(0, 0.0), ==, 375);
+	g_assert_cmpuint(pb_backoff_delay_ms(0, 0.5), ==, 500);
+	g_assert_cmpuint(pb_backoff_delay_ms(0, 0.999), <, 625);
+	g_assert_cmpuint(pb_backoff_delay_ms(1, 0.5), ==, 1000);
+	g_assert_cmpuint(pb_backoff_delay_ms(3, 0.5), ==, 4000);
+	for (guint attempt = 0; attempt < 100; attempt++) {
+		guint delay = pb_backoff_delay_ms(attempt, 0.5);
+
+		g_assert_cmpuint(delay, >=, previous);
+		g_assert_cmpuint(delay, <=, PB_BACKOFF_MAX_MS);
+		previous = delay;
+	}
+	g_assert_cmpuint(previous, ==, PB_BACKOFF_MAX_MS);
+	g_assert_cmpuint(pb_backoff_delay_ms(G_MAXUINT, 0.0), ==, 24000);
+	g_assert_cmpuint(pb_backoff_delay_ms(G_MAXUINT, 1.0), ==, PB_BACKOFF_MAX_MS);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -344,5 +369,6 @@ main(int argc, char **argv)
 	g_test_add_func("/upgrade/refused", test_upgrade_refused);
 	g_test_add_func("/token/file", test_token_file);
 	g_test_add_func("/token/authorize", test_token_authorize);
+	g_test_add_func("/backoff", test_backoff);
 	return g_test_run();
 }
