@@ -787,6 +787,9 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->cancellable = g_cancellable_new();
 	self->features = PB_FEATURES_ALL;
 	self->local_dialer = g_socket_client_new();
+	/* the local service is local: no proxy lookup per connection (GSocketClient asks the
+	 * default GProxyResolver otherwise, and would honour a proxy set for other traffic) */
+	g_socket_client_set_enable_proxy(self->local_dialer, FALSE);
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }
