@@ -36,6 +36,9 @@ G_BEGIN_DECLS
 
 #define PB_WS_PATH "/http-stream"
 
+/* Seconds between WebSocket pings; two without any answer close the tunnel. */
+#define PB_KEEPALIVE_DEFAULT 15
+
 typedef enum {
 	PB_FRAME_OPEN = 0x01,	/* server → client: a public connection was accepted */
 	PB_FRAME_DATA = 0x02,	/* both: raw TCP bytes */

@@ -154,6 +154,16 @@ pb_main_run(PbMain *main)
 
 /* --features: protocol v2 features by name, comma-separated; "none" speaks version 1 only. */
 static gboolean
+pb_main_check_keepalive(int keepalive, int *status)
+{
+	if (keepalive >= 0 && keepalive <= 3600)
+		return TRUE;
+	*status = pb_main_usage_error(
+	    _("--keepalive must be a number of seconds from 0 (no pings) to 3600"));
+	return FALSE;
+}
+
+static gboolean
 pb_main_check_features(const char *value, PbFeatures *features, int *status)
 {
 	g_auto(GStrv) names = NULL;
@@ -190,6 +200,7 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *public_host = NULL;
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
+	int keepalive = PB_KEEPALIVE_DEFAULT;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -215,6 +226,10 @@ pb_main_serve(int argc, char **argv)
 	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
 	     N_("BYTES")},
+	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
+		"never)"),
+	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
@@ -248,6 +263,8 @@ pb_main_serve(int argc, char **argv)
 				    PB_FLOW_WINDOW_MAX, window);
 		return pb_main_usage_error(message);
 	}
+	if (!pb_main_check_keepalive(keepalive, &status))
+		return status;
 	if (!pb_main_get_token(token_file, &token, &status))
 		return status;
 	if ((tls_cert != NULL) != (tls_key != NULL))
@@ -267,6 +284,7 @@ pb_main_serve(int argc, char **argv)
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
+	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {
@@ -404,6 +422,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
+	int keepalive = PB_KEEPALIVE_DEFAULT;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *ca_file = NULL;
@@ -426,6 +445,10 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
 	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
+	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
+		"never)"),
+	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
@@ -474,6 +497,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 		return status;
 	if (host == NULL || *host == '\0')
 		return pb_main_usage_error(_("--host is empty"));
+	if (!pb_main_check_keepalive(keepalive, &status))
+		return status;
 	if (!pb_main_check_features(features_option, &features, &status))
 		return status;
 	server_url = pb_server_url_resolve(server_input, &error);
@@ -505,6 +530,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	pb_main_watch_signals(&main);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
+	pb_tunnel_client_set_keepalive(client, (guint)keepalive);
 	pb_tunnel_client_set_features(client, features);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);

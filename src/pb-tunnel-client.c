@@ -45,6 +45,7 @@ struct _PbTunnelClient {
 	gboolean auto_reconnect;    /* dial again by itself when an online tunnel is lost */
 	guint retry_id;		    /* (nullable) the backoff timer before the next dial */
 	guint attempt;		    /* dials since the last stable tunnel (pb-backoff.h) */
+	guint keepalive_s;	    /* ping interval; 0 = none */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -266,6 +267,7 @@ pb_tunnel_client_start_tunnel(PbTunnelClient *self, GIOStream *connection, GByte
 {
 	self->tunnel =
 	    pb_tunnel_new(connection, leftover, self->server_uri, SOUP_WEBSOCKET_CONNECTION_CLIENT);
+	pb_tunnel_set_keepalive(self->tunnel, self->keepalive_s);
 	g_signal_connect(self->tunnel, "open-requested",
 			 G_CALLBACK(pb_tunnel_client_open_requested_cb), self);
 	g_signal_connect(self->tunnel, "hello", G_CALLBACK(pb_tunnel_client_hello_cb), self);
@@ -572,6 +574,14 @@ pb_tunnel_client_schedule_retry(PbTunnelClient *self)
 	self->retry_id = g_timeout_add(delay, pb_tunnel_client_retry_cb, self);
 }
 
+/* Seconds between pings to the server; 0 = none (see pb_tunnel_set_keepalive()). */
+void
+pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	self->keepalive_s = interval_s;
+}
+
 /**
  * pb_tunnel_client_set_auto_reconnect:
  *
@@ -786,6 +796,7 @@ pb_tunnel_client_init(PbTunnelClient *self)
 {
 	self->cancellable = g_cancellable_new();
 	self->features = PB_FEATURES_ALL;
+	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->local_dialer = g_socket_client_new();
 	/* the local service is local: no proxy lookup per connection (GSocketClient asks the
 	 * default GProxyResolver otherwise, and would honour a proxy set for other traffic) */

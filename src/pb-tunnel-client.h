@@ -82,6 +82,8 @@ pb_tunnel_client_get_bytes_out(PbTunnelClient *self);
 const GQueue *
 pb_tunnel_client_get_recent_events(PbTunnelClient *self);
 void
+pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s);
+void
 pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnect);
 void
 pb_tunnel_client_reconnect(PbTunnelClient *self);

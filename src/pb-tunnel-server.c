@@ -41,6 +41,7 @@ struct _PbTunnelServer {
 	guint32 window;	     /* initial credit per connection, with `flow` */
 	char *token;	     /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	gboolean tls;	     /* serve wss:// (the certificate is on the SoupServer) */
+	guint keepalive_s;   /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;    /* (owned) */
 	GList *clients;	     /* (owned) PbServerClient */
 };
@@ -206,6 +207,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_tunnel_set_features(client->tunnel, features, self->window);
+	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
 	client->service = pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
 	if (client->service == NULL) {
 		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
@@ -479,6 +481,15 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
 	self->features = PB_FEATURES_ALL;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
+	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
+}
+
+/* Seconds between pings to each client; 0 = none (see pb_tunnel_set_keepalive()). */
+void
+pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->keepalive_s = interval_s;
 }
 
 /**

@@ -51,6 +51,9 @@ struct _PbTunnel {
 	guint64 bytes_in;	 /* tunneled payload received from the peer */
 	guint64 bytes_out;	 /* tunneled payload sent to the peer */
 	guint64 n_streams_total; /* connections ever opened on this tunnel */
+	guint keepalive_s;	 /* ping interval; 0 = no keepalive */
+	guint keepalive_id;	 /* (nullable) the pong deadline's check */
+	gint64 last_heard;	 /* monotonic µs of the last frame from the peer */
 };
 
 enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -319,7 +322,10 @@ pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *dat
 static void
 pb_tunnel_ws_data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer user_data)
 {
-	pb_tunnel_deliver(PB_TUNNEL(user_data), conn_id, NULL, data, len);
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	self->last_heard = g_get_monotonic_time();
+	pb_tunnel_deliver(self, conn_id, NULL, data, len);
 }
 
 static void
@@ -395,6 +401,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	g_autoptr(GError) error = NULL;
 	PbFrame frame;
 
+	self->last_heard = g_get_monotonic_time();
 	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
 		pb_tunnel_protocol_error(self, "text message");
 		return;
@@ -448,6 +455,7 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
 	pb_tunnel_abort_all(self);
 	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
 }
@@ -590,6 +598,7 @@ pb_tunnel_dispose(GObject *object)
 {
 	PbTunnel *self = PB_TUNNEL(object);
 
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
 	if (self->ws != NULL) {
 		g_signal_handlers_disconnect_by_data(self->ws, self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
@@ -655,6 +664,57 @@ pb_tunnel_init(PbTunnel *self)
 	self->frame_buf = g_malloc(PB_TUNNEL_PAYLOAD_OFFSET + PB_READ_CHUNK);
 }
 
+static void
+pb_tunnel_ws_pong_cb(SoupWebsocketConnection *ws, GBytes *message, gpointer user_data)
+{
+	PB_TUNNEL(user_data)->last_heard = g_get_monotonic_time();
+}
+
+/* libsoup 3.2 pings but never gives up waiting for the pong: a peer that stopped answering
+ * (killed without a FIN, a dead network path, a stopped process) would hold the tunnel
+ * and its public port forever. Silence for two intervals closes the tunnel. Time while we
+ * do not read the WebSocket ourselves (a congested local socket, protocol 1) is no
+ * silence of the peer's. */
+static gboolean
+pb_tunnel_keepalive_cb(gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	gint64 now = g_get_monotonic_time();
+
+	if (pb_ws_input_get_paused(pb_ws_stream_get_input(self->ws_stream)))
+		self->last_heard = now;
+	if (now - self->last_heard <= 2 * (gint64)self->keepalive_s * G_USEC_PER_SEC)
+		return G_SOURCE_CONTINUE;
+	g_message("Closing the tunnel: no answer from the peer for %u s",
+		  (guint)((now - self->last_heard) / G_USEC_PER_SEC));
+	self->keepalive_id = 0;
+	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+					"no answer to pings");
+	return G_SOURCE_REMOVE;
+}
+
+/**
+ * pb_tunnel_set_keepalive:
+ * @interval_s: seconds between pings; 0 = none
+ *
+ * Pings the peer every @interval_s and closes the tunnel when nothing at all (pong, data,
+ * anything) came from it for two intervals; libsoup then ends the close handshake on its
+ * own timeout if the peer does not answer that either, and "closed" follows.
+ */
+void
+pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	self->keepalive_s = interval_s;
+	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	soup_websocket_connection_set_keepalive_interval(self->ws, interval_s);
+	if (interval_s == 0)
+		return;
+	self->last_heard = g_get_monotonic_time();
+	self->keepalive_id = g_timeout_add_seconds(interval_s, pb_tunnel_keepalive_cb, self);
+}
+
 /**
  * pb_tunnel_new:
  * @connection: the connection, past the WebSocket upgrade
@@ -678,6 +738,7 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
 	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
 	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);
+	g_signal_connect(self->ws, "pong", G_CALLBACK(pb_tunnel_ws_pong_cb), self);
 	g_signal_connect(pb_ws_stream_get_output(self->ws_stream), "drained",
 			 G_CALLBACK(pb_tunnel_ws_drained_cb), self);
 	return self;

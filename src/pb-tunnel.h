@@ -28,6 +28,8 @@ pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window);
 PbFeatures
 pb_tunnel_get_features(PbTunnel *self);
 void
+pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s);
+void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);

@@ -501,6 +501,50 @@ test_server_killed(void)
 	tunnel_stop(&tunnel);
 }
 
+static void
+test_keepalive_dead_server(void)
+{
+	g_autofree char *server_url = NULL;
+	Tunnel tunnel;
+
+	g_test_summary("A server that stops answering (stopped, not closed: no FIN) is noticed "
+		       "by the client's pings within a bounded time");
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
+				   "--keepalive", "1", NULL);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
+	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
+				   "--no-reconnect", "--keepalive", "1", NULL);
+	proc_wait_line(tunnel.client, "HTTP URL:");
+	g_subprocess_send_signal(tunnel.server->process, SIGSTOP);
+	/* two silent intervals, then libsoup's close handshake times out (5 s) */
+	pb_test_wait_until(tunnel.client->exited, 15);
+	g_assert_cmpint(g_subprocess_get_exit_status(tunnel.client->process), ==, 1);
+	g_subprocess_send_signal(tunnel.server->process, SIGCONT);
+	tunnel_stop(&tunnel);
+}
+
+static void
+test_keepalive_dead_client(void)
+{
+	Tunnel tunnel;
+	g_autofree char *server_url = NULL;
+
+	g_test_summary("A client that stops answering is noticed by the server's pings: its "
+		       "public port closes within a bounded time");
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
+				   "--keepalive", "1", NULL);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
+	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
+				   "--no-reconnect", NULL);
+	proc_wait_line(tunnel.client, "HTTP URL:");
+	g_assert_cmpuint(proc_count_listeners(tunnel.server), ==, 2);
+	g_subprocess_send_signal(tunnel.client->process, SIGSTOP);
+	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 15);
+	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
+	pb_test_wait_until(tunnel.client->exited, 10);
+	tunnel_stop(&tunnel);
+}
+
 /* How many stdout lines of @proc contain @needle so far. */
 static guint
 proc_count_lines(Proc *proc, const char *needle)
@@ -1168,6 +1212,8 @@ main(int argc, char **argv)
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
 	g_test_add_func("/process/server-restarted", test_server_restarted);
+	g_test_add_func("/process/keepalive/dead-server", test_keepalive_dead_server);
+	g_test_add_func("/process/keepalive/dead-client", test_keepalive_dead_client);
 	g_test_add_func("/process/connect-burst", test_connect_burst);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
