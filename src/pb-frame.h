@@ -39,6 +39,11 @@ G_BEGIN_DECLS
 /* Seconds between WebSocket pings; two without any answer close the tunnel. */
 #define PB_KEEPALIVE_DEFAULT 15
 
+/* Seconds a lost client's public port stays reserved for it, and the upgrade request
+ * header that presents the session id HELLO gave it. */
+#define PB_GRACE_DEFAULT  30
+#define PB_SESSION_HEADER "Piggyback-Session"
+
 typedef enum {
 	PB_FRAME_OPEN = 0x01,	/* server → client: a public connection was accepted */
 	PB_FRAME_DATA = 0x02,	/* both: raw TCP bytes */

@@ -19,13 +19,26 @@ pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version)
 	return hello;
 }
 
+/* 32 lowercase hex digits, as the server makes them */
+static gboolean
+pb_hello_is_session(const char *value)
+{
+	gsize n = 0;
+
+	for (; value[n] != '\0'; n++) {
+		if (!g_ascii_isxdigit(value[n]) || g_ascii_isupper(value[n]))
+			return FALSE;
+	}
+	return n == 32;
+}
+
 /**
  * pb_hello_parse:
  *
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
- * integer `tunnelPort` in 1..65535; `version`, `features` (an array of names) and `window`
- * are optional and unknown members and feature names are ignored, so later versions can
- * add them freely. `flow` without a valid `window` is an error.
+ * integer `tunnelPort` in 1..65535; `version`, `features` (an array of names), `window` and
+ * `session` are optional and unknown members and feature names are ignored, so later
+ * versions can add them freely. `flow` without a valid `window` is an error.
  */
 PbHello *
 pb_hello_parse(const guint8 *json, gsize len, GError **error)
@@ -92,6 +105,11 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 				    "HELLO has the flow feature but no window");
 		return NULL;
 	}
+	/* an id we only ever send back in a header: hex digits only, or it is ignored */
+	node = json_object_get_member(object, "session");
+	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING &&
+	    pb_hello_is_session(json_node_get_string(node)))
+		hello->session = g_strdup(json_node_get_string(node));
 	return g_steal_pointer(&hello);
 }
 
@@ -117,6 +135,10 @@ pb_hello_to_json(const PbHello *hello)
 		if (hello->features & PB_FEATURE_EOF)
 			json_builder_add_string_value(builder, "eof");
 		json_builder_end_array(builder);
+	}
+	if (hello->session != NULL) {
+		json_builder_set_member_name(builder, "session");
+		json_builder_add_string_value(builder, hello->session);
 	}
 	if (hello->features & PB_FEATURE_FLOW) {
 		json_builder_set_member_name(builder, "window");
@@ -176,5 +198,6 @@ pb_hello_free(PbHello *hello)
 		return;
 	g_free(hello->public_host);
 	g_free(hello->version);
+	g_free(hello->session);
 	g_free(hello);
 }

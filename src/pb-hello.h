@@ -14,6 +14,7 @@ typedef struct {
 	char *version;
 	PbFeatures features; /* what the server uses on this WebSocket; 0 = version 1 */
 	guint32 window;	     /* initial credit of every connection, with `flow` */
+	char *session;	     /* (nullable) presented on reconnecting to keep the port */
 } PbHello;
 
 PbHello *

@@ -201,6 +201,7 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
 	int keepalive = PB_KEEPALIVE_DEFAULT;
+	int grace = PB_GRACE_DEFAULT;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -226,6 +227,10 @@ pb_main_serve(int argc, char **argv)
 	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
 	     N_("BYTES")},
+	    {"grace", 0, 0, G_OPTION_ARG_INT, &grace,
+	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
+		"at once)"),
+	     N_("SECONDS")},
 	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
 	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
 		"never)"),
@@ -265,6 +270,9 @@ pb_main_serve(int argc, char **argv)
 	}
 	if (!pb_main_check_keepalive(keepalive, &status))
 		return status;
+	if (grace < 0 || grace > 86400)
+		return pb_main_usage_error(
+		    _("--grace must be a number of seconds from 0 (none) to 86400"));
 	if (!pb_main_get_token(token_file, &token, &status))
 		return status;
 	if ((tls_cert != NULL) != (tls_key != NULL))
@@ -285,6 +293,7 @@ pb_main_serve(int argc, char **argv)
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
 	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
+	pb_tunnel_server_set_grace(server, (guint)grace);
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {

@@ -46,6 +46,7 @@ struct _PbTunnelClient {
 	guint retry_id;		    /* (nullable) the backoff timer before the next dial */
 	guint attempt;		    /* dials since the last stable tunnel (pb-backoff.h) */
 	guint keepalive_s;	    /* ping interval; 0 = none */
+	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -212,6 +213,8 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	self->http_url = pb_hello_get_access_url(hello, "http");
 	self->public_host = g_strdup(hello->public_host);
 	self->tunnel_port = hello->tunnel_port;
+	g_free(self->session);
+	self->session = g_strdup(hello->session);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
@@ -298,8 +301,8 @@ pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncRea
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	g_autofree char *uri = g_uri_to_string(self->server_uri);
-	const PbWsDialOptions options = {self->server_uri, self->features, self->token,
-					 self->tls_database, self->pin_sha256};
+	const PbWsDialOptions options = {self->server_uri,   self->features,   self->token,
+					 self->tls_database, self->pin_sha256, self->session};
 
 	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
 	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
@@ -721,6 +724,7 @@ pb_tunnel_client_finalize(GObject *object)
 	g_free(self->token);
 	g_clear_object(&self->tls_database);
 	g_free(self->pin_sha256);
+	g_free(self->session);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "pb-flow.h"
@@ -23,8 +24,10 @@
 
 typedef struct {
 	PbTunnelServer *server;	 /* (unowned) */
-	PbTunnel *tunnel;	 /* (owned) */
-	GSocketService *service; /* (owned) the public listener */
+	PbTunnel *tunnel;	 /* (owned) (nullable) NULL while reserved */
+	GSocketService *service; /* (owned) (nullable) the public listener */
+	char *session;		 /* (owned) (nullable) what the client presents to come back */
+	guint grace_id;		 /* while reserved: when the port is released */
 	guint16 tunnel_port;
 	char *peer;		/* (owned) for logs */
 	gint64 connected_since; /* Unix µs */
@@ -44,6 +47,8 @@ struct _PbTunnelServer {
 	guint keepalive_s;   /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;    /* (owned) */
 	GList *clients;	     /* (owned) PbServerClient */
+	GList *reserved;     /* (owned) PbServerClient whose tunnel ended, port kept for them */
+	guint grace_s;	     /* how long a lost client's port is kept; 0 = not at all */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
@@ -51,14 +56,58 @@ G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
 static void
 pb_server_client_free(PbServerClient *client)
 {
-	g_signal_handlers_disconnect_by_data(client->tunnel, client);
-	g_signal_handlers_disconnect_by_data(client->service, client);
-	g_socket_service_stop(client->service);
-	g_socket_listener_close(G_SOCKET_LISTENER(client->service));
-	g_object_unref(client->service);
-	g_object_unref(client->tunnel);
+	g_clear_handle_id(&client->grace_id, g_source_remove);
+	if (client->tunnel != NULL) {
+		g_signal_handlers_disconnect_by_data(client->tunnel, client);
+		g_object_unref(client->tunnel);
+	}
+	if (client->service != NULL) {
+		g_signal_handlers_disconnect_by_data(client->service, client);
+		g_socket_service_stop(client->service);
+		g_socket_listener_close(G_SOCKET_LISTENER(client->service));
+		g_object_unref(client->service);
+	}
+	g_free(client->session);
 	g_free(client->peer);
 	g_free(client);
+}
+
+/* An opaque, unguessable id: 128 random bits in hex. */
+static char *
+pb_server_client_new_session(void)
+{
+	guint8 bytes[16];
+	g_autoptr(GString) hex = g_string_new(NULL);
+
+	/* getrandom(2) where it works; GRand (seeded from /dev/urandom) otherwise */
+	if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+		for (gsize i = 0; i < sizeof bytes; i++)
+			bytes[i] = (guint8)g_random_int_range(0, 256);
+	}
+	for (gsize i = 0; i < sizeof bytes; i++)
+		g_string_append_printf(hex, "%02x", bytes[i]);
+	return g_string_free(g_steal_pointer(&hex), FALSE);
+}
+
+static gboolean
+pb_tunnel_unref_cb(gpointer user_data)
+{
+	g_object_unref(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+/* The grace period is over: the port is free for anyone. */
+static gboolean
+pb_server_client_expired_cb(gpointer user_data)
+{
+	PbServerClient *client = user_data;
+	PbTunnelServer *self = client->server;
+
+	client->grace_id = 0;
+	g_message("Port %u of client %s released", client->tunnel_port, client->peer);
+	self->reserved = g_list_remove(self->reserved, client);
+	pb_server_client_free(client);
+	return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -78,25 +127,80 @@ pb_server_client_free_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* The client went away: its public port closes with every connection on it. */
+/* The client went away: every connection on its public port closes with the tunnel. The
+ * port itself closes too, or, with a grace period, stays bound but not accepting, so that
+ * nobody else can take it and the same client (its session) gets it back. */
 static void
 pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbServerClient *client = user_data;
 	PbTunnelServer *self = client->server;
 
-	g_message("Client %s disconnected, port %u closed", client->peer, client->tunnel_port);
 	self->clients = g_list_remove(self->clients, client);
 	g_socket_service_stop(client->service);
-	g_socket_listener_close(G_SOCKET_LISTENER(client->service));
-	/* we are inside the tunnel's own signal: free it once that has returned */
-	g_idle_add(pb_server_client_free_cb, client);
+	if (self->grace_s == 0 || client->session == NULL) {
+		g_message("Client %s disconnected, port %u closed", client->peer,
+			  client->tunnel_port);
+		g_socket_listener_close(G_SOCKET_LISTENER(client->service));
+		/* we are inside the tunnel's own signal: free it once that has returned */
+		g_idle_add(pb_server_client_free_cb, client);
+		return;
+	}
+	g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
+		  client->tunnel_port, self->grace_s);
+	g_signal_handlers_disconnect_by_data(client->tunnel, client);
+	g_idle_add(pb_tunnel_unref_cb, g_steal_pointer(&client->tunnel));
+	client->grace_id =
+	    g_timeout_add_seconds(self->grace_s, pb_server_client_expired_cb, client);
+	self->reserved = g_list_prepend(self->reserved, client);
+}
+
+/* Returns: (transfer full) (nullable): the public listener of the client, live or gone
+ * within its grace period, that holds @session, taken from it; *@port gets its port */
+static GSocketService *
+pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port)
+{
+	GList *lists[] = {self->reserved, self->clients};
+
+	if (session == NULL || strlen(session) != 32)
+		return NULL;
+	for (guint i = 0; i < G_N_ELEMENTS(lists); i++) {
+		for (GList *l = lists[i]; l != NULL; l = l->next) {
+			PbServerClient *old = l->data;
+			GSocketService *service;
+
+			if (g_strcmp0(old->session, session) != 0)
+				continue;
+			service = g_steal_pointer(&old->service);
+			g_signal_handlers_disconnect_by_data(service, old);
+			*port = old->tunnel_port;
+			if (old->tunnel == NULL) {
+				self->reserved = g_list_remove(self->reserved, old);
+				pb_server_client_free(old);
+			} else {
+				/* the same client on a new connection: the old one is half-open */
+				self->clients = g_list_remove(self->clients, old);
+				g_signal_handlers_disconnect_by_data(old->tunnel, old);
+				pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+						"replaced by a new connection");
+				g_idle_add(pb_server_client_free_cb, old);
+			}
+			return service;
+		}
+	}
+	return NULL;
 }
 
 static gboolean
 pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
 {
 	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (client->tunnel_port == port)
+			return TRUE;
+	}
+	for (GList *l = self->reserved; l != NULL; l = l->next) {
 		PbServerClient *client = l->data;
 
 		if (client->tunnel_port == port)
@@ -208,7 +312,19 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_tunnel_set_features(client->tunnel, features, self->window);
 	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
-	client->service = pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
+	client->service = pb_tunnel_server_take_session(
+	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
+	if (client->service != NULL) {
+		g_message("Client %s is back: its port %u again", client->peer,
+			  client->tunnel_port);
+		g_socket_service_start(client->service);
+	} else {
+		client->service =
+		    pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
+	}
+	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
+	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
+		client->session = pb_server_client_new_session();
 	if (client->service == NULL) {
 		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
 			  self->tunnel_host, self->tunnel_port, error->message);
@@ -226,6 +342,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
 	hello->features = features; /* a 1.1 client asks for none and is told of none */
 	hello->window = self->window;
+	hello->session = g_strdup(client->session);
 	pb_tunnel_send_hello(client->tunnel, hello);
 	g_message("Client %s connected: tunnel open on %s port %u", client->peer, self->tunnel_host,
 		  client->tunnel_port);
@@ -441,6 +558,7 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 				"server shutting down");
 		pb_server_client_free(client);
 	}
+	g_list_free_full(g_steal_pointer(&self->reserved), (GDestroyNotify)pb_server_client_free);
 }
 
 static void
@@ -482,6 +600,15 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->features = PB_FEATURES_ALL;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
+	self->grace_s = PB_GRACE_DEFAULT;
+}
+
+/* How long a lost client's public port is kept for it (0 = closed at once). */
+void
+pb_tunnel_server_set_grace(PbTunnelServer *self, guint grace_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->grace_s = grace_s;
 }
 
 /* Seconds between pings to each client; 0 = none (see pb_tunnel_set_keepalive()). */

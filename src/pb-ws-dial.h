@@ -14,6 +14,7 @@ typedef struct {
 	const char *token;	    /* (nullable) sent as a bearer token */
 	GTlsDatabase *tls_database; /* (nullable) trusted CAs; NULL = the system's */
 	const char *pin_sha256;	    /* (nullable) the server certificate's SHA-256, in hex */
+	const char *session;	    /* (nullable) from the last HELLO: asks for the same port */
 } PbWsDialOptions;
 
 void

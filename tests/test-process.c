@@ -387,19 +387,27 @@ typedef struct {
 	guint16 public_port;
 } Tunnel;
 
+/* A server (keeping a lost client's port for @grace seconds) and a client. */
 static void
-tunnel_start(Tunnel *tunnel, guint16 local_port)
+tunnel_start_grace(Tunnel *tunnel, guint16 local_port, const char *grace)
 {
 	g_autofree char *local = g_strdup_printf("%u", local_port);
 	g_autofree char *server_url = NULL;
 
-	tunnel->server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	tunnel->server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
+				    "--grace", grace, NULL);
 	server_url =
 	    g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel->server, "Listening on"));
 	tunnel->client =
 	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
 	tunnel->public_port = proc_wait_port(tunnel->client, "Access URL:");
 	proc_wait_line(tunnel->client, "HTTP URL: http://127.0.0.1:");
+}
+
+static void
+tunnel_start(Tunnel *tunnel, guint16 local_port)
+{
+	tunnel_start_grace(tunnel, local_port, "30");
 }
 
 static void
@@ -458,8 +466,8 @@ test_client_killed(void)
 	Tunnel tunnel;
 
 	g_test_summary("When the client dies, the server closes every public connection of its "
-		       "tunnel at once, and its public port");
-	tunnel_start(&tunnel, pb_test_service_get_port(echo));
+		       "tunnel at once, and its public port once the grace period is over");
+	tunnel_start_grace(&tunnel, pb_test_service_get_port(echo), "1");
 	for (guint i = 0; i < G_N_ELEMENTS(public); i++)
 	public[i] = pb_test_run_in_thread(open_public_cb, GUINT_TO_POINTER(tunnel.public_port), 10);
 	pb_test_wait_until(pb_test_service_get_bytes(echo) == G_N_ELEMENTS(public), 10);
@@ -474,8 +482,9 @@ test_client_killed(void)
 		g_assert_cmpuint(waited, <, 5 * G_USEC_PER_SEC);
 		g_object_unref(public[i]);
 	}
-	/* and the public port is closed: the server listens on its WebSocket port only (a
-	 * connect to the old port could reach another test's listener, or connect to itself) */
+	/* the port is kept for the client for --grace 1, then closed: the server listens on its
+	 * WebSocket port only (a connect to the old port could reach another test's listener,
+	 * or connect to itself) */
 	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 5);
 	tunnel_stop(&tunnel);
 	pb_test_service_free(echo);
@@ -532,7 +541,7 @@ test_keepalive_dead_client(void)
 	g_test_summary("A client that stops answering is noticed by the server's pings: its "
 		       "public port closes within a bounded time");
 	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
-				   "--keepalive", "1", NULL);
+				   "--keepalive", "1", "--grace", "0", NULL);
 	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
 	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
 				   "--no-reconnect", NULL);

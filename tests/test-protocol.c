@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 
 #include "pb-backoff.h"
@@ -329,6 +330,46 @@ test_token_authorize(void)
 }
 
 static void
+test_hello_session(void)
+{
+	const char *valid = "0123456789abcdef0123456789abcdef";
+	const char *ignored[] = {"0123456789ABCDEF0123456789ABCDEF", "0123", "x\r\nEvil: 1", ""};
+	g_autoptr(PbHello) hello = pb_hello_new("example.com", 9000, "2.0.0");
+	g_autofree char *json = NULL;
+	g_autoptr(PbHello) parsed = NULL;
+
+	g_test_summary("HELLO carries the session id; anything but 32 lowercase hex digits is "
+		       "ignored, so it can never inject a header when sent back");
+	hello->session = g_strdup(valid);
+	json = pb_hello_to_json(hello);
+	parsed = pb_hello_parse((const guint8 *)json, strlen(json), NULL);
+	g_assert_nonnull(parsed);
+	g_assert_cmpstr(parsed->session, ==, valid);
+	for (gsize i = 0; i < G_N_ELEMENTS(ignored); i++) {
+		g_autoptr(JsonBuilder) builder = json_builder_new();
+		g_autoptr(JsonGenerator) generator = json_generator_new();
+		g_autoptr(JsonNode) root = NULL;
+		g_autofree char *text = NULL;
+		g_autoptr(PbHello) other = NULL;
+
+		json_builder_begin_object(builder);
+		json_builder_set_member_name(builder, "publicHost");
+		json_builder_add_string_value(builder, "example.com");
+		json_builder_set_member_name(builder, "tunnelPort");
+		json_builder_add_int_value(builder, 9000);
+		json_builder_set_member_name(builder, "session");
+		json_builder_add_string_value(builder, ignored[i]);
+		json_builder_end_object(builder);
+		root = json_builder_get_root(builder);
+		json_generator_set_root(generator, root);
+		text = json_generator_to_data(generator, NULL);
+		other = pb_hello_parse((const guint8 *)text, strlen(text), NULL);
+		g_assert_nonnull(other);
+		g_assert_null(other->session);
+	}
+}
+
+static void
 test_backoff(void)
 {
 	guint previous = 0;
@@ -370,5 +411,6 @@ main(int argc, char **argv)
 	g_test_add_func("/token/file", test_token_file);
 	g_test_add_func("/token/authorize", test_token_authorize);
 	g_test_add_func("/backoff", test_backoff);
+	g_test_add_func("/hello/session", test_hello_session);
 	return g_test_run();
 }

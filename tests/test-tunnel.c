@@ -432,6 +432,71 @@ test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 	g_free(second.disconnect_reason);
 }
 
+static void
+test_tunnel_session_same_port(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 first_port;
+
+	g_test_summary("A client that reconnects presents the session id from HELLO and gets "
+		       "its public port back, though the server's ports are random");
+	tunnel_start_client(fx, NULL, 9);
+	first_port = fx->public_port;
+	g_clear_pointer(&fx->access_url, g_free);
+	fx->public_port = 0;
+	pb_tunnel_client_reconnect(fx->client);
+	pb_test_wait_until(fx->access_url != NULL, 10);
+	g_assert_cmpuint(fx->public_port, ==, first_port);
+	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 1, 5);
+}
+
+/* Starts a client of its own against @fx->server's @url; waits for its HELLO. */
+static guint16
+tunnel_other_client_port(TunnelFixture *fx, const char *url)
+{
+	TunnelFixture other = {fx->server, NULL, NULL, NULL, 0};
+
+	tunnel_start_client(&other, url, 9);
+	g_assert_nonnull(other.access_url);
+	g_signal_handlers_disconnect_by_data(other.client, &other);
+	pb_tunnel_client_close(other.client);
+	g_clear_object(&other.client);
+	g_free(other.access_url);
+	g_free(other.disconnect_reason);
+	return other.public_port;
+}
+
+static void
+test_tunnel_session_grace(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 wanted = free_port();
+	g_autoptr(GError) error = NULL;
+	g_autofree char *url = NULL;
+
+	g_test_summary("A lost client's port is kept for it during the grace period: another "
+		       "client gets a random port meanwhile, and the configured one afterwards");
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	fx->server = pb_tunnel_server_new(0, "127.0.0.1", wanted, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	pb_tunnel_server_set_grace(fx->server, 1);
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+
+	tunnel_start_client(fx, url, 9);
+	g_assert_cmpuint(fx->public_port, ==, wanted);
+	g_signal_handlers_disconnect_by_data(fx->client, fx);
+	pb_tunnel_client_close(fx->client);
+	g_clear_object(&fx->client);
+	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 0, 5);
+
+	g_assert_cmpuint(tunnel_other_client_port(fx, url), !=, wanted); /* reserved */
+	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 0, 5);
+	g_usleep(1500 * G_TIME_SPAN_MILLISECOND); /* the grace period ends (1 s) */
+	pb_test_settle();
+	g_assert_cmpuint(tunnel_other_client_port(fx, url), ==, wanted);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -447,6 +512,8 @@ main(int argc, char **argv)
 	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
 	ADD("/tunnel/local-down", test_tunnel_local_down);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
+	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
+	ADD("/tunnel/session/grace", test_tunnel_session_grace);
 #undef ADD
 	return g_test_run();
 }
