@@ -424,8 +424,11 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel,
 	{
 		g_autoptr(GPtrArray) serve = g_ptr_array_new();
 		g_autoptr(GPtrArray) forward = g_ptr_array_new();
-		const char *serve_fixed[] = {bench->piggyback, "serve", "-p", ws_str, "-l",
-					     "127.0.0.1",      "-t",	"0",  "-H",   "127.0.0.1"};
+		/* the memory measure holds --idle connections on one tunnel */
+		const char *serve_fixed[] = {
+		    bench->piggyback,	 "serve",  "-p", ws_str, "-l",
+		    "127.0.0.1",	 "-t",	   "0",	 "-H",	 "127.0.0.1",
+		    "--max-connections", "1000000"};
 		const char *forward_fixed[] = {
 		    bench->piggyback, "forward", "-p",	    local_str, "-h",
 		    "127.0.0.1",      "-s",	 server_str};

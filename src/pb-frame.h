@@ -44,6 +44,11 @@ G_BEGIN_DECLS
 #define PB_GRACE_DEFAULT  30
 #define PB_SESSION_HEADER "Piggyback-Session"
 
+/* Tunnels a server takes at once, and open connections per tunnel: each connection holds a
+ * file descriptor on each side, and a process usually may open 1024. */
+#define PB_MAX_CLIENTS_DEFAULT	   64
+#define PB_MAX_CONNECTIONS_DEFAULT 1000
+
 typedef enum {
 	PB_FRAME_OPEN = 0x01,	/* server → client: a public connection was accepted */
 	PB_FRAME_DATA = 0x02,	/* both: raw TCP bytes */

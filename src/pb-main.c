@@ -202,6 +202,8 @@ pb_main_serve(int argc, char **argv)
 	int window = PB_FLOW_WINDOW_DEFAULT;
 	int keepalive = PB_KEEPALIVE_DEFAULT;
 	int grace = PB_GRACE_DEFAULT;
+	int max_clients = PB_MAX_CLIENTS_DEFAULT;
+	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -227,6 +229,10 @@ pb_main_serve(int argc, char **argv)
 	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
 	     N_("BYTES")},
+	    {"max-clients", 0, 0, G_OPTION_ARG_INT, &max_clients,
+	     N_("Take at most N tunnels at once (default 64)"), N_("N")},
+	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
+	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
 	    {"grace", 0, 0, G_OPTION_ARG_INT, &grace,
 	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
 		"at once)"),
@@ -270,6 +276,9 @@ pb_main_serve(int argc, char **argv)
 	}
 	if (!pb_main_check_keepalive(keepalive, &status))
 		return status;
+	if (max_clients < 1 || max_connections < 1)
+		return pb_main_usage_error(
+		    _("--max-clients and --max-connections must be at least 1"));
 	if (grace < 0 || grace > 86400)
 		return pb_main_usage_error(
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
@@ -294,6 +303,7 @@ pb_main_serve(int argc, char **argv)
 	pb_tunnel_server_set_features(server, features, (guint32)window);
 	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
 	pb_tunnel_server_set_grace(server, (guint)grace);
+	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {

@@ -39,16 +39,20 @@ struct _PbTunnelServer {
 	guint16 port;
 	char *tunnel_host; /* (owned) bind address of public listeners */
 	guint16 tunnel_port;
-	char *public_host;   /* (owned) (nullable) advertised in HELLO */
-	PbFeatures features; /* protocol v2 features offered to clients */
-	guint32 window;	     /* initial credit per connection, with `flow` */
-	char *token;	     /* (owned) (nullable) required on the upgrade; NULL = anyone */
-	gboolean tls;	     /* serve wss:// (the certificate is on the SoupServer) */
-	guint keepalive_s;   /* ping interval of every tunnel; 0 = none */
-	SoupServer *soup;    /* (owned) */
-	GList *clients;	     /* (owned) PbServerClient */
-	GList *reserved;     /* (owned) PbServerClient whose tunnel ended, port kept for them */
-	guint grace_s;	     /* how long a lost client's port is kept; 0 = not at all */
+	char *public_host;     /* (owned) (nullable) advertised in HELLO */
+	PbFeatures features;   /* protocol v2 features offered to clients */
+	guint32 window;	       /* initial credit per connection, with `flow` */
+	char *token;	       /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	gboolean tls;	       /* serve wss:// (the certificate is on the SoupServer) */
+	guint keepalive_s;     /* ping interval of every tunnel; 0 = none */
+	SoupServer *soup;      /* (owned) */
+	GList *clients;	       /* (owned) PbServerClient */
+	GList *reserved;       /* (owned) PbServerClient whose tunnel ended, port kept for them */
+	guint grace_s;	       /* how long a lost client's port is kept; 0 = not at all */
+	guint max_clients;     /* tunnels at once; more are refused with 503 */
+	guint max_connections; /* per tunnel; more public connections are closed at once */
+	guint n_refused;       /* public connections refused since the last log line */
+	gint64 refused_logged; /* monotonic µs of that line */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
@@ -115,8 +119,25 @@ pb_server_client_incoming_cb(GSocketService *service, GSocketConnection *connect
 			     GObject *source_object, gpointer user_data)
 {
 	PbServerClient *client = user_data;
+	PbTunnelServer *self = client->server;
+	gint64 now;
 
-	pb_tunnel_add_stream(client->tunnel, connection);
+	if (pb_tunnel_get_n_streams(client->tunnel) < self->max_connections) {
+		pb_tunnel_add_stream(client->tunnel, connection);
+		return TRUE;
+	}
+	/* over the limit: this connection only, closed at once; one log line per 10 s at most,
+	 * so that a flood cannot flood the log too */
+	g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+	self->n_refused++;
+	now = g_get_monotonic_time();
+	if (now - self->refused_logged >= 10 * G_USEC_PER_SEC) {
+		g_message("Port %u: refused %u connection(s): the tunnel has its --max-connections "
+			  "%u open",
+			  client->tunnel_port, self->n_refused, self->max_connections);
+		self->n_refused = 0;
+		self->refused_logged = now;
+	}
 	return TRUE;
 }
 
@@ -384,6 +405,15 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 				       "This tunnel server requires a token.\n");
 		return;
 	}
+	if (g_list_length(self->clients) >= self->max_clients &&
+	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
+					 PB_SESSION_HEADER) == NULL) {
+		g_message("Refusing a client: %u tunnels are open (--max-clients)",
+			  self->max_clients);
+		pb_tunnel_server_reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+				       "This tunnel server has as many clients as it takes.\n");
+		return;
+	}
 	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
 		g_autofree char *text = g_strdup_printf(
 		    "This is a PiggyBack tunnel server: %s is its WebSocket endpoint, reached "
@@ -601,6 +631,23 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->grace_s = PB_GRACE_DEFAULT;
+	self->max_clients = PB_MAX_CLIENTS_DEFAULT;
+	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+}
+
+/**
+ * pb_tunnel_server_set_limits:
+ * @max_clients: tunnels at once; another client gets 503 (one coming back with a session
+ *   is let in)
+ * @max_connections: open connections per tunnel; another public connection is closed at
+ *   once
+ */
+void
+pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_connections)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->max_clients = max_clients;
+	self->max_connections = max_connections;
 }
 
 /* How long a lost client's public port is kept for it (0 = closed at once). */

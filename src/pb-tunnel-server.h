@@ -33,6 +33,8 @@ pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
 void
 pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32 window);
 void
+pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_connections);
+void
 pb_tunnel_server_set_grace(PbTunnelServer *self, guint grace_s);
 void
 pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s);

@@ -497,6 +497,85 @@ test_tunnel_session_grace(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(tunnel_other_client_port(fx, url), ==, wanted);
 }
 
+typedef struct {
+	guint16 port;
+	GSocket *sockets[4]; /* (owned) the three within the limit, then one more */
+} LimitJob;
+
+/* One byte there and back on a new connection; FALSE if the tunnel closed it instead. */
+static gboolean
+limit_echo(GSocket *socket)
+{
+	char byte = 0;
+
+	if (g_socket_send(socket, "l", 1, NULL, NULL) != 1)
+		return FALSE;
+	return g_socket_receive(socket, &byte, 1, NULL, NULL) == 1 && byte == 'l';
+}
+
+static gpointer
+limit_job_cb(gpointer user_data)
+{
+	LimitJob *job = user_data;
+
+	for (guint i = 0; i < 3; i++) {
+		job->sockets[i] = pb_test_connect(job->port);
+		g_assert_true(limit_echo(job->sockets[i]));
+	}
+	job->sockets[3] = pb_test_connect(job->port);
+	g_assert_false(limit_echo(job->sockets[3])); /* over the limit: closed at once */
+	g_clear_object(&job->sockets[3]);
+
+	g_clear_object(&job->sockets[0]); /* one fewer open: room for another */
+	for (guint tries = 0; tries < 50; tries++) {
+		job->sockets[3] = pb_test_connect(job->port);
+		if (limit_echo(job->sockets[3]))
+			break;
+		g_clear_object(&job->sockets[3]); /* the close had not reached the server yet */
+		g_usleep(100 * G_TIME_SPAN_MILLISECOND);
+	}
+	g_assert_nonnull(job->sockets[3]);
+	for (guint i = 0; i < G_N_ELEMENTS(job->sockets); i++)
+		g_clear_object(&job->sockets[i]);
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+test_tunnel_max_connections(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	LimitJob job = {0};
+
+	g_test_summary("--max-connections: a public connection over the limit is closed at once, "
+		       "the others keep working, and one closing makes room again");
+	pb_tunnel_server_set_limits(fx->server, 8, 3);
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	job.port = fx->public_port;
+	g_assert_true(pb_test_run_in_thread(limit_job_cb, &job, 30));
+	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 1);
+	pb_test_service_free(echo);
+}
+
+static void
+test_tunnel_max_clients(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+	g_autoptr(PbTunnelClient) second = pb_tunnel_client_new(url, "127.0.0.1", 9);
+
+	g_test_summary("--max-clients: one client more is refused (503) and the first keeps its "
+		       "tunnel");
+	pb_tunnel_server_set_limits(fx->server, 1, 1000);
+	tunnel_start_client(fx, NULL, 9);
+	g_assert_nonnull(fx->access_url);
+	pb_tunnel_client_connect_async(second, NULL, NULL, NULL);
+	pb_test_wait_until(pb_tunnel_client_get_state(second) == PB_TUNNEL_CLIENT_STATE_OFFLINE,
+			   10);
+	g_assert_null(pb_tunnel_client_get_access_url(second));
+	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 1);
+	g_assert_cmpint(pb_tunnel_client_get_state(fx->client), ==, PB_TUNNEL_CLIENT_STATE_ONLINE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -514,6 +593,8 @@ main(int argc, char **argv)
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
+	ADD("/tunnel/limits/max-connections", test_tunnel_max_connections);
+	ADD("/tunnel/limits/max-clients", test_tunnel_max_clients);
 #undef ADD
 	return g_test_run();
 }
