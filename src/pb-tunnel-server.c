@@ -429,6 +429,34 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 			 self);
 }
 
+/* Listens on @address with a backlog of SOMAXCONN and hands the socket to the SoupServer:
+ * soup_server_listen() listens with a backlog of 10, so a crowd of clients coming back
+ * after a restart (or a burst of plain connections) lost SYNs and waited seconds for the
+ * retransmissions. Port 0 becomes a free port, which the next family then shares. */
+static gboolean
+pb_tunnel_server_listen_on(PbTunnelServer *self, GInetAddress *address,
+			   SoupServerListenOptions flags, GError **error)
+{
+	GSocketFamily family = g_inet_address_get_family(address);
+	g_autoptr(GSocketAddress) sockaddr = g_inet_socket_address_new(address, self->port);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GSocket) socket =
+	    g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+
+	if (socket == NULL)
+		return FALSE;
+	if (family == G_SOCKET_FAMILY_IPV6)
+		g_socket_set_option(socket, IPPROTO_IPV6, IPV6_V6ONLY, 1, NULL);
+	g_socket_set_listen_backlog(socket, SOMAXCONN);
+	if (!g_socket_bind(socket, sockaddr, TRUE, error) || !g_socket_listen(socket, error) ||
+	    !soup_server_listen_socket(self->soup, socket, flags, error))
+		return FALSE;
+	bound = g_socket_get_local_address(socket, NULL);
+	if (bound != NULL)
+		self->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	return TRUE;
+}
+
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
@@ -439,18 +467,24 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 
 	if (self->listen_host != NULL) {
 		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->listen_host);
-		g_autoptr(GSocketAddress) sockaddr = NULL;
 
 		if (address == NULL) {
 			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
 				    "“%s” is not an IP address", self->listen_host);
 			return FALSE;
 		}
-		sockaddr = g_inet_socket_address_new(address, self->port);
-		if (!soup_server_listen(self->soup, sockaddr, flags, error))
+		if (!pb_tunnel_server_listen_on(self, address, flags, error))
 			return FALSE;
-	} else if (!soup_server_listen_all(self->soup, self->port, flags, error)) {
-		return FALSE;
+	} else {
+		g_autoptr(GInetAddress) any4 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+		g_autoptr(GInetAddress) any6 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
+		g_autoptr(GError) error6 = NULL;
+
+		/* both families on the same port, like soup_server_listen_all() */
+		if (!pb_tunnel_server_listen_on(self, any4, flags, error))
+			return FALSE;
+		if (!pb_tunnel_server_listen_on(self, any6, flags, &error6))
+			g_debug("Not listening on IPv6: %s", error6->message);
 	}
 	uris = soup_server_get_uris(self->soup);
 	if (uris != NULL)

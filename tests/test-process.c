@@ -690,6 +690,54 @@ test_connect_burst(void)
 	pb_test_service_free(echo);
 }
 
+/* How many file descriptors @proc has open. */
+static guint
+proc_count_fds(Proc *proc)
+{
+	g_autofree char *fd_dir =
+	    g_strdup_printf("/proc/%s/fd", g_subprocess_get_identifier(proc->process));
+	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
+}
+
+static void
+test_slowloris(void)
+{
+	enum { N_IDLE = 200 };
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *server_url = NULL;
+	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(echo));
+	int fds[N_IDLE];
+	guint16 ws_port;
+	guint baseline;
+	Tunnel tunnel;
+
+	g_test_summary("200 connections to the WebSocket port that never send a request do not "
+		       "keep a client from opening a working tunnel, and leave nothing behind "
+		       "once they close");
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	ws_port = proc_wait_port(tunnel.server, "Listening on");
+	baseline = proc_count_fds(tunnel.server);
+	g_assert_cmpuint(connect_burst(ws_port, fds, N_IDLE), ==, N_IDLE);
+	server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
+	tunnel.client =
+	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
+	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
+	for (guint i = 0; i < N_IDLE; i++)
+		close(fds[i]);
+	/* left: the client's WebSocket and its public listener */
+	pb_test_wait_until(proc_count_fds(tunnel.server) <= baseline + 2, 10);
+	tunnel_stop(&tunnel);
+	pb_test_service_free(echo);
+}
+
 #define SLOW_SIZE (256 * MIB)
 
 typedef struct {
@@ -1224,6 +1272,7 @@ main(int argc, char **argv)
 	g_test_add_func("/process/keepalive/dead-server", test_keepalive_dead_server);
 	g_test_add_func("/process/keepalive/dead-client", test_keepalive_dead_client);
 	g_test_add_func("/process/connect-burst", test_connect_burst);
+	g_test_add_func("/process/slowloris", test_slowloris);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	g_test_add_func("/process/auth/token", test_auth);
