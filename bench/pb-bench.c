@@ -774,6 +774,18 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	pb_bench_raise_fd_limit();
+	{
+		struct rlimit limit;
+
+		/* every process of the run holds one socket per concurrent echo connection */
+		if (bench.memory && getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+		    limit.rlim_cur < (rlim_t)bench.load_conns + 100) {
+			g_printerr("pb-bench: SKIP: --load %d needs more file descriptors than "
+				   "the hard limit (ulimit -Hn) of %lu\n",
+				   bench.load_conns, (unsigned long)limit.rlim_cur);
+			return PB_BENCH_EXIT_SKIP;
+		}
+	}
 
 	g_print("pb-bench: PiggyBack next to a two-hop socat relay, on loopback, in one run\n");
 	/* first: it forks its echo server, which must happen before any thread exists */

@@ -485,7 +485,7 @@ test_client_killed(void)
 	/* the port is kept for the client for --grace 1, then closed: the server listens on its
 	 * WebSocket port only (a connect to the old port could reach another test's listener,
 	 * or connect to itself) */
-	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 5);
+	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 10);
 	tunnel_stop(&tunnel);
 	pb_test_service_free(echo);
 }
