@@ -12,6 +12,7 @@
 
 #include "pb-flow.h"
 #include "pb-frame.h"
+#include "pb-listener.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
 
@@ -23,11 +24,11 @@
  */
 
 typedef struct {
-	PbTunnelServer *server;	 /* (unowned) */
-	PbTunnel *tunnel;	 /* (owned) (nullable) NULL while reserved */
-	GSocketService *service; /* (owned) (nullable) the public listener */
-	char *session;		 /* (owned) (nullable) what the client presents to come back */
-	guint grace_id;		 /* while reserved: when the port is released */
+	PbTunnelServer *server; /* (unowned) */
+	PbTunnel *tunnel;	/* (owned) (nullable) NULL while reserved */
+	PbListener *listener;	/* (owned) (nullable) the public port */
+	char *session;		/* (owned) (nullable) what the client presents to come back */
+	guint grace_id;		/* while reserved: when the port is released */
 	guint16 tunnel_port;
 	char *peer;		/* (owned) for logs */
 	gint64 connected_since; /* Unix µs */
@@ -65,12 +66,7 @@ pb_server_client_free(PbServerClient *client)
 		g_signal_handlers_disconnect_by_data(client->tunnel, client);
 		g_object_unref(client->tunnel);
 	}
-	if (client->service != NULL) {
-		g_signal_handlers_disconnect_by_data(client->service, client);
-		g_socket_service_stop(client->service);
-		g_socket_listener_close(G_SOCKET_LISTENER(client->service));
-		g_object_unref(client->service);
-	}
+	g_clear_pointer(&client->listener, pb_listener_free);
 	g_free(client->session);
 	g_free(client->peer);
 	g_free(client);
@@ -114,9 +110,8 @@ pb_server_client_expired_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-static gboolean
-pb_server_client_incoming_cb(GSocketService *service, GSocketConnection *connection,
-			     GObject *source_object, gpointer user_data)
+static void
+pb_server_client_incoming_cb(GSocketConnection *connection, gpointer user_data)
 {
 	PbServerClient *client = user_data;
 	PbTunnelServer *self = client->server;
@@ -124,7 +119,7 @@ pb_server_client_incoming_cb(GSocketService *service, GSocketConnection *connect
 
 	if (pb_tunnel_get_n_streams(client->tunnel) < self->max_connections) {
 		pb_tunnel_add_stream(client->tunnel, connection);
-		return TRUE;
+		return;
 	}
 	/* over the limit: this connection only, closed at once; one log line per 10 s at most,
 	 * so that a flood cannot flood the log too */
@@ -138,7 +133,6 @@ pb_server_client_incoming_cb(GSocketService *service, GSocketConnection *connect
 		self->n_refused = 0;
 		self->refused_logged = now;
 	}
-	return TRUE;
 }
 
 static gboolean
@@ -158,11 +152,11 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	PbTunnelServer *self = client->server;
 
 	self->clients = g_list_remove(self->clients, client);
-	g_socket_service_stop(client->service);
+	pb_listener_set_accepting(client->listener, FALSE);
 	if (self->grace_s == 0 || client->session == NULL) {
 		g_message("Client %s disconnected, port %u closed", client->peer,
 			  client->tunnel_port);
-		g_socket_listener_close(G_SOCKET_LISTENER(client->service));
+		g_clear_pointer(&client->listener, pb_listener_free);
 		/* we are inside the tunnel's own signal: free it once that has returned */
 		g_idle_add(pb_server_client_free_cb, client);
 		return;
@@ -176,9 +170,9 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	self->reserved = g_list_prepend(self->reserved, client);
 }
 
-/* Returns: (transfer full) (nullable): the public listener of the client, live or gone
- * within its grace period, that holds @session, taken from it; *@port gets its port */
-static GSocketService *
+/* Returns: (transfer full) (nullable): the public port of the client, live or gone within
+ * its grace period, that holds @session, taken from it; *@port gets its number */
+static PbListener *
 pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port)
 {
 	GList *lists[] = {self->reserved, self->clients};
@@ -188,12 +182,12 @@ pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16
 	for (guint i = 0; i < G_N_ELEMENTS(lists); i++) {
 		for (GList *l = lists[i]; l != NULL; l = l->next) {
 			PbServerClient *old = l->data;
-			GSocketService *service;
+			PbListener *listener;
 
 			if (g_strcmp0(old->session, session) != 0)
 				continue;
-			service = g_steal_pointer(&old->service);
-			g_signal_handlers_disconnect_by_data(service, old);
+			listener = g_steal_pointer(&old->listener);
+			pb_listener_set_accepting(listener, FALSE);
 			*port = old->tunnel_port;
 			if (old->tunnel == NULL) {
 				self->reserved = g_list_remove(self->reserved, old);
@@ -206,7 +200,7 @@ pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16
 						"replaced by a new connection");
 				g_idle_add(pb_server_client_free_cb, old);
 			}
-			return service;
+			return listener;
 		}
 	}
 	return NULL;
@@ -231,13 +225,12 @@ pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
 }
 
 /* Binds the configured tunnel port, or a random one if an earlier client holds it. */
-static GSocketService *
+static PbListener *
 pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError **error)
 {
-	g_autoptr(GSocketService) service = g_socket_service_new();
 	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->tunnel_host);
 	g_autoptr(GSocketAddress) sockaddr = NULL;
-	g_autoptr(GSocketAddress) effective = NULL;
+	PbListener *listener;
 	guint16 port = self->tunnel_port;
 
 	if (address == NULL) {
@@ -248,16 +241,11 @@ pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError *
 	if (port != 0 && pb_tunnel_server_port_taken(self, port))
 		port = 0;
 	sockaddr = g_inet_socket_address_new(address, port);
-	/* GSocketListener's default backlog is 10: a burst of more new connections than that
-	 * lost SYNs and waited a second for the retransmission (50 at once took 4 s). The
-	 * kernel caps it at net.core.somaxconn. */
-	g_socket_listener_set_backlog(G_SOCKET_LISTENER(service), SOMAXCONN);
-	if (!g_socket_listener_add_address(G_SOCKET_LISTENER(service), sockaddr,
-					   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
-					   &effective, error))
+	listener = pb_listener_new(sockaddr, NULL, NULL, error);
+	if (listener == NULL)
 		return NULL;
-	*port_out = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(effective));
-	return g_steal_pointer(&service);
+	*port_out = pb_listener_get_port(listener);
+	return listener;
 }
 
 /* The Host header without its port, as a client reaches this server. */
@@ -333,30 +321,27 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_tunnel_set_features(client->tunnel, features, self->window);
 	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
-	client->service = pb_tunnel_server_take_session(
+	client->listener = pb_tunnel_server_take_session(
 	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
-	if (client->service != NULL) {
+	if (client->listener != NULL)
 		g_message("Client %s is back: its port %u again", client->peer,
 			  client->tunnel_port);
-		g_socket_service_start(client->service);
-	} else {
-		client->service =
+	else
+		client->listener =
 		    pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
-	}
 	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
 		client->session = pb_server_client_new_session();
-	if (client->service == NULL) {
+	if (client->listener == NULL) {
 		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
 			  self->tunnel_host, self->tunnel_port, error->message);
-		client->service = g_socket_service_new();
 		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
 				"cannot open a public port");
 		g_idle_add(pb_server_client_free_cb, client);
 		return;
 	}
-	g_signal_connect(client->service, "incoming", G_CALLBACK(pb_server_client_incoming_cb),
-			 client);
+	pb_listener_set_callback(client->listener, pb_server_client_incoming_cb, client);
+	pb_listener_set_accepting(client->listener, TRUE);
 	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb), client);
 	self->clients = g_list_prepend(self->clients, client);
 

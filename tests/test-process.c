@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -738,6 +739,64 @@ test_slowloris(void)
 	pb_test_service_free(echo);
 }
 
+/* User + system CPU seconds @proc has used so far, from /proc/PID/stat. */
+static double
+proc_cpu_seconds(Proc *proc)
+{
+	g_autofree char *path =
+	    g_strdup_printf("/proc/%s/stat", g_subprocess_get_identifier(proc->process));
+	g_autofree char *stat = NULL;
+	g_auto(GStrv) fields = NULL;
+
+	g_assert_true(g_file_get_contents(path, &stat, NULL, NULL));
+	fields = g_strsplit(strrchr(stat, ')') + 2, " ", -1); /* fields[0] is field 3 */
+	g_assert_cmpuint(g_strv_length(fields), >, 12);
+	return (g_ascii_strtod(fields[11], NULL) + g_ascii_strtod(fields[12], NULL)) /
+	       sysconf(_SC_CLK_TCK);
+}
+
+static void
+test_out_of_fds(void)
+{
+	enum { N_CONNS = 60 };
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(echo));
+	g_autofree char *server_url = NULL;
+	struct rlimit saved;
+	struct rlimit low;
+	int fds[N_CONNS];
+	double cpu_before;
+	Tunnel tunnel;
+
+	g_test_summary("A server out of file descriptors pauses accepting instead of spinning "
+		       "(GSocketService retried at full CPU, 100 000 warnings a second), and "
+		       "serves again once connections close");
+	/* the server inherits a soft limit of 40 open files; this process gets its own back */
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+	low = saved;
+	low.rlim_cur = 40;
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
+	tunnel.client =
+	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
+	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
+	connect_burst(tunnel.public_port, fds, N_CONNS); /* more than 40 fds' worth */
+	g_usleep(500 * G_TIME_SPAN_MILLISECOND);
+	cpu_before = proc_cpu_seconds(tunnel.server);
+	g_usleep(2 * G_USEC_PER_SEC);
+	g_test_message("server CPU over 2 s out of fds: %.2f s",
+		       proc_cpu_seconds(tunnel.server) - cpu_before);
+	g_assert_cmpfloat(proc_cpu_seconds(tunnel.server) - cpu_before, <, 0.5);
+	for (guint i = 0; i < N_CONNS; i++)
+		close(fds[i]);
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
+	tunnel_stop(&tunnel);
+	pb_test_service_free(echo);
+}
+
 #define SLOW_SIZE (256 * MIB)
 
 typedef struct {
@@ -1273,6 +1332,7 @@ main(int argc, char **argv)
 	g_test_add_func("/process/keepalive/dead-client", test_keepalive_dead_client);
 	g_test_add_func("/process/connect-burst", test_connect_burst);
 	g_test_add_func("/process/slowloris", test_slowloris);
+	g_test_add_func("/process/out-of-fds", test_out_of_fds);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	g_test_add_func("/process/auth/token", test_auth);

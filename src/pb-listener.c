@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-listener.h"
+
+#include <sys/socket.h>
+
+/*
+ * Why not GSocketService: when accept() fails because the process is out of file
+ * descriptors (EMFILE), GSocketService logs a warning and accepts again at once; the
+ * listening socket is still readable, so it spins at full CPU and writes 100 000 warnings
+ * a second, which any client can cause by opening enough connections. PbListener pauses
+ * accepting for a moment instead, and says so once per pause. It also listens with a
+ * backlog of SOMAXCONN (GSocketListener's is 10: a burst of new connections lost SYNs and
+ * waited a second for their retransmission) and can stop accepting while staying bound,
+ * which keeps a port reserved (see PbTunnelServer's grace period).
+ */
+
+#define PB_LISTENER_PAUSE_MS 250 /* after EMFILE: for connections to close meanwhile */
+
+struct _PbListener {
+	GSocket *socket; /* (owned) listening */
+	GSource *source; /* (owned) (nullable) while accepting */
+	guint pause_id;	 /* (nullable) while paused after EMFILE */
+	gboolean accepting;
+	PbListenerFunc func;
+	gpointer user_data;
+};
+
+static void
+pb_listener_watch(PbListener *self);
+
+static gboolean
+pb_listener_resume_cb(gpointer user_data)
+{
+	PbListener *self = user_data;
+
+	self->pause_id = 0;
+	pb_listener_watch(self);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+pb_listener_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	PbListener *self = user_data;
+
+	/* a bounded batch: other sources get a turn during a flood */
+	for (guint i = 0; i < 64 && self->accepting; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GSocket) accepted = g_socket_accept(self->socket, NULL, &error);
+		g_autoptr(GSocketConnection) connection = NULL;
+
+		if (accepted == NULL) {
+			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+				return G_SOURCE_CONTINUE;
+			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) ||
+			    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE)) {
+				g_warning("Not accepting connections for %d ms: %s",
+					  PB_LISTENER_PAUSE_MS, error->message);
+				g_clear_pointer(&self->source, g_source_destroy);
+				self->pause_id = g_timeout_add(PB_LISTENER_PAUSE_MS,
+							       pb_listener_resume_cb, self);
+				return G_SOURCE_REMOVE;
+			}
+			g_debug("accept: %s", error->message); /* the peer gave up already */
+			continue;
+		}
+		connection = g_socket_connection_factory_create_connection(accepted);
+		self->func(connection, self->user_data);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+pb_listener_watch(PbListener *self)
+{
+	if (self->source != NULL || self->pause_id != 0 || !self->accepting)
+		return;
+	self->source = g_socket_create_source(self->socket, G_IO_IN, NULL);
+	g_source_set_callback(self->source, G_SOURCE_FUNC(pb_listener_ready_cb), self, NULL);
+	g_source_attach(self->source, g_main_context_get_thread_default());
+	g_source_unref(self->source); /* the context holds it; destroyed to stop */
+}
+
+/**
+ * pb_listener_new:
+ * @address: where to listen; port 0 picks a free one (pb_listener_get_port())
+ *
+ * Returns: (transfer full) (nullable): a bound, listening socket that does not accept
+ *   until pb_listener_set_accepting()
+ */
+PbListener *
+pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data, GError **error)
+{
+	g_autoptr(GSocket) socket =
+	    g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
+			 G_SOCKET_PROTOCOL_TCP, error);
+	PbListener *self;
+
+	if (socket == NULL)
+		return NULL;
+	g_socket_set_blocking(socket, FALSE); /* g_socket_accept() must not wait */
+	g_socket_set_listen_backlog(socket, SOMAXCONN);
+	if (!g_socket_bind(socket, address, TRUE, error) || !g_socket_listen(socket, error))
+		return NULL;
+	self = g_new0(PbListener, 1);
+	self->socket = g_steal_pointer(&socket);
+	self->func = func;
+	self->user_data = user_data;
+	return self;
+}
+
+guint16
+pb_listener_get_port(PbListener *self)
+{
+	g_autoptr(GSocketAddress) local = g_socket_get_local_address(self->socket, NULL);
+
+	return local != NULL ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local)) : 0;
+}
+
+void
+pb_listener_set_callback(PbListener *self, PbListenerFunc func, gpointer user_data)
+{
+	self->func = func;
+	self->user_data = user_data;
+}
+
+/* Off: still bound (nobody else can take the port), connections wait in the backlog. */
+void
+pb_listener_set_accepting(PbListener *self, gboolean accepting)
+{
+	self->accepting = accepting;
+	if (accepting) {
+		pb_listener_watch(self);
+		return;
+	}
+	g_clear_pointer(&self->source, g_source_destroy);
+	g_clear_handle_id(&self->pause_id, g_source_remove);
+}
+
+/* Closes the port. */
+void
+pb_listener_free(PbListener *self)
+{
+	if (self == NULL)
+		return;
+	pb_listener_set_accepting(self, FALSE);
+	g_socket_close(self->socket, NULL);
+	g_object_unref(self->socket);
+	g_free(self);
+}
