@@ -165,8 +165,7 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 		  client->tunnel_port, self->grace_s);
 	g_signal_handlers_disconnect_by_data(client->tunnel, client);
 	g_idle_add(pb_tunnel_unref_cb, g_steal_pointer(&client->tunnel));
-	client->grace_id =
-	    g_timeout_add_seconds(self->grace_s, pb_server_client_expired_cb, client);
+	client->grace_id = g_timeout_add(self->grace_s * 1000, pb_server_client_expired_cb, client);
 	self->reserved = g_list_prepend(self->reserved, client);
 }
 

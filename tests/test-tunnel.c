@@ -492,7 +492,7 @@ test_tunnel_session_grace(TunnelFixture *fx, gconstpointer user_data)
 
 	g_assert_cmpuint(tunnel_other_client_port(fx, url), !=, wanted); /* reserved */
 	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 0, 5);
-	g_usleep(1500 * G_TIME_SPAN_MILLISECOND); /* the grace period ends (1 s) */
+	g_usleep(2 * G_USEC_PER_SEC); /* the grace period (1 s) ends */
 	pb_test_settle();
 	g_assert_cmpuint(tunnel_other_client_port(fx, url), ==, wanted);
 }
