@@ -49,6 +49,12 @@ G_BEGIN_DECLS
 #define PB_MAX_CLIENTS_DEFAULT	   64
 #define PB_MAX_CONNECTIONS_DEFAULT 1000
 
+/* The WebSocket port: seconds a new connection has to complete its upgrade, and how many
+ * may be waiting for theirs at once, in all and from one IP address (see PbWebPort). */
+#define PB_HANDSHAKE_TIMEOUT_DEFAULT	   10
+#define PB_MAX_PENDING_DEFAULT		   256
+#define PB_MAX_PENDING_PER_ADDRESS_DEFAULT 32
+
 typedef enum {
 	PB_FRAME_OPEN = 0x01,	/* server → client: a public connection was accepted */
 	PB_FRAME_DATA = 0x02,	/* both: raw TCP bytes */

@@ -3,6 +3,7 @@
 
 #include "pb-listener.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 /*
@@ -101,6 +102,9 @@ pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data
 	if (socket == NULL)
 		return NULL;
 	g_socket_set_blocking(socket, FALSE); /* g_socket_accept() must not wait */
+	/* an IPv6 address means IPv6 only: the IPv4 "any" port is a listener of its own */
+	if (g_socket_address_get_family(address) == G_SOCKET_FAMILY_IPV6)
+		g_socket_set_option(socket, IPPROTO_IPV6, IPV6_V6ONLY, 1, NULL);
 	g_socket_set_listen_backlog(socket, SOMAXCONN);
 	if (!g_socket_bind(socket, address, TRUE, error) || !g_socket_listen(socket, error))
 		return NULL;

@@ -204,6 +204,7 @@ pb_main_serve(int argc, char **argv)
 	int grace = PB_GRACE_DEFAULT;
 	int max_clients = PB_MAX_CLIENTS_DEFAULT;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -233,6 +234,10 @@ pb_main_serve(int argc, char **argv)
 	     N_("Take at most N tunnels at once (default 64)"), N_("N")},
 	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
 	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
+	    {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake_timeout,
+	     N_("Close a connection to the WebSocket port that is no tunnel after SECONDS "
+		"(default 10)"),
+	     N_("SECONDS")},
 	    {"grace", 0, 0, G_OPTION_ARG_INT, &grace,
 	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
 		"at once)"),
@@ -279,6 +284,9 @@ pb_main_serve(int argc, char **argv)
 	if (max_clients < 1 || max_connections < 1)
 		return pb_main_usage_error(
 		    _("--max-clients and --max-connections must be at least 1"));
+	if (handshake_timeout < 1 || handshake_timeout > 3600)
+		return pb_main_usage_error(
+		    _("--handshake-timeout must be a number of seconds from 1 to 3600"));
 	if (grace < 0 || grace > 86400)
 		return pb_main_usage_error(
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
@@ -304,6 +312,9 @@ pb_main_serve(int argc, char **argv)
 	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
 	pb_tunnel_server_set_grace(server, (guint)grace);
 	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
+	pb_tunnel_server_set_handshake_limits(server, (guint)handshake_timeout,
+					      PB_MAX_PENDING_DEFAULT,
+					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {

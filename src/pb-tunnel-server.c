@@ -15,12 +15,15 @@
 #include "pb-listener.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
+#include "pb-web-port.h"
 
 /*
  * `piggyback serve`: a SoupServer whose handler on PB_WS_PATH does the WebSocket
  * handshake, then takes the connection from libsoup once the 101 response is written, so
- * the WebSocket runs on PiggyBack's own stream (see PbWsStream). Each client gets a
- * public TCP listener; every connection accepted there becomes a stream of its tunnel.
+ * the WebSocket runs on PiggyBack's own stream (see PbWsStream). The SoupServer does not
+ * listen itself: PbWebPort accepts for it and bounds connections that are not a tunnel
+ * yet. Each client gets a public TCP listener; every connection accepted there becomes a
+ * stream of its tunnel.
  */
 
 typedef struct {
@@ -40,13 +43,17 @@ struct _PbTunnelServer {
 	guint16 port;
 	char *tunnel_host; /* (owned) bind address of public listeners */
 	guint16 tunnel_port;
-	char *public_host;     /* (owned) (nullable) advertised in HELLO */
-	PbFeatures features;   /* protocol v2 features offered to clients */
-	guint32 window;	       /* initial credit per connection, with `flow` */
-	char *token;	       /* (owned) (nullable) required on the upgrade; NULL = anyone */
-	gboolean tls;	       /* serve wss:// (the certificate is on the SoupServer) */
-	guint keepalive_s;     /* ping interval of every tunnel; 0 = none */
-	SoupServer *soup;      /* (owned) */
+	char *public_host;   /* (owned) (nullable) advertised in HELLO */
+	PbFeatures features; /* protocol v2 features offered to clients */
+	guint32 window;	     /* initial credit per connection, with `flow` */
+	char *token;	     /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
+	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
+	SoupServer *soup;	      /* (owned) */
+	PbWebPort *web_port;	      /* (owned) (nullable) once started */
+	guint handshake_timeout_s;
+	guint max_pending;
+	guint max_pending_per_address;
 	GList *clients;	       /* (owned) PbServerClient */
 	GList *reserved;       /* (owned) PbServerClient whose tunnel ended, port kept for them */
 	guint grace_s;	       /* how long a lost client's port is kept; 0 = not at all */
@@ -291,7 +298,6 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	PbFeatures features =
 	    self->features &
 	    pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER));
-	GSocket *socket;
 	GSocketAddress *remote;
 	PbServerClient *client;
 
@@ -302,14 +308,12 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				soup_server_message_get_request_headers(msg), "Host"));
 	remote = soup_server_message_get_remote_address(msg);
 	connection = soup_server_message_steal_connection(msg);
-	if (self->tls && !pb_tunnel_server_stream_is_tls(connection)) {
+	pb_web_port_upgraded(self->web_port, connection);
+	if (self->certificate != NULL && !pb_tunnel_server_stream_is_tls(connection)) {
 		g_warning("Refusing a client: its connection is not the TLS one");
 		g_io_stream_close(connection, NULL, NULL);
 		return;
 	}
-	socket = g_object_get_data(G_OBJECT(connection), "GSocket");
-	if (socket != NULL)
-		g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 
 	client = g_new0(PbServerClient, 1);
 	client->server = self;
@@ -413,42 +417,15 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 			 self);
 }
 
-/* Listens on @address with a backlog of SOMAXCONN and hands the socket to the SoupServer:
- * soup_server_listen() listens with a backlog of 10, so a crowd of clients coming back
- * after a restart (or a burst of plain connections) lost SYNs and waited seconds for the
- * retransmissions. Port 0 becomes a free port, which the next family then shares. */
-static gboolean
-pb_tunnel_server_listen_on(PbTunnelServer *self, GInetAddress *address,
-			   SoupServerListenOptions flags, GError **error)
-{
-	GSocketFamily family = g_inet_address_get_family(address);
-	g_autoptr(GSocketAddress) sockaddr = g_inet_socket_address_new(address, self->port);
-	g_autoptr(GSocketAddress) bound = NULL;
-	g_autoptr(GSocket) socket =
-	    g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
-
-	if (socket == NULL)
-		return FALSE;
-	if (family == G_SOCKET_FAMILY_IPV6)
-		g_socket_set_option(socket, IPPROTO_IPV6, IPV6_V6ONLY, 1, NULL);
-	g_socket_set_listen_backlog(socket, SOMAXCONN);
-	if (!g_socket_bind(socket, sockaddr, TRUE, error) || !g_socket_listen(socket, error) ||
-	    !soup_server_listen_socket(self->soup, socket, flags, error))
-		return FALSE;
-	bound = g_socket_get_local_address(socket, NULL);
-	if (bound != NULL)
-		self->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
-	return TRUE;
-}
-
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
-	SoupServerListenOptions flags = self->tls ? SOUP_SERVER_LISTEN_HTTPS : 0;
-	GSList *uris;
-
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), FALSE);
+	g_return_val_if_fail(self->web_port == NULL, FALSE);
 
+	self->web_port = pb_web_port_new(self->soup, self->certificate);
+	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
+			       self->max_pending_per_address);
 	if (self->listen_host != NULL) {
 		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->listen_host);
 
@@ -457,7 +434,7 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 				    "“%s” is not an IP address", self->listen_host);
 			return FALSE;
 		}
-		if (!pb_tunnel_server_listen_on(self, address, flags, error))
+		if (!pb_web_port_listen(self->web_port, address, self->port, error))
 			return FALSE;
 	} else {
 		g_autoptr(GInetAddress) any4 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
@@ -465,15 +442,13 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 		g_autoptr(GError) error6 = NULL;
 
 		/* both families on the same port, like soup_server_listen_all() */
-		if (!pb_tunnel_server_listen_on(self, any4, flags, error))
+		if (!pb_web_port_listen(self->web_port, any4, self->port, error))
 			return FALSE;
-		if (!pb_tunnel_server_listen_on(self, any6, flags, &error6))
+		if (!pb_web_port_listen(self->web_port, any6, pb_web_port_get_port(self->web_port),
+					&error6))
 			g_debug("Not listening on IPv6: %s", error6->message);
 	}
-	uris = soup_server_get_uris(self->soup);
-	if (uris != NULL)
-		self->port = (guint16)g_uri_get_port(uris->data);
-	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	self->port = pb_web_port_get_port(self->web_port);
 	return TRUE;
 }
 
@@ -536,8 +511,7 @@ pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *cert
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	g_return_if_fail(certificate == NULL || G_IS_TLS_CERTIFICATE(certificate));
 
-	g_object_set(self->soup, "tls-certificate", certificate, NULL);
-	self->tls = certificate != NULL;
+	g_set_object(&self->certificate, certificate);
 }
 
 guint16
@@ -597,6 +571,7 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 {
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 
+	g_clear_pointer(&self->web_port, pb_web_port_free);
 	soup_server_disconnect(self->soup);
 	while (self->clients != NULL) {
 		PbServerClient *client = self->clients->data;
@@ -625,6 +600,7 @@ pb_tunnel_server_finalize(GObject *object)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
 
+	g_clear_object(&self->certificate);
 	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
@@ -651,6 +627,28 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->grace_s = PB_GRACE_DEFAULT;
 	self->max_clients = PB_MAX_CLIENTS_DEFAULT;
 	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	self->handshake_timeout_s = PB_HANDSHAKE_TIMEOUT_DEFAULT;
+	self->max_pending = PB_MAX_PENDING_DEFAULT;
+	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
+}
+
+/**
+ * pb_tunnel_server_set_handshake_limits:
+ * @timeout_s: seconds a connection to the WebSocket port has to become a tunnel before it
+ *   is closed (plain HTTP requests are answered meanwhile)
+ * @max_pending: connections at once that are not a tunnel yet; more are closed at once
+ * @max_pending_per_address: of those, from one IP address
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_handshake_limits(PbTunnelServer *self, guint timeout_s, guint max_pending,
+				      guint max_pending_per_address)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->handshake_timeout_s = timeout_s;
+	self->max_pending = max_pending;
+	self->max_pending_per_address = max_pending_per_address;
 }
 
 /**

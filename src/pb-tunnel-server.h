@@ -35,6 +35,9 @@ pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32
 void
 pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_connections);
 void
+pb_tunnel_server_set_handshake_limits(PbTunnelServer *self, guint timeout_s, guint max_pending,
+				      guint max_pending_per_address);
+void
 pb_tunnel_server_set_grace(PbTunnelServer *self, guint grace_s);
 void
 pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s);

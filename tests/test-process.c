@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pb-frame.h"
 #include "pb-test-utils.h"
 
 /*
@@ -618,18 +619,24 @@ test_server_restarted(void)
 	pb_test_service_free(echo);
 }
 
-/* Opens @n non-blocking connections to @port; how many completed within about 2 s. */
+/* Opens @n non-blocking connections to @port on 127.0.0.1 from @from (an address of
+ * 127.0.0.0/8, or 0 for the usual 127.0.0.1); how many completed within about 2 s. */
 static guint
-connect_burst(guint16 port, int *fds, guint n)
+connect_burst_from(guint16 port, in_addr_t from, int *fds, guint n)
 {
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in source = {.sin_family = AF_INET};
 	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
 	guint connected = 0;
 
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	source.sin_addr.s_addr = htonl(from);
 	for (guint i = 0; i < n; i++) {
 		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		g_assert_cmpint(fds[i], >=, 0);
+		if (from != 0)
+			g_assert_cmpint(bind(fds[i], (struct sockaddr *)&source, sizeof source), ==,
+					0);
 		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
 			      errno == EINPROGRESS);
 		pfds[i].fd = fds[i];
@@ -648,6 +655,28 @@ connect_burst(guint16 port, int *fds, guint n)
 		}
 	}
 	return connected;
+}
+
+static guint
+connect_burst(guint16 port, int *fds, guint n)
+{
+	return connect_burst_from(port, 0, fds, n);
+}
+
+/* How many of @fds the peer has closed (end of file or reset). */
+static guint
+count_closed_by_peer(const int *fds, guint n)
+{
+	guint closed = 0;
+
+	for (guint i = 0; i < n; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+		char byte;
+
+		if (poll(&pfd, 1, 0) == 1 && recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+			closed++;
+	}
+	return closed;
 }
 
 #define BURST 50 /* under the echo service's 64 threads */
@@ -709,7 +738,7 @@ proc_count_fds(Proc *proc)
 static void
 test_slowloris(void)
 {
-	enum { N_IDLE = 200 };
+	enum { N_IDLE = 200, PER_ADDRESS = PB_MAX_PENDING_PER_ADDRESS_DEFAULT };
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	g_autofree char *server_url = NULL;
 	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(echo));
@@ -718,23 +747,30 @@ test_slowloris(void)
 	guint baseline;
 	Tunnel tunnel;
 
-	g_test_summary("200 connections to the WebSocket port that never send a request do not "
-		       "keep a client from opening a working tunnel, and leave nothing behind "
-		       "once they close");
-	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	g_test_summary("200 connections to the WebSocket port from one address that never send "
+		       "a request: all but 32 are closed at once, those 32 when the handshake "
+		       "time is up; a client from elsewhere opens a working tunnel meanwhile, "
+		       "and nothing is left behind");
+	tunnel.server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
+				   "--handshake-timeout", "4", NULL);
 	ws_port = proc_wait_port(tunnel.server, "Listening on");
 	baseline = proc_count_fds(tunnel.server);
-	g_assert_cmpuint(connect_burst(ws_port, fds, N_IDLE), ==, N_IDLE);
+	g_assert_cmpuint(connect_burst_from(ws_port, 0x7f000003, fds, N_IDLE), ==, N_IDLE);
+	/* the client comes from 127.0.0.1 */
 	server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	tunnel.client =
 	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
 	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
 	g_assert_true(
 	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
-	for (guint i = 0; i < N_IDLE; i++)
-		close(fds[i]);
+	pb_test_wait_until(count_closed_by_peer(fds, N_IDLE) >= N_IDLE - PER_ADDRESS, 3);
+	g_assert_cmpuint(count_closed_by_peer(fds, N_IDLE), ==, N_IDLE - PER_ADDRESS);
+	/* the server closes the rest itself: the test still holds its ends open */
+	pb_test_wait_until(count_closed_by_peer(fds, N_IDLE) == N_IDLE, 10);
 	/* left: the client's WebSocket and its public listener */
 	pb_test_wait_until(proc_count_fds(tunnel.server) <= baseline + 2, 10);
+	for (guint i = 0; i < N_IDLE; i++)
+		close(fds[i]);
 	tunnel_stop(&tunnel);
 	pb_test_service_free(echo);
 }

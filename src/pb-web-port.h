@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+/* The server's WebSocket port: accepts connections for a SoupServer and closes those that
+ * do not become a tunnel in time. */
+typedef struct _PbWebPort PbWebPort;
+
+PbWebPort *
+pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);
+void
+pb_web_port_set_limits(PbWebPort *self, guint handshake_timeout_s, guint max_pending,
+		       guint max_pending_per_address);
+gboolean
+pb_web_port_listen(PbWebPort *self, GInetAddress *address, guint16 port, GError **error);
+guint16
+pb_web_port_get_port(PbWebPort *self);
+guint
+pb_web_port_get_n_pending(PbWebPort *self);
+void
+pb_web_port_upgraded(PbWebPort *self, GIOStream *stream);
+void
+pb_web_port_free(PbWebPort *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbWebPort, pb_web_port_free)
+
+G_END_DECLS
