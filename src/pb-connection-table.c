@@ -115,6 +115,35 @@ pb_connection_table_get_n_live(PbConnectionTable *self)
 	return g_hash_table_size(self->live);
 }
 
+/**
+ * pb_connection_table_list_idle:
+ * @since: monotonic µs
+ *
+ * Returns: (transfer container): the streams, live or retired, whose socket has seen no
+ *   byte either way since @since (each a reference)
+ */
+GPtrArray *
+pb_connection_table_list_idle(PbConnectionTable *self, gint64 since)
+{
+	GPtrArray *idle = g_ptr_array_new_with_free_func(g_object_unref);
+	GHashTableIter iter;
+	gpointer stream;
+
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), idle);
+
+	g_hash_table_iter_init(&iter, self->live);
+	while (g_hash_table_iter_next(&iter, NULL, &stream)) {
+		if (pb_stream_get_last_active(stream) < since)
+			g_ptr_array_add(idle, g_object_ref(stream));
+	}
+	g_hash_table_iter_init(&iter, self->retired);
+	while (g_hash_table_iter_next(&iter, &stream, NULL)) {
+		if (pb_stream_get_last_active(stream) < since)
+			g_ptr_array_add(idle, g_object_ref(stream));
+	}
+	return idle;
+}
+
 /* Closes every stream at once, dropping what was queued, and forgets them all. */
 void
 pb_connection_table_clear(PbConnectionTable *self)

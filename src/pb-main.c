@@ -163,6 +163,22 @@ pb_main_check_keepalive(int keepalive, int *status)
 	return FALSE;
 }
 
+/* The peer sends DATA of up to PB_READ_CHUNK bytes (PiggyBack 1.1: 64 KiB) plus a header:
+ * anything smaller would refuse its ordinary messages. */
+static gboolean
+pb_main_check_max_message(int kib, int *status)
+{
+	const int min_kib = PB_READ_CHUNK / 1024 + 1;
+	g_autofree char *message = NULL;
+
+	if (kib >= min_kib && kib <= 65536)
+		return TRUE;
+	message = g_strdup_printf(_("--max-message-size must be from %d to 65536 KiB, not %d"),
+				  min_kib, kib);
+	*status = pb_main_usage_error(message);
+	return FALSE;
+}
+
 static gboolean
 pb_main_check_features(const char *value, PbFeatures *features, int *status)
 {
@@ -201,10 +217,12 @@ pb_main_serve(int argc, char **argv)
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
 	int keepalive = PB_KEEPALIVE_DEFAULT;
+	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
 	int grace = PB_GRACE_DEFAULT;
 	int max_clients = PB_MAX_CLIENTS_DEFAULT;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
+	int idle_timeout = 0;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -238,10 +256,16 @@ pb_main_serve(int argc, char **argv)
 	     N_("Close a connection to the WebSocket port that is no tunnel after SECONDS "
 		"(default 10)"),
 	     N_("SECONDS")},
+	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+	     N_("Close a tunneled connection that moved no data for SECONDS (default 0: "
+		"never)"),
+	     N_("SECONDS")},
 	    {"grace", 0, 0, G_OPTION_ARG_INT, &grace,
 	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
 		"at once)"),
 	     N_("SECONDS")},
+	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
+	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
 	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
 	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
 		"never)"),
@@ -281,12 +305,17 @@ pb_main_serve(int argc, char **argv)
 	}
 	if (!pb_main_check_keepalive(keepalive, &status))
 		return status;
+	if (!pb_main_check_max_message(max_message_kib, &status))
+		return status;
 	if (max_clients < 1 || max_connections < 1)
 		return pb_main_usage_error(
 		    _("--max-clients and --max-connections must be at least 1"));
 	if (handshake_timeout < 1 || handshake_timeout > 3600)
 		return pb_main_usage_error(
 		    _("--handshake-timeout must be a number of seconds from 1 to 3600"));
+	if (idle_timeout < 0 || idle_timeout > 7 * 86400)
+		return pb_main_usage_error(
+		    _("--idle-timeout must be a number of seconds from 0 (never) to 604800"));
 	if (grace < 0 || grace > 86400)
 		return pb_main_usage_error(
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
@@ -310,7 +339,9 @@ pb_main_serve(int argc, char **argv)
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
 	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
+	pb_tunnel_server_set_max_message_size(server, (guint64)max_message_kib * 1024);
 	pb_tunnel_server_set_grace(server, (guint)grace);
+	pb_tunnel_server_set_idle_timeout(server, (guint)idle_timeout);
 	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
 	pb_tunnel_server_set_handshake_limits(server, (guint)handshake_timeout,
 					      PB_MAX_PENDING_DEFAULT,
@@ -453,6 +484,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
 	int keepalive = PB_KEEPALIVE_DEFAULT;
+	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *ca_file = NULL;
@@ -475,6 +507,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
 	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
+	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
+	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
 	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
 	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
 		"never)"),
@@ -529,6 +563,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 		return pb_main_usage_error(_("--host is empty"));
 	if (!pb_main_check_keepalive(keepalive, &status))
 		return status;
+	if (!pb_main_check_max_message(max_message_kib, &status))
+		return status;
 	if (!pb_main_check_features(features_option, &features, &status))
 		return status;
 	server_url = pb_server_url_resolve(server_input, &error);
@@ -561,6 +597,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
 	pb_tunnel_client_set_keepalive(client, (guint)keepalive);
+	pb_tunnel_client_set_max_message_size(client, (guint64)max_message_kib * 1024);
 	pb_tunnel_client_set_features(client, features);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);

@@ -50,6 +50,7 @@ struct _PbStream {
 	PbFlow flow;
 	gboolean finishing; /* close once the queue is empty */
 	gboolean closed;
+	gint64 last_active; /* monotonic µs of the last byte read from or written to the socket */
 };
 
 enum { SIGNAL_READABLE, SIGNAL_WROTE, SIGNAL_RELIEVED, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -98,6 +99,8 @@ pb_stream_writable_cb(gpointer user_data);
 static void
 pb_stream_wrote(PbStream *self, gsize n)
 {
+	if (n > 0)
+		self->last_active = g_get_monotonic_time();
 	if (n > 0)
 		g_signal_emit(self, signals[SIGNAL_WROTE], 0, (guint64)n);
 }
@@ -244,9 +247,23 @@ gssize
 pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error)
 {
 	g_return_val_if_fail(PB_IS_STREAM(self), -1);
+	gssize n;
+
 	g_return_val_if_fail(self->socket != NULL, -1);
 
-	return g_socket_receive_with_blocking(self->socket, (char *)buf, size, FALSE, NULL, error);
+	n = g_socket_receive_with_blocking(self->socket, (char *)buf, size, FALSE, NULL, error);
+	if (n > 0)
+		self->last_active = g_get_monotonic_time();
+	return n;
+}
+
+/* Monotonic µs of the last byte that went through the socket, either way (or of the
+ * stream's creation). */
+gint64
+pb_stream_get_last_active(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), 0);
+	return self->last_active;
 }
 
 /* Queues @bytes (a reference, no copy) and writes what the socket takes now. */
@@ -503,6 +520,7 @@ pb_stream_init(PbStream *self)
 {
 	g_queue_init(&self->pending);
 	self->high_watermark = PB_STREAM_HIGH_WATERMARK;
+	self->last_active = g_get_monotonic_time();
 }
 
 PbStream *

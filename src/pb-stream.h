@@ -26,6 +26,8 @@ gboolean
 pb_stream_write(PbStream *self, GBytes *bytes, gsize offset, GError **error);
 gboolean
 pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **error);
+gint64
+pb_stream_get_last_active(PbStream *self);
 PbFlow *
 pb_stream_get_flow(PbStream *self);
 void

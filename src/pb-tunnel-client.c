@@ -46,6 +46,7 @@ struct _PbTunnelClient {
 	guint retry_id;		    /* (nullable) the backoff timer before the next dial */
 	guint attempt;		    /* dials since the last stable tunnel (pb-backoff.h) */
 	guint keepalive_s;	    /* ping interval; 0 = none */
+	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
 	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
 };
 
@@ -271,6 +272,7 @@ pb_tunnel_client_start_tunnel(PbTunnelClient *self, GIOStream *connection, GByte
 	self->tunnel =
 	    pb_tunnel_new(connection, leftover, self->server_uri, SOUP_WEBSOCKET_CONNECTION_CLIENT);
 	pb_tunnel_set_keepalive(self->tunnel, self->keepalive_s);
+	pb_tunnel_set_max_message_size(self->tunnel, self->max_message_size);
 	g_signal_connect(self->tunnel, "open-requested",
 			 G_CALLBACK(pb_tunnel_client_open_requested_cb), self);
 	g_signal_connect(self->tunnel, "hello", G_CALLBACK(pb_tunnel_client_hello_cb), self);
@@ -577,6 +579,14 @@ pb_tunnel_client_schedule_retry(PbTunnelClient *self)
 	self->retry_id = g_timeout_add(delay, pb_tunnel_client_retry_cb, self);
 }
 
+/* The largest WebSocket message the server may send (see pb_tunnel_set_max_message_size()). */
+void
+pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	self->max_message_size = size;
+}
+
 /* Seconds between pings to the server; 0 = none (see pb_tunnel_set_keepalive()). */
 void
 pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s)
@@ -801,6 +811,7 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->cancellable = g_cancellable_new();
 	self->features = PB_FEATURES_ALL;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
+	self->max_message_size = PB_MAX_MESSAGE_SIZE;
 	self->local_dialer = g_socket_client_new();
 	/* the local service is local: no proxy lookup per connection (GSocketClient asks the
 	 * default GProxyResolver otherwise, and would honour a proxy set for other traffic) */

@@ -82,6 +82,8 @@ pb_tunnel_client_get_bytes_out(PbTunnelClient *self);
 const GQueue *
 pb_tunnel_client_get_recent_events(PbTunnelClient *self);
 void
+pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size);
+void
 pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s);
 void
 pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnect);

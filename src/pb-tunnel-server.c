@@ -51,6 +51,8 @@ struct _PbTunnelServer {
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
 	PbWebPort *web_port;	      /* (owned) (nullable) once started */
+	guint idle_timeout_s;	      /* of every tunneled connection; 0 = none */
+	guint64 max_message_size;     /* the largest WebSocket message taken from a client */
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
@@ -324,6 +326,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_tunnel_set_features(client->tunnel, features, self->window);
 	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
+	pb_tunnel_set_idle_timeout(client->tunnel, self->idle_timeout_s);
+	pb_tunnel_set_max_message_size(client->tunnel, self->max_message_size);
 	client->listener = pb_tunnel_server_take_session(
 	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
 	if (client->listener != NULL)
@@ -628,6 +632,7 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->max_clients = PB_MAX_CLIENTS_DEFAULT;
 	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	self->handshake_timeout_s = PB_HANDSHAKE_TIMEOUT_DEFAULT;
+	self->max_message_size = PB_MAX_MESSAGE_SIZE;
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
 }
@@ -664,6 +669,22 @@ pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_c
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	self->max_clients = max_clients;
 	self->max_connections = max_connections;
+}
+
+/* The largest WebSocket message a client may send (see pb_tunnel_set_max_message_size()). */
+void
+pb_tunnel_server_set_max_message_size(PbTunnelServer *self, guint64 size)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->max_message_size = size;
+}
+
+/* Seconds a tunneled connection may move no byte before it is closed; 0 = no limit. */
+void
+pb_tunnel_server_set_idle_timeout(PbTunnelServer *self, guint timeout_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->idle_timeout_s = timeout_s;
 }
 
 /* How long a lost client's public port is kept for it (0 = closed at once). */

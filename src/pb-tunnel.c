@@ -54,6 +54,8 @@ struct _PbTunnel {
 	guint keepalive_s;	 /* ping interval; 0 = no keepalive */
 	guint keepalive_id;	 /* (nullable) the pong deadline's check */
 	gint64 last_heard;	 /* monotonic µs of the last frame from the peer */
+	guint idle_timeout_s;	 /* a connection without traffic that long is closed; 0 = never */
+	guint idle_id;		 /* (nullable) the check for such connections */
 };
 
 enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -599,6 +601,7 @@ pb_tunnel_dispose(GObject *object)
 	PbTunnel *self = PB_TUNNEL(object);
 
 	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	g_clear_handle_id(&self->idle_id, g_source_remove);
 	if (self->ws != NULL) {
 		g_signal_handlers_disconnect_by_data(self->ws, self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
@@ -715,6 +718,65 @@ pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s)
 	self->keepalive_id = g_timeout_add_seconds(interval_s, pb_tunnel_keepalive_cb, self);
 }
 
+/* Ends the connections that moved no byte for the idle timeout: an open one as if its
+ * socket had closed; one that was already finishing (its socket does not take what is
+ * queued for it: a peer that does not read) at once, dropping what was queued. */
+static gboolean
+pb_tunnel_idle_cb(gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	gint64 since = g_get_monotonic_time() - (gint64)self->idle_timeout_s * G_USEC_PER_SEC;
+	g_autoptr(GPtrArray) idle = pb_connection_table_list_idle(self->table, since);
+
+	for (guint i = 0; i < idle->len; i++) {
+		PbStream *stream = idle->pdata[i];
+
+		pb_tunnel_log_stream(self, pb_stream_get_id(stream), "idle");
+		if (pb_connection_table_is_live(self->table, stream)) {
+			pb_tunnel_end_stream(self, stream, TRUE);
+		} else {
+			pb_stream_abort(stream);
+			pb_tunnel_drop_stream(self, stream);
+		}
+	}
+	if (idle->len > 0)
+		g_message("Closed %u connections idle for %u s", idle->len, self->idle_timeout_s);
+	return G_SOURCE_CONTINUE;
+}
+
+/**
+ * pb_tunnel_set_max_message_size:
+ * @size: the largest WebSocket message accepted from the peer, in bytes; a larger one
+ *   closes the tunnel with 1009 (message too big)
+ */
+void
+pb_tunnel_set_max_message_size(PbTunnel *self, guint64 size)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	soup_websocket_connection_set_max_incoming_payload_size(self->ws, size);
+	pb_ws_input_set_max_message_size(pb_ws_stream_get_input(self->ws_stream), size);
+}
+
+/**
+ * pb_tunnel_set_idle_timeout:
+ * @timeout_s: close a tunneled connection whose socket moved no byte, either way, for
+ *   this long; 0 = never
+ *
+ * Checked every quarter of @timeout_s, so a connection goes after up to 1.25 × @timeout_s.
+ */
+void
+pb_tunnel_set_idle_timeout(PbTunnel *self, guint timeout_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	self->idle_timeout_s = timeout_s;
+	g_clear_handle_id(&self->idle_id, g_source_remove);
+	if (timeout_s > 0)
+		self->idle_id =
+		    g_timeout_add_seconds(MAX(1, timeout_s / 4), pb_tunnel_idle_cb, self);
+}
+
 /**
  * pb_tunnel_new:
  * @connection: the connection, past the WebSocket upgrade
@@ -734,7 +796,7 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 				  self);
 	self->ws = soup_websocket_connection_new(G_IO_STREAM(self->ws_stream), uri, role, NULL,
 						 NULL, NULL);
-	soup_websocket_connection_set_max_incoming_payload_size(self->ws, PB_MAX_MESSAGE_SIZE);
+	pb_tunnel_set_max_message_size(self, PB_MAX_MESSAGE_SIZE);
 	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
 	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
 	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);

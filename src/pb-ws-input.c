@@ -50,7 +50,8 @@ struct _PbWsInput {
 	guint64 data_offset;	    /* where in its payload the fast path is (for the mask) */
 	guint32 data_conn_id;
 	guint8 data_mask[4];
-	PbWsDataFunc data_func; /* (nullable) */
+	guint64 max_message_size; /* larger DATA is left to libsoup, which refuses it */
+	PbWsDataFunc data_func;	  /* (nullable) */
 	gpointer data_func_user_data;
 	GSList *sources; /* (unowned) live PbWsInputSource */
 };
@@ -77,7 +78,7 @@ pb_ws_input_is_fast(PbWsInput *self, const PbWsFrameHeader *header, const guint8
 
 	return header->fin && header->rsv == 0 && header->opcode == 0x2 &&
 	       header->masked == self->masked && header->payload_len >= PB_FRAME_HEADER_SIZE &&
-	       header->payload_len <= PB_MAX_MESSAGE_SIZE && type == PB_FRAME_DATA &&
+	       header->payload_len <= self->max_message_size && type == PB_FRAME_DATA &&
 	       self->data_func != NULL && !self->passing_fragments;
 }
 
@@ -336,6 +337,14 @@ pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data
 }
 
 /* While paused nothing is delivered, neither to libsoup nor on the fast path. */
+/* The largest message the fast path takes: set it to what libsoup accepts. */
+void
+pb_ws_input_set_max_message_size(PbWsInput *self, guint64 size)
+{
+	g_return_if_fail(PB_IS_WS_INPUT(self));
+	self->max_message_size = size;
+}
+
 void
 pb_ws_input_set_paused(PbWsInput *self, gboolean paused)
 {
@@ -398,6 +407,7 @@ pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked)
 	self = g_object_new(PB_TYPE_WS_INPUT, NULL);
 	self->base = g_object_ref(base);
 	self->masked = masked;
+	self->max_message_size = PB_MAX_MESSAGE_SIZE;
 	if (leftover != NULL) {
 		gsize len = 0;
 		const guint8 *data = g_bytes_get_data(leftover, &len);

@@ -23,6 +23,8 @@ pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked);
 void
 pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data);
 void
+pb_ws_input_set_max_message_size(PbWsInput *self, guint64 size);
+void
 pb_ws_input_set_paused(PbWsInput *self, gboolean paused);
 gboolean
 pb_ws_input_get_paused(PbWsInput *self);

@@ -328,6 +328,50 @@ pb_test_proc_wait_exit(PbTestProc *proc)
 	pb_test_wait_until(proc->exited && !proc->reading, 10);
 }
 
+/* Waits up to 10 s for a line with @needle and returns the port at its end (":PORT"). */
+guint16
+pb_test_proc_wait_port(PbTestProc *proc, const char *needle)
+{
+	const char *line;
+	const char *end;
+	const char *colon = NULL;
+
+	pb_test_wait_until(pb_test_proc_said(proc, needle) || (proc->exited && !proc->reading), 10);
+	line = strstr(proc->output->str, needle);
+	if (line == NULL)
+		g_error("no “%s” in: %s", needle, proc->output->str);
+	end = strchr(line, '\n');
+	for (const char *p = line; p < end; p++) {
+		if (*p == ':' && g_ascii_isdigit(p[1]))
+			colon = p;
+	}
+	g_assert_nonnull(colon);
+	return (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
+}
+
+/* Open file descriptors of the process, from /proc. */
+guint
+pb_test_proc_count_fds(PbTestProc *proc)
+{
+	g_autofree char *path =
+	    g_strdup_printf("/proc/%s/fd", g_subprocess_get_identifier(proc->process));
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while (g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
+}
+
+/* SIGKILL, and waits for it to be reaped (pb_test_proc_finish() then only frees it). */
+void
+pb_test_proc_kill(PbTestProc *proc)
+{
+	g_subprocess_force_exit(proc->process);
+	pb_test_wait_until(proc->exited, 10);
+}
+
 /* Sends SIGTERM if it still runs, waits up to 10 s for it to end and for its output, frees
  * it; returns its exit status. */
 int
@@ -338,8 +382,10 @@ pb_test_proc_finish(PbTestProc *proc)
 	if (!proc->exited)
 		g_subprocess_send_signal(proc->process, SIGTERM);
 	pb_test_wait_until(proc->exited && !proc->reading, 10);
-	g_assert_true(g_subprocess_get_if_exited(proc->process));
-	status = g_subprocess_get_exit_status(proc->process);
+	if (g_subprocess_get_if_signaled(proc->process))
+		status = 128 + g_subprocess_get_term_sig(proc->process);
+	else
+		status = g_subprocess_get_exit_status(proc->process);
 	g_object_unref(proc->out);
 	g_object_unref(proc->process);
 	g_string_free(proc->output, TRUE);

@@ -86,6 +86,12 @@ gboolean
 pb_test_proc_exited(PbTestProc *proc);
 void
 pb_test_proc_wait_exit(PbTestProc *proc);
+guint16
+pb_test_proc_wait_port(PbTestProc *proc, const char *needle);
+guint
+pb_test_proc_count_fds(PbTestProc *proc);
+void
+pb_test_proc_kill(PbTestProc *proc);
 int
 pb_test_proc_finish(PbTestProc *proc);
 

@@ -576,6 +576,70 @@ test_tunnel_max_clients(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpint(pb_tunnel_client_get_state(fx->client), ==, PB_TUNNEL_CLIENT_STATE_ONLINE);
 }
 
+/* Connections open now on the server's only tunnel. */
+static guint
+tunnel_server_n_active(TunnelFixture *fx)
+{
+	g_autoptr(GPtrArray) clients = pb_tunnel_server_list_clients(fx->server);
+
+	g_assert_cmpuint(clients->len, ==, 1);
+	return ((PbServerClientInfo *)clients->pdata[0])->connections_active;
+}
+
+static gpointer
+idle_job_cb(gpointer user_data)
+{
+	guint16 port = (guint16)GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) quiet = pb_test_connect(port);
+	g_autoptr(GSocket) busy = pb_test_connect(port);
+	char byte;
+
+	g_socket_set_timeout(quiet, 10);
+	if (!limit_echo(quiet) || !limit_echo(busy))
+		return GINT_TO_POINTER(FALSE);
+	/* busy talks every 250 ms while the tunnel closes quiet (idle for 1 s) */
+	for (guint i = 0; i < 40 && !g_socket_condition_check(quiet, G_IO_IN); i++) {
+		g_usleep(250 * G_TIME_SPAN_MILLISECOND);
+		if (!limit_echo(busy))
+			return GINT_TO_POINTER(FALSE);
+	}
+	if (g_socket_receive(quiet, &byte, 1, NULL, NULL) != 0) /* end of stream */
+		return GINT_TO_POINTER(FALSE);
+	return GINT_TO_POINTER(limit_echo(busy));
+}
+
+static void
+test_tunnel_idle_timeout(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+
+	g_test_summary("--idle-timeout: a connection that moves no data is closed, one that "
+		       "talks stays open");
+	pb_tunnel_server_set_idle_timeout(fx->server, 1);
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	g_assert_true(pb_test_run_in_thread(idle_job_cb, GUINT_TO_POINTER(fx->public_port), 30));
+	pb_test_service_free(echo);
+}
+
+static void
+test_tunnel_never_reads(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *source = pb_test_service_new(PB_TEST_SERVICE_SOURCE, 256 * 1024 * 1024, 0);
+	g_autoptr(GSocket) reader = NULL;
+
+	g_test_summary("A public client that never reads what the service sends: its connection "
+		       "stops moving and the idle timeout ends it, queued data and all");
+	pb_tunnel_server_set_idle_timeout(fx->server, 1);
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(source));
+	reader = pb_test_connect(fx->public_port);
+	pb_test_wait_until(tunnel_server_n_active(fx) == 1, 5);
+	pb_test_wait_until(tunnel_server_n_active(fx) == 0, 10);
+	g_assert_cmpint(pb_tunnel_client_get_state(fx->client), ==, PB_TUNNEL_CLIENT_STATE_ONLINE);
+	g_socket_close(reader, NULL);
+	pb_test_settle();
+	pb_test_service_free(source);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -595,6 +659,8 @@ main(int argc, char **argv)
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
 	ADD("/tunnel/limits/max-connections", test_tunnel_max_connections);
 	ADD("/tunnel/limits/max-clients", test_tunnel_max_clients);
+	ADD("/tunnel/limits/idle-timeout", test_tunnel_idle_timeout);
+	ADD("/tunnel/limits/never-reads", test_tunnel_never_reads);
 #undef ADD
 	return g_test_run();
 }
