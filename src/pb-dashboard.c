@@ -348,6 +348,7 @@ pb_dashboard_render_client(const PbClientView *view, guint width, guint height, 
 	pb_canvas_header(&canvas, header);
 
 	state = pb_dashboard_state(view->state, &state_sgr);
+	/* TRANSLATORS: the dashboard's labels are cut to 13 characters */
 	pb_canvas_label(&canvas, _("Status"));
 	pb_canvas_add(&canvas, state_sgr, state);
 	if (g_strcmp0(view->state, "online") == 0 && view->connected_since > 0) {
@@ -506,12 +507,12 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 	for (guint j = 0; j < rows->len; j++)
 		pb_dashboard_table_line(canvas, NULL, g_ptr_array_index(rows, j), widths, shown);
 	if (n_hidden > 0) {
-		/* TRANSLATORS: below the table of clients when the screen is too short */
-		g_autofree char *more =
-		    g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "… and %u more client",
-						"… and %u more clients", n_hidden),
-				    n_hidden);
+		g_autofree char *more = NULL;
 
+		/* TRANSLATORS: below the table of clients when the screen is too short */
+		more = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "… and %u more client",
+						   "… and %u more clients", n_hidden),
+				       n_hidden);
 		pb_canvas_add(canvas, PB_SGR_DIM, more);
 		pb_canvas_newline(canvas);
 	}
@@ -544,6 +545,7 @@ pb_dashboard_render_server(const PbServerView *view, guint width, guint height, 
 	/* TRANSLATORS: the dashboard's first line; %s is the version */
 	header = g_strdup_printf(_("piggyback server %s (Ctrl+C to quit)"), view->version);
 	pb_canvas_header(&canvas, header);
+	/* TRANSLATORS: the dashboard's labels are cut to 13 characters */
 	pb_canvas_row(&canvas, _("Listening"), view->listen_url);
 	uptime = pb_format_duration((view->now - view->started) / G_USEC_PER_SEC);
 	pb_canvas_row(&canvas, _("Uptime"), uptime);
