@@ -201,6 +201,15 @@ pb_console_draw(PbConsole *self)
 		g_string_append(frame, "\033[K");
 	}
 	g_string_append(frame, "\033[J");
+	if (!self->out_fd_owned) {
+		/* a blocking fd: at least do not start a frame the terminal cannot take */
+		struct pollfd pfd = {.fd = self->out_fd, .events = POLLOUT};
+
+		if (poll(&pfd, 1, 0) != 1 || (pfd.revents & POLLOUT) == 0) {
+			g_debug("terminal busy, frame dropped");
+			return;
+		}
+	}
 	if (!pb_console_write(self->out_fd, frame->str, frame->len, 0))
 		g_debug("terminal busy, frame dropped: %s", g_strerror(errno));
 }

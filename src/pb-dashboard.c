@@ -344,7 +344,8 @@ pb_dashboard_render_client(const PbClientView *view, guint width, guint height, 
 
 	pb_canvas_init(&canvas, width, height, color);
 	/* TRANSLATORS: the dashboard's first line; %s is the version */
-	header = g_strdup_printf(_("piggyback client %s (Ctrl+C to quit)"), view->version);
+	header = g_strdup_printf(_("piggyback client %s (Ctrl+C to quit)"),
+				 view->version != NULL ? view->version : "");
 	pb_canvas_header(&canvas, header);
 
 	state = pb_dashboard_state(view->state, &state_sgr);
@@ -543,7 +544,8 @@ pb_dashboard_render_server(const PbServerView *view, guint width, guint height, 
 
 	pb_canvas_init(&canvas, width, height, color);
 	/* TRANSLATORS: the dashboard's first line; %s is the version */
-	header = g_strdup_printf(_("piggyback server %s (Ctrl+C to quit)"), view->version);
+	header = g_strdup_printf(_("piggyback server %s (Ctrl+C to quit)"),
+				 view->version != NULL ? view->version : "");
 	pb_canvas_header(&canvas, header);
 	/* TRANSLATORS: the dashboard's labels are cut to 13 characters */
 	pb_canvas_row(&canvas, _("Listening"), view->listen_url);

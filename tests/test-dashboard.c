@@ -304,6 +304,15 @@ test_dashboard_client_hostile(void)
 	g_assert_null(strstr(screen, "\xc2\x9b"));
 	lines = g_strsplit(screen, "\n", -1);
 	g_assert_nonnull(strstr(lines[10], "  line break "));
+
+	/* wide characters take two columns: fewer characters fit */
+	view.server_url =
+	    "ws://例え.テスト/長い長い長い長い長い長い長い長い長い長い長い長い長い長い";
+	for (guint width = 10; width < 60; width++) {
+		g_autofree char *wide = pb_dashboard_render_client(&view, width, 24, FALSE);
+
+		assert_fits(wide, width, 24);
+	}
 }
 
 static void
