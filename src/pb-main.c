@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "pb-console.h"
+#include "pb-dashboard-view.h"
 #include "pb-dbus-exporter.h"
 #include "pb-flow.h"
 #include "pb-hello.h"
+#include "pb-log.h"
 #include "pb-notifier.h"
 #include "pb-server-url.h"
 #include "pb-tls.h"
@@ -28,7 +32,35 @@ typedef struct {
 	int status;
 	guint sigint; /* source ids */
 	guint sigterm;
+	PbDashboardView *view; /* (owned) (nullable) the live dashboard, on a terminal */
 } PbMain;
+
+/* How both commands show what happens (-v, -q, --log). */
+static struct {
+	gboolean verbose;
+	gboolean quiet;
+	char *log; /* (owned) (nullable) "auto" or "plain" */
+} pb_main_output;
+
+static const GOptionEntry pb_main_output_entries[] = {
+    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &pb_main_output.verbose,
+     N_("Also log each connection (like G_MESSAGES_DEBUG=piggyback)"), NULL},
+    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &pb_main_output.quiet, N_("Log warnings and errors only"),
+     NULL},
+    {"log", 0, 0, G_OPTION_ARG_STRING, &pb_main_output.log,
+     N_("auto: a live dashboard on a terminal, plain lines otherwise (default); plain: "
+	"plain lines always (or set PIGGY_LOG=plain)"),
+     N_("MODE")},
+    G_OPTION_ENTRY_NULL,
+};
+
+/* Gives the terminal back, so what comes next is printed on the ordinary screen. */
+static void
+pb_main_stop_view(PbMain *main)
+{
+	if (main->view != NULL)
+		pb_dashboard_view_stop(main->view);
+}
 
 static gboolean
 pb_main_signal_cb(gpointer user_data)
@@ -118,6 +150,7 @@ pb_main_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, c
 	g_autoptr(GError) error = NULL;
 
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_add_main_entries(context, pb_main_output_entries, GETTEXT_PACKAGE);
 	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, argc, argv, &error)) {
 		*status = pb_main_usage_error(error->message);
@@ -130,7 +163,36 @@ pb_main_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, c
 		*status = pb_main_usage_error(message);
 		return FALSE;
 	}
+	if (pb_main_output.verbose && pb_main_output.quiet) {
+		*status = pb_main_usage_error(_("--verbose and --quiet go against each other"));
+		return FALSE;
+	}
+	if (pb_main_output.log != NULL && g_strcmp0(pb_main_output.log, "auto") != 0 &&
+	    g_strcmp0(pb_main_output.log, "plain") != 0) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--log must be auto or plain, not “%s”"), pb_main_output.log);
+
+		*status = pb_main_usage_error(message);
+		return FALSE;
+	}
+	pb_log_init(pb_main_output.verbose ? PB_LOG_VERBOSE
+		    : pb_main_output.quiet ? PB_LOG_QUIET
+					   : PB_LOG_NORMAL);
 	return TRUE;
+}
+
+/* Returns: (transfer full) (nullable): the terminal to draw the dashboard on, or %NULL for
+ * plain lines (not a terminal, --log=plain, PIGGY_LOG=plain) */
+static PbConsole *
+pb_main_dashboard_console(void)
+{
+	g_autoptr(PbConsole) console = NULL;
+
+	if (g_strcmp0(pb_main_output.log, "plain") == 0 ||
+	    g_strcmp0(g_getenv("PIGGY_LOG"), "plain") == 0)
+		return NULL;
+	console = pb_console_new(STDOUT_FILENO);
+	return pb_console_is_interactive(console) ? g_steal_pointer(&console) : NULL;
 }
 
 /* From now on SIGINT and SIGTERM end the main loop (status 0), also before it runs: a
@@ -146,7 +208,11 @@ pb_main_watch_signals(PbMain *main)
 static int
 pb_main_run(PbMain *main)
 {
+	if (main->view != NULL)
+		pb_dashboard_view_start(main->view);
 	g_main_loop_run(main->loop);
+	pb_main_stop_view(main);
+	g_clear_object(&main->view);
 	g_clear_handle_id(&main->sigint, g_source_remove);
 	g_clear_handle_id(&main->sigterm, g_source_remove);
 	return main->status;
@@ -283,7 +349,7 @@ pb_main_serve(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelServer) server = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbMain main = {loop, EXIT_SUCCESS, 0, 0};
+	PbMain main = {loop, EXIT_SUCCESS, 0, 0, NULL};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
@@ -361,11 +427,15 @@ pb_main_serve(int argc, char **argv)
 	{
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;
+		g_autofree char *listen_url = g_strdup_printf(
+		    "%s://%s%s%s:%u" PB_WS_PATH, certificate != NULL ? "wss" : "ws",
+		    ipv6 ? "[" : "", shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+		g_autoptr(PbConsole) console = pb_main_dashboard_console();
 
-		/* not translated: scripts read these lines */
-		pb_main_print("Listening on %s://%s%s%s:%u/http-stream\n",
-			      certificate != NULL ? "wss" : "ws", ipv6 ? "[" : "", shown,
-			      ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+		/* not translated: scripts read this line */
+		pb_main_print("Listening on %s\n", listen_url);
+		if (console != NULL)
+			main.view = pb_dashboard_view_new_for_server(server, listen_url, console);
 	}
 
 	status = pb_main_run(&main);
@@ -377,9 +447,21 @@ static void
 pb_main_forward_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
 			 gpointer user_data)
 {
+	PbMain *main = user_data;
+
+	if (main->view != NULL)
+		return; /* the dashboard shows them */
 	/* not translated: scripts read these lines (the dashboard and D-Bus are for people) */
 	pb_main_print("Access URL: %s\n", access_url);
 	pb_main_print("HTTP URL: %s\n", http_url);
+}
+
+/* Plain logs: the client's events ("Online at …", "Reconnecting in 1.2 s") as log lines. */
+static void
+pb_main_forward_event_cb(PbTunnelClient *client, gint64 time, const char *message,
+			 gpointer user_data)
+{
+	g_message("%s", message);
 }
 
 static void
@@ -387,6 +469,7 @@ pb_main_forward_disconnected_cb(PbTunnelClient *client, const char *reason, gpoi
 {
 	PbMain *main = user_data;
 
+	pb_main_stop_view(main);
 	g_printerr(_("%s: the tunnel is closed: %s\n"), g_get_prgname(), reason);
 	main->status = PB_EXIT_RUNTIME;
 	g_main_loop_quit(main->loop);
@@ -408,6 +491,7 @@ pb_main_forward_connected_cb(GObject *source, GAsyncResult *res, gpointer user_d
 	g_autoptr(GError) error = NULL;
 
 	if (!pb_tunnel_client_connect_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+		pb_main_stop_view(main);
 		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 			g_printerr(_("%s: cannot open a tunnel: %s\n"), g_get_prgname(),
 				   error->message);
@@ -533,7 +617,7 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbMain main = {loop, EXIT_SUCCESS, 0, 0};
+	PbMain main = {loop, EXIT_SUCCESS, 0, 0, NULL};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_main_parse(context, entries, &argc, &argv, &status))
@@ -612,6 +696,15 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 		pb_main_forward_notifier(client, &application, &notifier);
 	}
 	pb_main_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
+	{
+		g_autoptr(PbConsole) console = pb_main_dashboard_console();
+
+		if (console != NULL)
+			main.view = pb_dashboard_view_new_for_client(client, console);
+		else
+			g_signal_connect(client, "event", G_CALLBACK(pb_main_forward_event_cb),
+					 &main);
+	}
 	pb_tunnel_client_connect_async(client, NULL, pb_main_forward_connected_cb, &main);
 	status = pb_main_run(&main);
 	if (exporter != NULL) {
@@ -646,7 +739,7 @@ main(int argc, char **argv)
 		       g_getenv("PB_LOCALEDIR") != NULL ? g_getenv("PB_LOCALEDIR") : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
-	g_log_writer_default_set_use_stderr(TRUE);
+	pb_log_init(PB_LOG_NORMAL); /* before anything logs; the options may change the level */
 
 	if (g_str_has_prefix(name, "piggyback-forward")) {
 		g_set_prgname("piggyback-forward");

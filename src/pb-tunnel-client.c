@@ -256,7 +256,7 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 		pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
 		/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
 		pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
-		g_message("Tunnel lost: %s", reason);
+		g_debug("Tunnel lost: %s", reason); /* "event" says it */
 		pb_tunnel_client_schedule_retry(self);
 		return;
 	}

@@ -456,7 +456,7 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 
 	g_assert_nonnull(path);
 	g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", bus_address, TRUE);
-	g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "PiggyBack", TRUE);
+	g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "piggyback", TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-warnings", TRUE);
 	g_subprocess_launcher_setenv(launcher, "LC_ALL", "C", TRUE);
 	return pb_test_proc_spawn(launcher, path, "--host", "127.0.0.1", "--port", port, "--server",
