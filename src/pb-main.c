@@ -121,25 +121,33 @@ pb_main_check_address(const char *value, const char *option, int *status)
 	return FALSE;
 }
 
-/* The token from --token-file, else from $PIGGY_TOKEN (never from the command line, where
- * ps shows it); *token stays NULL if there is neither. */
+/* A token from @file (the option @option), else from the environment variable @variable
+ * (never from the command line, where ps shows it); *token stays NULL if neither is set. */
 static gboolean
-pb_main_get_token(const char *token_file, char **token, int *status)
+pb_main_read_token(const char *file, const char *option, const char *variable, char **token,
+		   int *status)
 {
 	g_autoptr(GError) error = NULL;
-	const char *env = g_getenv("PIGGY_TOKEN");
+	const char *env = g_getenv(variable);
 
-	if (token_file != NULL)
-		*token = pb_token_read_file(token_file, &error);
-	else if (env != NULL && pb_token_validate(env, "PIGGY_TOKEN", &error))
+	if (file != NULL)
+		*token = pb_token_read_file(file, &error);
+	else if (env != NULL && pb_token_validate(env, variable, &error))
 		*token = g_strdup(env);
 	if (error != NULL) {
-		g_autofree char *message = g_strdup_printf(_("--token-file: %s"), error->message);
+		g_autofree char *message = g_strdup_printf("%s: %s", option, error->message);
 
-		*status = pb_main_usage_error(token_file != NULL ? message : error->message);
+		*status = pb_main_usage_error(file != NULL ? message : error->message);
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* The tunnel token: --token-file, else $PIGGY_TOKEN. */
+static gboolean
+pb_main_get_token(const char *token_file, char **token, int *status)
+{
+	return pb_main_read_token(token_file, "--token-file", "PIGGY_TOKEN", token, status);
 }
 
 /* Parses a command's options; it takes no other arguments. */
@@ -289,6 +297,9 @@ pb_main_serve(int argc, char **argv)
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	int idle_timeout = 0;
+	g_autofree char *metrics = NULL;
+	g_autofree char *metrics_token_file = NULL;
+	g_autofree char *metrics_token = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
@@ -338,6 +349,12 @@ pb_main_serve(int argc, char **argv)
 	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
+	     N_("on: answer GET /metrics on the WebSocket port (default); off: do not"),
+	     N_("on|off")},
+	    {"metrics-token-file", 0, 0, G_OPTION_ARG_FILENAME, &metrics_token_file,
+	     N_("Require the token in FILE on GET /metrics (or set PIGGY_METRICS_TOKEN)"),
+	     N_("FILE")},
 	    {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
 	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
 	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
@@ -387,6 +404,15 @@ pb_main_serve(int argc, char **argv)
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
 	if (!pb_main_get_token(token_file, &token, &status))
 		return status;
+	if (metrics != NULL && g_strcmp0(metrics, "on") != 0 && g_strcmp0(metrics, "off") != 0) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--metrics must be on or off, not “%s”"), metrics);
+
+		return pb_main_usage_error(message);
+	}
+	if (!pb_main_read_token(metrics_token_file, "--metrics-token-file", "PIGGY_METRICS_TOKEN",
+				&metrics_token, &status))
+		return status;
 	if ((tls_cert != NULL) != (tls_key != NULL))
 		return pb_main_usage_error(_("--tls-cert and --tls-key go together"));
 	if (tls_cert != NULL) {
@@ -413,6 +439,7 @@ pb_main_serve(int argc, char **argv)
 					      PB_MAX_PENDING_DEFAULT,
 					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);
 	pb_tunnel_server_set_token(server, token);
+	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,

@@ -13,6 +13,7 @@
 #include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-listener.h"
+#include "pb-metrics.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
 #include "pb-web-port.h"
@@ -61,6 +62,9 @@ struct _PbTunnelServer {
 	guint grace_s;	       /* how long a lost client's port is kept; 0 = not at all */
 	guint max_clients;     /* tunnels at once; more are refused with 503 */
 	guint max_connections; /* per tunnel; more public connections are closed at once */
+	PbTunnelStats ended;   /* the counters of the tunnels that have closed, added up */
+	gboolean metrics;      /* answer GET /metrics */
+	char *metrics_token;   /* (owned) (nullable) required on GET /metrics */
 	guint n_refused;       /* public connections refused since the last log line */
 	gint64 refused_logged; /* monotonic µs of that line */
 };
@@ -159,7 +163,15 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbServerClient *client = user_data;
 	PbTunnelServer *self = client->server;
+	PbTunnelStats stats;
 
+	pb_tunnel_get_stats(tunnel, &stats);
+	self->ended.streams_total += stats.streams_total;
+	self->ended.bytes_in += stats.bytes_in;
+	self->ended.bytes_out += stats.bytes_out;
+	self->ended.frames_in += stats.frames_in;
+	self->ended.frames_out += stats.frames_out;
+	self->ended.protocol_errors += stats.protocol_errors;
 	self->clients = g_list_remove(self->clients, client);
 	pb_listener_set_accepting(client->listener, FALSE);
 	if (self->grace_s == 0 || client->session == NULL) {
@@ -369,6 +381,35 @@ pb_tunnel_server_reply(SoupServerMessage *msg, guint status, const char *text)
 					 strlen(text));
 }
 
+/* Prometheus' text format, with every counter of the server and of each tunnel port. */
+static void
+pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
+{
+	g_autoptr(GPtrArray) clients = NULL;
+	g_autofree char *text = NULL;
+	PbTunnelStats totals;
+	gsize len;
+
+	if (self->metrics_token != NULL &&
+	    !pb_token_authorize(soup_message_headers_get_one(
+				    soup_server_message_get_request_headers(msg), "Authorization"),
+				self->metrics_token)) {
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+					     "WWW-Authenticate",
+					     "Bearer realm=\"piggyback-metrics\"");
+		pb_tunnel_server_reply(msg, SOUP_STATUS_UNAUTHORIZED,
+				       "/metrics requires the metrics token.\n");
+		return;
+	}
+	clients = pb_tunnel_server_list_clients(self);
+	pb_tunnel_server_get_totals(self, &totals);
+	text = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self));
+	len = strlen(text);
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
+					 SOUP_MEMORY_TAKE, g_steal_pointer(&text), len);
+}
+
 static void
 pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
 			      GHashTable *query, gpointer user_data)
@@ -376,8 +417,19 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	g_autoptr(GError) error = NULL;
 
+	if (g_strcmp0(path, "/healthz") == 0) {
+		pb_tunnel_server_reply(msg, SOUP_STATUS_OK, "ok\n");
+		return;
+	}
+	if (g_strcmp0(path, "/metrics") == 0 && self->metrics) {
+		pb_tunnel_server_reply_metrics(self, msg);
+		return;
+	}
 	if (g_strcmp0(path, PB_WS_PATH) != 0) {
-		pb_tunnel_server_reply(msg, SOUP_STATUS_NOT_FOUND, "Not found\n");
+		pb_tunnel_server_reply(
+		    msg, SOUP_STATUS_NOT_FOUND,
+		    "Not found. This is a PiggyBack tunnel server: clients connect to " PB_WS_PATH
+		    " with `piggyback forward`; /healthz and /metrics are for monitoring.\n");
 		return;
 	}
 	/* before anything else is looked at: no upgrade, so no public port, without it */
@@ -564,9 +616,58 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 		info->connections_total = pb_tunnel_get_n_streams_total(client->tunnel);
 		info->bytes_in = pb_tunnel_get_bytes_in(client->tunnel);
 		info->bytes_out = pb_tunnel_get_bytes_out(client->tunnel);
+		pb_tunnel_get_stats(client->tunnel, &info->stats);
 		g_ptr_array_add(infos, info);
 	}
 	return infos;
+}
+
+/* The counters of every tunnel since the server started, those open now and those closed. */
+void
+pb_tunnel_server_get_totals(PbTunnelServer *self, PbTunnelStats *totals)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	*totals = self->ended;
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+		PbTunnelStats stats;
+
+		pb_tunnel_get_stats(client->tunnel, &stats);
+		totals->streams_open += stats.streams_open;
+		totals->streams_total += stats.streams_total;
+		totals->bytes_in += stats.bytes_in;
+		totals->bytes_out += stats.bytes_out;
+		totals->frames_in += stats.frames_in;
+		totals->frames_out += stats.frames_out;
+		totals->protocol_errors += stats.protocol_errors;
+		totals->send_queue += stats.send_queue;
+	}
+}
+
+/* Connections to the WebSocket port that are not a tunnel (yet). */
+guint
+pb_tunnel_server_get_n_pending(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0;
+}
+
+/**
+ * pb_tunnel_server_set_metrics:
+ * @enabled: whether GET /metrics answers (404 otherwise)
+ * @token: (nullable): the bearer token GET /metrics must present; %NULL for none
+ */
+void
+pb_tunnel_server_set_metrics(PbTunnelServer *self, gboolean enabled, const char *token)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	self->metrics = enabled;
+	if (self->metrics_token != NULL)
+		memset(self->metrics_token, 0, strlen(self->metrics_token));
+	g_free(self->metrics_token);
+	self->metrics_token = g_strdup(token);
 }
 
 /* Closes every tunnel ("going away") and stops listening. */
@@ -609,6 +710,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
 	pb_tunnel_server_set_token(self, NULL);
+	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
 }
 
@@ -633,6 +735,7 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	self->handshake_timeout_s = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
+	self->metrics = TRUE;
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
 }

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "pb-frame.h"
+#include "pb-tunnel.h"
 
 G_BEGIN_DECLS
 
@@ -16,6 +17,7 @@ typedef struct {
 	guint64 connections_total; /* tunneled connections ever opened */
 	guint64 bytes_in;	   /* tunneled payload received from the client */
 	guint64 bytes_out;	   /* tunneled payload sent to the client */
+	PbTunnelStats stats;	   /* all of the tunnel's counters */
 } PbServerClientInfo;
 
 void
@@ -57,6 +59,12 @@ guint
 pb_tunnel_server_get_n_clients(PbTunnelServer *self);
 GPtrArray *
 pb_tunnel_server_list_clients(PbTunnelServer *self);
+void
+pb_tunnel_server_get_totals(PbTunnelServer *self, PbTunnelStats *totals);
+guint
+pb_tunnel_server_get_n_pending(PbTunnelServer *self);
+void
+pb_tunnel_server_set_metrics(PbTunnelServer *self, gboolean enabled, const char *token);
 void
 pb_tunnel_server_stop(PbTunnelServer *self);
 

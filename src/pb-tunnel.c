@@ -51,6 +51,9 @@ struct _PbTunnel {
 	guint64 bytes_in;	 /* tunneled payload received from the peer */
 	guint64 bytes_out;	 /* tunneled payload sent to the peer */
 	guint64 n_streams_total; /* connections ever opened on this tunnel */
+	guint64 frames_in;	 /* messages libsoup delivered (the fast path counts its own) */
+	guint64 frames_out;	 /* messages we sent */
+	guint64 protocol_errors; /* the peer broke the protocol: the tunnel or a connection */
 	guint keepalive_s;	 /* ping interval; 0 = no keepalive */
 	guint keepalive_id;	 /* (nullable) the pong deadline's check */
 	gint64 last_heard;	 /* monotonic µs of the last frame from the peer */
@@ -83,6 +86,7 @@ pb_tunnel_send(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
 	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
 		return;
 	pb_frame_write_header(message, type, id);
+	self->frames_out++;
 	self->queued += pb_ws_output_send_message(pb_ws_stream_get_output(self->ws_stream), message,
 						  PB_FRAME_HEADER_SIZE + payload_len);
 }
@@ -280,6 +284,7 @@ static void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 {
 	g_message("Closing the tunnel: protocol error: %s", reason);
+	self->protocol_errors++;
 	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, reason);
 }
 
@@ -301,6 +306,7 @@ pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *dat
 		error = g_error_new_literal(PB_ERROR, PB_ERROR_PROTOCOL,
 					    "the peer sent data after EOF");
 	if (error != NULL) {
+		self->protocol_errors++;
 		pb_tunnel_fail_stream(self, stream, error); /* that connection, not the tunnel */
 		return;
 	}
@@ -404,6 +410,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	PbFrame frame;
 
 	self->last_heard = g_get_monotonic_time();
+	self->frames_in++;
 	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
 		pb_tunnel_protocol_error(self, "text message");
 		return;
@@ -462,9 +469,15 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
 }
 
+/* libsoup found the peer breaking RFC 6455 (unmasked, oversized, invalid frames) or the
+ * connection failed. */
 static void
 pb_tunnel_ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_data)
 {
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	if (error->domain == SOUP_WEBSOCKET_ERROR)
+		self->protocol_errors++;
 	g_info("WebSocket error: %s", error->message);
 }
 
@@ -593,6 +606,28 @@ pb_tunnel_get_bytes_out(PbTunnel *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
 	return self->bytes_out;
+}
+
+/**
+ * pb_tunnel_get_stats:
+ *
+ * What /metrics shows of a tunnel, counted since it opened.
+ */
+void
+pb_tunnel_get_stats(PbTunnel *self, PbTunnelStats *stats)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	stats->streams_open = pb_connection_table_get_n_live(self->table);
+	stats->streams_total = self->n_streams_total;
+	stats->bytes_in = self->bytes_in;
+	stats->bytes_out = self->bytes_out;
+	stats->frames_in = self->frames_in +
+			   pb_ws_input_get_n_fast_frames(pb_ws_stream_get_input(self->ws_stream));
+	stats->frames_out = self->frames_out;
+	stats->protocol_errors = self->protocol_errors;
+	stats->send_queue =
+	    self->queued - pb_ws_output_get_sent(pb_ws_stream_get_output(self->ws_stream));
 }
 
 static void

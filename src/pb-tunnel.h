@@ -8,6 +8,18 @@
 
 G_BEGIN_DECLS
 
+/* A tunnel's counters (see pb_tunnel_get_stats()). */
+typedef struct {
+	guint streams_open;
+	guint64 streams_total;
+	guint64 bytes_in;   /* tunneled payload received from the peer */
+	guint64 bytes_out;  /* tunneled payload sent to the peer */
+	guint64 frames_in;  /* WebSocket messages received */
+	guint64 frames_out; /* WebSocket messages sent (ours; libsoup's pings and closes not) */
+	guint64 protocol_errors; /* times the peer broke the protocol */
+	guint64 send_queue;	 /* bytes of our messages not written to the socket yet */
+} PbTunnelStats;
+
 #define PB_TYPE_TUNNEL (pb_tunnel_get_type())
 G_DECLARE_FINAL_TYPE(PbTunnel, pb_tunnel, PB, TUNNEL, GObject)
 
@@ -35,6 +47,8 @@ void
 pb_tunnel_set_idle_timeout(PbTunnel *self, guint timeout_s);
 void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
+void
+pb_tunnel_get_stats(PbTunnel *self, PbTunnelStats *stats);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);
 guint64

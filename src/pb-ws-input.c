@@ -51,6 +51,7 @@ struct _PbWsInput {
 	guint32 data_conn_id;
 	guint8 data_mask[4];
 	guint64 max_message_size; /* larger DATA is left to libsoup, which refuses it */
+	guint64 n_fast_frames;	  /* messages that took the fast path */
 	PbWsDataFunc data_func;	  /* (nullable) */
 	gpointer data_func_user_data;
 	GSList *sources; /* (unowned) live PbWsInputSource */
@@ -109,6 +110,7 @@ pb_ws_input_begin_frame(PbWsInput *self)
 			self->passing_fragments = !header.fin;
 		return TRUE;
 	}
+	self->n_fast_frames++;
 	memcpy(self->data_mask, header.mask, sizeof self->data_mask);
 	self->data_conn_id = (guint32)pb_header[1] << 24 | (guint32)pb_header[2] << 16 |
 			     (guint32)pb_header[3] << 8 | pb_header[4];
@@ -337,6 +339,14 @@ pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data
 }
 
 /* While paused nothing is delivered, neither to libsoup nor on the fast path. */
+/* DATA messages delivered through the PbWsDataFunc (the others reach libsoup). */
+guint64
+pb_ws_input_get_n_fast_frames(PbWsInput *self)
+{
+	g_return_val_if_fail(PB_IS_WS_INPUT(self), 0);
+	return self->n_fast_frames;
+}
+
 /* The largest message the fast path takes: set it to what libsoup accepts. */
 void
 pb_ws_input_set_max_message_size(PbWsInput *self, guint64 size)

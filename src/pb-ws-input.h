@@ -22,6 +22,8 @@ PbWsInput *
 pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked);
 void
 pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data);
+guint64
+pb_ws_input_get_n_fast_frames(PbWsInput *self);
 void
 pb_ws_input_set_max_message_size(PbWsInput *self, guint64 size);
 void

@@ -282,8 +282,6 @@ PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GError) error = NULL;
-	PbTestProc *proc = g_new0(PbTestProc, 1);
 	va_list args;
 
 	va_start(args, first);
@@ -291,8 +289,17 @@ pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...)
 		g_ptr_array_add(argv, (gpointer)arg);
 	va_end(args);
 	g_ptr_array_add(argv, NULL);
-	proc->process =
-	    g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, &error);
+	return pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+}
+
+/* Starts the program and arguments in @argv; stop it with pb_test_proc_finish(). */
+PbTestProc *
+pb_test_proc_spawnv(GSubprocessLauncher *launcher, const char *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	PbTestProc *proc = g_new0(PbTestProc, 1);
+
+	proc->process = g_subprocess_launcher_spawnv(launcher, argv, &error);
 	g_assert_no_error(error);
 	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
 	proc->output = g_string_new(NULL);

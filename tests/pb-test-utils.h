@@ -78,6 +78,8 @@ GSubprocessLauncher *
 pb_test_proc_launcher_new(void);
 PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...) G_GNUC_NULL_TERMINATED;
+PbTestProc *
+pb_test_proc_spawnv(GSubprocessLauncher *launcher, const char *const *argv);
 gboolean
 pb_test_proc_said(PbTestProc *proc, const char *needle);
 const char *

@@ -135,17 +135,50 @@ attacker_clear(Attacker *attacker)
 	pb_test_settle();
 }
 
+/* GET /metrics over HTTP/1.0 (the server closes when done); the value of the sample @name. */
+static gpointer
+scrape_cb(gpointer user_data)
+{
+	const char *const *job = user_data; /* port, sample name */
+	g_autoptr(GSocket) socket = pb_test_connect((guint16)g_ascii_strtoull(job[0], NULL, 10));
+	const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	g_autoptr(GString) reply = g_string_new(NULL);
+	g_autofree char *needle = g_strdup_printf("\n%s ", job[1]);
+	const char *sample;
+	char buf[4096];
+	gssize n;
+
+	g_socket_send(socket, request, sizeof request - 1, NULL, NULL);
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		g_string_append_len(reply, buf, n);
+	sample = strstr(reply->str, needle);
+	g_assert_nonnull(sample);
+	return GSIZE_TO_POINTER(g_ascii_strtoull(sample + strlen(needle), NULL, 10) + 1);
+}
+
+static guint64
+hostile_scrape(HostileFixture *fx, const char *name)
+{
+	g_autofree char *port = g_strdup_printf("%u", fx->ws_port);
+	const char *job[] = {port, name};
+
+	return GPOINTER_TO_SIZE(pb_test_run_in_thread(scrape_cb, job, 10)) - 1;
+}
+
 static void
 test_hostile_text(HostileFixture *fx, gconstpointer user_data)
 {
 	Attacker attacker = {0};
 
-	g_test_summary("A text message: the server closes that WebSocket with 1002");
+	g_test_summary("A text message: the server closes that WebSocket with 1002 and counts a "
+		       "protocol error in /metrics");
+	g_assert_cmpuint(hostile_scrape(fx, "piggyback_protocol_errors_total"), ==, 0);
 	attacker_connect(&attacker, fx->ws_port);
 	soup_websocket_connection_send_text(attacker.ws, "\x02\x00\x00\x00\x01hello");
 	g_assert_cmpuint(attacker_wait_closed(&attacker), ==, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR);
 	attacker_clear(&attacker);
 	hostile_assert_unharmed(fx);
+	g_assert_cmpuint(hostile_scrape(fx, "piggyback_protocol_errors_total"), ==, 1);
 }
 
 static void

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include "pb-tunnel-server.h"
+
+G_BEGIN_DECLS
+
+char *
+pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pending);
+
+G_END_DECLS
