@@ -41,8 +41,11 @@ G_BEGIN_DECLS
 
 /* Seconds a lost client's public port stays reserved for it, and the upgrade request
  * header that presents the session id HELLO gave it. */
-#define PB_GRACE_DEFAULT  30
-#define PB_SESSION_HEADER "Piggyback-Session"
+#define PB_GRACE_DEFAULT 30
+
+/* Seconds the server has to answer a ping after the client's network changed. */
+#define PB_NETWORK_PROBE_TIMEOUT 3
+#define PB_SESSION_HEADER	 "Piggyback-Session"
 
 /* Tunnels a server takes at once, and open connections per tunnel: each connection holds a
  * file descriptor on each side, and a process usually may open 1024. */

@@ -502,6 +502,14 @@ pb_main_forward_disconnected_cb(PbTunnelClient *client, const char *reason, gpoi
 	g_main_loop_quit(main->loop);
 }
 
+/* Any change, also to "no default route": a server on the LAN or on loopback may still be
+ * reachable, and a check costs one ping. */
+static void
+pb_main_forward_network_changed_cb(GNetworkMonitor *monitor, gboolean available, gpointer user_data)
+{
+	pb_tunnel_client_network_changed(PB_TUNNEL_CLIENT(user_data));
+}
+
 static void
 pb_main_forward_quit_requested_cb(PbDbusExporter *exporter, gpointer user_data)
 {
@@ -715,6 +723,8 @@ pb_main_forward(int argc, char **argv, gboolean use_settings)
 	g_signal_connect(client, "ready", G_CALLBACK(pb_main_forward_ready_cb), &main);
 	g_signal_connect(client, "disconnected", G_CALLBACK(pb_main_forward_disconnected_cb),
 			 &main);
+	g_signal_connect_object(g_network_monitor_get_default(), "network-changed",
+				G_CALLBACK(pb_main_forward_network_changed_cb), client, 0);
 	if (!no_dbus) {
 		exporter = pb_dbus_exporter_new(client);
 		g_signal_connect(exporter, "quit-requested",

@@ -643,6 +643,27 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
 }
 
+/**
+ * pb_tunnel_client_network_changed:
+ *
+ * The machine's network changed (GNetworkMonitor): a tunnel that is up is checked at once
+ * (pb_tunnel_probe(), 3 s) instead of at the next keepalive deadline, and a client waiting
+ * out a backoff dials now, as the network it failed on is not the one it has.
+ */
+void
+pb_tunnel_client_network_changed(PbTunnelClient *self)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+
+	if (self->retry_id != 0) {
+		g_info("The network changed: dialling now");
+		pb_tunnel_client_reconnect(self);
+	} else if (self->state == PB_TUNNEL_CLIENT_STATE_ONLINE && self->tunnel != NULL) {
+		g_info("The network changed: checking that the server still answers");
+		pb_tunnel_probe(self->tunnel, PB_NETWORK_PROBE_TIMEOUT);
+	}
+}
+
 void
 pb_tunnel_client_close(PbTunnelClient *self)
 {

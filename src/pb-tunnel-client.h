@@ -90,6 +90,8 @@ pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnec
 void
 pb_tunnel_client_reconnect(PbTunnelClient *self);
 void
+pb_tunnel_client_network_changed(PbTunnelClient *self);
+void
 pb_tunnel_client_close(PbTunnelClient *self);
 
 G_END_DECLS

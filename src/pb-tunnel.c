@@ -57,6 +57,8 @@ struct _PbTunnel {
 	guint keepalive_s;	 /* ping interval; 0 = no keepalive */
 	guint keepalive_id;	 /* (nullable) the pong deadline's check */
 	gint64 last_heard;	 /* monotonic µs of the last frame from the peer */
+	guint probe_id;		 /* (nullable) the deadline of pb_tunnel_probe() */
+	gint64 probe_since;	 /* monotonic µs when the probe began */
 	guint idle_timeout_s;	 /* a connection without traffic that long is closed; 0 = never */
 	guint idle_id;		 /* (nullable) the check for such connections */
 };
@@ -465,6 +467,7 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 	PbTunnel *self = PB_TUNNEL(user_data);
 
 	g_clear_handle_id(&self->keepalive_id, g_source_remove);
+	g_clear_handle_id(&self->probe_id, g_source_remove);
 	pb_tunnel_abort_all(self);
 	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
 }
@@ -637,6 +640,7 @@ pb_tunnel_dispose(GObject *object)
 
 	g_clear_handle_id(&self->keepalive_id, g_source_remove);
 	g_clear_handle_id(&self->idle_id, g_source_remove);
+	g_clear_handle_id(&self->probe_id, g_source_remove);
 	if (self->ws != NULL) {
 		g_signal_handlers_disconnect_by_data(self->ws, self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
@@ -810,6 +814,44 @@ pb_tunnel_set_idle_timeout(PbTunnel *self, guint timeout_s)
 	if (timeout_s > 0)
 		self->idle_id =
 		    g_timeout_add_seconds(MAX(1, timeout_s / 4), pb_tunnel_idle_cb, self);
+}
+
+static gboolean
+pb_tunnel_probe_cb(gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	self->probe_id = 0;
+	soup_websocket_connection_set_keepalive_interval(self->ws, self->keepalive_s);
+	if (self->last_heard >= self->probe_since ||
+	    pb_ws_input_get_paused(pb_ws_stream_get_input(self->ws_stream)))
+		return G_SOURCE_REMOVE;
+	g_message("Closing the tunnel: no answer from the peer since the network changed");
+	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+					"no answer after a network change");
+	return G_SOURCE_REMOVE;
+}
+
+/**
+ * pb_tunnel_probe:
+ * @timeout_s: how long the peer has to answer
+ *
+ * Checks at once that the peer still answers, instead of at the next keepalive deadline:
+ * pings every second, and closes the tunnel if nothing at all came from the peer within
+ * @timeout_s. For when the network changed under the WebSocket (a new address, another
+ * route), which leaves a TCP connection dead without a word.
+ */
+void
+pb_tunnel_probe(PbTunnel *self, guint timeout_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	if (self->probe_id != 0 ||
+	    soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+		return;
+	self->probe_since = g_get_monotonic_time();
+	soup_websocket_connection_set_keepalive_interval(self->ws, 1);
+	self->probe_id = g_timeout_add_seconds(timeout_s, pb_tunnel_probe_cb, self);
 }
 
 /**

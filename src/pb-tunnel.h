@@ -44,6 +44,8 @@ pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s);
 void
 pb_tunnel_set_max_message_size(PbTunnel *self, guint64 size);
 void
+pb_tunnel_probe(PbTunnel *self, guint timeout_s);
+void
 pb_tunnel_set_idle_timeout(PbTunnel *self, guint timeout_s);
 void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
