@@ -297,9 +297,22 @@ PbTestProc *
 pb_test_proc_spawnv(GSubprocessLauncher *launcher, const char *const *argv)
 {
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) wrapped = g_ptr_array_new_with_free_func(g_free);
+	const char *wrapper = g_getenv("PB_TEST_WRAPPER");
 	PbTestProc *proc = g_new0(PbTestProc, 1);
 
-	proc->process = g_subprocess_launcher_spawnv(launcher, argv, &error);
+	/* under `meson test --setup valgrind`, piggyback itself runs under valgrind too */
+	if (wrapper != NULL && g_strcmp0(argv[0], g_getenv("PB_PIGGYBACK")) == 0) {
+		g_auto(GStrv) words = g_strsplit(wrapper, " ", -1);
+
+		for (guint i = 0; words[i] != NULL; i++)
+			g_ptr_array_add(wrapped, g_strdup(words[i]));
+	}
+	for (guint i = 0; argv[i] != NULL; i++)
+		g_ptr_array_add(wrapped, g_strdup(argv[i]));
+	g_ptr_array_add(wrapped, NULL);
+	proc->process =
+	    g_subprocess_launcher_spawnv(launcher, (const char *const *)wrapped->pdata, &error);
 	g_assert_no_error(error);
 	proc->out = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc->process));
 	proc->output = g_string_new(NULL);
@@ -354,6 +367,12 @@ pb_test_proc_wait_port(PbTestProc *proc, const char *needle)
 	}
 	g_assert_nonnull(colon);
 	return (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
+}
+
+int
+pb_test_proc_get_pid(PbTestProc *proc)
+{
+	return (int)g_ascii_strtoll(g_subprocess_get_identifier(proc->process), NULL, 10);
 }
 
 /* Open file descriptors of the process, from /proc. */

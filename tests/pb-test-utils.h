@@ -92,6 +92,8 @@ guint16
 pb_test_proc_wait_port(PbTestProc *proc, const char *needle);
 guint
 pb_test_proc_count_fds(PbTestProc *proc);
+int
+pb_test_proc_get_pid(PbTestProc *proc);
 void
 pb_test_proc_kill(PbTestProc *proc);
 int

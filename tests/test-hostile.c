@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: ISC */
+#define _GNU_SOURCE /* memmem() */
 #include "config.h"
 
 #include <libsoup/soup.h>
@@ -268,12 +269,11 @@ raw_upgrade(guint16 ws_port)
 	g_socket_set_timeout(socket, 10);
 	g_assert_cmpint(g_socket_send(socket, request, strlen(request), NULL, NULL), ==,
 			strlen(request));
+	/* a byte at a time: what follows the response (HELLO) stays in the socket */
 	while (g_strstr_len(response, got, "\r\n\r\n") == NULL) {
-		gssize n =
-		    g_socket_receive(socket, response + got, sizeof response - got - 1, NULL, NULL);
-
-		g_assert_cmpint(n, >, 0);
-		got += (gsize)n;
+		g_assert_cmpuint(got, <, sizeof response - 1);
+		g_assert_cmpint(g_socket_receive(socket, response + got, 1, NULL, NULL), ==, 1);
+		got++;
 		response[got] = '\0';
 	}
 	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 101"));
@@ -331,6 +331,96 @@ not_http_cb(gpointer user_data)
 	g_socket_set_timeout(socket, 10);
 	g_socket_send(socket, garbage, sizeof garbage - 1, NULL, NULL);
 	return GINT_TO_POINTER(raw_wait_closed(socket));
+}
+
+/* The public port in the HELLO that follows the 101 (a server frame: not masked). */
+static guint16
+raw_read_hello_port(GSocket *socket)
+{
+	char buf[4096];
+	gsize got = 0;
+	const char *port = NULL;
+
+	while (port == NULL && got < sizeof buf - 1) {
+		gssize n = g_socket_receive(socket, buf + got, sizeof buf - 1 - got, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+		buf[got] = '\0';
+		/* not g_strstr_len(): the frame's header has NUL bytes */
+		port = memmem(buf, got, "\"tunnelPort\":", strlen("\"tunnelPort\":"));
+	}
+	g_assert_nonnull(port);
+	return (guint16)g_ascii_strtoull(port + strlen("\"tunnelPort\":"), NULL, 10);
+}
+
+typedef struct {
+	guint16 port;
+	guint64 sent; /* what the public client got rid of before the tunnel pushed back */
+} Flood;
+
+/* Sends to @port until a send has waited 2 s: the tunnel stopped reading. */
+static gpointer
+flood_cb(gpointer user_data)
+{
+	Flood *flood = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(flood->port);
+	g_autofree char *buf = g_malloc0(64 * 1024);
+
+	g_socket_set_timeout(socket, 2);
+	while (flood->sent < 256 * 1024 * 1024) {
+		gssize n = g_socket_send(socket, buf, 64 * 1024, NULL, NULL);
+
+		if (n <= 0)
+			break;
+		flood->sent += (guint64)n;
+	}
+	return GINT_TO_POINTER(TRUE);
+}
+
+/* Resident memory of the server, in bytes (VmRSS). */
+static guint64
+hostile_server_rss(HostileFixture *fx)
+{
+	g_autofree char *path =
+	    g_strdup_printf("/proc/%d/status", pb_test_proc_get_pid(fx->server));
+	g_autofree char *status = NULL;
+	const char *rss;
+
+	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+	rss = strstr(status, "VmRSS:");
+	g_assert_nonnull(rss);
+	return g_ascii_strtoull(rss + strlen("VmRSS:"), NULL, 10) * 1024;
+}
+
+static void
+test_hostile_never_reads(HostileFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSocket) attacker = NULL;
+	Flood flood = {0};
+	guint64 rss_before;
+
+	g_test_summary("A client that never reads its WebSocket while the public floods its port: "
+		       "the server stops reading the flood once 1 MiB waits unsent (memory "
+		       "bounded), other tunnels keep working, and all is freed when it goes");
+	attacker = raw_upgrade(fx->ws_port); /* the server is another process: no loop to run */
+	flood.port = raw_read_hello_port(attacker);
+	rss_before = hostile_server_rss(fx);
+	g_assert_true(pb_test_run_in_thread(flood_cb, &flood, 60));
+	g_test_message("the flood got %" G_GUINT64_FORMAT
+		       " bytes in before the tunnel pushed back; "
+		       "server RSS grew by %" G_GINT64_FORMAT " KiB",
+		       flood.sent, ((gint64)hostile_server_rss(fx) - (gint64)rss_before) / 1024);
+	/* socket buffers on both hops plus at most the 1 MiB queue and a read chunk */
+	g_assert_cmpuint(flood.sent, <, 64 * 1024 * 1024);
+	if (g_getenv("PB_TEST_SANITIZED") == NULL)
+		g_assert_cmpint((gint64)hostile_server_rss(fx) - (gint64)rss_before, <,
+				16 * 1024 * 1024);
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	g_socket_close(attacker, NULL);
+	/* a 1.1-style client: its port goes with it */
+	hostile_assert_unharmed(fx);
 }
 
 static void
@@ -483,6 +573,7 @@ main(int argc, char **argv)
 	ADD("/hostile/unknown-conn-ids", test_hostile_unknown_ids);
 	ADD("/hostile/garbage-frames", test_hostile_garbage_frames);
 	ADD("/hostile/not-http", test_hostile_not_http);
+	ADD("/hostile/never-reads", test_hostile_never_reads);
 	ADD("/hostile/client-killed-mid-transfer", test_hostile_client_killed);
 	ADD("/hostile/local-service-killed", test_hostile_local_service_killed);
 #undef ADD

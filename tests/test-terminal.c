@@ -278,6 +278,58 @@ test_terminal_plain(TerminalFixture *fx, gconstpointer user_data)
 	}
 }
 
+/* The log of a server run with @flag (or none) while one connection goes through it. */
+static char *
+terminal_server_log(TerminalFixture *fx, const char *flag)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	const char *const args[] = {g_getenv("PB_PIGGYBACK"),
+				    "serve",
+				    "-p",
+				    "0",
+				    "-l",
+				    "127.0.0.1",
+				    "-H",
+				    "127.0.0.1",
+				    flag,
+				    NULL};
+	g_autofree char *server_url = NULL;
+	PbTestProc *server = pb_test_proc_spawnv(launcher, args);
+	PbTestProc *client;
+	guint16 public_port;
+	char *log;
+
+	server_url =
+	    g_strdup_printf("127.0.0.1:%u", pb_test_proc_wait_port(server, "Listening on"));
+	client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", fx->local,
+				    "-h", "127.0.0.1", "-s", server_url, "--no-dbus", NULL);
+	public_port = pb_test_proc_wait_port(client, "Access URL:");
+	g_assert_true(pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(public_port), 10));
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	if (g_strcmp0(flag, "-q") != 0) /* -q does not say it */
+		pb_test_wait_until(pb_test_proc_said(server, "disconnected"), 10);
+	log = g_strdup(pb_test_proc_get_output(server));
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	return log;
+}
+
+static void
+test_terminal_verbosity(TerminalFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *normal = terminal_server_log(fx, NULL);
+	g_autofree char *verbose = terminal_server_log(fx, "-v");
+	g_autofree char *quiet = terminal_server_log(fx, "-q");
+
+	g_test_summary("The default log says who connected, not each connection; -v adds a line "
+		       "per tunneled connection; -q leaves warnings only");
+	g_assert_nonnull(strstr(normal, "connected: tunnel open"));
+	g_assert_null(strstr(normal, "stream 1:"));
+	g_assert_nonnull(strstr(verbose, "connected: tunnel open"));
+	g_assert_nonnull(strstr(verbose, "stream 1:"));
+	g_assert_null(strstr(quiet, "connected: tunnel open"));
+	g_assert_nonnull(strstr(quiet, "warning: no token")); /* a warning still shows */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -287,6 +339,7 @@ main(int argc, char **argv)
 	ADD("/terminal/forward-dashboard", test_terminal_forward_dashboard);
 	ADD("/terminal/serve-dashboard", test_terminal_serve_dashboard);
 	ADD("/terminal/plain", test_terminal_plain);
+	ADD("/terminal/verbosity", test_terminal_verbosity);
 #undef ADD
 	return g_test_run();
 }
