@@ -394,6 +394,15 @@ pb_bench_proc_read_cost(PbBenchProc *proc, PbBenchCost *cost, GError **error)
 	cost->peak_rss_mib = hwm != NULL ? g_ascii_strtoull(hwm + 7, NULL, 10) / 1024.0 : 0;
 	cost->rss_mib = pb_bench_status_mib(status, "\nVmRSS:");
 	cost->anon_mib = pb_bench_status_mib(status, "\nRssAnon:");
+	{
+		g_autofree char *rollup_path =
+		    g_strdup_printf("/proc/%d/smaps_rollup", (int)proc->pid);
+		g_autofree char *rollup = NULL;
+
+		/* "\nPss:" is not the first line; smaps_rollup starts with the range */
+		if (g_file_get_contents(rollup_path, &rollup, NULL, NULL))
+			cost->pss_mib = pb_bench_status_mib(rollup, "\nPss:");
+	}
 	return TRUE;
 }
 

@@ -27,6 +27,7 @@ typedef struct {
 	double peak_rss_mib; /* VmHWM, or ru_maxrss once reaped */
 	double rss_mib;	     /* VmRSS now (live children only) */
 	double anon_mib;     /* RssAnon now: the heap, without the shared libraries' pages */
+	double pss_mib;	     /* Pss now: RSS with each shared page divided among its users */
 } PbBenchCost;
 
 /* A child process: socat, `piggyback serve` or `piggyback forward`. */

@@ -35,6 +35,7 @@ typedef struct {
 	PbBenchProc *hop1;		  /* (owned) (nullable) the relay */
 	PbBenchProc *hop2;		  /* (owned) (nullable) */
 	PbBenchCost idle[2];		  /* serve, forward: just after start */
+	PbBenchCost relay_idle;		  /* the relay's first socat, likewise */
 	PbBenchCost loaded[2];		  /* after the concurrent echo connections */
 	PbBenchCost holding[2];		  /* while holding the idle connections */
 	PbBenchCost after[2];		  /* once they have closed */
@@ -151,8 +152,9 @@ pb_bench_print_paths(const char *label, GArray *const values[PB_BENCH_N_PATHS], 
 static void
 pb_bench_print_memory(const char *label, const PbBenchCost cost[2])
 {
-	g_print("%-34s %7.1f %7.1f   %7.1f %7.1f\n", label, cost[0].rss_mib, cost[0].anon_mib,
-		cost[1].rss_mib, cost[1].anon_mib);
+	g_print("%-34s %7.1f %7.1f %7.1f   %7.1f %7.1f %7.1f\n", label, cost[0].rss_mib,
+		cost[0].anon_mib, cost[0].pss_mib, cost[1].rss_mib, cost[1].anon_mib,
+		cost[1].pss_mib);
 }
 
 static void
@@ -168,9 +170,12 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 		run->failures[2]);
 	if (run->n_idle == 0 && run->load_s == 0)
 		return;
-	g_print("\n%-34s %15s   %15s\n", "tunnel memory, MiB", "serve", "forward");
-	g_print("%-34s %7s %7s   %7s %7s\n", "", "RSS", "anon", "RSS", "anon");
+	g_print("\n%-34s %23s   %23s\n", "tunnel memory, MiB", "serve", "forward");
+	g_print("%-34s %7s %7s %7s   %7s %7s %7s\n", "", "RSS", "anon", "PSS", "RSS", "anon", "PSS");
 	pb_bench_print_memory("idle, after start", run->idle);
+	if (run->relay_idle.rss_mib > 0)
+		g_print("%-34s %7.1f %7.1f %7.1f\n", "(one socat of the relay, idle)",
+			run->relay_idle.rss_mib, run->relay_idle.anon_mib, run->relay_idle.pss_mib);
 	{
 		g_autofree char *label = g_strdup_printf("after %d x 1 MiB echo (%.2f s)",
 							 bench->load_conns, run->load_s);
@@ -189,7 +194,8 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 	g_print("%-34s %7.1f %7s   %7.1f\n", "peak (VmHWM) over the whole run",
 		run->after[0].peak_rss_mib, "", run->after[1].peak_rss_mib);
 	g_print("(anon = RssAnon, the process's own heap; the rest of RSS is pages of shared "
-		"libraries)\n");
+		"libraries;\n PSS counts each shared page in part, divided among the processes that "
+		"map it)\n");
 }
 
 /**
@@ -215,6 +221,8 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 	if (!bench->tunnel_only &&
 	    !pb_bench_relay_start(bench, echo_port, TRUE, &run.hop1, &run.hop2,
 				  &run.port[PB_BENCH_PATH_RELAY], error))
+		return FALSE;
+	if (run.hop1 != NULL && !pb_bench_proc_read_cost(run.hop1, &run.relay_idle, error))
 		return FALSE;
 	if (!bench->relay_only) {
 		if (!pb_bench_tunnel_start(bench, echo_port, &run.tunnel, error) ||

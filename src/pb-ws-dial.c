@@ -10,6 +10,7 @@
 
 #include "pb-error.h"
 #include "pb-hello.h"
+#include "pb-proxy.h"
 #include "pb-tls.h"
 #include "pb-upgrade.h"
 
@@ -269,9 +270,9 @@ pb_ws_dial_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
  * pb_ws_dial_async:
  * @options: what to connect to and how; copied
  *
- * Connects to the server with GSocketClient (TLS for wss://, with the system's proxy
- * settings) and does the WebSocket upgrade itself: libsoup's client keeps the stream it
- * upgrades to itself, and PiggyBack runs its own stream on the connection.
+ * Connects to the server with GSocketClient (TLS for wss://, through a proxy if one is set:
+ * see pb_proxy_resolver_for_server()) and does the WebSocket upgrade itself: libsoup's client keeps
+ * the stream it upgrades to itself, and PiggyBack runs its own stream on the connection.
  */
 void
 pb_ws_dial_async(const PbWsDialOptions *options, GCancellable *cancellable,
@@ -281,6 +282,7 @@ pb_ws_dial_async(const PbWsDialOptions *options, GCancellable *cancellable,
 	g_autoptr(GSocketClient) dialer = g_socket_client_new();
 	g_autofree char *uri = g_uri_to_string(options->uri);
 	gboolean tls = g_strcmp0(g_uri_get_scheme(options->uri), "wss") == 0;
+	g_autoptr(GProxyResolver) proxy = pb_proxy_resolver_for_server();
 	PbWsDial *upgrade = g_new0(PbWsDial, 1);
 
 	/* via an integer: ISO C has no function → object pointer conversion */
@@ -294,6 +296,10 @@ pb_ws_dial_async(const PbWsDialOptions *options, GCancellable *cancellable,
 	upgrade->response = g_byte_array_new();
 	g_task_set_task_data(task, upgrade, (GDestroyNotify)pb_ws_dial_free);
 	g_socket_client_set_tls(dialer, tls);
+	if (proxy != NULL)
+		g_socket_client_set_proxy_resolver(dialer, proxy);
+	else
+		g_socket_client_set_enable_proxy(dialer, FALSE);
 	if (tls)
 		g_signal_connect(dialer, "event", G_CALLBACK(pb_ws_dial_dialer_event_cb), upgrade);
 	g_socket_client_connect_to_uri_async(dialer, uri, tls ? 443 : 80, cancellable,

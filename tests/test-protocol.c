@@ -9,6 +9,7 @@
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-hello.h"
+#include "pb-proxy.h"
 #include "pb-server-url.h"
 #include "pb-token.h"
 #include "pb-upgrade.h"
@@ -393,6 +394,49 @@ test_backoff(void)
 	g_assert_cmpuint(pb_backoff_delay_ms(G_MAXUINT, 1.0), ==, PB_BACKOFF_MAX_MS);
 }
 
+/* What @resolver says for @uri: the first proxy URI ("direct://" for none). */
+static char *
+proxy_lookup(GProxyResolver *resolver, const char *uri)
+{
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) proxies = g_proxy_resolver_lookup(resolver, uri, NULL, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(proxies[0]);
+}
+
+static void
+test_proxy_environ(void)
+{
+	const char *const none[] = {"HOME=/root", "http_proxy=", NULL};
+	const char *const set[] = {"https_proxy=http://proxy.example:3128",
+				   "HTTP_PROXY=http://plain.example:8080",
+				   "no_proxy=localhost, .internal.example", NULL};
+	const char *const all[] = {"ALL_PROXY=socks5://127.0.0.1:1080", NULL};
+	g_autoptr(GProxyResolver) resolver = NULL;
+	g_autoptr(GProxyResolver) fallback = NULL;
+	g_autofree char *wss = NULL;
+	g_autofree char *ws = NULL;
+	g_autofree char *direct = NULL;
+	g_autofree char *socks = NULL;
+
+	g_test_summary("Outside a desktop session the server is reached through the proxy the "
+		       "environment names (https_proxy for wss://, http_proxy for ws://, "
+		       "all_proxy, no_proxy), and directly when none is set");
+	g_assert_null(pb_proxy_resolver_new_from_environ(none));
+	resolver = pb_proxy_resolver_new_from_environ(set);
+	g_assert_nonnull(resolver);
+	wss = proxy_lookup(resolver, "wss://tunnel.example:443");
+	g_assert_cmpstr(wss, ==, "http://proxy.example:3128");
+	ws = proxy_lookup(resolver, "ws://tunnel.example:8080");
+	g_assert_cmpstr(ws, ==, "http://plain.example:8080");
+	direct = proxy_lookup(resolver, "wss://db.internal.example:443");
+	g_assert_cmpstr(direct, ==, "direct://");
+	fallback = pb_proxy_resolver_new_from_environ(all);
+	socks = proxy_lookup(fallback, "wss://tunnel.example:443");
+	g_assert_cmpstr(socks, ==, "socks5://127.0.0.1:1080");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -412,5 +456,6 @@ main(int argc, char **argv)
 	g_test_add_func("/token/authorize", test_token_authorize);
 	g_test_add_func("/backoff", test_backoff);
 	g_test_add_func("/hello/session", test_hello_session);
+	g_test_add_func("/proxy/environ", test_proxy_environ);
 	return g_test_run();
 }

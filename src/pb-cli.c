@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-cli.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pb-log.h"
+#include "pb-token.h"
+
+/*
+ * What both commands share: their output options (-v, -q, --log), checks of option values
+ * with a clear message and exit status 2, tokens from a file or the environment, and the
+ * main loop with its signals and dashboard.
+ */
+
+/* How both commands show what happens (-v, -q, --log). */
+static struct {
+	gboolean verbose;
+	gboolean quiet;
+	char *log; /* (owned) (nullable) "auto" or "plain" */
+} pb_cli_output;
+
+static const GOptionEntry pb_cli_output_entries[] = {
+    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &pb_cli_output.verbose,
+     N_("Also log each connection (like G_MESSAGES_DEBUG=piggyback)"), NULL},
+    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &pb_cli_output.quiet, N_("Log warnings and errors only"),
+     NULL},
+    {"log", 0, 0, G_OPTION_ARG_STRING, &pb_cli_output.log,
+     N_("auto: a live dashboard on a terminal, plain lines otherwise (default); plain: "
+	"plain lines always (or set PIGGY_LOG=plain)"),
+     N_("MODE")},
+    G_OPTION_ENTRY_NULL,
+};
+
+/* Gives the terminal back, so what comes next is printed on the ordinary screen. */
+void
+pb_cli_stop_view(PbCli *cli)
+{
+	if (cli->view != NULL)
+		pb_dashboard_view_stop(cli->view);
+}
+
+static gboolean
+pb_cli_signal_cb(gpointer user_data)
+{
+	PbCli *cli = user_data;
+
+	cli->status = EXIT_SUCCESS;
+	g_main_loop_quit(cli->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+/* stdout carries the lines scripts read (the access URL): flush each at once. */
+void
+pb_cli_print(const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	vfprintf(stdout, format, args);
+	va_end(args);
+	fflush(stdout);
+}
+
+int
+pb_cli_usage_error(const char *message)
+{
+	g_printerr("%s: %s\n", g_get_prgname(), message);
+	g_printerr(_("Try “%s --help” for more information.\n"), g_get_prgname());
+	return PB_EXIT_USAGE;
+}
+
+gboolean
+pb_cli_check_port(int port, gboolean zero_ok, const char *option, int *status)
+{
+	g_autofree char *message = NULL;
+
+	if (port >= (zero_ok ? 0 : 1) && port <= G_MAXUINT16)
+		return TRUE;
+	message = g_strdup_printf(_("%s must be a port between %d and 65535, not %d"), option,
+				  zero_ok ? 0 : 1, port);
+	*status = pb_cli_usage_error(message);
+	return FALSE;
+}
+
+gboolean
+pb_cli_check_address(const char *value, const char *option, int *status)
+{
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(value);
+	g_autofree char *message = NULL;
+
+	if (address != NULL)
+		return TRUE;
+	message = g_strdup_printf(_("%s must be an IP address, not “%s”"), option, value);
+	*status = pb_cli_usage_error(message);
+	return FALSE;
+}
+
+/* A token from @file (the option @option), else from the environment variable @variable
+ * (never from the command line, where ps shows it); *token stays NULL if neither is set. */
+gboolean
+pb_cli_read_token(const char *file, const char *option, const char *variable, char **token,
+		  int *status)
+{
+	g_autoptr(GError) error = NULL;
+	const char *env = g_getenv(variable);
+
+	if (file != NULL)
+		*token = pb_token_read_file(file, &error);
+	else if (env != NULL && pb_token_validate(env, variable, &error))
+		*token = g_strdup(env);
+	if (error != NULL) {
+		g_autofree char *message = g_strdup_printf("%s: %s", option, error->message);
+
+		*status = pb_cli_usage_error(file != NULL ? message : error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* The tunnel token: --token-file, else $PIGGY_TOKEN. */
+gboolean
+pb_cli_get_token(const char *token_file, char **token, int *status)
+{
+	return pb_cli_read_token(token_file, "--token-file", "PIGGY_TOKEN", token, status);
+}
+
+/* Parses a command's options; it takes no other arguments. */
+gboolean
+pb_cli_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, char ***argv,
+	     int *status)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_add_main_entries(context, pb_cli_output_entries, GETTEXT_PACKAGE);
+	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
+	if (!g_option_context_parse(context, argc, argv, &error)) {
+		*status = pb_cli_usage_error(error->message);
+		return FALSE;
+	}
+	if (*argc > 1) {
+		g_autofree char *message =
+		    g_strdup_printf(_("unexpected argument “%s”"), (*argv)[1]);
+
+		*status = pb_cli_usage_error(message);
+		return FALSE;
+	}
+	if (pb_cli_output.verbose && pb_cli_output.quiet) {
+		*status = pb_cli_usage_error(_("--verbose and --quiet go against each other"));
+		return FALSE;
+	}
+	if (pb_cli_output.log != NULL && g_strcmp0(pb_cli_output.log, "auto") != 0 &&
+	    g_strcmp0(pb_cli_output.log, "plain") != 0) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--log must be auto or plain, not “%s”"), pb_cli_output.log);
+
+		*status = pb_cli_usage_error(message);
+		return FALSE;
+	}
+	pb_log_init(pb_cli_output.verbose ? PB_LOG_VERBOSE
+		    : pb_cli_output.quiet ? PB_LOG_QUIET
+					  : PB_LOG_NORMAL);
+	return TRUE;
+}
+
+/* Returns: (transfer full) (nullable): the terminal to draw the dashboard on, or %NULL for
+ * plain lines (not a terminal, --log=plain, PIGGY_LOG=plain) */
+PbConsole *
+pb_cli_dashboard_console(void)
+{
+	g_autoptr(PbConsole) console = NULL;
+
+	if (g_strcmp0(pb_cli_output.log, "plain") == 0 ||
+	    g_strcmp0(g_getenv("PIGGY_LOG"), "plain") == 0)
+		return NULL;
+	console = pb_console_new(STDOUT_FILENO);
+	return pb_console_is_interactive(console) ? g_steal_pointer(&console) : NULL;
+}
+
+/* From now on SIGINT and SIGTERM end the main loop (status 0), also before it runs: a
+ * script may send them as soon as it reads a line of ours. */
+void
+pb_cli_watch_signals(PbCli *cli)
+{
+	cli->sigint = g_unix_signal_add(SIGINT, pb_cli_signal_cb, cli);
+	cli->sigterm = g_unix_signal_add(SIGTERM, pb_cli_signal_cb, cli);
+}
+
+/* Runs the main loop until a signal or a callback quits it. */
+int
+pb_cli_run(PbCli *cli)
+{
+	if (cli->view != NULL)
+		pb_dashboard_view_start(cli->view);
+	g_main_loop_run(cli->loop);
+	pb_cli_stop_view(cli);
+	g_clear_object(&cli->view);
+	g_clear_handle_id(&cli->sigint, g_source_remove);
+	g_clear_handle_id(&cli->sigterm, g_source_remove);
+	return cli->status;
+}
+
+gboolean
+pb_cli_check_keepalive(int keepalive, int *status)
+{
+	if (keepalive >= 0 && keepalive <= 3600)
+		return TRUE;
+	*status = pb_cli_usage_error(
+	    _("--keepalive must be a number of seconds from 0 (no pings) to 3600"));
+	return FALSE;
+}
+
+/* The peer sends DATA of up to PB_READ_CHUNK bytes (PiggyBack 1.1: 64 KiB) plus a header:
+ * anything smaller would refuse its ordinary messages. */
+gboolean
+pb_cli_check_max_message(int kib, int *status)
+{
+	const int min_kib = PB_READ_CHUNK / 1024 + 1;
+	g_autofree char *message = NULL;
+
+	if (kib >= min_kib && kib <= 65536)
+		return TRUE;
+	message = g_strdup_printf(_("--max-message-size must be from %d to 65536 KiB, not %d"),
+				  min_kib, kib);
+	*status = pb_cli_usage_error(message);
+	return FALSE;
+}
+
+/* --features: protocol v2 features by name, comma-separated; "none" speaks version 1 only. */
+gboolean
+pb_cli_check_features(const char *value, PbFeatures *features, int *status)
+{
+	g_auto(GStrv) names = NULL;
+
+	*features = PB_FEATURES_ALL;
+	if (value == NULL)
+		return TRUE;
+	*features = 0;
+	if (g_strcmp0(value, "none") == 0)
+		return TRUE;
+	names = g_strsplit(value, ",", -1);
+	for (gsize i = 0; names[i] != NULL; i++) {
+		PbFeatures one = pb_features_parse(names[i]);
+
+		if (one == 0) {
+			g_autofree char *message = g_strdup_printf(
+			    _("--features takes flow, eof or none, not “%s”"), names[i]);
+
+			*status = pb_cli_usage_error(message);
+			return FALSE;
+		}
+		*features |= one;
+	}
+	return TRUE;
+}

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "pb-cli.h"
+#include "pb-dbus-exporter.h"
+#include "pb-notifier.h"
+#include "pb-server-url.h"
+#include "pb-tls.h"
+#include "pb-tunnel-client.h"
+
+/* `piggyback forward` (and `piggyback-forward`): exposes a local service through a server. */
+
+static void
+pb_forward_command_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
+			    gpointer user_data)
+{
+	PbCli *cli = user_data;
+
+	if (cli->view != NULL)
+		return; /* the dashboard shows them */
+	/* not translated: scripts read these lines (the dashboard and D-Bus are for people) */
+	pb_cli_print("Access URL: %s\n", access_url);
+	pb_cli_print("HTTP URL: %s\n", http_url);
+}
+
+/* Plain logs: the client's events ("Online at …", "Reconnecting in 1.2 s") as log lines. */
+static void
+pb_forward_command_event_cb(PbTunnelClient *client, gint64 time, const char *message,
+			    gpointer user_data)
+{
+	g_message("%s", message);
+}
+
+static void
+pb_forward_command_disconnected_cb(PbTunnelClient *client, const char *reason, gpointer user_data)
+{
+	PbCli *cli = user_data;
+
+	pb_cli_stop_view(cli);
+	g_printerr(_("%s: the tunnel is closed: %s\n"), g_get_prgname(), reason);
+	cli->status = PB_EXIT_RUNTIME;
+	g_main_loop_quit(cli->loop);
+}
+
+/* Any change, also to "no default route": a server on the LAN or on loopback may still be
+ * reachable, and a check costs one ping. */
+static void
+pb_forward_command_network_changed_cb(GNetworkMonitor *monitor, gboolean available,
+				      gpointer user_data)
+{
+	pb_tunnel_client_network_changed(PB_TUNNEL_CLIENT(user_data));
+}
+
+static void
+pb_forward_command_quit_requested_cb(PbDbusExporter *exporter, gpointer user_data)
+{
+	PbCli *cli = user_data;
+
+	cli->status = EXIT_SUCCESS;
+	g_main_loop_quit(cli->loop);
+}
+
+static void
+pb_forward_command_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PbCli *cli = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!pb_tunnel_client_connect_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+		pb_cli_stop_view(cli);
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_printerr(_("%s: cannot open a tunnel: %s\n"), g_get_prgname(),
+				   error->message);
+		cli->status = PB_EXIT_RUNTIME;
+		g_main_loop_quit(cli->loop);
+	}
+}
+
+/* The defaults of `piggyback-forward`, or NULL when the schema is not installed
+ * (g_settings_new() would abort then). */
+static GSettings *
+pb_forward_command_settings_new(void)
+{
+	GSettingsSchemaSource *source = g_settings_schema_source_get_default();
+	g_autoptr(GSettingsSchema) schema = NULL;
+
+	if (source != NULL)
+		schema = g_settings_schema_source_lookup(source, APP_ID, TRUE);
+	if (schema == NULL) {
+		g_debug("GSettings schema %s is not installed: no defaults", APP_ID);
+		return NULL;
+	}
+	return g_settings_new_full(schema, NULL, NULL);
+}
+
+/* Returns: (nullable): the setting, or NULL when it is empty */
+static char *
+pb_forward_command_setting_string(GSettings *settings, const char *key)
+{
+	g_autofree char *value = g_settings_get_string(settings, key);
+
+	return *value != '\0' ? g_steal_pointer(&value) : NULL;
+}
+
+/* Fills in what the command line left out from @settings; 0 for local-port means unset. */
+static void
+pb_forward_command_defaults(GSettings *settings, char **host, char **server_input, int *port)
+{
+	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
+
+	if (*host == NULL)
+		*host = pb_forward_command_setting_string(settings, "local-host");
+	if (*server_input == NULL)
+		*server_input = pb_forward_command_setting_string(settings, "server");
+	if (*port == -1 && g_variant_get_uint16(local_port) != 0)
+		*port = g_variant_get_uint16(local_port);
+}
+
+/* Desktop notifications need a registered GApplication (without a bus it registers too,
+ * and the notifier stays quiet). */
+static void
+pb_forward_command_notifier(PbTunnelClient *client, GApplication **application,
+			    PbNotifier **notifier)
+{
+	g_autoptr(GError) error = NULL;
+
+	*application = g_application_new(APP_ID, G_APPLICATION_NON_UNIQUE);
+	if (!g_application_register(*application, NULL, &error)) {
+		g_debug("No notifications: %s", error->message);
+		return;
+	}
+	*notifier = pb_notifier_new(client, *application);
+}
+
+/* `piggyback forward`; @use_settings for `piggyback-forward`, which a desktop session may
+ * start without options: then GSettings has the defaults. */
+int
+pb_forward_command(int argc, char **argv, gboolean use_settings)
+{
+	int port = -1;
+	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
+	g_autofree char *server_input = NULL;
+	g_autofree char *features_option = NULL;
+	PbFeatures features = PB_FEATURES_ALL;
+	gboolean no_dbus = FALSE;
+	gboolean no_reconnect = FALSE;
+	int keepalive = PB_KEEPALIVE_DEFAULT;
+	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *ca_file = NULL;
+	g_autofree char *pin_input = NULL;
+	g_autofree char *pin = NULL;
+	g_autoptr(GTlsDatabase) tls_database = NULL;
+	const GOptionEntry entries[] = {
+	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
+	     N_("PORT")},
+	    {"host", 'h', 0, G_OPTION_ARG_STRING, &host,
+	     N_("Host of the local service (default localhost)"), N_("HOST")},
+	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
+	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
+	     N_("SERVER")},
+	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
+	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
+		"flow,eof)"),
+	     N_("LIST")},
+	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
+	     N_("Do not show the tunnel’s status on the session bus"), NULL},
+	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
+	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
+	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
+	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
+	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
+		"never)"),
+	     N_("SECONDS")},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
+	     N_("Trust the CA certificates in FILE (PEM) for a wss:// server, instead of the "
+		"system's"),
+	     N_("FILE")},
+	    {"pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin_input,
+	     N_("Accept only the wss:// server certificate with this SHA-256 (hex)"), N_("HASH")},
+	    G_OPTION_ENTRY_NULL,
+	};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbTunnelClient) client = NULL;
+	g_autoptr(PbDbusExporter) exporter = NULL;
+	g_autoptr(GApplication) application = NULL;
+	g_autoptr(PbNotifier) notifier = NULL;
+	g_autoptr(GSettings) settings = NULL;
+	g_autofree char *server_url = NULL;
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	PbCli cli = {loop, EXIT_SUCCESS, 0, 0, NULL};
+	int status = EXIT_SUCCESS;
+
+	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
+		return status;
+	if (use_settings)
+		settings = pb_forward_command_settings_new();
+	if (settings != NULL)
+		pb_forward_command_defaults(settings, &host, &server_input, &port);
+	if (host == NULL)
+		host = g_strdup("localhost");
+	if (server_input == NULL)
+		server_input = g_strdup("localhost:8080");
+	if (port == -1 && settings != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    /* TRANSLATORS: the command is shown as is; keep PORT in capitals */
+		    _("--port is required: the port of the local service (or set a default with "
+		      "“gsettings set %s local-port PORT”)"),
+		    APP_ID);
+
+		return pb_cli_usage_error(message);
+	}
+	if (port == -1)
+		return pb_cli_usage_error(_("--port is required: the port of the local service"));
+	if (!pb_cli_check_port(port, FALSE, "--port", &status))
+		return status;
+	if (host == NULL || *host == '\0')
+		return pb_cli_usage_error(_("--host is empty"));
+	if (!pb_cli_check_keepalive(keepalive, &status))
+		return status;
+	if (!pb_cli_check_max_message(max_message_kib, &status))
+		return status;
+	if (!pb_cli_check_features(features_option, &features, &status))
+		return status;
+	server_url = pb_server_url_resolve(server_input, &error);
+	if (server_url == NULL)
+		return pb_cli_usage_error(error->message);
+	if (!pb_cli_get_token(token_file, &token, &status))
+		return status;
+	if ((ca_file != NULL || pin_input != NULL) && !g_str_has_prefix(server_url, "wss://"))
+		return pb_cli_usage_error(_("--ca-file and --pin-sha256 need a wss:// server"));
+	if (ca_file != NULL) {
+		tls_database = pb_tls_database_new(ca_file, &error);
+		if (tls_database == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--ca-file: %s"), error->message);
+
+			return pb_cli_usage_error(message);
+		}
+	}
+	if (pin_input != NULL) {
+		pin = pb_tls_pin_parse(pin_input, &error);
+		if (pin == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("--pin-sha256: %s"), error->message);
+
+			return pb_cli_usage_error(message);
+		}
+	}
+
+	pb_cli_watch_signals(&cli);
+	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
+	pb_tunnel_client_set_keepalive(client, (guint)keepalive);
+	pb_tunnel_client_set_max_message_size(client, (guint64)max_message_kib * 1024);
+	pb_tunnel_client_set_features(client, features);
+	pb_tunnel_client_set_token(client, token);
+	pb_tunnel_client_set_tls(client, tls_database, pin);
+	g_signal_connect(client, "ready", G_CALLBACK(pb_forward_command_ready_cb), &cli);
+	g_signal_connect(client, "disconnected", G_CALLBACK(pb_forward_command_disconnected_cb),
+			 &cli);
+	g_signal_connect_object(g_network_monitor_get_default(), "network-changed",
+				G_CALLBACK(pb_forward_command_network_changed_cb), client, 0);
+	if (!no_dbus) {
+		exporter = pb_dbus_exporter_new(client);
+		g_signal_connect(exporter, "quit-requested",
+				 G_CALLBACK(pb_forward_command_quit_requested_cb), &cli);
+		pb_dbus_exporter_start(exporter, NULL);
+		pb_forward_command_notifier(client, &application, &notifier);
+	}
+	pb_cli_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
+	{
+		g_autoptr(PbConsole) console = pb_cli_dashboard_console();
+
+		if (console != NULL)
+			cli.view = pb_dashboard_view_new_for_client(client, console);
+		else
+			g_signal_connect(client, "event", G_CALLBACK(pb_forward_command_event_cb),
+					 &cli);
+	}
+	pb_tunnel_client_connect_async(client, NULL, pb_forward_command_connected_cb, &cli);
+	status = pb_cli_run(&cli);
+	if (exporter != NULL) {
+		g_signal_handlers_disconnect_by_data(exporter, &cli);
+		pb_dbus_exporter_stop(exporter);
+	}
+	g_signal_handlers_disconnect_by_data(client, &cli);
+	pb_tunnel_client_close(client);
+	return status;
+}

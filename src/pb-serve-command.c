@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "pb-cli.h"
+#include "pb-flow.h"
+#include "pb-tunnel-server.h"
+
+/* `piggyback serve`: the tunnel server, on a public machine. */
+
+int
+pb_serve_command(int argc, char **argv)
+{
+	int port = 8080;
+	int tunnel_port = 0;
+	g_autofree char *listen_host = NULL;
+	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
+	g_autofree char *public_host = NULL;
+	g_autofree char *features_option = NULL;
+	int window = PB_FLOW_WINDOW_DEFAULT;
+	int keepalive = PB_KEEPALIVE_DEFAULT;
+	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
+	int grace = PB_GRACE_DEFAULT;
+	int max_clients = PB_MAX_CLIENTS_DEFAULT;
+	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
+	int idle_timeout = 0;
+	g_autofree char *metrics = NULL;
+	g_autofree char *metrics_token_file = NULL;
+	g_autofree char *metrics_token = NULL;
+	PbFeatures features = PB_FEATURES_ALL;
+	g_autofree char *token_file = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *tls_cert = NULL;
+	g_autofree char *tls_key = NULL;
+	g_autoptr(GTlsCertificate) certificate = NULL;
+	const GOptionEntry entries[] = {
+	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("WebSocket port (default 8080)"),
+	     N_("PORT")},
+	    {"listen", 'l', 0, G_OPTION_ARG_STRING, &listen_host,
+	     N_("Address the WebSocket port binds to (default: all)"), N_("ADDRESS")},
+	    {"tunnel-port", 't', 0, G_OPTION_ARG_INT, &tunnel_port,
+	     N_("Public TCP port (default 0: a random free port)"), N_("PORT")},
+	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
+	     N_("Address the public port binds to (default 0.0.0.0)"), N_("ADDRESS")},
+	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
+	     N_("Host name clients are told to use (default: the one they connected to)"),
+	     N_("HOST")},
+	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
+	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
+		"flow,eof)"),
+	     N_("LIST")},
+	    {"window", 0, 0, G_OPTION_ARG_INT, &window,
+	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
+	     N_("BYTES")},
+	    {"max-clients", 0, 0, G_OPTION_ARG_INT, &max_clients,
+	     N_("Take at most N tunnels at once (default 64)"), N_("N")},
+	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
+	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
+	    {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake_timeout,
+	     N_("Close a connection to the WebSocket port that is no tunnel after SECONDS "
+		"(default 10)"),
+	     N_("SECONDS")},
+	    {"idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+	     N_("Close a tunneled connection that moved no data for SECONDS (default 0: "
+		"never)"),
+	     N_("SECONDS")},
+	    {"grace", 0, 0, G_OPTION_ARG_INT, &grace,
+	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
+		"at once)"),
+	     N_("SECONDS")},
+	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
+	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
+	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
+		"never)"),
+	     N_("SECONDS")},
+	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
+	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
+	    {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
+	     N_("on: answer GET /metrics on the WebSocket port (default); off: do not"),
+	     N_("on|off")},
+	    {"metrics-token-file", 0, 0, G_OPTION_ARG_FILENAME, &metrics_token_file,
+	     N_("Require the token in FILE on GET /metrics (or set PIGGY_METRICS_TOKEN)"),
+	     N_("FILE")},
+	    {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
+	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
+	     N_("The PEM private key of --tls-cert"), N_("FILE")},
+	    G_OPTION_ENTRY_NULL,
+	};
+	g_autoptr(GOptionContext) context =
+	    g_option_context_new(_("— run the tunnel server on a public machine"));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbTunnelServer) server = NULL;
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+	PbCli cli = {loop, EXIT_SUCCESS, 0, 0, NULL};
+	int status = EXIT_SUCCESS;
+
+	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
+		return status;
+	if (tunnel_host == NULL)
+		tunnel_host = g_strdup("0.0.0.0");
+	if (!pb_cli_check_port(port, TRUE, "--port", &status) ||
+	    !pb_cli_check_port(tunnel_port, TRUE, "--tunnel-port", &status))
+		return status;
+	if (!pb_cli_check_address(tunnel_host, "--tunnel-host", &status) ||
+	    (listen_host != NULL && !pb_cli_check_address(listen_host, "--listen", &status)) ||
+	    !pb_cli_check_features(features_option, &features, &status))
+		return status;
+	if (window < 1024 || window > PB_FLOW_WINDOW_MAX) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--window must be between 1024 and %d bytes, not %d"),
+				    PB_FLOW_WINDOW_MAX, window);
+		return pb_cli_usage_error(message);
+	}
+	if (!pb_cli_check_keepalive(keepalive, &status))
+		return status;
+	if (!pb_cli_check_max_message(max_message_kib, &status))
+		return status;
+	if (max_clients < 1 || max_connections < 1)
+		return pb_cli_usage_error(
+		    _("--max-clients and --max-connections must be at least 1"));
+	if (handshake_timeout < 1 || handshake_timeout > 3600)
+		return pb_cli_usage_error(
+		    _("--handshake-timeout must be a number of seconds from 1 to 3600"));
+	if (idle_timeout < 0 || idle_timeout > 7 * 86400)
+		return pb_cli_usage_error(
+		    _("--idle-timeout must be a number of seconds from 0 (never) to 604800"));
+	if (grace < 0 || grace > 86400)
+		return pb_cli_usage_error(
+		    _("--grace must be a number of seconds from 0 (none) to 86400"));
+	if (!pb_cli_get_token(token_file, &token, &status))
+		return status;
+	if (metrics != NULL && g_strcmp0(metrics, "on") != 0 && g_strcmp0(metrics, "off") != 0) {
+		g_autofree char *message =
+		    g_strdup_printf(_("--metrics must be on or off, not “%s”"), metrics);
+
+		return pb_cli_usage_error(message);
+	}
+	if (!pb_cli_read_token(metrics_token_file, "--metrics-token-file", "PIGGY_METRICS_TOKEN",
+			       &metrics_token, &status))
+		return status;
+	if ((tls_cert != NULL) != (tls_key != NULL))
+		return pb_cli_usage_error(_("--tls-cert and --tls-key go together"));
+	if (tls_cert != NULL) {
+		certificate = g_tls_certificate_new_from_files(tls_cert, tls_key, &error);
+		if (certificate == NULL) {
+			g_autofree char *message =
+			    g_strdup_printf(_("cannot use --tls-cert %s with --tls-key %s: %s"),
+					    tls_cert, tls_key, error->message);
+
+			return pb_cli_usage_error(message);
+		}
+	}
+
+	server =
+	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
+	pb_tunnel_server_set_listen_host(server, listen_host);
+	pb_tunnel_server_set_features(server, features, (guint32)window);
+	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
+	pb_tunnel_server_set_max_message_size(server, (guint64)max_message_kib * 1024);
+	pb_tunnel_server_set_grace(server, (guint)grace);
+	pb_tunnel_server_set_idle_timeout(server, (guint)idle_timeout);
+	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
+	pb_tunnel_server_set_handshake_limits(server, (guint)handshake_timeout,
+					      PB_MAX_PENDING_DEFAULT,
+					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);
+	pb_tunnel_server_set_token(server, token);
+	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
+	pb_tunnel_server_set_tls_certificate(server, certificate);
+	if (!pb_tunnel_server_start(server, &error)) {
+		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
+			   error->message);
+		return PB_EXIT_RUNTIME;
+	}
+	if (token == NULL)
+		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
+			     "reach this port can open a tunnel\n"),
+			   g_get_prgname());
+	pb_cli_watch_signals(&cli);
+	{
+		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
+		gboolean ipv6 = strchr(shown, ':') != NULL;
+		g_autofree char *listen_url = g_strdup_printf(
+		    "%s://%s%s%s:%u" PB_WS_PATH, certificate != NULL ? "wss" : "ws",
+		    ipv6 ? "[" : "", shown, ipv6 ? "]" : "", pb_tunnel_server_get_port(server));
+		g_autoptr(PbConsole) console = pb_cli_dashboard_console();
+
+		/* not translated: scripts read this line */
+		pb_cli_print("Listening on %s\n", listen_url);
+		if (console != NULL)
+			cli.view = pb_dashboard_view_new_for_server(server, listen_url, console);
+	}
+
+	status = pb_cli_run(&cli);
+	pb_tunnel_server_stop(server);
+	return status;
+}
