@@ -8,6 +8,7 @@
 #include "pb-connection-table.h"
 #include "pb-error.h"
 #include "pb-frame.h"
+#include "pb-watchdog.h"
 #include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
 
@@ -54,11 +55,7 @@ struct _PbTunnel {
 	guint64 frames_in;	 /* messages libsoup delivered (the fast path counts its own) */
 	guint64 frames_out;	 /* messages we sent */
 	guint64 protocol_errors; /* the peer broke the protocol: the tunnel or a connection */
-	guint keepalive_s;	 /* ping interval; 0 = no keepalive */
-	guint keepalive_id;	 /* (nullable) the pong deadline's check */
-	gint64 last_heard;	 /* monotonic µs of the last frame from the peer */
-	guint probe_id;		 /* (nullable) the deadline of pb_tunnel_probe() */
-	gint64 probe_since;	 /* monotonic µs when the probe began */
+	PbWatchdog *watchdog;	 /* (owned) closes the WebSocket when the peer falls silent */
 	guint idle_timeout_s;	 /* a connection without traffic that long is closed; 0 = never */
 	guint idle_id;		 /* (nullable) the check for such connections */
 };
@@ -334,7 +331,7 @@ pb_tunnel_ws_data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer us
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
-	self->last_heard = g_get_monotonic_time();
+	pb_watchdog_heard(self->watchdog);
 	pb_tunnel_deliver(self, conn_id, NULL, data, len);
 }
 
@@ -411,7 +408,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	g_autoptr(GError) error = NULL;
 	PbFrame frame;
 
-	self->last_heard = g_get_monotonic_time();
+	pb_watchdog_heard(self->watchdog);
 	self->frames_in++;
 	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
 		pb_tunnel_protocol_error(self, "text message");
@@ -466,8 +463,7 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
-	g_clear_handle_id(&self->keepalive_id, g_source_remove);
-	g_clear_handle_id(&self->probe_id, g_source_remove);
+	pb_watchdog_stop(self->watchdog);
 	pb_tunnel_abort_all(self);
 	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
 }
@@ -638,9 +634,8 @@ pb_tunnel_dispose(GObject *object)
 {
 	PbTunnel *self = PB_TUNNEL(object);
 
-	g_clear_handle_id(&self->keepalive_id, g_source_remove);
 	g_clear_handle_id(&self->idle_id, g_source_remove);
-	g_clear_handle_id(&self->probe_id, g_source_remove);
+	g_clear_pointer(&self->watchdog, pb_watchdog_free);
 	if (self->ws != NULL) {
 		g_signal_handlers_disconnect_by_data(self->ws, self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
@@ -706,55 +701,18 @@ pb_tunnel_init(PbTunnel *self)
 	self->frame_buf = g_malloc(PB_TUNNEL_PAYLOAD_OFFSET + PB_READ_CHUNK);
 }
 
-static void
-pb_tunnel_ws_pong_cb(SoupWebsocketConnection *ws, GBytes *message, gpointer user_data)
-{
-	PB_TUNNEL(user_data)->last_heard = g_get_monotonic_time();
-}
-
-/* libsoup 3.2 pings but never gives up waiting for the pong: a peer that stopped answering
- * (killed without a FIN, a dead network path, a stopped process) would hold the tunnel
- * and its public port forever. Silence for two intervals closes the tunnel. Time while we
- * do not read the WebSocket ourselves (a congested local socket, protocol 1) is no
- * silence of the peer's. */
-static gboolean
-pb_tunnel_keepalive_cb(gpointer user_data)
-{
-	PbTunnel *self = PB_TUNNEL(user_data);
-	gint64 now = g_get_monotonic_time();
-
-	if (pb_ws_input_get_paused(pb_ws_stream_get_input(self->ws_stream)))
-		self->last_heard = now;
-	if (now - self->last_heard <= 2 * (gint64)self->keepalive_s * G_USEC_PER_SEC)
-		return G_SOURCE_CONTINUE;
-	g_message("Closing the tunnel: no answer from the peer for %u s",
-		  (guint)((now - self->last_heard) / G_USEC_PER_SEC));
-	self->keepalive_id = 0;
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-					"no answer to pings");
-	return G_SOURCE_REMOVE;
-}
-
 /**
  * pb_tunnel_set_keepalive:
  * @interval_s: seconds between pings; 0 = none
  *
- * Pings the peer every @interval_s and closes the tunnel when nothing at all (pong, data,
- * anything) came from it for two intervals; libsoup then ends the close handshake on its
- * own timeout if the peer does not answer that either, and "closed" follows.
+ * Pings the peer every @interval_s and closes the tunnel when nothing at all came from it
+ * for two intervals (see PbWatchdog); "closed" follows.
  */
 void
 pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s)
 {
 	g_return_if_fail(PB_IS_TUNNEL(self));
-
-	self->keepalive_s = interval_s;
-	g_clear_handle_id(&self->keepalive_id, g_source_remove);
-	soup_websocket_connection_set_keepalive_interval(self->ws, interval_s);
-	if (interval_s == 0)
-		return;
-	self->last_heard = g_get_monotonic_time();
-	self->keepalive_id = g_timeout_add_seconds(interval_s, pb_tunnel_keepalive_cb, self);
+	pb_watchdog_set_interval(self->watchdog, interval_s);
 }
 
 /* Ends the connections that moved no byte for the idle timeout: an open one as if its
@@ -816,42 +774,18 @@ pb_tunnel_set_idle_timeout(PbTunnel *self, guint timeout_s)
 		    g_timeout_add_seconds(MAX(1, timeout_s / 4), pb_tunnel_idle_cb, self);
 }
 
-static gboolean
-pb_tunnel_probe_cb(gpointer user_data)
-{
-	PbTunnel *self = PB_TUNNEL(user_data);
-
-	self->probe_id = 0;
-	soup_websocket_connection_set_keepalive_interval(self->ws, self->keepalive_s);
-	if (self->last_heard >= self->probe_since ||
-	    pb_ws_input_get_paused(pb_ws_stream_get_input(self->ws_stream)))
-		return G_SOURCE_REMOVE;
-	g_message("Closing the tunnel: no answer from the peer since the network changed");
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-					"no answer after a network change");
-	return G_SOURCE_REMOVE;
-}
-
 /**
  * pb_tunnel_probe:
  * @timeout_s: how long the peer has to answer
  *
- * Checks at once that the peer still answers, instead of at the next keepalive deadline:
- * pings every second, and closes the tunnel if nothing at all came from the peer within
- * @timeout_s. For when the network changed under the WebSocket (a new address, another
- * route), which leaves a TCP connection dead without a word.
+ * Checks at once that the peer still answers (see pb_watchdog_probe()): for when the
+ * network changed under the WebSocket.
  */
 void
 pb_tunnel_probe(PbTunnel *self, guint timeout_s)
 {
 	g_return_if_fail(PB_IS_TUNNEL(self));
-
-	if (self->probe_id != 0 ||
-	    soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
-		return;
-	self->probe_since = g_get_monotonic_time();
-	soup_websocket_connection_set_keepalive_interval(self->ws, 1);
-	self->probe_id = g_timeout_add_seconds(timeout_s, pb_tunnel_probe_cb, self);
+	pb_watchdog_probe(self->watchdog, timeout_s);
 }
 
 /**
@@ -877,7 +811,7 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
 	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
 	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);
-	g_signal_connect(self->ws, "pong", G_CALLBACK(pb_tunnel_ws_pong_cb), self);
+	self->watchdog = pb_watchdog_new(self->ws, pb_ws_stream_get_input(self->ws_stream));
 	g_signal_connect(pb_ws_stream_get_output(self->ws_stream), "drained",
 			 G_CALLBACK(pb_tunnel_ws_drained_cb), self);
 	return self;
