@@ -12,7 +12,7 @@
 
 #define PB_BENCH_MIB	   (1024 * 1024)
 #define PB_BENCH_SLICE_MS  250	/* how often a blocked thread looks at its deadline */
-#define PB_BENCH_START_S   10	/* for a child to listen, or to print its access URL */
+#define PB_BENCH_START_S   20	/* for a child to listen, or to print its access URL */
 #define PB_BENCH_GRACE_MS  2000 /* between SIGTERM and SIGKILL */
 #define PB_BENCH_LINE_MAX  4096 /* longest child stdout line kept */
 #define PB_BENCH_EXIT_SKIP 77	/* meson's "skipped" */

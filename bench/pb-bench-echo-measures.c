@@ -171,7 +171,8 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 	if (run->n_idle == 0 && run->load_s == 0)
 		return;
 	g_print("\n%-34s %23s   %23s\n", "tunnel memory, MiB", "serve", "forward");
-	g_print("%-34s %7s %7s %7s   %7s %7s %7s\n", "", "RSS", "anon", "PSS", "RSS", "anon", "PSS");
+	g_print("%-34s %7s %7s %7s   %7s %7s %7s\n", "", "RSS", "anon", "PSS", "RSS", "anon",
+		"PSS");
 	pb_bench_print_memory("idle, after start", run->idle);
 	if (run->relay_idle.rss_mib > 0)
 		g_print("%-34s %7.1f %7.1f %7.1f\n", "(one socat of the relay, idle)",
@@ -193,9 +194,10 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 		run->loaded[0].peak_rss_mib, "", run->loaded[1].peak_rss_mib);
 	g_print("%-34s %7.1f %7s   %7.1f\n", "peak (VmHWM) over the whole run",
 		run->after[0].peak_rss_mib, "", run->after[1].peak_rss_mib);
-	g_print("(anon = RssAnon, the process's own heap; the rest of RSS is pages of shared "
-		"libraries;\n PSS counts each shared page in part, divided among the processes that "
-		"map it)\n");
+	g_print(
+	    "(anon = RssAnon, the process's own heap; the rest of RSS is pages of shared "
+	    "libraries;\n PSS counts each shared page in part, divided among the processes that "
+	    "map it)\n");
 }
 
 /**

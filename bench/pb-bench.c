@@ -354,9 +354,10 @@ pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gbool
  *
  * Two fresh socats in a row: @port → hop 1 → hop 2 → @target_port.
  */
-gboolean
-pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
-		     PbBenchProc **hop2, guint16 *port, GError **error)
+/* One attempt at the relay on two free ports. */
+static gboolean
+pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
+		   PbBenchProc **hop2, guint16 *port, GError **error)
 {
 	guint16 ports[2];
 	g_autofree char *listen1 = NULL;
@@ -385,6 +386,28 @@ pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBench
 	}
 	*port = ports[0];
 	return TRUE;
+}
+
+/* The two-hop relay to @target_port. A port found free can be taken by someone else (an
+ * outgoing connection's local port, say) before socat binds it: then again, on others. */
+gboolean
+pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
+		     PbBenchProc **hop2, guint16 *port, GError **error)
+{
+	for (guint attempt = 1;; attempt++) {
+		g_autoptr(GError) local_error = NULL;
+
+		*hop1 = *hop2 = NULL;
+		if (pb_bench_relay_try(bench, target_port, fork, hop1, hop2, port, &local_error))
+			return TRUE;
+		g_clear_pointer(hop1, pb_bench_proc_free);
+		g_clear_pointer(hop2, pb_bench_proc_free);
+		if (attempt == 3) {
+			g_propagate_error(error, g_steal_pointer(&local_error));
+			return FALSE;
+		}
+		g_printerr("pb-bench: %s; again on other ports\n", local_error->message);
+	}
 }
 
 /* the relay for one throughput transfer */
