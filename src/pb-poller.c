@@ -124,6 +124,11 @@ pb_poller_get(void)
 		poller->context = context;
 		poller->epoll_fd = epoll_fd;
 		g_source_set_name(&poller->source, "PbPoller");
+		/* GLib "blocks" a source that cannot recurse while it dispatches: it removes
+		 * its fds from the poll set and adds them back, and each change writes to the
+		 * context's eventfd, two system calls per dispatch that do nothing here (no
+		 * callback iterates the main context). */
+		g_source_set_can_recurse(&poller->source, TRUE);
 		g_source_add_unix_fd(&poller->source, poller->epoll_fd, G_IO_IN);
 		g_source_attach(&poller->source, context);
 		g_hash_table_insert(pollers, context, poller);

@@ -156,12 +156,14 @@ pb_ws_input_has_news(PbWsInput *self)
 	       ((self->start < self->end && !self->want_more) || self->eof || self->error != NULL);
 }
 
-/* Ready at once while there is something to do, else wait for the socket. */
+/* Ready at once while there is something to do, and when the socket is readable unless
+ * paused. The socket's source stays while not paused: adding and removing it for every
+ * message cost the main loop two wake-ups (system calls) each. */
 static void
 pb_ws_input_source_update(PbWsInputSource *src)
 {
 	PbWsInput *self = src->stream;
-	gboolean wait_base = !self->paused && !pb_ws_input_has_news(self);
+	gboolean wait_base = !self->paused;
 
 	if (g_source_is_destroyed(&src->source))
 		return; /* its children went with it */
@@ -251,6 +253,8 @@ pb_ws_input_create_source(GPollableInputStream *stream, GCancellable *cancellabl
 	PbWsInputSource *src = (PbWsInputSource *)source;
 
 	g_source_set_static_name(source, "PbWsInput");
+	/* see pb_poller_get(): no blocking, so no wake-ups, around each dispatch */
+	g_source_set_can_recurse(source, TRUE);
 	src->stream = g_object_ref(self);
 	self->sources = g_slist_prepend(self->sources, src);
 	if (cancellable != NULL) {

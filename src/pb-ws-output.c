@@ -125,6 +125,7 @@ pb_ws_output_flush(PbWsOutput *self)
 			    G_POLLABLE_OUTPUT_STREAM(self->base), NULL);
 			g_source_set_callback(self->flush_source,
 					      G_SOURCE_FUNC(pb_ws_output_flush_cb), self, NULL);
+			g_source_set_can_recurse(self->flush_source, TRUE); /* see PbPoller */
 			g_source_attach(self->flush_source, g_main_context_get_thread_default());
 		}
 	} else if (self->flush_source != NULL) {
@@ -254,7 +255,10 @@ pb_ws_output_create_source(GPollableOutputStream *stream, GCancellable *cancella
 	g_autoptr(GSource) base_source =
 	    g_pollable_output_stream_create_source(G_POLLABLE_OUTPUT_STREAM(self->base), NULL);
 
-	return g_pollable_source_new_full(self, base_source, cancellable);
+	GSource *source = g_pollable_source_new_full(self, base_source, cancellable);
+
+	g_source_set_can_recurse(source, TRUE); /* see PbPoller */
+	return source;
 }
 
 static gboolean
