@@ -23,62 +23,40 @@ pb_metrics_value(GString *out, const char *name, guint64 value)
 	g_string_append_printf(out, "%s %" G_GUINT64_FORMAT "\n", name, value);
 }
 
-typedef guint64 (*PbMetricsField)(const PbServerClientInfo *info);
+/* A counter of PbTunnelStats, served in all (piggyback_NAME) and per public port
+ * (piggyback_port_NAME{port="…"}). */
+typedef struct {
+	const char *name;
+	const char *type;
+	const char *help;
+	gsize offset; /* of its guint64 in PbTunnelStats */
+} PbMetric;
 
-/* One series per tunnel port. */
-static void
-pb_metrics_per_port(GString *out, GPtrArray *clients, const char *name, const char *type,
-		    const char *help, PbMetricsField field)
-{
-	pb_metrics_header(out, name, type, help);
-	for (guint i = 0; i < clients->len; i++) {
-		const PbServerClientInfo *info = clients->pdata[i];
-
-		g_string_append_printf(out, "%s{port=\"%u\"} %" G_GUINT64_FORMAT "\n", name,
-				       info->tunnel_port, field(info));
+#define PB_METRIC(name, type, field, help)                                                         \
+	{                                                                                          \
+		name, type, help, G_STRUCT_OFFSET(PbTunnelStats, field)                            \
 	}
-}
+
+static const PbMetric pb_metrics[] = {
+    PB_METRIC("connections_open", "gauge", streams_open, "Tunneled connections open now."),
+    PB_METRIC("connections_total", "counter", streams_total,
+	      "Tunneled connections opened (in all: since the server started)."),
+    PB_METRIC("received_bytes_total", "counter", bytes_in,
+	      "Tunneled payload received from clients."),
+    PB_METRIC("sent_bytes_total", "counter", bytes_out, "Tunneled payload sent to clients."),
+    PB_METRIC("frames_received_total", "counter", frames_in,
+	      "WebSocket messages received from clients."),
+    PB_METRIC("frames_sent_total", "counter", frames_out, "WebSocket messages sent to clients."),
+    PB_METRIC("protocol_errors_total", "counter", protocol_errors,
+	      "Times a client broke the protocol (its tunnel or connection closed)."),
+    PB_METRIC("send_queue_bytes", "gauge", send_queue,
+	      "Bytes queued on the WebSockets, not written yet."),
+};
 
 static guint64
-pb_metrics_open(const PbServerClientInfo *info)
+pb_metric_get(const PbMetric *metric, const PbTunnelStats *stats)
 {
-	return info->stats.streams_open;
-}
-
-static guint64
-pb_metrics_total(const PbServerClientInfo *info)
-{
-	return info->stats.streams_total;
-}
-
-static guint64
-pb_metrics_received(const PbServerClientInfo *info)
-{
-	return info->stats.bytes_in;
-}
-
-static guint64
-pb_metrics_sent(const PbServerClientInfo *info)
-{
-	return info->stats.bytes_out;
-}
-
-static guint64
-pb_metrics_frames_received(const PbServerClientInfo *info)
-{
-	return info->stats.frames_in;
-}
-
-static guint64
-pb_metrics_frames_sent(const PbServerClientInfo *info)
-{
-	return info->stats.frames_out;
-}
-
-static guint64
-pb_metrics_send_queue(const PbServerClientInfo *info)
-{
-	return info->stats.send_queue;
+	return G_STRUCT_MEMBER(guint64, stats, metric->offset);
 }
 
 /**
@@ -101,48 +79,24 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 	pb_metrics_header(out, "piggyback_handshakes_pending", "gauge",
 			  "Connections to the WebSocket port that are not a tunnel yet.");
 	pb_metrics_value(out, "piggyback_handshakes_pending", n_pending);
-	pb_metrics_header(out, "piggyback_connections_open", "gauge",
-			  "Tunneled connections open now.");
-	pb_metrics_value(out, "piggyback_connections_open", totals->streams_open);
-	pb_metrics_header(out, "piggyback_connections_total", "counter",
-			  "Tunneled connections opened since the server started.");
-	pb_metrics_value(out, "piggyback_connections_total", totals->streams_total);
-	pb_metrics_header(out, "piggyback_received_bytes_total", "counter",
-			  "Tunneled payload received from clients.");
-	pb_metrics_value(out, "piggyback_received_bytes_total", totals->bytes_in);
-	pb_metrics_header(out, "piggyback_sent_bytes_total", "counter",
-			  "Tunneled payload sent to clients.");
-	pb_metrics_value(out, "piggyback_sent_bytes_total", totals->bytes_out);
-	pb_metrics_header(out, "piggyback_frames_received_total", "counter",
-			  "WebSocket messages received from clients.");
-	pb_metrics_value(out, "piggyback_frames_received_total", totals->frames_in);
-	pb_metrics_header(out, "piggyback_frames_sent_total", "counter",
-			  "WebSocket messages sent to clients.");
-	pb_metrics_value(out, "piggyback_frames_sent_total", totals->frames_out);
-	pb_metrics_header(out, "piggyback_protocol_errors_total", "counter",
-			  "Times a client broke the protocol (its tunnel or connection closed).");
-	pb_metrics_value(out, "piggyback_protocol_errors_total", totals->protocol_errors);
-	pb_metrics_header(out, "piggyback_send_queue_bytes", "gauge",
-			  "Bytes queued on the WebSockets, not written yet.");
-	pb_metrics_value(out, "piggyback_send_queue_bytes", totals->send_queue);
+	for (guint m = 0; m < G_N_ELEMENTS(pb_metrics); m++) {
+		g_autofree char *name = g_strconcat("piggyback_", pb_metrics[m].name, NULL);
 
-	pb_metrics_per_port(out, clients, "piggyback_port_connections_open", "gauge",
-			    "Tunneled connections open now, per public port.", pb_metrics_open);
-	pb_metrics_per_port(out, clients, "piggyback_port_connections_total", "counter",
-			    "Tunneled connections opened, per public port.", pb_metrics_total);
-	pb_metrics_per_port(out, clients, "piggyback_port_received_bytes_total", "counter",
-			    "Tunneled payload received from the client, per public port.",
-			    pb_metrics_received);
-	pb_metrics_per_port(out, clients, "piggyback_port_sent_bytes_total", "counter",
-			    "Tunneled payload sent to the client, per public port.",
-			    pb_metrics_sent);
-	pb_metrics_per_port(out, clients, "piggyback_port_frames_received_total", "counter",
-			    "WebSocket messages received, per public port.",
-			    pb_metrics_frames_received);
-	pb_metrics_per_port(out, clients, "piggyback_port_frames_sent_total", "counter",
-			    "WebSocket messages sent, per public port.", pb_metrics_frames_sent);
-	pb_metrics_per_port(out, clients, "piggyback_port_send_queue_bytes", "gauge",
-			    "Bytes queued on the WebSocket, not written yet, per public port.",
-			    pb_metrics_send_queue);
+		pb_metrics_header(out, name, pb_metrics[m].type, pb_metrics[m].help);
+		pb_metrics_value(out, name, pb_metric_get(&pb_metrics[m], totals));
+	}
+	for (guint m = 0; m < G_N_ELEMENTS(pb_metrics); m++) {
+		g_autofree char *name = g_strconcat("piggyback_port_", pb_metrics[m].name, NULL);
+		g_autofree char *help = g_strdup_printf("%s Per public port.", pb_metrics[m].help);
+
+		pb_metrics_header(out, name, pb_metrics[m].type, help);
+		for (guint i = 0; i < clients->len; i++) {
+			const PbServerClientInfo *info = clients->pdata[i];
+
+			g_string_append_printf(out, "%s{port=\"%u\"} %" G_GUINT64_FORMAT "\n", name,
+					       info->tunnel_port,
+					       pb_metric_get(&pb_metrics[m], &info->stats));
+		}
+	}
 	return g_string_free(out, FALSE);
 }

@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 
 /* A tunnel's counters (see pb_tunnel_get_stats()). */
 typedef struct {
-	guint streams_open;
+	guint64 streams_open;
 	guint64 streams_total;
 	guint64 bytes_in;   /* tunneled payload received from the peer */
 	guint64 bytes_out;  /* tunneled payload sent to the peer */
