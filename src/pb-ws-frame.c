@@ -89,30 +89,39 @@ pb_ws_frame_header_parse(const guint8 *buf, gsize len, PbWsFrameHeader *header)
 	return TRUE;
 }
 
+/* 16 bytes as one value: GCC and clang turn its XOR into one SSE2 instruction (x86-64's
+ * baseline), and into scalar code where there is no such unit. */
+typedef guint8 PbWsBlock __attribute__((vector_size(16)));
+
 /**
  * pb_ws_frame_unmask:
  * @data: payload bytes, unmasked (or masked: it is the same XOR) in place
  * @offset: where in the payload @data starts (the mask repeats every 4 bytes)
  *
- * Eight bytes at a time: libsoup's byte loop is a third of a tunnel's CPU time.
+ * 32 bytes at a time: libsoup's byte loop was a third of a tunnel's CPU time, and eight
+ * bytes at a time still two thirds of the client's own instructions (callgrind).
  */
 void
 pb_ws_frame_unmask(guint8 *data, gsize len, const guint8 mask[4], guint64 offset)
 {
-	guint8 key[8];
-	guint64 key64;
+	guint8 key[16];
+	PbWsBlock key16;
 	gsize i = 0;
 
-	for (int k = 0; k < 8; k++)
+	for (int k = 0; k < 16; k++)
 		key[k] = mask[(offset + (guint64)k) & 3];
-	memcpy(&key64, key, sizeof key64);
-	for (; i + 8 <= len; i += 8) {
-		guint64 word;
+	memcpy(&key16, key, sizeof key16);
+	for (; i + 32 <= len; i += 32) {
+		PbWsBlock a;
+		PbWsBlock b;
 
-		memcpy(&word, data + i, sizeof word);
-		word ^= key64;
-		memcpy(data + i, &word, sizeof word);
+		memcpy(&a, data + i, sizeof a);
+		memcpy(&b, data + i + 16, sizeof b);
+		a ^= key16;
+		b ^= key16;
+		memcpy(data + i, &a, sizeof a);
+		memcpy(data + i + 16, &b, sizeof b);
 	}
 	for (; i < len; i++)
-		data[i] ^= key[i & 7];
+		data[i] ^= key[i & 15];
 }
