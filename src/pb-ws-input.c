@@ -36,6 +36,8 @@
 struct _PbWsInput {
 	GInputStream parent_instance;
 	GInputStream *base; /* (owned) pollable */
+	GSocket *socket;    /* (owned) (nullable) under @base when there is no TLS between */
+	gboolean read_once; /* @base was read: nothing waits in its buffers unseen by poll() */
 	gboolean masked;    /* frames from the peer are masked: we are the server */
 	guint8 *buf;	    /* (owned) PB_WS_READ_BUFFER_SIZE bytes */
 	gsize start;	    /* unread bytes are buf[start, end) */
@@ -61,6 +63,7 @@ typedef struct {
 	GSource source;
 	PbWsInput *stream; /* (owned) */
 	GSource *child;	   /* (owned) (nullable) the base stream's source while we wait for it */
+	gpointer fd_tag;   /* (nullable) instead of @child: the socket's fd, polled directly */
 } PbWsInputSource;
 
 static void
@@ -152,13 +155,24 @@ pb_ws_input_pump(PbWsInput *self)
 static gboolean
 pb_ws_input_has_news(PbWsInput *self)
 {
-	return !self->paused &&
-	       ((self->start < self->end && !self->want_more) || self->eof || self->error != NULL);
+	return !self->paused && ((self->start < self->end && !self->want_more) || self->eof ||
+				 self->error != NULL || (self->socket != NULL && !self->read_once));
+}
+
+/* Whether libsoup has something to read: bytes of a frame for it, the end, or an error. */
+static gboolean
+pb_ws_input_has_news_for_libsoup(PbWsInput *self)
+{
+	return !self->paused && ((self->pass_left > 0 && self->start < self->end) || self->eof ||
+				 self->error != NULL);
 }
 
 /* Ready at once while there is something to do, and when the socket is readable unless
- * paused. The socket's source stays while not paused: adding and removing it for every
- * message cost the main loop two wake-ups (system calls) each. */
+ * paused. What watches the socket stays while not paused: adding and removing it for every
+ * message cost the main loop two wake-ups (system calls) each. Over plain TCP that is the
+ * socket's fd itself: the base stream's source is a chain of three (libsoup's stream,
+ * GSocketInputStream's, GSocket's), and GLib dispatches each ready one, removing its fds
+ * from the poll set and adding them back around it, six more wake-ups per message. */
 static void
 pb_ws_input_source_update(PbWsInputSource *src)
 {
@@ -167,7 +181,17 @@ pb_ws_input_source_update(PbWsInputSource *src)
 
 	if (g_source_is_destroyed(&src->source))
 		return; /* its children went with it */
-	if (wait_base && src->child == NULL) {
+	if (self->socket != NULL) {
+		/* removed, not just asked for nothing, while paused: poll() reports an error or
+		 * a hang-up whatever it was asked */
+		if (wait_base && src->fd_tag == NULL)
+			src->fd_tag = g_source_add_unix_fd(&src->source,
+							   g_socket_get_fd(self->socket), G_IO_IN);
+		else if (!wait_base && src->fd_tag != NULL) {
+			g_source_remove_unix_fd(&src->source, src->fd_tag);
+			src->fd_tag = NULL;
+		}
+	} else if (wait_base && src->child == NULL) {
 		src->child = g_pollable_input_stream_create_source(
 		    G_POLLABLE_INPUT_STREAM(self->base), NULL);
 		g_source_set_dummy_callback(src->child);
@@ -197,6 +221,7 @@ pb_ws_input_refill(PbWsInput *self)
 		self->end -= self->start;
 		self->start = 0;
 	}
+	self->read_once = TRUE;
 	n = g_pollable_input_stream_read_nonblocking(
 	    G_POLLABLE_INPUT_STREAM(self->base), self->buf + self->end,
 	    PB_WS_READ_BUFFER_SIZE - self->end, NULL, &self->error);
@@ -222,6 +247,13 @@ pb_ws_input_source_dispatch(GSource *source, GSourceFunc callback, gpointer user
 		    self->error == NULL)
 			pb_ws_input_refill(self);
 		pb_ws_input_pump(self);
+	}
+	/* Only DATA for the fast path came: nothing for libsoup, which on every call destroys
+	 * its source and makes a new one (libsoup 3.2 reads that way), a few allocations and
+	 * main-loop wake-ups per message. */
+	if (!pb_ws_input_has_news_for_libsoup(self)) {
+		pb_ws_input_source_update(src);
+		return G_SOURCE_CONTINUE;
 	}
 	/* libsoup reads what is for it, or learns of the end */
 	again = ((GPollableSourceFunc)(void (*)(void))callback)(G_OBJECT(self), user_data);
@@ -343,6 +375,21 @@ pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data
 }
 
 /* While paused nothing is delivered, neither to libsoup nor on the fast path. */
+/**
+ * pb_ws_input_set_socket:
+ * @socket: the socket under the base stream, with no TLS in between
+ *
+ * Sources then poll its fd themselves (see pb_ws_input_source_update()). Call before any
+ * source is made.
+ */
+void
+pb_ws_input_set_socket(PbWsInput *self, GSocket *socket)
+{
+	g_return_if_fail(PB_IS_WS_INPUT(self));
+	g_return_if_fail(self->sources == NULL);
+	g_set_object(&self->socket, socket);
+}
+
 /* DATA messages delivered through the PbWsDataFunc (the others reach libsoup). */
 guint64
 pb_ws_input_get_n_fast_frames(PbWsInput *self)
@@ -385,6 +432,7 @@ pb_ws_input_finalize(GObject *object)
 	g_clear_error(&self->error);
 	g_free(self->buf);
 	g_clear_object(&self->base);
+	g_clear_object(&self->socket);
 	G_OBJECT_CLASS(pb_ws_input_parent_class)->finalize(object);
 }
 

@@ -22,6 +22,8 @@ PbWsInput *
 pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked);
 void
 pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data);
+void
+pb_ws_input_set_socket(PbWsInput *self, GSocket *socket);
 guint64
 pb_ws_input_get_n_fast_frames(PbWsInput *self);
 void

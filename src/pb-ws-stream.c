@@ -111,6 +111,23 @@ pb_ws_stream_init(PbWsStream *self)
 {
 }
 
+/* The socket a connection runs on, if nothing but buffering is in between (no TLS): libsoup's
+ * SoupIOStream and GSocketConnection. */
+static GSocket *
+pb_ws_stream_find_socket(GIOStream *stream)
+{
+	g_autoptr(GIOStream) base = NULL;
+
+	if (G_IS_TLS_CONNECTION(stream))
+		return NULL;
+	if (G_IS_SOCKET_CONNECTION(stream))
+		return g_object_ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream)));
+	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") == NULL)
+		return NULL;
+	g_object_get(stream, "base-iostream", &base, NULL);
+	return base != NULL ? pb_ws_stream_find_socket(base) : NULL;
+}
+
 /**
  * pb_ws_stream_new:
  * @base: the connection, past its HTTP upgrade
@@ -120,13 +137,17 @@ pb_ws_stream_init(PbWsStream *self)
 PbWsStream *
 pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean server)
 {
+	g_autoptr(GSocket) socket = NULL;
 	PbWsStream *self;
 
 	g_return_val_if_fail(G_IS_IO_STREAM(base), NULL);
 
 	self = g_object_new(PB_TYPE_WS_STREAM, NULL);
 	self->base = g_object_ref(base);
+	socket = pb_ws_stream_find_socket(base);
 	self->input = pb_ws_input_new(g_io_stream_get_input_stream(base), leftover, server);
+	if (socket != NULL)
+		pb_ws_input_set_socket(self->input, socket);
 	self->output = pb_ws_output_new(g_io_stream_get_output_stream(base), !server);
 	return self;
 }
