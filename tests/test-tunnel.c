@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <libsoup/soup.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pb-frame.h"
@@ -640,6 +641,52 @@ test_tunnel_never_reads(TunnelFixture *fx, gconstpointer user_data)
 	pb_test_service_free(source);
 }
 
+/* How many "Reconnecting in …" events the client has had. */
+static guint
+tunnel_n_retries(PbTunnelClient *client)
+{
+	const GQueue *events = pb_tunnel_client_get_recent_events(client);
+	guint n = 0;
+
+	for (GList *l = events->head; l != NULL; l = l->next)
+		n += g_str_has_prefix(((PbTunnelClientEvent *)l->data)->message, "Reconnecting in");
+	return n;
+}
+
+static void
+test_tunnel_network_changed(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 port = pb_tunnel_server_get_port(fx->server);
+	g_autoptr(GError) error = NULL;
+	const GQueue *events;
+	double backoff_s = 0;
+	gint64 asked;
+
+	g_test_summary("A client waiting out its backoff (seconds by the fourth try) dials at once "
+		       "when the network changes, and is online again");
+	tunnel_start_client(fx, NULL, 9);
+	pb_tunnel_client_set_auto_reconnect(fx->client, TRUE);
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	/* 0.5, 1, 2 s failed; the wait before the next is 3 to 5 s */
+	pb_test_wait_until(tunnel_n_retries(fx->client) >= 4, 20);
+	events = pb_tunnel_client_get_recent_events(fx->client);
+	g_assert_true(sscanf(((PbTunnelClientEvent *)events->tail->data)->message,
+			     "Reconnecting in %lf s", &backoff_s) == 1);
+	g_assert_cmpfloat(backoff_s, >=, 3.0);
+	fx->server = pb_tunnel_server_new(port, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	asked = g_get_monotonic_time();
+	pb_tunnel_client_network_changed(fx->client);
+	pb_test_wait_until(pb_tunnel_client_get_state(fx->client) == PB_TUNNEL_CLIENT_STATE_ONLINE,
+			   10);
+	g_test_message("online %.2f s after the network change, the backoff was %.1f s",
+		       (g_get_monotonic_time() - asked) / (double)G_USEC_PER_SEC, backoff_s);
+	/* sooner than the backoff would have let it */
+	g_assert_cmpfloat((g_get_monotonic_time() - asked) / (double)G_USEC_PER_SEC, <, backoff_s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -661,6 +708,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/limits/max-clients", test_tunnel_max_clients);
 	ADD("/tunnel/limits/idle-timeout", test_tunnel_idle_timeout);
 	ADD("/tunnel/limits/never-reads", test_tunnel_never_reads);
+	ADD("/tunnel/network-changed", test_tunnel_network_changed);
 #undef ADD
 	return g_test_run();
 }
