@@ -37,6 +37,41 @@ static const GOptionEntry pb_cli_output_entries[] = {
     G_OPTION_ENTRY_NULL,
 };
 
+/* The WebSocket options both ends have. */
+static struct {
+	int keepalive;
+	int max_message_kib;
+} pb_cli_link = {PB_KEEPALIVE_DEFAULT, PB_MAX_MESSAGE_SIZE / 1024};
+
+static const GOptionEntry pb_cli_link_entries[] = {
+    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &pb_cli_link.max_message_kib,
+     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
+    {"keepalive", 0, 0, G_OPTION_ARG_INT, &pb_cli_link.keepalive,
+     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
+	"never)"),
+     N_("SECONDS")},
+    G_OPTION_ENTRY_NULL,
+};
+
+static gboolean
+pb_cli_check_keepalive(int keepalive, int *status);
+static gboolean
+pb_cli_check_max_message(int kib, int *status);
+
+/* Seconds between pings (--keepalive), once pb_cli_parse() has checked it. */
+guint
+pb_cli_get_keepalive(void)
+{
+	return (guint)pb_cli_link.keepalive;
+}
+
+/* The largest WebSocket message taken from the peer, in bytes (--max-message-size). */
+guint64
+pb_cli_get_max_message_size(void)
+{
+	return (guint64)pb_cli_link.max_message_kib * 1024;
+}
+
 /* Gives the terminal back, so what comes next is printed on the ordinary screen. */
 void
 pb_cli_stop_view(PbCli *cli)
@@ -138,6 +173,7 @@ pb_cli_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, ch
 	g_autoptr(GError) error = NULL;
 
 	g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+	g_option_context_add_main_entries(context, pb_cli_link_entries, GETTEXT_PACKAGE);
 	g_option_context_add_main_entries(context, pb_cli_output_entries, GETTEXT_PACKAGE);
 	g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
 	if (!g_option_context_parse(context, argc, argv, &error)) {
@@ -163,6 +199,9 @@ pb_cli_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, ch
 		*status = pb_cli_usage_error(message);
 		return FALSE;
 	}
+	if (!pb_cli_check_keepalive(pb_cli_link.keepalive, status) ||
+	    !pb_cli_check_max_message(pb_cli_link.max_message_kib, status))
+		return FALSE;
 	pb_log_init(pb_cli_output.verbose ? PB_LOG_VERBOSE
 		    : pb_cli_output.quiet ? PB_LOG_QUIET
 					  : PB_LOG_NORMAL);
@@ -206,7 +245,7 @@ pb_cli_run(PbCli *cli)
 	return cli->status;
 }
 
-gboolean
+static gboolean
 pb_cli_check_keepalive(int keepalive, int *status)
 {
 	if (keepalive >= 0 && keepalive <= 3600)
@@ -218,7 +257,7 @@ pb_cli_check_keepalive(int keepalive, int *status)
 
 /* The peer sends DATA of up to PB_READ_CHUNK bytes (PiggyBack 1.1: 64 KiB) plus a header:
  * anything smaller would refuse its ordinary messages. */
-gboolean
+static gboolean
 pb_cli_check_max_message(int kib, int *status)
 {
 	const int min_kib = PB_READ_CHUNK / 1024 + 1;

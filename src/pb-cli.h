@@ -47,10 +47,10 @@ void
 pb_cli_watch_signals(PbCli *cli);
 int
 pb_cli_run(PbCli *cli);
-gboolean
-pb_cli_check_keepalive(int keepalive, int *status);
-gboolean
-pb_cli_check_max_message(int kib, int *status);
+guint
+pb_cli_get_keepalive(void);
+guint64
+pb_cli_get_max_message_size(void);
 gboolean
 pb_cli_check_features(const char *value, PbFeatures *features, int *status);
 

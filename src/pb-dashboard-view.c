@@ -158,10 +158,10 @@ pb_dashboard_view_render_server(PbDashboardView *self, guint width, guint height
 		    .peer = info->peer,
 		    .tunnel_port = info->tunnel_port,
 		    .connected_since = info->connected_since,
-		    .connections_active = info->connections_active,
-		    .connections_total = info->connections_total,
-		    .bytes_in = info->bytes_in,
-		    .bytes_out = info->bytes_out,
+		    .connections_active = info->stats.streams_open,
+		    .connections_total = info->stats.streams_total,
+		    .bytes_in = info->stats.bytes_in,
+		    .bytes_out = info->stats.bytes_out,
 		};
 	}
 	return pb_dashboard_render_server(&view, width, height, color);

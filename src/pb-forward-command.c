@@ -148,8 +148,6 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
-	int keepalive = PB_KEEPALIVE_DEFAULT;
-	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *ca_file = NULL;
@@ -172,12 +170,6 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
 	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
-	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
-	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
-	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
-	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
-		"never)"),
-	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
@@ -226,10 +218,6 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		return status;
 	if (host == NULL || *host == '\0')
 		return pb_cli_usage_error(_("--host is empty"));
-	if (!pb_cli_check_keepalive(keepalive, &status))
-		return status;
-	if (!pb_cli_check_max_message(max_message_kib, &status))
-		return status;
 	if (!pb_cli_check_features(features_option, &features, &status))
 		return status;
 	server_url = pb_server_url_resolve(server_input, &error);
@@ -261,8 +249,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	pb_cli_watch_signals(&cli);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
-	pb_tunnel_client_set_keepalive(client, (guint)keepalive);
-	pb_tunnel_client_set_max_message_size(client, (guint64)max_message_kib * 1024);
+	pb_tunnel_client_set_keepalive(client, pb_cli_get_keepalive());
+	pb_tunnel_client_set_max_message_size(client, pb_cli_get_max_message_size());
 	pb_tunnel_client_set_features(client, features);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);

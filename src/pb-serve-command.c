@@ -21,8 +21,6 @@ pb_serve_command(int argc, char **argv)
 	g_autofree char *public_host = NULL;
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
-	int keepalive = PB_KEEPALIVE_DEFAULT;
-	int max_message_kib = PB_MAX_MESSAGE_SIZE / 1024;
 	int grace = PB_GRACE_DEFAULT;
 	int max_clients = PB_MAX_CLIENTS_DEFAULT;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
@@ -72,12 +70,6 @@ pb_serve_command(int argc, char **argv)
 	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
 		"at once)"),
 	     N_("SECONDS")},
-	    {"max-message-size", 0, 0, G_OPTION_ARG_INT, &max_message_kib,
-	     N_("Largest WebSocket message taken from the peer, in KiB (default 1024)"), N_("KIB")},
-	    {"keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
-	     N_("Ping every SECONDS; no answer for two intervals ends the tunnel (default 15, 0 = "
-		"never)"),
-	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
@@ -117,10 +109,6 @@ pb_serve_command(int argc, char **argv)
 				    PB_FLOW_WINDOW_MAX, window);
 		return pb_cli_usage_error(message);
 	}
-	if (!pb_cli_check_keepalive(keepalive, &status))
-		return status;
-	if (!pb_cli_check_max_message(max_message_kib, &status))
-		return status;
 	if (max_clients < 1 || max_connections < 1)
 		return pb_cli_usage_error(
 		    _("--max-clients and --max-connections must be at least 1"));
@@ -161,8 +149,8 @@ pb_serve_command(int argc, char **argv)
 	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
-	pb_tunnel_server_set_keepalive(server, (guint)keepalive);
-	pb_tunnel_server_set_max_message_size(server, (guint64)max_message_kib * 1024);
+	pb_tunnel_server_set_keepalive(server, pb_cli_get_keepalive());
+	pb_tunnel_server_set_max_message_size(server, pb_cli_get_max_message_size());
 	pb_tunnel_server_set_grace(server, (guint)grace);
 	pb_tunnel_server_set_idle_timeout(server, (guint)idle_timeout);
 	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);

@@ -166,12 +166,8 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	PbTunnelStats stats;
 
 	pb_tunnel_get_stats(tunnel, &stats);
-	self->ended.streams_total += stats.streams_total;
-	self->ended.bytes_in += stats.bytes_in;
-	self->ended.bytes_out += stats.bytes_out;
-	self->ended.frames_in += stats.frames_in;
-	self->ended.frames_out += stats.frames_out;
-	self->ended.protocol_errors += stats.protocol_errors;
+	stats.streams_open = stats.send_queue = 0; /* gauges: nothing is open or queued now */
+	pb_tunnel_stats_add(&self->ended, &stats);
 	self->clients = g_list_remove(self->clients, client);
 	pb_listener_set_accepting(client->listener, FALSE);
 	if (self->grace_s == 0 || client->session == NULL) {
@@ -612,10 +608,6 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 		info->peer = g_strdup(client->peer);
 		info->tunnel_port = client->tunnel_port;
 		info->connected_since = client->connected_since;
-		info->connections_active = pb_tunnel_get_n_streams(client->tunnel);
-		info->connections_total = pb_tunnel_get_n_streams_total(client->tunnel);
-		info->bytes_in = pb_tunnel_get_bytes_in(client->tunnel);
-		info->bytes_out = pb_tunnel_get_bytes_out(client->tunnel);
 		pb_tunnel_get_stats(client->tunnel, &info->stats);
 		g_ptr_array_add(infos, info);
 	}
@@ -634,14 +626,7 @@ pb_tunnel_server_get_totals(PbTunnelServer *self, PbTunnelStats *totals)
 		PbTunnelStats stats;
 
 		pb_tunnel_get_stats(client->tunnel, &stats);
-		totals->streams_open += stats.streams_open;
-		totals->streams_total += stats.streams_total;
-		totals->bytes_in += stats.bytes_in;
-		totals->bytes_out += stats.bytes_out;
-		totals->frames_in += stats.frames_in;
-		totals->frames_out += stats.frames_out;
-		totals->protocol_errors += stats.protocol_errors;
-		totals->send_queue += stats.send_queue;
+		pb_tunnel_stats_add(totals, &stats);
 	}
 }
 

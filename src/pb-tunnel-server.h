@@ -10,14 +10,10 @@ G_BEGIN_DECLS
 
 /* What the server's views (dashboard, /metrics) show of one connected client. */
 typedef struct {
-	char *peer;		   /* (owned) the client's address, as "host:port" */
-	guint16 tunnel_port;	   /* its public port */
-	gint64 connected_since;	   /* Unix µs */
-	guint connections_active;  /* tunneled connections open now */
-	guint64 connections_total; /* tunneled connections ever opened */
-	guint64 bytes_in;	   /* tunneled payload received from the client */
-	guint64 bytes_out;	   /* tunneled payload sent to the client */
-	PbTunnelStats stats;	   /* all of the tunnel's counters */
+	char *peer;		/* (owned) the client's address, as "host:port" */
+	guint16 tunnel_port;	/* its public port */
+	gint64 connected_since; /* Unix µs */
+	PbTunnelStats stats;	/* the tunnel's counters: connections, bytes, frames */
 } PbServerClientInfo;
 
 void

@@ -587,13 +587,6 @@ pb_tunnel_get_n_streams(PbTunnel *self)
 }
 
 guint64
-pb_tunnel_get_n_streams_total(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return self->n_streams_total;
-}
-
-guint64
 pb_tunnel_get_bytes_in(PbTunnel *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
@@ -627,6 +620,20 @@ pb_tunnel_get_stats(PbTunnel *self, PbTunnelStats *stats)
 	stats->protocol_errors = self->protocol_errors;
 	stats->send_queue =
 	    self->queued - pb_ws_output_get_sent(pb_ws_stream_get_output(self->ws_stream));
+}
+
+/* Adds each of @stats's counters to @sum's. */
+void
+pb_tunnel_stats_add(PbTunnelStats *sum, const PbTunnelStats *stats)
+{
+	sum->streams_open += stats->streams_open;
+	sum->streams_total += stats->streams_total;
+	sum->bytes_in += stats->bytes_in;
+	sum->bytes_out += stats->bytes_out;
+	sum->frames_in += stats->frames_in;
+	sum->frames_out += stats->frames_out;
+	sum->protocol_errors += stats->protocol_errors;
+	sum->send_queue += stats->send_queue;
 }
 
 static void

@@ -51,10 +51,10 @@ void
 pb_tunnel_close(PbTunnel *self, gushort code, const char *reason);
 void
 pb_tunnel_get_stats(PbTunnel *self, PbTunnelStats *stats);
+void
+pb_tunnel_stats_add(PbTunnelStats *sum, const PbTunnelStats *stats);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);
-guint64
-pb_tunnel_get_n_streams_total(PbTunnel *self);
 guint64
 pb_tunnel_get_bytes_in(PbTunnel *self);
 guint64

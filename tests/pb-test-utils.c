@@ -387,12 +387,12 @@ pb_test_proc_get_pid(PbTestProc *proc)
 	return (int)g_ascii_strtoll(g_subprocess_get_identifier(proc->process), NULL, 10);
 }
 
-/* Open file descriptors of the process, from /proc. */
+/* Open file descriptors of a running process, from /proc. */
 guint
-pb_test_proc_count_fds(PbTestProc *proc)
+pb_test_count_fds(GSubprocess *process)
 {
 	g_autofree char *path =
-	    g_strdup_printf("/proc/%s/fd", g_subprocess_get_identifier(proc->process));
+	    g_strdup_printf("/proc/%s/fd", g_subprocess_get_identifier(process));
 	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
 	guint n = 0;
 
@@ -400,6 +400,23 @@ pb_test_proc_count_fds(PbTestProc *proc)
 	while (g_dir_read_name(dir) != NULL)
 		n++;
 	return n;
+}
+
+guint
+pb_test_proc_count_fds(PbTestProc *proc)
+{
+	return pb_test_count_fds(proc->process);
+}
+
+/* A TCP port nothing listens on just now (someone may take it before the caller). */
+guint16
+pb_test_free_port(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+
+	g_socket_listener_close(listener);
+	return port;
 }
 
 /* SIGKILL, and waits for it to be reaped (pb_test_proc_finish() then only frees it). */

@@ -66,6 +66,10 @@ pb_test_pattern_check(const guint8 *buf, gsize len, guint64 offset);
 
 GSocket *
 pb_test_connect(guint16 port);
+guint16
+pb_test_free_port(void);
+guint
+pb_test_count_fds(GSubprocess *process);
 
 /* Runs @func(@data) in a thread while iterating the main context; fails after @seconds. */
 gpointer

@@ -510,21 +510,11 @@ test_hostile_client_killed(HostileFixture *fx, gconstpointer user_data)
 	g_assert_false(pb_test_proc_exited(fx->server));
 }
 
-static guint16
-free_port(void)
-{
-	g_autoptr(GSocketListener) listener = g_socket_listener_new();
-	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
-
-	g_socket_listener_close(listener);
-	return port;
-}
-
 static void
 test_hostile_local_service_killed(HostileFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
-	guint16 local_port = free_port();
+	guint16 local_port = pb_test_free_port();
 	g_autofree char *listen =
 	    g_strdup_printf("TCP-LISTEN:%u,bind=127.0.0.1,reuseaddr", local_port);
 	g_autofree char *local = g_strdup_printf("%u", local_port);

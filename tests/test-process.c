@@ -229,20 +229,6 @@ run_piggyback(char **err_out, const char *const *args)
 	return run_piggyback_env(err_out, NULL, args);
 }
 
-static guint16
-free_port(void)
-{
-	g_autoptr(GSocket) socket =
-	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
-	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
-	g_autoptr(GSocketAddress) bound = NULL;
-
-	g_assert_true(g_socket_bind(socket, address, TRUE, NULL));
-	bound = g_socket_get_local_address(socket, NULL);
-	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
-}
-
 static void
 test_cli_bad_input(void)
 {
@@ -362,7 +348,7 @@ test_cli_runtime_errors(void)
 		g_clear_pointer(&err, g_free);
 	}
 
-	dead_server = g_strdup_printf("127.0.0.1:%u", free_port());
+	dead_server = g_strdup_printf("127.0.0.1:%u", pb_test_free_port());
 	{
 		const char *args[] = {"forward", "-p", "9", "-s", dead_server, NULL};
 
@@ -584,8 +570,8 @@ static void
 test_server_restarted(void)
 {
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
-	g_autofree char *ws_port = g_strdup_printf("%u", free_port());
-	g_autofree char *public_port = g_strdup_printf("%u", free_port());
+	g_autofree char *ws_port = g_strdup_printf("%u", pb_test_free_port());
+	g_autofree char *public_port = g_strdup_printf("%u", pb_test_free_port());
 	g_autofree char *local_port = g_strdup_printf("%u", pb_test_service_get_port(echo));
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%s", ws_port);
 	g_autofree char *access_url =
@@ -724,15 +710,7 @@ test_connect_burst(void)
 static guint
 proc_count_fds(Proc *proc)
 {
-	g_autofree char *fd_dir =
-	    g_strdup_printf("/proc/%s/fd", g_subprocess_get_identifier(proc->process));
-	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
-	guint n = 0;
-
-	g_assert_nonnull(dir);
-	while (g_dir_read_name(dir) != NULL)
-		n++;
-	return n;
+	return pb_test_count_fds(proc->process);
 }
 
 static void
@@ -1133,7 +1111,7 @@ test_auth_refused_on_reconnect(void)
 	g_autofree char *dir = g_dir_make_tmp("pb-auth-XXXXXX", NULL);
 	g_autofree char *token_file = write_token_file(dir, "token", "s3cret\n");
 	g_autofree char *new_file = write_token_file(dir, "new", "r0tated\n");
-	g_autofree char *ws_port = g_strdup_printf("%u", free_port());
+	g_autofree char *ws_port = g_strdup_printf("%u", pb_test_free_port());
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%s", ws_port);
 	const char *serve_old[] = {"serve",	"-p",		ws_port,    "-l",
 				   "127.0.0.1", "--token-file", token_file, NULL};

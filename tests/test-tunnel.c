@@ -227,9 +227,9 @@ test_tunnel_server_list_clients(TunnelFixture *fx, gconstpointer user_data)
 	info = g_ptr_array_index(clients, 0);
 	g_assert_cmpuint(info->tunnel_port, ==, fx->public_port);
 	g_assert_true(g_str_has_prefix(info->peer, "127.0.0.1:"));
-	g_assert_cmpuint(info->connections_total, ==, 2);
-	g_assert_cmpuint(info->bytes_out, ==, 2 * 64 * 1024);
-	g_assert_cmpuint(info->bytes_in, ==, 2 * 64 * 1024);
+	g_assert_cmpuint(info->stats.streams_total, ==, 2);
+	g_assert_cmpuint(info->stats.bytes_out, ==, 2 * 64 * 1024);
+	g_assert_cmpuint(info->stats.bytes_in, ==, 2 * 64 * 1024);
 	g_assert_cmpint(g_get_real_time() - info->connected_since, <, 60 * G_USEC_PER_SEC);
 	pb_test_service_free(echo);
 }
@@ -389,20 +389,10 @@ test_tunnel_local_down(TunnelFixture *fx, gconstpointer user_data)
 	pb_test_service_free(echo);
 }
 
-static guint16
-free_port(void)
-{
-	g_autoptr(GSocketListener) listener = g_socket_listener_new();
-	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
-
-	g_socket_listener_close(listener);
-	return port;
-}
-
 static void
 test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 {
-	guint16 wanted = free_port();
+	guint16 wanted = pb_test_free_port();
 	TunnelFixture second = {NULL, NULL, NULL, NULL, 0};
 	g_autoptr(GError) error = NULL;
 	g_autofree char *url = NULL;
@@ -469,7 +459,7 @@ tunnel_other_client_port(TunnelFixture *fx, const char *url)
 static void
 test_tunnel_session_grace(TunnelFixture *fx, gconstpointer user_data)
 {
-	guint16 wanted = free_port();
+	guint16 wanted = pb_test_free_port();
 	g_autoptr(GError) error = NULL;
 	g_autofree char *url = NULL;
 
@@ -584,7 +574,7 @@ tunnel_server_n_active(TunnelFixture *fx)
 	g_autoptr(GPtrArray) clients = pb_tunnel_server_list_clients(fx->server);
 
 	g_assert_cmpuint(clients->len, ==, 1);
-	return ((PbServerClientInfo *)clients->pdata[0])->connections_active;
+	return ((PbServerClientInfo *)clients->pdata[0])->stats.streams_open;
 }
 
 static gpointer
