@@ -36,6 +36,7 @@ typedef struct {
 	PbBenchProc *hop2;		  /* (owned) (nullable) */
 	PbBenchCost idle[2];		  /* serve, forward: just after start */
 	PbBenchCost relay_idle;		  /* the relay's first socat, likewise */
+	PbBenchCost floor_idle;		  /* pb-bench-floor, likewise (0 without it) */
 	PbBenchCost loaded[2];		  /* after the concurrent echo connections */
 	PbBenchCost holding[2];		  /* while holding the idle connections */
 	PbBenchCost after[2];		  /* once they have closed */
@@ -69,6 +70,28 @@ pb_bench_read_tunnel_cost(PbBenchEchoRun *run, PbBenchCost cost[2], GError **err
 	g_usleep(500 * G_TIME_SPAN_MILLISECOND); /* let closes and frees settle */
 	return pb_bench_proc_read_cost(run->tunnel.serve, &cost[0], error) &&
 	       pb_bench_proc_read_cost(run->tunnel.forward, &cost[1], error);
+}
+
+/* The idle memory of pb-bench-floor (the same libraries, doing nothing), read while the
+ * tunnel runs beside it so that both share their libraries' pages alike. Left at 0 when
+ * pb-bench-floor is not beside pb-bench. */
+static gboolean
+pb_bench_start_floor(PbBench *bench, PbBenchProc **floor, GError **error)
+{
+	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+	g_autofree char *dir = self != NULL ? g_path_get_dirname(self) : NULL;
+	g_autofree char *path = dir != NULL ? g_build_filename(dir, "pb-bench-floor", NULL) : NULL;
+	g_autofree char *port_text = NULL;
+	guint16 port;
+
+	if (path == NULL || !g_file_test(path, G_FILE_TEST_IS_EXECUTABLE))
+		return TRUE;
+	if (!pb_bench_free_ports(&port, 1, error))
+		return FALSE;
+	port_text = g_strdup_printf("%u", port);
+	*floor = pb_bench_proc_spawn("pb-bench-floor", (const char *const[]){path, port_text, NULL},
+				     bench->verbose, error);
+	return *floor != NULL && pb_bench_proc_wait_listening(*floor, port, error);
 }
 
 static gboolean
@@ -122,7 +145,8 @@ pb_bench_echo_memory(PbBench *bench, PbBenchEchoRun *run, GError **error)
 	if (!pb_bench_read_tunnel_cost(run, run->holding, error))
 		return FALSE;
 	g_clear_pointer(&fds, pb_bench_release_idle);
-	g_usleep(G_TIME_SPAN_SECOND); /* the closes go through the tunnel */
+	/* the closes go through the tunnel; then each side gives free memory back (pb-memory.c) */
+	g_usleep(4 * G_TIME_SPAN_SECOND);
 	return pb_bench_read_tunnel_cost(run, run->after, error);
 }
 
@@ -177,6 +201,9 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 	if (run->relay_idle.rss_mib > 0)
 		g_print("%-34s %7.1f %7.1f %7.1f\n", "(one socat of the relay, idle)",
 			run->relay_idle.rss_mib, run->relay_idle.anon_mib, run->relay_idle.pss_mib);
+	if (run->floor_idle.rss_mib > 0)
+		g_print("%-34s %7.1f %7.1f %7.1f\n", "(same libraries doing nothing)",
+			run->floor_idle.rss_mib, run->floor_idle.anon_mib, run->floor_idle.pss_mib);
 	{
 		g_autofree char *label = g_strdup_printf("after %d x 1 MiB echo (%.2f s)",
 							 bench->load_conns, run->load_s);
@@ -227,8 +254,12 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 	if (run.hop1 != NULL && !pb_bench_proc_read_cost(run.hop1, &run.relay_idle, error))
 		return FALSE;
 	if (!bench->relay_only) {
-		if (!pb_bench_tunnel_start(bench, echo_port, &run.tunnel, error) ||
-		    !pb_bench_read_tunnel_cost(&run, run.idle, error))
+		g_autoptr(PbBenchProc) floor = NULL;
+
+		if ((bench->memory && !pb_bench_start_floor(bench, &floor, error)) ||
+		    !pb_bench_tunnel_start(bench, echo_port, &run.tunnel, error) ||
+		    !pb_bench_read_tunnel_cost(&run, run.idle, error) ||
+		    (floor != NULL && !pb_bench_proc_read_cost(floor, &run.floor_idle, error)))
 			return FALSE;
 		run.port[PB_BENCH_PATH_TUNNEL] = run.tunnel.public_port;
 	}

@@ -8,6 +8,7 @@
 #include "pb-connection-table.h"
 #include "pb-error.h"
 #include "pb-frame.h"
+#include "pb-memory.h"
 #include "pb-watchdog.h"
 #include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
@@ -139,6 +140,7 @@ pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
 		pb_flow_release(pb_stream_get_flow(stream), &self->growth_budget);
 	g_signal_handlers_disconnect_by_data(stream, self);
 	pb_connection_table_remove(self->table, stream);
+	pb_memory_release_soon();
 }
 
 /* The connection is over on our side: tell the peer, flush what we have, close. */
@@ -661,6 +663,7 @@ pb_tunnel_finalize(GObject *object)
 
 	g_object_unref(self->table);
 	g_free(self->frame_buf);
+	pb_memory_release_soon();
 	G_OBJECT_CLASS(pb_tunnel_parent_class)->finalize(object);
 }
 

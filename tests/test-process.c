@@ -163,19 +163,26 @@ proc_wait_port(Proc *proc, const char *prefix)
 	return (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
 }
 
-/* Peak resident memory of the process, in bytes (VmHWM). */
+/* A memory figure of the process from /proc/PID/status ("VmHWM:", "RssAnon:"), in bytes. */
 static guint64
-proc_peak_rss(Proc *proc)
+proc_status_bytes(Proc *proc, const char *field)
 {
 	g_autofree char *path =
 	    g_strdup_printf("/proc/%s/status", g_subprocess_get_identifier(proc->process));
 	g_autofree char *status = NULL;
-	const char *hwm;
+	const char *line;
 
 	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
-	hwm = strstr(status, "VmHWM:");
-	g_assert_nonnull(hwm);
-	return g_ascii_strtoull(hwm + strlen("VmHWM:"), NULL, 10) * 1024;
+	line = strstr(status, field);
+	g_assert_nonnull(line);
+	return g_ascii_strtoull(line + strlen(field), NULL, 10) * 1024;
+}
+
+/* Peak resident memory of the process, in bytes. */
+static guint64
+proc_peak_rss(Proc *proc)
+{
+	return proc_status_bytes(proc, "VmHWM:");
 }
 
 static guint
@@ -811,6 +818,106 @@ test_out_of_fds(void)
 	pb_test_service_free(echo);
 }
 
+/* A local service that leaves connections in its listen backlog until the test accepts
+ * them: thousands of idle tunneled connections without a thread each. */
+static int
+listen_never_accept(guint16 *port)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	socklen_t len = sizeof addr;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
+	g_assert_cmpint(listen(fd, 4096), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
+	*port = ntohs(addr.sin_port);
+	return fd;
+}
+
+/* Whether @proc's heap (RssAnon) is back under @idle plus half the way to @held. */
+static gboolean
+proc_heap_returned(Proc *proc, guint64 idle, guint64 held)
+{
+	return proc_status_bytes(proc, "RssAnon:") < idle + (held - idle) / 2;
+}
+
+static void
+test_memory_returned(void)
+{
+	enum { N_CONNS = 3000 };
+	/* as the systemd units run it: GLib 2.74's slice allocator never gives memory back */
+	const char *const env[] = {"G_SLICE=always-malloc", NULL};
+	g_autofree int *fds = g_new(int, N_CONNS);
+	g_autofree char *local = NULL;
+	g_autofree char *server_url = NULL;
+	guint64 idle[2], held[2];
+	struct rlimit saved, raised;
+	guint16 local_port;
+	int listen_fd;
+	Tunnel tunnel;
+
+	g_test_summary("Memory goes back after a burst: 3 000 tunneled connections held, then "
+		       "closed; within 10 s both processes' heaps shrink to less than half of "
+		       "what they grew by");
+	if (g_getenv("PB_TEST_SANITIZED") != NULL) {
+		g_test_skip("sanitizers keep freed memory on purpose");
+		return;
+	}
+	g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+	if (saved.rlim_max < 2 * N_CONNS + 200) {
+		g_test_skip("the hard limit on open files is too low for 3 000 connections");
+		return;
+	}
+	raised = saved;
+	raised.rlim_cur = saved.rlim_max; /* for this test and the processes it starts */
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &raised), ==, 0);
+	listen_fd = listen_never_accept(&local_port);
+	local = g_strdup_printf("%u", local_port);
+	tunnel.server =
+	    proc_startv(0, env,
+			(const char *const[]){"serve", "-p", "0", "-l", "127.0.0.1", "-H",
+					      "127.0.0.1", "--max-connections", "100000", NULL});
+	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
+	tunnel.client = proc_startv(0, env,
+				    (const char *const[]){"forward", "-p", local, "-h", "127.0.0.1",
+							  "-s", server_url, NULL});
+	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
+	idle[0] = proc_status_bytes(tunnel.server, "RssAnon:");
+	idle[1] = proc_status_bytes(tunnel.client, "RssAnon:");
+
+	g_assert_cmpuint(connect_burst(tunnel.public_port, fds, N_CONNS), ==, N_CONNS);
+	pb_test_wait_until(
+	    proc_count_fds(tunnel.server) > N_CONNS && proc_count_fds(tunnel.client) > N_CONNS, 30);
+	held[0] = proc_status_bytes(tunnel.server, "RssAnon:");
+	held[1] = proc_status_bytes(tunnel.client, "RssAnon:");
+	/* both ends close: the tunnel relays a half-close and would wait for the other */
+	for (guint i = 0; i < N_CONNS; i++) {
+		struct pollfd ready = {.fd = listen_fd, .events = POLLIN};
+		int local_fd;
+
+		g_assert_cmpint(poll(&ready, 1, 10 * 1000), ==, 1); /* no blocking accept */
+		local_fd = accept(listen_fd, NULL, NULL);
+		g_assert_cmpint(local_fd, >=, 0);
+		close(local_fd);
+		close(fds[i]);
+	}
+	pb_test_wait_until(
+	    proc_count_fds(tunnel.server) < 100 && proc_count_fds(tunnel.client) < 100, 30);
+	g_test_message("heap KiB idle, holding %u connections, then: server %" G_GUINT64_FORMAT
+		       " %" G_GUINT64_FORMAT ", client %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
+		       N_CONNS, idle[0] / 1024, held[0] / 1024, idle[1] / 1024, held[1] / 1024);
+	pb_test_wait_until(proc_heap_returned(tunnel.server, idle[0], held[0]) &&
+			       proc_heap_returned(tunnel.client, idle[1], held[1]),
+			   10);
+	g_test_message("after: server %" G_GUINT64_FORMAT " KiB, client %" G_GUINT64_FORMAT " KiB",
+		       proc_status_bytes(tunnel.server, "RssAnon:") / 1024,
+		       proc_status_bytes(tunnel.client, "RssAnon:") / 1024);
+	tunnel_stop(&tunnel);
+	close(listen_fd);
+	g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+}
+
 #define SLOW_SIZE (256 * MIB)
 
 typedef struct {
@@ -1348,6 +1455,7 @@ main(int argc, char **argv)
 	g_test_add_func("/process/slowloris", test_slowloris);
 	g_test_add_func("/process/out-of-fds", test_out_of_fds);
 	g_test_add_func("/process/slow-reader-memory", test_slow_reader_memory);
+	g_test_add_func("/process/memory-returned", test_memory_returned);
 	g_test_add_func("/process/v2/head-of-line", test_head_of_line);
 	g_test_add_func("/process/auth/token", test_auth);
 	g_test_add_func("/process/auth/refused-on-reconnect", test_auth_refused_on_reconnect);
