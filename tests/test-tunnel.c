@@ -55,20 +55,28 @@ tunnel_set_up(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_no_error(error);
 }
 
-/* Connects a client that forwards to 127.0.0.1:@local_port; waits for HELLO. */
+/* Connects a client that forwards to @local_host:@local_port; waits for HELLO. */
 static void
-tunnel_start_client(TunnelFixture *fx, const char *server_url, guint16 local_port)
+tunnel_start_client_to(TunnelFixture *fx, const char *server_url, const char *local_host,
+		       guint16 local_port)
 {
 	g_autofree char *url = server_url != NULL
 				   ? g_strdup(server_url)
 				   : g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH,
 						     pb_tunnel_server_get_port(fx->server));
 
-	fx->client = pb_tunnel_client_new(url, "127.0.0.1", local_port);
+	fx->client = pb_tunnel_client_new(url, local_host, local_port);
 	g_signal_connect(fx->client, "ready", G_CALLBACK(tunnel_ready_cb), fx);
 	g_signal_connect(fx->client, "disconnected", G_CALLBACK(tunnel_disconnected_cb), fx);
 	pb_tunnel_client_connect_async(fx->client, NULL, NULL, NULL);
 	pb_test_wait_until(fx->access_url != NULL || fx->disconnect_reason != NULL, 10);
+}
+
+/* Connects a client that forwards to 127.0.0.1:@local_port; waits for HELLO. */
+static void
+tunnel_start_client(TunnelFixture *fx, const char *server_url, guint16 local_port)
+{
+	tunnel_start_client_to(fx, server_url, "127.0.0.1", local_port);
 }
 
 static void
@@ -677,6 +685,103 @@ test_tunnel_network_changed(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpfloat((g_get_monotonic_time() - asked) / (double)G_USEC_PER_SEC, <, backoff_s);
 }
 
+/* A listening socket on @address:@port that nobody accepts on; NULL if it cannot bind. */
+static GSocket *
+listen_quietly(GInetAddress *address, guint16 port)
+{
+	g_autoptr(GSocketAddress) where = g_inet_socket_address_new(address, port);
+	g_autoptr(GSocket) socket = g_socket_new(g_inet_address_get_family(address),
+						 G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+
+	if (socket == NULL || !g_socket_bind(socket, where, FALSE, NULL) ||
+	    !g_socket_listen(socket, NULL))
+		return NULL;
+	return g_steal_pointer(&socket);
+}
+
+static guint16
+socket_port(GSocket *socket)
+{
+	g_autoptr(GSocketAddress) address = g_socket_get_local_address(socket, NULL);
+
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(address));
+}
+
+/* Whether a connection waits on @listener; if so, accepts and closes it. */
+static gboolean
+take_pending(GSocket *listener)
+{
+	g_autoptr(GSocket) accepted = NULL;
+
+	if (listener == NULL || !(g_socket_condition_check(listener, G_IO_IN) & G_IO_IN))
+		return FALSE;
+	accepted = g_socket_accept(listener, NULL, NULL);
+	return accepted != NULL;
+}
+
+/* The first address "localhost" resolves to here is ::1 (as on Debian). */
+static gboolean
+localhost_is_ipv6_first(void)
+{
+	g_autoptr(GResolver) resolver = g_resolver_get_default();
+	GList *addresses = g_resolver_lookup_by_name(resolver, "localhost", NULL, NULL);
+	gboolean ipv6 =
+	    addresses != NULL && g_inet_address_get_family(addresses->data) == G_SOCKET_FAMILY_IPV6;
+
+	g_resolver_free_addresses(addresses);
+	return ipv6;
+}
+
+static void
+test_tunnel_local_address_kept(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GInetAddress) ipv4 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GInetAddress) ipv6 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV6);
+	g_autoptr(GSocket) on_ipv4 = listen_quietly(ipv4, 0);
+	g_autoptr(GSocket) on_ipv6 = NULL;
+	guint16 port = socket_port(on_ipv4);
+
+	g_test_summary("The client dials the address its last local connection reached: a "
+		       "service on 127.0.0.1 behind \"localhost\" (::1 first) costs one refused "
+		       "attempt, not one per connection; when that address stops answering, "
+		       "the name is resolved again");
+	if (!localhost_is_ipv6_first()) {
+		g_test_skip("localhost does not resolve to ::1 first here");
+		return;
+	}
+	tunnel_start_client_to(fx, NULL, "localhost", port);
+
+	/* ::1 refuses, 127.0.0.1 takes it */
+	{
+		g_autoptr(GSocket) first = pb_test_connect(fx->public_port);
+
+		pb_test_wait_until(take_pending(on_ipv4), 10);
+	}
+	on_ipv6 = listen_quietly(ipv6, port);
+	if (on_ipv6 == NULL) {
+		g_test_skip("cannot listen on ::1");
+		return;
+	}
+	/* ::1 answers now, but the client goes where the last connection went */
+	{
+		g_autoptr(GSocket) second = pb_test_connect(fx->public_port);
+		gboolean to_ipv4 = FALSE, to_ipv6 = FALSE;
+
+		pb_test_wait_until(
+		    (to_ipv4 = take_pending(on_ipv4)) || (to_ipv6 = take_pending(on_ipv6)), 10);
+		g_assert_true(to_ipv4);
+		g_assert_false(to_ipv6);
+	}
+	/* 127.0.0.1 is gone: resolved again, ::1 */
+	g_clear_object(&on_ipv4);
+	{
+		g_autoptr(GSocket) third = pb_test_connect(fx->public_port);
+
+		pb_test_wait_until(take_pending(on_ipv6), 10);
+	}
+	g_assert_null(fx->disconnect_reason);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -691,6 +796,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/upstream-bulk", test_tunnel_upstream_bulk);
 	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
 	ADD("/tunnel/local-down", test_tunnel_local_down);
+	ADD("/tunnel/local-address-kept", test_tunnel_local_address_kept);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
