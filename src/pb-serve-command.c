@@ -11,11 +11,39 @@
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
 
+/* --tunnel-port: PORT (0 = random) or FIRST-LAST, into *@first and *@last. */
+static gboolean
+pb_serve_parse_tunnel_ports(const char *value, guint16 *first, guint16 *last, int *status)
+{
+	g_auto(GStrv) parts = g_strsplit(value, "-", 3);
+	guint64 a = 0, b = 0;
+	g_autofree char *message = NULL;
+
+	if (g_strv_length(parts) == 1 &&
+	    g_ascii_string_to_unsigned(parts[0], 10, 0, G_MAXUINT16, &a, NULL)) {
+		*first = *last = (guint16)a;
+		return TRUE;
+	}
+	if (g_strv_length(parts) == 2 &&
+	    g_ascii_string_to_unsigned(parts[0], 10, 1, G_MAXUINT16, &a, NULL) &&
+	    g_ascii_string_to_unsigned(parts[1], 10, 1, G_MAXUINT16, &b, NULL) && a <= b) {
+		*first = (guint16)a;
+		*last = (guint16)b;
+		return TRUE;
+	}
+	message = g_strdup_printf(_("--tunnel-port must be a port from 0 to 65535 or a range "
+				    "FIRST-LAST of ports from 1 to 65535, not “%s”"),
+				  value);
+	*status = pb_cli_usage_error(message);
+	return FALSE;
+}
+
 int
 pb_serve_command(int argc, char **argv)
 {
 	int port = 8080;
-	int tunnel_port = 0;
+	g_autofree char *tunnel_ports = NULL;
+	guint16 tunnel_port = 0, tunnel_port_last = 0;
 	g_autofree char *listen_host = NULL;
 	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *public_host = NULL;
@@ -40,8 +68,10 @@ pb_serve_command(int argc, char **argv)
 	     N_("PORT")},
 	    {"listen", 'l', 0, G_OPTION_ARG_STRING, &listen_host,
 	     N_("Address the WebSocket port binds to (default: all)"), N_("ADDRESS")},
-	    {"tunnel-port", 't', 0, G_OPTION_ARG_INT, &tunnel_port,
-	     N_("Public TCP port (default 0: a random free port)"), N_("PORT")},
+	    {"tunnel-port", 't', 0, G_OPTION_ARG_STRING, &tunnel_ports,
+	     N_("Public TCP port, or a range to give each client a port of (default 0: a "
+		"random free port)"),
+	     N_("PORT|FIRST-LAST")},
 	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
 	     N_("Address the public port binds to (default 0.0.0.0)"), N_("ADDRESS")},
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
@@ -97,7 +127,8 @@ pb_serve_command(int argc, char **argv)
 	if (tunnel_host == NULL)
 		tunnel_host = g_strdup("0.0.0.0");
 	if (!pb_cli_check_port(port, TRUE, "--port", &status) ||
-	    !pb_cli_check_port(tunnel_port, TRUE, "--tunnel-port", &status))
+	    (tunnel_ports != NULL &&
+	     !pb_serve_parse_tunnel_ports(tunnel_ports, &tunnel_port, &tunnel_port_last, &status)))
 		return status;
 	if (!pb_cli_check_address(tunnel_host, "--tunnel-host", &status) ||
 	    (listen_host != NULL && !pb_cli_check_address(listen_host, "--listen", &status)) ||
@@ -145,8 +176,9 @@ pb_serve_command(int argc, char **argv)
 		}
 	}
 
-	server =
-	    pb_tunnel_server_new((guint16)port, tunnel_host, (guint16)tunnel_port, public_host);
+	server = pb_tunnel_server_new((guint16)port, tunnel_host, tunnel_port, public_host);
+	if (tunnel_port_last > tunnel_port)
+		pb_tunnel_server_set_tunnel_ports(server, tunnel_port, tunnel_port_last);
 	pb_tunnel_server_set_listen_host(server, listen_host);
 	pb_tunnel_server_set_features(server, features, (guint32)window);
 	pb_tunnel_server_set_keepalive(server, pb_cli_get_keepalive());

@@ -42,12 +42,13 @@ struct _PbTunnelServer {
 	GObject parent_instance;
 	char *listen_host; /* (owned) (nullable) bind address of the WebSocket port; NULL = all */
 	guint16 port;
-	char *tunnel_host; /* (owned) bind address of public listeners */
-	guint16 tunnel_port;
-	char *public_host;   /* (owned) (nullable) advertised in HELLO */
-	PbFeatures features; /* protocol v2 features offered to clients */
-	guint32 window;	     /* initial credit per connection, with `flow` */
-	char *token;	     /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	char *tunnel_host;	  /* (owned) bind address of public listeners */
+	guint16 tunnel_port;	  /* the public port, or the first of a range; 0 = random */
+	guint16 tunnel_port_last; /* the last of that range (= tunnel_port for one port) */
+	char *public_host;	  /* (owned) (nullable) advertised in HELLO */
+	PbFeatures features;	  /* protocol v2 features offered to clients */
+	guint32 window;		  /* initial credit per connection, with `flow` */
+	char *token;		  /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
@@ -240,7 +241,41 @@ pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
 	return FALSE;
 }
 
-/* Binds the configured tunnel port, or a random one if an earlier client holds it. */
+/* Whether public ports come from a range (--tunnel-port FIRST-LAST). */
+static gboolean
+pb_tunnel_server_has_port_range(PbTunnelServer *self)
+{
+	return self->tunnel_port_last > self->tunnel_port;
+}
+
+/* Binds the lowest port of the range that no client holds and nothing else has bound. */
+static PbListener *
+pb_tunnel_server_listen_in_range(PbTunnelServer *self, GInetAddress *address, GError **error)
+{
+	for (guint port = self->tunnel_port; port <= self->tunnel_port_last; port++) {
+		g_autoptr(GSocketAddress) sockaddr = NULL;
+		g_autoptr(GError) local_error = NULL;
+		PbListener *listener;
+
+		if (pb_tunnel_server_port_taken(self, (guint16)port))
+			continue;
+		sockaddr = g_inet_socket_address_new(address, (guint16)port);
+		listener = pb_listener_new(sockaddr, NULL, NULL, &local_error);
+		if (listener != NULL)
+			return listener;
+		if (!g_error_matches(local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
+			g_propagate_error(error, g_steal_pointer(&local_error));
+			return NULL;
+		}
+	}
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+		    "every port from %u to %u is in use", self->tunnel_port,
+		    self->tunnel_port_last);
+	return NULL;
+}
+
+/* Binds the configured tunnel port (a random one if an earlier client holds it), a port of
+ * the configured range, or a random port. */
 static PbListener *
 pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError **error)
 {
@@ -254,10 +289,14 @@ pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError *
 			    "“%s” is not an IP address", self->tunnel_host);
 		return NULL;
 	}
-	if (port != 0 && pb_tunnel_server_port_taken(self, port))
-		port = 0;
-	sockaddr = g_inet_socket_address_new(address, port);
-	listener = pb_listener_new(sockaddr, NULL, NULL, error);
+	if (pb_tunnel_server_has_port_range(self)) {
+		listener = pb_tunnel_server_listen_in_range(self, address, error);
+	} else {
+		if (port != 0 && pb_tunnel_server_port_taken(self, port))
+			port = 0;
+		sockaddr = g_inet_socket_address_new(address, port);
+		listener = pb_listener_new(sockaddr, NULL, NULL, error);
+	}
 	if (listener == NULL)
 		return NULL;
 	*port_out = pb_listener_get_port(listener);
@@ -348,8 +387,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
 		client->session = pb_server_client_new_session();
 	if (client->listener == NULL) {
-		g_warning("Refusing client %s: cannot listen on %s port %u: %s", client->peer,
-			  self->tunnel_host, self->tunnel_port, error->message);
+		g_warning("Refusing client %s: cannot open a public port on %s: %s", client->peer,
+			  self->tunnel_host, error->message);
 		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
 				"cannot open a public port");
 		g_idle_add(pb_server_client_free_cb, client);
@@ -369,12 +408,21 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 		  client->tunnel_port);
 }
 
+/* Answers @status with @text as the body; @phrase (nullable) replaces the status line's
+ * usual reason phrase, which is all of the answer a client shows in its error. */
+static void
+pb_tunnel_server_reply_full(SoupServerMessage *msg, guint status, const char *phrase,
+			    const char *text)
+{
+	soup_server_message_set_status(msg, status, phrase);
+	soup_server_message_set_response(msg, "text/plain; charset=utf-8", SOUP_MEMORY_COPY, text,
+					 strlen(text));
+}
+
 static void
 pb_tunnel_server_reply(SoupServerMessage *msg, guint status, const char *text)
 {
-	soup_server_message_set_status(msg, status, NULL);
-	soup_server_message_set_response(msg, "text/plain; charset=utf-8", SOUP_MEMORY_COPY, text,
-					 strlen(text));
+	pb_tunnel_server_reply_full(msg, status, NULL, text);
 }
 
 /* Prometheus' text format, with every counter of the server and of each tunnel port. */
@@ -450,8 +498,27 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 					 PB_SESSION_HEADER) == NULL) {
 		g_message("Refusing a client: %u tunnels are open (--max-clients)",
 			  self->max_clients);
-		pb_tunnel_server_reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-				       "This tunnel server has as many clients as it takes.\n");
+		pb_tunnel_server_reply_full(
+		    msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "Server full (--max-clients)",
+		    "This tunnel server has as many clients as it takes.\n");
+		return;
+	}
+	/* with a range, a new client needs a port nobody holds (binding it comes later) */
+	if (pb_tunnel_server_has_port_range(self) &&
+	    g_list_length(self->clients) + g_list_length(self->reserved) >
+		(guint)(self->tunnel_port_last - self->tunnel_port) &&
+	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
+					 PB_SESSION_HEADER) == NULL) {
+		g_autofree char *text = g_strdup_printf(
+		    "This tunnel server has no free public port: clients hold every port "
+		    "from %u to %u.\n",
+		    self->tunnel_port, self->tunnel_port_last);
+
+		g_message("Refusing a client: every public port from %u to %u is held "
+			  "(--tunnel-port)",
+			  self->tunnel_port, self->tunnel_port_last);
+		pb_tunnel_server_reply_full(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+					    "No free public port (--tunnel-port)", text);
 		return;
 	}
 	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
@@ -775,6 +842,24 @@ pb_tunnel_server_set_idle_timeout(PbTunnelServer *self, guint timeout_s)
 	self->idle_timeout_s = timeout_s;
 }
 
+/**
+ * pb_tunnel_server_set_tunnel_ports:
+ * @first: the first public port of the range
+ * @last: the last, at least @first
+ *
+ * Gives each client the lowest port of @first to @last that no other client holds;
+ * when every one is held, a new client is refused (503). One port (@first = @last) is
+ * pb_tunnel_server_new()'s @tunnel_port.
+ */
+void
+pb_tunnel_server_set_tunnel_ports(PbTunnelServer *self, guint16 first, guint16 last)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(first > 0 && first <= last);
+	self->tunnel_port = first;
+	self->tunnel_port_last = last;
+}
+
 /* How long a lost client's public port is kept for it (0 = closed at once). */
 void
 pb_tunnel_server_set_grace(PbTunnelServer *self, guint grace_s)
@@ -806,7 +891,7 @@ pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 
 	self->port = port;
 	self->tunnel_host = g_strdup(tunnel_host);
-	self->tunnel_port = tunnel_port;
+	self->tunnel_port = self->tunnel_port_last = tunnel_port;
 	self->public_host = g_strdup(public_host);
 	soup_server_add_handler(self->soup, NULL, pb_tunnel_server_websocket_cb, self, NULL);
 	return self;

@@ -31,6 +31,8 @@ pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
 void
 pb_tunnel_server_set_features(PbTunnelServer *self, PbFeatures features, guint32 window);
 void
+pb_tunnel_server_set_tunnel_ports(PbTunnelServer *self, guint16 first, guint16 last);
+void
 pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_connections);
 void
 pb_tunnel_server_set_handshake_limits(PbTunnelServer *self, guint timeout_s, guint max_pending,

@@ -431,6 +431,81 @@ test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 	g_free(second.disconnect_reason);
 }
 
+/* The first of two consecutive free ports. */
+static guint16
+free_port_pair(void)
+{
+	for (guint attempt = 0; attempt < 100; attempt++) {
+		g_autoptr(GSocketListener) listener = g_socket_listener_new();
+		guint16 port = pb_test_free_port();
+
+		if (port < G_MAXUINT16 &&
+		    g_socket_listener_add_inet_port(listener, port + 1, NULL, NULL)) {
+			g_socket_listener_close(listener);
+			return port;
+		}
+	}
+	g_error("no two consecutive free ports");
+}
+
+static void
+test_tunnel_port_range(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 first = free_port_pair();
+	TunnelFixture second = {NULL, NULL, NULL, NULL, 0};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(PbTunnelClient) third = NULL;
+	g_autofree char *url = NULL;
+
+	g_test_summary("--tunnel-port FIRST-LAST: each client gets the lowest port of the range "
+		       "nobody holds; one client too many is refused (503, saying why) until a "
+		       "port is free again");
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_tunnel_ports(fx->server, first, first + 1);
+	pb_tunnel_server_set_grace(fx->server, 0);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+
+	tunnel_start_client(fx, url, 9);
+	g_assert_cmpuint(fx->public_port, ==, first);
+	second.server = fx->server;
+	tunnel_start_client(&second, url, 9);
+	g_assert_cmpuint(second.public_port, ==, first + 1);
+
+	/* the range is full */
+	third = pb_tunnel_client_new(url, "127.0.0.1", 9);
+	pb_tunnel_client_connect_async(third, NULL, NULL, NULL);
+	pb_test_wait_until(pb_tunnel_client_get_state(third) == PB_TUNNEL_CLIENT_STATE_OFFLINE, 10);
+	g_assert_null(pb_tunnel_client_get_access_url(third));
+	{
+		const GQueue *events = pb_tunnel_client_get_recent_events(third);
+		const PbTunnelClientEvent *last = events->tail->data;
+
+		g_test_message("third client: %s", last->message);
+		g_assert_nonnull(strstr(last->message, "503 No free public port"));
+	}
+	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 2);
+
+	/* the first leaves: its port is the next client's */
+	g_signal_handlers_disconnect_by_data(fx->client, fx);
+	pb_tunnel_client_close(fx->client);
+	g_clear_object(&fx->client);
+	pb_test_wait_until(pb_tunnel_server_get_n_clients(fx->server) == 1, 10);
+	g_clear_pointer(&fx->access_url, g_free);
+	tunnel_start_client(fx, url, 9);
+	g_assert_cmpuint(fx->public_port, ==, first);
+
+	g_signal_handlers_disconnect_by_data(second.client, &second);
+	pb_tunnel_client_close(second.client);
+	g_clear_object(&second.client);
+	g_free(second.access_url);
+	g_free(second.disconnect_reason);
+}
+
 static void
 test_tunnel_session_same_port(TunnelFixture *fx, gconstpointer user_data)
 {
@@ -798,6 +873,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/local-down", test_tunnel_local_down);
 	ADD("/tunnel/local-address-kept", test_tunnel_local_address_kept);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
+	ADD("/tunnel/port-range", test_tunnel_port_range);
 	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
 	ADD("/tunnel/limits/max-connections", test_tunnel_max_connections);
