@@ -84,15 +84,9 @@ pb_listener_watch(PbListener *self)
 	g_source_unref(self->source); /* the context holds it; destroyed to stop */
 }
 
-/**
- * pb_listener_new:
- * @address: where to listen; port 0 picks a free one (pb_listener_get_port())
- *
- * Returns: (transfer full) (nullable): a bound, listening socket that does not accept
- *   until pb_listener_set_accepting()
- */
-PbListener *
-pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data, GError **error)
+static PbListener *
+pb_listener_new_socket(GSocketAddress *address, gboolean v6only, PbListenerFunc func,
+		       gpointer user_data, GError **error)
 {
 	g_autoptr(GSocket) socket =
 	    g_socket_new(g_socket_address_get_family(address), G_SOCKET_TYPE_STREAM,
@@ -102,9 +96,8 @@ pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data
 	if (socket == NULL)
 		return NULL;
 	g_socket_set_blocking(socket, FALSE); /* g_socket_accept() must not wait */
-	/* an IPv6 address means IPv6 only: the IPv4 "any" port is a listener of its own */
 	if (g_socket_address_get_family(address) == G_SOCKET_FAMILY_IPV6)
-		g_socket_set_option(socket, IPPROTO_IPV6, IPV6_V6ONLY, 1, NULL);
+		g_socket_set_option(socket, IPPROTO_IPV6, IPV6_V6ONLY, v6only, NULL);
 	g_socket_set_listen_backlog(socket, SOMAXCONN);
 	if (!g_socket_bind(socket, address, TRUE, error) || !g_socket_listen(socket, error))
 		return NULL;
@@ -113,6 +106,46 @@ pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data
 	self->func = func;
 	self->user_data = user_data;
 	return self;
+}
+
+/**
+ * pb_listener_new:
+ * @address: where to listen; port 0 picks a free one (pb_listener_get_port()). An IPv6
+ *   address means IPv6 only: the IPv4 "any" address is a listener of its own.
+ *
+ * Returns: (transfer full) (nullable): a bound, listening socket that does not accept
+ *   until pb_listener_set_accepting()
+ */
+PbListener *
+pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data, GError **error)
+{
+	return pb_listener_new_socket(address, TRUE, func, user_data, error);
+}
+
+/**
+ * pb_listener_new_any:
+ * @port: 0 picks a free one
+ *
+ * Like pb_listener_new(), on every address of both families with one socket (IPv4
+ * connections arrive as IPv4-mapped IPv6 ones), or of IPv4 alone where the machine has no
+ * IPv6. What Node's server.listen(port) does, so what PiggyBack 1.1's public ports did.
+ */
+PbListener *
+pb_listener_new_any(guint16 port, PbListenerFunc func, gpointer user_data, GError **error)
+{
+	g_autoptr(GInetAddress) any6 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
+	g_autoptr(GInetAddress) any4 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address6 = g_inet_socket_address_new(any6, port);
+	g_autoptr(GSocketAddress) address4 = g_inet_socket_address_new(any4, port);
+	g_autoptr(GError) error6 = NULL;
+	PbListener *self = pb_listener_new_socket(address6, FALSE, func, user_data, &error6);
+
+	if (self != NULL || g_error_matches(error6, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
+		if (self == NULL)
+			g_propagate_error(error, g_steal_pointer(&error6));
+		return self;
+	}
+	return pb_listener_new_socket(address4, TRUE, func, user_data, error);
 }
 
 guint16

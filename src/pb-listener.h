@@ -12,6 +12,8 @@ typedef void (*PbListenerFunc)(GSocketConnection *connection, gpointer user_data
 
 PbListener *
 pb_listener_new(GSocketAddress *address, PbListenerFunc func, gpointer user_data, GError **error);
+PbListener *
+pb_listener_new_any(guint16 port, PbListenerFunc func, gpointer user_data, GError **error);
 guint16
 pb_listener_get_port(PbListener *self);
 void

@@ -45,7 +45,7 @@ pb_serve_command(int argc, char **argv)
 	g_autofree char *tunnel_ports = NULL;
 	guint16 tunnel_port = 0, tunnel_port_last = 0;
 	g_autofree char *listen_host = NULL;
-	g_autofree char *tunnel_host = NULL; /* GOption does not free a default it replaces */
+	g_autofree char *tunnel_host = NULL; /* NULL: every address, both families */
 	g_autofree char *public_host = NULL;
 	g_autofree char *features_option = NULL;
 	int window = PB_FLOW_WINDOW_DEFAULT;
@@ -73,7 +73,7 @@ pb_serve_command(int argc, char **argv)
 		"random free port)"),
 	     N_("PORT|FIRST-LAST")},
 	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
-	     N_("Address the public port binds to (default 0.0.0.0)"), N_("ADDRESS")},
+	     N_("Address the public ports bind to (default: all, IPv4 and IPv6)"), N_("ADDRESS")},
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
 	     N_("Host name clients are told to use (default: the one they connected to)"),
 	     N_("HOST")},
@@ -124,13 +124,11 @@ pb_serve_command(int argc, char **argv)
 
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
 		return status;
-	if (tunnel_host == NULL)
-		tunnel_host = g_strdup("0.0.0.0");
 	if (!pb_cli_check_port(port, TRUE, "--port", &status) ||
 	    (tunnel_ports != NULL &&
 	     !pb_serve_parse_tunnel_ports(tunnel_ports, &tunnel_port, &tunnel_port_last, &status)))
 		return status;
-	if (!pb_cli_check_address(tunnel_host, "--tunnel-host", &status) ||
+	if ((tunnel_host != NULL && !pb_cli_check_address(tunnel_host, "--tunnel-host", &status)) ||
 	    (listen_host != NULL && !pb_cli_check_address(listen_host, "--listen", &status)) ||
 	    !pb_cli_check_features(features_option, &features, &status))
 		return status;

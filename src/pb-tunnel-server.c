@@ -42,8 +42,8 @@ struct _PbTunnelServer {
 	GObject parent_instance;
 	char *listen_host; /* (owned) (nullable) bind address of the WebSocket port; NULL = all */
 	guint16 port;
-	char *tunnel_host;	  /* (owned) bind address of public listeners */
-	guint16 tunnel_port;	  /* the public port, or the first of a range; 0 = random */
+	char *tunnel_host;   /* (owned) (nullable) bind address of public listeners; NULL = all */
+	guint16 tunnel_port; /* the public port, or the first of a range; 0 = random */
 	guint16 tunnel_port_last; /* the last of that range (= tunnel_port for one port) */
 	char *public_host;	  /* (owned) (nullable) advertised in HELLO */
 	PbFeatures features;	  /* protocol v2 features offered to clients */
@@ -248,19 +248,36 @@ pb_tunnel_server_has_port_range(PbTunnelServer *self)
 	return self->tunnel_port_last > self->tunnel_port;
 }
 
+/* A public port on --tunnel-host, or on every address (both families) without one. */
+static PbListener *
+pb_tunnel_server_bind_public(PbTunnelServer *self, guint16 port, GError **error)
+{
+	g_autoptr(GInetAddress) address = NULL;
+	g_autoptr(GSocketAddress) sockaddr = NULL;
+
+	if (self->tunnel_host == NULL)
+		return pb_listener_new_any(port, NULL, NULL, error);
+	address = g_inet_address_new_from_string(self->tunnel_host);
+	if (address == NULL) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "“%s” is not an IP address", self->tunnel_host);
+		return NULL;
+	}
+	sockaddr = g_inet_socket_address_new(address, port);
+	return pb_listener_new(sockaddr, NULL, NULL, error);
+}
+
 /* Binds the lowest port of the range that no client holds and nothing else has bound. */
 static PbListener *
-pb_tunnel_server_listen_in_range(PbTunnelServer *self, GInetAddress *address, GError **error)
+pb_tunnel_server_listen_in_range(PbTunnelServer *self, GError **error)
 {
 	for (guint port = self->tunnel_port; port <= self->tunnel_port_last; port++) {
-		g_autoptr(GSocketAddress) sockaddr = NULL;
 		g_autoptr(GError) local_error = NULL;
 		PbListener *listener;
 
 		if (pb_tunnel_server_port_taken(self, (guint16)port))
 			continue;
-		sockaddr = g_inet_socket_address_new(address, (guint16)port);
-		listener = pb_listener_new(sockaddr, NULL, NULL, &local_error);
+		listener = pb_tunnel_server_bind_public(self, (guint16)port, &local_error);
 		if (listener != NULL)
 			return listener;
 		if (!g_error_matches(local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
@@ -279,23 +296,15 @@ pb_tunnel_server_listen_in_range(PbTunnelServer *self, GInetAddress *address, GE
 static PbListener *
 pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError **error)
 {
-	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->tunnel_host);
-	g_autoptr(GSocketAddress) sockaddr = NULL;
 	PbListener *listener;
 	guint16 port = self->tunnel_port;
 
-	if (address == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not an IP address", self->tunnel_host);
-		return NULL;
-	}
 	if (pb_tunnel_server_has_port_range(self)) {
-		listener = pb_tunnel_server_listen_in_range(self, address, error);
+		listener = pb_tunnel_server_listen_in_range(self, error);
 	} else {
 		if (port != 0 && pb_tunnel_server_port_taken(self, port))
 			port = 0;
-		sockaddr = g_inet_socket_address_new(address, port);
-		listener = pb_listener_new(sockaddr, NULL, NULL, error);
+		listener = pb_tunnel_server_bind_public(self, port, error);
 	}
 	if (listener == NULL)
 		return NULL;
@@ -387,8 +396,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
 		client->session = pb_server_client_new_session();
 	if (client->listener == NULL) {
-		g_warning("Refusing client %s: cannot open a public port on %s: %s", client->peer,
-			  self->tunnel_host, error->message);
+		g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
+			  error->message);
 		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
 				"cannot open a public port");
 		g_idle_add(pb_server_client_free_cb, client);
@@ -404,8 +413,12 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	hello->window = self->window;
 	hello->session = g_strdup(client->session);
 	pb_tunnel_send_hello(client->tunnel, hello);
-	g_message("Client %s connected: tunnel open on %s port %u", client->peer, self->tunnel_host,
-		  client->tunnel_port);
+	if (self->tunnel_host != NULL)
+		g_message("Client %s connected: tunnel open on %s port %u", client->peer,
+			  self->tunnel_host, client->tunnel_port);
+	else
+		g_message("Client %s connected: tunnel open on port %u", client->peer,
+			  client->tunnel_port);
 }
 
 /* Answers @status with @text as the body; @phrase (nullable) replaces the status line's
@@ -879,7 +892,8 @@ pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s)
 /**
  * pb_tunnel_server_new:
  * @port: the WebSocket port; 0 picks one (see pb_tunnel_server_get_port())
- * @tunnel_host: the IP address public listeners bind to
+ * @tunnel_host: (nullable): the IP address public listeners bind to; %NULL: every address,
+ *   IPv4 and IPv6
  * @tunnel_port: the public port; 0 = random
  * @public_host: (nullable): the host name HELLO advertises; %NULL = the client's Host
  */

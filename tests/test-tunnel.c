@@ -431,6 +431,68 @@ test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 	g_free(second.disconnect_reason);
 }
 
+static GSocket *
+listen_quietly(GInetAddress *address, guint16 port);
+
+typedef struct {
+	GSocketFamily family;
+	guint16 port;
+} EchoVia;
+
+/* One short echo through the public port over 127.0.0.1 or ::1 (in a thread). */
+static gpointer
+echo_via_cb(gpointer user_data)
+{
+	EchoVia *via = user_data;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(via->family);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, via->port);
+	g_autoptr(GSocket) socket =
+	    g_socket_new(via->family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	char reply[5] = {0};
+	gsize got = 0;
+
+	g_socket_set_timeout(socket, 10);
+	if (!g_socket_connect(socket, address, NULL, NULL) ||
+	    g_socket_send(socket, "hello", 5, NULL, NULL) != 5)
+		return GINT_TO_POINTER(FALSE);
+	while (got < sizeof reply) {
+		gssize n = g_socket_receive(socket, reply + got, sizeof reply - got, NULL, NULL);
+
+		if (n <= 0)
+			return GINT_TO_POINTER(FALSE);
+		got += (gsize)n;
+	}
+	return GINT_TO_POINTER(memcmp(reply, "hello", 5) == 0);
+}
+
+static void
+test_tunnel_dual_stack(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autoptr(GInetAddress) ipv6 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV6);
+	g_autoptr(GSocket) probe = listen_quietly(ipv6, 0);
+	g_autoptr(GError) error = NULL;
+	EchoVia via4 = {G_SOCKET_FAMILY_IPV4, 0}, via6 = {G_SOCKET_FAMILY_IPV6, 0};
+
+	g_test_summary("Without --tunnel-host a public port takes IPv4 and IPv6 connections, as "
+		       "PiggyBack 1.1's did (Node listens on :: by default)");
+	if (probe == NULL) {
+		g_test_skip("no IPv6 loopback here");
+		pb_test_service_free(echo);
+		return;
+	}
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	fx->server = pb_tunnel_server_new(0, NULL, 0, NULL);
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	via4.port = via6.port = fx->public_port;
+	g_assert_true(pb_test_run_in_thread(echo_via_cb, &via4, 10));
+	g_assert_true(pb_test_run_in_thread(echo_via_cb, &via6, 10));
+	pb_test_service_free(echo);
+}
+
 /* The first of two consecutive free ports. */
 static guint16
 free_port_pair(void)
@@ -874,6 +936,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/local-address-kept", test_tunnel_local_address_kept);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/port-range", test_tunnel_port_range);
+	ADD("/tunnel/dual-stack", test_tunnel_dual_stack);
 	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
 	ADD("/tunnel/limits/max-connections", test_tunnel_max_connections);
