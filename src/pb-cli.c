@@ -287,7 +287,7 @@ pb_cli_check_features(const char *value, PbFeatures *features, int *status)
 	for (gsize i = 0; names[i] != NULL; i++) {
 		PbFeatures one = pb_features_parse(names[i]);
 
-		if (one == 0) {
+		if (one == 0 || (one & ~PB_FEATURES_ALL) != 0) { /* proxy-*: --proxy-protocol */
 			g_autofree char *message = g_strdup_printf(
 			    _("--features takes flow, eof or none, not “%s”"), names[i]);
 

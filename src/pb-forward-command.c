@@ -145,6 +145,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
 	g_autofree char *server_input = NULL;
 	g_autofree char *features_option = NULL;
+	g_autofree char *proxy_protocol = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
@@ -166,6 +167,10 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
 	     N_("LIST")},
+	    {"proxy-protocol", 0, 0, G_OPTION_ARG_STRING, &proxy_protocol,
+	     N_("Tell the local service who each client is with a PROXY protocol header, "
+		"version v1 (text) or v2 (binary)"),
+	     N_("v1|v2")},
 	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
@@ -220,6 +225,16 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		return pb_cli_usage_error(_("--host is empty"));
 	if (!pb_cli_check_features(features_option, &features, &status))
 		return status;
+	if (g_strcmp0(proxy_protocol, "v1") == 0) {
+		features |= PB_FEATURE_PROXY_V1;
+	} else if (g_strcmp0(proxy_protocol, "v2") == 0) {
+		features |= PB_FEATURE_PROXY_V2;
+	} else if (proxy_protocol != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    _("--proxy-protocol must be v1 or v2, not “%s”"), proxy_protocol);
+
+		return pb_cli_usage_error(message);
+	}
 	server_url = pb_server_url_resolve(server_input, &error);
 	if (server_url == NULL)
 		return pb_cli_usage_error(error->message);

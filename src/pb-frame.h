@@ -70,11 +70,16 @@ typedef enum {
 /* Protocol v2 features, negotiated: the client lists its own in the Piggyback-Features
  * request header, the server answers with those it uses in HELLO's `features`. */
 typedef enum {
-	PB_FEATURE_FLOW = 1 << 0, /* per-connection credit (WINDOW) */
-	PB_FEATURE_EOF = 1 << 1,  /* TCP half-close (EOF) */
+	PB_FEATURE_FLOW = 1 << 0,     /* per-connection credit (WINDOW) */
+	PB_FEATURE_EOF = 1 << 1,      /* TCP half-close (EOF) */
+	PB_FEATURE_PROXY_V1 = 1 << 2, /* the server's first DATA is a PROXY protocol v1 header */
+	PB_FEATURE_PROXY_V2 = 1 << 3, /* the same, PROXY protocol v2 (binary) */
 } PbFeatures;
 
-#define PB_FEATURES_ALL	   (PB_FEATURE_FLOW | PB_FEATURE_EOF)
+/* What --features turns on and off: how the protocol works. */
+#define PB_FEATURES_ALL (PB_FEATURE_FLOW | PB_FEATURE_EOF)
+/* What a client asks for with --proxy-protocol; a server offers both. */
+#define PB_FEATURES_PROXY  (PB_FEATURE_PROXY_V1 | PB_FEATURE_PROXY_V2)
 #define PB_FEATURES_HEADER "Piggyback-Features"
 
 typedef struct {

@@ -8,6 +8,17 @@
 
 #include "pb-error.h"
 
+/* Each protocol v2 feature's name on the wire (Piggyback-Features, HELLO's `features`). */
+static const struct {
+	PbFeatures feature;
+	const char *name;
+} pb_feature_names[] = {
+    {PB_FEATURE_FLOW, "flow"},
+    {PB_FEATURE_EOF, "eof"},
+    {PB_FEATURE_PROXY_V1, "proxy-v1"},
+    {PB_FEATURE_PROXY_V2, "proxy-v2"},
+};
+
 PbHello *
 pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version)
 {
@@ -130,10 +141,10 @@ pb_hello_to_json(const PbHello *hello)
 	if (hello->features != 0) {
 		json_builder_set_member_name(builder, "features");
 		json_builder_begin_array(builder);
-		if (hello->features & PB_FEATURE_FLOW)
-			json_builder_add_string_value(builder, "flow");
-		if (hello->features & PB_FEATURE_EOF)
-			json_builder_add_string_value(builder, "eof");
+		for (gsize i = 0; i < G_N_ELEMENTS(pb_feature_names); i++) {
+			if (hello->features & pb_feature_names[i].feature)
+				json_builder_add_string_value(builder, pb_feature_names[i].name);
+		}
 		json_builder_end_array(builder);
 	}
 	if (hello->session != NULL) {
@@ -174,10 +185,10 @@ pb_features_parse(const char *list)
 	PbFeatures features = 0;
 
 	for (gsize i = 0; names[i] != NULL; i++) {
-		if (g_ascii_strcasecmp(names[i], "flow") == 0)
-			features |= PB_FEATURE_FLOW;
-		else if (g_ascii_strcasecmp(names[i], "eof") == 0)
-			features |= PB_FEATURE_EOF;
+		for (gsize j = 0; j < G_N_ELEMENTS(pb_feature_names); j++) {
+			if (g_ascii_strcasecmp(names[i], pb_feature_names[j].name) == 0)
+				features |= pb_feature_names[j].feature;
+		}
 	}
 	return features;
 }
@@ -186,9 +197,16 @@ pb_features_parse(const char *list)
 char *
 pb_features_to_string(PbFeatures features)
 {
-	return g_strdup_printf("%s%s%s", (features & PB_FEATURE_FLOW) ? "flow" : "",
-			       (features & PB_FEATURES_ALL) == PB_FEATURES_ALL ? ", " : "",
-			       (features & PB_FEATURE_EOF) ? "eof" : "");
+	g_autoptr(GString) list = g_string_new(NULL);
+
+	for (gsize i = 0; i < G_N_ELEMENTS(pb_feature_names); i++) {
+		if (!(features & pb_feature_names[i].feature))
+			continue;
+		if (list->len > 0)
+			g_string_append(list, ", ");
+		g_string_append(list, pb_feature_names[i].name);
+	}
+	return g_string_free(g_steal_pointer(&list), FALSE);
 }
 
 void

@@ -174,6 +174,9 @@ pb_serve_command(int argc, char **argv)
 		}
 	}
 
+	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol) */
+	if (features != 0)
+		features |= PB_FEATURES_PROXY;
 	server = pb_tunnel_server_new((guint16)port, tunnel_host, tunnel_port, public_host);
 	if (tunnel_port_last > tunnel_port)
 		pb_tunnel_server_set_tunnel_ports(server, tunnel_port, tunnel_port_last);

@@ -49,6 +49,7 @@ struct _PbTunnelClient {
 	guint keepalive_s;	    /* ping interval; 0 = none */
 	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
 	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
+	char *refusal;		    /* (owned) (nullable) why the tunnel closing now is for good */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -230,7 +231,18 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
 	const PbHello *hello = hello_ptr;
+	PbFeatures proxy_asked = self->features & PB_FEATURES_PROXY;
 
+	/* a local service that expects a PROXY header would take the client's bytes for one */
+	if (proxy_asked != 0 && (hello->features & proxy_asked) == 0) {
+		g_free(self->refusal);
+		self->refusal = g_strdup(_(
+		    "the server sends no PROXY protocol header (it is PiggyBack 1.1, or runs with "
+		    "--features none), and --proxy-protocol needs one"));
+		pb_tunnel_close(tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+				"no PROXY protocol header");
+		return;
+	}
 	/* only what we asked for: a server may not impose features */
 	pb_tunnel_set_features(tunnel, hello->features & self->features, hello->window);
 	g_object_freeze_notify(G_OBJECT(self));
@@ -266,9 +278,12 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	SoupWebsocketConnection *ws = pb_tunnel_get_websocket(tunnel);
 	const char *data = soup_websocket_connection_get_close_data(ws);
 	gushort code = soup_websocket_connection_get_close_code(ws);
+	gboolean refused = self->refusal != NULL; /* for good: no reconnecting */
 	g_autofree char *reason = NULL;
 
-	if (code == 0)
+	if (refused)
+		reason = g_steal_pointer(&self->refusal);
+	else if (code == 0)
 		reason = g_strdup(_("the connection to the server was lost"));
 	else if (data != NULL && *data != '\0')
 		reason = g_strdup_printf("%s (%u)", data, code);
@@ -276,7 +291,7 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 		reason = g_strdup_printf(_("closed with code %u"), code);
 	pb_tunnel_client_drop_tunnel(self);
 	pb_tunnel_client_clear_hello(self);
-	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable)) {
+	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable) && !refused) {
 		if (self->connected_since != 0 && g_get_real_time() - self->connected_since >=
 						      PB_BACKOFF_STABLE_S * G_USEC_PER_SEC)
 			self->attempt = 0; /* it was a good tunnel: start the backoff over */
@@ -784,6 +799,7 @@ pb_tunnel_client_finalize(GObject *object)
 	g_clear_object(&self->tls_database);
 	g_free(self->pin_sha256);
 	g_free(self->session);
+	g_free(self->refusal);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 

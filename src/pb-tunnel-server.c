@@ -360,6 +360,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	PbServerClient *client;
 
 	g_signal_handlers_disconnect_by_data(msg, self);
+	if ((features & PB_FEATURES_PROXY) == PB_FEATURES_PROXY)
+		features &= ~PB_FEATURE_PROXY_V1; /* one header per connection: the newer one */
 	public_host = self->public_host != NULL
 			  ? g_strdup(self->public_host)
 			  : pb_tunnel_server_host_from_header(soup_message_headers_get_one(
@@ -792,7 +794,7 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
-	self->features = PB_FEATURES_ALL;
+	self->features = PB_FEATURES_ALL | PB_FEATURES_PROXY;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->grace_s = PB_GRACE_DEFAULT;

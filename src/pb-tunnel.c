@@ -9,6 +9,7 @@
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-memory.h"
+#include "pb-proxy-header.h"
 #include "pb-watchdog.h"
 #include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
@@ -500,11 +501,30 @@ pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello)
 	pb_tunnel_send_control(self, PB_FRAME_HELLO, PB_CONTROL_ID, json, strlen(json));
 }
 
+/* With `proxy-v1`/`proxy-v2`: the connection's first DATA says who the public client is. */
+static void
+pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection *connection)
+{
+	g_autoptr(GSocketAddress) source = g_socket_connection_get_remote_address(connection, NULL);
+	g_autoptr(GSocketAddress) destination =
+	    g_socket_connection_get_local_address(connection, NULL);
+	PbFeatures version = (self->features & PB_FEATURE_PROXY_V2) ? PB_FEATURE_PROXY_V2
+								    : PB_FEATURE_PROXY_V1;
+	gsize len = pb_proxy_header_write(self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, version,
+					  source, destination);
+
+	pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), len);
+	self->bytes_out += len;
+	if (self->features & PB_FEATURE_FLOW)
+		pb_flow_sent(pb_stream_get_flow(stream), len); /* far below any window */
+}
+
 /**
  * pb_tunnel_add_stream:
  * @connection: a public connection the server accepted
  *
- * Gives it a connId that is not 0 and not in use, and sends OPEN.
+ * Gives it a connId that is not 0 and not in use, and sends OPEN (and, with a
+ * `proxy-*` feature, the PROXY header).
  *
  * Returns: the connId
  */
@@ -519,6 +539,8 @@ pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection)
 	id = pb_connection_table_next_id(self->table);
 	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, NULL, 0);
 	stream = pb_tunnel_insert_stream(self, id);
+	if (self->features & PB_FEATURES_PROXY)
+		pb_tunnel_send_proxy_header(self, stream, connection);
 	pb_stream_set_connection(stream, connection);
 	pb_tunnel_log_stream(self, id, "opened");
 	return id;

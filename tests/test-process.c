@@ -257,6 +257,8 @@ test_cli_bad_input(void)
 	    {2, "--features", {"serve", "--features", "flow,zip", NULL}},
 	    {2, "--window", {"serve", "--window", "10", NULL}},
 	    {2, "--features", {"forward", "-p", "80", "--features", "v3", NULL}},
+	    {2, "--features", {"forward", "-p", "80", "--features", "proxy-v1", NULL}},
+	    {2, "--proxy-protocol", {"forward", "-p", "80", "--proxy-protocol", "v3", NULL}},
 	    {2, "unexpected argument “extra”", {"serve", "extra", NULL}},
 	    {2, "--port is required", {"forward", NULL}},
 	    {2, "--port", {"forward", "-p", "0", NULL}},

@@ -9,6 +9,7 @@
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-hello.h"
+#include "pb-proxy-header.h"
 #include "pb-proxy.h"
 #include "pb-server-url.h"
 #include "pb-token.h"
@@ -437,6 +438,97 @@ test_proxy_environ(void)
 	g_assert_cmpstr(socks, ==, "socks5://127.0.0.1:1080");
 }
 
+static GSocketAddress *
+socket_address(const char *ip, guint16 port)
+{
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(ip);
+
+	return g_inet_socket_address_new(address, port);
+}
+
+/* The header pb_proxy_header_write() makes for @from → @to, as a string (v1). */
+static char *
+proxy_v1(const char *from, guint16 from_port, const char *to, guint16 to_port)
+{
+	g_autoptr(GSocketAddress) source = from != NULL ? socket_address(from, from_port) : NULL;
+	g_autoptr(GSocketAddress) destination = to != NULL ? socket_address(to, to_port) : NULL;
+	guint8 buf[PB_PROXY_HEADER_MAX];
+	gsize len = pb_proxy_header_write(buf, PB_FEATURE_PROXY_V1, source, destination);
+
+	g_assert_cmpuint(len, <=, 107); /* the specification's longest line */
+	return g_strndup((const char *)buf, len);
+}
+
+static void
+test_proxy_header_v1(void)
+{
+	g_autofree char *tcp4 = proxy_v1("203.0.113.5", 51234, "192.0.2.1", 9000);
+	g_autofree char *tcp6 = proxy_v1("2001:db8::5", 51234, "2001:db8::1", 9000);
+	g_autofree char *mapped = proxy_v1("::ffff:203.0.113.5", 1, "::ffff:192.0.2.1", 2);
+	g_autofree char *mixed = proxy_v1("203.0.113.5", 1, "2001:db8::1", 2);
+	g_autofree char *unknown = proxy_v1(NULL, 0, NULL, 0);
+	g_autofree char *longest = proxy_v1("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535,
+					    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+
+	g_test_summary("PROXY protocol v1: TCP4 and TCP6 lines, a dual-stack port's IPv4 client "
+		       "as TCP4, UNKNOWN without both addresses of one family");
+	g_assert_cmpstr(tcp4, ==, "PROXY TCP4 203.0.113.5 192.0.2.1 51234 9000\r\n");
+	g_assert_cmpstr(tcp6, ==, "PROXY TCP6 2001:db8::5 2001:db8::1 51234 9000\r\n");
+	g_assert_cmpstr(mapped, ==, "PROXY TCP4 203.0.113.5 192.0.2.1 1 2\r\n");
+	g_assert_cmpstr(mixed, ==, "PROXY UNKNOWN\r\n");
+	g_assert_cmpstr(unknown, ==, "PROXY UNKNOWN\r\n");
+	g_assert_true(g_str_has_suffix(longest, " 65535 65535\r\n"));
+}
+
+static void
+test_proxy_header_v2(void)
+{
+	static const guint8 tcp4[] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
+				      0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c, 203,	0,    113,  5,
+				      192,  0,	  2,	1,    0xc8, 0x22, 0x23, 0x28};
+	g_autoptr(GSocketAddress) from4 = socket_address("::ffff:203.0.113.5", 51234);
+	g_autoptr(GSocketAddress) to4 = socket_address("192.0.2.1", 9000);
+	g_autoptr(GSocketAddress) from6 = socket_address("2001:db8::5", 51234);
+	g_autoptr(GSocketAddress) to6 = socket_address("2001:db8::1", 9000);
+	guint8 buf[PB_PROXY_HEADER_MAX];
+	gsize len;
+
+	g_test_summary(
+	    "PROXY protocol v2: the signature, version and command, TCP over IPv4 "
+	    "(12 address bytes) or IPv6 (36), ports big-endian; LOCAL without addresses");
+	len = pb_proxy_header_write(buf, PB_FEATURE_PROXY_V2, from4, to4);
+	g_assert_cmpmem(buf, len, tcp4, sizeof tcp4);
+
+	len = pb_proxy_header_write(buf, PB_FEATURE_PROXY_V2, from6, to6);
+	g_assert_cmpuint(len, ==, 16 + 36);
+	g_assert_cmpmem(buf, 12, tcp4, 12);
+	g_assert_cmpuint(buf[12], ==, 0x21);
+	g_assert_cmpuint(buf[13], ==, 0x21);
+	g_assert_cmpuint(buf[15], ==, 36);
+	g_assert_cmpuint(buf[16], ==, 0x20);	       /* 2001:… */
+	g_assert_cmpuint(buf[16 + 16 + 15], ==, 0x01); /* …::1 */
+
+	len = pb_proxy_header_write(buf, PB_FEATURE_PROXY_V2, NULL, to6);
+	g_assert_cmpuint(len, ==, 16);
+	g_assert_cmpuint(buf[12], ==, 0x20);
+	g_assert_cmpuint(buf[13], ==, 0x00);
+}
+
+static void
+test_features_names(void)
+{
+	g_autofree char *all = pb_features_to_string(PB_FEATURES_ALL | PB_FEATURE_PROXY_V2);
+	g_autofree char *none = pb_features_to_string(0);
+
+	g_test_summary("Feature names on the wire: flow, eof, proxy-v1, proxy-v2; unknown ones "
+		       "are ignored");
+	g_assert_cmpstr(all, ==, "flow, eof, proxy-v2");
+	g_assert_cmpstr(none, ==, "");
+	g_assert_cmpint(pb_features_parse("proxy-v1, zip,FLOW"), ==,
+			PB_FEATURE_PROXY_V1 | PB_FEATURE_FLOW);
+	g_assert_cmpint(pb_features_parse(all), ==, PB_FEATURES_ALL | PB_FEATURE_PROXY_V2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -455,6 +547,9 @@ main(int argc, char **argv)
 	g_test_add_func("/token/file", test_token_file);
 	g_test_add_func("/token/authorize", test_token_authorize);
 	g_test_add_func("/backoff", test_backoff);
+	g_test_add_func("/proxy-header/v1", test_proxy_header_v1);
+	g_test_add_func("/proxy-header/v2", test_proxy_header_v2);
+	g_test_add_func("/features/names", test_features_names);
 	g_test_add_func("/hello/session", test_hello_session);
 	g_test_add_func("/proxy/environ", test_proxy_environ);
 	return g_test_run();

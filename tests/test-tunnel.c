@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-test-utils.h"
 #include "pb-tunnel-client.h"
@@ -919,6 +920,123 @@ test_tunnel_local_address_kept(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_null(fx->disconnect_reason);
 }
 
+/* Takes what @socket has to read now into @got; whether @got ends with "ping". */
+static gboolean
+receive_until_ping(GSocket *socket, GByteArray *got)
+{
+	guint8 buf[4096];
+	gssize n;
+
+	while ((n = g_socket_receive_with_blocking(socket, (char *)buf, sizeof buf, FALSE, NULL,
+						   NULL)) > 0)
+		g_byte_array_append(got, buf, (guint)n);
+	return got->len >= 4 && memcmp(got->data + got->len - 4, "ping", 4) == 0;
+}
+
+/* With @features, one public connection that sends "ping": the local service's first
+ * bytes, PROXY header included. */
+static GByteArray *
+proxy_first_bytes(TunnelFixture *fx, PbFeatures features, guint16 *client_port)
+{
+	g_autoptr(GInetAddress) ipv4 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocket) local = listen_quietly(ipv4, 0);
+	g_autoptr(GSocket) accepted = NULL;
+	g_autoptr(GSocket) public = NULL;
+	g_autoptr(GSocketAddress) public_address = NULL;
+	g_autofree char *url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+	GByteArray *got = g_byte_array_new();
+
+	fx->client = pb_tunnel_client_new(url, "127.0.0.1", socket_port(local));
+	pb_tunnel_client_set_features(fx->client, features);
+	g_signal_connect(fx->client, "ready", G_CALLBACK(tunnel_ready_cb), fx);
+	pb_tunnel_client_connect_async(fx->client, NULL, NULL, NULL);
+	pb_test_wait_until(fx->access_url != NULL, 10);
+
+	public = pb_test_connect(fx->public_port);
+	public_address = g_socket_get_local_address(public, NULL);
+	*client_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(public_address));
+	g_assert_cmpint(g_socket_send(public, "ping", 4, NULL, NULL), ==, 4);
+	pb_test_wait_until(g_socket_condition_check(local, G_IO_IN) & G_IO_IN, 10);
+	accepted = g_socket_accept(local, NULL, NULL);
+	g_assert_nonnull(accepted);
+	pb_test_wait_until(receive_until_ping(accepted, got), 10);
+	return got;
+}
+
+static void
+test_tunnel_proxy_protocol_v1(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 client_port = 0;
+	g_autofree char *expected = NULL;
+	g_autoptr(GByteArray) got = NULL;
+	g_autofree char *first = NULL;
+
+	g_test_summary("forward --proxy-protocol v1: the local service reads \"PROXY TCP4 <public "
+		       "client> <public port>\" before the client's bytes, on protocol 2 and 1");
+	for (guint pass = 0; pass < 2; pass++) {
+		PbFeatures framing = pass == 0 ? PB_FEATURES_ALL : 0;
+
+		got = proxy_first_bytes(fx, framing | PB_FEATURE_PROXY_V1, &client_port);
+		g_free(expected);
+		expected = g_strdup_printf("PROXY TCP4 127.0.0.1 127.0.0.1 %u %u\r\nping",
+					   client_port, fx->public_port);
+		g_free(first);
+		first = g_strndup((const char *)got->data, got->len);
+		g_assert_cmpstr(first, ==, expected);
+		g_clear_pointer(&got, g_byte_array_unref);
+		g_signal_handlers_disconnect_by_data(fx->client, fx);
+		pb_tunnel_client_close(fx->client);
+		g_clear_object(&fx->client);
+		g_clear_pointer(&fx->access_url, g_free);
+	}
+}
+
+static void
+test_tunnel_proxy_protocol_v2(TunnelFixture *fx, gconstpointer user_data)
+{
+	guint16 client_port = 0;
+	g_autoptr(GByteArray) got = NULL;
+
+	g_test_summary("forward --proxy-protocol v2: the binary header (TCP over IPv4, the public "
+		       "client's address and port, then the public port's) before the client's "
+		       "bytes");
+	got = proxy_first_bytes(fx, PB_FEATURES_ALL | PB_FEATURE_PROXY_V2, &client_port);
+	g_assert_cmpuint(got->len, ==, 16 + 12 + 4);
+	g_assert_cmpmem(got->data, 12, "\r\n\r\n\0\r\nQUIT\n", 12);
+	g_assert_cmpuint(got->data[12], ==, 0x21);
+	g_assert_cmpuint(got->data[13], ==, 0x11);
+	g_assert_cmpuint(got->data[15], ==, 12);
+	g_assert_cmpuint(got->data[16], ==, 127);
+	g_assert_cmpuint(got->data[20], ==, 127);
+	g_assert_cmpuint((got->data[24] << 8) | got->data[25], ==, client_port);
+	g_assert_cmpuint((got->data[26] << 8) | got->data[27], ==, fx->public_port);
+	g_assert_cmpmem(got->data + 28, 4, "ping", 4);
+}
+
+static void
+test_tunnel_proxy_protocol_refused(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *url =
+	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+
+	g_test_summary("A client that asks for a PROXY header from a server that does not send "
+		       "one (PiggyBack 1.1, or --features none) gives up with the reason instead "
+		       "of handing the client's bytes to a service that would misread them");
+	pb_tunnel_server_set_features(fx->server, PB_FEATURES_ALL, PB_FLOW_WINDOW_DEFAULT);
+	fx->client = pb_tunnel_client_new(url, "127.0.0.1", 9);
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_PROXY_V1);
+	pb_tunnel_client_set_auto_reconnect(fx->client, TRUE);
+	g_signal_connect(fx->client, "ready", G_CALLBACK(tunnel_ready_cb), fx);
+	g_signal_connect(fx->client, "disconnected", G_CALLBACK(tunnel_disconnected_cb), fx);
+	pb_tunnel_client_connect_async(fx->client, NULL, NULL, NULL);
+	pb_test_wait_until(fx->disconnect_reason != NULL, 10);
+	g_test_message("reason: %s", fx->disconnect_reason);
+	g_assert_nonnull(strstr(fx->disconnect_reason, "PROXY protocol"));
+	g_assert_null(fx->access_url);
+	g_assert_cmpint(pb_tunnel_client_get_state(fx->client), ==, PB_TUNNEL_CLIENT_STATE_OFFLINE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -937,6 +1055,9 @@ main(int argc, char **argv)
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/port-range", test_tunnel_port_range);
 	ADD("/tunnel/dual-stack", test_tunnel_dual_stack);
+	ADD("/tunnel/proxy-protocol/v1", test_tunnel_proxy_protocol_v1);
+	ADD("/tunnel/proxy-protocol/v2", test_tunnel_proxy_protocol_v2);
+	ADD("/tunnel/proxy-protocol/refused", test_tunnel_proxy_protocol_refused);
 	ADD("/tunnel/session/same-port", test_tunnel_session_same_port);
 	ADD("/tunnel/session/grace", test_tunnel_session_grace);
 	ADD("/tunnel/limits/max-connections", test_tunnel_max_connections);
