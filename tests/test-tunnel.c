@@ -80,6 +80,34 @@ tunnel_start_client(TunnelFixture *fx, const char *server_url, guint16 local_por
 	tunnel_start_client_to(fx, server_url, "127.0.0.1", local_port);
 }
 
+/* Replaces @fx's server with @server (configured, not started), listening on 127.0.0.1;
+ * returns its WebSocket URL. */
+static char *
+tunnel_replace_server(TunnelFixture *fx, PbTunnelServer *server)
+{
+	g_autoptr(GError) error = NULL;
+
+	pb_tunnel_server_stop(fx->server);
+	g_clear_object(&fx->server);
+	fx->server = server;
+	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	g_assert_true(pb_tunnel_server_start(fx->server, &error));
+	g_assert_no_error(error);
+	return g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH,
+			       pb_tunnel_server_get_port(fx->server));
+}
+
+/* Closes the client of a second fixture that shares another's server. */
+static void
+tunnel_clear_other(TunnelFixture *other)
+{
+	g_signal_handlers_disconnect_by_data(other->client, other);
+	pb_tunnel_client_close(other->client);
+	g_clear_object(&other->client);
+	g_free(other->access_url);
+	g_free(other->disconnect_reason);
+}
+
 static void
 tunnel_tear_down(TunnelFixture *fx, gconstpointer user_data)
 {
@@ -408,13 +436,7 @@ test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 
 	g_test_summary("The first client gets the configured tunnel port, a second one that finds "
 		       "it taken gets a random port of its own");
-	pb_tunnel_server_stop(fx->server);
-	g_clear_object(&fx->server);
-	fx->server = pb_tunnel_server_new(0, "127.0.0.1", wanted, NULL);
-	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
-	g_assert_true(pb_tunnel_server_start(fx->server, &error));
-	url =
-	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+	url = tunnel_replace_server(fx, pb_tunnel_server_new(0, "127.0.0.1", wanted, NULL));
 
 	tunnel_start_client(fx, url, 9);
 	g_assert_cmpuint(fx->public_port, ==, wanted);
@@ -425,11 +447,7 @@ test_tunnel_port_taken(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(second.public_port, >, 0);
 	g_assert_cmpuint(pb_tunnel_server_get_n_clients(fx->server), ==, 2);
 
-	g_signal_handlers_disconnect_by_data(second.client, &second);
-	pb_tunnel_client_close(second.client);
-	g_clear_object(&second.client);
-	g_free(second.access_url);
-	g_free(second.disconnect_reason);
+	tunnel_clear_other(&second);
 }
 
 static GSocket *
@@ -472,7 +490,7 @@ test_tunnel_dual_stack(TunnelFixture *fx, gconstpointer user_data)
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	g_autoptr(GInetAddress) ipv6 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV6);
 	g_autoptr(GSocket) probe = listen_quietly(ipv6, 0);
-	g_autoptr(GError) error = NULL;
+	g_autofree char *url = NULL;
 	EchoVia via4 = {G_SOCKET_FAMILY_IPV4, 0}, via6 = {G_SOCKET_FAMILY_IPV6, 0};
 
 	g_test_summary("Without --tunnel-host a public port takes IPv4 and IPv6 connections, as "
@@ -482,12 +500,8 @@ test_tunnel_dual_stack(TunnelFixture *fx, gconstpointer user_data)
 		pb_test_service_free(echo);
 		return;
 	}
-	pb_tunnel_server_stop(fx->server);
-	g_clear_object(&fx->server);
-	fx->server = pb_tunnel_server_new(0, NULL, 0, NULL);
-	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
-	g_assert_true(pb_tunnel_server_start(fx->server, &error));
-	tunnel_start_client(fx, NULL, pb_test_service_get_port(echo));
+	url = tunnel_replace_server(fx, pb_tunnel_server_new(0, NULL, 0, NULL));
+	tunnel_start_client(fx, url, pb_test_service_get_port(echo));
 	via4.port = via6.port = fx->public_port;
 	g_assert_true(pb_test_run_in_thread(echo_via_cb, &via4, 10));
 	g_assert_true(pb_test_run_in_thread(echo_via_cb, &via6, 10));
@@ -519,19 +533,15 @@ test_tunnel_port_range(TunnelFixture *fx, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelClient) third = NULL;
 	g_autofree char *url = NULL;
+	PbTunnelServer *server;
 
 	g_test_summary("--tunnel-port FIRST-LAST: each client gets the lowest port of the range "
 		       "nobody holds; one client too many is refused (503, saying why) until a "
 		       "port is free again");
-	pb_tunnel_server_stop(fx->server);
-	g_clear_object(&fx->server);
-	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
-	pb_tunnel_server_set_tunnel_ports(fx->server, first, first + 1);
-	pb_tunnel_server_set_grace(fx->server, 0);
-	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
-	g_assert_true(pb_tunnel_server_start(fx->server, &error));
-	url =
-	    g_strdup_printf("ws://127.0.0.1:%u" PB_WS_PATH, pb_tunnel_server_get_port(fx->server));
+	server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
+	pb_tunnel_server_set_tunnel_ports(server, first, first + 1);
+	pb_tunnel_server_set_grace(server, 0);
+	url = tunnel_replace_server(fx, server);
 
 	tunnel_start_client(fx, url, 9);
 	g_assert_cmpuint(fx->public_port, ==, first);
@@ -562,11 +572,7 @@ test_tunnel_port_range(TunnelFixture *fx, gconstpointer user_data)
 	tunnel_start_client(fx, url, 9);
 	g_assert_cmpuint(fx->public_port, ==, first);
 
-	g_signal_handlers_disconnect_by_data(second.client, &second);
-	pb_tunnel_client_close(second.client);
-	g_clear_object(&second.client);
-	g_free(second.access_url);
-	g_free(second.disconnect_reason);
+	tunnel_clear_other(&second);
 }
 
 static void
