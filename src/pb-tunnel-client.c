@@ -176,12 +176,15 @@ pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	    g_socket_client_connect_finish(G_SOCKET_CLIENT(source), res, &error);
 
 	if (connection != NULL) {
+		/* the dialer's timeout was for connecting; the connection may idle for hours */
+		g_socket_set_timeout(g_socket_connection_get_socket(connection), 0);
 		if (!open->tried_last) {
 			g_clear_object(&self->local_last);
 			self->local_last = g_socket_connection_get_remote_address(connection, NULL);
 		}
 		pb_tunnel_connect_stream(open->tunnel, open->stream, connection);
-	} else if (open->tried_last && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+	} else if (open->tried_last && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+		   !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
 		/* the service moved (restarted on another address): resolve the name again */
 		g_clear_object(&self->local_last);
 		pb_tunnel_client_dial_local(self, open);
@@ -629,6 +632,14 @@ pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size)
 	self->max_message_size = size;
 }
 
+/* Seconds a connection to the local service may take (PB_LOCAL_CONNECT_TIMEOUT_S). */
+void
+pb_tunnel_client_set_local_connect_timeout(PbTunnelClient *self, guint timeout_s)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_socket_client_set_timeout(self->local_dialer, timeout_s);
+}
+
 /* Seconds between pings to the server; 0 = none (see pb_tunnel_set_keepalive()). */
 void
 pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s)
@@ -881,6 +892,7 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	/* the local service is local: no proxy lookup per connection (GSocketClient asks the
 	 * default GProxyResolver otherwise, and would honour a proxy set for other traffic) */
 	g_socket_client_set_enable_proxy(self->local_dialer, FALSE);
+	g_socket_client_set_timeout(self->local_dialer, PB_LOCAL_CONNECT_TIMEOUT_S);
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }

@@ -1043,6 +1043,40 @@ test_tunnel_proxy_protocol_refused(TunnelFixture *fx, gconstpointer user_data)
 	g_assert_cmpint(pb_tunnel_client_get_state(fx->client), ==, PB_TUNNEL_CLIENT_STATE_OFFLINE);
 }
 
+static void
+test_tunnel_local_connect_timeout(TunnelFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GInetAddress) ipv4 = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) where = NULL;
+	g_autoptr(GSocket) local =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GSocket) filler = NULL;
+	g_autoptr(GSocket) public = NULL;
+	gint64 start;
+	double waited;
+	char byte;
+
+	g_test_summary("A local service that never answers a connection attempt (its listen "
+		       "backlog full: the kernel drops the SYN) gets the public connection closed "
+		       "after the local connect timeout, not after two minutes of SYN retries");
+	where = g_inet_socket_address_new(ipv4, 0);
+	g_assert_true(g_socket_bind(local, where, FALSE, NULL));
+	g_socket_set_listen_backlog(local, 0); /* one connection fills it */
+	g_assert_true(g_socket_listen(local, NULL));
+	filler = pb_test_connect(socket_port(local)); /* never accepted */
+
+	tunnel_start_client(fx, NULL, socket_port(local));
+	pb_tunnel_client_set_local_connect_timeout(fx->client, 1);
+	public = pb_test_connect(fx->public_port);
+	start = g_get_monotonic_time();
+	pb_test_wait_until(g_socket_condition_check(public, G_IO_IN | G_IO_HUP) != 0, 10);
+	waited = (g_get_monotonic_time() - start) / (double)G_USEC_PER_SEC;
+	g_test_message("public connection closed after %.2f s", waited);
+	g_assert_cmpint(g_socket_receive(public, &byte, 1, NULL, NULL), <=, 0);
+	g_assert_cmpfloat(waited, >=, 0.9); /* it did wait for the local service */
+	g_assert_null(fx->disconnect_reason);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1058,6 +1092,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/downstream-bulk", test_tunnel_downstream_bulk);
 	ADD("/tunnel/local-down", test_tunnel_local_down);
 	ADD("/tunnel/local-address-kept", test_tunnel_local_address_kept);
+	ADD("/tunnel/local-connect-timeout", test_tunnel_local_connect_timeout);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/port-range", test_tunnel_port_range);
 	ADD("/tunnel/dual-stack", test_tunnel_dual_stack);
