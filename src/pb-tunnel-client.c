@@ -9,6 +9,7 @@
 
 #include "pb-backoff.h"
 #include "pb-error.h"
+#include "pb-local-dialer.h"
 #include "pb-tunnel.h"
 #include "pb-ws-dial.h"
 
@@ -21,20 +22,17 @@
 
 struct _PbTunnelClient {
 	GObject parent_instance;
-	GUri *server_uri;	       /* (owned) */
-	char *server_url;	       /* (owned) as given */
-	GSocketConnectable *local;     /* (owned) the local service */
-	GSocketClient *local_dialer;   /* (owned) */
-	GSocketAddress *local_last;    /* (owned) (nullable) where the last local connection went */
-	guint local_connect_timeout_s; /* 0 = the kernel's */
-	PbTunnel *tunnel;	       /* (owned) (nullable) while connected */
-	GCancellable *cancellable;     /* (owned) cancelled on close */
-	char *access_url;	       /* (owned) (nullable) until HELLO */
-	char *http_url;		       /* (owned) (nullable) */
-	PbFeatures features;	       /* protocol v2 features we ask for */
-	char *public_host;	       /* (owned) (nullable) until HELLO */
-	char *local_address;	       /* (owned) host:port of the local service */
-	guint16 tunnel_port;	       /* 0 until HELLO */
+	GUri *server_uri;	     /* (owned) */
+	char *server_url;	     /* (owned) as given */
+	PbLocalDialer *local_dialer; /* (owned) connects to the local service */
+	PbTunnel *tunnel;	     /* (owned) (nullable) while connected */
+	GCancellable *cancellable;   /* (owned) cancelled on close */
+	char *access_url;	     /* (owned) (nullable) until HELLO */
+	char *http_url;		     /* (owned) (nullable) */
+	PbFeatures features;	     /* protocol v2 features we ask for */
+	char *public_host;	     /* (owned) (nullable) until HELLO */
+	char *local_address;	     /* (owned) host:port of the local service */
+	guint16 tunnel_port;	     /* 0 until HELLO */
 	PbTunnelClientState state;
 	gint64 connected_since;	   /* Unix µs of the last HELLO, 0 when not online */
 	guint64 connections_total; /* OPENs answered, over every tunnel */
@@ -158,38 +156,10 @@ pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 }
 
 typedef struct {
-	PbTunnelClient *client;	   /* (owned) */
-	PbTunnel *tunnel;	   /* (owned) the one that asked */
-	PbStream *stream;	   /* (owned) */
-	gboolean tried_last;	   /* dialled client->local_last, not the host name */
-	GCancellable *cancellable; /* (owned) of this dial: on timeout or client->cancellable */
-	gulong cancelled_id;	   /* on client->cancellable */
-	guint timeout_id;	   /* PB_LOCAL_CONNECT_TIMEOUT_S */
-	gboolean timed_out;
+	PbTunnelClient *client; /* (owned) */
+	PbTunnel *tunnel;	/* (owned) the one that asked */
+	PbStream *stream;	/* (owned) */
 } PbOpen;
-
-static void
-pb_tunnel_client_dial_local(PbTunnelClient *self, PbOpen *open);
-
-/* Ends @open's dial: its timer and its link to the client's cancellable. */
-static void
-pb_open_dial_done(PbOpen *open)
-{
-	g_clear_handle_id(&open->timeout_id, g_source_remove);
-	g_cancellable_disconnect(open->client->cancellable, open->cancelled_id);
-	open->cancelled_id = 0;
-	g_clear_object(&open->cancellable);
-}
-
-static void
-pb_open_free(PbOpen *open)
-{
-	pb_open_dial_done(open);
-	g_object_unref(open->stream);
-	g_object_unref(open->tunnel);
-	g_object_unref(open->client);
-	g_free(open);
-}
 
 static void
 pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -198,70 +168,18 @@ pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	PbTunnelClient *self = open->client;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSocketConnection) connection =
-	    g_socket_client_connect_finish(G_SOCKET_CLIENT(source), res, &error);
-	gboolean cancelled = g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+	    pb_local_dialer_dial_finish(PB_LOCAL_DIALER(source), res, &error);
 
-	pb_open_dial_done(open);
 	if (connection != NULL) {
-		if (!open->tried_last) {
-			g_clear_object(&self->local_last);
-			self->local_last = g_socket_connection_get_remote_address(connection, NULL);
-		}
 		pb_tunnel_connect_stream(open->tunnel, open->stream, connection);
-	} else if (open->timed_out) {
-		g_info("Cannot reach %s: no answer within %u s", self->local_address,
-		       self->local_connect_timeout_s);
-		pb_tunnel_refuse_stream(open->tunnel, open->stream);
-	} else if (open->tried_last && !cancelled) {
-		/* the service moved (restarted on another address): resolve the name again */
-		g_clear_object(&self->local_last);
-		pb_tunnel_client_dial_local(self, open);
-		return;
-	} else if (!cancelled) {
+	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
 		g_info("Cannot reach %s: %s", self->local_address, error->message);
 		pb_tunnel_refuse_stream(open->tunnel, open->stream);
 	}
-	pb_open_free(open);
-}
-
-/* No answer in time: GSocketClient's own timeout (g_socket_client_set_timeout()) leaks the
- * dial's data in GLib 2.74, so the dial is cancelled instead. */
-static gboolean
-pb_open_timeout_cb(gpointer user_data)
-{
-	PbOpen *open = user_data;
-
-	open->timeout_id = 0;
-	open->timed_out = TRUE;
-	g_cancellable_cancel(open->cancellable);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-pb_open_client_cancelled_cb(GCancellable *client_cancellable, gpointer user_data)
-{
-	g_cancellable_cancel(G_CANCELLABLE(user_data));
-}
-
-/* Connects to the local service for @open: to the address the last connection reached, if
- * there is one, else to the host name. "localhost" resolves to ::1 first, and a service
- * listening on 127.0.0.1 only would cost every connection a refused attempt (a fifth of the
- * connections per second); GNetworkAddress caches the resolution, not which address works. */
-static void
-pb_tunnel_client_dial_local(PbTunnelClient *self, PbOpen *open)
-{
-	open->tried_last = self->local_last != NULL;
-	open->cancellable = g_cancellable_new();
-	open->cancelled_id =
-	    g_cancellable_connect(self->cancellable, G_CALLBACK(pb_open_client_cancelled_cb),
-				  g_object_ref(open->cancellable), g_object_unref);
-	if (self->local_connect_timeout_s > 0)
-		open->timeout_id =
-		    g_timeout_add(self->local_connect_timeout_s * 1000, pb_open_timeout_cb, open);
-	g_socket_client_connect_async(self->local_dialer,
-				      open->tried_last ? G_SOCKET_CONNECTABLE(self->local_last)
-						       : self->local,
-				      open->cancellable, pb_tunnel_client_local_connected_cb, open);
+	g_object_unref(open->stream);
+	g_object_unref(open->tunnel);
+	g_object_unref(open->client);
+	g_free(open);
 }
 
 static void
@@ -275,7 +193,8 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 	open->client = g_object_ref(self);
 	open->tunnel = g_object_ref(tunnel);
 	open->stream = g_object_ref(stream);
-	pb_tunnel_client_dial_local(self, open);
+	pb_local_dialer_dial_async(self->local_dialer, self->cancellable,
+				   pb_tunnel_client_local_connected_cb, open);
 }
 
 static void
@@ -686,7 +605,7 @@ void
 pb_tunnel_client_set_local_connect_timeout(PbTunnelClient *self, guint timeout_s)
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
-	self->local_connect_timeout_s = timeout_s;
+	pb_local_dialer_set_timeout(self->local_dialer, timeout_s);
 }
 
 /* Seconds between pings to the server; 0 = none (see pb_tunnel_set_keepalive()). */
@@ -845,9 +764,7 @@ pb_tunnel_client_finalize(GObject *object)
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(object);
 
 	g_uri_unref(self->server_uri);
-	g_object_unref(self->local);
-	g_object_unref(self->local_dialer);
-	g_clear_object(&self->local_last);
+	g_clear_object(&self->local_dialer);
 	g_object_unref(self->cancellable);
 	g_free(self->access_url);
 	g_free(self->http_url);
@@ -937,11 +854,6 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->features = PB_FEATURES_ALL;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
-	self->local_dialer = g_socket_client_new();
-	/* the local service is local: no proxy lookup per connection (GSocketClient asks the
-	 * default GProxyResolver otherwise, and would honour a proxy set for other traffic) */
-	g_socket_client_set_enable_proxy(self->local_dialer, FALSE);
-	self->local_connect_timeout_s = PB_LOCAL_CONNECT_TIMEOUT_S;
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }
@@ -957,10 +869,10 @@ pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 loc
 {
 	PbTunnelClient *self = g_object_new(PB_TYPE_TUNNEL_CLIENT, NULL);
 
+	self->local_dialer = pb_local_dialer_new(local_host, local_port);
 	self->server_url = g_strdup(server_url);
 	self->server_uri = g_uri_parse(server_url, G_URI_FLAGS_NONE, NULL);
 	g_return_val_if_fail(self->server_uri != NULL, self);
-	self->local = g_network_address_new(local_host, local_port);
 	self->local_address = strchr(local_host, ':') != NULL
 				  ? g_strdup_printf("[%s]:%u", local_host, local_port)
 				  : g_strdup_printf("%s:%u", local_host, local_port);

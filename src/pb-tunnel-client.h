@@ -37,11 +37,6 @@ typedef struct {
 /* How many events pb_tunnel_client_get_recent_events() keeps. */
 #define PB_TUNNEL_CLIENT_MAX_EVENTS 50
 
-/* A local service that does not answer a connection attempt by then (a host that drops
- * it, a full listen backlog) gets the public connection closed, not left for the kernel's
- * two minutes of SYN retries. */
-#define PB_LOCAL_CONNECT_TIMEOUT_S 10
-
 #define PB_TYPE_TUNNEL_CLIENT (pb_tunnel_client_get_type())
 G_DECLARE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, PB, TUNNEL_CLIENT, GObject)
 
