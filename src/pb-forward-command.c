@@ -108,7 +108,8 @@ pb_forward_command_setting_string(GSettings *settings, const char *key)
 
 /* Fills in what the command line left out from @settings; 0 for local-port means unset. */
 static void
-pb_forward_command_defaults(GSettings *settings, char **host, char **server_input, int *port)
+pb_forward_command_defaults(GSettings *settings, char **host, char **server_input, int *port,
+			    char **proxy_protocol)
 {
 	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
 
@@ -118,6 +119,11 @@ pb_forward_command_defaults(GSettings *settings, char **host, char **server_inpu
 		*server_input = pb_forward_command_setting_string(settings, "server");
 	if (*port == -1 && g_variant_get_uint16(local_port) != 0)
 		*port = g_variant_get_uint16(local_port);
+	if (*proxy_protocol == NULL) {
+		*proxy_protocol = g_settings_get_string(settings, "proxy-protocol");
+		if (g_str_equal(*proxy_protocol, "none"))
+			g_clear_pointer(proxy_protocol, g_free);
+	}
 }
 
 /* Desktop notifications need a registered GApplication (without a bus it registers too,
@@ -203,7 +209,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	if (use_settings)
 		settings = pb_forward_command_settings_new();
 	if (settings != NULL)
-		pb_forward_command_defaults(settings, &host, &server_input, &port);
+		pb_forward_command_defaults(settings, &host, &server_input, &port, &proxy_protocol);
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)

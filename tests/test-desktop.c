@@ -60,21 +60,29 @@ desktop_tear_down(DesktopFixture *fx, gconstpointer user_data)
 
 /* Stores settings as the keyfile backend reads them: GVariant text, by schema path. */
 static void
-desktop_write_settings(DesktopFixture *fx, const char *server, const char *local_host,
-		       const char *local_port)
+desktop_write_settings_full(DesktopFixture *fx, const char *server, const char *local_host,
+			    const char *local_port, const char *proxy_protocol)
 {
 	g_autofree char *settings_dir = g_build_filename(fx->dir, "glib-2.0", "settings", NULL);
 	g_autofree char *keyfile = g_build_filename(settings_dir, "keyfile", NULL);
 	g_autofree char *contents = g_strdup_printf("[io/github/piggyback/PiggyBack]\n"
 						    "server='%s'\n"
 						    "local-host='%s'\n"
-						    "local-port=%s\n",
-						    server, local_host, local_port);
+						    "local-port=%s\n"
+						    "proxy-protocol='%s'\n",
+						    server, local_host, local_port, proxy_protocol);
 	g_autoptr(GError) error = NULL;
 
 	g_assert_cmpint(g_mkdir_with_parents(settings_dir, 0700), ==, 0);
 	g_file_set_contents(keyfile, contents, -1, &error);
 	g_assert_no_error(error);
+}
+
+static void
+desktop_write_settings(DesktopFixture *fx, const char *server, const char *local_host,
+		       const char *local_port)
+{
+	desktop_write_settings_full(fx, server, local_host, local_port, "none");
 }
 
 /* A launcher for the built program: the schema from the build tree, settings from the
@@ -176,6 +184,49 @@ test_settings_used(DesktopFixture *fx, gconstpointer user_data)
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 }
 
+/* Sends "hi" through the public port @user_data; what came back, up to that "hi". */
+static gpointer
+echo_hi_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	GString *got = g_string_new(NULL);
+	char buf[256];
+
+	g_assert_cmpint(g_socket_send(socket, "hi", 2, NULL, NULL), ==, 2);
+	while (!g_str_has_suffix(got->str, "hi")) {
+		gssize n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		g_string_append_len(got, buf, n);
+	}
+	return g_string_free(got, FALSE);
+}
+
+static void
+test_settings_proxy_protocol(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	const char *access = "Access URL: tcp://127.0.0.1:";
+	g_autofree char *echoed = NULL;
+	const char *line;
+	PbTestProc *proc;
+
+	g_test_summary(
+	    "The proxy-protocol setting: the local service (an echo here, so the "
+	    "public client reads it back) gets a PROXY header before the client's bytes");
+	desktop_write_settings_full(fx, fx->server_arg, "127.0.0.1", fx->echo_port, "v1");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_wait_until(pb_test_proc_said(proc, access) || pb_test_proc_exited(proc), 10);
+	line = strstr(pb_test_proc_get_output(proc), access);
+	g_assert_nonnull(line);
+	echoed = pb_test_run_in_thread(
+	    echo_hi_cb, GUINT_TO_POINTER(g_ascii_strtoull(line + strlen(access), NULL, 10)), 10);
+	g_test_message("echoed: %s", echoed);
+	g_assert_true(g_str_has_prefix(echoed, "PROXY TCP4 127.0.0.1 127.0.0.1 "));
+	g_assert_true(g_str_has_suffix(echoed, "\r\nhi"));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
 static void
 test_settings_overridden(DesktopFixture *fx, gconstpointer user_data)
 {
@@ -266,6 +317,7 @@ main(int argc, char **argv)
 	ADD("/desktop/settings/no-port", test_settings_no_port);
 	ADD("/desktop/settings/no-schema", test_settings_no_schema);
 	ADD("/desktop/settings/used", test_settings_used);
+	ADD("/desktop/settings/proxy-protocol", test_settings_proxy_protocol);
 	ADD("/desktop/settings/overridden", test_settings_overridden);
 	ADD("/desktop/settings/not-for-subcommand", test_settings_not_for_subcommand);
 	ADD("/desktop/i18n/german", test_i18n_german);
