@@ -17,6 +17,7 @@
 #include "pb-token.h"
 #include "pb-tunnel.h"
 #include "pb-web-port.h"
+#include "pb-ws-stream.h"
 
 /*
  * `piggyback serve`: a SoupServer whose handler on PB_WS_PATH does the WebSocket
@@ -334,14 +335,9 @@ pb_tunnel_server_host_from_header(const char *host)
 static gboolean
 pb_tunnel_server_stream_is_tls(GIOStream *stream)
 {
-	g_autoptr(GIOStream) base = NULL;
+	g_autoptr(GIOStream) base = pb_ws_stream_unwrap_soup(stream);
 
-	if (G_IS_TLS_CONNECTION(stream))
-		return TRUE;
-	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") == NULL)
-		return FALSE;
-	g_object_get(stream, "base-iostream", &base, NULL);
-	return base != NULL && G_IS_TLS_CONNECTION(base);
+	return G_IS_TLS_CONNECTION(stream) || (base != NULL && G_IS_TLS_CONNECTION(base));
 }
 
 static void
@@ -474,6 +470,9 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 			      GHashTable *query, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
+	/* a client coming back with its session is let in over the limits: its port is kept */
+	gboolean returning = soup_message_headers_get_one(request, PB_SESSION_HEADER) != NULL;
 	g_autoptr(GError) error = NULL;
 
 	if (g_strcmp0(path, "/healthz") == 0) {
@@ -493,8 +492,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	}
 	/* before anything else is looked at: no upgrade, so no public port, without it */
 	if (self->token != NULL &&
-	    !pb_token_authorize(soup_message_headers_get_one(
-				    soup_server_message_get_request_headers(msg), "Authorization"),
+	    !pb_token_authorize(soup_message_headers_get_one(request, "Authorization"),
 				self->token)) {
 		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
 		g_autofree char *peer =
@@ -508,9 +506,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 				       "This tunnel server requires a token.\n");
 		return;
 	}
-	if (g_list_length(self->clients) >= self->max_clients &&
-	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
-					 PB_SESSION_HEADER) == NULL) {
+	if (!returning && g_list_length(self->clients) >= self->max_clients) {
 		g_message("Refusing a client: %u tunnels are open (--max-clients)",
 			  self->max_clients);
 		pb_tunnel_server_reply_full(
@@ -519,11 +515,9 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		return;
 	}
 	/* with a range, a new client needs a port nobody holds (binding it comes later) */
-	if (pb_tunnel_server_has_port_range(self) &&
+	if (!returning && pb_tunnel_server_has_port_range(self) &&
 	    g_list_length(self->clients) + g_list_length(self->reserved) >
-		(guint)(self->tunnel_port_last - self->tunnel_port) &&
-	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
-					 PB_SESSION_HEADER) == NULL) {
+		(guint)(self->tunnel_port_last - self->tunnel_port)) {
 		g_autofree char *text = g_strdup_printf(
 		    "This tunnel server has no free public port: clients hold every port "
 		    "from %u to %u.\n",

@@ -8,6 +8,7 @@
 
 #include "pb-frame.h"
 #include "pb-listener.h"
+#include "pb-ws-stream.h"
 
 /*
  * Why not soup_server_listen(): libsoup keeps a connection that never sends a complete
@@ -263,10 +264,8 @@ pb_web_port_get_n_pending(PbWebPort *self)
 void
 pb_web_port_upgraded(PbWebPort *self, GIOStream *stream)
 {
-	g_autoptr(GIOStream) base = NULL;
+	g_autoptr(GIOStream) base = pb_ws_stream_unwrap_soup(stream);
 
-	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") != NULL)
-		g_object_get(stream, "base-iostream", &base, NULL);
 	for (GList *l = self->pending.head; l != NULL; l = l->next) {
 		PbPending *pending = l->data;
 

@@ -374,7 +374,6 @@ pb_ws_input_set_data_func(PbWsInput *self, PbWsDataFunc func, gpointer user_data
 	self->data_func_user_data = user_data;
 }
 
-/* While paused nothing is delivered, neither to libsoup nor on the fast path. */
 /**
  * pb_ws_input_set_socket:
  * @socket: the socket under the base stream, with no TLS in between
@@ -406,6 +405,7 @@ pb_ws_input_set_max_message_size(PbWsInput *self, guint64 size)
 	self->max_message_size = size;
 }
 
+/* While paused nothing is delivered, neither to libsoup nor on the fast path. */
 void
 pb_ws_input_set_paused(PbWsInput *self, gboolean paused)
 {

@@ -111,6 +111,23 @@ pb_ws_stream_init(PbWsStream *self)
 {
 }
 
+/**
+ * pb_ws_stream_unwrap_soup:
+ * @stream: a connection libsoup handed over (soup_server_message_steal_connection())
+ *
+ * Returns: (transfer full) (nullable): what libsoup's SoupIOStream wraps (its
+ *   "base-iostream": the TLS or socket connection), or %NULL for any other stream
+ */
+GIOStream *
+pb_ws_stream_unwrap_soup(GIOStream *stream)
+{
+	GIOStream *base = NULL;
+
+	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") != NULL)
+		g_object_get(stream, "base-iostream", &base, NULL);
+	return base;
+}
+
 /* The socket a connection runs on, if nothing but buffering is in between (no TLS): libsoup's
  * SoupIOStream and GSocketConnection. */
 static GSocket *
@@ -122,9 +139,7 @@ pb_ws_stream_find_socket(GIOStream *stream)
 		return NULL;
 	if (G_IS_SOCKET_CONNECTION(stream))
 		return g_object_ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream)));
-	if (g_object_class_find_property(G_OBJECT_GET_CLASS(stream), "base-iostream") == NULL)
-		return NULL;
-	g_object_get(stream, "base-iostream", &base, NULL);
+	base = pb_ws_stream_unwrap_soup(stream);
 	return base != NULL ? pb_ws_stream_find_socket(base) : NULL;
 }
 

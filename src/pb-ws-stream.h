@@ -17,5 +17,7 @@ PbWsInput *
 pb_ws_stream_get_input(PbWsStream *self);
 PbWsOutput *
 pb_ws_stream_get_output(PbWsStream *self);
+GIOStream *
+pb_ws_stream_unwrap_soup(GIOStream *stream);
 
 G_END_DECLS

@@ -22,32 +22,8 @@ if [ ! -x "$piggyback" ]; then
 	meson compile -C "$build"
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/script-helpers.sh" # work, pids, cleanup, wait_line
 trap 'exit 0' INT TERM
-
-# Waits up to 10 s for a line matching $2 in file $1 and prints it.
-wait_line() {
-	for _ in $(seq 100); do
-		if grep -m1 -E "$2" "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "no line matching '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
 
 # The local service: a tiny web site, on a port the kernel picks.
 mkdir "$work/site"

@@ -19,32 +19,7 @@ if [ "${2:-}" != --inside ]; then
 	exec unshare -rn "$0" "$piggyback" --inside
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill -CONT "$pid" 2>/dev/null || true
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits up to 10 s for a line matching $2 in file $1 and prints it.
-wait_line() {
-	for _ in $(seq 100); do
-		if grep -m1 -- "$2" "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "not ok: no “$2” in $1:" >&2
-	cat "$1" >&2
-	exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/script-helpers.sh" # work, pids, cleanup, wait_line
 
 ip link set lo up
 export GIO_USE_NETWORK_MONITOR=netlink NO_COLOR=1
