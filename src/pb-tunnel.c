@@ -483,6 +483,19 @@ pb_tunnel_ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_
 	g_info("WebSocket error: %s", error->message);
 }
 
+/* PbWsInput refused a frame header (a length with its top bit set, a message over the
+ * limit, fragments included): nothing more is read; the close frame says why. */
+static void
+pb_tunnel_ws_refused_cb(PbWsInput *input, guint code, const char *reason, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	g_message("Closing the tunnel: %s (%u)", reason, code);
+	self->protocol_errors++;
+	if (soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+		soup_websocket_connection_close(self->ws, (gushort)code, reason);
+}
+
 SoupWebsocketConnection *
 pb_tunnel_get_websocket(PbTunnel *self)
 {
@@ -671,6 +684,8 @@ pb_tunnel_dispose(GObject *object)
 		g_signal_handlers_disconnect_by_data(self->ws, self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_output(self->ws_stream),
 						     self);
+		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_input(self->ws_stream), self);
+		pb_ws_input_set_data_func(pb_ws_stream_get_input(self->ws_stream), NULL, NULL);
 		pb_tunnel_abort_all(self);
 		g_clear_object(&self->ws);
 	}
@@ -843,6 +858,8 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
 	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
 	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);
+	g_signal_connect(pb_ws_stream_get_input(self->ws_stream), "refused",
+			 G_CALLBACK(pb_tunnel_ws_refused_cb), self);
 	self->watchdog = pb_watchdog_new(self->ws, pb_ws_stream_get_input(self->ws_stream));
 	g_signal_connect(pb_ws_stream_get_output(self->ws_stream), "drained",
 			 G_CALLBACK(pb_tunnel_ws_drained_cb), self);

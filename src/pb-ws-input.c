@@ -25,6 +25,13 @@
  *
  * Order is kept: the fast path stops at a frame for libsoup until libsoup has read it.
  *
+ * Every frame header is checked here before any of its payload is taken, since this is
+ * where a frame's length decides how many bytes are whose: a 64-bit length with its top
+ * bit set is refused with 1002 (RFC 6455 §5.2), and a frame, or a fragmented message
+ * added up over its fragments, longer than the largest message with 1009 (libsoup checks
+ * each fragment alone, and would reassemble a message of any size). Once refused, nothing
+ * more is read or delivered: "refused" says why, and the owner closes the WebSocket.
+ *
  * The stream can also be paused, which libsoup itself cannot: while paused nothing is
  * delivered or read, so a slow consumer holds the peer back through TCP.
  *
@@ -52,9 +59,13 @@ struct _PbWsInput {
 	guint64 data_offset;	    /* where in its payload the fast path is (for the mask) */
 	guint32 data_conn_id;
 	guint8 data_mask[4];
-	guint64 max_message_size; /* larger DATA is left to libsoup, which refuses it */
-	guint64 n_fast_frames;	  /* messages that took the fast path */
-	PbWsDataFunc data_func;	  /* (nullable) */
+	guint64 max_message_size; /* a longer message is refused */
+	guint64 message_len;	  /* the fragments of the current message so far */
+	gushort refused_code;	  /* (nullable) why the stream stopped: a close code */
+	const char *refused_reason;
+	gboolean refused_told;	/* "refused" was emitted */
+	guint64 n_fast_frames;	/* messages that took the fast path */
+	PbWsDataFunc data_func; /* (nullable) */
 	gpointer data_func_user_data;
 	GSList *sources; /* (unowned) live PbWsInputSource */
 };
@@ -69,6 +80,9 @@ typedef struct {
 static void
 pb_ws_input_pollable_iface_init(GPollableInputStreamInterface *iface);
 
+enum { SIGNAL_REFUSED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST] = {0};
+
 G_DEFINE_FINAL_TYPE_WITH_CODE(PbWsInput, pb_ws_input, G_TYPE_INPUT_STREAM,
 			      G_IMPLEMENT_INTERFACE(G_TYPE_POLLABLE_INPUT_STREAM,
 						    pb_ws_input_pollable_iface_init))
@@ -82,8 +96,45 @@ pb_ws_input_is_fast(PbWsInput *self, const PbWsFrameHeader *header, const guint8
 
 	return header->fin && header->rsv == 0 && header->opcode == 0x2 &&
 	       header->masked == self->masked && header->payload_len >= PB_FRAME_HEADER_SIZE &&
-	       header->payload_len <= self->max_message_size && type == PB_FRAME_DATA &&
-	       self->data_func != NULL && !self->passing_fragments;
+	       type == PB_FRAME_DATA && self->data_func != NULL && !self->passing_fragments;
+}
+
+/* Stops the stream for good; the owner learns why from "refused" (see dispatch). */
+static void
+pb_ws_input_refuse(PbWsInput *self, gushort code, const char *reason)
+{
+	self->refused_code = code;
+	self->refused_reason = reason;
+}
+
+/* Checks what a frame's header announces, before any of its payload is taken: returns
+ * FALSE (and refuses the stream) for a frame nobody may send us. No sum here can wrap: a
+ * length is under 2^63 once checked, and message_len never passes max_message_size. */
+static gboolean
+pb_ws_input_check_frame(PbWsInput *self, const PbWsFrameHeader *header)
+{
+	gboolean control = (header->opcode & 0x8) != 0;
+
+	if (header->payload_len >> 63) {
+		pb_ws_input_refuse(self, 1002, "frame length with its most significant bit set");
+		return FALSE;
+	}
+	if (control) {
+		if (header->payload_len > 125) {
+			pb_ws_input_refuse(self, 1002, "control frame longer than 125 bytes");
+			return FALSE;
+		}
+		return TRUE; /* control frames may come between fragments */
+	}
+	if (header->opcode != 0x0)
+		self->message_len = 0; /* a new message (libsoup refuses one inside another) */
+	if (self->message_len > self->max_message_size ||
+	    header->payload_len > self->max_message_size - self->message_len) {
+		pb_ws_input_refuse(self, 1009, "message too big");
+		return FALSE;
+	}
+	self->message_len = header->fin ? 0 : self->message_len + header->payload_len;
+	return TRUE;
 }
 
 /* Starts on the frame at buf[start]; FALSE if more bytes are needed first. */
@@ -96,6 +147,8 @@ pb_ws_input_begin_frame(PbWsInput *self)
 	guint8 pb_header[PB_FRAME_HEADER_SIZE];
 
 	if (!pb_ws_frame_header_parse(frame, avail, &header))
+		return FALSE;
+	if (!pb_ws_input_check_frame(self, &header))
 		return FALSE;
 	if (avail < header.header_len + PB_FRAME_HEADER_SIZE &&
 	    header.payload_len >= PB_FRAME_HEADER_SIZE)
@@ -123,11 +176,19 @@ pb_ws_input_begin_frame(PbWsInput *self)
 	return TRUE;
 }
 
-/* Delivers fast-path payload until a frame for libsoup, a pause or the end of the buffer. */
+/* Paused for now, or refused for good: nothing is read or delivered. */
+static gboolean
+pb_ws_input_is_stopped(PbWsInput *self)
+{
+	return self->paused || self->refused_code != 0;
+}
+
+/* Delivers fast-path payload until a frame for libsoup, a pause, a refused frame or the end
+ * of the buffer. */
 static void
 pb_ws_input_pump(PbWsInput *self)
 {
-	while (!self->paused && self->pass_left == 0) {
+	while (!pb_ws_input_is_stopped(self) && self->pass_left == 0) {
 		gsize avail = self->end - self->start;
 
 		if (self->data_left > 0) {
@@ -145,7 +206,7 @@ pb_ws_input_pump(PbWsInput *self)
 			self->data_offset += n;
 			self->data_func(self->data_conn_id, data, n, self->data_func_user_data);
 		} else if (!pb_ws_input_begin_frame(self)) {
-			self->want_more = TRUE;
+			self->want_more = self->refused_code == 0;
 			return;
 		}
 	}
@@ -155,6 +216,8 @@ pb_ws_input_pump(PbWsInput *self)
 static gboolean
 pb_ws_input_has_news(PbWsInput *self)
 {
+	if (self->refused_code != 0)
+		return !self->refused_told;
 	return !self->paused && ((self->start < self->end && !self->want_more) || self->eof ||
 				 self->error != NULL || (self->socket != NULL && !self->read_once));
 }
@@ -163,8 +226,8 @@ pb_ws_input_has_news(PbWsInput *self)
 static gboolean
 pb_ws_input_has_news_for_libsoup(PbWsInput *self)
 {
-	return !self->paused && ((self->pass_left > 0 && self->start < self->end) || self->eof ||
-				 self->error != NULL);
+	return !pb_ws_input_is_stopped(self) && ((self->pass_left > 0 && self->start < self->end) ||
+						 self->eof || self->error != NULL);
 }
 
 /* Ready at once while there is something to do, and when the socket is readable unless
@@ -177,7 +240,7 @@ static void
 pb_ws_input_source_update(PbWsInputSource *src)
 {
 	PbWsInput *self = src->stream;
-	gboolean wait_base = !self->paused;
+	gboolean wait_base = !pb_ws_input_is_stopped(self);
 
 	if (g_source_is_destroyed(&src->source))
 		return; /* its children went with it */
@@ -242,11 +305,17 @@ pb_ws_input_source_dispatch(GSource *source, GSourceFunc callback, gpointer user
 	g_autoptr(PbWsInput) self = g_object_ref(src->stream);
 	gboolean again;
 
-	if (!self->paused) {
+	if (!pb_ws_input_is_stopped(self)) {
 		if ((self->want_more || self->start == self->end) && !self->eof &&
 		    self->error == NULL)
 			pb_ws_input_refill(self);
 		pb_ws_input_pump(self);
+	}
+	if (self->refused_code != 0 && !self->refused_told) {
+		/* here, not in libsoup's read: the owner closes the WebSocket */
+		self->refused_told = TRUE;
+		g_signal_emit(self, signals[SIGNAL_REFUSED], 0, (guint)self->refused_code,
+			      self->refused_reason);
 	}
 	/* Only DATA for the fast path came: nothing for libsoup, which on every call destroys
 	 * its source and makes a new one (libsoup 3.2 reads that way), a few allocations and
@@ -312,7 +381,7 @@ pb_ws_input_read_nonblocking(GPollableInputStream *stream, void *buffer, gsize c
 {
 	PbWsInput *self = PB_WS_INPUT(stream);
 
-	if (!self->paused) {
+	if (!pb_ws_input_is_stopped(self)) {
 		pb_ws_input_pump(self);
 		if (self->pass_left > 0 && self->start < self->end) {
 			gsize n = (gsize)MIN(MIN(count, self->pass_left), self->end - self->start);
@@ -324,13 +393,16 @@ pb_ws_input_read_nonblocking(GPollableInputStream *stream, void *buffer, gsize c
 		}
 		if (self->pass_left > 0)
 			self->want_more = TRUE;
-		if (self->error != NULL) {
+		if (self->refused_code != 0) {
+			/* refused in this read: the source fires at once to say so */
+			pb_ws_input_update_sources(self);
+		} else if (self->error != NULL) {
 			g_propagate_error(error, g_steal_pointer(&self->error));
 			self->eof = TRUE;
 			return -1;
-		}
-		if (self->eof)
+		} else if (self->eof) {
 			return 0;
+		}
 	}
 	g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, g_strerror(EAGAIN));
 	return -1;
@@ -444,6 +516,18 @@ pb_ws_input_class_init(PbWsInputClass *klass)
 
 	object_class->finalize = pb_ws_input_finalize;
 	input_class->read_fn = pb_ws_input_read;
+
+	/**
+	 * PbWsInput::refused:
+	 * @code: the close code to send: 1002 (protocol error) or 1009 (message too big)
+	 * @reason: what the peer sent, for the close frame and the log
+	 *
+	 * The peer sent a frame nobody may send: nothing more is read from it. The owner
+	 * closes the WebSocket with @code (outside libsoup's own reading).
+	 */
+	signals[SIGNAL_REFUSED] =
+	    g_signal_new("refused", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
 }
 
 static void

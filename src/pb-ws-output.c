@@ -223,8 +223,9 @@ pb_ws_output_write_nonblocking(GPollableOutputStream *stream, const void *buffer
 		}
 		frame_left = header.header_len + header.payload_len;
 	}
+	/* one frame at a time, so frame_left never goes below 0 */
 	n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base), buffer,
-						       count, NULL, error);
+						       (gsize)MIN(count, frame_left), NULL, error);
 	if (n <= 0)
 		return n;
 	if (self->writer == PB_WS_WRITER_NONE && header.opcode == 0x8 && !self->closing) {
