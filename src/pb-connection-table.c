@@ -115,6 +115,22 @@ pb_connection_table_get_n_live(PbConnectionTable *self)
 	return g_hash_table_size(self->live);
 }
 
+/* Returns: (transfer container): the live streams (each a reference) */
+GPtrArray *
+pb_connection_table_list_live(PbConnectionTable *self)
+{
+	GPtrArray *live = g_ptr_array_new_with_free_func(g_object_unref);
+	GHashTableIter iter;
+	gpointer stream;
+
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), live);
+
+	g_hash_table_iter_init(&iter, self->live);
+	while (g_hash_table_iter_next(&iter, NULL, &stream))
+		g_ptr_array_add(live, g_object_ref(stream));
+	return live;
+}
+
 /**
  * pb_connection_table_list_idle:
  * @since: monotonic µs

@@ -29,6 +29,8 @@ pb_connection_table_get_reading(PbConnectionTable *self);
 guint
 pb_connection_table_get_n_live(PbConnectionTable *self);
 GPtrArray *
+pb_connection_table_list_live(PbConnectionTable *self);
+GPtrArray *
 pb_connection_table_list_idle(PbConnectionTable *self, gint64 since);
 void
 pb_connection_table_clear(PbConnectionTable *self);

@@ -98,6 +98,14 @@ pb_flow_consumed(PbFlow *flow, gsize n, gboolean keeping_up, guint64 *budget)
 	return (guint32)grant;
 }
 
+/* @n bytes were written to our socket, but their credit is kept back for now: a later
+ * pb_flow_consumed() (even of 0 bytes) grants it. */
+void
+pb_flow_hold(PbFlow *flow, gsize n)
+{
+	flow->unacked += n;
+}
+
 /* The connection is over: its growth goes back to the tunnel's budget. */
 void
 pb_flow_release(PbFlow *flow, guint64 *budget)

@@ -36,6 +36,8 @@ pb_flow_receive(PbFlow *flow, gsize n);
 guint32
 pb_flow_consumed(PbFlow *flow, gsize n, gboolean keeping_up, guint64 *budget);
 void
+pb_flow_hold(PbFlow *flow, gsize n);
+void
 pb_flow_release(PbFlow *flow, guint64 *budget);
 
 G_END_DECLS

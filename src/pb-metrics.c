@@ -64,11 +64,13 @@ pb_metric_get(const PbMetric *metric, const PbTunnelStats *stats)
  * @totals: the server's counters (pb_tunnel_server_get_totals())
  * @clients: (element-type PbServerClientInfo): the connected clients
  * @n_pending: connections to the WebSocket port that are not a tunnel yet
+ * @queue_budget: bytes queued towards public connections, and how many may be (--max-buffer)
  *
  * Returns: (transfer full): the text of GET /metrics
  */
 char *
-pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pending)
+pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pending,
+		  PbQueueBudget *queue_budget)
 {
 	GString *out = g_string_new(NULL);
 
@@ -79,6 +81,15 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 	pb_metrics_header(out, "piggyback_handshakes_pending", "gauge",
 			  "Connections to the WebSocket port that are not a tunnel yet.");
 	pb_metrics_value(out, "piggyback_handshakes_pending", n_pending);
+	pb_metrics_header(out, "piggyback_buffered_bytes", "gauge",
+			  "Bytes from clients queued for public connections that have not taken "
+			  "them yet.");
+	pb_metrics_value(out, "piggyback_buffered_bytes", pb_queue_budget_get_used(queue_budget));
+	pb_metrics_header(out, "piggyback_max_buffer_bytes", "gauge",
+			  "How many bytes may be queued so (--max-buffer); a tunnel over its part "
+			  "is held back.");
+	pb_metrics_value(out, "piggyback_max_buffer_bytes",
+			 pb_queue_budget_get_limit(queue_budget));
 	for (guint m = 0; m < G_N_ELEMENTS(pb_metrics); m++) {
 		g_autofree char *name = g_strconcat("piggyback_", pb_metrics[m].name, NULL);
 

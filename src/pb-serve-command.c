@@ -7,6 +7,7 @@
 
 #include "pb-cli.h"
 #include "pb-flow.h"
+#include "pb-queue-budget.h"
 #include "pb-tunnel-server.h"
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
@@ -52,6 +53,7 @@ pb_serve_command(int argc, char **argv)
 	int grace = PB_GRACE_DEFAULT;
 	int max_clients = PB_MAX_CLIENTS_DEFAULT;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	int max_buffer_mib = PB_MAX_BUFFER_DEFAULT / (1024 * 1024);
 	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	int idle_timeout = 0;
 	g_autofree char *metrics = NULL;
@@ -88,6 +90,10 @@ pb_serve_command(int argc, char **argv)
 	     N_("Take at most N tunnels at once (default 64)"), N_("N")},
 	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
 	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
+	    {"max-buffer", 0, 0, G_OPTION_ARG_INT, &max_buffer_mib,
+	     N_("Queue at most MIB mebibytes for public connections that read slowly, all "
+		"tunnels together; a tunnel over its part is held back (default 64)"),
+	     N_("MIB")},
 	    {"handshake-timeout", 0, 0, G_OPTION_ARG_INT, &handshake_timeout,
 	     N_("Close a connection to the WebSocket port that is no tunnel after SECONDS "
 		"(default 10)"),
@@ -103,8 +109,9 @@ pb_serve_command(int argc, char **argv)
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
-	     N_("on: answer GET /metrics on the WebSocket port (default); off: do not"),
-	     N_("on|off")},
+	     N_("on: answer GET /metrics on the WebSocket port, with the metrics token or else "
+		"the tunnel token if one is set (default); public: without a token; off: do not"),
+	     N_("on|off|public")},
 	    {"metrics-token-file", 0, 0, G_OPTION_ARG_FILENAME, &metrics_token_file,
 	     N_("Require the token in FILE on GET /metrics (or set PIGGY_METRICS_TOKEN)"),
 	     N_("FILE")},
@@ -141,6 +148,8 @@ pb_serve_command(int argc, char **argv)
 	if (max_clients < 1 || max_connections < 1)
 		return pb_cli_usage_error(
 		    _("--max-clients and --max-connections must be at least 1"));
+	if (max_buffer_mib < 1 || max_buffer_mib > 1024 * 1024)
+		return pb_cli_usage_error(_("--max-buffer must be from 1 to 1048576 MiB"));
 	if (handshake_timeout < 1 || handshake_timeout > 3600)
 		return pb_cli_usage_error(
 		    _("--handshake-timeout must be a number of seconds from 1 to 3600"));
@@ -152,15 +161,23 @@ pb_serve_command(int argc, char **argv)
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
 	if (!pb_cli_get_token(token_file, &token, &status))
 		return status;
-	if (metrics != NULL && g_strcmp0(metrics, "on") != 0 && g_strcmp0(metrics, "off") != 0) {
+	if (metrics != NULL && g_strcmp0(metrics, "on") != 0 && g_strcmp0(metrics, "off") != 0 &&
+	    g_strcmp0(metrics, "public") != 0) {
 		g_autofree char *message =
-		    g_strdup_printf(_("--metrics must be on or off, not “%s”"), metrics);
+		    g_strdup_printf(_("--metrics must be on, off or public, not “%s”"), metrics);
 
 		return pb_cli_usage_error(message);
 	}
 	if (!pb_cli_read_token(metrics_token_file, "--metrics-token-file", "PIGGY_METRICS_TOKEN",
 			       &metrics_token, &status))
 		return status;
+	if (g_strcmp0(metrics, "public") == 0 && metrics_token != NULL)
+		return pb_cli_usage_error(_("--metrics public takes no metrics token "
+					    "(--metrics-token-file or PIGGY_METRICS_TOKEN)"));
+	/* /metrics lists every public port and its traffic: with a tunnel token it is not open
+	 * to anyone unless asked for */
+	if (metrics_token == NULL && token != NULL && g_strcmp0(metrics, "public") != 0)
+		metrics_token = g_strdup(token);
 	if ((tls_cert != NULL) != (tls_key != NULL))
 		return pb_cli_usage_error(_("--tls-cert and --tls-key go together"));
 	if (tls_cert != NULL) {
@@ -187,6 +204,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_grace(server, (guint)grace);
 	pb_tunnel_server_set_idle_timeout(server, (guint)idle_timeout);
 	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
+	pb_tunnel_server_set_max_buffer(server, (guint64)max_buffer_mib * 1024 * 1024);
 	pb_tunnel_server_set_handshake_limits(server, (guint)handshake_timeout,
 					      PB_MAX_PENDING_DEFAULT,
 					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);

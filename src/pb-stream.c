@@ -9,6 +9,7 @@
 #include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-poller.h"
+#include "pb-queue-budget.h"
 
 /*
  * One tunneled TCP connection: its socket, and the bytes received for it from the
@@ -40,6 +41,7 @@ struct _PbStream {
 	GQueue pending;		       /* (owned) GBytes the socket has not taken */
 	gsize pending_offset;	       /* bytes of the head already written */
 	gsize pending_bytes;
+	PbQueueShare *share; /* (unowned) (nullable) where @pending_bytes are counted too */
 	gboolean reading;
 	gboolean blocked;     /* no credit to send what it would read */
 	gboolean read_ended;  /* the socket's end of stream was seen */
@@ -88,6 +90,9 @@ pb_stream_close_socket(PbStream *self)
 	self->want_read = self->want_write = FALSE;
 	g_clear_pointer(&self->watch, pb_poller_watch_free); /* before the fd is closed */
 	g_queue_clear_full(&self->pending, (GDestroyNotify)g_bytes_unref);
+	if (self->share != NULL)
+		pb_queue_share_remove(self->share, self->pending_bytes);
+	self->share = NULL; /* nothing is queued once closed */
 	self->pending_bytes = self->pending_offset = 0;
 	if (self->connection != NULL)
 		g_io_stream_close(G_IO_STREAM(self->connection), NULL, NULL);
@@ -136,6 +141,8 @@ pb_stream_flush(PbStream *self, GError **error)
 		}
 		self->pending_offset += (gsize)n;
 		self->pending_bytes -= (gsize)n;
+		if (self->share != NULL)
+			pb_queue_share_remove(self->share, (gsize)n);
 		pb_stream_wrote(self, (gsize)n);
 		if (self->pending_offset < len)
 			break; /* the socket is full */
@@ -272,6 +279,8 @@ pb_stream_queue(PbStream *self, GBytes *bytes, GError **error)
 {
 	g_queue_push_tail(&self->pending, bytes);
 	self->pending_bytes += g_bytes_get_size(bytes);
+	if (self->share != NULL)
+		pb_queue_share_add(self->share, g_bytes_get_size(bytes));
 	if (self->socket != NULL && !self->want_write && !pb_stream_flush(self, error)) {
 		pb_stream_close_socket(self);
 		return FALSE;
@@ -398,6 +407,21 @@ pb_stream_get_write_ended(PbStream *self)
 {
 	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
 	return self->write_ended;
+}
+
+/**
+ * pb_stream_set_queue_share:
+ * @share: (nullable): counts what the stream queues too (the tunnel's part of the server's
+ *   --max-buffer); it must outlive the stream's socket
+ *
+ * Set it while nothing is queued.
+ */
+void
+pb_stream_set_queue_share(PbStream *self, PbQueueShare *share)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+	g_return_if_fail(self->pending_bytes == 0);
+	self->share = share;
 }
 
 /* From @high queued bytes the stream is congested (until the low watermark). */

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "pb-flow.h"
+#include "pb-queue-budget.h"
 
 G_BEGIN_DECLS
 
@@ -42,6 +43,8 @@ void
 pb_stream_end_writing(PbStream *self);
 gboolean
 pb_stream_get_write_ended(PbStream *self);
+void
+pb_stream_set_queue_share(PbStream *self, PbQueueShare *share);
 void
 pb_stream_set_high_watermark(PbStream *self, gsize high);
 gsize

@@ -14,6 +14,7 @@
 #include "pb-frame.h"
 #include "pb-listener.h"
 #include "pb-metrics.h"
+#include "pb-queue-budget.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
 #include "pb-web-port.h"
@@ -56,6 +57,7 @@ struct _PbTunnelServer {
 	PbWebPort *web_port;	      /* (owned) (nullable) once started */
 	guint idle_timeout_s;	      /* of every tunneled connection; 0 = none */
 	guint64 max_message_size;     /* the largest WebSocket message taken from a client */
+	PbQueueBudget *queue_budget;  /* (owned) bytes queued towards public connections */
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
@@ -382,6 +384,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
 	pb_tunnel_set_idle_timeout(client->tunnel, self->idle_timeout_s);
 	pb_tunnel_set_max_message_size(client->tunnel, self->max_message_size);
+	pb_tunnel_set_queue_budget(client->tunnel, self->queue_budget);
 	client->listener = pb_tunnel_server_take_session(
 	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
 	if (client->listener != NULL)
@@ -453,12 +456,14 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 					     "WWW-Authenticate",
 					     "Bearer realm=\"piggyback-metrics\"");
 		pb_tunnel_server_reply(msg, SOUP_STATUS_UNAUTHORIZED,
-				       "/metrics requires the metrics token.\n");
+				       "/metrics requires a bearer token: the metrics token, or "
+				       "else the tunnel token.\n");
 		return;
 	}
 	clients = pb_tunnel_server_list_clients(self);
 	pb_tunnel_server_get_totals(self, &totals);
-	text = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self));
+	text = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
+				 self->queue_budget);
 	len = strlen(text);
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
@@ -772,6 +777,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->public_host);
 	pb_tunnel_server_set_token(self, NULL);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
+	pb_queue_budget_unref(self->queue_budget);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
 }
 
@@ -796,6 +802,7 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	self->handshake_timeout_s = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
+	self->queue_budget = pb_queue_budget_new(PB_MAX_BUFFER_DEFAULT);
 	self->metrics = TRUE;
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
@@ -833,6 +840,18 @@ pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_c
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	self->max_clients = max_clients;
 	self->max_connections = max_connections;
+}
+
+/**
+ * pb_tunnel_server_set_max_buffer:
+ * @bytes: how much all tunnels together may queue towards public connections that do not
+ *   read fast enough; a tunnel over its part of it is held back (see PbQueueBudget)
+ */
+void
+pb_tunnel_server_set_max_buffer(PbTunnelServer *self, guint64 bytes)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	pb_queue_budget_set_limit(self->queue_budget, bytes);
 }
 
 /* The largest WebSocket message a client may send (see pb_tunnel_set_max_message_size()). */

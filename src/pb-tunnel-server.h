@@ -38,6 +38,8 @@ void
 pb_tunnel_server_set_handshake_limits(PbTunnelServer *self, guint timeout_s, guint max_pending,
 				      guint max_pending_per_address);
 void
+pb_tunnel_server_set_max_buffer(PbTunnelServer *self, guint64 bytes);
+void
 pb_tunnel_server_set_max_message_size(PbTunnelServer *self, guint64 size);
 void
 pb_tunnel_server_set_idle_timeout(PbTunnelServer *self, guint timeout_s);

@@ -29,7 +29,9 @@
  *
  * WebSocket → TCP: DATA goes to its stream, which queues what its socket does not take.
  * While any stream is congested the WebSocket is not read (protocol v1 has no other way
- * to push back), so memory stays bounded whatever the peers do.
+ * to push back), so memory stays bounded whatever the peers do. What all streams queue is
+ * also the tunnel's share of a budget for the whole server (PbQueueBudget, --max-buffer):
+ * a tunnel held over it stops reading its WebSocket (v1) or gives no credit back (v2).
  *
  * Protocol v2, when negotiated: with `flow` a stream is read only as far as its credit
  * goes and gives credit back (WINDOW) as its socket takes what came (see PbFlow), so a
@@ -51,6 +53,7 @@ struct _PbTunnel {
 	guint8 *frame_buf;	 /* (owned) room for both headers, then PB_READ_CHUNK bytes */
 	guint64 queued;		 /* bytes of our frames handed to the WebSocket's output */
 	guint n_congested;	 /* streams over their high watermark */
+	PbQueueShare share;	 /* what the streams queue, in the server's --max-buffer */
 	guint64 bytes_in;	 /* tunneled payload received from the peer */
 	guint64 bytes_out;	 /* tunneled payload sent to the peer */
 	guint64 n_streams_total; /* connections ever opened on this tunnel */
@@ -105,7 +108,11 @@ pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payl
 static void
 pb_tunnel_update_ws_reading(PbTunnel *self)
 {
-	pb_ws_input_set_paused(pb_ws_stream_get_input(self->ws_stream), self->n_congested > 0);
+	/* with `flow`, credit holds the peer back instead (see pb_tunnel_stream_wrote_cb()) */
+	gboolean held = pb_queue_share_is_held(&self->share) && !(self->features & PB_FEATURE_FLOW);
+
+	pb_ws_input_set_paused(pb_ws_stream_get_input(self->ws_stream),
+			       self->n_congested > 0 || held);
 }
 
 /* The WebSocket's queue has dropped under the low watermark. */
@@ -219,19 +226,25 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 	}
 }
 
-/* Bytes from the peer reached @stream's socket: with `flow`, give the credit back. */
+/* Bytes from the peer reached @stream's socket: with `flow`, give the credit back, unless
+ * the tunnel is held over the server's --max-buffer (then it is kept until released). */
 static void
 pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
+	PbFlow *flow = pb_stream_get_flow(stream);
 	guint32 increment;
 	guint8 payload[4];
 
 	if (!(self->features & PB_FEATURE_FLOW) ||
 	    !pb_connection_table_is_live(self->table, stream))
 		return;
-	increment = pb_flow_consumed(pb_stream_get_flow(stream), (gsize)n,
-				     pb_stream_get_pending(stream) == 0, &self->growth_budget);
+	if (pb_queue_share_is_held(&self->share)) {
+		pb_flow_hold(flow, (gsize)n);
+		return;
+	}
+	increment = pb_flow_consumed(flow, (gsize)n, pb_stream_get_pending(stream) == 0,
+				     &self->growth_budget);
 	if (increment == 0)
 		return;
 	payload[0] = (guint8)(increment >> 24);
@@ -240,6 +253,22 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 	payload[3] = (guint8)increment;
 	pb_tunnel_send_control(self, PB_FRAME_WINDOW, pb_stream_get_id(stream), payload,
 			       sizeof payload);
+}
+
+/* The tunnel is no longer held over --max-buffer: read again (v1), give the credit kept
+ * back (v2). */
+static void
+pb_tunnel_share_released_cb(PbQueueShare *share, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	g_autoptr(GPtrArray) live = NULL;
+
+	pb_tunnel_update_ws_reading(self);
+	if (!(self->features & PB_FEATURE_FLOW))
+		return;
+	live = pb_connection_table_list_live(self->table);
+	for (guint i = 0; i < live->len; i++)
+		pb_tunnel_stream_wrote_cb(live->pdata[i], 0, self);
 }
 
 static void
@@ -277,6 +306,7 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 		/* credit bounds each queue: the WebSocket-wide pause is only a safety net */
 		pb_stream_set_high_watermark(stream, PB_FLOW_WINDOW_MAX + PB_STREAM_HIGH_WATERMARK);
 	}
+	pb_stream_set_queue_share(stream, &self->share);
 	pb_connection_table_add(self->table, stream);
 	self->n_streams_total++;
 	return stream;
@@ -326,6 +356,8 @@ pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *dat
 		self->n_congested++;
 		pb_tunnel_update_ws_reading(self);
 	}
+	if (!pb_queue_share_is_held(&self->share) && pb_queue_share_check(&self->share))
+		pb_tunnel_update_ws_reading(self);
 }
 
 /* The fast path of PbWsInput: DATA payload straight from the WebSocket's read buffer. */
@@ -689,6 +721,7 @@ pb_tunnel_dispose(GObject *object)
 		pb_tunnel_abort_all(self);
 		g_clear_object(&self->ws);
 	}
+	pb_queue_share_clear(&self->share); /* after the streams: nothing is queued now */
 	g_clear_object(&self->ws_stream);
 	G_OBJECT_CLASS(pb_tunnel_parent_class)->dispose(object);
 }
@@ -803,6 +836,22 @@ pb_tunnel_set_max_message_size(PbTunnel *self, guint64 size)
 }
 
 /**
+ * pb_tunnel_set_queue_budget:
+ * @budget: (nullable): the server-wide budget for bytes queued towards public connections
+ *
+ * Set it before any connection exists.
+ */
+void
+pb_tunnel_set_queue_budget(PbTunnel *self, PbQueueBudget *budget)
+{
+	g_return_if_fail(PB_IS_TUNNEL(self));
+	g_return_if_fail(pb_connection_table_get_n_live(self->table) == 0);
+
+	pb_queue_share_clear(&self->share);
+	pb_queue_share_init(&self->share, budget, pb_tunnel_share_released_cb, self);
+}
+
+/**
  * pb_tunnel_set_idle_timeout:
  * @timeout_s: close a tunneled connection whose socket moved no byte, either way, for
  *   this long; 0 = never
@@ -848,6 +897,7 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	PbTunnel *self = g_object_new(PB_TYPE_TUNNEL, NULL);
 
 	self->role = role;
+	pb_queue_share_init(&self->share, NULL, pb_tunnel_share_released_cb, self);
 	self->ws_stream =
 	    pb_ws_stream_new(connection, leftover, role == SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_ws_input_set_data_func(pb_ws_stream_get_input(self->ws_stream), pb_tunnel_ws_data_cb,

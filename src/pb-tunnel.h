@@ -40,6 +40,8 @@ pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window);
 PbFeatures
 pb_tunnel_get_features(PbTunnel *self);
 void
+pb_tunnel_set_queue_budget(PbTunnel *self, PbQueueBudget *budget);
+void
 pb_tunnel_set_keepalive(PbTunnel *self, guint interval_s);
 void
 pb_tunnel_set_max_message_size(PbTunnel *self, guint64 size);

@@ -3,18 +3,25 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
+#include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-test-utils.h"
 #include "pb-upgrade.h"
 #include "pb-ws-frame.h"
 
 /*
- * WebSocket frame headers no peer may send, against the real `piggyback serve` (from a raw
- * client) and the real `piggyback forward` (from a raw server in a thread): a 64-bit length
- * with its top bit set, lengths over the message limit, and a message of any size made of
- * fragments. Each side closes with the code RFC 6455 gives (1002, 1009) as soon as it has
- * read the header, keeps answering, and still stops on SIGTERM.
+ * What a hostile peer sends over the WebSocket, against the real `piggyback serve` (from a
+ * raw client) and the real `piggyback forward` (from a raw server in a thread):
+ *
+ * - frame headers no peer may send: a 64-bit length with its top bit set, lengths over the
+ *   message limit, and a message of any size made of fragments. Each side closes with the
+ *   code RFC 6455 gives (1002, 1009) as soon as it has read the header, keeps answering,
+ *   and still stops on SIGTERM;
+ * - data for public connections that never read, which the server queues: at most
+ *   --max-buffer for all tunnels together (protocol 1: the WebSocket is not read; protocol
+ *   2: no credit comes back), while the other tunnels keep working.
  */
 
 /* The largest message both sides take by default: --max-message-size 1024 (KiB). */
@@ -103,22 +110,43 @@ typedef struct {
 	PbTestProc *server; /* (owned) */
 	guint16 ws_port;
 	GSocket *attacker; /* (owned) (nullable) a raw WebSocket client */
+	/* with --max-buffer: a real forward in front of an echo service, next to the attack */
+	PbTestService *echo; /* (owned) (nullable) */
+	PbTestProc *client;  /* (owned) (nullable) */
+	guint16 public_port;
 } ServeFixture;
 
+/* @user_data: NULL, or the --max-buffer in MiB as a string (then a good tunnel too) */
 static void
 serve_set_up(ServeFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	const char *max_buffer = user_data;
 
 	fx->server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0",
-					"-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+					"-l", "127.0.0.1", "-H", "127.0.0.1", "--max-buffer",
+					max_buffer != NULL ? max_buffer : "64", NULL);
 	fx->ws_port = pb_test_proc_wait_port(fx->server, "Listening on");
+	if (max_buffer != NULL) {
+		g_autofree char *local = NULL;
+		g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", fx->ws_port);
+
+		fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+		local = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
+		fx->client =
+		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
+				       "-h", "127.0.0.1", "-s", server_url, "--no-dbus", NULL);
+		fx->public_port = pb_test_proc_wait_port(fx->client, "Access URL:");
+	}
 }
 
 static void
 serve_tear_down(ServeFixture *fx, gconstpointer user_data)
 {
 	g_clear_object(&fx->attacker);
+	if (fx->client != NULL)
+		g_assert_cmpint(pb_test_proc_finish(fx->client), ==, 0);
+	g_clear_pointer(&fx->echo, pb_test_service_free);
 	/* it still stops on SIGTERM, with its usual exit status */
 	g_assert_cmpint(pb_test_proc_finish(fx->server), ==, 0);
 }
@@ -372,6 +400,354 @@ test_frames_serve_fragments(ServeFixture *fx, gconstpointer user_data)
 	serve_assert_answering(fx);
 }
 
+/* --- data for public connections that never read: --max-buffer --- */
+
+/* A raw WebSocket client of the server, protocol 1 or 2 (`flow`), with public connections
+ * that read only when told to. */
+typedef struct {
+	GSocket *ws;	     /* (owned) */
+	GByteArray *in;	     /* (owned) bytes from the server not parsed yet */
+	guint16 public_port; /* from HELLO */
+	GPtrArray *publics;  /* (owned) GSocket */
+	guint32 ids[128];    /* connId of each public connection, from OPEN */
+	guint64 window[128]; /* WINDOW increments received for it */
+	gboolean closed[128];
+} RawTunnel;
+
+/* The next whole frame from the server, its payload in @payload; FALSE if none came in
+ * the socket's timeout. */
+static gboolean
+raw_tunnel_next(RawTunnel *rt, guint8 *opcode, GBytes **payload)
+{
+	for (guint i = 0; i < 10000; i++) {
+		PbWsFrameHeader header;
+		guint8 chunk[65536];
+		gssize n;
+
+		if (pb_ws_frame_header_parse(rt->in->data, rt->in->len, &header) &&
+		    rt->in->len >= header.header_len + header.payload_len) {
+			*opcode = header.opcode;
+			*payload =
+			    g_bytes_new(rt->in->data + header.header_len, header.payload_len);
+			g_byte_array_remove_range(rt->in, 0,
+						  (guint)(header.header_len + header.payload_len));
+			return TRUE;
+		}
+		n = g_socket_receive(rt->ws, (char *)chunk, sizeof chunk, NULL, NULL);
+		if (n <= 0)
+			return FALSE;
+		g_byte_array_append(rt->in, chunk, (guint)n);
+	}
+	return FALSE;
+}
+
+/* Takes in the PiggyBack frames that came (with a timeout of @ms), noting OPEN, WINDOW and
+ * CLOSE per public connection. */
+static void
+raw_tunnel_poll(RawTunnel *rt, guint ms)
+{
+	g_socket_set_timeout(rt->ws, 0);
+	for (guint i = 0; i < 100000; i++) {
+		g_autoptr(GBytes) payload = NULL;
+		guint8 opcode = 0;
+		PbFrame frame;
+
+		if (!g_socket_condition_timed_wait(rt->ws, G_IO_IN, ms * G_TIME_SPAN_MILLISECOND,
+						   NULL, NULL) &&
+		    rt->in->len == 0)
+			break;
+		if (!raw_tunnel_next(rt, &opcode, &payload))
+			break;
+		if (opcode != 0x2 || !pb_frame_parse(payload, &frame, NULL))
+			continue;
+		for (guint c = 0; c < rt->publics->len; c++) {
+			if (frame.type == PB_FRAME_OPEN && rt->ids[c] == 0) {
+				rt->ids[c] = frame.conn_id;
+				break;
+			}
+			if (rt->ids[c] != frame.conn_id)
+				continue;
+			if (frame.type == PB_FRAME_WINDOW && frame.payload_len == 4)
+				rt->window[c] += (guint64)frame.payload[0] << 24 |
+						 (guint64)frame.payload[1] << 16 |
+						 (guint64)frame.payload[2] << 8 | frame.payload[3];
+			if (frame.type == PB_FRAME_CLOSE)
+				rt->closed[c] = TRUE;
+			break;
+		}
+	}
+	g_socket_set_timeout(rt->ws, 10);
+}
+
+/* Upgrades (with `flow` if @flow), reads HELLO and opens @n public connections whose
+ * receive buffers are small (so the kernel holds little of what is sent to them). */
+static void
+raw_tunnel_open(RawTunnel *rt, guint16 ws_port, gboolean flow, guint n)
+{
+	g_autofree char *request = g_strdup_printf(
+	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n%s\r\n",
+	    flow ? PB_FEATURES_HEADER ": flow\r\n" : "");
+	g_autoptr(GBytes) payload = NULL;
+	guint8 opcode = 0;
+	PbFrame frame;
+	const char *port;
+	char c;
+
+	g_assert_cmpuint(n, <=, G_N_ELEMENTS(rt->ids));
+	rt->ws = pb_test_connect(ws_port);
+	rt->in = g_byte_array_new();
+	rt->publics = g_ptr_array_new_with_free_func(g_object_unref);
+	g_socket_set_timeout(rt->ws, 10);
+	g_assert_true(send_all(rt->ws, (const guint8 *)request, strlen(request)));
+	while (rt->in->len < 4 || memcmp(rt->in->data + rt->in->len - 4, "\r\n\r\n", 4) != 0) {
+		g_assert_cmpint(g_socket_receive(rt->ws, &c, 1, NULL, NULL), ==, 1);
+		g_byte_array_append(rt->in, (const guint8 *)&c, 1);
+	}
+	g_assert_true(g_str_has_prefix((const char *)rt->in->data, "HTTP/1.1 101"));
+	g_byte_array_set_size(rt->in, 0);
+	g_assert_true(raw_tunnel_next(rt, &opcode, &payload));
+	g_assert_true(pb_frame_parse(payload, &frame, NULL));
+	g_assert_cmpuint(frame.type, ==, PB_FRAME_HELLO);
+	port = memmem(frame.payload, frame.payload_len, "\"tunnelPort\":", 13);
+	g_assert_nonnull(port);
+	rt->public_port = (guint16)g_ascii_strtoull(port + 13, NULL, 10);
+	for (guint i = 0; i < n; i++) {
+		GSocket *socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+					       G_SOCKET_PROTOCOL_TCP, NULL);
+		g_autoptr(GInetAddress) loopback =
+		    g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+		g_autoptr(GSocketAddress) address =
+		    g_inet_socket_address_new(loopback, rt->public_port);
+
+		g_socket_set_option(socket, SOL_SOCKET, SO_RCVBUF, 4096, NULL);
+		g_assert_true(g_socket_connect(socket, address, NULL, NULL));
+		g_ptr_array_add(rt->publics, socket);
+	}
+	for (guint i = 0; i < 50 && rt->ids[n - 1] == 0; i++)
+		raw_tunnel_poll(rt, 100);
+	g_assert_cmpuint(rt->ids[n - 1], !=, 0);
+}
+
+static void
+raw_tunnel_clear(RawTunnel *rt)
+{
+	g_clear_pointer(&rt->publics, g_ptr_array_unref);
+	g_clear_pointer(&rt->in, g_byte_array_unref);
+	g_clear_object(&rt->ws);
+}
+
+/* Sends @len bytes of DATA to public connection @c, in 64 KiB messages (masked with a key
+ * of zeros); FALSE once the server stops taking them. */
+static gboolean
+raw_tunnel_send(RawTunnel *rt, guint c, gsize len)
+{
+	static guint8 message[PB_WS_FRAME_HEADER_MAX + PB_FRAME_HEADER_SIZE + 65536];
+
+	for (gsize done = 0; done < len;) {
+		gsize n = MIN(len - done, 65536);
+		gsize header_len =
+		    write_header(message, TRUE, 0x2, PB_FRAME_HEADER_SIZE + n, FALSE);
+
+		message[1] |= 0x80; /* masked, with the key 0 0 0 0 */
+		memset(message + header_len, 0, 4);
+		header_len += 4;
+		pb_frame_write_header(message + header_len, PB_FRAME_DATA, rt->ids[c]);
+		if (!send_all(rt->ws, message, header_len + PB_FRAME_HEADER_SIZE + n))
+			return FALSE;
+		done += n;
+	}
+	return TRUE;
+}
+
+/* GET /metrics (no token here); the value of the sample @name. */
+static guint64
+scrape(guint16 port, const char *name)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	g_autoptr(GString) reply = g_string_new(NULL);
+	g_autofree char *needle = g_strdup_printf("\n%s ", name);
+	const char *sample;
+	char buf[4096];
+	gssize n;
+
+	g_socket_set_timeout(socket, 10);
+	g_assert_true(send_all(socket, (const guint8 *)request, strlen(request)));
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		g_string_append_len(reply, buf, n);
+	sample = strstr(reply->str, needle);
+	g_assert_nonnull(sample);
+	return g_ascii_strtoull(sample + strlen(needle), NULL, 10);
+}
+
+typedef struct {
+	RawTunnel *rt;
+	guint16 ws_port;
+	guint64 sent;
+	guint64 queued; /* what the server queued in user space, by its /metrics */
+} Flood;
+
+/* To each public connection: what the kernel's socket buffers take, then as much again as
+ * the server queues in user space up to 640 KiB, under a stream's 1 MiB high watermark
+ * (which would pause the WebSocket); until the server stops taking more. */
+static gpointer
+flood_publics_cb(gpointer user_data)
+{
+	Flood *flood = user_data;
+	RawTunnel *rt = flood->rt;
+
+	g_socket_set_timeout(rt->ws, 2); /* a server that stopped reading */
+	for (guint c = 0; c < rt->publics->len; c++) {
+		guint64 before = scrape(flood->ws_port, "piggyback_buffered_bytes");
+		guint64 now = before;
+
+		/* the kernel takes about 3 MiB for a socket that never reads (measured here) */
+		if (!raw_tunnel_send(rt, c, 2 * 1024 * 1024))
+			return NULL;
+		flood->sent += 2 * 1024 * 1024;
+		for (guint i = 0; i < 128 && now - before < 640 * 1024; i++) {
+			if (!raw_tunnel_send(rt, c, 32 * 1024))
+				return NULL;
+			flood->sent += 32 * 1024;
+			g_usleep(2000); /* the server takes it in */
+			now = scrape(flood->ws_port, "piggyback_buffered_bytes");
+			flood->queued = MAX(flood->queued, now);
+		}
+	}
+	return NULL;
+}
+
+static gpointer
+echo_one_byte_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	char byte = 0;
+
+	g_socket_set_timeout(socket, 10);
+	if (!send_all(socket, (const guint8 *)"h", 1) ||
+	    g_socket_receive(socket, &byte, 1, NULL, NULL) != 1)
+		return GINT_TO_POINTER(FALSE);
+	return GINT_TO_POINTER(byte == 'h');
+}
+
+static void
+test_frames_buffer_v1(ServeFixture *fx, gconstpointer user_data)
+{
+	RawTunnel rt = {0};
+	Flood flood = {&rt, 0, 0, 0};
+	guint64 rss_before = rss_bytes(fx->server);
+	guint64 limit = 16 * 1024 * 1024;
+	guint64 buffered;
+	gint64 growth;
+
+	g_test_summary(
+	    "Protocol 1: 60 public connections that never read, each sent just under "
+	    "a stream's 1 MiB watermark in user space (100 took the server from 7.7 to 103 "
+	    "MiB): with --max-buffer 16 the server stops reading that WebSocket once "
+	    "its part is over; its RSS grows by under --max-buffer + 16 MiB, the other "
+	    "tunnel keeps working, and all of it goes with the attacker");
+	raw_tunnel_open(&rt, fx->ws_port, FALSE, 60);
+	flood.ws_port = fx->ws_port;
+	pb_test_run_in_thread(flood_publics_cb, &flood, 120);
+	buffered = scrape(fx->ws_port, "piggyback_buffered_bytes");
+	growth = (gint64)rss_bytes(fx->server) - (gint64)rss_before;
+	g_test_message("sent %" G_GUINT64_FORMAT " KiB before the server stopped reading; at most "
+		       "%" G_GUINT64_FORMAT " KiB buffered, %" G_GUINT64_FORMAT " KiB at the end; "
+		       "RSS grew by %" G_GINT64_FORMAT " KiB",
+		       flood.sent / 1024, flood.queued / 1024, buffered / 1024, growth / 1024);
+	g_assert_cmpuint(scrape(fx->ws_port, "piggyback_max_buffer_bytes"), ==, limit);
+	/* over by at most what one read of the WebSocket held (256 KiB) */
+	g_assert_cmpuint(buffered, <=, limit + 512 * 1024);
+	g_assert_cmpuint(flood.queued, <=, limit + 512 * 1024);
+	g_assert_cmpuint(buffered, >=, limit / 2); /* the attack did fill it */
+	if (g_getenv("PB_TEST_SANITIZED") == NULL)
+		g_assert_cmpint(growth, <, (gint64)limit + 16 * 1024 * 1024);
+	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
+	/* the good tunnel's part is its own */
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	raw_tunnel_clear(&rt);
+	pb_test_wait_until(scrape(fx->ws_port, "piggyback_buffered_bytes") == 0, 10);
+}
+
+static void
+test_frames_buffer_v2(ServeFixture *fx, gconstpointer user_data)
+{
+	RawTunnel rt = {0};
+	guint64 window = 256 * 1024; /* serve's default */
+	g_autofree char *buf = g_malloc(window);
+	guint64 sent[21] = {0};
+	guint64 buffered;
+	guint64 granted;
+	gsize got = 0;
+
+	g_test_summary("Protocol 2 (`flow`): twenty connections that never read, each sent all "
+		       "the credit it gets: with --max-buffer 1 the server gives no more credit "
+		       "once the tunnel is over it, so what it queues stays within the credit "
+		       "already given; one byte beyond a connection's credit closes it; a "
+		       "connection that reads gets its credit back only once the others are "
+		       "gone");
+	raw_tunnel_open(&rt, fx->ws_port, TRUE, 21);
+	/* 0..19 never read; each is sent what credit it has, until none comes back */
+	for (guint round = 0; round < 200; round++) {
+		gboolean any = FALSE;
+
+		for (guint c = 0; c < 20; c++) {
+			guint64 credit = window + rt.window[c] - sent[c];
+
+			if (credit == 0)
+				continue;
+			g_assert_true(raw_tunnel_send(&rt, c, credit));
+			sent[c] += credit;
+			any = TRUE;
+		}
+		if (!any)
+			break;
+		raw_tunnel_poll(&rt, 300);
+	}
+	buffered = scrape(fx->ws_port, "piggyback_buffered_bytes");
+	g_test_message("%" G_GUINT64_FORMAT " KiB buffered, %" G_GUINT64_FORMAT
+		       " KiB sent to connection 0",
+		       buffered / 1024, sent[0] / 1024);
+	/* over the budget by no more than the credit out when it was: the windows, grown
+	 * by at most the tunnel's growth budget while the sockets took everything */
+	g_assert_cmpuint(buffered, >, 1024 * 1024);
+	g_assert_cmpuint(buffered, <=, 1024 * 1024 + 20 * window + PB_FLOW_GROWTH_BUDGET);
+	for (guint c = 0; c < 20; c++)
+		g_assert_false(rt.closed[c]);
+	/* beyond its credit: that connection is closed, and its queue dropped */
+	g_assert_true(raw_tunnel_send(&rt, 0, 1));
+	for (guint i = 0; i < 50 && !rt.closed[0]; i++)
+		raw_tunnel_poll(&rt, 100);
+	g_assert_true(rt.closed[0]);
+
+	/* 20 reads all it is sent: its socket took it, yet no credit comes back */
+	g_assert_true(raw_tunnel_send(&rt, 20, window));
+	g_socket_set_timeout(rt.publics->pdata[20], 10);
+	while (got < window) {
+		gssize n =
+		    g_socket_receive(rt.publics->pdata[20], buf + got, window - got, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+	}
+	raw_tunnel_poll(&rt, 500);
+	g_assert_cmpuint(rt.window[20], ==, 0);
+	/* the others go: the tunnel is under budget again, and the credit kept comes back */
+	for (guint c = 1; c < 20; c++)
+		g_socket_close(rt.publics->pdata[c], NULL);
+	for (guint i = 0; i < 100 && rt.window[20] < window; i++)
+		raw_tunnel_poll(&rt, 100);
+	granted = rt.window[20];
+	g_test_message("credit given back once released: %" G_GUINT64_FORMAT, granted);
+	g_assert_cmpuint(granted, >=, window);
+	g_assert_true(
+	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	raw_tunnel_clear(&rt);
+}
+
 /* --- against the real `piggyback forward`, from a raw server --- */
 
 typedef struct {
@@ -532,6 +908,10 @@ main(int argc, char **argv)
 	ADD("/frames/serve/at-limit", test_frames_serve_at_limit);
 	ADD("/frames/serve/fragments", test_frames_serve_fragments);
 #undef ADD
+	g_test_add("/frames/buffer/v1", ServeFixture, "16", serve_set_up, test_frames_buffer_v1,
+		   serve_tear_down);
+	g_test_add("/frames/buffer/v2", ServeFixture, "1", serve_set_up, test_frames_buffer_v2,
+		   serve_tear_down);
 	g_test_add_func("/frames/forward/top-bit", test_frames_forward_top_bit);
 	g_test_add_func("/frames/forward/over-limit", test_frames_forward_over_limit);
 	g_test_add_func("/frames/forward/fragments", test_frames_forward_fragments);

@@ -23,27 +23,35 @@ typedef struct {
 	guint16 public_port;
 } MetricsFixture;
 
-/* Starts serve with the extra arguments in @user_data (a NULL-terminated array, or NULL). */
+/* How a test's server is started. */
+typedef struct {
+	const char *metrics_token; /* (nullable) PIGGY_METRICS_TOKEN */
+	const char *token;	   /* (nullable) PIGGY_TOKEN: the tunnel token */
+	const char *args[4];	   /* more arguments to serve */
+} MetricsSetup;
+
+/* Starts serve as @user_data (a MetricsSetup, or NULL for no token) says. */
 static void
 metrics_set_up(MetricsFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autoptr(GPtrArray) args = g_ptr_array_new();
-	const char *const *extra = user_data;
+	const MetricsSetup *setup = user_data;
 
 	const char *const base[] = {
 	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
 
-	/* a fixture with extra arguments (even none) sets the metrics token */
-	if (extra != NULL)
-		g_subprocess_launcher_setenv(launcher, "PIGGY_METRICS_TOKEN", "scrape-me-please",
+	g_subprocess_launcher_unsetenv(launcher, "PIGGY_METRICS_TOKEN");
+	g_subprocess_launcher_unsetenv(launcher, "PIGGY_TOKEN");
+	if (setup != NULL && setup->metrics_token != NULL)
+		g_subprocess_launcher_setenv(launcher, "PIGGY_METRICS_TOKEN", setup->metrics_token,
 					     TRUE);
-	else
-		g_subprocess_launcher_unsetenv(launcher, "PIGGY_METRICS_TOKEN");
+	if (setup != NULL && setup->token != NULL)
+		g_subprocess_launcher_setenv(launcher, "PIGGY_TOKEN", setup->token, TRUE);
 	for (guint i = 0; i < G_N_ELEMENTS(base); i++)
 		g_ptr_array_add(args, (gpointer)base[i]);
-	for (gsize i = 0; extra != NULL && extra[i] != NULL; i++)
-		g_ptr_array_add(args, (gpointer)extra[i]);
+	for (gsize i = 0; setup != NULL && setup->args[i] != NULL; i++)
+		g_ptr_array_add(args, (gpointer)setup->args[i]);
 	g_ptr_array_add(args, NULL);
 
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
@@ -311,20 +319,83 @@ test_metrics_off(MetricsFixture *fx, gconstpointer user_data)
 	reply_clear(&reply);
 }
 
+static void
+test_metrics_tunnel_token(MetricsFixture *fx, gconstpointer user_data)
+{
+	Reply reply;
+
+	g_test_summary("With a tunnel token and no metrics token, /metrics (every public port "
+		       "and its traffic) wants the tunnel token: 401 without it, 200 with it");
+	metrics_get(fx, "/metrics", NULL, &reply);
+	g_assert_cmpuint(reply.status, ==, 401);
+	g_assert_null(strstr(reply.body, "piggyback_clients"));
+	reply_clear(&reply);
+	metrics_get(fx, "/metrics", "not-the-token", &reply);
+	g_assert_cmpuint(reply.status, ==, 401);
+	reply_clear(&reply);
+	metrics_get(fx, "/metrics", "tunnel-s3cret", &reply);
+	g_assert_cmpuint(reply.status, ==, 200);
+	g_assert_nonnull(strstr(reply.body, "piggyback_clients 0\n"));
+	reply_clear(&reply);
+	metrics_get(fx, "/healthz", NULL, &reply);
+	g_assert_cmpuint(reply.status, ==, 200);
+	reply_clear(&reply);
+}
+
+static void
+test_metrics_public(MetricsFixture *fx, gconstpointer user_data)
+{
+	Reply reply;
+
+	g_test_summary("--metrics=public: /metrics is open on purpose, tunnel token or not");
+	metrics_get(fx, "/metrics", NULL, &reply);
+	g_assert_cmpuint(reply.status, ==, 200);
+	g_assert_nonnull(strstr(reply.body, "piggyback_clients 0\n"));
+	reply_clear(&reply);
+}
+
+static void
+test_metrics_bad_options(void)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	PbTestProc *proc;
+
+	g_test_summary("--metrics public with a metrics token, or an unknown --metrics value: "
+		       "exit 2 with the reason");
+	g_subprocess_launcher_setenv(launcher, "PIGGY_METRICS_TOKEN", "scrape-me-please", TRUE);
+	proc = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0",
+				  "--metrics=public", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(proc, "--metrics public takes no metrics token"));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 2);
+	proc = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0",
+				  "--metrics=open", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(proc, "--metrics must be on, off or public"));
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 2);
+}
+
 int
 main(int argc, char **argv)
 {
-	static const char *const with_token[] = {NULL}; /* the token comes from the environment */
-	static const char *const off[] = {"--metrics=off", NULL}; /* and a token: still off */
+	static const MetricsSetup with_token = {"scrape-me-please", NULL, {NULL}};
+	static const MetricsSetup off = {"scrape-me-please", NULL, {"--metrics=off", NULL}};
+	static const MetricsSetup tunnel_token = {NULL, "tunnel-s3cret", {NULL}};
+	static const MetricsSetup public = {NULL, "tunnel-s3cret", {"--metrics=public", NULL}};
 
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/metrics/after-traffic", MetricsFixture, NULL, metrics_set_up,
 		   test_metrics_after_traffic, metrics_tear_down);
 	g_test_add("/metrics/healthz-and-paths", MetricsFixture, NULL, metrics_set_up,
 		   test_metrics_healthz_and_paths, metrics_tear_down);
-	g_test_add("/metrics/token", MetricsFixture, with_token, metrics_set_up, test_metrics_token,
+	g_test_add("/metrics/token", MetricsFixture, &with_token, metrics_set_up,
+		   test_metrics_token, metrics_tear_down);
+	g_test_add("/metrics/off", MetricsFixture, &off, metrics_set_up, test_metrics_off,
 		   metrics_tear_down);
-	g_test_add("/metrics/off", MetricsFixture, off, metrics_set_up, test_metrics_off,
+	g_test_add("/metrics/tunnel-token", MetricsFixture, &tunnel_token, metrics_set_up,
+		   test_metrics_tunnel_token, metrics_tear_down);
+	g_test_add("/metrics/public", MetricsFixture, &public, metrics_set_up, test_metrics_public,
 		   metrics_tear_down);
+	g_test_add_func("/metrics/bad-options", test_metrics_bad_options);
 	return g_test_run();
 }
