@@ -289,17 +289,25 @@ test_metrics_healthz_and_paths(MetricsFixture *fx, gconstpointer user_data)
 static void
 test_metrics_token(MetricsFixture *fx, gconstpointer user_data)
 {
+	const MetricsSetup *setup = user_data;
+	/* the metrics token if there is one, else the tunnel token */
+	const char *token = setup->metrics_token != NULL ? setup->metrics_token : setup->token;
+	const char *wrong[] = {NULL, "scrape-me-not", setup->token};
 	Reply reply;
 
-	g_test_summary("With PIGGY_METRICS_TOKEN set, /metrics wants it as a bearer token: 401 "
-		       "without or with a wrong one; /healthz stays open");
-	metrics_get(fx, "/metrics", NULL, &reply);
-	g_assert_cmpuint(reply.status, ==, 401);
-	reply_clear(&reply);
-	metrics_get(fx, "/metrics", "scrape-me-not", &reply);
-	g_assert_cmpuint(reply.status, ==, 401);
-	reply_clear(&reply);
-	metrics_get(fx, "/metrics", "scrape-me-please", &reply);
+	g_test_summary("With a metrics token (PIGGY_METRICS_TOKEN), /metrics wants it as a bearer "
+		       "token; with only a tunnel token, that one (/metrics lists every public "
+		       "port and its traffic): 401 without it, with a wrong one, or with the "
+		       "tunnel token when a metrics token is set; /healthz stays open");
+	for (guint i = 0; i < G_N_ELEMENTS(wrong); i++) {
+		if (i > 0 && (wrong[i] == NULL || g_strcmp0(wrong[i], token) == 0))
+			continue;
+		metrics_get(fx, "/metrics", wrong[i], &reply);
+		g_assert_cmpuint(reply.status, ==, 401);
+		g_assert_null(strstr(reply.body, "piggyback_clients"));
+		reply_clear(&reply);
+	}
+	metrics_get(fx, "/metrics", token, &reply);
 	g_assert_cmpuint(reply.status, ==, 200);
 	g_assert_nonnull(strstr(reply.body, "piggyback_clients 0\n"));
 	reply_clear(&reply);
@@ -316,29 +324,6 @@ test_metrics_off(MetricsFixture *fx, gconstpointer user_data)
 	g_test_summary("--metrics=off: /metrics is 404");
 	metrics_get(fx, "/metrics", "scrape-me-please", &reply);
 	g_assert_cmpuint(reply.status, ==, 404);
-	reply_clear(&reply);
-}
-
-static void
-test_metrics_tunnel_token(MetricsFixture *fx, gconstpointer user_data)
-{
-	Reply reply;
-
-	g_test_summary("With a tunnel token and no metrics token, /metrics (every public port "
-		       "and its traffic) wants the tunnel token: 401 without it, 200 with it");
-	metrics_get(fx, "/metrics", NULL, &reply);
-	g_assert_cmpuint(reply.status, ==, 401);
-	g_assert_null(strstr(reply.body, "piggyback_clients"));
-	reply_clear(&reply);
-	metrics_get(fx, "/metrics", "not-the-token", &reply);
-	g_assert_cmpuint(reply.status, ==, 401);
-	reply_clear(&reply);
-	metrics_get(fx, "/metrics", "tunnel-s3cret", &reply);
-	g_assert_cmpuint(reply.status, ==, 200);
-	g_assert_nonnull(strstr(reply.body, "piggyback_clients 0\n"));
-	reply_clear(&reply);
-	metrics_get(fx, "/healthz", NULL, &reply);
-	g_assert_cmpuint(reply.status, ==, 200);
 	reply_clear(&reply);
 }
 
@@ -381,6 +366,7 @@ main(int argc, char **argv)
 	static const MetricsSetup with_token = {"scrape-me-please", NULL, {NULL}};
 	static const MetricsSetup off = {"scrape-me-please", NULL, {"--metrics=off", NULL}};
 	static const MetricsSetup tunnel_token = {NULL, "tunnel-s3cret", {NULL}};
+	static const MetricsSetup both = {"scrape-me-please", "tunnel-s3cret", {NULL}};
 	static const MetricsSetup public = {NULL, "tunnel-s3cret", {"--metrics=public", NULL}};
 
 	g_test_init(&argc, &argv, NULL);
@@ -393,7 +379,9 @@ main(int argc, char **argv)
 	g_test_add("/metrics/off", MetricsFixture, &off, metrics_set_up, test_metrics_off,
 		   metrics_tear_down);
 	g_test_add("/metrics/tunnel-token", MetricsFixture, &tunnel_token, metrics_set_up,
-		   test_metrics_tunnel_token, metrics_tear_down);
+		   test_metrics_token, metrics_tear_down);
+	g_test_add("/metrics/both-tokens", MetricsFixture, &both, metrics_set_up,
+		   test_metrics_token, metrics_tear_down);
 	g_test_add("/metrics/public", MetricsFixture, &public, metrics_set_up, test_metrics_public,
 		   metrics_tear_down);
 	g_test_add_func("/metrics/bad-options", test_metrics_bad_options);
