@@ -559,7 +559,8 @@ pb_ws_input_new(GInputStream *base, GBytes *leftover, gboolean masked)
 		const guint8 *data = g_bytes_get_data(leftover, &len);
 
 		g_return_val_if_fail(len <= PB_WS_READ_BUFFER_SIZE, self);
-		memcpy(self->buf, data, len);
+		if (len > 0) /* an empty GBytes has no data: memcpy() from NULL is undefined */
+			memcpy(self->buf, data, len);
 		self->end = len;
 	}
 	return self;
