@@ -628,6 +628,56 @@ test_max_connections_bad(void)
 	}
 }
 
+/* The status line serve answers an upgrade request with @host in its Host header. */
+static gpointer
+upgrade_with_host_cb(gpointer user_data)
+{
+	const char *const *job = user_data; /* port, host */
+	g_autoptr(GSocket) socket = pb_test_connect((guint16)g_ascii_strtoull(job[0], NULL, 10));
+	g_autofree char *request = g_strdup_printf("GET " PB_WS_PATH " HTTP/1.1\r\n"
+						   "Host: %s\r\n"
+						   "Upgrade: websocket\r\n"
+						   "Connection: Upgrade\r\n"
+						   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+						   "Sec-WebSocket-Version: 13\r\n\r\n",
+						   job[1]);
+	char response[256] = "";
+
+	g_socket_send(socket, request, strlen(request), NULL, NULL);
+	g_socket_receive(socket, response, sizeof response - 1, NULL, NULL);
+	return g_strndup(response, strcspn(response, "\r"));
+}
+
+static void
+test_serve_bad_host(void)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	PbTestProc *server;
+	PbTestProc *refused;
+	g_autofree char *port = NULL;
+	const char *hosts[][2] = {{"evil example.com", "HTTP/1.1 400 Bad Host header"},
+				  {"\x1b]0;pwned\x07", "HTTP/1.1 400 Bad Host header"},
+				  {"tunnel.example.com:80", "HTTP/1.1 101 Switching Protocols"}};
+
+	g_test_summary("The server side: serve refuses an upgrade whose Host header names no "
+		       "host (a HELLO a client would refuse), and a --public-host that is none");
+	refused = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0",
+				     "--public-host", "\x1b]0;x", NULL);
+	pb_test_proc_wait_exit(refused);
+	g_assert_true(pb_test_proc_said(refused, "--public-host must be a host name"));
+	g_assert_cmpint(pb_test_proc_finish(refused), ==, 2);
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
+				    "127.0.0.1", "-H", "127.0.0.1", NULL);
+	port = g_strdup_printf("%u", pb_test_proc_wait_port(server, "Listening on"));
+	for (gsize i = 0; i < G_N_ELEMENTS(hosts); i++) {
+		const char *job[] = {port, hosts[i][0]};
+		g_autofree char *status = pb_test_run_in_thread(upgrade_with_host_cb, job, 10);
+
+		g_assert_cmpstr(status, ==, hosts[i][1]);
+	}
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -639,5 +689,6 @@ main(int argc, char **argv)
 	g_test_add_func("/hostile-forward/hello-too-deep", test_hello_too_deep);
 	g_test_add_func("/hostile-forward/max-connections", test_max_connections);
 	g_test_add_func("/hostile-forward/max-connections-bad", test_max_connections_bad);
+	g_test_add_func("/hostile-forward/serve-bad-host", test_serve_bad_host);
 	return g_test_run();
 }
