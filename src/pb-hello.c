@@ -111,12 +111,12 @@ pb_hello_check_bounds(const guint8 *json, gsize len, gsize max_size, guint max_d
  * pb_hello_parse:
  *
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
- * integer `tunnelPort` in 1..65535; `publicHost` must be a host name or an IP address (it
- * ends up on terminals: see pb_text_is_host()); `version`, `features` (an array of names), `window`
- * and `session` are optional and unknown members and feature names are ignored, so later versions
- * can add them freely. `flow` without a valid `window` is an error. A HELLO over PB_HELLO_MAX_SIZE
- * or nesting deeper than PB_HELLO_MAX_DEPTH is an error before it is parsed
- * (pb_hello_check_bounds()). Error messages quote the peer only escaped.
+ * integer `tunnelPort` in 1..65535; `publicHost` must be a host name or an IP address, as
+ * it ends up on terminals (pb_text_is_host()); `version`, `features` (an array of names),
+ * `window` and `session` are optional and unknown members and feature names are ignored,
+ * so later versions can add them freely. `flow` without a valid `window` is an error. A
+ * HELLO over PB_HELLO_MAX_SIZE or nesting deeper than PB_HELLO_MAX_DEPTH is an error
+ * before it is parsed (pb_hello_check_bounds()). Error messages quote the peer escaped.
  */
 PbHello *
 pb_hello_parse(const guint8 *json, gsize len, GError **error)
