@@ -5,6 +5,7 @@
 
 #include "pb-error.h"
 #include "pb-hello.h"
+#include "pb-log.h"
 #include "pb-text.h"
 #include "pb-upgrade.h"
 
@@ -261,6 +262,27 @@ test_upgrade_reason_escaped(void)
 		g_assert_cmpint((guint8)*p, >=, 0x20);
 }
 
+static void
+log_sink_cb(GLogLevelFlags level, const char *message, gpointer user_data)
+{
+	g_free(*(char **)user_data);
+	*(char **)user_data = g_strdup(message);
+}
+
+static void
+test_log_escaped(void)
+{
+	g_autofree char *seen = NULL;
+
+	g_test_summary("The log writer escapes whatever a message quotes, newlines aside: the "
+		       "safety net for a peer's words nobody escaped");
+	pb_log_init(PB_LOG_NORMAL);
+	pb_log_set_sink(log_sink_cb, &seen);
+	g_message("Closing: %s", "\x1b]0;pwned\x07\r\nline two\xff");
+	pb_log_set_sink(NULL, NULL);
+	g_assert_cmpstr(seen, ==, "Closing: \\x1b]0;pwned\\x07\\x0d\nline two\\xff");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -274,5 +296,6 @@ main(int argc, char **argv)
 	g_test_add_func("/hello/bounds/size", test_bounds_size);
 	g_test_add_func("/hello/refused", test_hello_refused);
 	g_test_add_func("/upgrade/reason-escaped", test_upgrade_reason_escaped);
+	g_test_add_func("/log/escaped", test_log_escaped);
 	return g_test_run();
 }
