@@ -43,8 +43,9 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 {
 	g_autoptr(SoupMessageHeaders) headers =
 	    soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
-	g_autofree char *phrase = NULL;
-	g_autofree char *reason = NULL; /* the server's reason phrase, escaped: it is shown */
+	g_autofree char *phrase = NULL; /* the server's reason phrase, as it came */
+	g_autofree char *escaped = NULL;
+	g_autofree char *reason = NULL; /* the same, fit to be shown */
 	g_autofree char *expected = NULL;
 	guint status = 0;
 
@@ -57,7 +58,8 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 				    _("the server's answer is not HTTP"));
 		return FALSE;
 	}
-	reason = pb_text_escape(phrase, -1);
+	escaped = pb_text_escape(phrase, -1);
+	reason = pb_text_truncate(escaped, 200); /* a line, not 16 KiB of one */
 	if (status == SOUP_STATUS_UNAUTHORIZED) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
 			    _("the server refused the token (%u %s): check --token-file or "
