@@ -453,8 +453,8 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel,
 		    "127.0.0.1",	 "-t",	   "0",	 "-H",	 "127.0.0.1",
 		    "--max-connections", "1000000"};
 		const char *forward_fixed[] = {
-		    bench->piggyback, "forward", "-p",	    local_str, "-h",
-		    "127.0.0.1",      "-s",	 server_str};
+		    bench->piggyback, "forward", "-p",	     local_str,		  "-h",
+		    "127.0.0.1",      "-s",	 server_str, "--max-connections", "1000000"};
 		const char *const *serve_argv;
 		const char *const *forward_argv;
 

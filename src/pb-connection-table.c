@@ -131,6 +131,15 @@ pb_connection_table_list_live(PbConnectionTable *self)
 	return live;
 }
 
+/* Returns: the streams that may still hold a socket: the live ones and the retired ones
+ * that are writing what was queued for them */
+guint
+pb_connection_table_get_n_held(PbConnectionTable *self)
+{
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), 0);
+	return g_hash_table_size(self->live) + g_hash_table_size(self->retired);
+}
+
 /**
  * pb_connection_table_list_idle:
  * @since: monotonic µs

@@ -28,6 +28,8 @@ gboolean
 pb_connection_table_get_reading(PbConnectionTable *self);
 guint
 pb_connection_table_get_n_live(PbConnectionTable *self);
+guint
+pb_connection_table_get_n_held(PbConnectionTable *self);
 GPtrArray *
 pb_connection_table_list_live(PbConnectionTable *self);
 GPtrArray *

@@ -9,6 +9,7 @@
 #include "pb-dbus-exporter.h"
 #include "pb-notifier.h"
 #include "pb-server-url.h"
+#include "pb-text.h"
 #include "pb-tls.h"
 #include "pb-tunnel-client.h"
 
@@ -39,9 +40,10 @@ static void
 pb_forward_command_disconnected_cb(PbTunnelClient *client, const char *reason, gpointer user_data)
 {
 	PbCli *cli = user_data;
+	g_autofree char *shown = pb_text_escape(reason, -1); /* it may quote the server */
 
 	pb_cli_stop_view(cli);
-	g_printerr(_("%s: the tunnel is closed: %s\n"), g_get_prgname(), reason);
+	g_printerr(_("%s: the tunnel is closed: %s\n"), g_get_prgname(), shown);
 	cli->status = PB_EXIT_RUNTIME;
 	g_main_loop_quit(cli->loop);
 }
@@ -71,10 +73,11 @@ pb_forward_command_connected_cb(GObject *source, GAsyncResult *res, gpointer use
 	g_autoptr(GError) error = NULL;
 
 	if (!pb_tunnel_client_connect_finish(PB_TUNNEL_CLIENT(source), res, &error)) {
+		g_autofree char *shown = pb_text_escape(error->message, -1);
+
 		pb_cli_stop_view(cli);
 		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-			g_printerr(_("%s: cannot open a tunnel: %s\n"), g_get_prgname(),
-				   error->message);
+			g_printerr(_("%s: cannot open a tunnel: %s\n"), g_get_prgname(), shown);
 		cli->status = PB_EXIT_RUNTIME;
 		g_main_loop_quit(cli->loop);
 	}
@@ -155,6 +158,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
+	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *ca_file = NULL;
@@ -181,6 +185,10 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	     N_("Do not show the tunnel’s status on the session bus"), NULL},
 	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
 	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
+	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
+	     N_("Open at most N connections to the local service at once; the server's "
+		"further ones are closed (default 1000)"),
+	     N_("N")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
@@ -231,6 +239,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		return pb_cli_usage_error(_("--host is empty"));
 	if (!pb_cli_check_features(features_option, &features, &status))
 		return status;
+	if (max_connections < 1)
+		return pb_cli_usage_error(_("--max-connections must be at least 1"));
 	if (g_strcmp0(proxy_protocol, "v1") == 0) {
 		features |= PB_FEATURE_PROXY_V1;
 	} else if (g_strcmp0(proxy_protocol, "v2") == 0) {
@@ -270,6 +280,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	pb_cli_watch_signals(&cli);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
 	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
+	pb_tunnel_client_set_max_connections(client, (guint)max_connections);
 	pb_tunnel_client_set_keepalive(client, pb_cli_get_keepalive());
 	pb_tunnel_client_set_max_message_size(client, pb_cli_get_max_message_size());
 	pb_tunnel_client_set_features(client, features);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pb-error.h"
+#include "pb-text.h"
 
 /* Each protocol v2 feature's name on the wire (Piggyback-Features, HELLO's `features`). */
 static const struct {
@@ -44,12 +45,78 @@ pb_hello_is_session(const char *value)
 }
 
 /**
+ * pb_hello_check_bounds:
+ * @json: JSON from a peer
+ * @max_size: the most bytes it may have
+ * @max_depth: how deeply arrays and objects may nest in it
+ *
+ * A scan before json-glib parses @json, in one pass without recursion: its size, and how
+ * deep its arrays and objects nest (brackets in strings do not count). json-glib also
+ * takes 'single-quoted strings' and comments, where a `"` would hide brackets from this
+ * scan: so `'` and `/` outside a string are refused too (they are not JSON).
+ *
+ * Returns: %FALSE with %PB_ERROR_PROTOCOL if @json is too big, too deep or has them
+ */
+gboolean
+pb_hello_check_bounds(const guint8 *json, gsize len, gsize max_size, guint max_depth,
+		      GError **error)
+{
+	gboolean in_string = FALSE;
+	guint depth = 0;
+
+	if (len > max_size) {
+		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+			    "HELLO has %" G_GSIZE_FORMAT " bytes, more than %" G_GSIZE_FORMAT, len,
+			    max_size);
+		return FALSE;
+	}
+	for (gsize i = 0; i < len; i++) {
+		if (in_string) {
+			if (json[i] == '\\')
+				i++; /* whatever it escapes, a quote included */
+			else if (json[i] == '"')
+				in_string = FALSE;
+			continue;
+		}
+		switch (json[i]) {
+		case '"':
+			in_string = TRUE;
+			break;
+		case '[':
+		case '{':
+			if (++depth > max_depth) {
+				g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+					    "HELLO nests deeper than %u levels", max_depth);
+				return FALSE;
+			}
+			break;
+		case ']':
+		case '}':
+			if (depth > 0)
+				depth--;
+			break;
+		case '\'':
+		case '/':
+			g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO is not valid JSON: “%c” outside a string", json[i]);
+			return FALSE;
+		default:
+			break;
+		}
+	}
+	return TRUE;
+}
+
+/**
  * pb_hello_parse:
  *
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
- * integer `tunnelPort` in 1..65535; `version`, `features` (an array of names), `window` and
- * `session` are optional and unknown members and feature names are ignored, so later
- * versions can add them freely. `flow` without a valid `window` is an error.
+ * integer `tunnelPort` in 1..65535; `publicHost` must be a host name or an IP address, as
+ * it ends up on terminals (pb_text_is_host()); `version`, `features` (an array of names),
+ * `window` and `session` are optional and unknown members and feature names are ignored,
+ * so later versions can add them freely. `flow` without a valid `window` is an error. A
+ * HELLO over PB_HELLO_MAX_SIZE or nesting deeper than PB_HELLO_MAX_DEPTH is an error
+ * before it is parsed (pb_hello_check_bounds()). Error messages quote the peer escaped.
  */
 PbHello *
 pb_hello_parse(const guint8 *json, gsize len, GError **error)
@@ -60,10 +127,13 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	JsonObject *object;
 	JsonNode *node;
 
-	if (len > G_MAXSSIZE ||
-	    !json_parser_load_from_data(parser, (const char *)json, (gssize)len, &error_local)) {
+	if (!pb_hello_check_bounds(json, len, PB_HELLO_MAX_SIZE, PB_HELLO_MAX_DEPTH, error))
+		return NULL;
+	if (!json_parser_load_from_data(parser, (const char *)json, (gssize)len, &error_local)) {
+		g_autofree char *shown = pb_text_escape(error_local->message, -1);
+
 		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL, "HELLO is not valid JSON: %s",
-			    error_local != NULL ? error_local->message : "too long");
+			    shown);
 		return NULL;
 	}
 	node = json_parser_get_root(parser);
@@ -79,6 +149,14 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	    *json_node_get_string(node) == '\0') {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    "HELLO has no publicHost string");
+		return NULL;
+	}
+	if (!pb_text_is_host(json_node_get_string(node))) {
+		g_autofree char *escaped = pb_text_escape(json_node_get_string(node), -1);
+		g_autofree char *shown = pb_text_truncate(escaped, 64);
+
+		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+			    "HELLO's publicHost “%s” is not a host name or an IP address", shown);
 		return NULL;
 	}
 	hello->public_host = g_strdup(json_node_get_string(node));

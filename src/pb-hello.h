@@ -7,6 +7,12 @@
 
 G_BEGIN_DECLS
 
+/* A HELLO is one flat object of a few members (nested one level for `features`): one
+ * bigger or deeper is refused before json-glib parses it, whose parser recurses once per
+ * level (1 000 000 `[` overflow its stack). Unknown members still fit in these. */
+#define PB_HELLO_MAX_SIZE  (64 * 1024)
+#define PB_HELLO_MAX_DEPTH 32
+
 /* The HELLO control frame's JSON object: where the tunnel can be reached. */
 typedef struct {
 	char *public_host;
@@ -19,6 +25,9 @@ typedef struct {
 
 PbHello *
 pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version);
+gboolean
+pb_hello_check_bounds(const guint8 *json, gsize len, gsize max_size, guint max_depth,
+		      GError **error);
 PbHello *
 pb_hello_parse(const guint8 *json, gsize len, GError **error);
 char *

@@ -6,6 +6,8 @@
 #include <glib/gi18n.h>
 #include <stdio.h>
 
+#include "pb-text.h"
+
 /*
  * One log writer for the whole program, so every message, ours and the libraries', is
  * filtered and shown the same way:
@@ -15,6 +17,9 @@
  * - While the dashboard owns the terminal they go to its list of recent events instead of
  *   scribbling over the screen.
  * - Otherwise one plain line each on stderr: "12:34:56 message", "12:34:56 warning: …".
+ *
+ * Control characters in a message are shown escaped (pb_text_escape_lines()), so that a
+ * peer's words quoted in it cannot steer the terminal, whoever forgot to escape them.
  *
  * Debug messages are shown as GLib decides (G_MESSAGES_DEBUG=piggyback), or for our own
  * domain with --verbose; --quiet leaves warnings and errors only.
@@ -84,6 +89,7 @@ pb_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpo
 {
 	const char *domain = NULL;
 	const char *message = NULL;
+	g_autofree char *shown = NULL;
 	g_autofree char *line = NULL;
 
 	for (gsize i = 0; i < n_fields; i++) {
@@ -97,20 +103,19 @@ pb_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpo
 	if (g_log_writer_is_journald(fileno(stderr)) &&
 	    g_log_writer_journald(level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
 		return G_LOG_WRITER_HANDLED;
-	if (message == NULL)
-		message = "";
+	shown = pb_text_escape_lines(message, -1); /* "" for NULL */
 	if (pb_log_sink != NULL && !(level & G_LOG_LEVEL_ERROR)) {
 		PbLogDeferred *deferred = g_new0(PbLogDeferred, 1);
 
 		deferred->level = level;
-		deferred->message = g_strdup(message);
+		deferred->message = g_steal_pointer(&shown);
 		if (g_main_context_is_owner(g_main_context_default()))
 			pb_log_deliver_cb(deferred);
 		else
 			g_main_context_invoke(NULL, pb_log_deliver_cb, deferred);
 		return G_LOG_WRITER_HANDLED;
 	}
-	line = pb_log_format_plain(level, message, g_get_real_time());
+	line = pb_log_format_plain(level, shown, g_get_real_time());
 	fputs(line, stderr);
 	fflush(stderr);
 	return G_LOG_WRITER_HANDLED;

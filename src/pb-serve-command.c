@@ -8,6 +8,7 @@
 #include "pb-cli.h"
 #include "pb-flow.h"
 #include "pb-queue-budget.h"
+#include "pb-text.h"
 #include "pb-tunnel-server.h"
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
@@ -139,6 +140,14 @@ pb_serve_command(int argc, char **argv)
 	    (listen_host != NULL && !pb_cli_check_address(listen_host, "--listen", &status)) ||
 	    !pb_cli_check_features(features_option, &features, &status))
 		return status;
+	if (public_host != NULL && !pb_text_is_host(public_host)) {
+		g_autofree char *shown = pb_text_escape(public_host, -1);
+		g_autofree char *message = g_strdup_printf(
+		    _("--public-host must be a host name or an IP address, not “%s”"), shown);
+
+		/* a client refuses any other in its HELLO */
+		return pb_cli_usage_error(message);
+	}
 	if (window < 1024 || window > PB_FLOW_WINDOW_MAX) {
 		g_autofree char *message =
 		    g_strdup_printf(_("--window must be between 1024 and %d bytes, not %d"),

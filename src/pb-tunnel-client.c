@@ -10,6 +10,7 @@
 #include "pb-backoff.h"
 #include "pb-error.h"
 #include "pb-local-dialer.h"
+#include "pb-text.h"
 #include "pb-tunnel.h"
 #include "pb-ws-dial.h"
 
@@ -49,6 +50,10 @@ struct _PbTunnelClient {
 	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
 	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
 	char *refusal;		    /* (owned) (nullable) why the tunnel closing now is for good */
+	guint max_connections;	    /* local connections at once; more OPENs get CLOSE */
+	guint n_dialing;	    /* local connections being opened */
+	guint n_refused;	    /* OPENs refused since the last event said so */
+	guint refused_id;	    /* (nullable) until the next such event may come */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -95,11 +100,14 @@ static void
 pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...)
 {
 	PbTunnelClientEvent *event = g_new0(PbTunnelClientEvent, 1);
+	g_autofree char *text = NULL;
 	va_list args;
 
 	va_start(args, format);
-	event->message = g_strdup_vprintf(format, args);
+	text = g_strdup_vprintf(format, args);
 	va_end(args);
+	/* it goes to terminals, the log and D-Bus, and may quote the server */
+	event->message = pb_text_escape(text, -1);
 	event->time = g_get_real_time();
 	g_queue_push_tail(&self->events, event);
 	while (self->events.length > PB_TUNNEL_CLIENT_MAX_EVENTS)
@@ -170,6 +178,7 @@ pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	g_autoptr(GSocketConnection) connection =
 	    pb_local_dialer_dial_finish(PB_LOCAL_DIALER(source), res, &error);
 
+	self->n_dialing--;
 	if (connection != NULL) {
 		pb_tunnel_connect_stream(open->tunnel, open->stream, connection);
 	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
@@ -182,12 +191,44 @@ pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	g_free(open);
 }
 
+/* Says how many OPENs were refused: at once for the first, then at most every 10 s. */
+static gboolean
+pb_tunnel_client_refused_cb(gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+
+	self->refused_id = 0;
+	if (self->n_refused == 0)
+		return G_SOURCE_REMOVE;
+	pb_tunnel_client_add_event(
+	    self,
+	    /* TRANSLATORS: the second %u is the --max-connections value */
+	    g_dngettext(GETTEXT_PACKAGE, "%u connection refused: %u are open (--max-connections)",
+			"%u connections refused: %u are open (--max-connections)", self->n_refused),
+	    self->n_refused, self->max_connections);
+	self->n_refused = 0;
+	self->refused_id = g_timeout_add_seconds(10, pb_tunnel_client_refused_cb, self);
+	return G_SOURCE_REMOVE;
+}
+
 static void
 pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
-	PbOpen *open = g_new0(PbOpen, 1);
+	PbOpen *open;
 
+	/* the server decides how many connections there are: not how many we open. Counted:
+	 * connections open (this one too) or still writing what came for them, and dials */
+	if (pb_tunnel_get_n_streams_held(tunnel) > self->max_connections ||
+	    self->n_dialing >= self->max_connections) {
+		pb_tunnel_refuse_stream(tunnel, stream); /* CLOSE */
+		self->n_refused++;
+		if (self->refused_id == 0)
+			pb_tunnel_client_refused_cb(self);
+		return;
+	}
+	open = g_new0(PbOpen, 1);
+	self->n_dialing++;
 	self->connections_total++;
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_TOTAL]);
 	open->client = g_object_ref(self);
@@ -239,6 +280,19 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
 }
 
+/* A server that breaks the protocol before we took its HELLO (a malformed frame, a HELLO
+ * that is refused) is no PiggyBack server to come back to: the client gives up. */
+static void
+pb_tunnel_client_protocol_error_cb(PbTunnel *tunnel, const char *reason, gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+
+	if (self->state == PB_TUNNEL_CLIENT_STATE_ONLINE || self->refusal != NULL)
+		return; /* later, it is lost like any tunnel, and dialled again */
+	/* TRANSLATORS: %s says what the server sent, e.g. “HELLO nests deeper than 32 levels” */
+	self->refusal = g_strdup_printf(_("the server broke the protocol: %s"), reason);
+}
+
 static void
 pb_tunnel_client_schedule_retry(PbTunnelClient *self);
 
@@ -252,14 +306,18 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	gboolean refused = self->refusal != NULL; /* for good: no reconnecting */
 	g_autofree char *reason = NULL;
 
-	if (refused)
+	if (refused) {
 		reason = g_steal_pointer(&self->refusal);
-	else if (code == 0)
+	} else if (code == 0) {
 		reason = g_strdup(_("the connection to the server was lost"));
-	else if (data != NULL && *data != '\0')
-		reason = g_strdup_printf("%s (%u)", data, code);
-	else
+	} else if (data != NULL && *data != '\0') {
+		/* the server's words: they go to terminals, the log and D-Bus */
+		g_autofree char *shown = pb_text_escape(data, -1);
+
+		reason = g_strdup_printf("%s (%u)", shown, code);
+	} else {
 		reason = g_strdup_printf(_("closed with code %u"), code);
+	}
 	pb_tunnel_client_drop_tunnel(self);
 	pb_tunnel_client_clear_hello(self);
 	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable) && !refused) {
@@ -289,6 +347,8 @@ pb_tunnel_client_start_tunnel(PbTunnelClient *self, GIOStream *connection, GByte
 	g_signal_connect(self->tunnel, "open-requested",
 			 G_CALLBACK(pb_tunnel_client_open_requested_cb), self);
 	g_signal_connect(self->tunnel, "hello", G_CALLBACK(pb_tunnel_client_hello_cb), self);
+	g_signal_connect(self->tunnel, "protocol-error",
+			 G_CALLBACK(pb_tunnel_client_protocol_error_cb), self);
 	g_signal_connect(self->tunnel, "closed", G_CALLBACK(pb_tunnel_client_tunnel_closed_cb),
 			 self);
 }
@@ -556,6 +616,7 @@ pb_tunnel_client_redialled_cb(GObject *source, GAsyncResult *res, gpointer user_
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(source);
 	g_autoptr(GError) error = NULL;
+	g_autofree char *reason = NULL;
 	gboolean permanent;
 
 	if (pb_tunnel_client_dial_finish(self, res, TRUE, &error) ||
@@ -567,7 +628,8 @@ pb_tunnel_client_redialled_cb(GObject *source, GAsyncResult *res, gpointer user_
 		return;
 	}
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
-	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, error->message);
+	reason = pb_text_escape(error->message, -1);
+	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
 }
 
 static gboolean
@@ -598,6 +660,21 @@ pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size)
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	self->max_message_size = size;
+}
+
+/**
+ * pb_tunnel_client_set_max_connections:
+ * @max_connections: connections to the local service at once, at least 1
+ *
+ * An OPEN beyond them is answered with CLOSE at once, without a local connection; an
+ * event says how many were refused, at most every 10 s.
+ */
+void
+pb_tunnel_client_set_max_connections(PbTunnelClient *self, guint max_connections)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_return_if_fail(max_connections >= 1);
+	self->max_connections = max_connections;
 }
 
 /* Seconds a connection to the local service may take (PB_LOCAL_CONNECT_TIMEOUT_S). */
@@ -692,6 +769,7 @@ pb_tunnel_client_close(PbTunnelClient *self)
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
+	g_clear_handle_id(&self->refused_id, g_source_remove);
 	if (self->tunnel != NULL)
 		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
 }
@@ -751,6 +829,7 @@ pb_tunnel_client_dispose(GObject *object)
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
+	g_clear_handle_id(&self->refused_id, g_source_remove);
 	if (self->tunnel != NULL) {
 		g_signal_handlers_disconnect_by_data(self->tunnel, self);
 		g_clear_object(&self->tunnel);
@@ -854,6 +933,7 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->features = PB_FEATURES_ALL;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
+	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }

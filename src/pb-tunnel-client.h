@@ -86,6 +86,8 @@ pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size);
 void
 pb_tunnel_client_set_keepalive(PbTunnelClient *self, guint interval_s);
 void
+pb_tunnel_client_set_max_connections(PbTunnelClient *self, guint max_connections);
+void
 pb_tunnel_client_set_local_connect_timeout(PbTunnelClient *self, guint timeout_s);
 void
 pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnect);

@@ -15,6 +15,7 @@
 #include "pb-listener.h"
 #include "pb-metrics.h"
 #include "pb-queue-budget.h"
+#include "pb-text.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
 #include "pb-web-port.h"
@@ -534,6 +535,20 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply_full(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
 					    "No free public port (--tunnel-port)", text);
 		return;
+	}
+	/* HELLO tells the client the host it reached us by: a Host header that names no host
+	 * (escape sequences, spaces) is refused here, as the client would refuse its HELLO */
+	if (self->public_host == NULL) {
+		g_autofree char *host = pb_tunnel_server_host_from_header(
+		    soup_message_headers_get_one(request, "Host"));
+
+		if (!pb_text_is_host(host)) {
+			pb_tunnel_server_reply_full(
+			    msg, SOUP_STATUS_BAD_REQUEST, "Bad Host header",
+			    "The Host header names no host name or IP address, which a tunnel's "
+			    "access URL is made of (or start the server with --public-host).\n");
+			return;
+		}
 	}
 	if (!soup_websocket_server_check_handshake(msg, NULL, NULL, NULL, &error)) {
 		g_autofree char *text = g_strdup_printf(

@@ -10,6 +10,7 @@
 #include "pb-frame.h"
 #include "pb-memory.h"
 #include "pb-proxy-header.h"
+#include "pb-text.h"
 #include "pb-watchdog.h"
 #include "pb-ws-frame.h"
 #include "pb-ws-stream.h"
@@ -65,7 +66,7 @@ struct _PbTunnel {
 	guint idle_id;		 /* (nullable) the check for such connections */
 };
 
-enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_CLOSED, SIGNAL_LAST };
+enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_PROTOCOL_ERROR, SIGNAL_CLOSED, SIGNAL_LAST };
 static guint signals[SIGNAL_LAST] = {0};
 
 G_DEFINE_FINAL_TYPE(PbTunnel, pb_tunnel, G_TYPE_OBJECT)
@@ -312,12 +313,18 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 	return stream;
 }
 
+/* @reason may quote the peer: escaped, and cut to what a close frame holds (123 bytes) */
 static void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 {
-	g_message("Closing the tunnel: protocol error: %s", reason);
+	g_autofree char *shown = pb_text_escape(reason, -1);
+	g_autofree char *close_reason = pb_text_truncate(shown, 123);
+
+	g_message("Closing the tunnel: protocol error: %s", shown);
 	self->protocol_errors++;
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, reason);
+	g_signal_emit(self, signals[SIGNAL_PROTOCOL_ERROR], 0, shown);
+	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR,
+					close_reason);
 }
 
 /* DATA payload (all of a message, or a piece on the fast path) for the connection @id. */
@@ -655,6 +662,15 @@ pb_tunnel_get_n_streams(PbTunnel *self)
 	return pb_connection_table_get_n_live(self->table);
 }
 
+/* Returns: the connections that may still hold a socket: open ones, and closed ones that
+ * are still writing what came for them */
+guint
+pb_tunnel_get_n_streams_held(PbTunnel *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	return pb_connection_table_get_n_held(self->table);
+}
+
 guint64
 pb_tunnel_get_bytes_in(PbTunnel *self)
 {
@@ -764,6 +780,16 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 	 */
 	signals[SIGNAL_HELLO] = g_signal_new("hello", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
 					     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+	/**
+	 * PbTunnel::protocol-error:
+	 * @reason: what the peer did wrong, escaped (pb_text_escape())
+	 *
+	 * The peer broke the protocol (a malformed frame, a HELLO that is refused): the
+	 * WebSocket is closing with 1002, and "closed" follows.
+	 */
+	signals[SIGNAL_PROTOCOL_ERROR] =
+	    g_signal_new("protocol-error", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 	/**
 	 * PbTunnel::closed:
 	 *

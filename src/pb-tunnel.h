@@ -57,6 +57,8 @@ void
 pb_tunnel_stats_add(PbTunnelStats *sum, const PbTunnelStats *stats);
 guint
 pb_tunnel_get_n_streams(PbTunnel *self);
+guint
+pb_tunnel_get_n_streams_held(PbTunnel *self);
 guint64
 pb_tunnel_get_bytes_in(PbTunnel *self);
 guint64

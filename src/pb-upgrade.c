@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pb-error.h"
+#include "pb-text.h"
 
 #define PB_WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -42,7 +43,9 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 {
 	g_autoptr(SoupMessageHeaders) headers =
 	    soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
-	g_autofree char *reason = NULL;
+	g_autofree char *phrase = NULL; /* the server's reason phrase, as it came */
+	g_autofree char *escaped = NULL;
+	g_autofree char *reason = NULL; /* the same, fit to be shown */
 	g_autofree char *expected = NULL;
 	guint status = 0;
 
@@ -50,28 +53,28 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 	g_return_val_if_fail(key != NULL, FALSE);
 
 	if (len == 0 || len > G_MAXINT ||
-	    !soup_headers_parse_response(text, (int)len, headers, NULL, &status, &reason)) {
+	    !soup_headers_parse_response(text, (int)len, headers, NULL, &status, &phrase)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    _("the server's answer is not HTTP"));
 		return FALSE;
 	}
+	escaped = pb_text_escape(phrase, -1);
+	reason = pb_text_truncate(escaped, 200); /* a line, not 16 KiB of one */
 	if (status == SOUP_STATUS_UNAUTHORIZED) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
 			    _("the server refused the token (%u %s): check --token-file or "
 			      "PIGGY_TOKEN"),
-			    status, reason != NULL ? reason : "");
+			    status, reason);
 		return FALSE;
 	}
 	if (status == SOUP_STATUS_FORBIDDEN) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
-			    _("the server does not allow this client (%u %s)"), status,
-			    reason != NULL ? reason : "");
+			    _("the server does not allow this client (%u %s)"), status, reason);
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {
 		g_set_error(error, PB_ERROR, PB_ERROR_REFUSED,
-			    _("the server refused the tunnel: %u %s"), status,
-			    reason != NULL ? reason : "");
+			    _("the server refused the tunnel: %u %s"), status, reason);
 		return FALSE;
 	}
 	expected = pb_upgrade_expected_accept(key);

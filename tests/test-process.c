@@ -884,9 +884,10 @@ test_memory_returned(void)
 			(const char *const[]){"serve", "-p", "0", "-l", "127.0.0.1", "-H",
 					      "127.0.0.1", "--max-connections", "100000", NULL});
 	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(tunnel.server, "Listening on"));
-	tunnel.client = proc_startv(0, env,
-				    (const char *const[]){"forward", "-p", local, "-h", "127.0.0.1",
-							  "-s", server_url, NULL});
+	tunnel.client =
+	    proc_startv(0, env,
+			(const char *const[]){"forward", "-p", local, "-h", "127.0.0.1", "-s",
+					      server_url, "--max-connections", "100000", NULL});
 	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
 	idle[0] = proc_status_bytes(tunnel.server, "RssAnon:");
 	idle[1] = proc_status_bytes(tunnel.client, "RssAnon:");

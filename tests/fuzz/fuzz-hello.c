@@ -5,6 +5,7 @@
 
 #include "pb-error.h"
 #include "pb-hello.h"
+#include "pb-text.h"
 
 #include "fuzz.h"
 
@@ -27,6 +28,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_assert_no_error(error);
 	g_assert_nonnull(hello->public_host);
 	g_assert_cmpuint(strlen(hello->public_host), >, 0);
+	/* it is shown on terminals: a host name or an address, nothing a terminal obeys */
+	g_assert_true(pb_text_is_host(hello->public_host));
+	g_assert_cmpuint(size, <=, PB_HELLO_MAX_SIZE);
 	g_assert_cmpuint(hello->tunnel_port, >, 0);
 	url = pb_hello_get_access_url(hello, "tcp");
 	g_assert_true(g_str_has_prefix(url, "tcp://"));
