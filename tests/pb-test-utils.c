@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <string.h>
 
+#include "pb-frame.h"
+
 struct _PbTestService {
 	GSocketService *service; /* (owned) a GThreadedSocketService */
 	PbTestServiceMode mode;
@@ -219,6 +221,48 @@ pb_test_connect(guint16 port)
 	return g_steal_pointer(&socket);
 }
 
+/* A raw WebSocket client of `serve` at 127.0.0.1:@port, upgraded (protocol 1); what follows
+ * the response (HELLO) is left unread in the socket. */
+GSocket *
+pb_test_ws_upgrade(guint16 port)
+{
+	const char request[] = "GET " PB_WS_PATH " HTTP/1.1\r\n"
+			       "Host: 127.0.0.1\r\n"
+			       "Upgrade: websocket\r\n"
+			       "Connection: Upgrade\r\n"
+			       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			       "Sec-WebSocket-Version: 13\r\n\r\n";
+	GSocket *socket = pb_test_connect(port);
+	char response[1024];
+	gsize got = 0;
+
+	g_assert_cmpint(g_socket_send(socket, request, strlen(request), NULL, NULL), ==,
+			strlen(request));
+	/* a byte at a time: what follows the response stays in the socket */
+	while (g_strstr_len(response, (gssize)got, "\r\n\r\n") == NULL) {
+		g_assert_cmpuint(got, <, sizeof response - 1);
+		g_assert_cmpint(g_socket_receive(socket, response + got, 1, NULL, NULL), ==, 1);
+		got++;
+		response[got] = '\0';
+	}
+	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 101"));
+	return socket;
+}
+
+/* A public client of an echo service at 127.0.0.1:GPOINTER_TO_UINT(@port): whether one byte
+ * came back; for pb_test_run_in_thread(). */
+gpointer
+pb_test_echo_one_byte_cb(gpointer port)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(port));
+	char byte = 0;
+
+	if (g_socket_send(socket, "h", 1, NULL, NULL) != 1 ||
+	    g_socket_receive(socket, &byte, 1, NULL, NULL) != 1)
+		return GINT_TO_POINTER(FALSE);
+	return GINT_TO_POINTER(byte == 'h');
+}
+
 typedef struct {
 	GThreadFunc func;
 	gpointer data;
@@ -287,6 +331,20 @@ pb_test_proc_launcher_new(void)
 {
 	return g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+/* The resident memory of the process, in bytes (VmRSS). */
+guint64
+pb_test_proc_get_rss(PbTestProc *proc)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/status", pb_test_proc_get_pid(proc));
+	g_autofree char *status = NULL;
+	const char *rss;
+
+	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+	rss = strstr(status, "VmRSS:");
+	g_assert_nonnull(rss);
+	return g_ascii_strtoull(rss + strlen("VmRSS:"), NULL, 10) * 1024;
 }
 
 /* Starts @first with the arguments that follow; stop it with pb_test_proc_finish(). */

@@ -68,6 +68,10 @@ GSocket *
 pb_test_connect(guint16 port);
 guint16
 pb_test_free_port(void);
+GSocket *
+pb_test_ws_upgrade(guint16 port);
+gpointer
+pb_test_echo_one_byte_cb(gpointer port);
 guint
 pb_test_count_fds(GSubprocess *process);
 
@@ -98,6 +102,8 @@ guint
 pb_test_proc_count_fds(PbTestProc *proc);
 int
 pb_test_proc_get_pid(PbTestProc *proc);
+guint64
+pb_test_proc_get_rss(PbTestProc *proc);
 void
 pb_test_proc_kill(PbTestProc *proc);
 int

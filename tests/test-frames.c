@@ -151,32 +151,6 @@ serve_tear_down(ServeFixture *fx, gconstpointer user_data)
 	g_assert_cmpint(pb_test_proc_finish(fx->server), ==, 0);
 }
 
-/* Upgrades a raw connection; the server's HELLO stays unread in the socket. */
-static GSocket *
-raw_upgrade(guint16 port)
-{
-	const char request[] = "GET " PB_WS_PATH " HTTP/1.1\r\n"
-			       "Host: 127.0.0.1\r\n"
-			       "Upgrade: websocket\r\n"
-			       "Connection: Upgrade\r\n"
-			       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			       "Sec-WebSocket-Version: 13\r\n\r\n";
-	GSocket *socket = pb_test_connect(port);
-	char response[1024];
-	gsize got = 0;
-
-	g_socket_set_timeout(socket, 10);
-	g_assert_true(send_all(socket, (const guint8 *)request, strlen(request)));
-	while (g_strstr_len(response, (gssize)got, "\r\n\r\n") == NULL) {
-		g_assert_cmpuint(got, <, sizeof response - 1);
-		g_assert_cmpint(g_socket_receive(socket, response + got, 1, NULL, NULL), ==, 1);
-		got++;
-		response[got] = '\0';
-	}
-	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 101"));
-	return socket;
-}
-
 /* GET /healthz; whether it answered 200 within @seconds. */
 static gboolean
 healthz_answers(guint16 port, guint seconds)
@@ -225,19 +199,6 @@ cpu_ticks(PbTestProc *proc)
 	return g_ascii_strtoull(fields[11], NULL, 10) + g_ascii_strtoull(fields[12], NULL, 10);
 }
 
-static guint64
-rss_bytes(PbTestProc *proc)
-{
-	g_autofree char *path = g_strdup_printf("/proc/%d/status", pb_test_proc_get_pid(proc));
-	g_autofree char *status = NULL;
-	const char *rss;
-
-	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
-	rss = strstr(status, "VmRSS:");
-	g_assert_nonnull(rss);
-	return g_ascii_strtoull(rss + strlen("VmRSS:"), NULL, 10) * 1024;
-}
-
 /* After a refused frame: /healthz answers while the attacker is still connected, the
  * server is not spinning, and a new WebSocket client is served. */
 static void
@@ -251,7 +212,7 @@ serve_assert_answering(ServeFixture *fx)
 	if (g_getenv("PB_TEST_SANITIZED") == NULL) /* a spinning loop takes all of 0.5 s */
 		g_assert_cmpuint(cpu_ticks(fx->server) - ticks, <, 20);
 	g_clear_object(&fx->attacker); /* gone: the server frees it */
-	next = raw_upgrade(fx->ws_port);
+	next = pb_test_ws_upgrade(fx->ws_port);
 	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
 }
 
@@ -265,7 +226,7 @@ serve_send_header(ServeFixture *fx, guint8 opcode, guint64 len)
 
 	frame[header_len] = PB_FRAME_DATA ^ test_mask[0];
 	frame[header_len + 4] = 1 ^ test_mask[0];
-	fx->attacker = raw_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
 	g_assert_true(send_all(fx->attacker, frame, header_len + 10));
 	return read_close_code(fx->attacker);
 }
@@ -314,7 +275,7 @@ test_frames_serve_at_limit(ServeFixture *fx, gconstpointer user_data)
 
 	g_test_summary("A message of exactly the limit, in one frame and in three fragments, is "
 		       "taken (an unknown connId: dropped), and the WebSocket stays open");
-	fx->attacker = raw_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
 	frame[header_len] = PB_FRAME_DATA ^ test_mask[0];
 	frame[header_len + 4] = 7 ^ test_mask[0];
 	g_assert_true(send_all(fx->attacker, frame, header_len + MAX_MESSAGE));
@@ -379,16 +340,16 @@ static void
 test_frames_serve_fragments(ServeFixture *fx, gconstpointer user_data)
 {
 	Fragments job = {0};
-	guint64 rss_before = rss_bytes(fx->server);
+	guint64 rss_before = pb_test_proc_get_rss(fx->server);
 	gint64 growth;
 
 	g_test_summary("One message of 200 MiB in 1000 KiB fragments (libsoup checks each "
 		       "fragment alone: the server grew by 200 MiB): closed with 1009 once the "
 		       "fragments pass the limit; the server's memory grows by under 16 MiB");
-	fx->attacker = raw_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
 	job.socket = fx->attacker;
 	pb_test_run_in_thread(fragments_cb, &job, 60);
-	growth = (gint64)rss_bytes(fx->server) - (gint64)rss_before;
+	growth = (gint64)pb_test_proc_get_rss(fx->server) - (gint64)rss_before;
 	g_test_message("the server took %" G_GUINT64_FORMAT " KiB of the message; RSS grew by "
 		       "%" G_GINT64_FORMAT " KiB",
 		       job.sent / 1024, growth / 1024);
@@ -619,25 +580,12 @@ flood_publics_cb(gpointer user_data)
 	return NULL;
 }
 
-static gpointer
-echo_one_byte_cb(gpointer user_data)
-{
-	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
-	char byte = 0;
-
-	g_socket_set_timeout(socket, 10);
-	if (!send_all(socket, (const guint8 *)"h", 1) ||
-	    g_socket_receive(socket, &byte, 1, NULL, NULL) != 1)
-		return GINT_TO_POINTER(FALSE);
-	return GINT_TO_POINTER(byte == 'h');
-}
-
 static void
 test_frames_buffer_v1(ServeFixture *fx, gconstpointer user_data)
 {
 	RawTunnel rt = {0};
 	Flood flood = {&rt, 0, 0, 0};
-	guint64 rss_before = rss_bytes(fx->server);
+	guint64 rss_before = pb_test_proc_get_rss(fx->server);
 	guint64 limit = 16 * 1024 * 1024;
 	guint64 buffered;
 	gint64 growth;
@@ -652,7 +600,7 @@ test_frames_buffer_v1(ServeFixture *fx, gconstpointer user_data)
 	flood.ws_port = fx->ws_port;
 	pb_test_run_in_thread(flood_publics_cb, &flood, 120);
 	buffered = scrape(fx->ws_port, "piggyback_buffered_bytes");
-	growth = (gint64)rss_bytes(fx->server) - (gint64)rss_before;
+	growth = (gint64)pb_test_proc_get_rss(fx->server) - (gint64)rss_before;
 	g_test_message("sent %" G_GUINT64_FORMAT " KiB before the server stopped reading; at most "
 		       "%" G_GUINT64_FORMAT " KiB buffered, %" G_GUINT64_FORMAT " KiB at the end; "
 		       "RSS grew by %" G_GINT64_FORMAT " KiB",
@@ -667,7 +615,7 @@ test_frames_buffer_v1(ServeFixture *fx, gconstpointer user_data)
 	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
 	/* the good tunnel's part is its own */
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 	raw_tunnel_clear(&rt);
 	pb_test_wait_until(scrape(fx->ws_port, "piggyback_buffered_bytes") == 0, 10);
 }
@@ -744,7 +692,7 @@ test_frames_buffer_v2(ServeFixture *fx, gconstpointer user_data)
 	g_test_message("credit given back once released: %" G_GUINT64_FORMAT, granted);
 	g_assert_cmpuint(granted, >=, window);
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 	raw_tunnel_clear(&rt);
 }
 
@@ -800,7 +748,7 @@ raw_server_cb(gpointer user_data)
 			       write_header(header, TRUE, 0x2, g_bytes_get_size(hello), FALSE)));
 	g_assert_true(send_all(socket, g_bytes_get_data(hello, NULL), g_bytes_get_size(hello)));
 	g_usleep(G_USEC_PER_SEC / 5); /* forward takes the HELLO and settles */
-	rss_before = rss_bytes(rs->client);
+	rss_before = pb_test_proc_get_rss(rs->client);
 
 	g_assert_true(send_all(socket, rs->attack, rs->attack_len));
 	if (rs->fragments) {
@@ -820,7 +768,7 @@ raw_server_cb(gpointer user_data)
 		g_socket_set_timeout(socket, 10);
 	}
 	rs->code = read_close_code(socket);
-	rs->rss_growth = (gint64)rss_bytes(rs->client) - (gint64)rss_before;
+	rs->rss_growth = (gint64)pb_test_proc_get_rss(rs->client) - (gint64)rss_before;
 	return NULL;
 }
 

@@ -44,25 +44,12 @@ hostile_set_up(HostileFixture *fx, gconstpointer user_data)
 	fx->baseline = pb_test_proc_count_fds(fx->server);
 }
 
-static gpointer
-echo_one_byte_cb(gpointer user_data)
-{
-	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
-	char byte = 0;
-
-	g_socket_set_timeout(socket, 10);
-	if (g_socket_send(socket, "h", 1, NULL, NULL) != 1 ||
-	    g_socket_receive(socket, &byte, 1, NULL, NULL) != 1)
-		return GINT_TO_POINTER(FALSE);
-	return GINT_TO_POINTER(byte == 'h');
-}
-
 /* The good tunnel works, and the server holds no more descriptors than before. */
 static void
 hostile_assert_unharmed(HostileFixture *fx)
 {
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 	pb_test_wait_until(pb_test_proc_count_fds(fx->server) <= fx->baseline, 10);
 	g_assert_false(pb_test_proc_exited(fx->server));
 }
@@ -243,7 +230,7 @@ test_hostile_unknown_ids(HostileFixture *fx, gconstpointer user_data)
 		attacker_send(&attacker, 0x7f, id, "from the future");
 	}
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 	pb_test_settle();
 	g_assert_false(attacker.closed);
 	/* a 1.1-style client (no Piggyback-Features): its port goes with its WebSocket */
@@ -252,33 +239,6 @@ test_hostile_unknown_ids(HostileFixture *fx, gconstpointer user_data)
 }
 
 /* --- attackers on a raw socket --- */
-
-static GSocket *
-raw_upgrade(guint16 ws_port)
-{
-	const char request[] = "GET " PB_WS_PATH " HTTP/1.1\r\n"
-			       "Host: 127.0.0.1\r\n"
-			       "Upgrade: websocket\r\n"
-			       "Connection: Upgrade\r\n"
-			       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			       "Sec-WebSocket-Version: 13\r\n\r\n";
-	GSocket *socket = pb_test_connect(ws_port);
-	char response[1024];
-	gsize got = 0;
-
-	g_socket_set_timeout(socket, 10);
-	g_assert_cmpint(g_socket_send(socket, request, strlen(request), NULL, NULL), ==,
-			strlen(request));
-	/* a byte at a time: what follows the response (HELLO) stays in the socket */
-	while (g_strstr_len(response, got, "\r\n\r\n") == NULL) {
-		g_assert_cmpuint(got, <, sizeof response - 1);
-		g_assert_cmpint(g_socket_receive(socket, response + got, 1, NULL, NULL), ==, 1);
-		got++;
-		response[got] = '\0';
-	}
-	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 101"));
-	return socket;
-}
 
 /* Reads and drops whatever comes until the server closes (end of stream or a reset);
  * FALSE if it did not within the socket's 10 s timeout. */
@@ -302,7 +262,7 @@ raw_wait_closed(GSocket *socket)
 static gpointer
 garbage_frames_cb(gpointer user_data)
 {
-	g_autoptr(GSocket) socket = raw_upgrade(GPOINTER_TO_UINT(user_data));
+	g_autoptr(GSocket) socket = pb_test_ws_upgrade(GPOINTER_TO_UINT(user_data));
 	g_autoptr(GRand) rand = g_rand_new_with_seed(20261125);
 	guint8 garbage[4096];
 
@@ -378,21 +338,6 @@ flood_cb(gpointer user_data)
 	return GINT_TO_POINTER(TRUE);
 }
 
-/* Resident memory of the server, in bytes (VmRSS). */
-static guint64
-hostile_server_rss(HostileFixture *fx)
-{
-	g_autofree char *path =
-	    g_strdup_printf("/proc/%d/status", pb_test_proc_get_pid(fx->server));
-	g_autofree char *status = NULL;
-	const char *rss;
-
-	g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
-	rss = strstr(status, "VmRSS:");
-	g_assert_nonnull(rss);
-	return g_ascii_strtoull(rss + strlen("VmRSS:"), NULL, 10) * 1024;
-}
-
 static void
 test_hostile_never_reads(HostileFixture *fx, gconstpointer user_data)
 {
@@ -403,21 +348,22 @@ test_hostile_never_reads(HostileFixture *fx, gconstpointer user_data)
 	g_test_summary("A client that never reads its WebSocket while the public floods its port: "
 		       "the server stops reading the flood once 1 MiB waits unsent (memory "
 		       "bounded), other tunnels keep working, and all is freed when it goes");
-	attacker = raw_upgrade(fx->ws_port); /* the server is another process: no loop to run */
+	attacker =
+	    pb_test_ws_upgrade(fx->ws_port); /* the server is another process: no loop to run */
 	flood.port = raw_read_hello_port(attacker);
-	rss_before = hostile_server_rss(fx);
+	rss_before = pb_test_proc_get_rss(fx->server);
 	g_assert_true(pb_test_run_in_thread(flood_cb, &flood, 60));
-	g_test_message("the flood got %" G_GUINT64_FORMAT
-		       " bytes in before the tunnel pushed back; "
-		       "server RSS grew by %" G_GINT64_FORMAT " KiB",
-		       flood.sent, ((gint64)hostile_server_rss(fx) - (gint64)rss_before) / 1024);
+	g_test_message(
+	    "the flood got %" G_GUINT64_FORMAT " bytes in before the tunnel pushed back; "
+	    "server RSS grew by %" G_GINT64_FORMAT " KiB",
+	    flood.sent, ((gint64)pb_test_proc_get_rss(fx->server) - (gint64)rss_before) / 1024);
 	/* socket buffers on both hops plus at most the 1 MiB queue and a read chunk */
 	g_assert_cmpuint(flood.sent, <, 64 * 1024 * 1024);
 	if (g_getenv("PB_TEST_SANITIZED") == NULL)
-		g_assert_cmpint((gint64)hostile_server_rss(fx) - (gint64)rss_before, <,
+		g_assert_cmpint((gint64)pb_test_proc_get_rss(fx->server) - (gint64)rss_before, <,
 				16 * 1024 * 1024);
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 	g_socket_close(attacker, NULL);
 	/* a 1.1-style client: its port goes with it */
 	hostile_assert_unharmed(fx);
@@ -541,14 +487,15 @@ test_hostile_local_service_killed(HostileFixture *fx, gconstpointer user_data)
 	g_assert_true(transfer_wait_closed(&transfer));
 
 	echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, local_port);
-	g_assert_true(pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(public_port), 10));
+	g_assert_true(
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(public_port), 10));
 	g_assert_false(pb_test_proc_exited(client));
 	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
 	pb_test_service_free(echo);
 	/* the second client's WebSocket is gone; its port is kept for it for the grace period */
 	pb_test_wait_until(pb_test_proc_count_fds(fx->server) <= fx->baseline + 1, 10);
 	g_assert_true(
-	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
+	    pb_test_run_in_thread(pb_test_echo_one_byte_cb, GUINT_TO_POINTER(fx->public_port), 10));
 }
 
 int
