@@ -15,6 +15,7 @@
 #include "pb-listener.h"
 #include "pb-metrics.h"
 #include "pb-queue-budget.h"
+#include "pb-session-table.h"
 #include "pb-text.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
@@ -32,11 +33,11 @@
 
 typedef struct {
 	PbTunnelServer *server; /* (unowned) */
-	PbTunnel *tunnel;	/* (owned) (nullable) NULL while reserved */
+	PbTunnel *tunnel;	/* (owned) */
 	PbListener *listener;	/* (owned) (nullable) the public port */
 	char *session;		/* (owned) (nullable) what the client presents to come back */
-	guint grace_id;		/* while reserved: when the port is released */
 	guint16 tunnel_port;
+	GInetAddress *address;	/* (owned) (nullable) the client's */
 	char *peer;		/* (owned) for logs */
 	gint64 connected_since; /* Unix µs */
 } PbServerClient;
@@ -62,16 +63,16 @@ struct _PbTunnelServer {
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
-	GList *clients;	       /* (owned) PbServerClient */
-	GList *reserved;       /* (owned) PbServerClient whose tunnel ended, port kept for them */
-	guint grace_s;	       /* how long a lost client's port is kept; 0 = not at all */
-	guint max_clients;     /* tunnels at once; more are refused with 503 */
-	guint max_connections; /* per tunnel; more public connections are closed at once */
-	PbTunnelStats ended;   /* the counters of the tunnels that have closed, added up */
-	gboolean metrics;      /* answer GET /metrics */
-	char *metrics_token;   /* (owned) (nullable) required on GET /metrics */
-	guint n_refused;       /* public connections refused since the last log line */
-	gint64 refused_logged; /* monotonic µs of that line */
+	GList *clients;		  /* (owned) PbServerClient */
+	PbSessionTable *reserved; /* (owned) the ports kept for clients that left */
+	guint grace_s;		  /* how long a lost client's port is kept; 0 = not at all */
+	guint max_clients;	  /* tunnels at once; more are refused with 503 */
+	guint max_connections;	  /* per tunnel; more public connections are closed at once */
+	PbTunnelStats ended;	  /* the counters of the tunnels that have closed, added up */
+	gboolean metrics;	  /* answer GET /metrics */
+	char *metrics_token;	  /* (owned) (nullable) required on GET /metrics */
+	guint n_refused;	  /* public connections refused since the last log line */
+	gint64 refused_logged;	  /* monotonic µs of that line */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
@@ -79,13 +80,13 @@ G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
 static void
 pb_server_client_free(PbServerClient *client)
 {
-	g_clear_handle_id(&client->grace_id, g_source_remove);
 	if (client->tunnel != NULL) {
 		g_signal_handlers_disconnect_by_data(client->tunnel, client);
 		g_object_unref(client->tunnel);
 	}
 	g_clear_pointer(&client->listener, pb_listener_free);
 	g_free(client->session);
+	g_clear_object(&client->address);
 	g_free(client->peer);
 	g_free(client);
 }
@@ -105,27 +106,6 @@ pb_server_client_new_session(void)
 	for (gsize i = 0; i < sizeof bytes; i++)
 		g_string_append_printf(hex, "%02x", bytes[i]);
 	return g_string_free(g_steal_pointer(&hex), FALSE);
-}
-
-static gboolean
-pb_tunnel_unref_cb(gpointer user_data)
-{
-	g_object_unref(user_data);
-	return G_SOURCE_REMOVE;
-}
-
-/* The grace period is over: the port is free for anyone. */
-static gboolean
-pb_server_client_expired_cb(gpointer user_data)
-{
-	PbServerClient *client = user_data;
-	PbTunnelServer *self = client->server;
-
-	client->grace_id = 0;
-	g_message("Port %u of client %s released", client->tunnel_port, client->peer);
-	self->reserved = g_list_remove(self->reserved, client);
-	pb_server_client_free(client);
-	return G_SOURCE_REMOVE;
 }
 
 static void
@@ -185,10 +165,33 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	}
 	g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
 		  client->tunnel_port, self->grace_s);
-	g_signal_handlers_disconnect_by_data(client->tunnel, client);
-	g_idle_add(pb_tunnel_unref_cb, g_steal_pointer(&client->tunnel));
-	client->grace_id = g_timeout_add(self->grace_s * 1000, pb_server_client_expired_cb, client);
-	self->reserved = g_list_prepend(self->reserved, client);
+	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
+				 g_steal_pointer(&client->listener), self->grace_s);
+	g_idle_add(pb_server_client_free_cb, client);
+}
+
+/* The connected client that holds @session (nullable), if any. */
+static PbServerClient *
+pb_tunnel_server_find_session(PbTunnelServer *self, const char *session)
+{
+	if (session == NULL)
+		return NULL;
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (client->session != NULL && pb_token_equal(client->session, session))
+			return client;
+	}
+	return NULL;
+}
+
+/* Whether @session (nullable) is one the server gave and still holds a port for: kept for
+ * a client that left, or a connected client's (that comes back on a new connection). */
+static gboolean
+pb_tunnel_server_knows_session(PbTunnelServer *self, const char *session)
+{
+	return pb_session_table_contains(self->reserved, session) ||
+	       pb_tunnel_server_find_session(self, session) != NULL;
 }
 
 /* Returns: (transfer full) (nullable): the public port of the client, live or gone within
@@ -196,35 +199,26 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 static PbListener *
 pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port)
 {
-	GList *lists[] = {self->reserved, self->clients};
+	PbListener *listener = pb_session_table_take(self->reserved, session);
+	PbServerClient *old;
 
-	if (session == NULL || strlen(session) != 32)
-		return NULL;
-	for (guint i = 0; i < G_N_ELEMENTS(lists); i++) {
-		for (GList *l = lists[i]; l != NULL; l = l->next) {
-			PbServerClient *old = l->data;
-			PbListener *listener;
-
-			if (g_strcmp0(old->session, session) != 0)
-				continue;
-			listener = g_steal_pointer(&old->listener);
-			pb_listener_set_accepting(listener, FALSE);
-			*port = old->tunnel_port;
-			if (old->tunnel == NULL) {
-				self->reserved = g_list_remove(self->reserved, old);
-				pb_server_client_free(old);
-			} else {
-				/* the same client on a new connection: the old one is half-open */
-				self->clients = g_list_remove(self->clients, old);
-				g_signal_handlers_disconnect_by_data(old->tunnel, old);
-				pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-						"replaced by a new connection");
-				g_idle_add(pb_server_client_free_cb, old);
-			}
-			return listener;
-		}
+	if (listener != NULL) {
+		*port = pb_listener_get_port(listener);
+		return listener;
 	}
-	return NULL;
+	old = pb_tunnel_server_find_session(self, session);
+	if (old == NULL)
+		return NULL;
+	/* the same client on a new connection: the old one is half-open */
+	listener = g_steal_pointer(&old->listener);
+	pb_listener_set_accepting(listener, FALSE);
+	*port = old->tunnel_port;
+	self->clients = g_list_remove(self->clients, old);
+	g_signal_handlers_disconnect_by_data(old->tunnel, old);
+	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+			"replaced by a new connection");
+	g_idle_add(pb_server_client_free_cb, old);
+	return listener;
 }
 
 static gboolean
@@ -236,13 +230,7 @@ pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
 		if (client->tunnel_port == port)
 			return TRUE;
 	}
-	for (GList *l = self->reserved; l != NULL; l = l->next) {
-		PbServerClient *client = l->data;
-
-		if (client->tunnel_port == port)
-			return TRUE;
-	}
-	return FALSE;
+	return pb_session_table_holds_port(self->reserved, port);
 }
 
 /* Whether public ports come from a range (--tunnel-port FIRST-LAST). */
@@ -316,6 +304,30 @@ pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError *
 	return listener;
 }
 
+/* Whether a new client from @address (nullable) may have a public port, see
+ * pb_session_table_admit(). */
+static PbAdmit
+pb_tunnel_server_admit(PbTunnelServer *self, GInetAddress *address)
+{
+	guint n_ports = pb_tunnel_server_has_port_range(self)
+			    ? (guint)(self->tunnel_port_last - self->tunnel_port) + 1
+			    : 0;
+
+	return pb_session_table_admit(self->reserved, g_list_length(self->clients),
+				      self->max_clients, n_ports, address);
+}
+
+/* The IP address of a request's client, if it has one. */
+static GInetAddress *
+pb_tunnel_server_remote_address(SoupServerMessage *msg)
+{
+	GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+
+	return G_IS_INET_SOCKET_ADDRESS(remote)
+		   ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote))
+		   : NULL;
+}
+
 /* The Host header without its port, as a client reaches this server. */
 static char *
 pb_tunnel_server_host_from_header(const char *host)
@@ -379,6 +391,9 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client->connected_since = g_get_real_time();
 	client->peer = remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
 				      : g_strdup("?");
+	if (G_IS_INET_SOCKET_ADDRESS(remote))
+		client->address =
+		    g_object_ref(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
 	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
 				       SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_tunnel_set_features(client->tunnel, features, self->window);
@@ -388,12 +403,21 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	pb_tunnel_set_queue_budget(client->tunnel, self->queue_budget);
 	client->listener = pb_tunnel_server_take_session(
 	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
-	if (client->listener != NULL)
+	if (client->listener != NULL) {
 		g_message("Client %s is back: its port %u again", client->peer,
 			  client->tunnel_port);
-	else
+	} else if (pb_tunnel_server_admit(self, client->address) != PB_ADMIT_OK) {
+		/* others took the last place between its request and the upgrade */
+		g_message("Refusing client %s: the server filled up during its upgrade",
+			  client->peer);
+		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+				"server full");
+		g_idle_add(pb_server_client_free_cb, client);
+		return;
+	} else {
 		client->listener =
 		    pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
+	}
 	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
 		client->session = pb_server_client_new_session();
@@ -477,9 +501,8 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
-	/* a client coming back with its session is let in over the limits: its port is kept */
-	gboolean returning = soup_message_headers_get_one(request, PB_SESSION_HEADER) != NULL;
 	g_autoptr(GError) error = NULL;
+	PbAdmit admit = PB_ADMIT_OK;
 
 	if (g_strcmp0(path, "/healthz") == 0) {
 		pb_tunnel_server_reply(msg, SOUP_STATUS_OK, "ok\n");
@@ -512,30 +535,6 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 				       "This tunnel server requires a token.\n");
 		return;
 	}
-	if (!returning && g_list_length(self->clients) >= self->max_clients) {
-		g_message("Refusing a client: %u tunnels are open (--max-clients)",
-			  self->max_clients);
-		pb_tunnel_server_reply_full(
-		    msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "Server full (--max-clients)",
-		    "This tunnel server has as many clients as it takes.\n");
-		return;
-	}
-	/* with a range, a new client needs a port nobody holds (binding it comes later) */
-	if (!returning && pb_tunnel_server_has_port_range(self) &&
-	    g_list_length(self->clients) + g_list_length(self->reserved) >
-		(guint)(self->tunnel_port_last - self->tunnel_port)) {
-		g_autofree char *text = g_strdup_printf(
-		    "This tunnel server has no free public port: clients hold every port "
-		    "from %u to %u.\n",
-		    self->tunnel_port, self->tunnel_port_last);
-
-		g_message("Refusing a client: every public port from %u to %u is held "
-			  "(--tunnel-port)",
-			  self->tunnel_port, self->tunnel_port_last);
-		pb_tunnel_server_reply_full(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-					    "No free public port (--tunnel-port)", text);
-		return;
-	}
 	/* HELLO tells the client the host it reached us by: a Host header that names no host
 	 * (escape sequences, spaces) is refused here, as the client would refuse its HELLO */
 	if (self->public_host == NULL) {
@@ -557,6 +556,33 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		    PB_WS_PATH, error->message);
 
 		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
+		return;
+	}
+	/* a client coming back with a session the server holds takes its own place; any other
+	 * (an unknown or made-up session too) is a new client */
+	if (!pb_tunnel_server_knows_session(
+		self, soup_message_headers_get_one(request, PB_SESSION_HEADER)))
+		admit = pb_tunnel_server_admit(self, pb_tunnel_server_remote_address(msg));
+	if (admit == PB_ADMIT_FULL) {
+		g_message("Refusing a client: %u tunnels are open or kept for their clients "
+			  "(--max-clients)",
+			  self->max_clients);
+		pb_tunnel_server_reply_full(
+		    msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "Server full (--max-clients)",
+		    "This tunnel server has as many clients as it takes.\n");
+		return;
+	}
+	if (admit == PB_ADMIT_NO_PORT) {
+		g_autofree char *text = g_strdup_printf(
+		    "This tunnel server has no free public port: clients hold every port "
+		    "from %u to %u.\n",
+		    self->tunnel_port, self->tunnel_port_last);
+
+		g_message("Refusing a client: every public port from %u to %u is held "
+			  "(--tunnel-port)",
+			  self->tunnel_port, self->tunnel_port_last);
+		pb_tunnel_server_reply_full(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+					    "No free public port (--tunnel-port)", text);
 		return;
 	}
 	/* no extensions are offered: permessage-deflate is never negotiated */
@@ -767,7 +793,9 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 				"server shutting down");
 		pb_server_client_free(client);
 	}
-	g_list_free_full(g_steal_pointer(&self->reserved), (GDestroyNotify)pb_server_client_free);
+	/* the ports kept for clients that left are closed too */
+	pb_session_table_free(self->reserved);
+	self->reserved = pb_session_table_new();
 }
 
 static void
@@ -787,6 +815,7 @@ pb_tunnel_server_finalize(GObject *object)
 	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
 
 	g_clear_object(&self->certificate);
+	pb_session_table_free(self->reserved);
 	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
@@ -821,6 +850,7 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->metrics = TRUE;
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
+	self->reserved = pb_session_table_new();
 }
 
 /**

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-session-table.h"
+
+#include "pb-admission.h"
+#include "pb-token.h"
+
+/*
+ * A client that lost its WebSocket keeps its public port for the grace period: still
+ * bound, so nobody else takes it, but not accepting. Each such reservation holds a file
+ * descriptor and, with --tunnel-port FIRST-LAST, a port of the range, so the server
+ * bounds them (--max-clients counts them, see PbTunnelServer): when a new client needs
+ * the place, the oldest reservation of the new client's own network goes first, else the
+ * oldest of all. A client coming back in time takes its reservation, its place included.
+ */
+
+typedef struct {
+	PbSessionTable *table; /* (unowned) */
+	char *session;	       /* (owned) what the client presents to come back */
+	GInetAddress *address; /* (owned) (nullable) the client's */
+	char *peer;	       /* (owned) for logs */
+	PbListener *listener;  /* (owned) the port, bound and not accepting */
+	guint expire_id;       /* when the grace period is over */
+} PbReservation;
+
+struct _PbSessionTable {
+	GQueue reservations; /* (owned) PbReservation, oldest first */
+};
+
+static void
+pb_reservation_free(PbReservation *reservation)
+{
+	g_clear_handle_id(&reservation->expire_id, g_source_remove);
+	g_clear_pointer(&reservation->listener, pb_listener_free);
+	g_clear_object(&reservation->address);
+	g_free(reservation->session);
+	g_free(reservation->peer);
+	g_free(reservation);
+}
+
+static void
+pb_session_table_remove(PbSessionTable *self, PbReservation *reservation)
+{
+	g_queue_remove(&self->reservations, reservation);
+	pb_reservation_free(reservation);
+}
+
+/* The grace period is over: the port is free for anyone. */
+static gboolean
+pb_reservation_expired_cb(gpointer user_data)
+{
+	PbReservation *reservation = user_data;
+
+	reservation->expire_id = 0;
+	g_message("Port %u of client %s released", pb_listener_get_port(reservation->listener),
+		  reservation->peer);
+	pb_session_table_remove(reservation->table, reservation);
+	return G_SOURCE_REMOVE;
+}
+
+static PbReservation *
+pb_session_table_lookup(PbSessionTable *self, const char *session)
+{
+	if (session == NULL)
+		return NULL;
+	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
+		PbReservation *reservation = l->data;
+
+		/* a session id is a secret: compared in constant time */
+		if (pb_token_equal(reservation->session, session))
+			return reservation;
+	}
+	return NULL;
+}
+
+/**
+ * pb_session_table_reserve:
+ * @session: what the client will present
+ * @address: (nullable): the client's IP address
+ * @peer: the client's address and port, for logs
+ * @listener: (transfer full): its public port, no longer accepting
+ * @grace_s: how long the port is kept
+ */
+void
+pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
+			 const char *peer, PbListener *listener, guint grace_s)
+{
+	PbReservation *reservation = g_new0(PbReservation, 1);
+
+	reservation->table = self;
+	reservation->session = g_strdup(session);
+	reservation->address = address != NULL ? g_object_ref(address) : NULL;
+	reservation->peer = g_strdup(peer);
+	reservation->listener = listener;
+	reservation->expire_id =
+	    g_timeout_add_seconds(grace_s, pb_reservation_expired_cb, reservation);
+	g_queue_push_tail(&self->reservations, reservation);
+}
+
+/* Whether a port is kept for @session (nullable). */
+gboolean
+pb_session_table_contains(PbSessionTable *self, const char *session)
+{
+	return pb_session_table_lookup(self, session) != NULL;
+}
+
+/**
+ * pb_session_table_take:
+ * @session: (nullable): what a client presents
+ *
+ * Returns: (transfer full) (nullable): the port kept for @session, which is no longer
+ * reserved
+ */
+PbListener *
+pb_session_table_take(PbSessionTable *self, const char *session)
+{
+	PbReservation *reservation = pb_session_table_lookup(self, session);
+	PbListener *listener;
+
+	if (reservation == NULL)
+		return NULL;
+	listener = g_steal_pointer(&reservation->listener);
+	pb_session_table_remove(self, reservation);
+	return listener;
+}
+
+gboolean
+pb_session_table_holds_port(PbSessionTable *self, guint16 port)
+{
+	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
+		PbReservation *reservation = l->data;
+
+		if (pb_listener_get_port(reservation->listener) == port)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Ports kept now. */
+guint
+pb_session_table_get_size(PbSessionTable *self)
+{
+	return self->reservations.length;
+}
+
+/* Closes the port kept longest for a client of @address's (nullable) network (an IPv4
+ * address, an IPv6 /64), or else the one kept longest of all, to make room for a new
+ * client; FALSE if none is kept. */
+static gboolean
+pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
+{
+	PbReservation *oldest = NULL;
+
+	for (GList *l = self->reservations.head; l != NULL && address != NULL; l = l->next) {
+		PbReservation *reservation = l->data;
+
+		if (reservation->address != NULL &&
+		    pb_admission_same_network(reservation->address, address)) {
+			oldest = reservation;
+			break;
+		}
+	}
+	if (oldest == NULL)
+		oldest = g_queue_peek_head(&self->reservations);
+	if (oldest == NULL)
+		return FALSE;
+	g_message("Port %u of client %s released early: a new client takes its place",
+		  pb_listener_get_port(oldest->listener), oldest->peer);
+	pb_session_table_remove(self, oldest);
+	return TRUE;
+}
+
+/**
+ * pb_session_table_admit:
+ * @n_connected: clients connected now
+ * @max_clients: how many clients the server takes, connected or with a port kept
+ * @n_ports: the ports of the --tunnel-port range; 0 without one
+ * @address: (nullable): the new client's IP address
+ *
+ * Whether a new client may have a public port. --max-clients counts the connected clients
+ * and the ports kept for those that left, and a range has as many ports as it has: when
+ * either is full, kept ports make room (see pb_session_table_release_oldest()); a server
+ * full of connected clients refuses.
+ */
+PbAdmit
+pb_session_table_admit(PbSessionTable *self, guint n_connected, guint max_clients, guint n_ports,
+		       GInetAddress *address)
+{
+	while (n_connected + self->reservations.length >= max_clients) {
+		if (!pb_session_table_release_oldest(self, address))
+			return PB_ADMIT_FULL;
+	}
+	while (n_ports > 0 && n_connected + self->reservations.length >= n_ports) {
+		if (!pb_session_table_release_oldest(self, address))
+			return PB_ADMIT_NO_PORT;
+	}
+	return PB_ADMIT_OK;
+}
+
+PbSessionTable *
+pb_session_table_new(void)
+{
+	PbSessionTable *self = g_new0(PbSessionTable, 1);
+
+	g_queue_init(&self->reservations);
+	return self;
+}
+
+/* Closes every port still kept. */
+void
+pb_session_table_free(PbSessionTable *self)
+{
+	if (self == NULL)
+		return;
+	g_queue_clear_full(&self->reservations, (GDestroyNotify)pb_reservation_free);
+	g_free(self);
+}

@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: ISC */
+#define _GNU_SOURCE /* memmem() */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pb-admission.h"
+#include "pb-frame.h"
+#include "pb-test-utils.h"
+
+/*
+ * Who `piggyback serve` lets in, against the real binaries over loopback (issue 19,
+ * "Hostile peers", items 3 to 5): a made-up session does not get past --max-clients, the
+ * ports kept for clients that left count against it, and a few addresses cannot fill the
+ * cap on connections waiting for their handshake. During and after each attack /healthz
+ * answers within 1 s, a real client still connects, the server holds a bounded number of
+ * descriptors and exits cleanly on SIGTERM. Attackers use source addresses of
+ * 127.0.0.0/8 other than 127.0.0.1.
+ */
+
+/* Open file descriptors of the server that are listening TCP sockets. */
+static guint
+count_listeners(PbTestProc *proc)
+{
+	int pid = pb_test_proc_get_pid(proc);
+	g_autofree char *fd_dir = g_strdup_printf("/proc/%d/fd", pid);
+	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
+	g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	const char *tables[] = {"tcp", "tcp6"};
+	const char *name;
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *path = g_build_filename(fd_dir, name, NULL);
+		g_autofree char *target = g_file_read_link(path, NULL);
+
+		if (target != NULL && g_str_has_prefix(target, "socket:["))
+			g_hash_table_add(inodes, g_strndup(target + strlen("socket:["),
+							   strlen(target) - strlen("socket:[]")));
+	}
+	for (gsize t = 0; t < G_N_ELEMENTS(tables); t++) {
+		g_autofree char *path = g_strdup_printf("/proc/%d/net/%s", pid, tables[t]);
+		g_autofree char *contents = NULL;
+		g_auto(GStrv) lines = NULL;
+
+		if (!g_file_get_contents(path, &contents, NULL, NULL))
+			continue;
+		lines = g_strsplit(contents, "\n", -1);
+		for (gsize i = 1; lines[i] != NULL; i++) {
+			g_auto(GStrv) cols = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+			g_autoptr(GPtrArray) fields = g_ptr_array_new();
+
+			for (gsize f = 0; cols[f] != NULL; f++) {
+				if (*cols[f] != '\0')
+					g_ptr_array_add(fields, cols[f]);
+			}
+			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN */
+			if (fields->len >= 10 && strcmp(fields->pdata[3], "0A") == 0 &&
+			    g_hash_table_contains(inodes, fields->pdata[9]))
+				n++;
+		}
+	}
+	return n;
+}
+
+/* A blocking socket from @source (an IPv4 address; NULL for 127.0.0.1) to 127.0.0.1:@port,
+ * with @timeout_s timeouts; NULL if it could not connect. */
+static GSocket *
+connect_from(const char *source, guint16 port, guint timeout_s)
+{
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, port);
+	g_autoptr(GSocket) socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+
+	g_assert_nonnull(socket);
+	g_socket_set_timeout(socket, timeout_s);
+	if (source != NULL) {
+		g_autoptr(GSocketAddress) from = g_inet_socket_address_new_from_string(source, 0);
+
+		g_assert_true(g_socket_bind(socket, from, FALSE, NULL));
+	}
+	if (!g_socket_connect(socket, address, NULL, NULL))
+		return NULL;
+	return g_steal_pointer(&socket);
+}
+
+/* GET /healthz; TRUE if "200" and "ok" came back within 1 s (from connect to close). */
+static gpointer
+healthz_cb(gpointer user_data)
+{
+	const char request[] = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	gint64 start = g_get_monotonic_time();
+	g_autoptr(GSocket) socket = connect_from(NULL, GPOINTER_TO_UINT(user_data), 1);
+	g_autoptr(GString) reply = g_string_new(NULL);
+	char buf[1024];
+	gssize n;
+
+	if (socket == NULL ||
+	    g_socket_send(socket, request, sizeof request - 1, NULL, NULL) != sizeof request - 1)
+		return GINT_TO_POINTER(FALSE);
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		g_string_append_len(reply, buf, n);
+	g_test_message("/healthz: %" G_GINT64_FORMAT " ms, %s",
+		       (g_get_monotonic_time() - start) / 1000,
+		       reply->len > 0 ? strtok(reply->str, "\r") : "no answer");
+	return GINT_TO_POINTER(n == 0 && g_get_monotonic_time() - start < G_USEC_PER_SEC &&
+			       g_str_has_prefix(reply->str, "HTTP/1.") &&
+			       strstr(reply->str, " 200") != NULL);
+}
+
+static void
+assert_healthz(guint16 ws_port)
+{
+	g_assert_true(pb_test_run_in_thread(healthz_cb, GUINT_TO_POINTER(ws_port), 5));
+}
+
+/* --- a client that speaks the upgrade by hand --- */
+
+typedef struct {
+	const char *source;  /* (nullable) source address; NULL for 127.0.0.1 */
+	guint16 ws_port;     /* the server's */
+	const char *headers; /* (nullable) more request header lines, each ending in \r\n */
+	guint status;	     /* the answer's status code, 0 for none (closed or reset) */
+	guint16 tunnel_port; /* from HELLO, after a 101 */
+	char session[33];    /* from HELLO, after a 101 to a protocol 2 client */
+	GSocket *socket;     /* (owned) (nullable) the WebSocket, open, after a 101 */
+} Upgrade;
+
+static gboolean
+receive_exactly(GSocket *socket, char *buf, gsize len)
+{
+	for (gsize got = 0; got < len;) {
+		gssize n = g_socket_receive(socket, buf + got, len - got, NULL, NULL);
+
+		if (n <= 0)
+			return FALSE;
+		got += (gsize)n;
+	}
+	return TRUE;
+}
+
+/* Reads HELLO, the server's first WebSocket message (unmasked, under 64 KiB). */
+static void
+upgrade_read_hello(Upgrade *up)
+{
+	guint8 head[4];
+	gsize len;
+	g_autofree char *payload = NULL;
+	const char *port;
+	const char *session;
+
+	g_assert_true(receive_exactly(up->socket, (char *)head, 2));
+	g_assert_cmpuint(head[0], ==, 0x82); /* FIN, binary */
+	len = head[1] & 0x7f;
+	if (len == 126) {
+		g_assert_true(receive_exactly(up->socket, (char *)head + 2, 2));
+		len = (gsize)head[2] << 8 | head[3];
+	}
+	g_assert_cmpuint(len, <, 127 * 256);
+	payload = g_malloc0(len + 1);
+	g_assert_true(receive_exactly(up->socket, payload, len));
+	g_assert_cmpuint(len, >, 5);
+	g_assert_cmpuint((guint8)payload[0], ==, PB_FRAME_HELLO);
+	port = memmem(payload, len, "\"tunnelPort\":", strlen("\"tunnelPort\":"));
+	g_assert_nonnull(port);
+	up->tunnel_port = (guint16)g_ascii_strtoull(port + strlen("\"tunnelPort\":"), NULL, 10);
+	session = memmem(payload, len, "\"session\":\"", strlen("\"session\":\""));
+	if (session != NULL)
+		g_strlcpy(up->session, session + strlen("\"session\":\""), sizeof up->session);
+}
+
+/* The status code of the HTTP response on @socket, 0 if it closed first. */
+static guint
+read_status(GSocket *socket)
+{
+	char response[2048];
+	gsize got = 0;
+
+	/* a byte at a time: what follows the response (HELLO) stays in the socket */
+	response[0] = '\0';
+	while (g_strstr_len(response, got, "\r\n\r\n") == NULL) {
+		g_assert_cmpuint(got, <, sizeof response - 1);
+		if (g_socket_receive(socket, response + got, 1, NULL, NULL) != 1)
+			return 0;
+		got++;
+		response[got] = '\0';
+	}
+	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 "));
+	return (guint)g_ascii_strtoull(response + strlen("HTTP/1.1 "), NULL, 10);
+}
+
+/* Sends an upgrade request; with a 101, reads HELLO and keeps the WebSocket open. */
+static gpointer
+upgrade_cb(gpointer user_data)
+{
+	Upgrade *up = user_data;
+	g_autofree char *request = g_strdup_printf("GET " PB_WS_PATH " HTTP/1.1\r\n"
+						   "Host: 127.0.0.1\r\n"
+						   "Upgrade: websocket\r\n"
+						   "Connection: Upgrade\r\n"
+						   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+						   "Sec-WebSocket-Version: 13\r\n%s\r\n",
+						   up->headers != NULL ? up->headers : "");
+	gssize len = (gssize)strlen(request);
+
+	up->tunnel_port = 0;
+	up->session[0] = '\0';
+	up->socket = connect_from(up->source, up->ws_port, 10);
+	g_assert_nonnull(up->socket);
+	up->status = g_socket_send(up->socket, request, len, NULL, NULL) == len
+			 ? read_status(up->socket)
+			 : 0;
+	if (up->status == 101)
+		upgrade_read_hello(up);
+	else
+		g_clear_object(&up->socket);
+	return GINT_TO_POINTER(TRUE);
+}
+
+static void
+upgrade(Upgrade *up)
+{
+	g_assert_true(pb_test_run_in_thread(upgrade_cb, up, 20));
+}
+
+/* Ends the WebSocket as a client that lost its connection would: no close frame. */
+static void
+upgrade_drop(Upgrade *up)
+{
+	if (up->socket != NULL)
+		g_socket_close(up->socket, NULL);
+	g_clear_object(&up->socket);
+}
+
+#define PROTOCOL_2 PB_FEATURES_HEADER ": flow, eof\r\n"
+
+/* --- the processes --- */
+
+static PbTestProc *
+serve(guint16 *ws_port, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* `piggyback serve` on 127.0.0.1 with the options that follow; *@ws_port its port. */
+static PbTestProc *
+serve(guint16 *ws_port, const char *first, ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	const char *const fixed[] = {
+	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
+	PbTestProc *server;
+	va_list args;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(fixed); i++)
+		g_ptr_array_add(argv, (gpointer)fixed[i]);
+	va_start(args, first);
+	for (const char *arg = first; arg != NULL; arg = va_arg(args, const char *))
+		g_ptr_array_add(argv, (gpointer)arg);
+	va_end(args);
+	g_ptr_array_add(argv, NULL);
+	server = pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+	*ws_port = pb_test_proc_wait_port(server, "Listening on");
+	return server;
+}
+
+/* A real `piggyback forward` to @ws_port (with the token in @token_file, nullable); NULL
+ * if it did not get a port within 10 s. */
+static PbTestProc *
+forward(guint16 ws_port, const char *token_file, guint16 *public_port)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
+	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
+			      "forward",
+			      "-p",
+			      "9",
+			      "-h",
+			      "127.0.0.1",
+			      "-s",
+			      server_url,
+			      "--no-reconnect",
+			      token_file != NULL ? "--token-file" : NULL,
+			      token_file,
+			      NULL};
+	PbTestProc *client = pb_test_proc_spawnv(launcher, argv);
+
+	*public_port = pb_test_proc_wait_port(client, "Access URL:");
+	return client;
+}
+
+/* How many lines @proc wrote with @needle so far. */
+static guint
+count_lines(PbTestProc *proc, const char *needle)
+{
+	guint n = 0;
+
+	for (const char *p = pb_test_proc_get_output(proc); (p = strstr(p, needle)) != NULL;
+	     p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void
+finish(PbTestProc *proc)
+{
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
+/* A protocol 2 client that connects and leaves at once; waits for @server to notice. */
+static void
+upgrade_and_leave(PbTestProc *server, Upgrade *up)
+{
+	guint n_gone = count_lines(server, "Client 127.0.0.2:");
+
+	upgrade(up);
+	g_assert_true(up->status == 101 || up->status == 503);
+	upgrade_drop(up);
+	/* "Client … connected", then "Client … disconnected" */
+	if (up->status == 101)
+		pb_test_wait_until(count_lines(server, "Client 127.0.0.2:") >= n_gone + 2, 10);
+}
+
+/* --- 3: a made-up session --- */
+
+static void
+test_admission_bogus_session(void)
+{
+	enum { N_ATTACKERS = 20 };
+	Upgrade attackers[N_ATTACKERS];
+	guint n_upgraded = 0;
+	guint n_full = 0;
+	guint16 ws_port;
+	guint16 port1;
+	guint16 port2;
+	PbTestProc *server = serve(&ws_port, "--max-clients", "2", NULL);
+	PbTestProc *client1 = forward(ws_port, NULL, &port1);
+	PbTestProc *client2;
+	guint baseline = pb_test_proc_count_fds(server);
+
+	g_test_summary("--max-clients 2 and 20 clients that send `Piggyback-Session: x`, a "
+		       "session the server never gave: one gets the free slot, the other 19 "
+		       "are refused with 503 as any new client; /healthz answers meanwhile; "
+		       "once they are gone a real client connects");
+	for (guint i = 0; i < N_ATTACKERS; i++) {
+		attackers[i] = (Upgrade){.source = "127.0.0.2",
+					 .ws_port = ws_port,
+					 .headers = PB_SESSION_HEADER ": x\r\n"};
+		upgrade(&attackers[i]);
+		n_upgraded += attackers[i].status == 101;
+		n_full += attackers[i].status == 503;
+	}
+	g_test_message("%u of %u upgraded, %u refused with 503; the server holds %u listening "
+		       "ports and %u descriptors (%u before)",
+		       n_upgraded, N_ATTACKERS, n_full, count_listeners(server),
+		       pb_test_proc_count_fds(server), baseline);
+	assert_healthz(ws_port);
+	g_assert_cmpuint(n_upgraded, ==, 1);
+	g_assert_cmpuint(n_full, ==, N_ATTACKERS - 1);
+	/* the WebSocket port, client1's and the one attacker's */
+	g_assert_cmpuint(count_listeners(server), ==, 3);
+	g_assert_cmpuint(pb_test_proc_count_fds(server), <=, baseline + 2);
+
+	for (guint i = 0; i < N_ATTACKERS; i++)
+		upgrade_drop(&attackers[i]);
+	/* a protocol 1 client (no Piggyback-Features) has no session: its port is closed */
+	pb_test_wait_until(count_listeners(server) == 2, 10);
+	assert_healthz(ws_port);
+	client2 = forward(ws_port, NULL, &port2);
+	g_assert_cmpuint(port2, !=, port1);
+	finish(client2);
+	finish(client1);
+	finish(server);
+}
+
+/* --- 4: ports kept for clients that left --- */
+
+static void
+test_admission_reservations(void)
+{
+	enum { N_CYCLES = 300 };
+	Upgrade attacker = {.source = "127.0.0.2", .headers = PROTOCOL_2};
+	Upgrade lost = {.source = "127.0.0.3", .headers = PROTOCOL_2};
+	g_autofree char *session_header = NULL;
+	guint n_upgraded = 0;
+	guint max_listeners = 0;
+	guint max_fds = 0;
+	guint16 ws_port;
+	guint16 port1;
+	guint16 port2;
+	guint16 lost_port;
+	guint n_kept;
+	PbTestProc *server = serve(&ws_port, "--max-clients", "2", "--grace", "60", NULL);
+	PbTestProc *client1 = forward(ws_port, NULL, &port1);
+	PbTestProc *client2;
+	guint baseline = pb_test_proc_count_fds(server);
+
+	g_test_summary("--max-clients 2, 300 times a protocol 2 client that connects and leaves "
+		       "at once (its port is kept for --grace 60 s): the ports kept count against "
+		       "--max-clients, each newcomer takes the place of the oldest one kept for "
+		       "its own address, and the server never holds more than 2 public ports; "
+		       "a client that really lost its connection comes back to its own port "
+		       "while the limit is reached; a real client connects afterwards");
+	attacker.ws_port = lost.ws_port = ws_port;
+	for (guint i = 0; i < N_CYCLES; i++) {
+		upgrade_and_leave(server, &attacker);
+		n_upgraded += attacker.status == 101;
+		if (i % 50 == 25) {
+			max_listeners = MAX(max_listeners, count_listeners(server));
+			max_fds = MAX(max_fds, pb_test_proc_count_fds(server));
+		}
+		if (i == N_CYCLES / 2)
+			assert_healthz(ws_port);
+	}
+	pb_test_settle();
+	max_listeners = MAX(max_listeners, count_listeners(server));
+	max_fds = MAX(max_fds, pb_test_proc_count_fds(server));
+	g_test_message("%u cycles, %u upgraded; at most %u listening ports and %u descriptors "
+		       "(%u with one client)",
+		       N_CYCLES, n_upgraded, max_listeners, max_fds, baseline);
+	g_assert_cmpuint(n_upgraded, ==, N_CYCLES);
+	/* the WebSocket port, client1's, one kept for the attacker */
+	g_assert_cmpuint(max_listeners, <=, 3);
+	g_assert_cmpuint(max_fds, <=, baseline + 3);
+	assert_healthz(ws_port);
+
+	/* a client loses its WebSocket; the limit is reached (client1 and its kept port) */
+	upgrade(&lost);
+	g_assert_cmpuint(lost.status, ==, 101);
+	g_assert_cmpuint(strlen(lost.session), ==, 32);
+	lost_port = lost.tunnel_port;
+	n_kept = count_lines(server, "kept for it");
+	upgrade_drop(&lost);
+	pb_test_wait_until(count_lines(server, "kept for it") > n_kept, 10);
+	session_header = g_strdup_printf(PROTOCOL_2 PB_SESSION_HEADER ": %s\r\n", lost.session);
+	lost.headers = session_header;
+	upgrade(&lost);
+	g_assert_cmpuint(lost.status, ==, 101);
+	g_assert_cmpuint(lost.tunnel_port, ==, lost_port);
+	upgrade_drop(&lost);
+
+	/* a new client takes the place of the oldest kept port */
+	client2 = forward(ws_port, NULL, &port2);
+	g_assert_cmpuint(count_listeners(server), <=, 3);
+	assert_healthz(ws_port);
+	finish(client2);
+	finish(client1);
+	finish(server);
+}
+
+/* Whether nothing has bound 127.0.0.1:@port (or every address) just now. */
+static gboolean
+port_is_free(guint16 port)
+{
+	g_autoptr(GSocket) socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GSocketAddress) address =
+	    g_inet_socket_address_new_from_string("127.0.0.1", port);
+
+	return socket != NULL && g_socket_bind(socket, address, FALSE, NULL);
+}
+
+/* @n ports in a row that are free, below the ephemeral range (see test-tunnel.c). */
+static guint16
+free_port_range(guint n)
+{
+	for (guint attempt = 0; attempt < 100; attempt++) {
+		guint16 first = (guint16)g_random_int_range(20000, 32000);
+		guint i = 0;
+
+		while (i < n && port_is_free(first + i))
+			i++;
+		if (i == n)
+			return first;
+	}
+	g_error("no %u free ports in a row", n);
+}
+
+static void
+test_admission_reservations_range(void)
+{
+	enum { N_CYCLES = 30 };
+	guint16 first = free_port_range(3);
+	g_autofree char *range = g_strdup_printf("%u-%u", first, first + 2);
+	Upgrade attacker = {.source = "127.0.0.2", .headers = PROTOCOL_2};
+	guint n_upgraded = 0;
+	guint16 ws_port;
+	guint16 port1;
+	guint16 port2;
+	PbTestProc *server = serve(&ws_port, "--tunnel-port", range, "--grace", "60", NULL);
+	PbTestProc *client1 = forward(ws_port, NULL, &port1);
+	PbTestProc *client2;
+
+	g_test_summary("--tunnel-port with 3 ports, 30 times a client that connects and leaves "
+		       "at once: the ports kept for it do not fill the range, a newcomer takes "
+		       "the place of the oldest, and a real client still gets a port");
+	attacker.ws_port = ws_port;
+	for (guint i = 0; i < N_CYCLES; i++) {
+		upgrade_and_leave(server, &attacker);
+		n_upgraded += attacker.status == 101;
+	}
+	pb_test_settle();
+	g_test_message("%u of %u cycles upgraded, %u listening ports", n_upgraded, N_CYCLES,
+		       count_listeners(server));
+	g_assert_cmpuint(n_upgraded, ==, N_CYCLES);
+	/* the WebSocket port and the range */
+	g_assert_cmpuint(count_listeners(server), ==, 4);
+	assert_healthz(ws_port);
+	client2 = forward(ws_port, NULL, &port2);
+	g_assert_cmpuint(port2, >=, first);
+	g_assert_cmpuint(port2, <=, first + 2);
+	finish(client2);
+	finish(client1);
+	finish(server);
+}
+
+/* --- networks --- */
+
+static gboolean
+same_network(const char *a, const char *b)
+{
+	g_autoptr(GInetAddress) first = g_inet_address_new_from_string(a);
+	g_autoptr(GInetAddress) second = g_inet_address_new_from_string(b);
+
+	g_assert_nonnull(first);
+	g_assert_nonnull(second);
+	return pb_admission_same_network(first, second);
+}
+
+static void
+test_admission_networks(void)
+{
+	g_test_summary("Connections are counted per IPv4 address and per IPv6 /64");
+	g_assert_true(same_network("192.0.2.7", "192.0.2.7"));
+	g_assert_false(same_network("192.0.2.7", "192.0.2.8"));
+	g_assert_true(same_network("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"));
+	g_assert_false(same_network("2001:db8:1:2::1", "2001:db8:1:3::1"));
+	g_assert_true(same_network("::ffff:192.0.2.7", "192.0.2.7"));
+	g_assert_false(same_network("::ffff:192.0.2.7", "::ffff:192.0.2.8"));
+	g_assert_false(same_network("192.0.2.7", "2001:db8::1"));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/admission/networks", test_admission_networks);
+	g_test_add_func("/admission/max-clients/made-up-session", test_admission_bogus_session);
+	g_test_add_func("/admission/max-clients/reservations", test_admission_reservations);
+	g_test_add_func("/admission/port-range/reservations", test_admission_reservations_range);
+	return g_test_run();
+}
