@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -520,6 +521,138 @@ test_admission_reservations_range(void)
 	finish(server);
 }
 
+/* --- 5: the cap on connections waiting for their handshake --- */
+
+/* Opens @n connections from @from to 127.0.0.1:@port that never send anything; how many
+ * completed within about 2 s. */
+static guint
+connect_silent(const char *from, guint16 port, int *fds, guint n)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in source = {.sin_family = AF_INET};
+	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
+	guint connected = 0;
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g_assert_cmpint(inet_pton(AF_INET, from, &source.sin_addr), ==, 1);
+	for (guint i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		g_assert_cmpint(fds[i], >=, 0);
+		g_assert_cmpint(bind(fds[i], (struct sockaddr *)&source, sizeof source), ==, 0);
+		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
+			      errno == EINPROGRESS);
+		pfds[i].fd = fds[i];
+		pfds[i].events = POLLOUT;
+	}
+	for (guint round = 0; round < 20 && connected < n; round++) {
+		connected = 0;
+		g_assert_cmpint(poll(pfds, n, 100), >=, 0);
+		for (guint i = 0; i < n; i++) {
+			int err = -1;
+			socklen_t len = sizeof err;
+
+			if ((pfds[i].revents & POLLOUT) &&
+			    getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+				connected++;
+		}
+	}
+	return connected;
+}
+
+/* How many of @fds the peer has closed (end of file or reset). */
+static guint
+count_closed_by_peer(const int *fds, guint n)
+{
+	guint closed = 0;
+
+	for (guint i = 0; i < n; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+		char byte;
+
+		if (poll(&pfd, 1, 0) == 1 && recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+			closed++;
+	}
+	return closed;
+}
+
+static void
+test_admission_pending_full(void)
+{
+	enum { N_ADDRESSES = 8, PER_ADDRESS = PB_MAX_PENDING_PER_ADDRESS_DEFAULT };
+	enum { N_SILENT = N_ADDRESSES * PER_ADDRESS };
+	g_autofree char *token_file = NULL;
+	int fds[N_SILENT];
+	int one_more;
+	int refill;
+	guint16 ws_port;
+	guint16 public_port;
+	guint baseline;
+	guint n_evicted;
+	gint64 start;
+	PbTestProc *server;
+	PbTestProc *client;
+	int token_fd;
+
+	g_test_summary("8 addresses open 32 silent connections each to the WebSocket port: the "
+		       "server-wide cap (256) is full. /healthz and a client with the token still "
+		       "get through, each taking the place of the oldest silent connection; a "
+		       "33rd from one address is closed at once; all is freed afterwards");
+	g_assert_cmpuint(N_SILENT, ==, PB_MAX_PENDING_DEFAULT);
+	token_fd = g_file_open_tmp("pb-admission-XXXXXX", &token_file, NULL);
+	g_assert_cmpint(token_fd, >=, 0);
+	g_assert_cmpint(write(token_fd, "s3cret-admission\n", 17), ==, 17);
+	close(token_fd);
+	/* the silent connections would be closed after 10 s: the attack outlasts the test */
+	server = serve(&ws_port, "--token-file", token_file, "--handshake-timeout", "60", NULL);
+	baseline = pb_test_proc_count_fds(server);
+	for (guint a = 0; a < N_ADDRESSES; a++) {
+		g_autofree char *from = g_strdup_printf("127.0.0.%u", a + 2);
+
+		g_assert_cmpuint(connect_silent(from, ws_port, fds + a * PER_ADDRESS, PER_ADDRESS),
+				 ==, PER_ADDRESS);
+	}
+	/* the server has accepted them all */
+	pb_test_wait_until(pb_test_proc_count_fds(server) >= baseline + N_SILENT, 10);
+	g_assert_cmpuint(count_closed_by_peer(fds, N_SILENT), ==, 0);
+
+	assert_healthz(ws_port);
+	/* /healthz took the place of one and is gone: the attacker takes that place again,
+	 * from a ninth address */
+	pb_test_wait_until(pb_test_proc_count_fds(server) == baseline + N_SILENT - 1, 10);
+	g_assert_cmpuint(connect_silent("127.0.0.10", ws_port, &refill, 1), ==, 1);
+	pb_test_wait_until(pb_test_proc_count_fds(server) == baseline + N_SILENT, 10);
+	start = g_get_monotonic_time();
+	client = forward(ws_port, token_file, &public_port);
+	g_test_message("the client with the token had its port after %" G_GINT64_FORMAT " ms",
+		       (g_get_monotonic_time() - start) / 1000);
+	pb_test_settle();
+	n_evicted = count_closed_by_peer(fds, N_SILENT);
+	g_test_message("%u silent connections closed to make room; the server holds %u "
+		       "descriptors (%u before the attack)",
+		       n_evicted, pb_test_proc_count_fds(server), baseline);
+	/* one for /healthz, one for the client, each the oldest */
+	g_assert_cmpuint(n_evicted, ==, 2);
+	g_assert_cmpuint(count_closed_by_peer(fds, 2), ==, 2);
+	g_assert_cmpuint(count_closed_by_peer(&refill, 1), ==, 0);
+	g_assert_cmpuint(pb_test_proc_count_fds(server), <=, baseline + N_SILENT + 2);
+
+	/* a connection over the cap of its address is closed at once */
+	g_assert_cmpuint(connect_silent("127.0.0.9", ws_port, &one_more, 1), ==, 1);
+	pb_test_wait_until(count_closed_by_peer(&one_more, 1) == 1, 5);
+	close(one_more);
+	g_assert_cmpuint(count_closed_by_peer(fds + N_SILENT - PER_ADDRESS, PER_ADDRESS), ==, 0);
+
+	for (guint i = 0; i < N_SILENT; i++)
+		close(fds[i]);
+	close(refill);
+	assert_healthz(ws_port);
+	/* left: the client's WebSocket and its public port */
+	pb_test_wait_until(pb_test_proc_count_fds(server) <= baseline + 2, 10);
+	finish(client);
+	finish(server);
+	g_unlink(token_file);
+}
+
 /* --- networks --- */
 
 static gboolean
@@ -554,5 +687,6 @@ main(int argc, char **argv)
 	g_test_add_func("/admission/max-clients/made-up-session", test_admission_bogus_session);
 	g_test_add_func("/admission/max-clients/reservations", test_admission_reservations);
 	g_test_add_func("/admission/port-range/reservations", test_admission_reservations_range);
+	g_test_add_func("/admission/pending/full", test_admission_pending_full);
 	return g_test_run();
 }
