@@ -88,7 +88,9 @@ pb_serve_command(int argc, char **argv)
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
 	     N_("BYTES")},
 	    {"max-clients", 0, 0, G_OPTION_ARG_INT, &max_clients,
-	     N_("Take at most N tunnels at once (default 64)"), N_("N")},
+	     N_("Take at most N clients at once, those whose port is still kept (--grace) "
+		"included (default 64)"),
+	     N_("N")},
 	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
 	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
 	    {"max-buffer", 0, 0, G_OPTION_ARG_INT, &max_buffer_mib,
