@@ -187,14 +187,14 @@ PbAdmit
 pb_session_table_admit(PbSessionTable *self, guint n_connected, guint max_clients, guint n_ports,
 		       GInetAddress *address)
 {
-	while (n_connected + self->reservations.length >= max_clients) {
-		if (!pb_session_table_release_oldest(self, address))
-			return PB_ADMIT_FULL;
-	}
-	while (n_ports > 0 && n_connected + self->reservations.length >= n_ports) {
-		if (!pb_session_table_release_oldest(self, address))
-			return PB_ADMIT_NO_PORT;
-	}
+	guint places = n_ports > 0 ? MIN(max_clients, n_ports) : max_clients;
+
+	/* no kept port is given up for a newcomer that is refused anyway */
+	if (n_connected >= places)
+		return n_connected >= max_clients ? PB_ADMIT_FULL : PB_ADMIT_NO_PORT;
+	/* ends: without kept ports, n_connected < places */
+	while (n_connected + self->reservations.length >= places)
+		pb_session_table_release_oldest(self, address);
 	return PB_ADMIT_OK;
 }
 
