@@ -653,6 +653,87 @@ test_admission_pending_full(void)
 	g_unlink(token_file);
 }
 
+/* The end of the connection @admission took on the server side, accepted from @source. */
+typedef struct {
+	GSocket *client;	     /* (owned) */
+	GSocketConnection *accepted; /* (owned) */
+	GSocketAddress *remote;	     /* (owned) */
+} Waiting;
+
+static gboolean
+waiting_add(PbAdmission *admission, GSocketListener *listener, guint16 port, const char *source,
+	    Waiting *waiting)
+{
+	waiting->client = connect_from(source, port, 1);
+	g_assert_nonnull(waiting->client);
+	waiting->accepted = g_socket_listener_accept(listener, NULL, NULL, NULL);
+	g_assert_nonnull(waiting->accepted);
+	waiting->remote = g_socket_connection_get_remote_address(waiting->accepted, NULL);
+	return pb_admission_add(admission, G_IO_STREAM(waiting->accepted),
+				g_socket_connection_get_socket(waiting->accepted), waiting->remote);
+}
+
+/* Whether the server side ended the connection within @timeout_ms: end of stream on the
+ * client's side. */
+static gboolean
+waiting_ended(Waiting *waiting, gint64 timeout_ms)
+{
+	char byte;
+
+	return g_socket_condition_timed_wait(waiting->client, G_IO_IN,
+					     timeout_ms * G_TIME_SPAN_MILLISECOND, NULL, NULL) &&
+	       g_socket_receive(waiting->client, &byte, 1, NULL, NULL) == 0;
+}
+
+static void
+waiting_clear(Waiting *waiting)
+{
+	g_clear_object(&waiting->client);
+	g_clear_object(&waiting->accepted);
+	g_clear_object(&waiting->remote);
+}
+
+static void
+test_admission_replace_order(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	g_autoptr(PbAdmission) admission = pb_admission_new();
+	const char *sources[] = {"127.0.0.2", "127.0.0.2", "127.0.0.3",
+				 "127.0.0.2", "127.0.0.4", "127.0.0.5"};
+	Waiting waiting[G_N_ELEMENTS(sources)] = {0};
+	guint16 port;
+
+	g_test_summary("3 places, 2 per network: a third connection of a network is refused; "
+		       "when all places are taken, a newcomer takes the place of the oldest "
+		       "connection whose request is not being answered");
+	port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+	pb_admission_set_limits(admission, 60, 3, 2);
+	for (guint i = 0; i < 3; i++)
+		g_assert_true(waiting_add(admission, listener, port, sources[i], &waiting[i]));
+	g_assert_false(waiting_add(admission, listener, port, sources[3], &waiting[3]));
+	g_assert_cmpuint(pb_admission_get_n_pending(admission), ==, 3);
+
+	/* the oldest is being answered: the second makes room */
+	pb_admission_set_busy(admission, waiting[0].remote, TRUE);
+	g_assert_true(waiting_add(admission, listener, port, sources[4], &waiting[4]));
+	g_assert_cmpuint(pb_admission_get_n_pending(admission), ==, 3);
+	g_assert_true(waiting_ended(&waiting[1], 2000));
+	g_assert_false(waiting_ended(&waiting[0], 0));
+	g_assert_false(waiting_ended(&waiting[2], 0));
+
+	/* answered, it is idle again: the oldest makes room */
+	pb_admission_set_busy(admission, waiting[0].remote, FALSE);
+	g_assert_true(waiting_add(admission, listener, port, sources[5], &waiting[5]));
+	g_assert_true(waiting_ended(&waiting[0], 2000));
+	g_assert_false(waiting_ended(&waiting[2], 0));
+	g_assert_false(waiting_ended(&waiting[4], 0));
+	g_assert_cmpuint(pb_admission_get_n_pending(admission), ==, 3);
+
+	g_clear_pointer(&admission, pb_admission_free);
+	for (guint i = 0; i < G_N_ELEMENTS(waiting); i++)
+		waiting_clear(&waiting[i]);
+}
+
 /* --- networks --- */
 
 static gboolean
@@ -688,5 +769,6 @@ main(int argc, char **argv)
 	g_test_add_func("/admission/max-clients/reservations", test_admission_reservations);
 	g_test_add_func("/admission/port-range/reservations", test_admission_reservations_range);
 	g_test_add_func("/admission/pending/full", test_admission_pending_full);
+	g_test_add_func("/admission/pending/replace-order", test_admission_replace_order);
 	return g_test_run();
 }
