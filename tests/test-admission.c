@@ -7,7 +7,9 @@
 #include <glib/gstdio.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -245,6 +247,22 @@ upgrade_drop(Upgrade *up)
 
 /* --- the processes --- */
 
+/* A test that fails leaves no piggyback behind: it is killed with the test. */
+static void
+die_with_parent_cb(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static GSubprocessLauncher *
+launcher_new(void)
+{
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
+
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent_cb, NULL, NULL);
+	return launcher;
+}
+
 static PbTestProc *
 serve(guint16 *ws_port, const char *first, ...) G_GNUC_NULL_TERMINATED;
 
@@ -252,7 +270,7 @@ serve(guint16 *ws_port, const char *first, ...) G_GNUC_NULL_TERMINATED;
 static PbTestProc *
 serve(guint16 *ws_port, const char *first, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	const char *const fixed[] = {
 	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
@@ -276,7 +294,7 @@ serve(guint16 *ws_port, const char *first, ...)
 static PbTestProc *
 forward(guint16 ws_port, const char *token_file, guint16 *public_port)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
 			      "forward",
