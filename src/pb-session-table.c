@@ -94,7 +94,7 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	reservation->peer = g_strdup(peer);
 	reservation->listener = listener;
 	reservation->expire_id =
-	    g_timeout_add_seconds(grace_s, pb_reservation_expired_cb, reservation);
+	    g_timeout_add(grace_s * 1000, pb_reservation_expired_cb, reservation);
 	g_queue_push_tail(&self->reservations, reservation);
 }
 

@@ -66,7 +66,7 @@ struct _PbTunnelServer {
 	GList *clients;		  /* (owned) PbServerClient */
 	PbSessionTable *reserved; /* (owned) the ports kept for clients that left */
 	guint grace_s;		  /* how long a lost client's port is kept; 0 = not at all */
-	guint max_clients;	  /* tunnels at once; more are refused with 503 */
+	guint max_clients;	  /* connected or with their port kept; more get 503 */
 	guint max_connections;	  /* per tunnel; more public connections are closed at once */
 	PbTunnelStats ended;	  /* the counters of the tunnels that have closed, added up */
 	gboolean metrics;	  /* answer GET /metrics */
@@ -168,6 +168,16 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
 				 g_steal_pointer(&client->listener), self->grace_s);
 	g_idle_add(pb_server_client_free_cb, client);
+}
+
+/* The session id a request presents, if it has the form of those the server gives: only
+ * those are looked for (each look is a hash per client). */
+static const char *
+pb_tunnel_server_get_session(SoupMessageHeaders *request)
+{
+	const char *session = soup_message_headers_get_one(request, PB_SESSION_HEADER);
+
+	return session != NULL && strlen(session) == 32 ? session : NULL;
 }
 
 /* The connected client that holds @session (nullable), if any. */
@@ -402,7 +412,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	pb_tunnel_set_max_message_size(client->tunnel, self->max_message_size);
 	pb_tunnel_set_queue_budget(client->tunnel, self->queue_budget);
 	client->listener = pb_tunnel_server_take_session(
-	    self, soup_message_headers_get_one(request, PB_SESSION_HEADER), &client->tunnel_port);
+	    self, pb_tunnel_server_get_session(request), &client->tunnel_port);
 	if (client->listener != NULL) {
 		g_message("Client %s is back: its port %u again", client->peer,
 			  client->tunnel_port);
@@ -560,8 +570,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	}
 	/* a client coming back with a session the server holds takes its own place; any other
 	 * (an unknown or made-up session too) is a new client */
-	if (!pb_tunnel_server_knows_session(
-		self, soup_message_headers_get_one(request, PB_SESSION_HEADER)))
+	if (!pb_tunnel_server_knows_session(self, pb_tunnel_server_get_session(request)))
 		admit = pb_tunnel_server_admit(self, pb_tunnel_server_remote_address(msg));
 	if (admit == PB_ADMIT_FULL) {
 		g_message("Refusing a client: %u tunnels are open or kept for their clients "
@@ -874,8 +883,8 @@ pb_tunnel_server_set_handshake_limits(PbTunnelServer *self, guint timeout_s, gui
 
 /**
  * pb_tunnel_server_set_limits:
- * @max_clients: tunnels at once; another client gets 503 (one coming back with a session
- *   is let in)
+ * @max_clients: clients at once, connected or with their port kept (--grace); another
+ *   client gets 503 (one coming back with its session takes its own place)
  * @max_connections: open connections per tunnel; another public connection is closed at
  *   once
  */

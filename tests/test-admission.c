@@ -352,6 +352,9 @@ static void
 test_admission_bogus_session(void)
 {
 	enum { N_ATTACKERS = 20 };
+	/* "x", and an id of the form the server gives */
+	const char *const made_up[] = {PB_SESSION_HEADER ": x\r\n",
+				       PB_SESSION_HEADER ": 0123456789abcdef0123456789abcdef\r\n"};
 	Upgrade attackers[N_ATTACKERS];
 	guint n_upgraded = 0;
 	guint n_full = 0;
@@ -363,14 +366,13 @@ test_admission_bogus_session(void)
 	PbTestProc *client2;
 	guint baseline = pb_test_proc_count_fds(server);
 
-	g_test_summary("--max-clients 2 and 20 clients that send `Piggyback-Session: x`, a "
-		       "session the server never gave: one gets the free slot, the other 19 "
+	g_test_summary("--max-clients 2 and 20 clients that send `Piggyback-Session: x` or a "
+		       "well-formed id the server never gave: one gets the free slot, the other 19 "
 		       "are refused with 503 as any new client; /healthz answers meanwhile; "
 		       "once they are gone a real client connects");
 	for (guint i = 0; i < N_ATTACKERS; i++) {
-		attackers[i] = (Upgrade){.source = "127.0.0.2",
-					 .ws_port = ws_port,
-					 .headers = PB_SESSION_HEADER ": x\r\n"};
+		attackers[i] =
+		    (Upgrade){.source = "127.0.0.2", .ws_port = ws_port, .headers = made_up[i % 2]};
 		upgrade(&attackers[i]);
 		n_upgraded += attackers[i].status == 101;
 		n_full += attackers[i].status == 503;
