@@ -4,6 +4,7 @@
 #include "pb-session-table.h"
 
 #include "pb-admission.h"
+#include "pb-frame.h"
 #include "pb-token.h"
 
 /*
@@ -12,8 +13,13 @@
  * descriptor and, with --tunnel-port FIRST-LAST, a port of the range, so the server
  * bounds them (--max-clients counts them, see PbTunnelServer): when a new client needs
  * the place, the oldest reservation of the new client's own network goes first, else the
- * oldest of all. A client coming back in time takes its reservation, its place included.
+ * oldest of all. A client coming back in time takes its reservation, its place included;
+ * from its request to its upgrade that reservation is not given to anyone else.
  */
+
+/* Seconds a reservation a client presented stays its own while its upgrade completes (the
+ * upgrade takes it much sooner). */
+#define PB_SESSION_CLAIM_S PB_HANDSHAKE_TIMEOUT_DEFAULT
 
 typedef struct {
 	PbSessionTable *table; /* (unowned) */
@@ -22,6 +28,7 @@ typedef struct {
 	char *peer;	       /* (owned) for logs */
 	PbListener *listener;  /* (owned) the port, bound and not accepting */
 	guint expire_id;       /* when the grace period is over */
+	gint64 claimed;	       /* monotonic µs of the last request presenting it; 0 = none */
 } PbReservation;
 
 struct _PbSessionTable {
@@ -98,11 +105,32 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	g_queue_push_tail(&self->reservations, reservation);
 }
 
-/* Whether a port is kept for @session (nullable). */
+/**
+ * pb_session_table_claim:
+ * @session: (nullable): what a client's request presents
+ *
+ * A port is kept for @session, and is not given to a new client while that request
+ * becomes a tunnel (pb_session_table_take()).
+ *
+ * Returns: whether a port is kept for @session
+ */
 gboolean
-pb_session_table_contains(PbSessionTable *self, const char *session)
+pb_session_table_claim(PbSessionTable *self, const char *session)
 {
-	return pb_session_table_lookup(self, session) != NULL;
+	PbReservation *reservation = pb_session_table_lookup(self, session);
+
+	if (reservation == NULL)
+		return FALSE;
+	reservation->claimed = g_get_monotonic_time();
+	return TRUE;
+}
+
+/* Whether the client of @reservation is coming back: it is not given up meanwhile. */
+static gboolean
+pb_reservation_is_claimed(PbReservation *reservation)
+{
+	return reservation->claimed != 0 &&
+	       g_get_monotonic_time() - reservation->claimed < PB_SESSION_CLAIM_S * G_USEC_PER_SEC;
 }
 
 /**
@@ -146,23 +174,25 @@ pb_session_table_get_size(PbSessionTable *self)
 
 /* Closes the port kept longest for a client of @address's (nullable) network (an IPv4
  * address, an IPv6 /64), or else the one kept longest of all, to make room for a new
- * client; FALSE if none is kept. */
+ * client; FALSE if none may be given up. */
 static gboolean
 pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 {
 	PbReservation *oldest = NULL;
 
-	for (GList *l = self->reservations.head; l != NULL && address != NULL; l = l->next) {
+	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
 
-		if (reservation->address != NULL &&
+		if (pb_reservation_is_claimed(reservation))
+			continue;
+		if (oldest == NULL)
+			oldest = reservation; /* the oldest of all, unless one of @address's */
+		if (address != NULL && reservation->address != NULL &&
 		    pb_admission_same_network(reservation->address, address)) {
 			oldest = reservation;
 			break;
 		}
 	}
-	if (oldest == NULL)
-		oldest = g_queue_peek_head(&self->reservations);
 	if (oldest == NULL)
 		return FALSE;
 	g_message("Port %u of client %s released early: a new client takes its place",
@@ -192,9 +222,12 @@ pb_session_table_admit(PbSessionTable *self, guint n_connected, guint max_client
 	/* no kept port is given up for a newcomer that is refused anyway */
 	if (n_connected >= places)
 		return n_connected >= max_clients ? PB_ADMIT_FULL : PB_ADMIT_NO_PORT;
-	/* ends: without kept ports, n_connected < places */
-	while (n_connected + self->reservations.length >= places)
-		pb_session_table_release_oldest(self, address);
+	while (n_connected + self->reservations.length >= places) {
+		if (!pb_session_table_release_oldest(self, address))
+			return n_connected + self->reservations.length >= max_clients
+				   ? PB_ADMIT_FULL
+				   : PB_ADMIT_NO_PORT;
+	}
 	return PB_ADMIT_OK;
 }
 

@@ -23,7 +23,7 @@ void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
 			 const char *peer, PbListener *listener, guint grace_s);
 gboolean
-pb_session_table_contains(PbSessionTable *self, const char *session);
+pb_session_table_claim(PbSessionTable *self, const char *session);
 PbListener *
 pb_session_table_take(PbSessionTable *self, const char *session);
 gboolean

@@ -196,11 +196,12 @@ pb_tunnel_server_find_session(PbTunnelServer *self, const char *session)
 }
 
 /* Whether @session (nullable) is one the server gave and still holds a port for: kept for
- * a client that left, or a connected client's (that comes back on a new connection). */
+ * a client that left (claimed for this request now, see pb_session_table_claim()), or a
+ * connected client's (that comes back on a new connection). */
 static gboolean
-pb_tunnel_server_knows_session(PbTunnelServer *self, const char *session)
+pb_tunnel_server_claim_session(PbTunnelServer *self, const char *session)
 {
-	return pb_session_table_contains(self->reserved, session) ||
+	return pb_session_table_claim(self->reserved, session) ||
 	       pb_tunnel_server_find_session(self, session) != NULL;
 }
 
@@ -570,7 +571,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	}
 	/* a client coming back with a session the server holds takes its own place; any other
 	 * (an unknown or made-up session too) is a new client */
-	if (!pb_tunnel_server_knows_session(self, pb_tunnel_server_get_session(request)))
+	if (!pb_tunnel_server_claim_session(self, pb_tunnel_server_get_session(request)))
 		admit = pb_tunnel_server_admit(self, pb_tunnel_server_remote_address(msg));
 	if (admit == PB_ADMIT_FULL) {
 		g_message("Refusing a client: %u tunnels are open or kept for their clients "

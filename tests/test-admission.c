@@ -15,6 +15,8 @@
 
 #include "pb-admission.h"
 #include "pb-frame.h"
+#include "pb-listener.h"
+#include "pb-session-table.h"
 #include "pb-test-utils.h"
 
 /*
@@ -541,6 +543,61 @@ test_admission_reservations_range(void)
 	finish(server);
 }
 
+/* Keeps a port on 127.0.0.1 for @session of a client from @from. */
+static guint16
+reserve(PbSessionTable *table, const char *session, const char *from)
+{
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(from);
+	g_autoptr(GSocketAddress) local = g_inet_socket_address_new_from_string("127.0.0.1", 0);
+	PbListener *listener = pb_listener_new(local, NULL, NULL, NULL);
+	guint16 port;
+
+	g_assert_nonnull(listener);
+	port = pb_listener_get_port(listener);
+	pb_session_table_reserve(table, session, address, from, listener, 60);
+	return port;
+}
+
+static void
+test_admission_session_table(void)
+{
+	g_autoptr(PbSessionTable) table = pb_session_table_new();
+	g_autoptr(GInetAddress) newcomer = g_inet_address_new_from_string("127.0.0.3");
+	const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const char *b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+	const char *c = "cccccccccccccccccccccccccccccccc";
+	guint16 port_a;
+	guint16 port_c;
+	PbListener *listener;
+
+	g_test_summary("Kept ports count against --max-clients; a newcomer releases the oldest "
+		       "of its own network first, else the oldest of all, never one whose "
+		       "client is coming back, and none when the connected clients fill the "
+		       "server");
+	port_a = reserve(table, a, "127.0.0.2");
+	reserve(table, b, "127.0.0.3");
+	port_c = reserve(table, c, "127.0.0.4");
+	g_assert_true(pb_session_table_holds_port(table, port_a));
+	/* 2 connected, 3 kept, 5 places: the newcomer of 127.0.0.3 replaces b, not the older a */
+	g_assert_cmpint(pb_session_table_admit(table, 2, 5, 0, newcomer), ==, PB_ADMIT_OK);
+	g_assert_cmpuint(pb_session_table_get_size(table), ==, 2);
+	g_assert_false(pb_session_table_claim(table, b));
+	/* a's client is coming back: c goes for the next newcomer, though a is older */
+	g_assert_true(pb_session_table_claim(table, a));
+	g_assert_cmpint(pb_session_table_admit(table, 3, 5, 0, newcomer), ==, PB_ADMIT_OK);
+	g_assert_false(pb_session_table_holds_port(table, port_c));
+	g_assert_cmpint(pb_session_table_admit(table, 4, 5, 0, newcomer), ==, PB_ADMIT_FULL);
+	/* a range of 5 ports, 4 held by connected clients: as full */
+	g_assert_cmpint(pb_session_table_admit(table, 4, 64, 5, newcomer), ==, PB_ADMIT_NO_PORT);
+	/* connected clients fill the server: the kept port stays */
+	g_assert_cmpint(pb_session_table_admit(table, 5, 5, 0, NULL), ==, PB_ADMIT_FULL);
+	listener = pb_session_table_take(table, a);
+	g_assert_nonnull(listener);
+	g_assert_cmpuint(pb_listener_get_port(listener), ==, port_a);
+	g_assert_cmpuint(pb_session_table_get_size(table), ==, 0);
+	pb_listener_free(listener);
+}
+
 /* --- 5: the cap on connections waiting for their handshake --- */
 
 /* Opens @n connections from @from to 127.0.0.1:@port that never send anything; how many
@@ -788,6 +845,7 @@ main(int argc, char **argv)
 	g_test_add_func("/admission/max-clients/made-up-session", test_admission_bogus_session);
 	g_test_add_func("/admission/max-clients/reservations", test_admission_reservations);
 	g_test_add_func("/admission/port-range/reservations", test_admission_reservations_range);
+	g_test_add_func("/admission/session-table", test_admission_session_table);
 	g_test_add_func("/admission/pending/full", test_admission_pending_full);
 	g_test_add_func("/admission/pending/replace-order", test_admission_replace_order);
 	return g_test_run();
