@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,6 +136,7 @@ typedef struct {
 	const char *headers; /* (nullable) more request header lines, each ending in \r\n */
 	guint status;	     /* the answer's status code, 0 for none (closed or reset) */
 	guint16 tunnel_port; /* from HELLO, after a 101 */
+	guint close_code;    /* when the server closed the WebSocket instead of sending HELLO */
 	char session[33];    /* from HELLO, after a 101 to a protocol 2 client */
 	GSocket *socket;     /* (owned) (nullable) the WebSocket, open, after a 101 */
 } Upgrade;
@@ -152,7 +154,8 @@ receive_exactly(GSocket *socket, char *buf, gsize len)
 	return TRUE;
 }
 
-/* Reads HELLO, the server's first WebSocket message (unmasked, under 64 KiB). */
+/* Reads HELLO, the server's first WebSocket message (unmasked, under 64 KiB), or the close
+ * frame that came instead. */
 static void
 upgrade_read_hello(Upgrade *up)
 {
@@ -163,8 +166,13 @@ upgrade_read_hello(Upgrade *up)
 	const char *session;
 
 	g_assert_true(receive_exactly(up->socket, (char *)head, 2));
-	g_assert_cmpuint(head[0], ==, 0x82); /* FIN, binary */
 	len = head[1] & 0x7f;
+	if (head[0] == 0x88 && len >= 2) { /* FIN, close */
+		g_assert_true(receive_exactly(up->socket, (char *)head + 2, 2));
+		up->close_code = (guint)head[2] << 8 | head[3];
+		return;
+	}
+	g_assert_cmpuint(head[0], ==, 0x82); /* FIN, binary */
 	if (len == 126) {
 		g_assert_true(receive_exactly(up->socket, (char *)head + 2, 2));
 		len = (gsize)head[2] << 8 | head[3];
@@ -217,6 +225,7 @@ upgrade_cb(gpointer user_data)
 	gssize len = (gssize)strlen(request);
 
 	up->tunnel_port = 0;
+	up->close_code = 0;
 	up->session[0] = '\0';
 	up->socket = connect_from(up->source, up->ws_port, 10);
 	g_assert_nonnull(up->socket);
@@ -249,30 +258,39 @@ upgrade_drop(Upgrade *up)
 
 /* --- the processes --- */
 
-/* A test that fails leaves no piggyback behind: it is killed with the test. */
+/* A test that fails leaves no piggyback behind: it is killed with the test. With a
+ * @user_data other than 0, the process may open that many files at most. */
 static void
-die_with_parent_cb(gpointer user_data)
+child_setup_cb(gpointer user_data)
 {
+	struct rlimit limit;
+
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (GPOINTER_TO_UINT(user_data) != 0 && getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+		limit.rlim_cur = GPOINTER_TO_UINT(user_data);
+		setrlimit(RLIMIT_NOFILE, &limit);
+	}
 }
 
 static GSubprocessLauncher *
-launcher_new(void)
+launcher_new(guint max_files)
 {
 	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
 
-	g_subprocess_launcher_set_child_setup(launcher, die_with_parent_cb, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, child_setup_cb, GUINT_TO_POINTER(max_files),
+					      NULL);
 	return launcher;
 }
 
 static PbTestProc *
-serve(guint16 *ws_port, const char *first, ...) G_GNUC_NULL_TERMINATED;
+serve(guint max_files, guint16 *ws_port, const char *first, ...) G_GNUC_NULL_TERMINATED;
 
-/* `piggyback serve` on 127.0.0.1 with the options that follow; *@ws_port its port. */
+/* `piggyback serve` on 127.0.0.1 with the options that follow, allowed to open @max_files
+ * files (0: as many as this process); *@ws_port its port. */
 static PbTestProc *
-serve(guint16 *ws_port, const char *first, ...)
+serve(guint max_files, guint16 *ws_port, const char *first, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new(max_files);
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	const char *const fixed[] = {
 	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
@@ -296,7 +314,7 @@ serve(guint16 *ws_port, const char *first, ...)
 static PbTestProc *
 forward(guint16 ws_port, const char *token_file, guint16 *public_port)
 {
-	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new(0);
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
 			      "forward",
@@ -342,6 +360,7 @@ upgrade_and_leave(PbTestProc *server, Upgrade *up)
 
 	upgrade(up);
 	g_assert_true(up->status == 101 || up->status == 503);
+	g_assert_cmpuint(up->close_code, ==, 0); /* 1011: "cannot open a public port" */
 	upgrade_drop(up);
 	/* "Client … connected", then "Client … disconnected" */
 	if (up->status == 101)
@@ -363,7 +382,7 @@ test_admission_bogus_session(void)
 	guint16 ws_port;
 	guint16 port1;
 	guint16 port2;
-	PbTestProc *server = serve(&ws_port, "--max-clients", "2", NULL);
+	PbTestProc *server = serve(0, &ws_port, "--max-clients", "2", NULL);
 	PbTestProc *client1 = forward(ws_port, NULL, &port1);
 	PbTestProc *client2;
 	guint baseline = pb_test_proc_count_fds(server);
@@ -419,7 +438,9 @@ test_admission_reservations(void)
 	guint16 port2;
 	guint16 lost_port;
 	guint n_kept;
-	PbTestProc *server = serve(&ws_port, "--max-clients", "2", "--grace", "60", NULL);
+	/* 300 ports kept would need more files than it may open: its clients got 1011 "cannot
+	 * open a public port" */
+	PbTestProc *server = serve(64, &ws_port, "--max-clients", "2", "--grace", "60", NULL);
 	PbTestProc *client1 = forward(ws_port, NULL, &port1);
 	PbTestProc *client2;
 	guint baseline = pb_test_proc_count_fds(server);
@@ -516,7 +537,7 @@ test_admission_reservations_range(void)
 	guint16 ws_port;
 	guint16 port1;
 	guint16 port2;
-	PbTestProc *server = serve(&ws_port, "--tunnel-port", range, "--grace", "60", NULL);
+	PbTestProc *server = serve(0, &ws_port, "--tunnel-port", range, "--grace", "60", NULL);
 	PbTestProc *client1 = forward(ws_port, NULL, &port1);
 	PbTestProc *client2;
 
@@ -680,7 +701,7 @@ test_admission_pending_full(void)
 	g_assert_cmpint(write(token_fd, "s3cret-admission\n", 17), ==, 17);
 	close(token_fd);
 	/* the silent connections would be closed after 10 s: the attack outlasts the test */
-	server = serve(&ws_port, "--token-file", token_file, "--handshake-timeout", "60", NULL);
+	server = serve(0, &ws_port, "--token-file", token_file, "--handshake-timeout", "60", NULL);
 	baseline = pb_test_proc_count_fds(server);
 	for (guint a = 0; a < N_ADDRESSES; a++) {
 		g_autofree char *from = g_strdup_printf("127.0.0.%u", a + 2);
