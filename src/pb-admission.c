@@ -77,10 +77,10 @@ pb_admission_remove_link(PbAdmission *self, GList *link)
 	g_queue_delete_link(&self->pending, link);
 }
 
-static gboolean
-pb_admission_sweep_cb(gpointer user_data)
+/* Forgets the connections libsoup closed and ends those whose handshake time is up. */
+static void
+pb_admission_sweep(PbAdmission *self)
 {
-	PbAdmission *self = user_data;
 	gint64 now = g_get_monotonic_time();
 	guint n_timed_out = 0;
 
@@ -98,6 +98,14 @@ pb_admission_sweep_cb(gpointer user_data)
 	if (n_timed_out > 0)
 		g_debug("Closed %u connections that sent no upgrade in %u s", n_timed_out,
 			self->handshake_timeout_s);
+}
+
+static gboolean
+pb_admission_sweep_cb(gpointer user_data)
+{
+	PbAdmission *self = user_data;
+
+	pb_admission_sweep(self);
 	if (self->pending.length > 0)
 		return G_SOURCE_CONTINUE;
 	self->sweep_id = 0;
@@ -137,7 +145,7 @@ pb_admission_may_wait(PbAdmission *self, GInetAddress *address)
 	if (n_same >= self->max_per_network)
 		return FALSE;
 	if (self->pending.length >= self->max_pending)
-		pb_admission_sweep_cb(self); /* those libsoup closed meanwhile do not count */
+		pb_admission_sweep(self); /* those libsoup closed meanwhile do not count */
 	return self->pending.length < self->max_pending || pb_admission_replace_oldest(self);
 }
 

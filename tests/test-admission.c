@@ -832,6 +832,39 @@ test_admission_replace_order(void)
 		waiting_clear(&waiting[i]);
 }
 
+static gboolean
+flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_admission_sweep(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	PbAdmission *admission = pb_admission_new();
+	Waiting waiting[2] = {0};
+	gboolean waited = FALSE;
+	guint16 port;
+
+	g_test_summary("A connection that closed makes room at once for the next one, and no "
+		       "timer of the admission outlives it");
+	port = g_socket_listener_add_any_inet_port(listener, NULL, NULL);
+	pb_admission_set_limits(admission, 60, 1, 1);
+	g_assert_true(waiting_add(admission, listener, port, "127.0.0.2", &waiting[0]));
+	/* what libsoup does when its peer goes away */
+	g_io_stream_close(G_IO_STREAM(waiting[0].accepted), NULL, NULL);
+	g_assert_true(waiting_add(admission, listener, port, "127.0.0.2", &waiting[1]));
+	g_assert_cmpuint(pb_admission_get_n_pending(admission), ==, 1);
+	pb_admission_free(admission);
+	/* the sweep runs every second: had one been left behind, it would run now */
+	g_timeout_add(1500, flag_cb, &waited);
+	pb_test_wait_until(waited, 5);
+	for (guint i = 0; i < G_N_ELEMENTS(waiting); i++)
+		waiting_clear(&waiting[i]);
+}
+
 /* --- networks --- */
 
 static gboolean
@@ -869,5 +902,6 @@ main(int argc, char **argv)
 	g_test_add_func("/admission/session-table", test_admission_session_table);
 	g_test_add_func("/admission/pending/full", test_admission_pending_full);
 	g_test_add_func("/admission/pending/replace-order", test_admission_replace_order);
+	g_test_add_func("/admission/pending/sweep", test_admission_sweep);
 	return g_test_run();
 }
