@@ -159,14 +159,14 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 		g_message("Client %s disconnected, port %u closed", client->peer,
 			  client->tunnel_port);
 		g_clear_pointer(&client->listener, pb_listener_free);
-		/* we are inside the tunnel's own signal: free it once that has returned */
-		g_idle_add(pb_server_client_free_cb, client);
-		return;
+	} else {
+		g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
+			  client->tunnel_port, self->grace_s);
+		pb_session_table_reserve(self->reserved, client->session, client->address,
+					 client->peer, g_steal_pointer(&client->listener),
+					 self->grace_s);
 	}
-	g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
-		  client->tunnel_port, self->grace_s);
-	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
-				 g_steal_pointer(&client->listener), self->grace_s);
+	/* we are inside the tunnel's own signal: free it once that has returned */
 	g_idle_add(pb_server_client_free_cb, client);
 }
 
