@@ -498,6 +498,40 @@ test_admission_reservations(void)
 	finish(server);
 }
 
+static void
+test_admission_comes_back(void)
+{
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new(0);
+	g_autofree char *server_url = NULL;
+	g_autofree char *access_url = NULL;
+	guint16 ws_port;
+	guint16 public_port;
+	PbTestProc *server =
+	    serve(0, &ws_port, "--max-clients", "1", "--keepalive", "1", "--grace", "30", NULL);
+	PbTestProc *client;
+
+	g_test_summary("--max-clients 1: a real client that stops answering loses its "
+		       "WebSocket, its kept port fills the server, and when it answers again it "
+		       "comes back into its own place, on the same port");
+	server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
+	client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", "9", "-h",
+				    "127.0.0.1", "-s", server_url, NULL);
+	public_port = pb_test_proc_wait_port(client, "Access URL:");
+	access_url = g_strdup_printf("Access URL: tcp://127.0.0.1:%u", public_port);
+
+	/* stopped, it answers no ping: after two intervals the server drops its tunnel */
+	g_assert_cmpint(kill(pb_test_proc_get_pid(client), SIGSTOP), ==, 0);
+	pb_test_wait_until(count_lines(server, "kept for it") == 1, 15);
+	assert_healthz(ws_port);
+	g_assert_cmpint(kill(pb_test_proc_get_pid(client), SIGCONT), ==, 0);
+	pb_test_wait_until(count_lines(client, access_url) == 2, 15);
+	g_assert_cmpuint(count_lines(server, "is back: its port"), ==, 1);
+	g_assert_cmpuint(count_lines(server, "Refusing"), ==, 0);
+	assert_healthz(ws_port);
+	finish(client);
+	finish(server);
+}
+
 /* Whether nothing has bound 127.0.0.1:@port (or every address) just now. */
 static gboolean
 port_is_free(guint16 port)
@@ -898,6 +932,7 @@ main(int argc, char **argv)
 	g_test_add_func("/admission/networks", test_admission_networks);
 	g_test_add_func("/admission/max-clients/made-up-session", test_admission_bogus_session);
 	g_test_add_func("/admission/max-clients/reservations", test_admission_reservations);
+	g_test_add_func("/admission/max-clients/comes-back", test_admission_comes_back);
 	g_test_add_func("/admission/port-range/reservations", test_admission_reservations_range);
 	g_test_add_func("/admission/session-table", test_admission_session_table);
 	g_test_add_func("/admission/pending/full", test_admission_pending_full);
