@@ -3,8 +3,13 @@
 
 #include "pb-test-utils.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pb-frame.h"
 
@@ -464,6 +469,115 @@ guint
 pb_test_proc_count_fds(PbTestProc *proc)
 {
 	return pb_test_count_fds(proc->process);
+}
+
+/* How many listening TCP sockets a running process holds (its fds against
+ * /proc/PID/net/tcp*). */
+guint
+pb_test_count_listeners(GSubprocess *process)
+{
+	const char *pid = g_subprocess_get_identifier(process);
+	g_autofree char *fd_dir = g_strdup_printf("/proc/%s/fd", pid);
+	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
+	g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	const char *tables[] = {"tcp", "tcp6"};
+	const char *name;
+	guint n = 0;
+
+	g_assert_nonnull(dir);
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree char *path = g_build_filename(fd_dir, name, NULL);
+		g_autofree char *target = g_file_read_link(path, NULL);
+
+		if (target != NULL && g_str_has_prefix(target, "socket:["))
+			g_hash_table_add(inodes, g_strndup(target + strlen("socket:["),
+							   strlen(target) - strlen("socket:[]")));
+	}
+	for (gsize t = 0; t < G_N_ELEMENTS(tables); t++) {
+		g_autofree char *path = g_strdup_printf("/proc/%s/net/%s", pid, tables[t]);
+		g_autofree char *contents = NULL;
+		g_auto(GStrv) lines = NULL;
+
+		if (!g_file_get_contents(path, &contents, NULL, NULL))
+			continue;
+		lines = g_strsplit(contents, "\n", -1);
+		for (gsize i = 1; lines[i] != NULL; i++) {
+			g_auto(GStrv) fields = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+			g_autoptr(GPtrArray) cols = g_ptr_array_new();
+
+			for (gsize f = 0; fields[f] != NULL; f++) {
+				if (*fields[f] != '\0')
+					g_ptr_array_add(cols, fields[f]);
+			}
+			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN */
+			if (cols->len >= 10 && strcmp(cols->pdata[3], "0A") == 0 &&
+			    g_hash_table_contains(inodes, cols->pdata[9]))
+				n++;
+		}
+	}
+	return n;
+}
+
+guint
+pb_test_proc_count_listeners(PbTestProc *proc)
+{
+	return pb_test_count_listeners(proc->process);
+}
+
+/* Opens @n non-blocking connections to 127.0.0.1:@port from @from (nullable: an address of
+ * 127.0.0.0/8; NULL for the usual 127.0.0.1) that send nothing; how many completed within
+ * about 2 s. The caller closes @fds. */
+guint
+pb_test_connect_burst(guint16 port, const char *from, int *fds, guint n)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in source = {.sin_family = AF_INET};
+	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
+	guint connected = 0;
+
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (from != NULL)
+		g_assert_cmpint(inet_pton(AF_INET, from, &source.sin_addr), ==, 1);
+	for (guint i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		g_assert_cmpint(fds[i], >=, 0);
+		if (from != NULL)
+			g_assert_cmpint(bind(fds[i], (struct sockaddr *)&source, sizeof source), ==,
+					0);
+		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
+			      errno == EINPROGRESS);
+		pfds[i].fd = fds[i];
+		pfds[i].events = POLLOUT;
+	}
+	for (guint round = 0; round < 20 && connected < n; round++) {
+		connected = 0;
+		g_assert_cmpint(poll(pfds, n, 100), >=, 0);
+		for (guint i = 0; i < n; i++) {
+			int err = -1;
+			socklen_t len = sizeof err;
+
+			if ((pfds[i].revents & POLLOUT) &&
+			    getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+				connected++;
+		}
+	}
+	return connected;
+}
+
+/* How many of @fds the peer has closed (end of file or reset). */
+guint
+pb_test_count_closed_by_peer(const int *fds, guint n)
+{
+	guint closed = 0;
+
+	for (guint i = 0; i < n; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+		char byte;
+
+		if (poll(&pfd, 1, 0) == 1 && recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+			closed++;
+	}
+	return closed;
 }
 
 /* A TCP port nothing listens on just now (someone may take it before the caller). */

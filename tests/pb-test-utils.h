@@ -74,6 +74,12 @@ gpointer
 pb_test_echo_one_byte_cb(gpointer port);
 guint
 pb_test_count_fds(GSubprocess *process);
+guint
+pb_test_count_listeners(GSubprocess *process);
+guint
+pb_test_connect_burst(guint16 port, const char *from, int *fds, guint n);
+guint
+pb_test_count_closed_by_peer(const int *fds, guint n);
 
 /* Runs @func(@data) in a thread while iterating the main context; fails after @seconds. */
 gpointer
@@ -100,6 +106,8 @@ guint16
 pb_test_proc_wait_port(PbTestProc *proc, const char *needle);
 guint
 pb_test_proc_count_fds(PbTestProc *proc);
+guint
+pb_test_proc_count_listeners(PbTestProc *proc);
 int
 pb_test_proc_get_pid(PbTestProc *proc);
 guint64

@@ -2,11 +2,7 @@
 #define _GNU_SOURCE /* memmem() */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <glib/gstdio.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -29,52 +25,6 @@
  * descriptors and exits cleanly on SIGTERM. Attackers use source addresses of
  * 127.0.0.0/8 other than 127.0.0.1.
  */
-
-/* Open file descriptors of the server that are listening TCP sockets. */
-static guint
-count_listeners(PbTestProc *proc)
-{
-	int pid = pb_test_proc_get_pid(proc);
-	g_autofree char *fd_dir = g_strdup_printf("/proc/%d/fd", pid);
-	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
-	g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	const char *tables[] = {"tcp", "tcp6"};
-	const char *name;
-	guint n = 0;
-
-	g_assert_nonnull(dir);
-	while ((name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *path = g_build_filename(fd_dir, name, NULL);
-		g_autofree char *target = g_file_read_link(path, NULL);
-
-		if (target != NULL && g_str_has_prefix(target, "socket:["))
-			g_hash_table_add(inodes, g_strndup(target + strlen("socket:["),
-							   strlen(target) - strlen("socket:[]")));
-	}
-	for (gsize t = 0; t < G_N_ELEMENTS(tables); t++) {
-		g_autofree char *path = g_strdup_printf("/proc/%d/net/%s", pid, tables[t]);
-		g_autofree char *contents = NULL;
-		g_auto(GStrv) lines = NULL;
-
-		if (!g_file_get_contents(path, &contents, NULL, NULL))
-			continue;
-		lines = g_strsplit(contents, "\n", -1);
-		for (gsize i = 1; lines[i] != NULL; i++) {
-			g_auto(GStrv) cols = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
-			g_autoptr(GPtrArray) fields = g_ptr_array_new();
-
-			for (gsize f = 0; cols[f] != NULL; f++) {
-				if (*cols[f] != '\0')
-					g_ptr_array_add(fields, cols[f]);
-			}
-			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN */
-			if (fields->len >= 10 && strcmp(fields->pdata[3], "0A") == 0 &&
-			    g_hash_table_contains(inodes, fields->pdata[9]))
-				n++;
-		}
-	}
-	return n;
-}
 
 /* A blocking socket from @source (an IPv4 address; NULL for 127.0.0.1) to 127.0.0.1:@port,
  * with @timeout_s timeouts; NULL if it could not connect. */
@@ -400,19 +350,19 @@ test_admission_bogus_session(void)
 	}
 	g_test_message("%u of %u upgraded, %u refused with 503; the server holds %u listening "
 		       "ports and %u descriptors (%u before)",
-		       n_upgraded, N_ATTACKERS, n_full, count_listeners(server),
+		       n_upgraded, N_ATTACKERS, n_full, pb_test_proc_count_listeners(server),
 		       pb_test_proc_count_fds(server), baseline);
 	assert_healthz(ws_port);
 	g_assert_cmpuint(n_upgraded, ==, 1);
 	g_assert_cmpuint(n_full, ==, N_ATTACKERS - 1);
 	/* the WebSocket port, client1's and the one attacker's */
-	g_assert_cmpuint(count_listeners(server), ==, 3);
+	g_assert_cmpuint(pb_test_proc_count_listeners(server), ==, 3);
 	g_assert_cmpuint(pb_test_proc_count_fds(server), <=, baseline + 2);
 
 	for (guint i = 0; i < N_ATTACKERS; i++)
 		upgrade_drop(&attackers[i]);
 	/* a protocol 1 client (no Piggyback-Features) has no session: its port is closed */
-	pb_test_wait_until(count_listeners(server) == 2, 10);
+	pb_test_wait_until(pb_test_proc_count_listeners(server) == 2, 10);
 	assert_healthz(ws_port);
 	client2 = forward(ws_port, NULL, &port2);
 	g_assert_cmpuint(port2, !=, port1);
@@ -456,14 +406,14 @@ test_admission_reservations(void)
 		upgrade_and_leave(server, &attacker);
 		n_upgraded += attacker.status == 101;
 		if (i % 50 == 25) {
-			max_listeners = MAX(max_listeners, count_listeners(server));
+			max_listeners = MAX(max_listeners, pb_test_proc_count_listeners(server));
 			max_fds = MAX(max_fds, pb_test_proc_count_fds(server));
 		}
 		if (i == N_CYCLES / 2)
 			assert_healthz(ws_port);
 	}
 	pb_test_settle();
-	max_listeners = MAX(max_listeners, count_listeners(server));
+	max_listeners = MAX(max_listeners, pb_test_proc_count_listeners(server));
 	max_fds = MAX(max_fds, pb_test_proc_count_fds(server));
 	g_test_message("%u cycles, %u upgraded; at most %u listening ports and %u descriptors "
 		       "(%u with one client)",
@@ -491,7 +441,7 @@ test_admission_reservations(void)
 
 	/* a new client takes the place of the oldest kept port */
 	client2 = forward(ws_port, NULL, &port2);
-	g_assert_cmpuint(count_listeners(server), <=, 3);
+	g_assert_cmpuint(pb_test_proc_count_listeners(server), <=, 3);
 	assert_healthz(ws_port);
 	finish(client2);
 	finish(client1);
@@ -585,10 +535,10 @@ test_admission_reservations_range(void)
 	}
 	pb_test_settle();
 	g_test_message("%u of %u cycles upgraded, %u listening ports", n_upgraded, N_CYCLES,
-		       count_listeners(server));
+		       pb_test_proc_count_listeners(server));
 	g_assert_cmpuint(n_upgraded, ==, N_CYCLES);
 	/* the WebSocket port and the range */
-	g_assert_cmpuint(count_listeners(server), ==, 4);
+	g_assert_cmpuint(pb_test_proc_count_listeners(server), ==, 4);
 	assert_healthz(ws_port);
 	client2 = forward(ws_port, NULL, &port2);
 	g_assert_cmpuint(port2, >=, first);
@@ -655,58 +605,6 @@ test_admission_session_table(void)
 
 /* --- 5: the cap on connections waiting for their handshake --- */
 
-/* Opens @n connections from @from to 127.0.0.1:@port that never send anything; how many
- * completed within about 2 s. */
-static guint
-connect_silent(const char *from, guint16 port, int *fds, guint n)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct sockaddr_in source = {.sin_family = AF_INET};
-	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
-	guint connected = 0;
-
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g_assert_cmpint(inet_pton(AF_INET, from, &source.sin_addr), ==, 1);
-	for (guint i = 0; i < n; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		g_assert_cmpint(fds[i], >=, 0);
-		g_assert_cmpint(bind(fds[i], (struct sockaddr *)&source, sizeof source), ==, 0);
-		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
-			      errno == EINPROGRESS);
-		pfds[i].fd = fds[i];
-		pfds[i].events = POLLOUT;
-	}
-	for (guint round = 0; round < 20 && connected < n; round++) {
-		connected = 0;
-		g_assert_cmpint(poll(pfds, n, 100), >=, 0);
-		for (guint i = 0; i < n; i++) {
-			int err = -1;
-			socklen_t len = sizeof err;
-
-			if ((pfds[i].revents & POLLOUT) &&
-			    getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
-				connected++;
-		}
-	}
-	return connected;
-}
-
-/* How many of @fds the peer has closed (end of file or reset). */
-static guint
-count_closed_by_peer(const int *fds, guint n)
-{
-	guint closed = 0;
-
-	for (guint i = 0; i < n; i++) {
-		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
-		char byte;
-
-		if (poll(&pfd, 1, 0) == 1 && recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
-			closed++;
-	}
-	return closed;
-}
-
 static void
 test_admission_pending_full(void)
 {
@@ -740,39 +638,41 @@ test_admission_pending_full(void)
 	for (guint a = 0; a < N_ADDRESSES; a++) {
 		g_autofree char *from = g_strdup_printf("127.0.0.%u", a + 2);
 
-		g_assert_cmpuint(connect_silent(from, ws_port, fds + a * PER_ADDRESS, PER_ADDRESS),
-				 ==, PER_ADDRESS);
+		g_assert_cmpuint(
+		    pb_test_connect_burst(ws_port, from, fds + a * PER_ADDRESS, PER_ADDRESS), ==,
+		    PER_ADDRESS);
 	}
 	/* the server has accepted them all */
 	pb_test_wait_until(pb_test_proc_count_fds(server) >= baseline + N_SILENT, 10);
-	g_assert_cmpuint(count_closed_by_peer(fds, N_SILENT), ==, 0);
+	g_assert_cmpuint(pb_test_count_closed_by_peer(fds, N_SILENT), ==, 0);
 
 	assert_healthz(ws_port);
 	/* /healthz took the place of one and is gone: the attacker takes that place again,
 	 * from a ninth address */
 	pb_test_wait_until(pb_test_proc_count_fds(server) == baseline + N_SILENT - 1, 10);
-	g_assert_cmpuint(connect_silent("127.0.0.10", ws_port, &refill, 1), ==, 1);
+	g_assert_cmpuint(pb_test_connect_burst(ws_port, "127.0.0.10", &refill, 1), ==, 1);
 	pb_test_wait_until(pb_test_proc_count_fds(server) == baseline + N_SILENT, 10);
 	start = g_get_monotonic_time();
 	client = forward(ws_port, token_file, &public_port);
 	g_test_message("the client with the token had its port after %" G_GINT64_FORMAT " ms",
 		       (g_get_monotonic_time() - start) / 1000);
 	pb_test_settle();
-	n_evicted = count_closed_by_peer(fds, N_SILENT);
+	n_evicted = pb_test_count_closed_by_peer(fds, N_SILENT);
 	g_test_message("%u silent connections closed to make room; the server holds %u "
 		       "descriptors (%u before the attack)",
 		       n_evicted, pb_test_proc_count_fds(server), baseline);
 	/* one for /healthz, one for the client, each the oldest */
 	g_assert_cmpuint(n_evicted, ==, 2);
-	g_assert_cmpuint(count_closed_by_peer(fds, 2), ==, 2);
-	g_assert_cmpuint(count_closed_by_peer(&refill, 1), ==, 0);
+	g_assert_cmpuint(pb_test_count_closed_by_peer(fds, 2), ==, 2);
+	g_assert_cmpuint(pb_test_count_closed_by_peer(&refill, 1), ==, 0);
 	g_assert_cmpuint(pb_test_proc_count_fds(server), <=, baseline + N_SILENT + 2);
 
 	/* a connection over the cap of its address is closed at once */
-	g_assert_cmpuint(connect_silent("127.0.0.9", ws_port, &one_more, 1), ==, 1);
-	pb_test_wait_until(count_closed_by_peer(&one_more, 1) == 1, 5);
+	g_assert_cmpuint(pb_test_connect_burst(ws_port, "127.0.0.9", &one_more, 1), ==, 1);
+	pb_test_wait_until(pb_test_count_closed_by_peer(&one_more, 1) == 1, 5);
 	close(one_more);
-	g_assert_cmpuint(count_closed_by_peer(fds + N_SILENT - PER_ADDRESS, PER_ADDRESS), ==, 0);
+	g_assert_cmpuint(pb_test_count_closed_by_peer(fds + N_SILENT - PER_ADDRESS, PER_ADDRESS),
+			 ==, 0);
 
 	for (guint i = 0; i < N_SILENT; i++)
 		close(fds[i]);

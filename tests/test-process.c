@@ -185,9 +185,6 @@ proc_peak_rss(Proc *proc)
 	return proc_status_bytes(proc, "VmHWM:");
 }
 
-static guint
-proc_count_listeners(Proc *proc);
-
 /* Stops the process with SIGTERM if it still runs; it must then exit cleanly with 0 (and,
  * in a sanitizer build, without leaks). */
 static void
@@ -485,7 +482,7 @@ test_client_killed(void)
 	/* the port is kept for the client for --grace 1, then closed: the server listens on its
 	 * WebSocket port only (a connect to the old port could reach another test's listener,
 	 * or connect to itself) */
-	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 10);
+	pb_test_wait_until(pb_test_count_listeners(tunnel.server->process) == 1, 10);
 	tunnel_stop(&tunnel);
 	pb_test_service_free(echo);
 }
@@ -546,9 +543,9 @@ test_keepalive_dead_client(void)
 	tunnel.client = proc_start("forward", "-p", "9", "-h", "127.0.0.1", "-s", server_url,
 				   "--no-reconnect", NULL);
 	proc_wait_line(tunnel.client, "HTTP URL:");
-	g_assert_cmpuint(proc_count_listeners(tunnel.server), ==, 2);
+	g_assert_cmpuint(pb_test_count_listeners(tunnel.server->process), ==, 2);
 	g_subprocess_send_signal(tunnel.client->process, SIGSTOP);
-	pb_test_wait_until(proc_count_listeners(tunnel.server) == 1, 15);
+	pb_test_wait_until(pb_test_count_listeners(tunnel.server->process) == 1, 15);
 	g_subprocess_send_signal(tunnel.client->process, SIGKILL);
 	pb_test_wait_until(tunnel.client->exited, 10);
 	tunnel_stop(&tunnel);
@@ -617,66 +614,6 @@ test_server_restarted(void)
 	pb_test_service_free(echo);
 }
 
-/* Opens @n non-blocking connections to @port on 127.0.0.1 from @from (an address of
- * 127.0.0.0/8, or 0 for the usual 127.0.0.1); how many completed within about 2 s. */
-static guint
-connect_burst_from(guint16 port, in_addr_t from, int *fds, guint n)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct sockaddr_in source = {.sin_family = AF_INET};
-	g_autofree struct pollfd *pfds = g_new0(struct pollfd, n);
-	guint connected = 0;
-
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	source.sin_addr.s_addr = htonl(from);
-	for (guint i = 0; i < n; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		g_assert_cmpint(fds[i], >=, 0);
-		if (from != 0)
-			g_assert_cmpint(bind(fds[i], (struct sockaddr *)&source, sizeof source), ==,
-					0);
-		g_assert_true(connect(fds[i], (struct sockaddr *)&addr, sizeof addr) == 0 ||
-			      errno == EINPROGRESS);
-		pfds[i].fd = fds[i];
-		pfds[i].events = POLLOUT;
-	}
-	for (guint round = 0; round < 20 && connected < n; round++) {
-		connected = 0;
-		g_assert_cmpint(poll(pfds, n, 100), >=, 0);
-		for (guint i = 0; i < n; i++) {
-			int err = -1;
-			socklen_t len = sizeof err;
-
-			if ((pfds[i].revents & POLLOUT) &&
-			    getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
-				connected++;
-		}
-	}
-	return connected;
-}
-
-static guint
-connect_burst(guint16 port, int *fds, guint n)
-{
-	return connect_burst_from(port, 0, fds, n);
-}
-
-/* How many of @fds the peer has closed (end of file or reset). */
-static guint
-count_closed_by_peer(const int *fds, guint n)
-{
-	guint closed = 0;
-
-	for (guint i = 0; i < n; i++) {
-		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
-		char byte;
-
-		if (poll(&pfd, 1, 0) == 1 && recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
-			closed++;
-	}
-	return closed;
-}
-
 #define BURST 50 /* under the echo service's 64 threads */
 
 /* Each connection of the burst echoes a byte, then closes. */
@@ -710,7 +647,7 @@ test_connect_burst(void)
 		       "which dropped the rest of a burst for a second (SYN retransmission)");
 	tunnel_start(&tunnel, pb_test_service_get_port(echo));
 	g_subprocess_send_signal(tunnel.server->process, SIGSTOP); /* nothing is accepted */
-	g_assert_cmpuint(connect_burst(tunnel.public_port, fds, BURST), ==, BURST);
+	g_assert_cmpuint(pb_test_connect_burst(tunnel.public_port, NULL, fds, BURST), ==, BURST);
 	g_subprocess_send_signal(tunnel.server->process, SIGCONT);
 	/* in a thread: the echo service accepts in this thread's main loop */
 	g_assert_true(pb_test_run_in_thread(echo_burst_cb, fds, 20));
@@ -745,7 +682,7 @@ test_slowloris(void)
 				   "--handshake-timeout", "4", NULL);
 	ws_port = proc_wait_port(tunnel.server, "Listening on");
 	baseline = proc_count_fds(tunnel.server);
-	g_assert_cmpuint(connect_burst_from(ws_port, 0x7f000003, fds, N_IDLE), ==, N_IDLE);
+	g_assert_cmpuint(pb_test_connect_burst(ws_port, "127.0.0.3", fds, N_IDLE), ==, N_IDLE);
 	/* the client comes from 127.0.0.1 */
 	server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	tunnel.client =
@@ -753,10 +690,10 @@ test_slowloris(void)
 	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
 	g_assert_true(
 	    pb_test_run_in_thread(echo_one_byte_cb, GUINT_TO_POINTER(tunnel.public_port), 10));
-	pb_test_wait_until(count_closed_by_peer(fds, N_IDLE) >= N_IDLE - PER_ADDRESS, 3);
-	g_assert_cmpuint(count_closed_by_peer(fds, N_IDLE), ==, N_IDLE - PER_ADDRESS);
+	pb_test_wait_until(pb_test_count_closed_by_peer(fds, N_IDLE) >= N_IDLE - PER_ADDRESS, 3);
+	g_assert_cmpuint(pb_test_count_closed_by_peer(fds, N_IDLE), ==, N_IDLE - PER_ADDRESS);
 	/* the server closes the rest itself: the test still holds its ends open */
-	pb_test_wait_until(count_closed_by_peer(fds, N_IDLE) == N_IDLE, 10);
+	pb_test_wait_until(pb_test_count_closed_by_peer(fds, N_IDLE) == N_IDLE, 10);
 	/* left: the client's WebSocket and its public listener */
 	pb_test_wait_until(proc_count_fds(tunnel.server) <= baseline + 2, 10);
 	for (guint i = 0; i < N_IDLE; i++)
@@ -808,7 +745,7 @@ test_out_of_fds(void)
 	tunnel.client =
 	    proc_start("forward", "-p", local, "-h", "127.0.0.1", "-s", server_url, NULL);
 	tunnel.public_port = proc_wait_port(tunnel.client, "Access URL:");
-	connect_burst(tunnel.public_port, fds, N_CONNS); /* more than 40 fds' worth */
+	pb_test_connect_burst(tunnel.public_port, NULL, fds, N_CONNS); /* more than 40 fds' worth */
 	g_usleep(500 * G_TIME_SPAN_MILLISECOND);
 	cpu_before = proc_cpu_seconds(tunnel.server);
 	g_usleep(2 * G_USEC_PER_SEC);
@@ -892,7 +829,8 @@ test_memory_returned(void)
 	idle[0] = proc_status_bytes(tunnel.server, "RssAnon:");
 	idle[1] = proc_status_bytes(tunnel.client, "RssAnon:");
 
-	g_assert_cmpuint(connect_burst(tunnel.public_port, fds, N_CONNS), ==, N_CONNS);
+	g_assert_cmpuint(pb_test_connect_burst(tunnel.public_port, NULL, fds, N_CONNS), ==,
+			 N_CONNS);
 	pb_test_wait_until(
 	    proc_count_fds(tunnel.server) > N_CONNS && proc_count_fds(tunnel.client) > N_CONNS, 30);
 	held[0] = proc_status_bytes(tunnel.server, "RssAnon:");
@@ -1098,52 +1036,6 @@ test_head_of_line(void)
 	tunnel_stop(&tunnel);
 }
 
-/* How many listening TCP sockets the process holds (its fds against /proc/PID/net/tcp*). */
-static guint
-proc_count_listeners(Proc *proc)
-{
-	const char *pid = g_subprocess_get_identifier(proc->process);
-	g_autofree char *fd_dir = g_strdup_printf("/proc/%s/fd", pid);
-	g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
-	g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	const char *tables[] = {"tcp", "tcp6"};
-	const char *name;
-	guint n = 0;
-
-	g_assert_nonnull(dir);
-	while ((name = g_dir_read_name(dir)) != NULL) {
-		g_autofree char *path = g_build_filename(fd_dir, name, NULL);
-		g_autofree char *target = g_file_read_link(path, NULL);
-
-		if (target != NULL && g_str_has_prefix(target, "socket:["))
-			g_hash_table_add(inodes, g_strndup(target + strlen("socket:["),
-							   strlen(target) - strlen("socket:[]")));
-	}
-	for (gsize t = 0; t < G_N_ELEMENTS(tables); t++) {
-		g_autofree char *path = g_strdup_printf("/proc/%s/net/%s", pid, tables[t]);
-		g_autofree char *contents = NULL;
-		g_auto(GStrv) lines = NULL;
-
-		if (!g_file_get_contents(path, &contents, NULL, NULL))
-			continue;
-		lines = g_strsplit(contents, "\n", -1);
-		for (gsize i = 1; lines[i] != NULL; i++) {
-			g_auto(GStrv) fields = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
-			g_autoptr(GPtrArray) cols = g_ptr_array_new();
-
-			for (gsize f = 0; fields[f] != NULL; f++) {
-				if (*fields[f] != '\0')
-					g_ptr_array_add(cols, fields[f]);
-			}
-			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode; 0A = LISTEN */
-			if (cols->len >= 10 && strcmp(cols->pdata[3], "0A") == 0 &&
-			    g_hash_table_contains(inodes, cols->pdata[9]))
-				n++;
-		}
-	}
-	return n;
-}
-
 static char *
 write_token_file(const char *dir, const char *name, const char *contents)
 {
@@ -1171,7 +1063,7 @@ test_auth(void)
 	server = proc_start("serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1",
 			    "--token-file", token_file, NULL);
 	server_url = g_strdup_printf("127.0.0.1:%u", proc_wait_port(server, "Listening on"));
-	g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+	g_assert_cmpuint(pb_test_count_listeners(server->process), ==, 1);
 	{
 		const char *missing[] = {"forward", "-p", local, "-s", server_url, NULL};
 		const char *wrong[] = {"forward",  "-p",	   local,      "-s",
@@ -1184,7 +1076,7 @@ test_auth(void)
 			g_assert_cmpint(run_piggyback(&err, cases[i]), ==, 1);
 			g_test_message("refused: %s", err);
 			g_assert_nonnull(strstr(err, "refused the token"));
-			g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+			g_assert_cmpuint(pb_test_count_listeners(server->process), ==, 1);
 		}
 	}
 
@@ -1203,7 +1095,7 @@ test_auth(void)
 
 		g_assert_nonnull(socket); /* open until the echo came through */
 		pb_test_wait_until(pb_test_service_get_bytes(echo) == 1, 10);
-		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
+		g_assert_cmpuint(pb_test_count_listeners(server->process), ==, 2);
 	}
 	proc_stop(client);
 
@@ -1394,7 +1286,7 @@ test_tls(void)
 			g_assert_cmpint(run_piggyback_env(&err, env, refused[i].args), ==, 1);
 			g_test_message("refused: %s", err);
 			g_assert_nonnull(strstr(err, refused[i].needle));
-			g_assert_cmpuint(proc_count_listeners(server), ==, 1);
+			g_assert_cmpuint(pb_test_count_listeners(server->process), ==, 1);
 		}
 	}
 	{
@@ -1405,7 +1297,7 @@ test_tls(void)
 		Proc *client = proc_startv(0, env, with_ca);
 
 		proc_wait_port(client, "Access URL:");
-		g_assert_cmpuint(proc_count_listeners(server), ==, 2);
+		g_assert_cmpuint(pb_test_count_listeners(server->process), ==, 2);
 		proc_stop(client);
 		client = proc_startv(0, env, with_pin);
 		proc_wait_port(client, "Access URL:");
