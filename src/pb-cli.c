@@ -222,13 +222,15 @@ pb_cli_dashboard_console(void)
 	return pb_console_is_interactive(console) ? g_steal_pointer(&console) : NULL;
 }
 
-/* From now on SIGINT and SIGTERM end the main loop (status 0), also before it runs: a
+/* From now on SIGINT, SIGTERM and SIGHUP end the main loop (status 0), also before it runs: a
  * script may send them as soon as it reads a line of ours. */
 void
 pb_cli_watch_signals(PbCli *cli)
 {
 	cli->sigint = g_unix_signal_add(SIGINT, pb_cli_signal_cb, cli);
 	cli->sigterm = g_unix_signal_add(SIGTERM, pb_cli_signal_cb, cli);
+	/* the terminal went away: end as cleanly (the client says goodbye to its server) */
+	cli->sighup = g_unix_signal_add(SIGHUP, pb_cli_signal_cb, cli);
 }
 
 /* Runs the main loop until a signal or a callback quits it. */
@@ -242,6 +244,7 @@ pb_cli_run(PbCli *cli)
 	g_clear_object(&cli->view);
 	g_clear_handle_id(&cli->sigint, g_source_remove);
 	g_clear_handle_id(&cli->sigterm, g_source_remove);
+	g_clear_handle_id(&cli->sighup, g_source_remove);
 	return cli->status;
 }
 

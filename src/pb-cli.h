@@ -20,6 +20,7 @@ typedef struct {
 	int status;
 	guint sigint; /* source ids */
 	guint sigterm;
+	guint sighup;
 	PbDashboardView *view; /* (owned) (nullable) the live dashboard, on a terminal */
 } PbCli;
 

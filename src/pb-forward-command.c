@@ -147,6 +147,27 @@ pb_forward_command_notifier(PbTunnelClient *client, GApplication **application,
 
 /* `piggyback forward`; @use_settings for `piggyback-forward`, which a desktop session may
  * start without options: then GSettings has the defaults. */
+static gboolean
+pb_forward_command_tick_cb(gpointer user_data)
+{
+	return G_SOURCE_CONTINUE; /* wakes the loop below to look at the clock */
+}
+
+/* Waits, 2 s at most, for the close handshake pb_tunnel_client_close() started: the server
+ * then knows we said goodbye and frees our port at once, where it keeps a lost client's
+ * port for --grace. */
+static void
+pb_forward_command_wait_closed(PbTunnelClient *client)
+{
+	gint64 deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+	guint tick = g_timeout_add(100, pb_forward_command_tick_cb, NULL);
+
+	while (pb_tunnel_client_get_state(client) == PB_TUNNEL_CLIENT_STATE_ONLINE &&
+	       g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	g_source_remove(tick);
+}
+
 int
 pb_forward_command(int argc, char **argv, gboolean use_settings)
 {
@@ -209,7 +230,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autoptr(GSettings) settings = NULL;
 	g_autofree char *server_url = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbCli cli = {loop, EXIT_SUCCESS, 0, 0, NULL};
+	PbCli cli = {.loop = loop, .status = EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
@@ -316,5 +337,6 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	}
 	g_signal_handlers_disconnect_by_data(client, &cli);
 	pb_tunnel_client_close(client);
+	pb_forward_command_wait_closed(client);
 	return status;
 }

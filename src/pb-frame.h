@@ -43,6 +43,11 @@ G_BEGIN_DECLS
  * header that presents the session id HELLO gave it. */
 #define PB_GRACE_DEFAULT 30
 
+/* The close code of a WebSocket given up by a side that will be back (a client that
+ * reconnects, a keepalive that expired): not a goodbye, so the server keeps the client's
+ * port for --grace. A clean exit says goodbye with 1001 (going away) or 1000. */
+#define PB_CLOSE_COMING_BACK 4000
+
 /* Seconds the server has to answer a ping after the client's network changed. */
 #define PB_NETWORK_PROBE_TIMEOUT 3
 #define PB_SESSION_HEADER	 "Piggyback-Session"

@@ -129,7 +129,7 @@ pb_serve_command(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(PbTunnelServer) server = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	PbCli cli = {loop, EXIT_SUCCESS, 0, 0, NULL};
+	PbCli cli = {.loop = loop, .status = EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))

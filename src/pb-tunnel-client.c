@@ -734,7 +734,7 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 
 		/* first deaf to it: its end is no "disconnected" */
 		pb_tunnel_client_drop_tunnel(self);
-		pb_tunnel_close(old, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "reconnecting");
+		pb_tunnel_close(old, PB_CLOSE_COMING_BACK, "reconnecting");
 	}
 	pb_tunnel_client_clear_hello(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);

@@ -141,8 +141,9 @@ pb_server_client_free_cb(gpointer user_data)
 }
 
 /* The client went away: every connection on its public port closes with the tunnel. The
- * port itself closes too, or, with a grace period, stays bound but not accepting, so that
- * nobody else can take it and the same client (its session) gets it back. */
+ * port itself closes too, or, if the client was lost rather than said goodbye and there is
+ * a grace period, stays bound but not accepting, so that nobody else can take it and the
+ * same client (its session) gets it back. */
 static void
 pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
@@ -155,7 +156,11 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	pb_tunnel_stats_add(&self->ended, &stats);
 	self->clients = g_list_remove(self->clients, client);
 	pb_listener_set_accepting(client->listener, FALSE);
-	if (self->grace_s == 0 || client->session == NULL) {
+	if (pb_tunnel_get_said_goodbye(tunnel)) {
+		g_message("Client %s said goodbye, port %u closed", client->peer,
+			  client->tunnel_port);
+		g_clear_pointer(&client->listener, pb_listener_free);
+	} else if (self->grace_s == 0 || client->session == NULL) {
 		g_message("Client %s disconnected, port %u closed", client->peer,
 			  client->tunnel_port);
 		g_clear_pointer(&client->listener, pb_listener_free);

@@ -64,6 +64,7 @@ struct _PbTunnel {
 	PbWatchdog *watchdog;	 /* (owned) closes the WebSocket when the peer falls silent */
 	guint idle_timeout_s;	 /* a connection without traffic that long is closed; 0 = never */
 	guint idle_id;		 /* (nullable) the check for such connections */
+	gboolean peer_closed_first; /* the close handshake was the peer's: it said goodbye */
 };
 
 enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_PROTOCOL_ERROR, SIGNAL_CLOSED, SIGNAL_LAST };
@@ -510,6 +511,35 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
 }
 
+/* Either side starts the close handshake. When the peer did, libsoup has its close code
+ * before it answers (and emits this); when we did, there is none yet. */
+static void
+pb_tunnel_ws_closing_cb(SoupWebsocketConnection *ws, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+
+	self->peer_closed_first = soup_websocket_connection_get_close_code(ws) != 0;
+}
+
+/**
+ * pb_tunnel_get_said_goodbye:
+ *
+ * Returns: whether the peer ended the WebSocket on purpose: it started the close handshake
+ *   with 1000 (normal) or 1001 (going away). A peer that was lost (no close frame, a reset,
+ *   a keepalive that expired) or that we closed did not.
+ */
+gboolean
+pb_tunnel_get_said_goodbye(PbTunnel *self)
+{
+	gushort code;
+
+	g_return_val_if_fail(PB_IS_TUNNEL(self), FALSE);
+
+	code = soup_websocket_connection_get_close_code(self->ws);
+	return self->peer_closed_first &&
+	       (code == SOUP_WEBSOCKET_CLOSE_NORMAL || code == SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+}
+
 /* libsoup found the peer breaking RFC 6455 (unmasked, oversized, invalid frames) or the
  * connection failed. */
 static void
@@ -934,6 +964,7 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	g_signal_connect(self->ws, "message", G_CALLBACK(pb_tunnel_message_cb), self);
 	g_signal_connect(self->ws, "closed", G_CALLBACK(pb_tunnel_ws_closed_cb), self);
 	g_signal_connect(self->ws, "error", G_CALLBACK(pb_tunnel_ws_error_cb), self);
+	g_signal_connect(self->ws, "closing", G_CALLBACK(pb_tunnel_ws_closing_cb), self);
 	g_signal_connect(pb_ws_stream_get_input(self->ws_stream), "refused",
 			 G_CALLBACK(pb_tunnel_ws_refused_cb), self);
 	self->watchdog = pb_watchdog_new(self->ws, pb_ws_stream_get_input(self->ws_stream));

@@ -39,6 +39,8 @@ void
 pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window);
 PbFeatures
 pb_tunnel_get_features(PbTunnel *self);
+gboolean
+pb_tunnel_get_said_goodbye(PbTunnel *self);
 void
 pb_tunnel_set_queue_budget(PbTunnel *self, PbQueueBudget *budget);
 void

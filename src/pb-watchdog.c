@@ -3,6 +3,8 @@
 
 #include "pb-watchdog.h"
 
+#include "pb-frame.h"
+
 /*
  * libsoup 3.2 pings but never gives up waiting for the pong: a peer that stopped answering
  * (killed without a FIN, a dead network path, a stopped process) would hold a tunnel, and
@@ -50,8 +52,7 @@ pb_watchdog_deadline_cb(gpointer user_data)
 	g_message("Closing the tunnel: no answer from the peer for %u s",
 		  (guint)((now - self->last_heard) / G_USEC_PER_SEC));
 	self->deadline_id = 0;
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-					"no answer to pings");
+	soup_websocket_connection_close(self->ws, PB_CLOSE_COMING_BACK, "no answer to pings");
 	return G_SOURCE_REMOVE;
 }
 
@@ -81,7 +82,7 @@ pb_watchdog_probe_cb(gpointer user_data)
 	if (self->last_heard >= self->probe_since || pb_ws_input_get_paused(self->input))
 		return G_SOURCE_REMOVE;
 	g_message("Closing the tunnel: no answer from the peer since the network changed");
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+	soup_websocket_connection_close(self->ws, PB_CLOSE_COMING_BACK,
 					"no answer after a network change");
 	return G_SOURCE_REMOVE;
 }

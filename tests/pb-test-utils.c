@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: ISC */
+#define _GNU_SOURCE /* memmem() */
 #include "config.h"
 
 #include "pb-test-utils.h"
@@ -226,17 +227,21 @@ pb_test_connect(guint16 port)
 	return g_steal_pointer(&socket);
 }
 
-/* A raw WebSocket client of `serve` at 127.0.0.1:@port, upgraded (protocol 1); what follows
- * the response (HELLO) is left unread in the socket. */
+/**
+ * pb_test_ws_upgrade:
+ * @headers: (nullable): more header lines for the request, each ending in CRLF
+ *
+ * A raw WebSocket client of `serve` at 127.0.0.1:@port, upgraded (protocol 1 without
+ * @headers that say otherwise); what follows the response (HELLO) is left unread.
+ */
 GSocket *
-pb_test_ws_upgrade(guint16 port)
+pb_test_ws_upgrade(guint16 port, const char *headers)
 {
-	const char request[] = "GET " PB_WS_PATH " HTTP/1.1\r\n"
-			       "Host: 127.0.0.1\r\n"
-			       "Upgrade: websocket\r\n"
-			       "Connection: Upgrade\r\n"
-			       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			       "Sec-WebSocket-Version: 13\r\n\r\n";
+	g_autofree char *request = g_strdup_printf(
+	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n%s\r\n",
+	    headers != NULL ? headers : "");
 	GSocket *socket = pb_test_connect(port);
 	char response[1024];
 	gsize got = 0;
@@ -252,6 +257,27 @@ pb_test_ws_upgrade(guint16 port)
 	}
 	g_assert_true(g_str_has_prefix(response, "HTTP/1.1 101"));
 	return socket;
+}
+
+/* The public port in the HELLO that follows the 101 (a server frame: not masked). */
+guint16
+pb_test_ws_read_hello_port(GSocket *socket)
+{
+	char buf[4096];
+	gsize got = 0;
+	const char *port = NULL;
+
+	while (port == NULL && got < sizeof buf - 1) {
+		gssize n = g_socket_receive(socket, buf + got, sizeof buf - 1 - got, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+		buf[got] = '\0';
+		/* not g_strstr_len(): the frame's header has NUL bytes */
+		port = memmem(buf, got, "\"tunnelPort\":", strlen("\"tunnelPort\":"));
+	}
+	g_assert_nonnull(port);
+	return (guint16)g_ascii_strtoull(port + strlen("\"tunnelPort\":"), NULL, 10);
 }
 
 /* A public client of an echo service at 127.0.0.1:GPOINTER_TO_UINT(@port): whether one byte

@@ -69,7 +69,9 @@ pb_test_connect(guint16 port);
 guint16
 pb_test_free_port(void);
 GSocket *
-pb_test_ws_upgrade(guint16 port);
+pb_test_ws_upgrade(guint16 port, const char *headers);
+guint16
+pb_test_ws_read_hello_port(GSocket *socket);
 gpointer
 pb_test_echo_one_byte_cb(gpointer port);
 guint

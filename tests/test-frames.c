@@ -212,7 +212,7 @@ serve_assert_answering(ServeFixture *fx)
 	if (g_getenv("PB_TEST_SANITIZED") == NULL) /* a spinning loop takes all of 0.5 s */
 		g_assert_cmpuint(cpu_ticks(fx->server) - ticks, <, 20);
 	g_clear_object(&fx->attacker); /* gone: the server frees it */
-	next = pb_test_ws_upgrade(fx->ws_port);
+	next = pb_test_ws_upgrade(fx->ws_port, NULL);
 	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
 }
 
@@ -226,7 +226,7 @@ serve_send_header(ServeFixture *fx, guint8 opcode, guint64 len)
 
 	frame[header_len] = PB_FRAME_DATA ^ test_mask[0];
 	frame[header_len + 4] = 1 ^ test_mask[0];
-	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port, NULL);
 	g_assert_true(send_all(fx->attacker, frame, header_len + 10));
 	return read_close_code(fx->attacker);
 }
@@ -275,7 +275,7 @@ test_frames_serve_at_limit(ServeFixture *fx, gconstpointer user_data)
 
 	g_test_summary("A message of exactly the limit, in one frame and in three fragments, is "
 		       "taken (an unknown connId: dropped), and the WebSocket stays open");
-	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port, NULL);
 	frame[header_len] = PB_FRAME_DATA ^ test_mask[0];
 	frame[header_len + 4] = 7 ^ test_mask[0];
 	g_assert_true(send_all(fx->attacker, frame, header_len + MAX_MESSAGE));
@@ -346,7 +346,7 @@ test_frames_serve_fragments(ServeFixture *fx, gconstpointer user_data)
 	g_test_summary("One message of 200 MiB in 1000 KiB fragments (libsoup checks each "
 		       "fragment alone: the server grew by 200 MiB): closed with 1009 once the "
 		       "fragments pass the limit; the server's memory grows by under 16 MiB");
-	fx->attacker = pb_test_ws_upgrade(fx->ws_port);
+	fx->attacker = pb_test_ws_upgrade(fx->ws_port, NULL);
 	job.socket = fx->attacker;
 	pb_test_run_in_thread(fragments_cb, &job, 60);
 	growth = (gint64)pb_test_proc_get_rss(fx->server) - (gint64)rss_before;

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: ISC */
-#define _GNU_SOURCE /* memmem() */
 #include "config.h"
 
 #include <libsoup/soup.h>
@@ -262,7 +261,7 @@ raw_wait_closed(GSocket *socket)
 static gpointer
 garbage_frames_cb(gpointer user_data)
 {
-	g_autoptr(GSocket) socket = pb_test_ws_upgrade(GPOINTER_TO_UINT(user_data));
+	g_autoptr(GSocket) socket = pb_test_ws_upgrade(GPOINTER_TO_UINT(user_data), NULL);
 	g_autoptr(GRand) rand = g_rand_new_with_seed(20261125);
 	guint8 garbage[4096];
 
@@ -291,27 +290,6 @@ not_http_cb(gpointer user_data)
 	g_socket_set_timeout(socket, 10);
 	g_socket_send(socket, garbage, sizeof garbage - 1, NULL, NULL);
 	return GINT_TO_POINTER(raw_wait_closed(socket));
-}
-
-/* The public port in the HELLO that follows the 101 (a server frame: not masked). */
-static guint16
-raw_read_hello_port(GSocket *socket)
-{
-	char buf[4096];
-	gsize got = 0;
-	const char *port = NULL;
-
-	while (port == NULL && got < sizeof buf - 1) {
-		gssize n = g_socket_receive(socket, buf + got, sizeof buf - 1 - got, NULL, NULL);
-
-		g_assert_cmpint(n, >, 0);
-		got += (gsize)n;
-		buf[got] = '\0';
-		/* not g_strstr_len(): the frame's header has NUL bytes */
-		port = memmem(buf, got, "\"tunnelPort\":", strlen("\"tunnelPort\":"));
-	}
-	g_assert_nonnull(port);
-	return (guint16)g_ascii_strtoull(port + strlen("\"tunnelPort\":"), NULL, 10);
 }
 
 typedef struct {
@@ -348,9 +326,9 @@ test_hostile_never_reads(HostileFixture *fx, gconstpointer user_data)
 	g_test_summary("A client that never reads its WebSocket while the public floods its port: "
 		       "the server stops reading the flood once 1 MiB waits unsent (memory "
 		       "bounded), other tunnels keep working, and all is freed when it goes");
-	attacker =
-	    pb_test_ws_upgrade(fx->ws_port); /* the server is another process: no loop to run */
-	flood.port = raw_read_hello_port(attacker);
+	attacker = pb_test_ws_upgrade(fx->ws_port,
+				      NULL); /* the server is another process: no loop to run */
+	flood.port = pb_test_ws_read_hello_port(attacker);
 	rss_before = pb_test_proc_get_rss(fx->server);
 	g_assert_true(pb_test_run_in_thread(flood_cb, &flood, 60));
 	g_test_message(

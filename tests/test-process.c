@@ -614,6 +614,47 @@ test_server_restarted(void)
 	pb_test_service_free(echo);
 }
 
+/* forward ended by @user_data (a signal): it says goodbye, so the server frees its fixed
+ * port at once (not after --grace), and the next client gets that port. */
+static void
+test_goodbye(gconstpointer user_data)
+{
+	int signum = GPOINTER_TO_INT(user_data);
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *ws_port = g_strdup_printf("%u", pb_test_free_port());
+	g_autofree char *public_port = g_strdup_printf("%u", pb_test_free_port());
+	g_autofree char *local_port = g_strdup_printf("%u", pb_test_service_get_port(echo));
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%s", ws_port);
+	g_autofree char *access_url =
+	    g_strdup_printf("Access URL: tcp://127.0.0.1:%s", public_port);
+	/* --grace 600: only a goodbye frees the port within this test */
+	const char *serve_args[] = {"serve",	 "-p", ws_port,	    "-l",      "127.0.0.1", "-H",
+				    "127.0.0.1", "-t", public_port, "--grace", "600",	    NULL};
+	Proc *server;
+	Proc *client;
+
+	g_test_summary("Ctrl+C, SIGTERM and SIGHUP end forward cleanly (close 1001, exit 0): the "
+		       "server frees its port at once instead of keeping it for --grace, and the "
+		       "next client gets the same fixed port");
+	server = proc_startv(0, NULL, serve_args);
+	proc_wait_line(server, "Listening on");
+	for (guint i = 0; i < 2; i++) {
+		client = proc_start("forward", "-p", local_port, "-h", "127.0.0.1", "-s",
+				    server_url, NULL);
+		proc_wait_line(client, access_url);
+		g_assert_true(pb_test_run_in_thread(
+		    echo_one_byte_cb,
+		    GUINT_TO_POINTER((guint16)g_ascii_strtoull(public_port, NULL, 10)), 10));
+		g_subprocess_send_signal(client->process, signum);
+		pb_test_wait_until(client->exited, 10);
+		g_assert_true(g_subprocess_get_if_exited(client->process));
+		g_assert_cmpint(g_subprocess_get_exit_status(client->process), ==, 0);
+		proc_stop(client);
+	}
+	proc_stop(server);
+	pb_test_service_free(echo);
+}
+
 #define BURST 50 /* under the echo service's 64 threads */
 
 /* Each connection of the burst echoes a byte, then closes. */
@@ -1346,6 +1387,9 @@ main(int argc, char **argv)
 	g_test_add_func("/process/cli/runtime-errors", test_cli_runtime_errors);
 	g_test_add_func("/process/client-killed", test_client_killed);
 	g_test_add_func("/process/server-killed", test_server_killed);
+	g_test_add_data_func("/process/goodbye/sigint", GINT_TO_POINTER(SIGINT), test_goodbye);
+	g_test_add_data_func("/process/goodbye/sigterm", GINT_TO_POINTER(SIGTERM), test_goodbye);
+	g_test_add_data_func("/process/goodbye/sighup", GINT_TO_POINTER(SIGHUP), test_goodbye);
 	g_test_add_func("/process/server-restarted", test_server_restarted);
 	g_test_add_func("/process/keepalive/dead-server", test_keepalive_dead_server);
 	g_test_add_func("/process/keepalive/dead-client", test_keepalive_dead_client);
