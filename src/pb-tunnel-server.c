@@ -157,7 +157,7 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	self->clients = g_list_remove(self->clients, client);
 	pb_listener_set_accepting(client->listener, FALSE);
 	if (pb_tunnel_get_said_goodbye(tunnel)) {
-		g_message("Client %s said goodbye, port %u closed", client->peer,
+		g_message("Client %s disconnected: it said goodbye, port %u closed", client->peer,
 			  client->tunnel_port);
 		g_clear_pointer(&client->listener, pb_listener_free);
 	} else if (self->grace_s == 0 || client->session == NULL) {
