@@ -63,6 +63,7 @@ pb_serve_command(int argc, char **argv)
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
+	g_autofree char *domain = NULL;
 	g_autofree char *tls_cert = NULL;
 	g_autofree char *tls_key = NULL;
 	g_autoptr(GTlsCertificate) certificate = NULL;
@@ -80,6 +81,10 @@ pb_serve_command(int argc, char **argv)
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
 	     N_("Host name clients are told to use (default: the one they connected to)"),
 	     N_("HOST")},
+	    {"domain", 0, 0, G_OPTION_ARG_STRING, &domain,
+	     N_("Give tunnels names: a request for NAME.DOMAIN on the WebSocket port goes "
+		"through tunnel NAME"),
+	     N_("DOMAIN")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
 	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
@@ -202,9 +207,17 @@ pb_serve_command(int argc, char **argv)
 		}
 	}
 
-	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol) */
+	if (domain != NULL && !pb_text_is_host(domain)) {
+		g_autofree char *shown = pb_text_escape(domain, -1);
+		g_autofree char *message =
+		    g_strdup_printf(_("--domain “%s” is not a host name"), shown);
+
+		return pb_cli_usage_error(message);
+	}
+	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol); a
+	 * name only to one that asked for the feature */
 	if (features != 0)
-		features |= PB_FEATURES_PROXY;
+		features |= PB_FEATURES_PROXY | PB_FEATURE_NAME;
 	server = pb_tunnel_server_new((guint16)port, tunnel_host, tunnel_port, public_host);
 	if (tunnel_port_last > tunnel_port)
 		pb_tunnel_server_set_tunnel_ports(server, tunnel_port, tunnel_port_last);
@@ -222,6 +235,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
+	pb_tunnel_server_set_domain(server, domain);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
