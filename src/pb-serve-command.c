@@ -256,6 +256,9 @@ pb_serve_command(int argc, char **argv)
 
 		/* not translated: scripts read this line */
 		pb_cli_print("Listening on %s\n", listen_url);
+		if (domain != NULL && certificate == NULL)
+			pb_cli_print("Names: http://*.%s:%u\n", domain,
+				     pb_tunnel_server_get_port(server));
 		if (console != NULL)
 			cli.view = pb_dashboard_view_new_for_server(server, listen_url, console);
 	}

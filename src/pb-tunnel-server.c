@@ -739,6 +739,20 @@ pb_tunnel_server_listen(PbTunnelServer *self, PbWebPort *web_port, guint16 port,
 	return TRUE;
 }
 
+/* A request on a shared port whose Host is NAME.DOMAIN: a public connection of that
+ * tunnel, as on its own port. */
+static gboolean
+pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpointer user_data)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+	PbServerClient *client = pb_tunnel_server_find_name(self, name);
+
+	if (client == NULL)
+		return FALSE;
+	pb_server_client_incoming_cb(connection, client);
+	return TRUE;
+}
+
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
@@ -748,6 +762,9 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	self->web_port = pb_web_port_new(self->soup, self->certificate);
 	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
 			       self->max_pending_per_address);
+	if (self->domain != NULL)
+		pb_web_port_set_router(self->web_port, self->domain, pb_tunnel_server_route_cb,
+				       self);
 	if (!pb_tunnel_server_listen(self, self->web_port, self->port, error))
 		return FALSE;
 	self->port = pb_web_port_get_port(self->web_port);
@@ -757,7 +774,7 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 /**
  * pb_tunnel_server_set_domain:
  * @domain: (nullable): tunnels get names (protocol v2 feature `name`), reached as
- *   NAME.@domain; %NULL: no names
+ *   NAME.@domain on the WebSocket port (a plain one); %NULL: no names
  *
  * Call before pb_tunnel_server_start().
  */

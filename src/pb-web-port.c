@@ -8,6 +8,7 @@
 
 #include "pb-admission.h"
 #include "pb-listener.h"
+#include "pb-router.h"
 
 /*
  * Why not soup_server_listen(): libsoup keeps a connection that never sends a complete
@@ -21,15 +22,48 @@
  *
  * A plain HTTP request (/healthz, /metrics) is answered, and its connection is closed when
  * the handshake time is up like any connection that did not become a tunnel.
+ *
+ * With names (serve --domain), a PbRouter reads each plain connection's request head first:
+ * Host NAME.DOMAIN makes it a public connection of tunnel NAME, any other goes to the
+ * SoupServer as before. A port without a SoupServer (--http-port) routes by name only.
  */
 
 struct _PbWebPort {
-	SoupServer *soup;	      /* (owned) */
+	SoupServer *soup;	      /* (owned) (nullable) none: names only */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve TLS with it */
 	GPtrArray *listeners;	      /* (owned) PbListener, one per address family */
 	guint16 port;
 	PbAdmission *admission; /* (owned) the connections that are not a tunnel yet */
+	PbRouter *router;	/* (owned) (nullable) with names: reads request heads */
+	PbRouterTunnelFunc tunnel_func;
+	gpointer tunnel_data;
 };
+
+/* The router found a request for tunnel @name. */
+static gboolean
+pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, gpointer user_data)
+{
+	PbWebPort *self = user_data;
+
+	if (!self->tunnel_func(name, connection, self->tunnel_data))
+		return FALSE;
+	pb_admission_upgraded(self->admission, G_IO_STREAM(connection));
+	return TRUE;
+}
+
+/* The router found a request for the server itself: libsoup reads it, as if first. */
+static void
+pb_web_port_server_cb(GSocketConnection *connection, gpointer user_data)
+{
+	PbWebPort *self = user_data;
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	g_autoptr(GSocketAddress) local = g_socket_get_local_address(socket, NULL);
+	g_autoptr(GSocketAddress) remote = g_socket_get_remote_address(socket, NULL);
+
+	if (local == NULL || remote == NULL)
+		return;
+	soup_server_accept_iostream(self->soup, G_IO_STREAM(connection), local, remote, NULL);
+}
 
 /* libsoup read a whole request: its connection keeps its place until it is answered. */
 static void
@@ -74,12 +108,17 @@ pb_web_port_incoming_cb(GSocketConnection *connection, gpointer user_data)
 	}
 	if (!pb_admission_add(self->admission, stream, socket, remote))
 		return; /* dropping the last reference closes it */
+	if (self->router != NULL && self->certificate == NULL) {
+		pb_router_add(self->router, connection);
+		return;
+	}
 	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
 }
 
 /**
  * pb_web_port_new:
- * @soup: the server that reads the requests (no listeners of its own)
+ * @soup: (nullable): the server that reads the requests (no listeners of its own); %NULL
+ *   for a port that routes by name only (pb_web_port_set_router())
  * @certificate: (nullable): serve TLS with it
  */
 PbWebPort *
@@ -87,14 +126,35 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
 {
 	PbWebPort *self = g_new0(PbWebPort, 1);
 
-	self->soup = g_object_ref(soup);
+	self->soup = soup != NULL ? g_object_ref(soup) : NULL;
 	self->certificate = certificate != NULL ? g_object_ref(certificate) : NULL;
 	self->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)pb_listener_free);
 	self->admission = pb_admission_new();
+	if (soup == NULL)
+		return self;
 	g_signal_connect(soup, "request-read", G_CALLBACK(pb_web_port_request_read_cb), self);
 	g_signal_connect(soup, "request-finished", G_CALLBACK(pb_web_port_request_done_cb), self);
 	g_signal_connect(soup, "request-aborted", G_CALLBACK(pb_web_port_request_done_cb), self);
 	return self;
+}
+
+/**
+ * pb_web_port_set_router:
+ * @domain: the server's --domain
+ * @tunnel_func: takes a connection whose request's Host is NAME.@domain
+ *
+ * Routes connections by the Host of their first request. Not on a TLS port (yet): there,
+ * every connection goes to the SoupServer.
+ */
+void
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbRouterTunnelFunc tunnel_func,
+		       gpointer user_data)
+{
+	g_return_if_fail(self->router == NULL);
+	self->tunnel_func = tunnel_func;
+	self->tunnel_data = user_data;
+	self->router = pb_router_new(domain, pb_web_port_tunnel_cb,
+				     self->soup != NULL ? pb_web_port_server_cb : NULL, self);
 }
 
 /**
@@ -156,10 +216,12 @@ pb_web_port_free(PbWebPort *self)
 {
 	if (self == NULL)
 		return;
-	g_signal_handlers_disconnect_by_data(self->soup, self);
+	if (self->soup != NULL)
+		g_signal_handlers_disconnect_by_data(self->soup, self);
 	g_ptr_array_unref(self->listeners);
+	pb_router_free(self->router);
 	pb_admission_free(self->admission);
 	g_clear_object(&self->certificate);
-	g_object_unref(self->soup);
+	g_clear_object(&self->soup);
 	g_free(self);
 }

@@ -3,6 +3,8 @@
 
 #include <libsoup/soup.h>
 
+#include "pb-router.h"
+
 G_BEGIN_DECLS
 
 /* The server's WebSocket port: accepts connections for a SoupServer and closes those that
@@ -11,6 +13,9 @@ typedef struct _PbWebPort PbWebPort;
 
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);
+void
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbRouterTunnelFunc tunnel_func,
+		       gpointer user_data);
 void
 pb_web_port_set_limits(PbWebPort *self, guint handshake_timeout_s, guint max_pending,
 		       guint max_pending_per_address);

@@ -7,14 +7,180 @@
 
 #include "pb-frame.h"
 #include "pb-name.h"
+#include "pb-request-head.h"
 #include "pb-test-utils.h"
 
 /*
  * Named tunnels (serve --domain, forward --name): real `piggyback` processes over
- * loopback.
+ * loopback, local HTTP services in this process (SoupServers, answered while the tests
+ * wait), public clients on blocking sockets in a thread.
  */
 
-#define DOMAIN "example.test"
+#define DOMAIN	  "example.test"
+#define BIG_SIZE  (8 * 1024 * 1024)
+#define HEAD_TAIL "Connection: keep-alive\r\n\r\n"
+
+/* A local HTTP service: GET /who answers its name, /big BIG_SIZE bytes of the pattern. */
+typedef struct {
+	SoupServer *soup; /* (owned) */
+	char *name;	  /* (owned) */
+	guint16 port;
+} Service;
+
+static guint8 *big_body; /* (owned) BIG_SIZE bytes of the pattern, made once */
+
+static void
+service_cb(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+	   gpointer user_data)
+{
+	Service *service = user_data;
+
+	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
+	if (g_strcmp0(path, "/big") == 0) {
+		soup_server_message_set_response(msg, "application/octet-stream",
+						 SOUP_MEMORY_STATIC, (const char *)big_body,
+						 BIG_SIZE);
+		return;
+	}
+	soup_server_message_set_response(msg, "text/plain", SOUP_MEMORY_COPY, service->name,
+					 strlen(service->name));
+}
+
+static Service *
+service_new(const char *name)
+{
+	Service *service = g_new0(Service, 1);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSList) uris = NULL;
+
+	service->name = g_strdup(name);
+	service->soup = soup_server_new(NULL, NULL);
+	soup_server_add_handler(service->soup, NULL, service_cb, service, NULL);
+	g_assert_true(
+	    soup_server_listen_local(service->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+	g_assert_no_error(error);
+	uris = soup_server_get_uris(service->soup);
+	service->port = (guint16)g_uri_get_port(uris->data);
+	g_slist_free_full(g_steal_pointer(&uris), (GDestroyNotify)g_uri_unref);
+	return service;
+}
+
+static void
+service_free(Service *service)
+{
+	soup_server_disconnect(service->soup);
+	g_object_unref(service->soup);
+	g_free(service->name);
+	g_free(service);
+}
+
+/* One HTTP/1.1 exchange's answer. */
+typedef struct {
+	guint status;
+	GByteArray *body;
+} Answer;
+
+static void
+answer_free(Answer *answer)
+{
+	g_byte_array_unref(answer->body);
+	g_free(answer);
+}
+
+/* Public requests on one connection to 127.0.0.1:port, one after the other: each head is
+ * sent whole, its answer (Content-Length) read before the next. */
+typedef struct {
+	guint16 port;
+	const char *const *heads; /* NULL-terminated */
+	GPtrArray *answers;	  /* (owned) Answer */
+} Exchange;
+
+/* Reads an answer; NULL if the connection ended first. */
+static Answer *
+read_answer(GSocket *socket, GByteArray *buf)
+{
+	Answer *answer = g_new0(Answer, 1);
+	const char *end = NULL;
+	const char *length;
+	gsize head_len;
+	gsize body_len;
+	char chunk[65536];
+
+	while (buf->len == 0 || (end = memmem(buf->data, buf->len, "\r\n\r\n", 4)) == NULL) {
+		gssize n = g_socket_receive(socket, chunk, sizeof chunk, NULL, NULL);
+
+		if (n <= 0) {
+			g_free(answer);
+			return NULL;
+		}
+		g_byte_array_append(buf, (const guint8 *)chunk, (guint)n);
+	}
+	head_len = (gsize)(end + 4 - (const char *)buf->data);
+	answer->status = (guint)g_ascii_strtoull((const char *)buf->data + 9, NULL, 10);
+	length = memmem(buf->data, head_len, "Content-Length: ", strlen("Content-Length: "));
+	g_assert_nonnull(length);
+	body_len = g_ascii_strtoull(length + strlen("Content-Length: "), NULL, 10);
+	while (buf->len < head_len + body_len) {
+		gssize n = g_socket_receive(socket, chunk, sizeof chunk, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		g_byte_array_append(buf, (const guint8 *)chunk, (guint)n);
+	}
+	answer->body = g_byte_array_new();
+	g_byte_array_append(answer->body, buf->data + head_len, (guint)body_len);
+	g_byte_array_remove_range(buf, 0, (guint)(head_len + body_len));
+	return answer;
+}
+
+static gpointer
+exchange_cb(gpointer user_data)
+{
+	Exchange *exchange = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(exchange->port);
+	g_autoptr(GByteArray) buf = g_byte_array_new();
+
+	for (gsize i = 0; exchange->heads[i] != NULL; i++) {
+		Answer *answer;
+
+		g_assert_cmpint(g_socket_send(socket, exchange->heads[i],
+					      strlen(exchange->heads[i]), NULL, NULL),
+				==, strlen(exchange->heads[i]));
+		answer = read_answer(socket, buf);
+		if (answer == NULL)
+			break;
+		g_ptr_array_add(exchange->answers, answer);
+	}
+	return NULL;
+}
+
+/* Sends @heads on one connection to @port (while this thread serves the local services);
+ * Returns: (transfer full): the answers, as many as came */
+static GPtrArray *
+exchange(guint16 port, const char *const *heads)
+{
+	Exchange exchange = {port, heads,
+			     g_ptr_array_new_with_free_func((GDestroyNotify)answer_free)};
+
+	pb_test_run_in_thread(exchange_cb, &exchange, 30);
+	return exchange.answers;
+}
+
+/* One GET of @path with Host @host on @port; the answer's body as a string in *@body. */
+static guint
+get(guint16 port, const char *host, const char *path, char **body)
+{
+	g_autofree char *head =
+	    g_strdup_printf("GET %s HTTP/1.1\r\nHost: %s\r\n" HEAD_TAIL, path, host);
+	const char *const heads[] = {head, NULL};
+	g_autoptr(GPtrArray) answers = exchange(port, heads);
+	Answer *answer;
+
+	g_assert_cmpuint(answers->len, ==, 1);
+	answer = answers->pdata[0];
+	if (body != NULL)
+		*body = g_strndup((const char *)answer->body->data, answer->body->len);
+	return answer->status;
+}
 
 /* `piggyback serve --domain example.test` on 127.0.0.1 with the options that follow. */
 static PbTestProc *
@@ -105,8 +271,12 @@ test_names_parse(void)
 	    "ab\ncd",
 	    "a/b",
 	    "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234"};
+	const char *head = "GET / HTTP/1.1\r\nUser-Agent: x\r\nhOsT:  Alpha.Example.Test:8080 "
+			   "\r\n\r\nbody";
+	g_autofree char *host = NULL;
+	gsize head_len = 0;
 
-	g_test_summary("Names are RFC 1123 labels in lowercase");
+	g_test_summary("Names are RFC 1123 labels in lowercase; a request head's Host");
 	for (gsize i = 0; i < G_N_ELEMENTS(valid); i++)
 		g_assert_true(pb_name_is_valid(valid[i]));
 	for (gsize i = 0; i < G_N_ELEMENTS(invalid); i++)
@@ -115,6 +285,39 @@ test_names_parse(void)
 		g_autofree char *name = pb_name_new_random();
 
 		g_assert_true(pb_name_is_valid(name));
+	}
+
+	g_assert_cmpint(pb_request_head_parse((const guint8 *)head, strlen(head), &head_len, &host),
+			==, PB_REQUEST_HEAD_COMPLETE);
+	g_assert_cmpuint(head_len, ==, strlen(head) - 4);
+	g_assert_cmpstr(host, ==, "Alpha.Example.Test:8080");
+	g_clear_pointer(&host, g_free);
+	/* every shorter prefix of the head is incomplete */
+	for (gsize len = 0; len < strlen(head) - 4; len++)
+		g_assert_cmpint(pb_request_head_parse((const guint8 *)head, len, NULL, NULL), ==,
+				PB_REQUEST_HEAD_INCOMPLETE);
+	/* LF line ends; no Host; two Hosts */
+	g_assert_cmpint(
+	    pb_request_head_parse((const guint8 *)"GET / HTTP/1.0\nHost: a.b\n\n", 26, NULL, &host),
+	    ==, PB_REQUEST_HEAD_COMPLETE);
+	g_assert_cmpstr(host, ==, "a.b");
+	g_clear_pointer(&host, g_free);
+	g_assert_cmpint(
+	    pb_request_head_parse((const guint8 *)"GET / HTTP/1.0\r\n\r\n", 18, NULL, &host), ==,
+	    PB_REQUEST_HEAD_COMPLETE);
+	g_assert_null(host);
+	head = "GET / HTTP/1.1\r\nHost: a.b\r\nHost: c.d\r\n\r\n";
+	g_assert_cmpint(pb_request_head_parse((const guint8 *)head, strlen(head), NULL, &host), ==,
+			PB_REQUEST_HEAD_COMPLETE);
+	g_assert_null(host);
+	{
+		g_autofree guint8 *big = g_malloc(PB_REQUEST_HEAD_MAX + 10);
+
+		memset(big, 'a', PB_REQUEST_HEAD_MAX + 10);
+		g_assert_cmpint(pb_request_head_parse(big, PB_REQUEST_HEAD_MAX - 1, NULL, NULL), ==,
+				PB_REQUEST_HEAD_INCOMPLETE);
+		g_assert_cmpint(pb_request_head_parse(big, PB_REQUEST_HEAD_MAX + 10, NULL, NULL),
+				==, PB_REQUEST_HEAD_TOO_LARGE);
 	}
 
 	/* NAME.DOMAIN, any case, any port, a final dot; nothing else */
@@ -155,6 +358,66 @@ test_names_parse(void)
 		g_assert_cmpstr(c, ==, "http://a." DOMAIN ":8080");
 		g_assert_cmpstr(d, ==, "https://a." DOMAIN ":80");
 	}
+}
+
+static void
+test_names_route(void)
+{
+	Service *alpha = service_new("alpha");
+	Service *beta = service_new("beta");
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, NULL, NULL);
+	PbTestProc *client_alpha = forward_online(ws_port, alpha->port, "alpha");
+	PbTestProc *client_beta = forward_online(ws_port, beta->port, "beta");
+	g_autofree char *body = NULL;
+	const char *const keep_alive[] = {
+	    "GET /who HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n" HEAD_TAIL,
+	    "GET /big HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n" HEAD_TAIL,
+	    "GET /who HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n" HEAD_TAIL,
+	    NULL,
+	};
+	g_autoptr(GPtrArray) answers = NULL;
+	Answer *answer;
+
+	g_test_summary("Host NAME.DOMAIN on the WebSocket port reaches tunnel NAME: keep-alive, "
+		       "a large body byte-exact; other hosts reach the server itself");
+	g_assert_cmpuint(get(ws_port, "alpha." DOMAIN, "/who", &body), ==, 200);
+	g_assert_cmpstr(body, ==, "alpha");
+	g_clear_pointer(&body, g_free);
+	g_assert_cmpuint(get(ws_port, "BETA.example.TEST:" G_STRINGIFY(80), "/who", &body), ==,
+			 200);
+	g_assert_cmpstr(body, ==, "beta");
+	g_clear_pointer(&body, g_free);
+
+	/* three requests on one connection: the tunnel carries them all */
+	answers = exchange(ws_port, keep_alive);
+	g_assert_cmpuint(answers->len, ==, 3);
+	answer = answers->pdata[1];
+	g_assert_cmpuint(answer->status, ==, 200);
+	g_assert_cmpuint(answer->body->len, ==, BIG_SIZE);
+	g_assert_true(pb_test_pattern_check(answer->body->data, BIG_SIZE, 0));
+	answer = answers->pdata[2];
+	g_assert_cmpmem(answer->body->data, answer->body->len, "alpha", 5);
+
+	/* no such name: 404, naming the host */
+	g_assert_cmpuint(get(ws_port, "nobody." DOMAIN, "/who", &body), ==, 404);
+	g_assert_nonnull(strstr(body, "nobody." DOMAIN));
+	g_clear_pointer(&body, g_free);
+
+	/* any other host is the server's own */
+	g_assert_cmpuint(get(ws_port, "127.0.0.1", "/healthz", &body), ==, 200);
+	g_assert_cmpstr(body, ==, "ok\n");
+	g_clear_pointer(&body, g_free);
+	g_assert_cmpuint(get(ws_port, DOMAIN, "/healthz", &body), ==, 200);
+	g_clear_pointer(&body, g_free);
+	g_assert_cmpuint(get(ws_port, "alpha." DOMAIN ".evil", "/healthz", &body), ==, 200);
+	g_clear_pointer(&body, g_free);
+
+	g_assert_cmpint(pb_test_proc_finish(client_beta), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(client_alpha), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_free(beta);
+	service_free(alpha);
 }
 
 /* The status of an upgrade request to @port with @headers. */
@@ -296,15 +559,108 @@ test_names_grace(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+static gpointer
+oversized_cb(gpointer user_data)
+{
+	guint16 port = GPOINTER_TO_UINT(user_data);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	g_autoptr(GString) head = g_string_new("GET / HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n");
+	char buf[256] = {0};
+
+	while (head->len <= PB_REQUEST_HEAD_MAX)
+		g_string_append(head, "X-Filler: 0123456789012345678901234567890123456789\r\n");
+	g_string_append(head, "\r\n");
+	if (g_socket_send(socket, head->str, head->len, NULL, NULL) != (gssize)head->len)
+		return NULL;
+	if (g_socket_receive(socket, buf, sizeof buf - 1, NULL, NULL) <= 0)
+		return NULL;
+	return g_strdup(buf);
+}
+
+static void
+test_names_oversized(void)
+{
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, NULL, NULL);
+	g_autofree char *answer = NULL;
+
+	g_test_summary("A request head over 16 KiB on a shared port gets 431");
+	answer = pb_test_run_in_thread(oversized_cb, GUINT_TO_POINTER(ws_port), 15);
+	g_assert_nonnull(answer);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 431 "));
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
+/* A head in pieces, 50 ms apart: the router looks again until it is whole. */
+static gpointer
+pieces_cb(gpointer user_data)
+{
+	static const char *const pieces[] = {"GET / HT", "TP/1.1\r\nHost: nob", "ody." DOMAIN "\r",
+					     "\n\r\n"};
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	char buf[256] = {0};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(pieces); i++) {
+		if (g_socket_send(socket, pieces[i], strlen(pieces[i]), NULL, NULL) !=
+		    (gssize)strlen(pieces[i]))
+			return NULL;
+		g_usleep(50 * 1000);
+	}
+	if (g_socket_receive(socket, buf, sizeof buf - 1, NULL, NULL) <= 0)
+		return NULL;
+	return g_strdup(buf);
+}
+
+/* A head that never ends: Returns: the seconds until the server closed the connection */
+static gpointer
+silent_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	gint64 start = g_get_monotonic_time();
+	char buf[256];
+
+	if (g_socket_send(socket, "GET / HTTP/1.1\r\nHo", 19, NULL, NULL) != 19)
+		return NULL;
+	/* 10 s timeout on the socket: an error, not 0, if the server never closes it */
+	if (g_socket_receive(socket, buf, sizeof buf, NULL, NULL) != 0)
+		return NULL;
+	return GINT_TO_POINTER((int)((g_get_monotonic_time() - start) / G_USEC_PER_SEC) + 1);
+}
+
+static void
+test_names_slow_head(void)
+{
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--handshake-timeout", "2", NULL);
+	g_autofree char *answer = NULL;
+	int seconds;
+
+	g_test_summary("A head that comes in pieces is routed once whole; one that never ends "
+		       "is closed after --handshake-timeout");
+	answer = pb_test_run_in_thread(pieces_cb, GUINT_TO_POINTER(ws_port), 15);
+	g_assert_nonnull(answer);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 404 "));
+	seconds = GPOINTER_TO_INT(pb_test_run_in_thread(silent_cb, GUINT_TO_POINTER(ws_port), 15));
+	g_assert_cmpint(seconds, >=, 2);
+	g_assert_cmpint(seconds, <=, 5);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
 	int status;
 
 	g_test_init(&argc, &argv, NULL);
+	big_body = g_malloc(BIG_SIZE);
+	pb_test_pattern_fill(big_body, BIG_SIZE, 0);
 	g_test_add_func("/names/parse", test_names_parse);
+	g_test_add_func("/names/route", test_names_route);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
+	g_test_add_func("/names/oversized", test_names_oversized);
+	g_test_add_func("/names/slow-head", test_names_slow_head);
 	status = g_test_run();
+	g_free(big_body);
 	return status;
 }
