@@ -50,12 +50,15 @@ struct _PbTunnelServer {
 	guint16 port;
 	char *tunnel_host;   /* (owned) (nullable) bind address of public listeners; NULL = all */
 	guint16 tunnel_port; /* the public port, or the first of a range; 0 = random */
-	guint16 tunnel_port_last; /* the last of that range (= tunnel_port for one port) */
-	char *public_host;	  /* (owned) (nullable) advertised in HELLO */
-	char *domain;		  /* (owned) (nullable) --domain: tunnels have names under it */
-	PbFeatures features;	  /* protocol v2 features offered to clients */
-	guint32 window;		  /* initial credit per connection, with `flow` */
-	char *token;		  /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	guint16 tunnel_port_last;  /* the last of that range (= tunnel_port for one port) */
+	char *public_host;	   /* (owned) (nullable) advertised in HELLO */
+	char *domain;		   /* (owned) (nullable) --domain: tunnels have names under it */
+	guint16 http_port;	   /* --http-port: plain HTTP routed by name only; 0 = random */
+	gboolean http_port_wanted; /* whether there is one */
+	PbWebPort *http_web_port;  /* (owned) (nullable) once started with an http_port */
+	PbFeatures features;	   /* protocol v2 features offered to clients */
+	guint32 window;		   /* initial credit per connection, with `flow` */
+	char *token;		   /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
@@ -762,31 +765,57 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	self->web_port = pb_web_port_new(self->soup, self->certificate);
 	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
 			       self->max_pending_per_address);
+	if (self->domain != NULL && self->certificate != NULL)
+		g_message("Names are not routed on the TLS WebSocket port yet: public clients "
+			  "reach them on --http-port");
 	if (self->domain != NULL)
 		pb_web_port_set_router(self->web_port, self->domain, pb_tunnel_server_route_cb,
 				       self);
 	if (!pb_tunnel_server_listen(self, self->web_port, self->port, error))
 		return FALSE;
 	self->port = pb_web_port_get_port(self->web_port);
+	if (self->domain != NULL && self->http_port_wanted) {
+		self->http_web_port = pb_web_port_new(NULL, NULL);
+		pb_web_port_set_limits(self->http_web_port, self->handshake_timeout_s,
+				       self->max_pending, self->max_pending_per_address);
+		pb_web_port_set_router(self->http_web_port, self->domain, pb_tunnel_server_route_cb,
+				       self);
+		if (!pb_tunnel_server_listen(self, self->http_web_port, self->http_port, error))
+			return FALSE;
+		self->http_port = pb_web_port_get_port(self->http_web_port);
+	}
 	return TRUE;
 }
 
 /**
  * pb_tunnel_server_set_domain:
- * @domain: (nullable): tunnels get names (protocol v2 feature `name`), reached as
- *   NAME.@domain on the WebSocket port (a plain one); %NULL: no names
+ * @domain: (nullable): tunnels get names, reached as NAME.@domain on the WebSocket port (a
+ *   plain one) and on the --http-port; %NULL: no names
+ * @http_port: with @domain, a further plain HTTP port that routes by name only: -1 for
+ *   none, 0 for a free one (see pb_tunnel_server_get_http_port())
  *
  * Call before pb_tunnel_server_start().
  */
 void
-pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain)
+pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port)
 {
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(http_port <= G_MAXUINT16);
 
 	g_free(self->domain);
 	self->domain = g_ascii_strdown(domain != NULL ? domain : "", -1);
 	if (domain == NULL)
 		g_clear_pointer(&self->domain, g_free);
+	self->http_port_wanted = http_port >= 0;
+	self->http_port = http_port > 0 ? (guint16)http_port : 0;
+}
+
+/* The --http-port once started; 0 for none. */
+guint16
+pb_tunnel_server_get_http_port(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return self->http_web_port != NULL ? self->http_port : 0;
 }
 
 /**
@@ -920,7 +949,8 @@ guint
 pb_tunnel_server_get_n_pending(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
-	return self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0;
+	return (self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0) +
+	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0);
 }
 
 /**
@@ -947,6 +977,7 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 
 	g_clear_pointer(&self->web_port, pb_web_port_free);
+	g_clear_pointer(&self->http_web_port, pb_web_port_free);
 	soup_server_disconnect(self->soup);
 	while (self->clients != NULL) {
 		PbServerClient *client = self->clients->data;

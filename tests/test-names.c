@@ -420,6 +420,45 @@ test_names_route(void)
 	service_free(alpha);
 }
 
+static void
+test_names_http_port(void)
+{
+	Service *alpha = service_new("alpha");
+	guint16 ws_port;
+	guint16 http_port;
+	PbTestProc *server = serve(&ws_port, "--http-port", "0", NULL);
+	PbTestProc *client;
+	g_autofree char *body = NULL;
+
+	g_test_summary("serve --http-port: a further plain HTTP port that routes by name only");
+	http_port = pb_test_proc_wait_port(server, "Names on --http-port:");
+	client = forward_online(ws_port, alpha->port, "alpha");
+	g_assert_cmpuint(get(http_port, "alpha." DOMAIN, "/who", &body), ==, 200);
+	g_assert_cmpstr(body, ==, "alpha");
+	g_clear_pointer(&body, g_free);
+	/* the server's own pages are not there */
+	g_assert_cmpuint(get(http_port, "127.0.0.1", "/healthz", &body), ==, 404);
+	g_assert_nonnull(strstr(body, "127.0.0.1"));
+	g_clear_pointer(&body, g_free);
+	g_assert_cmpuint(get(http_port, "127.0.0.1", PB_WS_PATH, NULL), ==, 404);
+
+	/* only with --domain */
+	{
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+		PbTestProc *bad = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
+						     "-p", "0", "--http-port", "0", NULL);
+
+		pb_test_proc_wait_exit(bad);
+		g_assert_nonnull(
+		    strstr(pb_test_proc_get_output(bad), "--http-port needs --domain"));
+		g_assert_cmpint(pb_test_proc_finish(bad), ==, 2);
+	}
+
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_free(alpha);
+}
+
 /* The status of an upgrade request to @port with @headers. */
 static guint
 upgrade_status(guint16 port, const char *headers)
@@ -656,6 +695,7 @@ main(int argc, char **argv)
 	pb_test_pattern_fill(big_body, BIG_SIZE, 0);
 	g_test_add_func("/names/parse", test_names_parse);
 	g_test_add_func("/names/route", test_names_route);
+	g_test_add_func("/names/http-port", test_names_http_port);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
 	g_test_add_func("/names/oversized", test_names_oversized);
