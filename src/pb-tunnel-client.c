@@ -291,6 +291,12 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_object_thaw_notify(G_OBJECT(self));
 	/* TRANSLATORS: %s is the access URL, tcp://host:port */
 	pb_tunnel_client_add_event(self, _("Online at %s"), self->access_url);
+	if (self->name != NULL && !(hello->features & PB_FEATURE_NAME))
+		/* TRANSLATORS: %s is the name asked for with --name */
+		pb_tunnel_client_add_event(self,
+					   _("The server gives no names (it runs without "
+					     "--domain): --name %s is not used"),
+					   self->name);
 	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
 }
 

@@ -525,6 +525,20 @@ test_names_refused(void)
 						 "Piggyback-Name: -a\r\n"),
 			 ==, 400);
 
+	/* a server without --domain gives no name, and the client says so */
+	{
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+		PbTestProc *plain =
+		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
+				       "127.0.0.1", "-H", "127.0.0.1", NULL);
+		guint16 plain_port = pb_test_proc_wait_port(plain, "Listening on");
+		PbTestProc *named = forward(plain_port, 9, "alpha");
+
+		pb_test_wait_until(pb_test_proc_said(named, "HTTP URL: http://127.0.0.1:"), 10);
+		g_assert_true(pb_test_proc_said(named, "--name alpha is not used"));
+		g_assert_cmpint(pb_test_proc_finish(named), ==, 0);
+		g_assert_cmpint(pb_test_proc_finish(plain), ==, 0);
+	}
 	for (guint i = 0; i < 3; i++) {
 		static const char *const names[] = {"-a", "Alpha", "a.b"};
 
