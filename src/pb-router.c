@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "pb-client-hello.h"
 #include "pb-name.h"
 #include "pb-request-head.h"
 #include "pb-text.h"
@@ -30,6 +31,7 @@
 typedef struct {
 	PbRouter *router;	       /* (unowned) */
 	GSocketConnection *connection; /* (owned) */
+	GIOStream *stream;	       /* (owned) handed on: @connection, or TLS over it */
 	GSource *source;	       /* (owned) (nullable) waiting for bytes */
 	guint wait_id;		       /* waiting before the next look */
 	guint wait_ms;
@@ -41,6 +43,7 @@ struct _PbRouter {
 	PbRouterTunnelFunc tunnel_func;
 	PbRouterServerFunc server_func;
 	gpointer user_data;
+	gboolean tls;	/* the connections are TLS: route by the ClientHello's server_name */
 	GList *reading; /* (owned) PbRouted */
 };
 
@@ -53,6 +56,7 @@ pb_routed_free(PbRouted *routed)
 	}
 	g_clear_handle_id(&routed->wait_id, g_source_remove);
 	g_object_unref(routed->connection);
+	g_object_unref(routed->stream);
 	g_free(routed);
 }
 
@@ -105,19 +109,19 @@ static void
 pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *host)
 {
 	g_autofree char *name = host != NULL ? pb_name_for_host(host, self->domain) : NULL;
-	GSocketConnection *connection = routed->connection;
+	g_autoptr(GSocketConnection) connection = g_object_ref(routed->connection);
+	g_autoptr(GIOStream) stream = g_object_ref(routed->stream);
 	g_autofree char *text = NULL;
 	g_autofree char *shown = NULL;
 
-	if (name == NULL && self->server_func != NULL) {
-		g_object_ref(connection);
+	if (name != NULL && self->tunnel_func(name, connection, stream, self->user_data)) {
 		pb_router_forget(self, routed);
-		self->server_func(connection, self->user_data);
-		g_object_unref(connection);
 		return;
 	}
-	if (name != NULL && self->tunnel_func(name, connection, self->user_data)) {
+	/* TLS is not ours to answer before the handshake: the server itself says 404 */
+	if ((name == NULL || self->tls) && self->server_func != NULL) {
 		pb_router_forget(self, routed);
+		self->server_func(connection, stream, self->user_data);
 		return;
 	}
 	shown = pb_text_escape(host != NULL ? host : "", 255);
@@ -129,7 +133,7 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 static gboolean
 pb_router_peek(PbRouter *self, PbRouted *routed)
 {
-	static guint8 buf[PB_REQUEST_HEAD_MAX];
+	static guint8 buf[PB_REQUEST_HEAD_MAX + 1024];
 	GSocket *socket = g_socket_connection_get_socket(routed->connection);
 	g_autofree char *host = NULL;
 	gsize head_len = 0;
@@ -148,7 +152,24 @@ pb_router_peek(PbRouter *self, PbRouted *routed)
 		pb_router_forget(self, routed);
 		return FALSE;
 	}
-	switch (pb_request_head_parse(buf, (gsize)n, &head_len, &host)) {
+	if (self->tls) {
+		switch (pb_client_hello_parse(buf, (gsize)n, &host)) {
+		case PB_CLIENT_HELLO_INCOMPLETE:
+			if ((gsize)n < sizeof buf)
+				break;
+			G_GNUC_FALLTHROUGH;
+		case PB_CLIENT_HELLO_INVALID:
+		case PB_CLIENT_HELLO_COMPLETE:
+		default:
+			pb_router_decide(self, routed, 0, host);
+			return FALSE;
+		}
+		routed->wait_ms = routed->wait_ms == 0
+				      ? PB_ROUTER_WAIT_FIRST_MS
+				      : MIN(routed->wait_ms * 2, PB_ROUTER_WAIT_MAX_MS);
+		return FALSE;
+	}
+	switch (pb_request_head_parse(buf, MIN((gsize)n, PB_REQUEST_HEAD_MAX), &head_len, &host)) {
 	case PB_REQUEST_HEAD_INCOMPLETE:
 		/* peeked bytes keep the socket readable: wait a little before looking again */
 		routed->wait_ms = routed->wait_ms == 0
@@ -156,7 +177,7 @@ pb_router_peek(PbRouter *self, PbRouted *routed)
 				      : MIN(routed->wait_ms * 2, PB_ROUTER_WAIT_MAX_MS);
 		return FALSE;
 	case PB_REQUEST_HEAD_TOO_LARGE:
-		pb_router_answer(routed, (gsize)n, "431 Request Header Fields Too Large",
+		pb_router_answer(routed, PB_REQUEST_HEAD_MAX, "431 Request Header Fields Too Large",
 				 "The request head is larger than 16 KiB.\n");
 		return FALSE;
 	case PB_REQUEST_HEAD_COMPLETE:
@@ -227,14 +248,28 @@ pb_router_new(const char *domain, PbRouterTunnelFunc tunnel_func, PbRouterServer
 	return self;
 }
 
-/* Reads @connection's request head and hands it on. */
+/* Whether connections are TLS: then the ClientHello's server_name routes them, and those
+ * for no tunnel go to the server itself (nothing can be answered before the handshake). */
 void
-pb_router_add(PbRouter *self, GSocketConnection *connection)
+pb_router_set_tls(PbRouter *self, gboolean tls)
+{
+	self->tls = tls;
+}
+
+/**
+ * pb_router_add:
+ * @stream: what is handed on: @connection, or a TLS connection over it
+ *
+ * Reads @connection's request head (or ClientHello) and hands it on.
+ */
+void
+pb_router_add(PbRouter *self, GSocketConnection *connection, GIOStream *stream)
 {
 	PbRouted *routed = g_new0(PbRouted, 1);
 
 	routed->router = self;
 	routed->connection = g_object_ref(connection);
+	routed->stream = g_object_ref(stream);
 	self->reading = g_list_prepend(self->reading, routed);
 	pb_router_watch(routed);
 }

@@ -263,8 +263,9 @@ pb_serve_command(int argc, char **argv)
 
 		/* not translated: scripts read this line */
 		pb_cli_print("Listening on %s\n", listen_url);
-		if (domain != NULL && certificate == NULL)
-			pb_cli_print("Names: http://*.%s:%u\n", domain,
+		if (domain != NULL)
+			pb_cli_print("Names: %s://*.%s:%u\n",
+				     certificate != NULL ? "https" : "http", domain,
 				     pb_tunnel_server_get_port(server));
 		if (pb_tunnel_server_get_http_port(server) != 0)
 			pb_cli_print("Names on --http-port: http://*.%s:%u\n", domain,

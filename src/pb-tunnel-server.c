@@ -765,9 +765,6 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	self->web_port = pb_web_port_new(self->soup, self->certificate);
 	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
 			       self->max_pending_per_address);
-	if (self->domain != NULL && self->certificate != NULL)
-		g_message("Names are not routed on the TLS WebSocket port yet: public clients "
-			  "reach them on --http-port");
 	if (self->domain != NULL)
 		pb_web_port_set_router(self->web_port, self->domain, pb_tunnel_server_route_cb,
 				       self);

@@ -3,8 +3,12 @@
 
 #include "pb-web-port.h"
 
+#include <errno.h>
+#include <gio/gunixconnection.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pb-admission.h"
 #include "pb-listener.h"
@@ -23,9 +27,11 @@
  * A plain HTTP request (/healthz, /metrics) is answered, and its connection is closed when
  * the handshake time is up like any connection that did not become a tunnel.
  *
- * With names (serve --domain), a PbRouter reads each plain connection's request head first:
+ * With names (serve --domain), a PbRouter reads each connection's request head first:
  * Host NAME.DOMAIN makes it a public connection of tunnel NAME, any other goes to the
- * SoupServer as before. A port without a SoupServer (--http-port) routes by name only.
+ * SoupServer as before. A port without a SoupServer (--http-port) routes by name only. On a
+ * TLS port the ClientHello's server_name decides instead: TLS is terminated here and the
+ * plain bytes go through a socketpair to the tunnel, whose streams read sockets.
  */
 
 struct _PbWebPort {
@@ -35,25 +41,75 @@ struct _PbWebPort {
 	guint16 port;
 	PbAdmission *admission; /* (owned) the connections that are not a tunnel yet */
 	PbRouter *router;	/* (owned) (nullable) with names: reads request heads */
-	PbRouterTunnelFunc tunnel_func;
+	PbWebPortTunnelFunc tunnel_func;
 	gpointer tunnel_data;
 };
 
+static void
+pb_web_port_spliced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!g_io_stream_splice_finish(res, &error))
+		g_debug("A named TLS connection ended: %s", error->message);
+}
+
+/* A TLS connection for tunnel @name: its plain bytes go to and from one end of a
+ * socketpair, the other end is the tunnel's public connection. */
+static gboolean
+pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
+{
+	int fds[2];
+	g_autoptr(GSocket) ours = NULL;
+	g_autoptr(GSocket) theirs = NULL;
+	g_autoptr(GSocketConnection) near = NULL;
+	g_autoptr(GSocketConnection) far = NULL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+		g_warning("Cannot make a socketpair for a named TLS connection: %s",
+			  g_strerror(errno));
+		return FALSE;
+	}
+	ours = g_socket_new_from_fd(fds[0], NULL);
+	theirs = g_socket_new_from_fd(fds[1], NULL);
+	if (ours == NULL || theirs == NULL) {
+		if (ours == NULL)
+			close(fds[0]);
+		if (theirs == NULL)
+			close(fds[1]);
+		return FALSE;
+	}
+	near = g_socket_connection_factory_create_connection(ours);
+	far = g_socket_connection_factory_create_connection(theirs);
+	if (!self->tunnel_func(name, far, self->tunnel_data))
+		return FALSE;
+	g_io_stream_splice_async(stream, G_IO_STREAM(near),
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_PRIORITY_DEFAULT, NULL, pb_web_port_spliced_cb, NULL);
+	return TRUE;
+}
+
 /* The router found a request for tunnel @name. */
 static gboolean
-pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, gpointer user_data)
+pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream *stream,
+		      gpointer user_data)
 {
 	PbWebPort *self = user_data;
 
-	if (!self->tunnel_func(name, connection, self->tunnel_data))
+	if (stream != G_IO_STREAM(connection)) {
+		if (!pb_web_port_tunnel_tls(self, name, stream))
+			return FALSE;
+	} else if (!self->tunnel_func(name, connection, self->tunnel_data)) {
 		return FALSE;
-	pb_admission_upgraded(self->admission, G_IO_STREAM(connection));
+	}
+	pb_admission_upgraded(self->admission, stream);
 	return TRUE;
 }
 
 /* The router found a request for the server itself: libsoup reads it, as if first. */
 static void
-pb_web_port_server_cb(GSocketConnection *connection, gpointer user_data)
+pb_web_port_server_cb(GSocketConnection *connection, GIOStream *stream, gpointer user_data)
 {
 	PbWebPort *self = user_data;
 	GSocket *socket = g_socket_connection_get_socket(connection);
@@ -62,7 +118,7 @@ pb_web_port_server_cb(GSocketConnection *connection, gpointer user_data)
 
 	if (local == NULL || remote == NULL)
 		return;
-	soup_server_accept_iostream(self->soup, G_IO_STREAM(connection), local, remote, NULL);
+	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
 }
 
 /* libsoup read a whole request: its connection keeps its place until it is answered. */
@@ -108,8 +164,8 @@ pb_web_port_incoming_cb(GSocketConnection *connection, gpointer user_data)
 	}
 	if (!pb_admission_add(self->admission, stream, socket, remote))
 		return; /* dropping the last reference closes it */
-	if (self->router != NULL && self->certificate == NULL) {
-		pb_router_add(self->router, connection);
+	if (self->router != NULL) {
+		pb_router_add(self->router, connection, stream);
 		return;
 	}
 	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
@@ -143,11 +199,11 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
  * @domain: the server's --domain
  * @tunnel_func: takes a connection whose request's Host is NAME.@domain
  *
- * Routes connections by the Host of their first request. Not on a TLS port (yet): there,
- * every connection goes to the SoupServer.
+ * Routes connections by the Host of their first request, or on a TLS port by the
+ * server_name of their ClientHello.
  */
 void
-pb_web_port_set_router(PbWebPort *self, const char *domain, PbRouterTunnelFunc tunnel_func,
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
 		       gpointer user_data)
 {
 	g_return_if_fail(self->router == NULL);
@@ -155,6 +211,7 @@ pb_web_port_set_router(PbWebPort *self, const char *domain, PbRouterTunnelFunc t
 	self->tunnel_data = user_data;
 	self->router = pb_router_new(domain, pb_web_port_tunnel_cb,
 				     self->soup != NULL ? pb_web_port_server_cb : NULL, self);
+	pb_router_set_tls(self->router, self->certificate != NULL);
 }
 
 /**

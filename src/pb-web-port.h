@@ -11,10 +11,14 @@ G_BEGIN_DECLS
  * do not become a tunnel in time. */
 typedef struct _PbWebPort PbWebPort;
 
+/* Takes @connection as a public connection of tunnel @name; FALSE if no client has it. */
+typedef gboolean (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *connection,
+					gpointer user_data);
+
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);
 void
-pb_web_port_set_router(PbWebPort *self, const char *domain, PbRouterTunnelFunc tunnel_func,
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
 		       gpointer user_data);
 void
 pb_web_port_set_limits(PbWebPort *self, guint handshake_timeout_s, guint max_pending,

@@ -5,6 +5,7 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
+#include "pb-client-hello.h"
 #include "pb-frame.h"
 #include "pb-name.h"
 #include "pb-request-head.h"
@@ -251,6 +252,110 @@ forward_online(guint16 ws_port, guint16 local_port, const char *name)
 	if (!pb_test_proc_said(client, url))
 		g_error("no “%s” in: %s", url, pb_test_proc_get_output(client));
 	return client;
+}
+
+/* A minimal ClientHello naming @server_name (nullable), its handshake message split over
+ * @n_records TLS records. */
+static GByteArray *
+client_hello_new(const char *server_name, guint n_records)
+{
+	g_autoptr(GByteArray) body = g_byte_array_new();
+	g_autoptr(GByteArray) message = g_byte_array_new();
+	GByteArray *records = g_byte_array_new();
+	static const guint8 start[] = {0x03, 0x03};
+	static const guint8 rest[] = {0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00};
+	guint8 random[32] = {0};
+	gsize name_len = server_name != NULL ? strlen(server_name) : 0;
+	gsize ext_len = server_name != NULL ? 4 + 5 + name_len : 4 + 2;
+	gsize offset = 0;
+
+	g_byte_array_append(body, start, sizeof start);
+	g_byte_array_append(body, random, sizeof random);
+	g_byte_array_append(body, rest, sizeof rest);
+	{
+		/* extensions: server_name, or a made-up empty one */
+		guint8 head[2] = {(guint8)(ext_len >> 8), (guint8)ext_len};
+
+		g_byte_array_append(body, head, 2);
+	}
+	if (server_name != NULL) {
+		guint8 ext[9] = {0x00,
+				 0x00,
+				 (guint8)((5 + name_len) >> 8),
+				 (guint8)(5 + name_len),
+				 (guint8)((3 + name_len) >> 8),
+				 (guint8)(3 + name_len),
+				 0x00,
+				 (guint8)(name_len >> 8),
+				 (guint8)name_len};
+
+		g_byte_array_append(body, ext, sizeof ext);
+		g_byte_array_append(body, (const guint8 *)server_name, (guint)name_len);
+	} else {
+		static const guint8 ext[] = {0xfe, 0xfe, 0x00, 0x02, 0xab, 0xcd};
+
+		g_byte_array_append(body, ext, sizeof ext);
+	}
+	{
+		guint8 head[4] = {0x01, 0x00, (guint8)(body->len >> 8), (guint8)body->len};
+
+		g_byte_array_append(message, head, 4);
+		g_byte_array_append(message, body->data, body->len);
+	}
+	for (guint i = 0; i < n_records; i++) {
+		gsize len = i + 1 < n_records ? message->len / n_records : message->len - offset;
+		guint8 head[5] = {0x16, 0x03, 0x01, (guint8)(len >> 8), (guint8)len};
+
+		g_byte_array_append(records, head, 5);
+		g_byte_array_append(records, message->data + offset, (guint)len);
+		offset += len;
+	}
+	return records;
+}
+
+static void
+test_names_client_hello(void)
+{
+	g_test_summary("A ClientHello's server_name, over one or several records, a byte at a "
+		       "time; none; not TLS");
+	for (guint n_records = 1; n_records <= 3; n_records++) {
+		g_autoptr(GByteArray) hello = client_hello_new("alpha." DOMAIN, n_records);
+		g_autofree char *name = NULL;
+
+		for (gsize len = 0; len < hello->len; len++)
+			g_assert_cmpint(pb_client_hello_parse(hello->data, len, NULL), ==,
+					PB_CLIENT_HELLO_INCOMPLETE);
+		g_assert_cmpint(pb_client_hello_parse(hello->data, hello->len, &name), ==,
+				PB_CLIENT_HELLO_COMPLETE);
+		g_assert_cmpstr(name, ==, "alpha." DOMAIN);
+	}
+	{
+		g_autoptr(GByteArray) hello = client_hello_new(NULL, 1);
+		g_autofree char *name = NULL;
+
+		g_assert_cmpint(pb_client_hello_parse(hello->data, hello->len, &name), ==,
+				PB_CLIENT_HELLO_COMPLETE);
+		g_assert_null(name);
+	}
+	/* openssl s_client's, TLS 1.3 and 1.2, and one split over two records */
+	for (guint i = 0; i < 4; i++) {
+		static const char *const seeds[] = {"openssl-sni", "openssl-tls12", "two-records",
+						    "openssl-no-sni"};
+		g_autofree char *path = g_test_build_filename(G_TEST_DIST, "fuzz", "corpus",
+							      "client-hello", seeds[i], NULL);
+		g_autofree char *contents = NULL;
+		g_autofree char *name = NULL;
+		gsize len = 0;
+
+		g_assert_true(g_file_get_contents(path, &contents, &len, NULL));
+		g_assert_cmpint(pb_client_hello_parse((const guint8 *)contents, len, &name), ==,
+				PB_CLIENT_HELLO_COMPLETE);
+		g_assert_cmpstr(name, ==, i < 3 ? "alpha." DOMAIN : NULL);
+	}
+	g_assert_cmpint(pb_client_hello_parse((const guint8 *)"GET / HTTP/1.1\r\n", 16, NULL), ==,
+			PB_CLIENT_HELLO_INVALID);
+	g_assert_cmpint(pb_client_hello_parse((const guint8 *)"G", 1, NULL), ==,
+			PB_CLIENT_HELLO_INVALID);
 }
 
 static void
@@ -699,6 +804,92 @@ test_names_slow_head(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+/* A public HTTPS client of 127.0.0.1:port that names @host in its ClientHello and trusts
+ * only tests/tls/wildcard.pem. */
+typedef struct {
+	guint16 port;
+	const char *host; /* server_name, and the Host header */
+	const char *path;
+	GTlsDatabase *database;
+} HttpsGet;
+
+static gpointer
+https_get_cb(gpointer user_data)
+{
+	HttpsGet *get = user_data;
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) tcp = NULL;
+	g_autoptr(GSocketConnectable) identity = g_network_address_new(get->host, get->port);
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *request = g_strdup_printf(
+	    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", get->path, get->host);
+	g_autoptr(GByteArray) answer = g_byte_array_new();
+	char buf[65536];
+	gssize n;
+
+	g_socket_client_set_timeout(client, 10);
+	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", get->port, NULL, &error);
+	g_assert_no_error(error);
+	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
+	g_assert_no_error(error);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), get->database);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
+		return g_strdup_printf("handshake: %s", error->message);
+	g_assert_true(g_output_stream_write_all(g_io_stream_get_output_stream(tls), request,
+						strlen(request), NULL, NULL, &error));
+	while ((n = g_input_stream_read(g_io_stream_get_input_stream(tls), buf, sizeof buf, NULL,
+					NULL)) > 0)
+		g_byte_array_append(answer, (const guint8 *)buf, (guint)n);
+	g_byte_array_append(answer, (const guint8 *)"", 1);
+	return g_strdup((const char *)answer->data);
+}
+
+static void
+test_names_tls(void)
+{
+	Service *alpha = service_new("alpha");
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
+	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--tls-cert", cert, "--tls-key", key, NULL);
+	g_autofree char *server_url = g_strdup_printf("wss://127.0.0.1:%u", ws_port);
+	g_autofree char *local_port = g_strdup_printf("%u", alpha->port);
+	g_autofree char *url = g_strdup_printf("HTTP URL: https://alpha." DOMAIN ":%u\n", ws_port);
+	PbTestProc *client = pb_test_proc_spawn(
+	    launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local_port, "-h", "127.0.0.1",
+	    "-s", server_url, "--ca-file", cert, "--no-dbus", "--name", "alpha", NULL);
+	HttpsGet named = {ws_port, "alpha." DOMAIN, "/who", database};
+	HttpsGet unknown = {ws_port, "nobody." DOMAIN, "/who", database};
+	HttpsGet own = {ws_port, DOMAIN, "/healthz", database};
+	g_autofree char *answer = NULL;
+
+	g_test_summary("On a TLS WebSocket port with a wildcard certificate, https://NAME.DOMAIN "
+		       "is terminated by the server (the ClientHello's server_name routes it) and "
+		       "reaches the local service as plain HTTP; other names reach the server");
+	g_assert_nonnull(database);
+	pb_test_wait_until(pb_test_proc_said(client, url) || pb_test_proc_exited(client), 10);
+	if (!pb_test_proc_said(client, url))
+		g_error("no “%s” in: %s", url, pb_test_proc_get_output(client));
+
+	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
+	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nalpha"));
+	g_clear_pointer(&answer, g_free);
+	answer = pb_test_run_in_thread(https_get_cb, &unknown, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 404 "));
+	g_clear_pointer(&answer, g_free);
+	answer = pb_test_run_in_thread(https_get_cb, &own, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
+	g_assert_true(g_str_has_suffix(answer, "ok\n"));
+
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_free(alpha);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -708,8 +899,10 @@ main(int argc, char **argv)
 	big_body = g_malloc(BIG_SIZE);
 	pb_test_pattern_fill(big_body, BIG_SIZE, 0);
 	g_test_add_func("/names/parse", test_names_parse);
+	g_test_add_func("/names/client-hello", test_names_client_hello);
 	g_test_add_func("/names/route", test_names_route);
 	g_test_add_func("/names/http-port", test_names_http_port);
+	g_test_add_func("/names/tls", test_names_tls);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
 	g_test_add_func("/names/oversized", test_names_oversized);
