@@ -112,6 +112,7 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 	g_autoptr(GSocketConnection) connection = g_object_ref(routed->connection);
 	g_autoptr(GIOStream) stream = g_object_ref(routed->stream);
 	g_autofree char *text = NULL;
+	g_autofree char *escaped = NULL;
 	g_autofree char *shown = NULL;
 
 	if (name != NULL && self->tunnel_func(name, connection, stream, self->user_data)) {
@@ -124,7 +125,8 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 		self->server_func(connection, stream, self->user_data);
 		return;
 	}
-	shown = pb_text_escape(host != NULL ? host : "", 255);
+	escaped = pb_text_escape(host != NULL ? host : "", -1);
+	shown = pb_text_truncate(escaped, 255);
 	text = g_strdup_printf("No tunnel is named %s.\n", shown);
 	pb_router_answer(routed, head_len, "404 Not Found", text);
 }
