@@ -9,6 +9,7 @@
 #include "pb-flow.h"
 #include "pb-queue-budget.h"
 #include "pb-text.h"
+#include "pb-tls.h"
 #include "pb-tunnel-server.h"
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
@@ -252,6 +253,11 @@ pb_serve_command(int argc, char **argv)
 		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
 			     "reach this port can open a tunnel\n"),
 			   g_get_prgname());
+	if (domain != NULL && certificate != NULL &&
+	    !pb_tls_certificate_covers_names(certificate, domain))
+		g_printerr(_("%s: warning: the certificate does not cover *.%s: clients will not "
+			     "trust it for https://NAME.%s\n"),
+			   g_get_prgname(), domain, domain);
 	pb_cli_watch_signals(&cli);
 	{
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";

@@ -43,7 +43,27 @@ struct _PbWebPort {
 	PbRouter *router;	/* (owned) (nullable) with names: reads request heads */
 	PbWebPortTunnelFunc tunnel_func;
 	gpointer tunnel_data;
+	GCancellable *cancellable; /* (owned) cancelled when the port is freed */
 };
+
+/* A TLS connection for a tunnel, during its handshake. */
+typedef struct {
+	PbWebPort *self;	       /* (unowned) while the cancellable is not cancelled */
+	char *name;		       /* (owned) */
+	GSocketConnection *connection; /* (owned) */
+	GIOStream *stream;	       /* (owned) TLS over @connection */
+} PbTlsRoute;
+
+static void
+pb_tls_route_free(PbTlsRoute *route)
+{
+	g_free(route->name);
+	g_object_unref(route->connection);
+	g_object_unref(route->stream);
+	g_free(route);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbTlsRoute, pb_tls_route_free)
 
 static void
 pb_web_port_spliced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -90,20 +110,52 @@ pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
 	return TRUE;
 }
 
+static void
+pb_web_port_server_cb(GSocketConnection *connection, GIOStream *stream, gpointer user_data);
+
+/* The handshake of a TLS connection for a tunnel is over: the tunnel takes it, or, if it
+ * has no client (any more), libsoup answers it. Until then it was in PbAdmission, which
+ * ends a handshake that takes longer than --handshake-timeout. */
+static void
+pb_web_port_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(PbTlsRoute) route = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &error)) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_debug("TLS handshake for tunnel %s failed: %s", route->name,
+				error->message);
+		g_io_stream_close(route->stream, NULL, NULL);
+		return;
+	}
+	if (pb_web_port_tunnel_tls(route->self, route->name, route->stream))
+		pb_admission_upgraded(route->self->admission, route->stream);
+	else
+		pb_web_port_server_cb(route->connection, route->stream, route->self);
+}
+
 /* The router found a request for tunnel @name. */
 static gboolean
 pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream *stream,
 		      gpointer user_data)
 {
 	PbWebPort *self = user_data;
+	PbTlsRoute *route;
 
-	if (stream != G_IO_STREAM(connection)) {
-		if (!pb_web_port_tunnel_tls(self, name, stream))
+	if (stream == G_IO_STREAM(connection)) {
+		if (!self->tunnel_func(name, connection, self->tunnel_data))
 			return FALSE;
-	} else if (!self->tunnel_func(name, connection, self->tunnel_data)) {
-		return FALSE;
+		pb_admission_upgraded(self->admission, stream);
+		return TRUE;
 	}
-	pb_admission_upgraded(self->admission, stream);
+	route = g_new0(PbTlsRoute, 1);
+	route->self = self;
+	route->name = g_strdup(name);
+	route->connection = g_object_ref(connection);
+	route->stream = g_object_ref(stream);
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(stream), G_PRIORITY_DEFAULT,
+					 self->cancellable, pb_web_port_handshake_cb, route);
 	return TRUE;
 }
 
@@ -186,6 +238,7 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
 	self->certificate = certificate != NULL ? g_object_ref(certificate) : NULL;
 	self->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)pb_listener_free);
 	self->admission = pb_admission_new();
+	self->cancellable = g_cancellable_new();
 	if (soup == NULL)
 		return self;
 	g_signal_connect(soup, "request-read", G_CALLBACK(pb_web_port_request_read_cb), self);
@@ -276,6 +329,8 @@ pb_web_port_free(PbWebPort *self)
 	if (self->soup != NULL)
 		g_signal_handlers_disconnect_by_data(self->soup, self);
 	g_ptr_array_unref(self->listeners);
+	g_cancellable_cancel(self->cancellable);
+	g_object_unref(self->cancellable);
 	pb_router_free(self->router);
 	pb_admission_free(self->admission);
 	g_clear_object(&self->certificate);

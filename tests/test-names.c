@@ -890,6 +890,58 @@ test_names_tls(void)
 	service_free(alpha);
 }
 
+/* Sends openssl's ClientHello for alpha.example.test and no more. Returns: the seconds until
+ * the server closed the connection, 0 if it did not in 10 s */
+static gpointer
+stalled_hello_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	g_autofree char *path = g_test_build_filename(G_TEST_DIST, "fuzz", "corpus", "client-hello",
+						      "openssl-sni", NULL);
+	g_autofree char *hello = NULL;
+	gsize len = 0;
+	gint64 start = g_get_monotonic_time();
+	char buf[4096];
+	gssize n;
+
+	g_assert_true(g_file_get_contents(path, &hello, &len, NULL));
+	if (g_socket_send(socket, hello, len, NULL, NULL) != (gssize)len)
+		return NULL;
+	/* the server's hello comes, then nothing: 10 s timeout on the socket */
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		;
+	if (n != 0)
+		return NULL;
+	return GINT_TO_POINTER((int)((g_get_monotonic_time() - start) / G_USEC_PER_SEC) + 1);
+}
+
+static void
+test_names_tls_stalled(void)
+{
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
+	g_autofree char *other = g_test_build_filename(G_TEST_DIST, "tls", "server.pem", NULL);
+	g_autofree char *other_key = g_test_build_filename(G_TEST_DIST, "tls", "server.key", NULL);
+	guint16 ws_port;
+	PbTestProc *server =
+	    serve(&ws_port, "--tls-cert", cert, "--tls-key", key, "--handshake-timeout", "2", NULL);
+	int seconds;
+
+	g_test_summary("A TLS client for a name that stops in the middle of its handshake is "
+		       "closed after --handshake-timeout; a certificate that does not cover "
+		       "*.DOMAIN is said at start");
+	seconds =
+	    GPOINTER_TO_INT(pb_test_run_in_thread(stalled_hello_cb, GUINT_TO_POINTER(ws_port), 15));
+	g_assert_cmpint(seconds, >=, 2);
+	g_assert_cmpint(seconds, <=, 5);
+	g_assert_false(pb_test_proc_said(server, "does not cover"));
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+
+	server = serve(&ws_port, "--tls-cert", other, "--tls-key", other_key, NULL);
+	pb_test_wait_until(pb_test_proc_said(server, "does not cover *." DOMAIN), 10);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -903,6 +955,7 @@ main(int argc, char **argv)
 	g_test_add_func("/names/route", test_names_route);
 	g_test_add_func("/names/http-port", test_names_http_port);
 	g_test_add_func("/names/tls", test_names_tls);
+	g_test_add_func("/names/tls-stalled", test_names_tls_stalled);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
 	g_test_add_func("/names/oversized", test_names_oversized);
