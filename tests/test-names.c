@@ -18,7 +18,7 @@
  */
 
 #define DOMAIN	  "example.test"
-#define BIG_SIZE  (8 * 1024 * 1024)
+#define BIG_SIZE  (32 * 1024 * 1024)
 #define HEAD_TAIL "Connection: keep-alive\r\n\r\n"
 
 /* A local HTTP service: GET /who answers its name, /big BIG_SIZE bytes of the pattern. */
@@ -26,6 +26,7 @@ typedef struct {
 	SoupServer *soup; /* (owned) */
 	char *name;	  /* (owned) */
 	guint16 port;
+	GPtrArray *websockets; /* (owned) SoupWebsocketConnection, echoing */
 } Service;
 
 static guint8 *big_body; /* (owned) BIG_SIZE bytes of the pattern, made once */
@@ -47,6 +48,29 @@ service_cb(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
 					 strlen(service->name));
 }
 
+static void
+service_ws_message_cb(SoupWebsocketConnection *ws, SoupWebsocketDataType type, GBytes *message,
+		      gpointer user_data)
+{
+	g_autofree char *text = NULL;
+
+	if (type != SOUP_WEBSOCKET_DATA_TEXT)
+		return;
+	text = g_strndup(g_bytes_get_data(message, NULL), g_bytes_get_size(message));
+	soup_websocket_connection_send_text(ws, text);
+}
+
+/* /echo: a WebSocket that sends back each text message. */
+static void
+service_ws_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
+	      SoupWebsocketConnection *ws, gpointer user_data)
+{
+	Service *service = user_data;
+
+	g_ptr_array_add(service->websockets, g_object_ref(ws));
+	g_signal_connect(ws, "message", G_CALLBACK(service_ws_message_cb), NULL);
+}
+
 static Service *
 service_new(const char *name)
 {
@@ -56,7 +80,10 @@ service_new(const char *name)
 
 	service->name = g_strdup(name);
 	service->soup = soup_server_new(NULL, NULL);
+	service->websockets = g_ptr_array_new_with_free_func(g_object_unref);
 	soup_server_add_handler(service->soup, NULL, service_cb, service, NULL);
+	soup_server_add_websocket_handler(service->soup, "/echo", NULL, NULL, service_ws_cb,
+					  service, NULL);
 	g_assert_true(
 	    soup_server_listen_local(service->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
 	g_assert_no_error(error);
@@ -70,6 +97,7 @@ static void
 service_free(Service *service)
 {
 	soup_server_disconnect(service->soup);
+	g_ptr_array_unref(service->websockets);
 	g_object_unref(service->soup);
 	g_free(service->name);
 	g_free(service);
@@ -465,6 +493,58 @@ test_names_parse(void)
 	}
 }
 
+/* A WebSocket upgrade for /echo with Host alpha.example.test, then one masked text message:
+ * Returns: the text that came back, or NULL */
+static gpointer
+websocket_echo_cb(gpointer user_data)
+{
+	static const char request[] =
+	    "GET /echo HTTP/1.1\r\nHost: alpha." DOMAIN "\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
+	static const guint8 mask[4] = {0x12, 0x34, 0x56, 0x78};
+	static const char text[] = "hi there";
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	g_autoptr(GByteArray) in = g_byte_array_new();
+	guint8 frame[6 + sizeof text - 1];
+	const guint8 *end = NULL;
+	gsize head_len;
+	char buf[1024];
+
+	frame[0] = 0x81; /* FIN, text */
+	frame[1] = 0x80 | (guint8)(sizeof text - 1);
+	memcpy(frame + 2, mask, 4);
+	for (gsize i = 0; i < sizeof text - 1; i++)
+		frame[6 + i] = (guint8)text[i] ^ mask[i % 4];
+	if (g_socket_send(socket, request, strlen(request), NULL, NULL) != (gssize)strlen(request))
+		return NULL;
+	/* the 101 */
+	while (in->len == 0 || (end = memmem(in->data, in->len, "\r\n\r\n", 4)) == NULL) {
+		gssize n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL);
+
+		if (n <= 0)
+			return NULL;
+		g_byte_array_append(in, (const guint8 *)buf, (guint)n);
+	}
+	if (!g_str_has_prefix((const char *)in->data, "HTTP/1.1 101"))
+		return NULL;
+	head_len = (gsize)(end + 4 - in->data);
+	if (g_socket_send(socket, (const char *)frame, sizeof frame, NULL, NULL) !=
+	    (gssize)sizeof frame)
+		return NULL;
+	/* the echo: an unmasked text frame */
+	while (in->len < head_len + 2 + sizeof text - 1) {
+		gssize n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL);
+
+		if (n <= 0)
+			return NULL;
+		g_byte_array_append(in, (const guint8 *)buf, (guint)n);
+	}
+	if (in->data[head_len] != 0x81 || in->data[head_len + 1] != sizeof text - 1)
+		return NULL;
+	return g_strndup((const char *)in->data + head_len + 2, sizeof text - 1);
+}
+
 static void
 test_names_route(void)
 {
@@ -485,7 +565,8 @@ test_names_route(void)
 	Answer *answer;
 
 	g_test_summary("Host NAME.DOMAIN on the WebSocket port reaches tunnel NAME: keep-alive, "
-		       "a large body byte-exact; other hosts reach the server itself");
+		       "a 32 MiB body byte-exact, a WebSocket echo; other hosts reach the server "
+		       "itself");
 	g_assert_cmpuint(get(ws_port, "alpha." DOMAIN, "/who", &body), ==, 200);
 	g_assert_cmpstr(body, ==, "alpha");
 	g_clear_pointer(&body, g_free);
@@ -503,6 +584,14 @@ test_names_route(void)
 	g_assert_true(pb_test_pattern_check(answer->body->data, BIG_SIZE, 0));
 	answer = answers->pdata[2];
 	g_assert_cmpmem(answer->body->data, answer->body->len, "alpha", 5);
+
+	/* a WebSocket through the name: the upgrade is bytes like any other */
+	{
+		g_autofree char *echo =
+		    pb_test_run_in_thread(websocket_echo_cb, GUINT_TO_POINTER(ws_port), 20);
+
+		g_assert_cmpstr(echo, ==, "hi there");
+	}
 
 	/* no such name: 404, naming the host */
 	g_assert_cmpuint(get(ws_port, "nobody." DOMAIN, "/who", &body), ==, 404);
