@@ -3,7 +3,9 @@
 #include "config.h"
 
 #include <libsoup/soup.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "pb-client-hello.h"
 #include "pb-frame.h"
@@ -211,6 +213,22 @@ get(guint16 port, const char *host, const char *path, char **body)
 	return answer->status;
 }
 
+/* A test that fails leaves no piggyback behind: it is killed with the test. */
+static void
+child_setup_cb(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static GSubprocessLauncher *
+launcher_new(void)
+{
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
+
+	g_subprocess_launcher_set_child_setup(launcher, child_setup_cb, NULL, NULL);
+	return launcher;
+}
+
 /* `piggyback serve --domain example.test` on 127.0.0.1 with the options that follow. */
 static PbTestProc *
 serve(guint16 *ws_port, const char *first, ...);
@@ -218,7 +236,7 @@ serve(guint16 *ws_port, const char *first, ...);
 static PbTestProc *
 serve(guint16 *ws_port, const char *first, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	const char *const fixed[] = {g_getenv("PB_PIGGYBACK"),
 				     "serve",
@@ -249,7 +267,7 @@ serve(guint16 *ws_port, const char *first, ...)
 static PbTestProc *
 forward(guint16 ws_port, guint16 local_port, const char *name)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	g_autofree char *port = g_strdup_printf("%u", local_port);
 	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
@@ -638,7 +656,7 @@ test_names_http_port(void)
 
 	/* only with --domain */
 	{
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+		g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 		PbTestProc *bad = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
 						     "-p", "0", "--http-port", "0", NULL);
 
@@ -721,7 +739,7 @@ test_names_refused(void)
 
 	/* a server without --domain gives no name, and the client says so */
 	{
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+		g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 		PbTestProc *plain =
 		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
 				       "127.0.0.1", "-H", "127.0.0.1", NULL);
@@ -941,7 +959,7 @@ test_names_tls(void)
 	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
 	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
 	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	guint16 ws_port;
 	PbTestProc *server = serve(&ws_port, "--tls-cert", cert, "--tls-key", key, NULL);
 	g_autofree char *server_url = g_strdup_printf("wss://127.0.0.1:%u", ws_port);
