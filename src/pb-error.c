@@ -12,6 +12,7 @@ static const GDBusErrorEntry pb_error_entries[] = {
     {PB_ERROR_REFUSED, "io.github.piggyback.PiggyBack.Error.Refused"},
     {PB_ERROR_CLOSED, "io.github.piggyback.PiggyBack.Error.Closed"},
     {PB_ERROR_UNAUTHORIZED, "io.github.piggyback.PiggyBack.Error.Unauthorized"},
+    {PB_ERROR_NAME_TAKEN, "io.github.piggyback.PiggyBack.Error.NameTaken"},
 };
 
 GQuark

@@ -14,6 +14,7 @@ typedef enum {
 	PB_ERROR_CLOSED,       /* the tunnel went away under the operation */
 	PB_ERROR_UNAUTHORIZED, /* the server refused the token (401) or the client (403):
 				* a permanent refusal, not worth retrying */
+	PB_ERROR_NAME_TAKEN,   /* another client holds the name asked for (409): permanent */
 } PbError;
 
 GQuark

@@ -7,6 +7,7 @@
 
 #include "pb-cli.h"
 #include "pb-dbus-exporter.h"
+#include "pb-name.h"
 #include "pb-notifier.h"
 #include "pb-server-url.h"
 #include "pb-text.h"
@@ -176,6 +177,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autofree char *server_input = NULL;
 	g_autofree char *features_option = NULL;
 	g_autofree char *proxy_protocol = NULL;
+	g_autofree char *name = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
@@ -198,6 +200,10 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
 	     N_("LIST")},
+	    {"name", 'n', 0, G_OPTION_ARG_STRING, &name,
+	     N_("Ask for this name: a server with --domain then reaches the tunnel as "
+		"NAME.DOMAIN (default: one it picks)"),
+	     N_("NAME")},
 	    {"proxy-protocol", 0, 0, G_OPTION_ARG_STRING, &proxy_protocol,
 	     N_("Tell the local service who each client is with a PROXY protocol header, "
 		"version v1 (text) or v2 (binary)"),
@@ -260,6 +266,18 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		return pb_cli_usage_error(_("--host is empty"));
 	if (!pb_cli_check_features(features_option, &features, &status))
 		return status;
+	if (name != NULL && !pb_name_is_valid(name)) {
+		g_autofree char *shown = pb_text_escape(name, -1);
+		g_autofree char *message = g_strdup_printf(
+		    _("--name “%s” is not a name: 1 to 63 characters of a-z, 0-9 and -, not "
+		      "starting or ending with -"),
+		    shown);
+
+		return pb_cli_usage_error(message);
+	}
+	/* a name whenever protocol 2 is spoken: the server picks one if we ask for none */
+	if (features != 0)
+		features |= PB_FEATURE_NAME;
 	if (max_connections < 1)
 		return pb_cli_usage_error(_("--max-connections must be at least 1"));
 	if (g_strcmp0(proxy_protocol, "v1") == 0) {
@@ -305,6 +323,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	pb_tunnel_client_set_keepalive(client, pb_cli_get_keepalive());
 	pb_tunnel_client_set_max_message_size(client, pb_cli_get_max_message_size());
 	pb_tunnel_client_set_features(client, features);
+	pb_tunnel_client_set_name(client, name);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_forward_command_ready_cb), &cli);

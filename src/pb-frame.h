@@ -79,6 +79,7 @@ typedef enum {
 	PB_FEATURE_EOF = 1 << 1,      /* TCP half-close (EOF) */
 	PB_FEATURE_PROXY_V1 = 1 << 2, /* the server's first DATA is a PROXY protocol v1 header */
 	PB_FEATURE_PROXY_V2 = 1 << 3, /* the same, PROXY protocol v2 (binary) */
+	PB_FEATURE_NAME = 1 << 4,     /* a named tunnel: NAME.DOMAIN on the server's shared ports */
 } PbFeatures;
 
 /* What --features turns on and off: how the protocol works. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pb-error.h"
+#include "pb-name.h"
 #include "pb-text.h"
 
 /* Each protocol v2 feature's name on the wire (Piggyback-Features, HELLO's `features`). */
@@ -14,10 +15,8 @@ static const struct {
 	PbFeatures feature;
 	const char *name;
 } pb_feature_names[] = {
-    {PB_FEATURE_FLOW, "flow"},
-    {PB_FEATURE_EOF, "eof"},
-    {PB_FEATURE_PROXY_V1, "proxy-v1"},
-    {PB_FEATURE_PROXY_V2, "proxy-v2"},
+    {PB_FEATURE_FLOW, "flow"},	       {PB_FEATURE_EOF, "eof"},	  {PB_FEATURE_PROXY_V1, "proxy-v1"},
+    {PB_FEATURE_PROXY_V2, "proxy-v2"}, {PB_FEATURE_NAME, "name"},
 };
 
 PbHello *
@@ -113,7 +112,8 @@ pb_hello_check_bounds(const guint8 *json, gsize len, gsize max_size, guint max_d
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
  * integer `tunnelPort` in 1..65535; `publicHost` must be a host name or an IP address, as
  * it ends up on terminals (pb_text_is_host()); `version`, `features` (an array of names),
- * `window` and `session` are optional and unknown members and feature names are ignored,
+ * `window` and `session` are optional (with the `name` feature, a valid `name` and a
+ * `domain` host name are not) and unknown members and feature names are ignored,
  * so later versions can add them freely. `flow` without a valid `window` is an error. A
  * HELLO over PB_HELLO_MAX_SIZE or nesting deeper than PB_HELLO_MAX_DEPTH is an error
  * before it is parsed (pb_hello_check_bounds()). Error messages quote the peer escaped.
@@ -199,6 +199,22 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING &&
 	    pb_hello_is_session(json_node_get_string(node)))
 		hello->session = g_strdup(json_node_get_string(node));
+	if (hello->features & PB_FEATURE_NAME) {
+		JsonNode *domain = json_object_get_member(object, "domain");
+
+		node = json_object_get_member(object, "name");
+		if (node == NULL || json_node_get_value_type(node) != G_TYPE_STRING ||
+		    !pb_name_is_valid(json_node_get_string(node)) || domain == NULL ||
+		    json_node_get_value_type(domain) != G_TYPE_STRING ||
+		    !pb_text_is_host(json_node_get_string(domain))) {
+			g_set_error_literal(
+			    error, PB_ERROR, PB_ERROR_PROTOCOL,
+			    "HELLO has the name feature but no valid name and domain");
+			return NULL;
+		}
+		hello->name = g_strdup(json_node_get_string(node));
+		hello->domain = g_strdup(json_node_get_string(domain));
+	}
 	return g_steal_pointer(&hello);
 }
 
@@ -228,6 +244,12 @@ pb_hello_to_json(const PbHello *hello)
 	if (hello->session != NULL) {
 		json_builder_set_member_name(builder, "session");
 		json_builder_add_string_value(builder, hello->session);
+	}
+	if ((hello->features & PB_FEATURE_NAME) && hello->name != NULL) {
+		json_builder_set_member_name(builder, "name");
+		json_builder_add_string_value(builder, hello->name);
+		json_builder_set_member_name(builder, "domain");
+		json_builder_add_string_value(builder, hello->domain);
 	}
 	if (hello->features & PB_FEATURE_FLOW) {
 		json_builder_set_member_name(builder, "window");
@@ -295,5 +317,7 @@ pb_hello_free(PbHello *hello)
 	g_free(hello->public_host);
 	g_free(hello->version);
 	g_free(hello->session);
+	g_free(hello->name);
+	g_free(hello->domain);
 	g_free(hello);
 }

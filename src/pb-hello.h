@@ -21,6 +21,8 @@ typedef struct {
 	PbFeatures features; /* what the server uses on this WebSocket; 0 = version 1 */
 	guint32 window;	     /* initial credit of every connection, with `flow` */
 	char *session;	     /* (nullable) presented on reconnecting to keep the port */
+	char *name;	     /* (nullable) with `name`: the tunnel's, reached as NAME.DOMAIN */
+	char *domain;	     /* (nullable) with `name`: the server's --domain */
 } PbHello;
 
 PbHello *

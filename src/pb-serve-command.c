@@ -9,6 +9,7 @@
 #include "pb-flow.h"
 #include "pb-queue-budget.h"
 #include "pb-text.h"
+#include "pb-tls.h"
 #include "pb-tunnel-server.h"
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
@@ -63,6 +64,8 @@ pb_serve_command(int argc, char **argv)
 	PbFeatures features = PB_FEATURES_ALL;
 	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
+	g_autofree char *domain = NULL;
+	int http_port = -1;
 	g_autofree char *tls_cert = NULL;
 	g_autofree char *tls_key = NULL;
 	g_autoptr(GTlsCertificate) certificate = NULL;
@@ -80,6 +83,12 @@ pb_serve_command(int argc, char **argv)
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
 	     N_("Host name clients are told to use (default: the one they connected to)"),
 	     N_("HOST")},
+	    {"domain", 0, 0, G_OPTION_ARG_STRING, &domain,
+	     N_("Give tunnels names: a request for NAME.DOMAIN on the WebSocket port goes "
+		"through tunnel NAME"),
+	     N_("DOMAIN")},
+	    {"http-port", 0, 0, G_OPTION_ARG_INT, &http_port,
+	     N_("With --domain, a further plain HTTP port that routes by name only"), N_("PORT")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
 	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
@@ -202,9 +211,21 @@ pb_serve_command(int argc, char **argv)
 		}
 	}
 
-	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol) */
+	if (domain != NULL && !pb_text_is_host(domain)) {
+		g_autofree char *shown = pb_text_escape(domain, -1);
+		g_autofree char *message =
+		    g_strdup_printf(_("--domain “%s” is not a host name"), shown);
+
+		return pb_cli_usage_error(message);
+	}
+	if (http_port != -1 && domain == NULL)
+		return pb_cli_usage_error(_("--http-port needs --domain"));
+	if (http_port != -1 && !pb_cli_check_port(http_port, TRUE, "--http-port", &status))
+		return status;
+	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol); a
+	 * name only to one that asked for the feature */
 	if (features != 0)
-		features |= PB_FEATURES_PROXY;
+		features |= PB_FEATURES_PROXY | PB_FEATURE_NAME;
 	server = pb_tunnel_server_new((guint16)port, tunnel_host, tunnel_port, public_host);
 	if (tunnel_port_last > tunnel_port)
 		pb_tunnel_server_set_tunnel_ports(server, tunnel_port, tunnel_port_last);
@@ -222,6 +243,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
+	pb_tunnel_server_set_domain(server, domain, http_port);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -231,6 +253,11 @@ pb_serve_command(int argc, char **argv)
 		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
 			     "reach this port can open a tunnel\n"),
 			   g_get_prgname());
+	if (domain != NULL && certificate != NULL &&
+	    !pb_tls_certificate_covers_names(certificate, domain))
+		g_printerr(_("%s: warning: the certificate does not cover *.%s: clients will not "
+			     "trust it for https://NAME.%s\n"),
+			   g_get_prgname(), domain, domain);
 	pb_cli_watch_signals(&cli);
 	{
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
@@ -242,6 +269,13 @@ pb_serve_command(int argc, char **argv)
 
 		/* not translated: scripts read this line */
 		pb_cli_print("Listening on %s\n", listen_url);
+		if (domain != NULL)
+			pb_cli_print("Names: %s://*.%s:%u\n",
+				     certificate != NULL ? "https" : "http", domain,
+				     pb_tunnel_server_get_port(server));
+		if (pb_tunnel_server_get_http_port(server) != 0)
+			pb_cli_print("Names on --http-port: http://*.%s:%u\n", domain,
+				     pb_tunnel_server_get_http_port(server));
 		if (console != NULL)
 			cli.view = pb_dashboard_view_new_for_server(server, listen_url, console);
 	}

@@ -27,6 +27,7 @@ typedef struct {
 	GInetAddress *address; /* (owned) (nullable) the client's */
 	char *peer;	       /* (owned) for logs */
 	PbListener *listener;  /* (owned) the port, bound and not accepting */
+	char *name;	       /* (owned) (nullable) its name (serve --domain), kept with it */
 	guint expire_id;       /* when the grace period is over */
 	gint64 claimed;	       /* monotonic µs of the last request presenting it; 0 = none */
 } PbReservation;
@@ -42,6 +43,7 @@ pb_reservation_free(PbReservation *reservation)
 	g_clear_pointer(&reservation->listener, pb_listener_free);
 	g_clear_object(&reservation->address);
 	g_free(reservation->session);
+	g_free(reservation->name);
 	g_free(reservation->peer);
 	g_free(reservation);
 }
@@ -87,11 +89,12 @@ pb_session_table_lookup(PbSessionTable *self, const char *session)
  * @address: (nullable): the client's IP address
  * @peer: the client's address and port, for logs
  * @listener: (transfer full): its public port, no longer accepting
+ * @name: (nullable): the client's name (serve --domain), kept with the port
  * @grace_s: how long the port is kept
  */
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, PbListener *listener, guint grace_s)
+			 const char *peer, PbListener *listener, const char *name, guint grace_s)
 {
 	PbReservation *reservation = g_new0(PbReservation, 1);
 
@@ -100,6 +103,7 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	reservation->address = address != NULL ? g_object_ref(address) : NULL;
 	reservation->peer = g_strdup(peer);
 	reservation->listener = listener;
+	reservation->name = g_strdup(name);
 	reservation->expire_id =
 	    g_timeout_add(grace_s * 1000, pb_reservation_expired_cb, reservation);
 	g_queue_push_tail(&self->reservations, reservation);
@@ -141,7 +145,7 @@ pb_reservation_is_claimed(PbReservation *reservation)
  * reserved
  */
 PbListener *
-pb_session_table_take(PbSessionTable *self, const char *session)
+pb_session_table_take(PbSessionTable *self, const char *session, char **name)
 {
 	PbReservation *reservation = pb_session_table_lookup(self, session);
 	PbListener *listener;
@@ -149,6 +153,8 @@ pb_session_table_take(PbSessionTable *self, const char *session)
 	if (reservation == NULL)
 		return NULL;
 	listener = g_steal_pointer(&reservation->listener);
+	if (name != NULL)
+		*name = g_steal_pointer(&reservation->name);
 	pb_session_table_remove(self, reservation);
 	return listener;
 }
@@ -166,6 +172,21 @@ pb_session_table_holds_port(PbSessionTable *self, guint16 port)
 }
 
 /* Ports kept now. */
+/* Whether a port kept for a client that left also keeps @name for it; the one kept for
+ * @session (nullable), the client that asks, does not count. */
+gboolean
+pb_session_table_holds_name(PbSessionTable *self, const char *name, const char *session)
+{
+	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
+		PbReservation *reservation = l->data;
+
+		if (g_strcmp0(reservation->name, name) == 0 &&
+		    (session == NULL || !pb_token_equal(reservation->session, session)))
+			return TRUE;
+	}
+	return FALSE;
+}
+
 guint
 pb_session_table_get_size(PbSessionTable *self)
 {

@@ -121,3 +121,26 @@ pb_tls_describe_errors(GTlsCertificateFlags errors, const char *host)
 	g_ptr_array_add(reasons, NULL);
 	return g_strjoinv("; ", (char **)reasons->pdata);
 }
+
+/**
+ * pb_tls_certificate_covers_names:
+ * @domain: serve --domain
+ *
+ * Returns: whether @certificate is made out for `*.@domain` (a wildcard), so that clients
+ *   trust it for every NAME.@domain
+ */
+gboolean
+pb_tls_certificate_covers_names(GTlsCertificate *certificate, const char *domain)
+{
+	g_autoptr(GPtrArray) names = g_tls_certificate_get_dns_names(certificate);
+	g_autofree char *wildcard = g_strdup_printf("*.%s", domain);
+
+	for (guint i = 0; names != NULL && i < names->len; i++) {
+		gsize len = 0;
+		const char *name = g_bytes_get_data(names->pdata[i], &len);
+
+		if (len == strlen(wildcard) && g_ascii_strncasecmp(name, wildcard, len) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}

@@ -19,5 +19,7 @@ char *
 pb_tls_certificate_sha256(GTlsCertificate *certificate);
 char *
 pb_tls_describe_errors(GTlsCertificateFlags errors, const char *host);
+gboolean
+pb_tls_certificate_covers_names(GTlsCertificate *certificate, const char *domain);
 
 G_END_DECLS

@@ -10,6 +10,7 @@
 #include "pb-backoff.h"
 #include "pb-error.h"
 #include "pb-local-dialer.h"
+#include "pb-name.h"
 #include "pb-text.h"
 #include "pb-tunnel.h"
 #include "pb-ws-dial.h"
@@ -49,6 +50,7 @@ struct _PbTunnelClient {
 	guint keepalive_s;	    /* ping interval; 0 = none */
 	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
 	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
+	char *name;		    /* (owned) (nullable) asked for; then the one HELLO gave */
 	char *refusal;		    /* (owned) (nullable) why the tunnel closing now is for good */
 	guint max_connections;	    /* local connections at once; more OPENs get CLOSE */
 	guint n_dialing;	    /* local connections being opened */
@@ -262,7 +264,19 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_free(self->http_url);
 	g_free(self->public_host);
 	self->access_url = pb_hello_get_access_url(hello, "tcp");
-	self->http_url = pb_hello_get_access_url(hello, "http");
+	if ((hello->features & self->features & PB_FEATURE_NAME) && hello->name != NULL) {
+		/* the server's shared port, as we reach it: https:// where it is TLS */
+		gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
+
+		self->http_url =
+		    pb_name_get_http_url(hello->name, hello->domain, tls ? "https" : "http",
+					 g_uri_get_port(self->server_uri));
+		/* asked for again on reconnecting, should the server have lost our session */
+		g_free(self->name);
+		self->name = g_strdup(hello->name);
+	} else {
+		self->http_url = pb_hello_get_access_url(hello, "http");
+	}
 	self->public_host = g_strdup(hello->public_host);
 	self->tunnel_port = hello->tunnel_port;
 	g_free(self->session);
@@ -277,6 +291,12 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_object_thaw_notify(G_OBJECT(self));
 	/* TRANSLATORS: %s is the access URL, tcp://host:port */
 	pb_tunnel_client_add_event(self, _("Online at %s"), self->access_url);
+	if (self->name != NULL && !(hello->features & PB_FEATURE_NAME))
+		/* TRANSLATORS: %s is the name asked for with --name */
+		pb_tunnel_client_add_event(self,
+					   _("The server gives no names (it runs without "
+					     "--domain): --name %s is not used"),
+					   self->name);
 	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
 }
 
@@ -377,7 +397,8 @@ pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncRea
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	g_autofree char *uri = g_uri_to_string(self->server_uri);
 	const PbWsDialOptions options = {self->server_uri,   self->features,   self->token,
-					 self->tls_database, self->pin_sha256, self->session};
+					 self->tls_database, self->pin_sha256, self->session,
+					 self->name};
 
 	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
 	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
@@ -458,6 +479,21 @@ pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features)
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	self->features = features;
+}
+
+/**
+ * pb_tunnel_client_set_name:
+ * @name: (nullable): the name to ask for (pb_name_is_valid()); %NULL: the server picks one
+ *
+ * A server with names (serve --domain) reaches the tunnel as NAME.DOMAIN too.
+ */
+void
+pb_tunnel_client_set_name(PbTunnelClient *self, const char *name)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_return_if_fail(name == NULL || pb_name_is_valid(name));
+	g_free(self->name);
+	self->name = g_strdup(name);
 }
 
 /* The protocol v2 features in use, once HELLO came; 0 means version 1. */
@@ -622,7 +658,8 @@ pb_tunnel_client_redialled_cb(GObject *source, GAsyncResult *res, gpointer user_
 	if (pb_tunnel_client_dial_finish(self, res, TRUE, &error) ||
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		return;
-	permanent = g_error_matches(error, PB_ERROR, PB_ERROR_UNAUTHORIZED);
+	permanent = g_error_matches(error, PB_ERROR, PB_ERROR_UNAUTHORIZED) ||
+		    g_error_matches(error, PB_ERROR, PB_ERROR_NAME_TAKEN);
 	if (!permanent && self->auto_reconnect) {
 		pb_tunnel_client_schedule_retry(self);
 		return;
@@ -847,6 +884,7 @@ pb_tunnel_client_finalize(GObject *object)
 	g_object_unref(self->cancellable);
 	g_free(self->access_url);
 	g_free(self->http_url);
+	g_free(self->name);
 	g_free(self->public_host);
 	g_free(self->server_url);
 	g_free(self->local_address);

@@ -43,6 +43,8 @@ G_DECLARE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, PB, TUNNEL_CLIENT, GObjec
 PbTunnelClient *
 pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 local_port);
 void
+pb_tunnel_client_set_name(PbTunnelClient *self, const char *name);
+void
 pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
 PbFeatures
 pb_tunnel_client_get_features(PbTunnelClient *self);

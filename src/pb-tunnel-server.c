@@ -14,6 +14,7 @@
 #include "pb-frame.h"
 #include "pb-listener.h"
 #include "pb-metrics.h"
+#include "pb-name.h"
 #include "pb-queue-budget.h"
 #include "pb-session-table.h"
 #include "pb-text.h"
@@ -36,6 +37,7 @@ typedef struct {
 	PbTunnel *tunnel;	/* (owned) */
 	PbListener *listener;	/* (owned) (nullable) the public port */
 	char *session;		/* (owned) (nullable) what the client presents to come back */
+	char *name;		/* (owned) (nullable) reached as NAME.DOMAIN (--domain) */
 	guint16 tunnel_port;
 	GInetAddress *address;	/* (owned) (nullable) the client's */
 	char *peer;		/* (owned) for logs */
@@ -48,11 +50,15 @@ struct _PbTunnelServer {
 	guint16 port;
 	char *tunnel_host;   /* (owned) (nullable) bind address of public listeners; NULL = all */
 	guint16 tunnel_port; /* the public port, or the first of a range; 0 = random */
-	guint16 tunnel_port_last; /* the last of that range (= tunnel_port for one port) */
-	char *public_host;	  /* (owned) (nullable) advertised in HELLO */
-	PbFeatures features;	  /* protocol v2 features offered to clients */
-	guint32 window;		  /* initial credit per connection, with `flow` */
-	char *token;		  /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	guint16 tunnel_port_last;  /* the last of that range (= tunnel_port for one port) */
+	char *public_host;	   /* (owned) (nullable) advertised in HELLO */
+	char *domain;		   /* (owned) (nullable) --domain: tunnels have names under it */
+	guint16 http_port;	   /* --http-port: plain HTTP routed by name only; 0 = random */
+	gboolean http_port_wanted; /* whether there is one */
+	PbWebPort *http_web_port;  /* (owned) (nullable) once started with an http_port */
+	PbFeatures features;	   /* protocol v2 features offered to clients */
+	guint32 window;		   /* initial credit per connection, with `flow` */
+	char *token;		   /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
@@ -86,6 +92,7 @@ pb_server_client_free(PbServerClient *client)
 	}
 	g_clear_pointer(&client->listener, pb_listener_free);
 	g_free(client->session);
+	g_free(client->name);
 	g_clear_object(&client->address);
 	g_free(client->peer);
 	g_free(client);
@@ -169,7 +176,7 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 			  client->tunnel_port, self->grace_s);
 		pb_session_table_reserve(self->reserved, client->session, client->address,
 					 client->peer, g_steal_pointer(&client->listener),
-					 self->grace_s);
+					 client->name, self->grace_s);
 	}
 	/* we are inside the tunnel's own signal: free it once that has returned */
 	g_idle_add(pb_server_client_free_cb, client);
@@ -210,12 +217,39 @@ pb_tunnel_server_claim_session(PbTunnelServer *self, const char *session)
 	       pb_tunnel_server_find_session(self, session) != NULL;
 }
 
-/* Returns: (transfer full) (nullable): the public port of the client, live or gone within
- * its grace period, that holds @session, taken from it; *@port gets its number */
-static PbListener *
-pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port)
+/* The connected client named @name, if any. */
+static PbServerClient *
+pb_tunnel_server_find_name(PbTunnelServer *self, const char *name)
 {
-	PbListener *listener = pb_session_table_take(self->reserved, session);
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (g_strcmp0(client->name, name) == 0)
+			return client;
+	}
+	return NULL;
+}
+
+/* Whether a client other than the one presenting @session (nullable) holds @name: a
+ * connected one, or one that left within its grace period. */
+static gboolean
+pb_tunnel_server_name_taken(PbTunnelServer *self, const char *name, const char *session)
+{
+	PbServerClient *holder = pb_tunnel_server_find_name(self, name);
+
+	if (holder != NULL && (session == NULL || holder->session == NULL ||
+			       !pb_token_equal(holder->session, session)))
+		return TRUE;
+	return pb_session_table_holds_name(self->reserved, name, session);
+}
+
+/* Returns: (transfer full) (nullable): the public port of the client, live or gone within
+ * its grace period, that holds @session, taken from it; *@port gets its number and *@name
+ * its name (if it has one) */
+static PbListener *
+pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port, char **name)
+{
+	PbListener *listener = pb_session_table_take(self->reserved, session, name);
 	PbServerClient *old;
 
 	if (listener != NULL) {
@@ -229,6 +263,7 @@ pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16
 	listener = g_steal_pointer(&old->listener);
 	pb_listener_set_accepting(listener, FALSE);
 	*port = old->tunnel_port;
+	*name = g_steal_pointer(&old->name);
 	self->clients = g_list_remove(self->clients, old);
 	g_signal_handlers_disconnect_by_data(old->tunnel, old);
 	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
@@ -371,6 +406,37 @@ pb_tunnel_server_stream_is_tls(GIOStream *stream)
 	return G_IS_TLS_CONNECTION(stream) || (base != NULL && G_IS_TLS_CONNECTION(base));
 }
 
+/* Gives @client its name: the one its session kept, else the one it asks for, else a random
+ * one; none without the `name` feature. FALSE if another client took the name it asks for
+ * since its request was checked. */
+static gboolean
+pb_tunnel_server_name_client(PbTunnelServer *self, PbServerClient *client, PbFeatures features,
+			     SoupMessageHeaders *request)
+{
+	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+
+	if (!(features & PB_FEATURE_NAME)) {
+		g_clear_pointer(&client->name, g_free);
+		return TRUE;
+	}
+	if (client->name != NULL)
+		return TRUE;
+	if (asked != NULL) {
+		if (pb_tunnel_server_name_taken(self, asked, client->session))
+			return FALSE;
+		client->name = g_strdup(asked); /* checked in pb_tunnel_server_check_name() */
+		return TRUE;
+	}
+	/* 36^9 names: a clash is rare, and bounded anyway */
+	for (guint i = 0; i < 100 && client->name == NULL; i++) {
+		g_autofree char *name = pb_name_new_random();
+
+		if (!pb_tunnel_server_name_taken(self, name, NULL))
+			client->name = g_steal_pointer(&name);
+	}
+	return client->name != NULL;
+}
+
 static void
 pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 {
@@ -387,6 +453,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	PbServerClient *client;
 
 	g_signal_handlers_disconnect_by_data(msg, self);
+	if (self->domain == NULL)
+		features &= ~PB_FEATURE_NAME;
 	if ((features & PB_FEATURES_PROXY) == PB_FEATURES_PROXY)
 		features &= ~PB_FEATURE_PROXY_V1; /* one header per connection: the newer one */
 	public_host = self->public_host != NULL
@@ -418,7 +486,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	pb_tunnel_set_max_message_size(client->tunnel, self->max_message_size);
 	pb_tunnel_set_queue_budget(client->tunnel, self->queue_budget);
 	client->listener = pb_tunnel_server_take_session(
-	    self, pb_tunnel_server_get_session(request), &client->tunnel_port);
+	    self, pb_tunnel_server_get_session(request), &client->tunnel_port, &client->name);
 	if (client->listener != NULL) {
 		g_message("Client %s is back: its port %u again", client->peer,
 			  client->tunnel_port);
@@ -445,6 +513,12 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 		g_idle_add(pb_server_client_free_cb, client);
 		return;
 	}
+	if (!pb_tunnel_server_name_client(self, client, features, request)) {
+		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+				"name taken by another client");
+		g_idle_add(pb_server_client_free_cb, client);
+		return;
+	}
 	pb_listener_set_callback(client->listener, pb_server_client_incoming_cb, client);
 	pb_listener_set_accepting(client->listener, TRUE);
 	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb), client);
@@ -454,8 +528,13 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	hello->features = features; /* a 1.1 client asks for none and is told of none */
 	hello->window = self->window;
 	hello->session = g_strdup(client->session);
+	hello->name = g_strdup(client->name);
+	hello->domain = g_strdup(self->domain);
 	pb_tunnel_send_hello(client->tunnel, hello);
-	if (self->tunnel_host != NULL)
+	if (client->name != NULL)
+		g_message("Client %s connected: tunnel open on port %u, named %s.%s", client->peer,
+			  client->tunnel_port, client->name, self->domain);
+	else if (self->tunnel_host != NULL)
 		g_message("Client %s connected: tunnel open on %s port %u", client->peer,
 			  self->tunnel_host, client->tunnel_port);
 	else
@@ -509,6 +588,35 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
 					 SOUP_MEMORY_TAKE, g_steal_pointer(&text), len);
+}
+
+/* The name a client asks for (Piggyback-Name), if the server has names: 400 if it is not
+ * one, 409 if another client holds it. */
+static gboolean
+pb_tunnel_server_check_name(PbTunnelServer *self, SoupServerMessage *msg,
+			    SoupMessageHeaders *request)
+{
+	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	g_autofree char *phrase = NULL;
+
+	if (self->domain == NULL || asked == NULL ||
+	    !(self->features & PB_FEATURE_NAME &
+	      pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER))))
+		return TRUE;
+	if (!pb_name_is_valid(asked)) {
+		pb_tunnel_server_reply_full(
+		    msg, SOUP_STATUS_BAD_REQUEST, "Invalid name",
+		    "A tunnel name is 1 to 63 characters of a-z, 0-9 and -, not starting or "
+		    "ending with -.\n");
+		return FALSE;
+	}
+	if (!pb_tunnel_server_name_taken(self, asked, pb_tunnel_server_get_session(request)))
+		return TRUE;
+	g_message("Refusing a client: the name %s is held by another client", asked);
+	phrase = g_strdup_printf("The name %s is held by another client", asked);
+	pb_tunnel_server_reply_full(msg, SOUP_STATUS_CONFLICT, phrase,
+				    "Another client holds this name: ask for another one.\n");
+	return FALSE;
 }
 
 static void
@@ -574,6 +682,8 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
 		return;
 	}
+	if (!pb_tunnel_server_check_name(self, msg, request))
+		return;
 	/* a client coming back with a session the server holds takes its own place; any other
 	 * (an unknown or made-up session too) is a new client */
 	if (!pb_tunnel_server_claim_session(self, pb_tunnel_server_get_session(request)))
@@ -606,6 +716,46 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 			 self);
 }
 
+/* Listens on --listen-host, or on every address of both families on the same port (like
+ * soup_server_listen_all()). */
+static gboolean
+pb_tunnel_server_listen(PbTunnelServer *self, PbWebPort *web_port, guint16 port, GError **error)
+{
+	g_autoptr(GInetAddress) any4 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GInetAddress) any6 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
+	g_autoptr(GError) error6 = NULL;
+
+	if (self->listen_host != NULL) {
+		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->listen_host);
+
+		if (address == NULL) {
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+				    "“%s” is not an IP address", self->listen_host);
+			return FALSE;
+		}
+		return pb_web_port_listen(web_port, address, port, error);
+	}
+	if (!pb_web_port_listen(web_port, any4, port, error))
+		return FALSE;
+	if (!pb_web_port_listen(web_port, any6, pb_web_port_get_port(web_port), &error6))
+		g_debug("Not listening on IPv6: %s", error6->message);
+	return TRUE;
+}
+
+/* A request on a shared port whose Host is NAME.DOMAIN: a public connection of that
+ * tunnel, as on its own port. */
+static gboolean
+pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpointer user_data)
+{
+	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+	PbServerClient *client = pb_tunnel_server_find_name(self, name);
+
+	if (client == NULL)
+		return FALSE;
+	pb_server_client_incoming_cb(connection, client);
+	return TRUE;
+}
+
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
@@ -615,30 +765,54 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	self->web_port = pb_web_port_new(self->soup, self->certificate);
 	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
 			       self->max_pending_per_address);
-	if (self->listen_host != NULL) {
-		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(self->listen_host);
-
-		if (address == NULL) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-				    "“%s” is not an IP address", self->listen_host);
-			return FALSE;
-		}
-		if (!pb_web_port_listen(self->web_port, address, self->port, error))
-			return FALSE;
-	} else {
-		g_autoptr(GInetAddress) any4 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV4);
-		g_autoptr(GInetAddress) any6 = g_inet_address_new_any(G_SOCKET_FAMILY_IPV6);
-		g_autoptr(GError) error6 = NULL;
-
-		/* both families on the same port, like soup_server_listen_all() */
-		if (!pb_web_port_listen(self->web_port, any4, self->port, error))
-			return FALSE;
-		if (!pb_web_port_listen(self->web_port, any6, pb_web_port_get_port(self->web_port),
-					&error6))
-			g_debug("Not listening on IPv6: %s", error6->message);
-	}
+	if (self->domain != NULL)
+		pb_web_port_set_router(self->web_port, self->domain, pb_tunnel_server_route_cb,
+				       self);
+	if (!pb_tunnel_server_listen(self, self->web_port, self->port, error))
+		return FALSE;
 	self->port = pb_web_port_get_port(self->web_port);
+	if (self->domain != NULL && self->http_port_wanted) {
+		self->http_web_port = pb_web_port_new(NULL, NULL);
+		pb_web_port_set_limits(self->http_web_port, self->handshake_timeout_s,
+				       self->max_pending, self->max_pending_per_address);
+		pb_web_port_set_router(self->http_web_port, self->domain, pb_tunnel_server_route_cb,
+				       self);
+		if (!pb_tunnel_server_listen(self, self->http_web_port, self->http_port, error))
+			return FALSE;
+		self->http_port = pb_web_port_get_port(self->http_web_port);
+	}
 	return TRUE;
+}
+
+/**
+ * pb_tunnel_server_set_domain:
+ * @domain: (nullable): tunnels get names, reached as NAME.@domain on the WebSocket port (a
+ *   plain one) and on the --http-port; %NULL: no names
+ * @http_port: with @domain, a further plain HTTP port that routes by name only: -1 for
+ *   none, 0 for a free one (see pb_tunnel_server_get_http_port())
+ *
+ * Call before pb_tunnel_server_start().
+ */
+void
+pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(http_port <= G_MAXUINT16);
+
+	g_free(self->domain);
+	self->domain = g_ascii_strdown(domain != NULL ? domain : "", -1);
+	if (domain == NULL)
+		g_clear_pointer(&self->domain, g_free);
+	self->http_port_wanted = http_port >= 0;
+	self->http_port = http_port > 0 ? (guint16)http_port : 0;
+}
+
+/* The --http-port once started; 0 for none. */
+guint16
+pb_tunnel_server_get_http_port(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return self->http_web_port != NULL ? self->http_port : 0;
 }
 
 /**
@@ -772,7 +946,8 @@ guint
 pb_tunnel_server_get_n_pending(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
-	return self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0;
+	return (self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0) +
+	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0);
 }
 
 /**
@@ -799,6 +974,7 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 
 	g_clear_pointer(&self->web_port, pb_web_port_free);
+	g_clear_pointer(&self->http_web_port, pb_web_port_free);
 	soup_server_disconnect(self->soup);
 	while (self->clients != NULL) {
 		PbServerClient *client = self->clients->data;
@@ -834,6 +1010,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->listen_host);
 	g_free(self->tunnel_host);
 	g_free(self->public_host);
+	g_free(self->domain);
 	pb_tunnel_server_set_token(self, NULL);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);
@@ -853,7 +1030,7 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
-	self->features = PB_FEATURES_ALL | PB_FEATURES_PROXY;
+	self->features = PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->grace_s = PB_GRACE_DEFAULT;

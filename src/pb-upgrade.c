@@ -33,7 +33,8 @@ pb_upgrade_expected_accept(const char *key)
  * @text: the server's answer: status line and headers, up to and including the empty line
  * @len: the length of @text (it need not be nul-terminated, and comes from the network)
  * @key: the Sec-WebSocket-Key the request carried
- * @error: %PB_ERROR_UNAUTHORIZED for 401 and 403, %PB_ERROR_REFUSED for any other status
+ * @error: %PB_ERROR_UNAUTHORIZED for 401 and 403, %PB_ERROR_NAME_TAKEN for 409,
+ *   %PB_ERROR_REFUSED for any other status
  *   than 101, %PB_ERROR_PROTOCOL for an answer that is not a valid WebSocket handshake
  *
  * Returns: %TRUE if the server switched to a WebSocket without extensions
@@ -70,6 +71,14 @@ pb_upgrade_check_response(const char *text, gsize len, const char *key, GError *
 	if (status == SOUP_STATUS_FORBIDDEN) {
 		g_set_error(error, PB_ERROR, PB_ERROR_UNAUTHORIZED,
 			    _("the server does not allow this client (%u %s)"), status, reason);
+		return FALSE;
+	}
+	if (status == SOUP_STATUS_CONFLICT) {
+		/* TRANSLATORS: the reason is the server's, e.g. “The name x is held by another
+		 * client” */
+		g_set_error(error, PB_ERROR, PB_ERROR_NAME_TAKEN,
+			    _("the server refused the name (%u %s): choose another --name"), status,
+			    reason);
 		return FALSE;
 	}
 	if (status != SOUP_STATUS_SWITCHING_PROTOCOLS) {

@@ -3,11 +3,16 @@
 
 #include "pb-web-port.h"
 
+#include <errno.h>
+#include <gio/gunixconnection.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pb-admission.h"
 #include "pb-listener.h"
+#include "pb-router.h"
 
 /*
  * Why not soup_server_listen(): libsoup keeps a connection that never sends a complete
@@ -21,15 +26,152 @@
  *
  * A plain HTTP request (/healthz, /metrics) is answered, and its connection is closed when
  * the handshake time is up like any connection that did not become a tunnel.
+ *
+ * With names (serve --domain), a PbRouter reads each connection's request head first:
+ * Host NAME.DOMAIN makes it a public connection of tunnel NAME, any other goes to the
+ * SoupServer as before. A port without a SoupServer (--http-port) routes by name only. On a
+ * TLS port the ClientHello's server_name decides instead: TLS is terminated here and the
+ * plain bytes go through a socketpair to the tunnel, whose streams read sockets.
  */
 
 struct _PbWebPort {
-	SoupServer *soup;	      /* (owned) */
+	SoupServer *soup;	      /* (owned) (nullable) none: names only */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve TLS with it */
 	GPtrArray *listeners;	      /* (owned) PbListener, one per address family */
 	guint16 port;
 	PbAdmission *admission; /* (owned) the connections that are not a tunnel yet */
+	PbRouter *router;	/* (owned) (nullable) with names: reads request heads */
+	PbWebPortTunnelFunc tunnel_func;
+	gpointer tunnel_data;
+	GCancellable *cancellable; /* (owned) cancelled when the port is freed */
 };
+
+/* A TLS connection for a tunnel, during its handshake. */
+typedef struct {
+	PbWebPort *self;	       /* (unowned) while the cancellable is not cancelled */
+	char *name;		       /* (owned) */
+	GSocketConnection *connection; /* (owned) */
+	GIOStream *stream;	       /* (owned) TLS over @connection */
+} PbTlsRoute;
+
+static void
+pb_tls_route_free(PbTlsRoute *route)
+{
+	g_free(route->name);
+	g_object_unref(route->connection);
+	g_object_unref(route->stream);
+	g_free(route);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbTlsRoute, pb_tls_route_free)
+
+static void
+pb_web_port_spliced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!g_io_stream_splice_finish(res, &error))
+		g_debug("A named TLS connection ended: %s", error->message);
+}
+
+/* A TLS connection for tunnel @name: its plain bytes go to and from one end of a
+ * socketpair, the other end is the tunnel's public connection. */
+static gboolean
+pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
+{
+	int fds[2];
+	g_autoptr(GSocket) ours = NULL;
+	g_autoptr(GSocket) theirs = NULL;
+	g_autoptr(GSocketConnection) near = NULL;
+	g_autoptr(GSocketConnection) far = NULL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+		g_warning("Cannot make a socketpair for a named TLS connection: %s",
+			  g_strerror(errno));
+		return FALSE;
+	}
+	ours = g_socket_new_from_fd(fds[0], NULL);
+	theirs = g_socket_new_from_fd(fds[1], NULL);
+	if (ours == NULL || theirs == NULL) {
+		if (ours == NULL)
+			close(fds[0]);
+		if (theirs == NULL)
+			close(fds[1]);
+		return FALSE;
+	}
+	near = g_socket_connection_factory_create_connection(ours);
+	far = g_socket_connection_factory_create_connection(theirs);
+	if (!self->tunnel_func(name, far, self->tunnel_data))
+		return FALSE;
+	g_io_stream_splice_async(stream, G_IO_STREAM(near),
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+				     G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_PRIORITY_DEFAULT, NULL, pb_web_port_spliced_cb, NULL);
+	return TRUE;
+}
+
+static void
+pb_web_port_server_cb(GSocketConnection *connection, GIOStream *stream, gpointer user_data);
+
+/* The handshake of a TLS connection for a tunnel is over: the tunnel takes it, or, if it
+ * has no client (any more), libsoup answers it. Until then it was in PbAdmission, which
+ * ends a handshake that takes longer than --handshake-timeout. */
+static void
+pb_web_port_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(PbTlsRoute) route = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &error)) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+			g_debug("TLS handshake for tunnel %s failed: %s", route->name,
+				error->message);
+		g_io_stream_close(route->stream, NULL, NULL);
+		return;
+	}
+	if (pb_web_port_tunnel_tls(route->self, route->name, route->stream))
+		pb_admission_upgraded(route->self->admission, route->stream);
+	else
+		pb_web_port_server_cb(route->connection, route->stream, route->self);
+}
+
+/* The router found a request for tunnel @name. */
+static gboolean
+pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream *stream,
+		      gpointer user_data)
+{
+	PbWebPort *self = user_data;
+	PbTlsRoute *route;
+
+	if (stream == G_IO_STREAM(connection)) {
+		if (!self->tunnel_func(name, connection, self->tunnel_data))
+			return FALSE;
+		pb_admission_upgraded(self->admission, stream);
+		return TRUE;
+	}
+	route = g_new0(PbTlsRoute, 1);
+	route->self = self;
+	route->name = g_strdup(name);
+	route->connection = g_object_ref(connection);
+	route->stream = g_object_ref(stream);
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(stream), G_PRIORITY_DEFAULT,
+					 self->cancellable, pb_web_port_handshake_cb, route);
+	return TRUE;
+}
+
+/* The router found a request for the server itself: libsoup reads it, as if first. */
+static void
+pb_web_port_server_cb(GSocketConnection *connection, GIOStream *stream, gpointer user_data)
+{
+	PbWebPort *self = user_data;
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	g_autoptr(GSocketAddress) local = g_socket_get_local_address(socket, NULL);
+	g_autoptr(GSocketAddress) remote = g_socket_get_remote_address(socket, NULL);
+
+	if (local == NULL || remote == NULL)
+		return;
+	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
+}
 
 /* libsoup read a whole request: its connection keeps its place until it is answered. */
 static void
@@ -74,12 +216,17 @@ pb_web_port_incoming_cb(GSocketConnection *connection, gpointer user_data)
 	}
 	if (!pb_admission_add(self->admission, stream, socket, remote))
 		return; /* dropping the last reference closes it */
+	if (self->router != NULL) {
+		pb_router_add(self->router, connection, stream);
+		return;
+	}
 	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
 }
 
 /**
  * pb_web_port_new:
- * @soup: the server that reads the requests (no listeners of its own)
+ * @soup: (nullable): the server that reads the requests (no listeners of its own); %NULL
+ *   for a port that routes by name only (pb_web_port_set_router())
  * @certificate: (nullable): serve TLS with it
  */
 PbWebPort *
@@ -87,14 +234,37 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
 {
 	PbWebPort *self = g_new0(PbWebPort, 1);
 
-	self->soup = g_object_ref(soup);
+	self->soup = soup != NULL ? g_object_ref(soup) : NULL;
 	self->certificate = certificate != NULL ? g_object_ref(certificate) : NULL;
 	self->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)pb_listener_free);
 	self->admission = pb_admission_new();
+	self->cancellable = g_cancellable_new();
+	if (soup == NULL)
+		return self;
 	g_signal_connect(soup, "request-read", G_CALLBACK(pb_web_port_request_read_cb), self);
 	g_signal_connect(soup, "request-finished", G_CALLBACK(pb_web_port_request_done_cb), self);
 	g_signal_connect(soup, "request-aborted", G_CALLBACK(pb_web_port_request_done_cb), self);
 	return self;
+}
+
+/**
+ * pb_web_port_set_router:
+ * @domain: the server's --domain
+ * @tunnel_func: takes a connection whose request's Host is NAME.@domain
+ *
+ * Routes connections by the Host of their first request, or on a TLS port by the
+ * server_name of their ClientHello.
+ */
+void
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
+		       gpointer user_data)
+{
+	g_return_if_fail(self->router == NULL);
+	self->tunnel_func = tunnel_func;
+	self->tunnel_data = user_data;
+	self->router = pb_router_new(domain, pb_web_port_tunnel_cb,
+				     self->soup != NULL ? pb_web_port_server_cb : NULL, self);
+	pb_router_set_tls(self->router, self->certificate != NULL);
 }
 
 /**
@@ -156,10 +326,14 @@ pb_web_port_free(PbWebPort *self)
 {
 	if (self == NULL)
 		return;
-	g_signal_handlers_disconnect_by_data(self->soup, self);
+	if (self->soup != NULL)
+		g_signal_handlers_disconnect_by_data(self->soup, self);
 	g_ptr_array_unref(self->listeners);
+	g_cancellable_cancel(self->cancellable);
+	g_object_unref(self->cancellable);
+	pb_router_free(self->router);
 	pb_admission_free(self->admission);
 	g_clear_object(&self->certificate);
-	g_object_unref(self->soup);
+	g_clear_object(&self->soup);
 	g_free(self);
 }

@@ -3,14 +3,23 @@
 
 #include <libsoup/soup.h>
 
+#include "pb-router.h"
+
 G_BEGIN_DECLS
 
 /* The server's WebSocket port: accepts connections for a SoupServer and closes those that
  * do not become a tunnel in time. */
 typedef struct _PbWebPort PbWebPort;
 
+/* Takes @connection as a public connection of tunnel @name; FALSE if no client has it. */
+typedef gboolean (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *connection,
+					gpointer user_data);
+
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);
+void
+pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
+		       gpointer user_data);
 void
 pb_web_port_set_limits(PbWebPort *self, guint handshake_timeout_s, guint max_pending,
 		       guint max_pending_per_address);

@@ -15,6 +15,7 @@ typedef struct {
 	GTlsDatabase *tls_database; /* (nullable) trusted CAs; NULL = the system's */
 	const char *pin_sha256;	    /* (nullable) the server certificate's SHA-256, in hex */
 	const char *session;	    /* (nullable) from the last HELLO: asks for the same port */
+	const char *name;	    /* (nullable) asked for with Piggyback-Name (feature `name`) */
 } PbWsDialOptions;
 
 void

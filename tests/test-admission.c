@@ -561,7 +561,7 @@ reserve(PbSessionTable *table, const char *session, const char *from)
 
 	g_assert_nonnull(listener);
 	port = pb_listener_get_port(listener);
-	pb_session_table_reserve(table, session, address, from, listener, 60);
+	pb_session_table_reserve(table, session, address, from, listener, NULL, 60);
 	return port;
 }
 
@@ -598,7 +598,7 @@ test_admission_session_table(void)
 	g_assert_cmpint(pb_session_table_admit(table, 4, 64, 5, newcomer), ==, PB_ADMIT_NO_PORT);
 	/* connected clients fill the server: the kept port stays */
 	g_assert_cmpint(pb_session_table_admit(table, 5, 5, 0, NULL), ==, PB_ADMIT_FULL);
-	listener = pb_session_table_take(table, a);
+	listener = pb_session_table_take(table, a, NULL);
 	g_assert_nonnull(listener);
 	g_assert_cmpuint(pb_listener_get_port(listener), ==, port_a);
 	g_assert_cmpuint(pb_session_table_get_size(table), ==, 0);

@@ -4,6 +4,7 @@
 #   server.pem/.key  localhost and 127.0.0.1: the tests' server certificate and its own CA
 #   other.pem/.key   other.invalid only: a CA that did not sign server.pem, and a
 #                    certificate for the wrong host
+#   wildcard.pem/.key *.example.test, example.test and 127.0.0.1: named tunnels over TLS
 #   expired.pem/.key like server.pem, but valid only during 2020 (`openssl req -x509`
 #                    cannot back-date a certificate, so `openssl ca -selfsign` signs it)
 # The private keys protect nothing: never use them outside the tests.
@@ -15,6 +16,7 @@ make_cert() {
 }
 make_cert server localhost 'DNS:localhost,IP:127.0.0.1'
 make_cert other other.invalid 'DNS:other.invalid'
+make_cert wildcard example.test 'DNS:*.example.test,DNS:example.test,IP:127.0.0.1'
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* Reads the request head (or, on a TLS port, the ClientHello) of each connection to a
+ * shared port and hands the connection on by its Host (or TLS server_name): NAME.DOMAIN to
+ * tunnel NAME, any other host to the server itself. */
+typedef struct _PbRouter PbRouter;
+
+/* Takes @connection (@stream: what to read, the connection or TLS over it) as a public
+ * connection of tunnel @name; FALSE if no client has it. */
+typedef gboolean (*PbRouterTunnelFunc)(const char *name, GSocketConnection *connection,
+				       GIOStream *stream, gpointer user_data);
+/* Takes @stream, untouched, for the server's own pages; NULL answers 404. */
+typedef void (*PbRouterServerFunc)(GSocketConnection *connection, GIOStream *stream,
+				   gpointer user_data);
+
+PbRouter *
+pb_router_new(const char *domain, PbRouterTunnelFunc tunnel_func, PbRouterServerFunc server_func,
+	      gpointer user_data);
+void
+pb_router_set_tls(PbRouter *self, gboolean tls);
+void
+pb_router_add(PbRouter *self, GSocketConnection *connection, GIOStream *stream);
+guint
+pb_router_get_n_reading(PbRouter *self);
+void
+pb_router_free(PbRouter *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbRouter, pb_router_free)
+
+G_END_DECLS
