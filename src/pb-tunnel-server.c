@@ -15,6 +15,7 @@
 #include "pb-listener.h"
 #include "pb-metrics.h"
 #include "pb-name.h"
+#include "pb-public-ports.h"
 #include "pb-queue-budget.h"
 #include "pb-session-table.h"
 #include "pb-text.h"
@@ -48,17 +49,15 @@ struct _PbTunnelServer {
 	GObject parent_instance;
 	char *listen_host; /* (owned) (nullable) bind address of the WebSocket port; NULL = all */
 	guint16 port;
-	char *tunnel_host;   /* (owned) (nullable) bind address of public listeners; NULL = all */
-	guint16 tunnel_port; /* the public port, or the first of a range; 0 = random */
-	guint16 tunnel_port_last;  /* the last of that range (= tunnel_port for one port) */
-	char *public_host;	   /* (owned) (nullable) advertised in HELLO */
-	char *domain;		   /* (owned) (nullable) --domain: tunnels have names under it */
-	guint16 http_port;	   /* --http-port: plain HTTP routed by name only; 0 = random */
-	gboolean http_port_wanted; /* whether there is one */
-	PbWebPort *http_web_port;  /* (owned) (nullable) once started with an http_port */
-	PbFeatures features;	   /* protocol v2 features offered to clients */
-	guint32 window;		   /* initial credit per connection, with `flow` */
-	char *token;		   /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	PbPublicPorts public_ports; /* --tunnel-host, --tunnel-port */
+	char *public_host;	    /* (owned) (nullable) advertised in HELLO */
+	char *domain;		    /* (owned) (nullable) --domain: tunnels have names under it */
+	guint16 http_port;	    /* --http-port: plain HTTP routed by name only; 0 = random */
+	gboolean http_port_wanted;  /* whether there is one */
+	PbWebPort *http_web_port;   /* (owned) (nullable) once started with an http_port */
+	PbFeatures features;	    /* protocol v2 features offered to clients */
+	guint32 window;		    /* initial credit per connection, with `flow` */
+	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
@@ -272,9 +271,12 @@ pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16
 	return listener;
 }
 
+/* Whether another client holds @port: a PbPortTakenFunc. */
 static gboolean
-pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
+pb_tunnel_server_port_taken_cb(guint16 port, gpointer user_data)
 {
+	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
+
 	for (GList *l = self->clients; l != NULL; l = l->next) {
 		PbServerClient *client = l->data;
 
@@ -284,85 +286,12 @@ pb_tunnel_server_port_taken(PbTunnelServer *self, guint16 port)
 	return pb_session_table_holds_port(self->reserved, port);
 }
 
-/* Whether public ports come from a range (--tunnel-port FIRST-LAST). */
-static gboolean
-pb_tunnel_server_has_port_range(PbTunnelServer *self)
-{
-	return self->tunnel_port_last > self->tunnel_port;
-}
-
-/* A public port on --tunnel-host, or on every address (both families) without one. */
-static PbListener *
-pb_tunnel_server_bind_public(PbTunnelServer *self, guint16 port, GError **error)
-{
-	g_autoptr(GInetAddress) address = NULL;
-	g_autoptr(GSocketAddress) sockaddr = NULL;
-
-	if (self->tunnel_host == NULL)
-		return pb_listener_new_any(port, NULL, NULL, error);
-	address = g_inet_address_new_from_string(self->tunnel_host);
-	if (address == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "“%s” is not an IP address", self->tunnel_host);
-		return NULL;
-	}
-	sockaddr = g_inet_socket_address_new(address, port);
-	return pb_listener_new(sockaddr, NULL, NULL, error);
-}
-
-/* Binds the lowest port of the range that no client holds and nothing else has bound. */
-static PbListener *
-pb_tunnel_server_listen_in_range(PbTunnelServer *self, GError **error)
-{
-	for (guint port = self->tunnel_port; port <= self->tunnel_port_last; port++) {
-		g_autoptr(GError) local_error = NULL;
-		PbListener *listener;
-
-		if (pb_tunnel_server_port_taken(self, (guint16)port))
-			continue;
-		listener = pb_tunnel_server_bind_public(self, (guint16)port, &local_error);
-		if (listener != NULL)
-			return listener;
-		if (!g_error_matches(local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE)) {
-			g_propagate_error(error, g_steal_pointer(&local_error));
-			return NULL;
-		}
-	}
-	g_set_error(error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-		    "every port from %u to %u is in use", self->tunnel_port,
-		    self->tunnel_port_last);
-	return NULL;
-}
-
-/* Binds the configured tunnel port (a random one if an earlier client holds it), a port of
- * the configured range, or a random port. */
-static PbListener *
-pb_tunnel_server_listen_public(PbTunnelServer *self, guint16 *port_out, GError **error)
-{
-	PbListener *listener;
-	guint16 port = self->tunnel_port;
-
-	if (pb_tunnel_server_has_port_range(self)) {
-		listener = pb_tunnel_server_listen_in_range(self, error);
-	} else {
-		if (port != 0 && pb_tunnel_server_port_taken(self, port))
-			port = 0;
-		listener = pb_tunnel_server_bind_public(self, port, error);
-	}
-	if (listener == NULL)
-		return NULL;
-	*port_out = pb_listener_get_port(listener);
-	return listener;
-}
-
 /* Whether a new client from @address (nullable) may have a public port, see
  * pb_session_table_admit(). */
 static PbAdmit
 pb_tunnel_server_admit(PbTunnelServer *self, GInetAddress *address)
 {
-	guint n_ports = pb_tunnel_server_has_port_range(self)
-			    ? (guint)(self->tunnel_port_last - self->tunnel_port) + 1
-			    : 0;
+	guint n_ports = pb_public_ports_get_n_range(&self->public_ports);
 
 	return pb_session_table_admit(self->reserved, g_list_length(self->clients),
 				      self->max_clients, n_ports, address);
@@ -500,7 +429,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 		return;
 	} else {
 		client->listener =
-		    pb_tunnel_server_listen_public(self, &client->tunnel_port, &error);
+		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
+					   self, &client->tunnel_port, &error);
 	}
 	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
@@ -534,9 +464,9 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	if (client->name != NULL)
 		g_message("Client %s connected: tunnel open on port %u, named %s.%s", client->peer,
 			  client->tunnel_port, client->name, self->domain);
-	else if (self->tunnel_host != NULL)
+	else if (self->public_ports.host != NULL)
 		g_message("Client %s connected: tunnel open on %s port %u", client->peer,
-			  self->tunnel_host, client->tunnel_port);
+			  self->public_ports.host, client->tunnel_port);
 	else
 		g_message("Client %s connected: tunnel open on port %u", client->peer,
 			  client->tunnel_port);
@@ -701,11 +631,11 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		g_autofree char *text = g_strdup_printf(
 		    "This tunnel server has no free public port: clients hold every port "
 		    "from %u to %u.\n",
-		    self->tunnel_port, self->tunnel_port_last);
+		    self->public_ports.first, self->public_ports.last);
 
 		g_message("Refusing a client: every public port from %u to %u is held "
 			  "(--tunnel-port)",
-			  self->tunnel_port, self->tunnel_port_last);
+			  self->public_ports.first, self->public_ports.last);
 		pb_tunnel_server_reply_full(msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
 					    "No free public port (--tunnel-port)", text);
 		return;
@@ -1008,7 +938,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_clear_object(&self->certificate);
 	pb_session_table_free(self->reserved);
 	g_free(self->listen_host);
-	g_free(self->tunnel_host);
+	pb_public_ports_clear(&self->public_ports);
 	g_free(self->public_host);
 	g_free(self->domain);
 	pb_tunnel_server_set_token(self, NULL);
@@ -1121,8 +1051,8 @@ pb_tunnel_server_set_tunnel_ports(PbTunnelServer *self, guint16 first, guint16 l
 {
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	g_return_if_fail(first > 0 && first <= last);
-	self->tunnel_port = first;
-	self->tunnel_port_last = last;
+	self->public_ports.first = first;
+	self->public_ports.last = last;
 }
 
 /* How long a lost client's public port is kept for it (0 = closed at once). */
@@ -1156,8 +1086,8 @@ pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 	PbTunnelServer *self = g_object_new(PB_TYPE_TUNNEL_SERVER, NULL);
 
 	self->port = port;
-	self->tunnel_host = g_strdup(tunnel_host);
-	self->tunnel_port = self->tunnel_port_last = tunnel_port;
+	self->public_ports.host = g_strdup(tunnel_host);
+	self->public_ports.first = self->public_ports.last = tunnel_port;
 	self->public_host = g_strdup(public_host);
 	soup_server_add_handler(self->soup, NULL, pb_tunnel_server_websocket_cb, self, NULL);
 	return self;
