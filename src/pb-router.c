@@ -74,16 +74,18 @@ pb_router_watch(PbRouted *routed);
 /* An error page, after the head it answers has been taken from the socket (bytes left
  * unread at close() make it a reset, which may destroy the answer in flight). */
 static void
-pb_router_answer(PbRouted *routed, gsize head_len, const char *status, const char *text)
+pb_router_answer(PbRouted *routed, gsize head_len, const char *status, const char *headers,
+		 const char *text)
 {
 	GSocket *socket = g_socket_connection_get_socket(routed->connection);
 	g_autofree char *answer = g_strdup_printf("HTTP/1.1 %s\r\n"
 						  "Content-Type: text/plain; charset=utf-8\r\n"
 						  "Content-Length: %zu\r\n"
 						  "Connection: close\r\n"
+						  "%s"
 						  "\r\n"
 						  "%s",
-						  status, strlen(text), text);
+						  status, strlen(text), headers, text);
 	g_autofree guint8 *head = g_malloc(head_len);
 
 	/* the answer is small, the socket's send buffer empty: one non-blocking send */
@@ -115,7 +117,10 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 	g_autofree char *escaped = NULL;
 	g_autofree char *shown = NULL;
 
-	if (name != NULL && self->tunnel_func(name, connection, stream, self->user_data)) {
+	PbRoute route = name != NULL ? self->tunnel_func(name, connection, stream, self->user_data)
+				     : PB_ROUTE_UNKNOWN;
+
+	if (route == PB_ROUTE_TAKEN) {
 		pb_router_forget(self, routed);
 		return;
 	}
@@ -127,8 +132,17 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 	}
 	escaped = pb_text_escape(host != NULL ? host : "", -1);
 	shown = pb_text_truncate(escaped, 255);
+	if (route == PB_ROUTE_AWAY) {
+		g_autofree char *retry =
+		    g_strdup_printf("Retry-After: %u\r\n", PB_ROUTE_RETRY_AFTER_S);
+
+		text = g_strdup_printf("The client of %s is away: it has a moment to come back.\n",
+				       shown);
+		pb_router_answer(routed, head_len, "503 Service Unavailable", retry, text);
+		return;
+	}
 	text = g_strdup_printf("No tunnel is named %s.\n", shown);
-	pb_router_answer(routed, head_len, "404 Not Found", text);
+	pb_router_answer(routed, head_len, "404 Not Found", "", text);
 }
 
 /* Looks at what has arrived; Returns: whether to look again when more arrives */
@@ -180,7 +194,7 @@ pb_router_peek(PbRouter *self, PbRouted *routed)
 		return FALSE;
 	case PB_REQUEST_HEAD_TOO_LARGE:
 		pb_router_answer(routed, PB_REQUEST_HEAD_MAX, "431 Request Header Fields Too Large",
-				 "The request head is larger than 16 KiB.\n");
+				 "", "The request head is larger than 16 KiB.\n");
 		return FALSE;
 	case PB_REQUEST_HEAD_COMPLETE:
 	default:

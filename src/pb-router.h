@@ -10,10 +10,21 @@ G_BEGIN_DECLS
  * tunnel NAME, any other host to the server itself. */
 typedef struct _PbRouter PbRouter;
 
+/* What became of a connection offered to tunnel NAME. */
+typedef enum {
+	PB_ROUTE_UNKNOWN, /* no client has that name */
+	PB_ROUTE_TAKEN,	  /* the tunnel took the connection */
+	PB_ROUTE_AWAY,	  /* its client is away, within its grace period: ask again soon */
+} PbRoute;
+
+/* The Retry-After of a 503 for a name whose client is away: about a client's first
+ * reconnection backoffs. */
+#define PB_ROUTE_RETRY_AFTER_S 5
+
 /* Takes @connection (@stream: what to read, the connection or TLS over it) as a public
  * connection of tunnel @name; FALSE if no client has it. */
-typedef gboolean (*PbRouterTunnelFunc)(const char *name, GSocketConnection *connection,
-				       GIOStream *stream, gpointer user_data);
+typedef PbRoute (*PbRouterTunnelFunc)(const char *name, GSocketConnection *connection,
+				      GIOStream *stream, gpointer user_data);
 /* Takes @stream, untouched, for the server's own pages; NULL answers 404. */
 typedef void (*PbRouterServerFunc)(GSocketConnection *connection, GIOStream *stream,
 				   gpointer user_data);

@@ -673,17 +673,19 @@ pb_tunnel_server_listen(PbTunnelServer *self, PbWebPort *web_port, guint16 port,
 }
 
 /* A request on a shared port whose Host is NAME.DOMAIN: a public connection of that
- * tunnel, as on its own port. */
-static gboolean
+ * tunnel, as on its own port; if its client is away within its grace period, a 503 that
+ * says to come back (the public port of such a client keeps its connections waiting). */
+static PbRoute
 pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	PbServerClient *client = pb_tunnel_server_find_name(self, name);
 
 	if (client == NULL)
-		return FALSE;
+		return pb_session_table_holds_name(self->reserved, name, NULL) ? PB_ROUTE_AWAY
+									       : PB_ROUTE_UNKNOWN;
 	pb_server_client_incoming_cb(connection, client);
-	return TRUE;
+	return PB_ROUTE_TAKEN;
 }
 
 gboolean

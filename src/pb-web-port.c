@@ -101,7 +101,7 @@ pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
 	}
 	near = g_socket_connection_factory_create_connection(ours);
 	far = g_socket_connection_factory_create_connection(theirs);
-	if (!self->tunnel_func(name, far, self->tunnel_data))
+	if (self->tunnel_func(name, far, self->tunnel_data) != PB_ROUTE_TAKEN)
 		return FALSE;
 	g_io_stream_splice_async(stream, G_IO_STREAM(near),
 				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
@@ -136,18 +136,19 @@ pb_web_port_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 /* The router found a request for tunnel @name. */
-static gboolean
+static PbRoute
 pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream *stream,
 		      gpointer user_data)
 {
 	PbWebPort *self = user_data;
 	PbTlsRoute *route;
+	PbRoute taken;
 
 	if (stream == G_IO_STREAM(connection)) {
-		if (!self->tunnel_func(name, connection, self->tunnel_data))
-			return FALSE;
-		pb_admission_upgraded(self->admission, stream);
-		return TRUE;
+		taken = self->tunnel_func(name, connection, self->tunnel_data);
+		if (taken == PB_ROUTE_TAKEN)
+			pb_admission_upgraded(self->admission, stream);
+		return taken;
 	}
 	route = g_new0(PbTlsRoute, 1);
 	route->self = self;
@@ -156,7 +157,7 @@ pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream
 	route->stream = g_object_ref(stream);
 	g_tls_connection_handshake_async(G_TLS_CONNECTION(stream), G_PRIORITY_DEFAULT,
 					 self->cancellable, pb_web_port_handshake_cb, route);
-	return TRUE;
+	return PB_ROUTE_TAKEN; /* its handshake, then the tunnel */
 }
 
 /* The router found a request for the server itself: libsoup reads it, as if first. */

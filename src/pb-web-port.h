@@ -12,8 +12,8 @@ G_BEGIN_DECLS
 typedef struct _PbWebPort PbWebPort;
 
 /* Takes @connection as a public connection of tunnel @name; FALSE if no client has it. */
-typedef gboolean (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *connection,
-					gpointer user_data);
+typedef PbRoute (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *connection,
+				       gpointer user_data);
 
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);

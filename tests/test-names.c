@@ -772,11 +772,13 @@ test_names_grace(void)
 	g_autoptr(GSocket) again = NULL;
 	g_autofree char *hello = NULL;
 	g_autofree char *session_header = NULL;
+	char *body = NULL;
 	PbTestProc *other;
 	const char *session;
 
-	g_test_summary("A lost client's name is kept for it for --grace: another client gets "
-		       "409, the same client (its session) gets its name back; a client that "
+	g_test_summary("A lost client's name is kept for it for --grace: a request for it gets "
+		       "503 meanwhile, another client 409, the same client (its session) gets "
+		       "its name back; a client that "
 		       "asks for none gets a random one, and a 1.1 client sees nothing new");
 	first = pb_test_ws_upgrade(ws_port, "Piggyback-Features: flow, eof, name\r\n"
 					    "Piggyback-Name: alpha\r\n");
@@ -792,6 +794,10 @@ test_names_grace(void)
 	/* lost, not a goodbye: no close frame */
 	g_socket_close(first, NULL);
 	pb_test_wait_until(pb_test_proc_said(server, "kept for it"), 10);
+	/* meanwhile a request for it is told to come back soon */
+	g_assert_cmpuint(get(ws_port, "alpha." DOMAIN, "/", &body), ==, 503);
+	g_assert_nonnull(strstr(body, "away"));
+	g_clear_pointer(&body, g_free);
 
 	other = forward(ws_port, 9, "alpha");
 	pb_test_proc_wait_exit(other);
