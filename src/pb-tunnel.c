@@ -314,18 +314,27 @@ pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 	return stream;
 }
 
-/* @reason may quote the peer: escaped, and cut to what a close frame holds (123 bytes) */
+/* The peer broke the rules: counted, logged and closed with @code, unless closing already.
+ * @what may quote the peer: escaped, and cut to what a close frame holds (123 bytes). */
+static void
+pb_tunnel_close_broken(PbTunnel *self, gushort code, const char *what)
+{
+	g_autofree char *shown = pb_text_escape(what, -1);
+	g_autofree char *close_reason = pb_text_truncate(shown, 123);
+
+	g_message("Closing the tunnel: %s (%u)", shown, code);
+	self->protocol_errors++;
+	pb_tunnel_close(self, code, close_reason);
+}
+
 static void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 {
 	g_autofree char *shown = pb_text_escape(reason, -1);
-	g_autofree char *close_reason = pb_text_truncate(shown, 123);
+	g_autofree char *what = g_strdup_printf("protocol error: %s", shown);
 
-	g_message("Closing the tunnel: protocol error: %s", shown);
-	self->protocol_errors++;
 	g_signal_emit(self, signals[SIGNAL_PROTOCOL_ERROR], 0, shown);
-	soup_websocket_connection_close(self->ws, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR,
-					close_reason);
+	pb_tunnel_close_broken(self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, what);
 }
 
 /* DATA payload (all of a message, or a piece on the fast path) for the connection @id. */
@@ -557,12 +566,7 @@ pb_tunnel_ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_
 static void
 pb_tunnel_ws_refused_cb(PbWsInput *input, guint code, const char *reason, gpointer user_data)
 {
-	PbTunnel *self = PB_TUNNEL(user_data);
-
-	g_message("Closing the tunnel: %s (%u)", reason, code);
-	self->protocol_errors++;
-	if (soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-		soup_websocket_connection_close(self->ws, (gushort)code, reason);
+	pb_tunnel_close_broken(PB_TUNNEL(user_data), (gushort)code, reason);
 }
 
 SoupWebsocketConnection *

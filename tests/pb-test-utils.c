@@ -378,6 +378,35 @@ pb_test_proc_get_rss(PbTestProc *proc)
 	return g_ascii_strtoull(rss + strlen("VmRSS:"), NULL, 10) * 1024;
 }
 
+/**
+ * pb_test_serve_valist:
+ * @args: (nullable): NULL-terminated arguments that come first
+ * @ws_port: (out): its WebSocket port
+ *
+ * Starts `piggyback serve` on loopback (-p 0 -l 127.0.0.1 -H 127.0.0.1) with @args, then
+ * @first and the arguments in @rest, up to a NULL; waits for its port.
+ */
+PbTestProc *
+pb_test_serve_valist(GSubprocessLauncher *launcher, const char *const *args, guint16 *ws_port,
+		     const char *first, va_list rest)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	const char *const fixed[] = {
+	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
+	PbTestProc *server;
+
+	for (gsize i = 0; i < G_N_ELEMENTS(fixed); i++)
+		g_ptr_array_add(argv, (gpointer)fixed[i]);
+	for (gsize i = 0; args != NULL && args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	for (const char *arg = first; arg != NULL; arg = va_arg(rest, const char *))
+		g_ptr_array_add(argv, (gpointer)arg);
+	g_ptr_array_add(argv, NULL);
+	server = pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+	*ws_port = pb_test_proc_wait_port(server, "Listening on");
+	return server;
+}
+
 /* Starts @first with the arguments that follow; stop it with pb_test_proc_finish(). */
 PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...)

@@ -96,6 +96,9 @@ PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...) G_GNUC_NULL_TERMINATED;
 PbTestProc *
 pb_test_proc_spawnv(GSubprocessLauncher *launcher, const char *const *argv);
+PbTestProc *
+pb_test_serve_valist(GSubprocessLauncher *launcher, const char *const *args, guint16 *ws_port,
+		     const char *first, va_list rest);
 gboolean
 pb_test_proc_said(PbTestProc *proc, const char *needle);
 const char *

@@ -241,21 +241,12 @@ static PbTestProc *
 serve(guint max_files, guint16 *ws_port, const char *first, ...)
 {
 	g_autoptr(GSubprocessLauncher) launcher = launcher_new(max_files);
-	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	const char *const fixed[] = {
-	    g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l", "127.0.0.1", "-H", "127.0.0.1"};
 	PbTestProc *server;
-	va_list args;
+	va_list rest;
 
-	for (gsize i = 0; i < G_N_ELEMENTS(fixed); i++)
-		g_ptr_array_add(argv, (gpointer)fixed[i]);
-	va_start(args, first);
-	for (const char *arg = first; arg != NULL; arg = va_arg(args, const char *))
-		g_ptr_array_add(argv, (gpointer)arg);
-	va_end(args);
-	g_ptr_array_add(argv, NULL);
-	server = pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
-	*ws_port = pb_test_proc_wait_port(server, "Listening on");
+	va_start(rest, first);
+	server = pb_test_serve_valist(launcher, NULL, ws_port, first, rest);
+	va_end(rest);
 	return server;
 }
 
