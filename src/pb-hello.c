@@ -170,8 +170,11 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	}
 	hello->tunnel_port = (guint16)json_node_get_int(node);
 
+	/* json-glib turns an escaped lone surrogate ("\ude00") into bytes that are not UTF-8:
+	 * such a version is ignored, like any unusable optional member */
 	node = json_object_get_member(object, "version");
-	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING)
+	if (node != NULL && json_node_get_value_type(node) == G_TYPE_STRING &&
+	    g_utf8_validate(json_node_get_string(node), -1, NULL))
 		hello->version = g_strdup(json_node_get_string(node));
 
 	node = json_object_get_member(object, "features");
