@@ -12,6 +12,7 @@ typedef struct {
 	char *host;    /* (owned) (nullable) the IP address to bind; NULL: every address */
 	guint16 first; /* the public port, or the first of a range; 0 = random */
 	guint16 last;  /* the last of that range (= @first for one port) */
+	gboolean off;  /* --tunnel-port off: no public port, names only */
 } PbPublicPorts;
 
 /* Whether another client holds @port (kept or connected). */

@@ -26,7 +26,8 @@ typedef struct {
 	char *session;	       /* (owned) what the client presents to come back */
 	GInetAddress *address; /* (owned) (nullable) the client's */
 	char *peer;	       /* (owned) for logs */
-	PbListener *listener;  /* (owned) the port, bound and not accepting */
+	PbListener *listener;  /* (owned) (nullable) the port, bound and not accepting */
+	guint16 port;	       /* its number; 0 without one (names only) */
 	char *name;	       /* (owned) (nullable) its name (serve --domain), kept with it */
 	guint expire_id;       /* when the grace period is over */
 	gint64 claimed;	       /* monotonic µs of the last request presenting it; 0 = none */
@@ -55,14 +56,28 @@ pb_session_table_remove(PbSessionTable *self, PbReservation *reservation)
 	pb_reservation_free(reservation);
 }
 
+/* "Port 41877", "Name alpha" or "Port 41877 (alpha)", for logs. */
+static const char *
+pb_reservation_describe(PbReservation *reservation, char *buf, gsize size)
+{
+	if (reservation->name == NULL)
+		g_snprintf(buf, size, "Port %u", reservation->port);
+	else if (reservation->port == 0)
+		g_snprintf(buf, size, "Name %s", reservation->name);
+	else
+		g_snprintf(buf, size, "Port %u (%s)", reservation->port, reservation->name);
+	return buf;
+}
+
 /* The grace period is over: the port is free for anyone. */
 static gboolean
 pb_reservation_expired_cb(gpointer user_data)
 {
 	PbReservation *reservation = user_data;
+	char buf[128];
 
 	reservation->expire_id = 0;
-	g_message("Port %u of client %s released", pb_listener_get_port(reservation->listener),
+	g_message("%s of client %s released", pb_reservation_describe(reservation, buf, sizeof buf),
 		  reservation->peer);
 	pb_session_table_remove(reservation->table, reservation);
 	return G_SOURCE_REMOVE;
@@ -88,13 +103,15 @@ pb_session_table_lookup(PbSessionTable *self, const char *session)
  * @session: what the client will present
  * @address: (nullable): the client's IP address
  * @peer: the client's address and port, for logs
- * @listener: (transfer full): its public port, no longer accepting
+ * @listener: (transfer full) (nullable): its public port, no longer accepting
+ * @port: @listener's port; 0 without one
  * @name: (nullable): the client's name (serve --domain), kept with the port
  * @grace_s: how long the port is kept
  */
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, PbListener *listener, const char *name, guint grace_s)
+			 const char *peer, PbListener *listener, guint16 port, const char *name,
+			 guint grace_s)
 {
 	PbReservation *reservation = g_new0(PbReservation, 1);
 
@@ -103,6 +120,7 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	reservation->address = address != NULL ? g_object_ref(address) : NULL;
 	reservation->peer = g_strdup(peer);
 	reservation->listener = listener;
+	reservation->port = port;
 	reservation->name = g_strdup(name);
 	reservation->expire_id =
 	    g_timeout_add(grace_s * 1000, pb_reservation_expired_cb, reservation);
@@ -140,23 +158,22 @@ pb_reservation_is_claimed(PbReservation *reservation)
 /**
  * pb_session_table_take:
  * @session: (nullable): what a client presents
+ * @listener: (out) (transfer full) (nullable): the port kept for it, if it had one
+ * @name: (out) (transfer full) (nullable): the name kept for it, if it had one
  *
- * Returns: (transfer full) (nullable): the port kept for @session, which is no longer
- * reserved
+ * Returns: whether anything was kept for @session (it is no longer)
  */
-PbListener *
-pb_session_table_take(PbSessionTable *self, const char *session, char **name)
+gboolean
+pb_session_table_take(PbSessionTable *self, const char *session, PbListener **listener, char **name)
 {
 	PbReservation *reservation = pb_session_table_lookup(self, session);
-	PbListener *listener;
 
 	if (reservation == NULL)
-		return NULL;
-	listener = g_steal_pointer(&reservation->listener);
-	if (name != NULL)
-		*name = g_steal_pointer(&reservation->name);
+		return FALSE;
+	*listener = g_steal_pointer(&reservation->listener);
+	*name = g_steal_pointer(&reservation->name);
 	pb_session_table_remove(self, reservation);
-	return listener;
+	return TRUE;
 }
 
 gboolean
@@ -165,13 +182,12 @@ pb_session_table_holds_port(PbSessionTable *self, guint16 port)
 	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
 
-		if (pb_listener_get_port(reservation->listener) == port)
+		if (port != 0 && reservation->port == port)
 			return TRUE;
 	}
 	return FALSE;
 }
 
-/* Ports kept now. */
 /* Whether a port kept for a client that left also keeps @name for it; the one kept for
  * @session (nullable), the client that asks, does not count. */
 gboolean
@@ -200,6 +216,7 @@ static gboolean
 pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 {
 	PbReservation *oldest = NULL;
+	char buf[128];
 
 	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
@@ -216,8 +233,8 @@ pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 	}
 	if (oldest == NULL)
 		return FALSE;
-	g_message("Port %u of client %s released early: a new client takes its place",
-		  pb_listener_get_port(oldest->listener), oldest->peer);
+	g_message("%s of client %s released early: a new client takes its place",
+		  pb_reservation_describe(oldest, buf, sizeof buf), oldest->peer);
 	pb_session_table_remove(self, oldest);
 	return TRUE;
 }

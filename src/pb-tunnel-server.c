@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "pb-client-registry.h"
 #include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-listener.h"
@@ -17,7 +18,6 @@
 #include "pb-name.h"
 #include "pb-public-ports.h"
 #include "pb-queue-budget.h"
-#include "pb-session-table.h"
 #include "pb-text.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
@@ -32,18 +32,6 @@
  * yet. Each client gets a public TCP listener; every connection accepted there becomes a
  * stream of its tunnel.
  */
-
-typedef struct {
-	PbTunnelServer *server; /* (unowned) */
-	PbTunnel *tunnel;	/* (owned) */
-	PbListener *listener;	/* (owned) (nullable) the public port */
-	char *session;		/* (owned) (nullable) what the client presents to come back */
-	char *name;		/* (owned) (nullable) reached as NAME.DOMAIN (--domain) */
-	guint16 tunnel_port;
-	GInetAddress *address;	/* (owned) (nullable) the client's */
-	char *peer;		/* (owned) for logs */
-	gint64 connected_since; /* Unix µs */
-} PbServerClient;
 
 struct _PbTunnelServer {
 	GObject parent_instance;
@@ -68,117 +56,74 @@ struct _PbTunnelServer {
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
-	GList *clients;		  /* (owned) PbServerClient */
-	PbSessionTable *reserved; /* (owned) the ports kept for clients that left */
-	guint grace_s;		  /* how long a lost client's port is kept; 0 = not at all */
-	guint max_clients;	  /* connected or with their port kept; more get 503 */
-	guint max_connections;	  /* per tunnel; more public connections are closed at once */
-	PbTunnelStats ended;	  /* the counters of the tunnels that have closed, added up */
-	gboolean metrics;	  /* answer GET /metrics */
-	char *metrics_token;	  /* (owned) (nullable) required on GET /metrics */
-	guint n_refused;	  /* public connections refused since the last log line */
-	gint64 refused_logged;	  /* monotonic µs of that line */
+	PbClientRegistry *clients; /* (owned) connected, and kept for those that left */
+	guint grace_s;		   /* how long a lost client's port is kept; 0 = not at all */
+	guint max_clients;	   /* connected or with their port kept; more get 503 */
+	guint max_connections;	   /* per tunnel; more public connections are closed at once */
+	PbTunnelStats ended;	   /* the counters of the tunnels that have closed, added up */
+	gboolean metrics;	   /* answer GET /metrics */
+	char *metrics_token;	   /* (owned) (nullable) required on GET /metrics */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
 
-static void
-pb_server_client_free(PbServerClient *client)
-{
-	if (client->tunnel != NULL) {
-		g_signal_handlers_disconnect_by_data(client->tunnel, client);
-		g_object_unref(client->tunnel);
-	}
-	g_clear_pointer(&client->listener, pb_listener_free);
-	g_free(client->session);
-	g_free(client->name);
-	g_clear_object(&client->address);
-	g_free(client->peer);
-	g_free(client);
-}
-
-/* An opaque, unguessable id: 128 random bits in hex. */
+/* What @client holds, for logs: "port 41877", "port 41877 and name alpha", "name alpha". */
 static char *
-pb_server_client_new_session(void)
+pb_tunnel_server_describe(PbServerClient *client)
 {
-	guint8 bytes[16];
-	g_autoptr(GString) hex = g_string_new(NULL);
-
-	/* getrandom(2) where it works; GRand (seeded from /dev/urandom) otherwise */
-	if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
-		for (gsize i = 0; i < sizeof bytes; i++)
-			bytes[i] = (guint8)g_random_int_range(0, 256);
-	}
-	for (gsize i = 0; i < sizeof bytes; i++)
-		g_string_append_printf(hex, "%02x", bytes[i]);
-	return g_string_free(g_steal_pointer(&hex), FALSE);
+	if (client->name == NULL)
+		return g_strdup_printf("port %u", client->tunnel_port);
+	if (client->tunnel_port == 0)
+		return g_strdup_printf("name %s", client->name);
+	return g_strdup_printf("port %u and name %s", client->tunnel_port, client->name);
 }
 
-static void
-pb_server_client_incoming_cb(GSocketConnection *connection, gpointer user_data)
+/* The protocol 2 features a client's request asks for that this server gives it. */
+static PbFeatures
+pb_tunnel_server_get_features(PbTunnelServer *self, SoupMessageHeaders *request)
 {
-	PbServerClient *client = user_data;
-	PbTunnelServer *self = client->server;
-	gint64 now;
+	PbFeatures features =
+	    self->features &
+	    pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER));
 
-	if (pb_tunnel_get_n_streams(client->tunnel) < self->max_connections) {
-		pb_tunnel_add_stream(client->tunnel, connection);
-		return;
-	}
-	/* over the limit: this connection only, closed at once; one log line per 10 s at most,
-	 * so that a flood cannot flood the log too */
-	g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
-	self->n_refused++;
-	now = g_get_monotonic_time();
-	if (now - self->refused_logged >= 10 * G_USEC_PER_SEC) {
-		g_message("Port %u: refused %u connection(s): the tunnel has its --max-connections "
-			  "%u open",
-			  client->tunnel_port, self->n_refused, self->max_connections);
-		self->n_refused = 0;
-		self->refused_logged = now;
-	}
-}
-
-static gboolean
-pb_server_client_free_cb(gpointer user_data)
-{
-	pb_server_client_free(user_data);
-	return G_SOURCE_REMOVE;
+	if (self->domain == NULL)
+		features &= ~PB_FEATURE_NAME;
+	if ((features & PB_FEATURES_PROXY) == PB_FEATURES_PROXY)
+		features &= ~PB_FEATURE_PROXY_V1; /* one header per connection: the newer one */
+	return features;
 }
 
 /* The client went away: every connection on its public port closes with the tunnel. The
  * port itself closes too, or, if the client was lost rather than said goodbye and there is
  * a grace period, stays bound but not accepting, so that nobody else can take it and the
- * same client (its session) gets it back. */
+ * same client (its session) gets it back, with its name. */
 static void
-pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
+pb_tunnel_server_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbServerClient *client = user_data;
-	PbTunnelServer *self = client->server;
+	PbTunnelServer *self = PB_TUNNEL_SERVER(client->owner);
+	g_autofree char *what = pb_tunnel_server_describe(client);
 	PbTunnelStats stats;
 
 	pb_tunnel_get_stats(tunnel, &stats);
 	stats.streams_open = stats.send_queue = 0; /* gauges: nothing is open or queued now */
 	pb_tunnel_stats_add(&self->ended, &stats);
-	self->clients = g_list_remove(self->clients, client);
-	pb_listener_set_accepting(client->listener, FALSE);
+	pb_client_registry_remove(self->clients, client);
+	if (client->listener != NULL)
+		pb_listener_set_accepting(client->listener, FALSE);
 	if (pb_tunnel_get_said_goodbye(tunnel)) {
-		g_message("Client %s disconnected: it said goodbye, port %u closed", client->peer,
-			  client->tunnel_port);
-		g_clear_pointer(&client->listener, pb_listener_free);
+		g_message("Client %s disconnected: it said goodbye, %s closed", client->peer, what);
+		g_clear_pointer(&client->listener, pb_listener_free); /* free for the next now */
 	} else if (self->grace_s == 0 || client->session == NULL) {
-		g_message("Client %s disconnected, port %u closed", client->peer,
-			  client->tunnel_port);
+		g_message("Client %s disconnected, %s closed", client->peer, what);
 		g_clear_pointer(&client->listener, pb_listener_free);
 	} else {
-		g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
-			  client->tunnel_port, self->grace_s);
-		pb_session_table_reserve(self->reserved, client->session, client->address,
-					 client->peer, g_steal_pointer(&client->listener),
-					 client->name, self->grace_s);
+		g_message("Client %s disconnected, %s kept for it for %u s", client->peer, what,
+			  self->grace_s);
+		pb_client_registry_keep(self->clients, client, self->grace_s);
 	}
 	/* we are inside the tunnel's own signal: free it once that has returned */
-	g_idle_add(pb_server_client_free_cb, client);
+	pb_server_client_free_later(client);
 }
 
 /* The session id a request presents, if it has the form of those the server gives: only
@@ -191,99 +136,13 @@ pb_tunnel_server_get_session(SoupMessageHeaders *request)
 	return session != NULL && strlen(session) == 32 ? session : NULL;
 }
 
-/* The connected client that holds @session (nullable), if any. */
-static PbServerClient *
-pb_tunnel_server_find_session(PbTunnelServer *self, const char *session)
-{
-	if (session == NULL)
-		return NULL;
-	for (GList *l = self->clients; l != NULL; l = l->next) {
-		PbServerClient *client = l->data;
-
-		if (client->session != NULL && pb_token_equal(client->session, session))
-			return client;
-	}
-	return NULL;
-}
-
-/* Whether @session (nullable) is one the server gave and still holds a port for: kept for
- * a client that left (claimed for this request now, see pb_session_table_claim()), or a
- * connected client's (that comes back on a new connection). */
-static gboolean
-pb_tunnel_server_claim_session(PbTunnelServer *self, const char *session)
-{
-	return pb_session_table_claim(self->reserved, session) ||
-	       pb_tunnel_server_find_session(self, session) != NULL;
-}
-
-/* The connected client named @name, if any. */
-static PbServerClient *
-pb_tunnel_server_find_name(PbTunnelServer *self, const char *name)
-{
-	for (GList *l = self->clients; l != NULL; l = l->next) {
-		PbServerClient *client = l->data;
-
-		if (g_strcmp0(client->name, name) == 0)
-			return client;
-	}
-	return NULL;
-}
-
-/* Whether a client other than the one presenting @session (nullable) holds @name: a
- * connected one, or one that left within its grace period. */
-static gboolean
-pb_tunnel_server_name_taken(PbTunnelServer *self, const char *name, const char *session)
-{
-	PbServerClient *holder = pb_tunnel_server_find_name(self, name);
-
-	if (holder != NULL && (session == NULL || holder->session == NULL ||
-			       !pb_token_equal(holder->session, session)))
-		return TRUE;
-	return pb_session_table_holds_name(self->reserved, name, session);
-}
-
-/* Returns: (transfer full) (nullable): the public port of the client, live or gone within
- * its grace period, that holds @session, taken from it; *@port gets its number and *@name
- * its name (if it has one) */
-static PbListener *
-pb_tunnel_server_take_session(PbTunnelServer *self, const char *session, guint16 *port, char **name)
-{
-	PbListener *listener = pb_session_table_take(self->reserved, session, name);
-	PbServerClient *old;
-
-	if (listener != NULL) {
-		*port = pb_listener_get_port(listener);
-		return listener;
-	}
-	old = pb_tunnel_server_find_session(self, session);
-	if (old == NULL)
-		return NULL;
-	/* the same client on a new connection: the old one is half-open */
-	listener = g_steal_pointer(&old->listener);
-	pb_listener_set_accepting(listener, FALSE);
-	*port = old->tunnel_port;
-	*name = g_steal_pointer(&old->name);
-	self->clients = g_list_remove(self->clients, old);
-	g_signal_handlers_disconnect_by_data(old->tunnel, old);
-	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-			"replaced by a new connection");
-	g_idle_add(pb_server_client_free_cb, old);
-	return listener;
-}
-
 /* Whether another client holds @port: a PbPortTakenFunc. */
 static gboolean
 pb_tunnel_server_port_taken_cb(guint16 port, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 
-	for (GList *l = self->clients; l != NULL; l = l->next) {
-		PbServerClient *client = l->data;
-
-		if (client->tunnel_port == port)
-			return TRUE;
-	}
-	return pb_session_table_holds_port(self->reserved, port);
+	return pb_client_registry_port_taken(self->clients, port);
 }
 
 /* Whether a new client from @address (nullable) may have a public port, see
@@ -293,8 +152,7 @@ pb_tunnel_server_admit(PbTunnelServer *self, GInetAddress *address)
 {
 	guint n_ports = pb_public_ports_get_n_range(&self->public_ports);
 
-	return pb_session_table_admit(self->reserved, g_list_length(self->clients),
-				      self->max_clients, n_ports, address);
+	return pb_client_registry_admit(self->clients, self->max_clients, n_ports, address);
 }
 
 /* The IP address of a request's client, if it has one. */
@@ -335,35 +193,61 @@ pb_tunnel_server_stream_is_tls(GIOStream *stream)
 	return G_IS_TLS_CONNECTION(stream) || (base != NULL && G_IS_TLS_CONNECTION(base));
 }
 
-/* Gives @client its name: the one its session kept, else the one it asks for, else a random
- * one; none without the `name` feature. FALSE if another client took the name it asks for
- * since its request was checked. */
-static gboolean
-pb_tunnel_server_name_client(PbTunnelServer *self, PbServerClient *client, PbFeatures features,
-			     SoupMessageHeaders *request)
+/* Closes the tunnel of @client, not in the registry, with @code and @reason. */
+static void
+pb_tunnel_server_refuse(PbServerClient *client, gushort code, const char *reason)
 {
-	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	pb_tunnel_close(client->tunnel, code, reason);
+	pb_server_client_free_later(client);
+}
 
+/* Gives @client, new, a public port (unless names only) and a name (with the `name`
+ * feature): those its session kept, else new ones. FALSE if it is refused. */
+static gboolean
+pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFeatures features,
+			      SoupMessageHeaders *request)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (pb_client_registry_take_session(self->clients, pb_tunnel_server_get_session(request),
+					    client)) {
+		g_autofree char *what = pb_tunnel_server_describe(client);
+
+		g_message("Client %s is back: its %s again", client->peer, what);
+	} else if (pb_tunnel_server_admit(self, client->address) != PB_ADMIT_OK) {
+		/* others took the last place between its request and the upgrade */
+		g_message("Refusing client %s: the server filled up during its upgrade",
+			  client->peer);
+		pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+					"server full");
+		return FALSE;
+	} else if (!self->public_ports.off) {
+		client->listener =
+		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
+					   self, &client->tunnel_port, &error);
+		if (client->listener == NULL) {
+			g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
+				  error->message);
+			pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
+						"cannot open a public port");
+			return FALSE;
+		}
+	}
+	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
+	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
+		client->session = pb_server_client_new_session();
 	if (!(features & PB_FEATURE_NAME)) {
 		g_clear_pointer(&client->name, g_free);
 		return TRUE;
 	}
-	if (client->name != NULL)
-		return TRUE;
-	if (asked != NULL) {
-		if (pb_tunnel_server_name_taken(self, asked, client->session))
-			return FALSE;
-		client->name = g_strdup(asked); /* checked in pb_tunnel_server_check_name() */
-		return TRUE;
+	/* Piggyback-Name was checked in pb_tunnel_server_check_name() */
+	if (!pb_client_registry_give_name(self->clients, client,
+					  soup_message_headers_get_one(request, PB_NAME_HEADER))) {
+		pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+					"name taken by another client");
+		return FALSE;
 	}
-	/* 36^9 names: a clash is rare, and bounded anyway */
-	for (guint i = 0; i < 100 && client->name == NULL; i++) {
-		g_autofree char *name = pb_name_new_random();
-
-		if (!pb_tunnel_server_name_taken(self, name, NULL))
-			client->name = g_steal_pointer(&name);
-	}
-	return client->name != NULL;
+	return TRUE;
 }
 
 static void
@@ -371,26 +255,18 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	g_autoptr(GIOStream) connection = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autoptr(PbHello) hello = NULL;
 	g_autofree char *public_host = NULL;
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
-	PbFeatures features =
-	    self->features &
-	    pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER));
-	GSocketAddress *remote;
+	PbFeatures features = pb_tunnel_server_get_features(self, request);
+	PbTunnel *tunnel;
 	PbServerClient *client;
 
 	g_signal_handlers_disconnect_by_data(msg, self);
-	if (self->domain == NULL)
-		features &= ~PB_FEATURE_NAME;
-	if ((features & PB_FEATURES_PROXY) == PB_FEATURES_PROXY)
-		features &= ~PB_FEATURE_PROXY_V1; /* one header per connection: the newer one */
 	public_host = self->public_host != NULL
 			  ? g_strdup(self->public_host)
 			  : pb_tunnel_server_host_from_header(soup_message_headers_get_one(
 				soup_server_message_get_request_headers(msg), "Host"));
-	remote = soup_server_message_get_remote_address(msg);
 	connection = soup_server_message_steal_connection(msg);
 	pb_web_port_upgraded(self->web_port, connection);
 	if (self->certificate != NULL && !pb_tunnel_server_stream_is_tls(connection)) {
@@ -399,60 +275,21 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 		return;
 	}
 
-	client = g_new0(PbServerClient, 1);
-	client->server = self;
-	client->connected_since = g_get_real_time();
-	client->peer = remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
-				      : g_strdup("?");
-	if (G_IS_INET_SOCKET_ADDRESS(remote))
-		client->address =
-		    g_object_ref(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
-	client->tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
-				       SOUP_WEBSOCKET_CONNECTION_SERVER);
-	pb_tunnel_set_features(client->tunnel, features, self->window);
-	pb_tunnel_set_keepalive(client->tunnel, self->keepalive_s);
-	pb_tunnel_set_idle_timeout(client->tunnel, self->idle_timeout_s);
-	pb_tunnel_set_max_message_size(client->tunnel, self->max_message_size);
-	pb_tunnel_set_queue_budget(client->tunnel, self->queue_budget);
-	client->listener = pb_tunnel_server_take_session(
-	    self, pb_tunnel_server_get_session(request), &client->tunnel_port, &client->name);
-	if (client->listener != NULL) {
-		g_message("Client %s is back: its port %u again", client->peer,
-			  client->tunnel_port);
-	} else if (pb_tunnel_server_admit(self, client->address) != PB_ADMIT_OK) {
-		/* others took the last place between its request and the upgrade */
-		g_message("Refusing client %s: the server filled up during its upgrade",
-			  client->peer);
-		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
-				"server full");
-		g_idle_add(pb_server_client_free_cb, client);
+	tunnel = pb_tunnel_new(connection, NULL, soup_server_message_get_uri(msg),
+			       SOUP_WEBSOCKET_CONNECTION_SERVER);
+	pb_tunnel_set_features(tunnel, features, self->window);
+	pb_tunnel_set_keepalive(tunnel, self->keepalive_s);
+	pb_tunnel_set_idle_timeout(tunnel, self->idle_timeout_s);
+	pb_tunnel_set_max_message_size(tunnel, self->max_message_size);
+	pb_tunnel_set_queue_budget(tunnel, self->queue_budget);
+	client = pb_server_client_new(tunnel, soup_server_message_get_remote_address(msg),
+				      self->max_connections);
+	client->owner = self;
+	if (!pb_tunnel_server_place_client(self, client, features, request))
 		return;
-	} else {
-		client->listener =
-		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
-					   self, &client->tunnel_port, &error);
-	}
-	/* a PiggyBack 1.1 client (no Piggyback-Features) never comes back with a session */
-	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
-		client->session = pb_server_client_new_session();
-	if (client->listener == NULL) {
-		g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
-			  error->message);
-		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
-				"cannot open a public port");
-		g_idle_add(pb_server_client_free_cb, client);
-		return;
-	}
-	if (!pb_tunnel_server_name_client(self, client, features, request)) {
-		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
-				"name taken by another client");
-		g_idle_add(pb_server_client_free_cb, client);
-		return;
-	}
-	pb_listener_set_callback(client->listener, pb_server_client_incoming_cb, client);
-	pb_listener_set_accepting(client->listener, TRUE);
-	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_server_client_closed_cb), client);
-	self->clients = g_list_prepend(self->clients, client);
+	pb_server_client_open(client);
+	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_tunnel_server_closed_cb), client);
+	pb_client_registry_add(self->clients, client);
 
 	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
 	hello->features = features; /* a 1.1 client asks for none and is told of none */
@@ -461,7 +298,10 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	hello->name = g_strdup(client->name);
 	hello->domain = g_strdup(self->domain);
 	pb_tunnel_send_hello(client->tunnel, hello);
-	if (client->name != NULL)
+	if (client->listener == NULL)
+		g_message("Client %s connected: tunnel open, named %s.%s (names only)",
+			  client->peer, client->name, self->domain);
+	else if (client->name != NULL)
 		g_message("Client %s connected: tunnel open on port %u, named %s.%s", client->peer,
 			  client->tunnel_port, client->name, self->domain);
 	else if (self->public_ports.host != NULL)
@@ -540,7 +380,8 @@ pb_tunnel_server_check_name(PbTunnelServer *self, SoupServerMessage *msg,
 		    "ending with -.\n");
 		return FALSE;
 	}
-	if (!pb_tunnel_server_name_taken(self, asked, pb_tunnel_server_get_session(request)))
+	if (!pb_client_registry_name_taken(self->clients, asked,
+					   pb_tunnel_server_get_session(request)))
 		return TRUE;
 	g_message("Refusing a client: the name %s is held by another client", asked);
 	phrase = g_strdup_printf("The name %s is held by another client", asked);
@@ -616,7 +457,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		return;
 	/* a client coming back with a session the server holds takes its own place; any other
 	 * (an unknown or made-up session too) is a new client */
-	if (!pb_tunnel_server_claim_session(self, pb_tunnel_server_get_session(request)))
+	if (!pb_client_registry_claim_session(self->clients, pb_tunnel_server_get_session(request)))
 		admit = pb_tunnel_server_admit(self, pb_tunnel_server_remote_address(msg));
 	if (admit == PB_ADMIT_FULL) {
 		g_message("Refusing a client: %u tunnels are open or kept for their clients "
@@ -679,12 +520,12 @@ static PbRoute
 pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
-	PbServerClient *client = pb_tunnel_server_find_name(self, name);
+	PbServerClient *client = pb_client_registry_find_name(self->clients, name);
 
 	if (client == NULL)
-		return pb_session_table_holds_name(self->reserved, name, NULL) ? PB_ROUTE_AWAY
-									       : PB_ROUTE_UNKNOWN;
-	pb_server_client_incoming_cb(connection, client);
+		return pb_client_registry_is_away(self->clients, name) ? PB_ROUTE_AWAY
+								       : PB_ROUTE_UNKNOWN;
+	pb_server_client_add_connection(client, connection);
 	return PB_ROUTE_TAKEN;
 }
 
@@ -820,7 +661,7 @@ guint
 pb_tunnel_server_get_n_clients(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
-	return g_list_length(self->clients);
+	return pb_client_registry_get_n_clients(self->clients);
 }
 
 void
@@ -843,8 +684,9 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_client_info_free);
 
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), infos);
-	/* self->clients is newest first */
-	for (GList *l = g_list_last(self->clients); l != NULL; l = l->prev) {
+	/* the registry lists the newest first */
+	for (const GList *l = g_list_last((GList *)pb_client_registry_get_clients(self->clients));
+	     l != NULL; l = l->prev) {
 		PbServerClient *client = l->data;
 		PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
 
@@ -864,7 +706,8 @@ pb_tunnel_server_get_totals(PbTunnelServer *self, PbTunnelStats *totals)
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 
 	*totals = self->ended;
-	for (GList *l = self->clients; l != NULL; l = l->next) {
+	for (const GList *l = pb_client_registry_get_clients(self->clients); l != NULL;
+	     l = l->next) {
 		PbServerClient *client = l->data;
 		PbTunnelStats stats;
 
@@ -908,17 +751,8 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 	g_clear_pointer(&self->web_port, pb_web_port_free);
 	g_clear_pointer(&self->http_web_port, pb_web_port_free);
 	soup_server_disconnect(self->soup);
-	while (self->clients != NULL) {
-		PbServerClient *client = self->clients->data;
-
-		self->clients = g_list_delete_link(self->clients, self->clients);
-		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-				"server shutting down");
-		pb_server_client_free(client);
-	}
 	/* the ports kept for clients that left are closed too */
-	pb_session_table_free(self->reserved);
-	self->reserved = pb_session_table_new();
+	pb_client_registry_clear(self->clients);
 }
 
 static void
@@ -938,7 +772,7 @@ pb_tunnel_server_finalize(GObject *object)
 	PbTunnelServer *self = PB_TUNNEL_SERVER(object);
 
 	g_clear_object(&self->certificate);
-	pb_session_table_free(self->reserved);
+	pb_client_registry_free(self->clients);
 	g_free(self->listen_host);
 	pb_public_ports_clear(&self->public_ports);
 	g_free(self->public_host);
@@ -974,7 +808,7 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->metrics = TRUE;
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
-	self->reserved = pb_session_table_new();
+	self->clients = pb_client_registry_new();
 }
 
 /**

@@ -552,7 +552,7 @@ reserve(PbSessionTable *table, const char *session, const char *from)
 
 	g_assert_nonnull(listener);
 	port = pb_listener_get_port(listener);
-	pb_session_table_reserve(table, session, address, from, listener, NULL, 60);
+	pb_session_table_reserve(table, session, address, from, listener, port, NULL, 60);
 	return port;
 }
 
@@ -566,7 +566,8 @@ test_admission_session_table(void)
 	const char *c = "cccccccccccccccccccccccccccccccc";
 	guint16 port_a;
 	guint16 port_c;
-	PbListener *listener;
+	PbListener *listener = NULL;
+	g_autofree char *name = NULL;
 
 	g_test_summary("Kept ports count against --max-clients; a newcomer releases the oldest "
 		       "of its own network first, else the oldest of all, never one whose "
@@ -589,8 +590,9 @@ test_admission_session_table(void)
 	g_assert_cmpint(pb_session_table_admit(table, 4, 64, 5, newcomer), ==, PB_ADMIT_NO_PORT);
 	/* connected clients fill the server: the kept port stays */
 	g_assert_cmpint(pb_session_table_admit(table, 5, 5, 0, NULL), ==, PB_ADMIT_FULL);
-	listener = pb_session_table_take(table, a, NULL);
+	g_assert_true(pb_session_table_take(table, a, &listener, &name));
 	g_assert_nonnull(listener);
+	g_assert_null(name);
 	g_assert_cmpuint(pb_listener_get_port(listener), ==, port_a);
 	g_assert_cmpuint(pb_session_table_get_size(table), ==, 0);
 	pb_listener_free(listener);

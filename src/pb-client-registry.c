@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-client-registry.h"
+
+#include <libsoup/soup.h>
+
+#include "pb-name.h"
+#include "pb-token.h"
+
+/*
+ * What a client holds (a public port, a name, a session) belongs to it while it is
+ * connected, and for its grace period after it was lost (PbSessionTable keeps it then):
+ * this registry answers, for both at once, who holds a session, a name or a port, and
+ * whether there is room for one more client. A public connection for a name is looked up
+ * here on every request to a shared port, so names are indexed.
+ */
+
+struct _PbClientRegistry {
+	GList *clients;		  /* (owned) PbServerClient, newest first */
+	GHashTable *names;	  /* (owned) name → PbServerClient (unowned), the connected */
+	PbSessionTable *reserved; /* (owned) what clients that left keep */
+};
+
+PbClientRegistry *
+pb_client_registry_new(void)
+{
+	PbClientRegistry *self = g_new0(PbClientRegistry, 1);
+
+	self->names = g_hash_table_new(g_str_hash, g_str_equal);
+	self->reserved = pb_session_table_new();
+	return self;
+}
+
+/* @client (transfer full) is connected, with its port and name. */
+void
+pb_client_registry_add(PbClientRegistry *self, PbServerClient *client)
+{
+	self->clients = g_list_prepend(self->clients, client);
+	if (client->name != NULL)
+		g_hash_table_insert(self->names, client->name, client);
+}
+
+/* @client is gone: the caller owns it again. */
+void
+pb_client_registry_remove(PbClientRegistry *self, PbServerClient *client)
+{
+	self->clients = g_list_remove(self->clients, client);
+	if (client->name != NULL && g_hash_table_lookup(self->names, client->name) == client)
+		g_hash_table_remove(self->names, client->name);
+}
+
+/* Returns: (element-type PbServerClient) (transfer none): the connected, newest first */
+const GList *
+pb_client_registry_get_clients(PbClientRegistry *self)
+{
+	return self->clients;
+}
+
+guint
+pb_client_registry_get_n_clients(PbClientRegistry *self)
+{
+	return g_list_length(self->clients);
+}
+
+/* The connected client named @name, if any. */
+PbServerClient *
+pb_client_registry_find_name(PbClientRegistry *self, const char *name)
+{
+	return g_hash_table_lookup(self->names, name);
+}
+
+/* Whether @name is kept for a client that left within its grace period. */
+gboolean
+pb_client_registry_is_away(PbClientRegistry *self, const char *name)
+{
+	return pb_session_table_holds_name(self->reserved, name, NULL);
+}
+
+/* The connected client that holds @session (nullable), if any. */
+static PbServerClient *
+pb_client_registry_find_session(PbClientRegistry *self, const char *session)
+{
+	if (session == NULL)
+		return NULL;
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (client->session != NULL && pb_token_equal(client->session, session))
+			return client;
+	}
+	return NULL;
+}
+
+/* Whether @session (nullable) is one the server gave and still holds: kept for a client
+ * that left (claimed for this request now, see pb_session_table_claim()), or a connected
+ * client's (that comes back on a new connection). */
+gboolean
+pb_client_registry_claim_session(PbClientRegistry *self, const char *session)
+{
+	return pb_session_table_claim(self->reserved, session) ||
+	       pb_client_registry_find_session(self, session) != NULL;
+}
+
+/* Whether a client other than the one presenting @session (nullable) holds @name: a
+ * connected one, or one that left within its grace period. */
+gboolean
+pb_client_registry_name_taken(PbClientRegistry *self, const char *name, const char *session)
+{
+	PbServerClient *holder = pb_client_registry_find_name(self, name);
+
+	if (holder != NULL && (session == NULL || holder->session == NULL ||
+			       !pb_token_equal(holder->session, session)))
+		return TRUE;
+	return pb_session_table_holds_name(self->reserved, name, session);
+}
+
+/**
+ * pb_client_registry_take_session:
+ * @session: (nullable): what a new client presents
+ * @client: the new client, not in the registry yet
+ *
+ * Gives @client what @session holds (its public port and name), taken from the client
+ * that held it: one that left within its grace period, or a connected one, whose
+ * connection must be half-open since the same client comes on a new one.
+ *
+ * Returns: whether @session held anything
+ */
+gboolean
+pb_client_registry_take_session(PbClientRegistry *self, const char *session, PbServerClient *client)
+{
+	PbServerClient *old;
+
+	if (pb_session_table_take(self->reserved, session, &client->listener, &client->name)) {
+		client->tunnel_port =
+		    client->listener != NULL ? pb_listener_get_port(client->listener) : 0;
+		return TRUE;
+	}
+	old = pb_client_registry_find_session(self, session);
+	if (old == NULL)
+		return FALSE;
+	pb_client_registry_remove(self, old);
+	client->listener = g_steal_pointer(&old->listener);
+	if (client->listener != NULL)
+		pb_listener_set_accepting(client->listener, FALSE);
+	client->tunnel_port = old->tunnel_port;
+	client->name = g_steal_pointer(&old->name);
+	g_signal_handlers_disconnect_by_data(old->tunnel, old);
+	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+			"replaced by a new connection");
+	pb_server_client_free_later(old);
+	return TRUE;
+}
+
+/**
+ * pb_client_registry_give_name:
+ * @client: a new client, not in the registry yet
+ * @asked: (nullable): the name it asks for, valid
+ *
+ * Gives @client its name: the one its session kept, else @asked, else a random one.
+ *
+ * Returns: FALSE if another client holds @asked (it took it since the request was checked)
+ */
+gboolean
+pb_client_registry_give_name(PbClientRegistry *self, PbServerClient *client, const char *asked)
+{
+	if (client->name != NULL)
+		return TRUE;
+	if (asked != NULL) {
+		if (pb_client_registry_name_taken(self, asked, client->session))
+			return FALSE;
+		client->name = g_strdup(asked);
+		return TRUE;
+	}
+	/* 36^9 names: a clash is rare, and bounded anyway */
+	for (guint i = 0; i < 100 && client->name == NULL; i++) {
+		g_autofree char *name = pb_name_new_random();
+
+		if (!pb_client_registry_name_taken(self, name, NULL))
+			client->name = g_steal_pointer(&name);
+	}
+	return client->name != NULL;
+}
+
+/* Whether a client, connected or within its grace period, holds public port @port. */
+gboolean
+pb_client_registry_port_taken(PbClientRegistry *self, guint16 port)
+{
+	for (GList *l = self->clients; l != NULL; l = l->next) {
+		PbServerClient *client = l->data;
+
+		if (client->tunnel_port == port)
+			return TRUE;
+	}
+	return pb_session_table_holds_port(self->reserved, port);
+}
+
+/* Whether a new client from @address (nullable) may come in, see pb_session_table_admit(). */
+PbAdmit
+pb_client_registry_admit(PbClientRegistry *self, guint max_clients, guint n_ports,
+			 GInetAddress *address)
+{
+	return pb_session_table_admit(self->reserved, pb_client_registry_get_n_clients(self),
+				      max_clients, n_ports, address);
+}
+
+/* @client, removed, was lost: its port and name are kept for its session for @grace_s. */
+void
+pb_client_registry_keep(PbClientRegistry *self, PbServerClient *client, guint grace_s)
+{
+	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
+				 g_steal_pointer(&client->listener), client->tunnel_port,
+				 client->name, grace_s);
+}
+
+/* Closes every tunnel ("going away"), and every port kept for a client that left. */
+void
+pb_client_registry_clear(PbClientRegistry *self)
+{
+	while (self->clients != NULL) {
+		PbServerClient *client = self->clients->data;
+
+		pb_client_registry_remove(self, client);
+		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+				"server shutting down");
+		pb_server_client_free(client);
+	}
+	pb_session_table_free(self->reserved);
+	self->reserved = pb_session_table_new();
+}
+
+void
+pb_client_registry_free(PbClientRegistry *self)
+{
+	if (self == NULL)
+		return;
+	g_list_free_full(self->clients, (GDestroyNotify)pb_server_client_free);
+	g_hash_table_unref(self->names);
+	pb_session_table_free(self->reserved);
+	g_free(self);
+}
