@@ -105,8 +105,8 @@ pb_bench_echo_round(PbBench *bench, PbBenchEchoRun *run, GError **error)
 		if (run->port[p] == 0)
 			continue;
 		if (!pb_bench_latency(run->port[p], (guint)bench->pings, rtts, error) ||
-		    !pb_bench_connect_rate(run->port[p], 16, bench->connect_s, &rate, &failures,
-					   error)) {
+		    !pb_bench_connect_rate(run->port[p], &pb_bench_echo_hello, PB_BENCH_WORKERS,
+					   bench->connect_s, &rate, &failures, error)) {
 			g_prefix_error(error, "%s: ", pb_bench_path_names[p]);
 			return FALSE;
 		}
@@ -238,7 +238,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 	g_auto(PbBenchEchoRun) run = {0};
 	guint16 echo_port;
 
-	run.echo_pid = pb_bench_echo_spawn(&echo_port, error);
+	run.echo_pid = pb_bench_echo_spawn(FALSE, &echo_port, error);
 	if (run.echo_pid == 0)
 		return FALSE;
 	for (guint p = 0; p < PB_BENCH_N_PATHS; p++) {
@@ -257,7 +257,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 		g_autoptr(PbBenchProc) floor = NULL;
 
 		if ((bench->memory && !pb_bench_start_floor(bench, &floor, error)) ||
-		    !pb_bench_tunnel_start(bench, echo_port, &run.tunnel, error) ||
+		    !pb_bench_tunnel_start(bench, echo_port, NULL, &run.tunnel, error) ||
 		    !pb_bench_read_tunnel_cost(&run, run.idle, error) ||
 		    (floor != NULL && !pb_bench_proc_read_cost(floor, &run.floor_idle, error)))
 			return FALSE;
