@@ -11,9 +11,7 @@
  *                connections, holding 10 000 idle connections, and after they close
  */
 
-#include <signal.h>
 #include <stdio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pb-bench-echo.h"
@@ -55,11 +53,7 @@ pb_bench_echo_run_clear(PbBenchEchoRun *run)
 	g_clear_pointer(&run->hop1, pb_bench_proc_free);
 	g_clear_pointer(&run->hop2, pb_bench_proc_free);
 	pb_bench_tunnel_clear(&run->tunnel);
-	if (run->echo_pid != 0) {
-		kill(run->echo_pid, SIGTERM);
-		waitpid(run->echo_pid, NULL, 0);
-		run->echo_pid = 0;
-	}
+	pb_bench_echo_stop(&run->echo_pid);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBenchEchoRun, pb_bench_echo_run_clear)

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pb-bench-common.h"
@@ -199,4 +200,15 @@ pb_bench_echo_spawn(gboolean http, guint16 *port, GError **error)
 	}
 	close(listen_fd);
 	return pid;
+}
+
+/* SIGTERM to a server of pb_bench_echo_spawn() if it still runs, then reap it; 0 in *pid */
+void
+pb_bench_echo_stop(GPid *pid)
+{
+	if (*pid == 0)
+		return;
+	kill(*pid, SIGTERM);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
 }

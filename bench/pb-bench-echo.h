@@ -16,3 +16,5 @@
 
 GPid
 pb_bench_echo_spawn(gboolean http, guint16 *port, GError **error);
+void
+pb_bench_echo_stop(GPid *pid);

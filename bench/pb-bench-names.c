@@ -13,9 +13,7 @@
  * cost at most 20 % of either: name / port >= 0.80.
  */
 
-#include <signal.h>
 #include <stdio.h>
-#include <sys/wait.h>
 
 #include "pb-bench-echo.h"
 #include "pb-bench-ops.h"
@@ -49,11 +47,7 @@ pb_bench_names_run_clear(PbBenchNamesRun *run)
 			g_clear_pointer(&run->rate[r][w], g_array_unref);
 	}
 	pb_bench_tunnel_clear(&run->tunnel);
-	if (run->http_pid != 0) {
-		kill(run->http_pid, SIGTERM);
-		waitpid(run->http_pid, NULL, 0);
-		run->http_pid = 0;
-	}
+	pb_bench_echo_stop(&run->http_pid);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBenchNamesRun, pb_bench_names_run_clear)

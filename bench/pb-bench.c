@@ -713,7 +713,7 @@ main(int argc, char **argv)
 	    .connect_s = 2,
 	    .load_conns = 100,
 	    .idle_conns = 10000,
-	    .requests = 1000,
+	    .requests = 2000,
 	};
 	g_autofree char *measure = NULL;
 	gboolean quick = FALSE;
@@ -743,7 +743,7 @@ main(int argc, char **argv)
 	     "Idle connections the memory measure holds at once (default 10000)", "N"},
 	    {"requests", 0, 0, G_OPTION_ARG_INT, &bench.requests,
 	     "HTTP requests per keep-alive connection, round and path of the names measure "
-	     "(default 1000)",
+	     "(default 2000)",
 	     "N"},
 	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick,
 	     "A few seconds in all: tiny sizes and counts, to check that it works", NULL},
