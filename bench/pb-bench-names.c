@@ -108,9 +108,9 @@ pb_bench_names_measure(PbBench *bench, GError **error)
 			run.rate[r][w] = g_array_new(FALSE, FALSE, sizeof(double));
 	}
 
-	g_print("\nnames: HTTP/1.1 to a tunnel by its TCP port %u and by name on port %u (Host: "
-		"%s.%s), %d round%s;\n%d workers making new connections for %.1f s, %d keep-alive "
-		"connections of %d requests\n",
+	g_print("\nnames: HTTP/1.1 through one tunnel, by its TCP port %u or by name on port %u "
+		"(Host: %s.%s)\n%d round%s of: %d workers opening new connections for %.1f s; %d "
+		"keep-alive connections making %d requests each\n",
 		run.tunnel.public_port, run.tunnel.ws_port, PB_BENCH_NAME, PB_BENCH_DOMAIN,
 		bench->rounds, bench->rounds == 1 ? "" : "s", PB_BENCH_WORKERS, bench->connect_s,
 		PB_BENCH_WORKERS, bench->requests);
