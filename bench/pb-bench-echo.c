@@ -174,8 +174,8 @@ pb_bench_echo_main(int listen_fd, gboolean http)
  * @http: answer HTTP requests instead of echoing
  * @port: (out): where it listens, on 127.0.0.1
  *
- * Forks the echo server. Call it before the bench starts any thread. It dies with the bench
- * (PR_SET_PDEATHSIG) or on SIGTERM; stop it by its PID.
+ * Forks the echo server. Call it while the bench runs no other thread. It dies with the bench
+ * (PR_SET_PDEATHSIG) or on SIGTERM: pb_bench_echo_stop().
  */
 GPid
 pb_bench_echo_spawn(gboolean http, guint16 *port, GError **error)
