@@ -121,8 +121,7 @@ pb_bench_names_measure(PbBench *bench, GError **error)
 		for (guint r = 0; r < PB_BENCH_N_RATES; r++) {
 			GArray **rate = run.rate[r];
 
-			/* odd rounds start with the port, even ones with the name: drift hits both
-			 */
+			/* odd rounds start with the port, even with the name: drift hits both */
 			for (guint i = 0; i < PB_BENCH_N_WAYS; i++) {
 				if (!pb_bench_names_rate(bench, &run, r, (i + round_no + 1) % 2,
 							 error)) {
