@@ -11,9 +11,7 @@
  *                connections, holding 10 000 idle connections, and after they close
  */
 
-#include <signal.h>
 #include <stdio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pb-bench-echo.h"
@@ -55,11 +53,7 @@ pb_bench_echo_run_clear(PbBenchEchoRun *run)
 	g_clear_pointer(&run->hop1, pb_bench_proc_free);
 	g_clear_pointer(&run->hop2, pb_bench_proc_free);
 	pb_bench_tunnel_clear(&run->tunnel);
-	if (run->echo_pid != 0) {
-		kill(run->echo_pid, SIGTERM);
-		waitpid(run->echo_pid, NULL, 0);
-		run->echo_pid = 0;
-	}
+	pb_bench_echo_stop(&run->echo_pid);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(PbBenchEchoRun, pb_bench_echo_run_clear)
@@ -105,8 +99,8 @@ pb_bench_echo_round(PbBench *bench, PbBenchEchoRun *run, GError **error)
 		if (run->port[p] == 0)
 			continue;
 		if (!pb_bench_latency(run->port[p], (guint)bench->pings, rtts, error) ||
-		    !pb_bench_connect_rate(run->port[p], 16, bench->connect_s, &rate, &failures,
-					   error)) {
+		    !pb_bench_connect_rate(run->port[p], &pb_bench_echo_hello, PB_BENCH_WORKERS,
+					   bench->connect_s, &rate, &failures, error)) {
 			g_prefix_error(error, "%s: ", pb_bench_path_names[p]);
 			return FALSE;
 		}
@@ -238,7 +232,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 	g_auto(PbBenchEchoRun) run = {0};
 	guint16 echo_port;
 
-	run.echo_pid = pb_bench_echo_spawn(&echo_port, error);
+	run.echo_pid = pb_bench_echo_spawn(FALSE, &echo_port, error);
 	if (run.echo_pid == 0)
 		return FALSE;
 	for (guint p = 0; p < PB_BENCH_N_PATHS; p++) {
@@ -257,7 +251,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 		g_autoptr(PbBenchProc) floor = NULL;
 
 		if ((bench->memory && !pb_bench_start_floor(bench, &floor, error)) ||
-		    !pb_bench_tunnel_start(bench, echo_port, &run.tunnel, error) ||
+		    !pb_bench_tunnel_start(bench, echo_port, NULL, &run.tunnel, error) ||
 		    !pb_bench_read_tunnel_cost(&run, run.idle, error) ||
 		    (floor != NULL && !pb_bench_proc_read_cost(floor, &run.floor_idle, error)))
 			return FALSE;

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pb-bench-common.h"
@@ -25,6 +26,7 @@ typedef struct {
 	guint8 *pending; /* (owned) (nullable) */
 	gsize pending_len;
 	gsize pending_off;
+	guint head_end; /* HTTP: how much of "\r\n\r\n" the bytes so far end with */
 } PbBenchEchoConn;
 
 static void
@@ -64,9 +66,45 @@ pb_bench_echo_flush(int epoll_fd, PbBenchEchoConn *conn)
 	return TRUE;
 }
 
-/* read once and echo it; FALSE when the connection is over */
+/* @copies times the @len bytes at @data, written as far as the socket takes them; FALSE if
+ * the connection failed */
 static gboolean
-pb_bench_echo_read(int epoll_fd, PbBenchEchoConn *conn, guint8 *buf)
+pb_bench_echo_queue(int epoll_fd, PbBenchEchoConn *conn, const void *data, gsize len, gsize copies)
+{
+	conn->pending = malloc(len * copies);
+	if (conn->pending == NULL)
+		return FALSE;
+	for (gsize i = 0; i < copies; i++)
+		memcpy(conn->pending + i * len, data, len);
+	conn->pending_len = len * copies;
+	conn->pending_off = 0;
+	return pb_bench_echo_flush(epoll_fd, conn);
+}
+
+/* HTTP: one answer for each request head that ends in @buf */
+static gboolean
+pb_bench_echo_answer(int epoll_fd, PbBenchEchoConn *conn, const guint8 *buf, gsize len)
+{
+	static const char head_end[] = "\r\n\r\n";
+	static const char answer[] = PB_BENCH_HTTP_ANSWER;
+	gsize heads = 0;
+
+	for (gsize i = 0; i < len; i++) {
+		if (buf[i] == head_end[conn->head_end])
+			conn->head_end++;
+		else
+			conn->head_end = buf[i] == '\r' ? 1 : 0;
+		if (conn->head_end == 4) {
+			heads++;
+			conn->head_end = 0;
+		}
+	}
+	return heads == 0 || pb_bench_echo_queue(epoll_fd, conn, answer, sizeof answer - 1, heads);
+}
+
+/* read once and echo it (or answer it); FALSE when the connection is over */
+static gboolean
+pb_bench_echo_read(int epoll_fd, PbBenchEchoConn *conn, guint8 *buf, gboolean http)
 {
 	ssize_t n = recv(conn->fd, buf, PB_BENCH_ECHO_READ, 0);
 
@@ -74,13 +112,9 @@ pb_bench_echo_read(int epoll_fd, PbBenchEchoConn *conn, guint8 *buf)
 		return TRUE;
 	if (n <= 0)
 		return FALSE;
-	conn->pending = malloc((gsize)n);
-	if (conn->pending == NULL)
-		return FALSE;
-	memcpy(conn->pending, buf, (gsize)n);
-	conn->pending_len = (gsize)n;
-	conn->pending_off = 0;
-	return pb_bench_echo_flush(epoll_fd, conn);
+	if (http)
+		return pb_bench_echo_answer(epoll_fd, conn, buf, (gsize)n);
+	return pb_bench_echo_queue(epoll_fd, conn, buf, (gsize)n, 1);
 }
 
 static void
@@ -105,7 +139,7 @@ pb_bench_echo_accept(int epoll_fd, int listen_fd)
 }
 
 static G_NORETURN void
-pb_bench_echo_main(int listen_fd)
+pb_bench_echo_main(int listen_fd, gboolean http)
 {
 	static guint8 buf[PB_BENCH_ECHO_READ];
 	int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -128,7 +162,7 @@ pb_bench_echo_main(int listen_fd)
 			if (conn->pending != NULL)
 				alive = pb_bench_echo_flush(epoll_fd, conn);
 			else
-				alive = pb_bench_echo_read(epoll_fd, conn, buf);
+				alive = pb_bench_echo_read(epoll_fd, conn, buf, http);
 			if (!alive)
 				pb_bench_echo_close(conn);
 		}
@@ -137,13 +171,14 @@ pb_bench_echo_main(int listen_fd)
 
 /**
  * pb_bench_echo_spawn:
+ * @http: answer HTTP requests instead of echoing
  * @port: (out): where it listens, on 127.0.0.1
  *
- * Forks the echo server. Call it before the bench starts any thread. It dies with the bench
- * (PR_SET_PDEATHSIG) or on SIGTERM; stop it by its PID.
+ * Forks the echo server. Call it while the bench runs no other thread. It dies with the bench
+ * (PR_SET_PDEATHSIG) or on SIGTERM: pb_bench_echo_stop().
  */
 GPid
-pb_bench_echo_spawn(guint16 *port, GError **error)
+pb_bench_echo_spawn(gboolean http, guint16 *port, GError **error)
 {
 	int listen_fd = pb_bench_bind_loopback(TRUE, port, error);
 	pid_t pid;
@@ -161,8 +196,19 @@ pb_bench_echo_spawn(guint16 *port, GError **error)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		signal(SIGTERM, SIG_DFL);
-		pb_bench_echo_main(listen_fd);
+		pb_bench_echo_main(listen_fd, http);
 	}
 	close(listen_fd);
 	return pid;
+}
+
+/* SIGTERM to a server of pb_bench_echo_spawn() if it still runs, then reap it; 0 in *pid */
+void
+pb_bench_echo_stop(GPid *pid)
+{
+	if (*pid == 0)
+		return;
+	kill(*pid, SIGTERM);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
 }

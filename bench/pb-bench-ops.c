@@ -33,22 +33,26 @@ pb_bench_set_io_timeout(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* send all of @len, then receive exactly @len back and compare */
+const PbBenchExchange pb_bench_echo_hello = {"sixteen bytes...", PB_BENCH_HELLO, "sixteen bytes...",
+					     PB_BENCH_HELLO};
+
+/* send the request, then receive exactly the answer's length into @in and compare */
 static gboolean
-pb_bench_round_trip(int fd, const guint8 *out, guint8 *in, gsize len)
+pb_bench_exchange(int fd, const PbBenchExchange *exchange, guint8 *in)
 {
 	gsize got = 0;
 
-	if (send(fd, out, len, MSG_NOSIGNAL) != (ssize_t)len)
+	if (send(fd, exchange->request, exchange->request_len, MSG_NOSIGNAL) !=
+	    (ssize_t)exchange->request_len)
 		return FALSE;
-	while (got < len) {
-		ssize_t n = recv(fd, in + got, len - got, 0);
+	while (got < exchange->answer_len) {
+		ssize_t n = recv(fd, in + got, exchange->answer_len - got, 0);
 
 		if (n <= 0)
 			return FALSE;
 		got += (gsize)n;
 	}
-	return memcmp(in, out, len) == 0;
+	return memcmp(in, exchange->answer, exchange->answer_len) == 0;
 }
 
 /**
@@ -69,11 +73,12 @@ pb_bench_latency(guint16 port, guint n, GArray *rtts_us, GError **error)
 		return FALSE;
 	pb_bench_set_io_timeout(fd);
 	for (guint i = 0; i < PB_BENCH_WARM_UP + n && ok; i++) {
+		const PbBenchExchange ping = {out, sizeof out, out, sizeof out};
 		gint64 start;
 
 		memset(out, (int)(i & 0xff), sizeof out);
 		start = pb_bench_now_ns();
-		ok = pb_bench_round_trip(fd, out, in, sizeof out);
+		ok = pb_bench_exchange(fd, &ping, in);
 		if (ok && i >= PB_BENCH_WARM_UP) {
 			double us = (pb_bench_now_ns() - start) / 1000.0;
 
@@ -88,56 +93,51 @@ pb_bench_latency(guint16 port, guint n, GArray *rtts_us, GError **error)
 
 typedef struct {
 	guint16 port;
-	gint64 deadline_ns;
-	guint done;   /* written by the worker, read after the join */
-	guint failed; /* likewise */
-} PbBenchConnectWorker;
+	const PbBenchExchange *exchange;
+	gint64 deadline_ns; /* monotonic: no new exchange after it */
+	guint requests;	    /* that many exchanges over one connection; 0: one per connection */
+	guint done;	    /* written by the worker, read after the join */
+	guint failed;	    /* likewise */
+} PbBenchWorker;
 
 static gpointer
-pb_bench_connect_worker(gpointer user_data)
+pb_bench_worker_thread(gpointer user_data)
 {
-	PbBenchConnectWorker *w = user_data;
-	guint8 out[PB_BENCH_HELLO];
-	guint8 in[PB_BENCH_HELLO];
+	PbBenchWorker *w = user_data;
+	g_autofree guint8 *in = g_malloc(w->exchange->answer_len);
+	int fd = -1;
 
-	memset(out, 'c', sizeof out);
-	while (pb_bench_now_ns() < w->deadline_ns) {
-		int fd = pb_bench_connect(w->port, NULL);
-
-		if (fd >= 0) {
+	while ((w->requests == 0 || w->done + w->failed < w->requests) &&
+	       pb_bench_now_ns() < w->deadline_ns) {
+		if (fd < 0 && (fd = pb_bench_connect(w->port, NULL)) >= 0)
 			pb_bench_set_io_timeout(fd);
-			if (pb_bench_round_trip(fd, out, in, sizeof in))
-				w->done++;
-			else
-				w->failed++;
-			close(fd);
+		if (fd >= 0 && pb_bench_exchange(fd, w->exchange, in)) {
+			w->done++;
 		} else {
 			w->failed++;
+			pb_bench_close_fd(&fd); /* a keep-alive connection starts again */
 		}
+		if (w->requests == 0)
+			pb_bench_close_fd(&fd);
 	}
+	pb_bench_close_fd(&fd);
 	return NULL;
 }
 
-/**
- * pb_bench_connect_rate:
- *
- * @workers threads, each in a loop for @seconds: connect, 16 bytes each way, close.
- * Returns: FALSE only if nothing at all succeeded
- */
-gboolean
-pb_bench_connect_rate(guint16 port, guint workers, double seconds, double *per_second,
-		      guint *failures, GError **error)
+/* @workers threads like @like at once; exchanges per second over all of them */
+static gboolean
+pb_bench_workers_run(const PbBenchWorker *like, guint workers, double *per_second, guint *failures,
+		     GError **error)
 {
-	g_autofree PbBenchConnectWorker *w = g_new0(PbBenchConnectWorker, workers);
+	g_autofree PbBenchWorker *w = g_new0(PbBenchWorker, workers);
 	g_autofree GThread **threads = g_new0(GThread *, workers);
 	gint64 start = pb_bench_now_ns();
 	guint done = 0;
 
 	*failures = 0;
 	for (guint i = 0; i < workers; i++) {
-		w[i].port = port;
-		w[i].deadline_ns = start + (gint64)(seconds * 1e9);
-		threads[i] = g_thread_new("pb-bench-connect", pb_bench_connect_worker, &w[i]);
+		w[i] = *like;
+		threads[i] = g_thread_new("pb-bench-worker", pb_bench_worker_thread, &w[i]);
 	}
 	for (guint i = 0; i < workers; i++) {
 		g_thread_join(threads[i]);
@@ -146,9 +146,46 @@ pb_bench_connect_rate(guint16 port, guint workers, double seconds, double *per_s
 	}
 	*per_second = done / ((pb_bench_now_ns() - start) / 1e9);
 	if (done == 0)
-		g_set_error(error, PB_BENCH_ERROR, 0, "no connection succeeded (%u failed)",
+		g_set_error(error, PB_BENCH_ERROR, 0, "no exchange succeeded (%u failed)",
 			    *failures);
 	return done > 0;
+}
+
+/**
+ * pb_bench_connect_rate:
+ *
+ * @workers threads, each in a loop for @seconds: connect, one @exchange, close.
+ * Returns: FALSE only if nothing at all succeeded
+ */
+gboolean
+pb_bench_connect_rate(guint16 port, const PbBenchExchange *exchange, guint workers, double seconds,
+		      double *per_second, guint *failures, GError **error)
+{
+	const PbBenchWorker like = {.port = port,
+				    .exchange = exchange,
+				    .deadline_ns = pb_bench_now_ns() + (gint64)(seconds * 1e9)};
+
+	return pb_bench_workers_run(&like, workers, per_second, failures, error);
+}
+
+/**
+ * pb_bench_request_rate:
+ *
+ * @conns keep-alive connections at once, each making @requests @exchange in a row (within
+ * @timeout_s).
+ * Returns: FALSE only if nothing at all succeeded
+ */
+gboolean
+pb_bench_request_rate(guint16 port, const PbBenchExchange *exchange, guint conns, guint requests,
+		      int timeout_s, double *per_second, guint *failures, GError **error)
+{
+	const PbBenchWorker like = {
+	    .port = port,
+	    .exchange = exchange,
+	    .deadline_ns = pb_bench_now_ns() + (gint64)timeout_s * G_GINT64_CONSTANT(1000000000),
+	    .requests = requests};
+
+	return pb_bench_workers_run(&like, conns, per_second, failures, error);
 }
 
 /* ---- many connections at once, each echoing a few bytes or a lot ---- */

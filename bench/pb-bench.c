@@ -4,7 +4,9 @@
  * pb-bench: PiggyBack next to a plain two-hop user-space relay (two `socat -b 262144` in a
  * row, DESIGN.md "Data path and its budget") measured in the same run. This file: main, and
  * throughput (MiB/s over one connection, then over --parallel connections at once, in both
- * directions); pb-bench-echo-measures.c: latency, new connections per second and memory.
+ * directions); pb-bench-echo-measures.c: latency, new connections per second and memory;
+ * pb-bench-names.c: HTTP connections and requests per second by a tunnel's name next to its
+ * TCP port.
  *
  *   upstream   = public → local: the bench writes into the public port; the local service (a
  *                sink inside the bench) reads.
@@ -430,9 +432,11 @@ pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **er
 	return TRUE;
 }
 
-/* `piggyback serve` and `piggyback forward` to 127.0.0.1:@local_port */
+/* `piggyback serve` and `piggyback forward` to 127.0.0.1:@local_port; with @name, serve has
+ * --domain PB_BENCH_DOMAIN and forward asks for @name */
 gboolean
-pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel, GError **error)
+pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBenchTunnel *tunnel,
+		      GError **error)
 {
 	guint16 ws_port;
 	g_autofree char *ws_str = NULL;
@@ -472,6 +476,12 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel,
 			g_ptr_array_add(serve, (gpointer) "--window");
 			g_ptr_array_add(serve, bench->window);
 		}
+		if (name != NULL) {
+			g_ptr_array_add(serve, (gpointer) "--domain");
+			g_ptr_array_add(serve, (gpointer)PB_BENCH_DOMAIN);
+			g_ptr_array_add(forward, (gpointer) "--name");
+			g_ptr_array_add(forward, (gpointer)name);
+		}
 		g_ptr_array_add(serve, NULL);
 		g_ptr_array_add(forward, NULL);
 		serve_argv = (const char *const *)serve->pdata;
@@ -487,6 +497,7 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel,
 		if (tunnel->forward == NULL)
 			return FALSE;
 	}
+	tunnel->ws_port = ws_port;
 	return pb_bench_proc_wait_public_port(tunnel->forward, &tunnel->public_port, error);
 }
 
@@ -501,7 +512,7 @@ pb_bench_format(double value, int width, int precision)
 	return g_strdup_printf("%*.*f", width, precision, value);
 }
 
-static void
+void
 pb_bench_print_row(const char *label, const char *direction, double relay, double tunnel)
 {
 	g_autofree char *relay_str = pb_bench_format(relay, 13, 1);
@@ -537,16 +548,18 @@ pb_bench_parse_measure(PbBench *bench, const char *value)
 		const char *name = g_strstrip(names[i]);
 
 		if (g_str_equal(name, "all"))
-			bench->throughput = bench->echo = bench->memory = TRUE;
+			bench->throughput = bench->echo = bench->memory = bench->names = TRUE;
 		else if (g_str_equal(name, "throughput"))
 			bench->throughput = TRUE;
 		else if (g_str_equal(name, "latency"))
 			bench->echo = TRUE;
 		else if (g_str_equal(name, "memory"))
 			bench->echo = bench->memory = TRUE;
+		else if (g_str_equal(name, "names"))
+			bench->names = TRUE;
 		else {
 			g_printerr("pb-bench: --measure: unknown measure “%s” (all, throughput, "
-				   "latency, memory)\n",
+				   "latency, memory, names)\n",
 				   name);
 			return FALSE;
 		}
@@ -617,8 +630,8 @@ pb_bench_run(PbBench *bench, GError **error)
 	}
 	if (!bench->relay_only) {
 		bench->local_fd = pb_bench_bind_loopback(TRUE, &bench->local_port, error);
-		if (bench->local_fd < 0 ||
-		    !pb_bench_tunnel_start(bench, bench->local_port, &bench->tunnel_procs, error))
+		if (bench->local_fd < 0 || !pb_bench_tunnel_start(bench, bench->local_port, NULL,
+								  &bench->tunnel_procs, error))
 			return FALSE;
 	}
 
@@ -700,6 +713,7 @@ main(int argc, char **argv)
 	    .connect_s = 2,
 	    .load_conns = 100,
 	    .idle_conns = 10000,
+	    .requests = 2000,
 	};
 	g_autofree char *measure = NULL;
 	gboolean quick = FALSE;
@@ -716,7 +730,8 @@ main(int argc, char **argv)
 	     "N"},
 	    {"measure", 0, 0, G_OPTION_ARG_STRING, &measure,
 	     "What to measure: all (default), or some of throughput, latency (also new "
-	     "connections per second), memory (with latency)",
+	     "connections per second), memory (with latency), names (HTTP by name and by TCP "
+	     "port)",
 	     "LIST"},
 	    {"pings", 0, 0, G_OPTION_ARG_INT, &bench.pings,
 	     "64-byte round trips per round and path (default 5000)", "N"},
@@ -726,6 +741,10 @@ main(int argc, char **argv)
 	     "Concurrent 1 MiB echo connections of the memory measure (default 100)", "N"},
 	    {"idle", 0, 0, G_OPTION_ARG_INT, &bench.idle_conns,
 	     "Idle connections the memory measure holds at once (default 10000)", "N"},
+	    {"requests", 0, 0, G_OPTION_ARG_INT, &bench.requests,
+	     "HTTP requests per keep-alive connection, round and path of the names measure "
+	     "(default 2000)",
+	     "N"},
 	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick,
 	     "A few seconds in all: tiny sizes and counts, to check that it works", NULL},
 	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
@@ -747,7 +766,7 @@ main(int argc, char **argv)
 	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new("- PiggyBack vs a socat relay: throughput, latency, new "
-				 "connections, memory, CPU, in the same run");
+				 "connections, memory, CPU, names, in the same run");
 	g_autoptr(GError) error = NULL;
 
 	g_option_context_add_main_entries(context, entries, NULL);
@@ -763,17 +782,20 @@ main(int argc, char **argv)
 		bench.connect_s = 0.2;
 		bench.load_conns = 10;
 		bench.idle_conns = 100;
+		bench.requests = 20;
 	}
 	if (!pb_bench_parse_measure(&bench, measure))
 		return EXIT_FAILURE;
 	if (bench.size_mib <= 0 || bench.rounds <= 0 || bench.timeout_s <= 0 ||
 	    bench.parallel <= 0 || bench.parallel > 256 || bench.pings <= 0 ||
 	    bench.connect_s <= 0 || bench.load_conns <= 0 || bench.load_conns > 1000 ||
-	    bench.idle_conns < 0 || (bench.relay_only && bench.tunnel_only)) {
-		g_printerr("pb-bench: --size, --rounds, --timeout, --pings, --connect-seconds "
-			   "must be positive, --parallel from 1 to 256, --load from 1 to 1000, "
-			   "--idle not negative, and --relay-only and --tunnel-only exclude each "
-			   "other\n");
+	    bench.idle_conns < 0 || bench.requests <= 0 ||
+	    (bench.relay_only && bench.tunnel_only)) {
+		g_printerr(
+		    "pb-bench: --size, --rounds, --timeout, --pings, --connect-seconds, "
+		    "--requests must be positive, --parallel from 1 to 256, --load from 1 to 1000, "
+		    "--idle not negative, and --relay-only and --tunnel-only exclude each "
+		    "other\n");
 		return EXIT_FAILURE;
 	}
 	if (!bench.relay_only &&
@@ -811,8 +833,10 @@ main(int argc, char **argv)
 	}
 
 	g_print("pb-bench: PiggyBack next to a two-hop socat relay, on loopback, in one run\n");
-	/* first: it forks its echo server, which must happen before any thread exists */
-	if (bench.echo && !pb_bench_echo_measures(&bench, &error)) {
+	/* first: they fork their local services, which must happen while no other thread
+	 * exists (each joins every thread it started before it returns) */
+	if ((bench.echo && !pb_bench_echo_measures(&bench, &error)) ||
+	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error))) {
 		g_printerr("pb-bench: FAILED: %s\n", error->message);
 		return EXIT_FAILURE;
 	}

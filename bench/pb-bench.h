@@ -9,11 +9,14 @@ typedef enum {
 	PB_BENCH_N_DIRECTIONS,
 } PbBenchDirection;
 
+#define PB_BENCH_DOMAIN "bench.test" /* serve --domain, when the tunnel has a name */
+
 /* `piggyback serve` and `piggyback forward`, up until the end of the run */
 typedef struct {
 	PbBenchProc *serve;   /* (owned) (nullable) */
 	PbBenchProc *forward; /* (owned) (nullable) */
 	guint16 public_port;
+	guint16 ws_port; /* serve's WebSocket port: names are reached there */
 } PbBenchTunnel;
 
 typedef struct {
@@ -32,10 +35,12 @@ typedef struct {
 	gboolean throughput; /* measure MiB/s (pb-bench.c) */
 	gboolean echo;	     /* measure latency and connection rate (pb-bench-echo-measures.c) */
 	gboolean memory;     /* with echo: the tunnel's memory under load and idle */
+	gboolean names;	     /* HTTP by name next to the TCP port (pb-bench-names.c) */
 	int pings;	     /* 64-byte round trips per round */
 	double connect_s;    /* seconds of new connections per round and path */
 	int load_conns;	     /* concurrent 1 MiB echo connections */
 	int idle_conns;	     /* idle connections held at once */
+	int requests;	     /* per keep-alive connection and round, names measure */
 	/* state */
 	guint8 *pattern;		       /* (owned) */
 	int relay_sink_fd;		       /* listener behind the relay's second socat, or -1 */
@@ -49,11 +54,16 @@ typedef struct {
 } PbBench;
 
 gboolean
-pb_bench_tunnel_start(PbBench *bench, guint16 local_port, PbBenchTunnel *tunnel, GError **error);
+pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBenchTunnel *tunnel,
+		      GError **error);
 void
 pb_bench_tunnel_clear(PbBenchTunnel *tunnel);
 gboolean
 pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
 		     PbBenchProc **hop2, guint16 *port, GError **error);
+void
+pb_bench_print_row(const char *label, const char *direction, double relay, double tunnel);
 gboolean
 pb_bench_echo_measures(PbBench *bench, GError **error);
+gboolean
+pb_bench_names_measure(PbBench *bench, GError **error);
