@@ -25,7 +25,8 @@ pb_forward_command_ready_cb(PbTunnelClient *client, const char *access_url, cons
 	if (cli->view != NULL)
 		return; /* the dashboard shows them */
 	/* not translated: scripts read these lines (the dashboard and D-Bus are for people) */
-	pb_cli_print("Access URL: %s\n", access_url);
+	if (access_url != NULL) /* none from a names-only server (serve --tunnel-port off) */
+		pb_cli_print("Access URL: %s\n", access_url);
 	pb_cli_print("HTTP URL: %s\n", http_url);
 }
 

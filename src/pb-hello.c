@@ -106,14 +106,33 @@ pb_hello_check_bounds(const guint8 *json, gsize len, gsize max_size, guint max_d
 	return TRUE;
 }
 
+/* `urlScheme` and `urlPort`, where public clients reach names (serve --public-url): both
+ * valid, or else ignored (the client then names the URL after the server it reaches). */
+static void
+pb_hello_parse_url(PbHello *hello, JsonObject *object)
+{
+	JsonNode *scheme = json_object_get_member(object, "urlScheme");
+	JsonNode *port = json_object_get_member(object, "urlPort");
+
+	if (scheme == NULL || json_node_get_value_type(scheme) != G_TYPE_STRING ||
+	    (g_strcmp0(json_node_get_string(scheme), "http") != 0 &&
+	     g_strcmp0(json_node_get_string(scheme), "https") != 0))
+		return;
+	if (port != NULL && (json_node_get_value_type(port) != G_TYPE_INT64 ||
+			     json_node_get_int(port) < 0 || json_node_get_int(port) > G_MAXUINT16))
+		return;
+	hello->url_scheme = g_strdup(json_node_get_string(scheme));
+	hello->url_port = port != NULL ? (guint16)json_node_get_int(port) : 0;
+}
+
 /**
  * pb_hello_parse:
  *
  * Parses a HELLO payload. It must be a JSON object with a string `publicHost` and an
- * integer `tunnelPort` in 1..65535; `publicHost` must be a host name or an IP address, as
- * it ends up on terminals (pb_text_is_host()); `version`, `features` (an array of names),
- * `window` and `session` are optional (with the `name` feature, a valid `name` and a
- * `domain` host name are not) and unknown members and feature names are ignored,
+ * integer `tunnelPort` in 1..65535 (or 0, names only, with the `name` feature); `publicHost` must
+ * be a host name or an IP address, as it ends up on terminals (pb_text_is_host()); `version`,
+ * `features` (an array of names), `window` and `session` are optional (with the `name` feature, a
+ * valid `name` and a `domain` host name are not) and unknown members and feature names are ignored,
  * so later versions can add them freely. `flow` without a valid `window` is an error. A
  * HELLO over PB_HELLO_MAX_SIZE or nesting deeper than PB_HELLO_MAX_DEPTH is an error
  * before it is parsed (pb_hello_check_bounds()). Error messages quote the peer escaped.
@@ -161,9 +180,10 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 	}
 	hello->public_host = g_strdup(json_node_get_string(node));
 
+	/* 0 is checked below: it means names only, and needs the name feature */
 	node = json_object_get_member(object, "tunnelPort");
 	if (node == NULL || json_node_get_value_type(node) != G_TYPE_INT64 ||
-	    json_node_get_int(node) < 1 || json_node_get_int(node) > G_MAXUINT16) {
+	    json_node_get_int(node) < 0 || json_node_get_int(node) > G_MAXUINT16) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    "HELLO has no tunnelPort between 1 and 65535");
 		return NULL;
@@ -217,6 +237,12 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 		}
 		hello->name = g_strdup(json_node_get_string(node));
 		hello->domain = g_strdup(json_node_get_string(domain));
+		pb_hello_parse_url(hello, object);
+	}
+	if (hello->tunnel_port == 0 && hello->name == NULL) {
+		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO has no tunnelPort between 1 and 65535");
+		return NULL;
 	}
 	return g_steal_pointer(&hello);
 }
@@ -253,6 +279,12 @@ pb_hello_to_json(const PbHello *hello)
 		json_builder_add_string_value(builder, hello->name);
 		json_builder_set_member_name(builder, "domain");
 		json_builder_add_string_value(builder, hello->domain);
+		if (hello->url_scheme != NULL) {
+			json_builder_set_member_name(builder, "urlScheme");
+			json_builder_add_string_value(builder, hello->url_scheme);
+			json_builder_set_member_name(builder, "urlPort");
+			json_builder_add_int_value(builder, hello->url_port);
+		}
 	}
 	if (hello->features & PB_FEATURE_FLOW) {
 		json_builder_set_member_name(builder, "window");
@@ -322,5 +354,6 @@ pb_hello_free(PbHello *hello)
 	g_free(hello->session);
 	g_free(hello->name);
 	g_free(hello->domain);
+	g_free(hello->url_scheme);
 	g_free(hello);
 }

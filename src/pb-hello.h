@@ -23,6 +23,8 @@ typedef struct {
 	char *session;	     /* (nullable) presented on reconnecting to keep the port */
 	char *name;	     /* (nullable) with `name`: the tunnel's, reached as NAME.DOMAIN */
 	char *domain;	     /* (nullable) with `name`: the server's --domain */
+	char *url_scheme;    /* (nullable) with `name`: "http" or "https" public clients use */
+	guint16 url_port;    /* with @url_scheme: the port they reach; 0 = the scheme's */
 } PbHello;
 
 PbHello *

@@ -33,8 +33,10 @@ pb_notifier_send(PbNotifier *self)
 	const char *access_url = pb_tunnel_client_get_access_url(self->client);
 	g_autofree char *body = NULL;
 
-	if (access_url == NULL)
-		return; /* gone again while the bus answered */
+	if (pb_tunnel_client_get_state(self->client) != PB_TUNNEL_CLIENT_STATE_ONLINE)
+		return;		/* gone again while the bus answered */
+	if (access_url == NULL) /* a names-only server gives only the named URL */
+		access_url = pb_tunnel_client_get_http_url(self->client);
 	/* TRANSLATORS: %s is the access URL, tcp://host:port; %s the local service, host:port */
 	body = g_strdup_printf(_("%s now reaches %s"), access_url,
 			       pb_tunnel_client_get_local_address(self->client));

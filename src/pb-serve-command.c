@@ -7,6 +7,7 @@
 
 #include "pb-cli.h"
 #include "pb-flow.h"
+#include "pb-name.h"
 #include "pb-queue-budget.h"
 #include "pb-text.h"
 #include "pb-tls.h"
@@ -14,13 +15,20 @@
 
 /* `piggyback serve`: the tunnel server, on a public machine. */
 
-/* --tunnel-port: PORT (0 = random) or FIRST-LAST, into *@first and *@last. */
+/* --tunnel-port: PORT (0 = random) or FIRST-LAST, into *@first and *@last; or off (names
+ * only), *@off. */
 static gboolean
-pb_serve_parse_tunnel_ports(const char *value, guint16 *first, guint16 *last, int *status)
+pb_serve_parse_tunnel_ports(const char *value, guint16 *first, guint16 *last, gboolean *off,
+			    int *status)
 {
 	g_auto(GStrv) parts = g_strsplit(value, "-", 3);
 	guint64 a = 0, b = 0;
 	g_autofree char *message = NULL;
+
+	if (g_strcmp0(value, "off") == 0) {
+		*off = TRUE;
+		return TRUE;
+	}
 
 	if (g_strv_length(parts) == 1 &&
 	    g_ascii_string_to_unsigned(parts[0], 10, 0, G_MAXUINT16, &a, NULL)) {
@@ -34,9 +42,46 @@ pb_serve_parse_tunnel_ports(const char *value, guint16 *first, guint16 *last, in
 		*last = (guint16)b;
 		return TRUE;
 	}
-	message = g_strdup_printf(_("--tunnel-port must be a port from 0 to 65535 or a range "
-				    "FIRST-LAST of ports from 1 to 65535, not “%s”"),
+	message = g_strdup_printf(_("--tunnel-port must be a port from 0 to 65535, a range "
+				    "FIRST-LAST of ports from 1 to 65535, or off, not “%s”"),
 				  value);
+	*status = pb_cli_usage_error(message);
+	return FALSE;
+}
+
+/* --public-url: http[s]://DOMAIN[:PORT], where public clients reach the names of --domain
+ * @domain, into *@scheme and *@port. */
+static gboolean
+pb_serve_parse_public_url(const char *value, const char *domain, char **scheme, guint16 *port,
+			  int *status)
+{
+	g_autofree char *uri_scheme = NULL;
+	g_autofree char *host = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *userinfo = NULL;
+	g_autofree char *query = NULL;
+	g_autofree char *fragment = NULL;
+	g_autofree char *shown = pb_text_escape(value, -1);
+	g_autofree char *message = NULL;
+	int uri_port = -1;
+
+	if (domain == NULL) {
+		*status = pb_cli_usage_error(_("--public-url needs --domain"));
+		return FALSE;
+	}
+	if (g_uri_split(value, G_URI_FLAGS_NONE, &uri_scheme, &userinfo, &host, &uri_port, &path,
+			&query, &fragment, NULL) &&
+	    (g_strcmp0(uri_scheme, "http") == 0 || g_strcmp0(uri_scheme, "https") == 0) &&
+	    userinfo == NULL && query == NULL && fragment == NULL &&
+	    (path == NULL || *path == '\0' || g_strcmp0(path, "/") == 0) && host != NULL &&
+	    g_ascii_strcasecmp(host, domain) == 0 && uri_port != 0) {
+		*scheme = g_steal_pointer(&uri_scheme);
+		*port = uri_port > 0 ? (guint16)uri_port : 0;
+		return TRUE;
+	}
+	message = g_strdup_printf(_("--public-url must be http://%s or https://%s, with a port "
+				    "if it is not the scheme's, not “%s”"),
+				  domain, domain, shown);
 	*status = pb_cli_usage_error(message);
 	return FALSE;
 }
@@ -47,6 +92,10 @@ pb_serve_command(int argc, char **argv)
 	int port = 8080;
 	g_autofree char *tunnel_ports = NULL;
 	guint16 tunnel_port = 0, tunnel_port_last = 0;
+	gboolean names_only = FALSE;
+	g_autofree char *public_url = NULL;
+	g_autofree char *url_scheme = NULL;
+	guint16 url_port = 0;
 	g_autofree char *listen_host = NULL;
 	g_autofree char *tunnel_host = NULL; /* NULL: every address, both families */
 	g_autofree char *public_host = NULL;
@@ -76,8 +125,8 @@ pb_serve_command(int argc, char **argv)
 	     N_("Address the WebSocket port binds to (default: all)"), N_("ADDRESS")},
 	    {"tunnel-port", 't', 0, G_OPTION_ARG_STRING, &tunnel_ports,
 	     N_("Public TCP port, or a range to give each client a port of (default 0: a "
-		"random free port)"),
-	     N_("PORT|FIRST-LAST")},
+		"random free port); off: no port, names only (with --domain)"),
+	     N_("PORT|FIRST-LAST|off")},
 	    {"tunnel-host", 'H', 0, G_OPTION_ARG_STRING, &tunnel_host,
 	     N_("Address the public ports bind to (default: all, IPv4 and IPv6)"), N_("ADDRESS")},
 	    {"public-host", 0, 0, G_OPTION_ARG_STRING, &public_host,
@@ -89,6 +138,11 @@ pb_serve_command(int argc, char **argv)
 	     N_("DOMAIN")},
 	    {"http-port", 0, 0, G_OPTION_ARG_INT, &http_port,
 	     N_("With --domain, a further plain HTTP port that routes by name only"), N_("PORT")},
+	    {"public-url", 0, 0, G_OPTION_ARG_STRING, &public_url,
+	     N_("With --domain, where the public reaches names, if a load balancer in front "
+		"changes the scheme or port, e.g. https://DOMAIN (default: as clients reach "
+		"this server)"),
+	     N_("URL")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
 	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
@@ -145,7 +199,8 @@ pb_serve_command(int argc, char **argv)
 		return status;
 	if (!pb_cli_check_port(port, TRUE, "--port", &status) ||
 	    (tunnel_ports != NULL &&
-	     !pb_serve_parse_tunnel_ports(tunnel_ports, &tunnel_port, &tunnel_port_last, &status)))
+	     !pb_serve_parse_tunnel_ports(tunnel_ports, &tunnel_port, &tunnel_port_last,
+					  &names_only, &status)))
 		return status;
 	if ((tunnel_host != NULL && !pb_cli_check_address(tunnel_host, "--tunnel-host", &status)) ||
 	    (listen_host != NULL && !pb_cli_check_address(listen_host, "--listen", &status)) ||
@@ -222,6 +277,15 @@ pb_serve_command(int argc, char **argv)
 		return pb_cli_usage_error(_("--http-port needs --domain"));
 	if (http_port != -1 && !pb_cli_check_port(http_port, TRUE, "--http-port", &status))
 		return status;
+	if (names_only && domain == NULL)
+		return pb_cli_usage_error(_("--tunnel-port off needs --domain: tunnels are then "
+					    "reached by name only"));
+	if (names_only && features == 0)
+		return pb_cli_usage_error(_("--tunnel-port off needs protocol 2 (names), not "
+					    "--features none"));
+	if (public_url != NULL &&
+	    !pb_serve_parse_public_url(public_url, domain, &url_scheme, &url_port, &status))
+		return status;
 	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol); a
 	 * name only to one that asked for the feature */
 	if (features != 0)
@@ -244,6 +308,8 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	pb_tunnel_server_set_domain(server, domain, http_port);
+	pb_tunnel_server_set_names_only(server, names_only);
+	pb_tunnel_server_set_public_url(server, url_scheme, url_port);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -269,10 +335,17 @@ pb_serve_command(int argc, char **argv)
 
 		/* not translated: scripts read this line */
 		pb_cli_print("Listening on %s\n", listen_url);
-		if (domain != NULL)
-			pb_cli_print("Names: %s://*.%s:%u\n",
-				     certificate != NULL ? "https" : "http", domain,
-				     pb_tunnel_server_get_port(server));
+		if (domain != NULL) {
+			/* as the clients' HTTP URLs will be: --public-url, else this port */
+			g_autofree char *names = pb_name_get_http_url(
+			    "*", domain,
+			    url_scheme != NULL	  ? url_scheme
+			    : certificate != NULL ? "https"
+						  : "http",
+			    url_scheme != NULL ? url_port : pb_tunnel_server_get_port(server));
+
+			pb_cli_print("Names: %s\n", names);
+		}
 		if (pb_tunnel_server_get_http_port(server) != 0)
 			pb_cli_print("Names on --http-port: http://*.%s:%u\n", domain,
 				     pb_tunnel_server_get_http_port(server));

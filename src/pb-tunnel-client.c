@@ -257,20 +257,33 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 				"no PROXY protocol header");
 		return;
 	}
+	/* a names-only server (serve --tunnel-port off) gives no port, but then a name */
+	if (hello->tunnel_port == 0 && !(hello->features & self->features & PB_FEATURE_NAME)) {
+		g_free(self->refusal);
+		self->refusal = g_strdup_printf(_("the server broke the protocol: %s"),
+						"HELLO has no tunnelPort and no name");
+		pb_tunnel_close(tunnel, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, "no port and no name");
+		return;
+	}
 	/* only what we asked for: a server may not impose features */
 	pb_tunnel_set_features(tunnel, hello->features & self->features, hello->window);
 	g_object_freeze_notify(G_OBJECT(self));
 	g_free(self->access_url);
 	g_free(self->http_url);
 	g_free(self->public_host);
-	self->access_url = pb_hello_get_access_url(hello, "tcp");
+	self->access_url = hello->tunnel_port != 0 ? pb_hello_get_access_url(hello, "tcp") : NULL;
 	if ((hello->features & self->features & PB_FEATURE_NAME) && hello->name != NULL) {
-		/* the server's shared port, as we reach it: https:// where it is TLS */
+		/* where the server says public clients reach it (a load balancer in front), or
+		 * else its shared port as we reach it: https:// where it is TLS */
 		gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
 
-		self->http_url =
-		    pb_name_get_http_url(hello->name, hello->domain, tls ? "https" : "http",
-					 g_uri_get_port(self->server_uri));
+		if (hello->url_scheme != NULL)
+			self->http_url = pb_name_get_http_url(hello->name, hello->domain,
+							      hello->url_scheme, hello->url_port);
+		else
+			self->http_url =
+			    pb_name_get_http_url(hello->name, hello->domain, tls ? "https" : "http",
+						 g_uri_get_port(self->server_uri));
 		/* asked for again on reconnecting, should the server have lost our session */
 		g_free(self->name);
 		self->name = g_strdup(hello->name);
@@ -290,7 +303,8 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
 	g_object_thaw_notify(G_OBJECT(self));
 	/* TRANSLATORS: %s is the access URL, tcp://host:port */
-	pb_tunnel_client_add_event(self, _("Online at %s"), self->access_url);
+	pb_tunnel_client_add_event(self, _("Online at %s"),
+				   self->access_url != NULL ? self->access_url : self->http_url);
 	if (self->name != NULL && !(hello->features & PB_FEATURE_NAME))
 		/* TRANSLATORS: %s is the name asked for with --name */
 		pb_tunnel_client_add_event(self,

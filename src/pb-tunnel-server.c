@@ -40,6 +40,8 @@ struct _PbTunnelServer {
 	PbPublicPorts public_ports; /* --tunnel-host, --tunnel-port */
 	char *public_host;	    /* (owned) (nullable) advertised in HELLO */
 	char *domain;		    /* (owned) (nullable) --domain: tunnels have names under it */
+	char *url_scheme;	    /* (owned) (nullable) --public-url: where names are reached */
+	guint16 url_port;	    /* its port; 0 = the scheme's */
 	guint16 http_port;	    /* --http-port: plain HTTP routed by name only; 0 = random */
 	gboolean http_port_wanted;  /* whether there is one */
 	PbWebPort *http_web_port;   /* (owned) (nullable) once started with an http_port */
@@ -297,6 +299,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	hello->session = g_strdup(client->session);
 	hello->name = g_strdup(client->name);
 	hello->domain = g_strdup(self->domain);
+	hello->url_scheme = g_strdup(self->url_scheme);
+	hello->url_port = self->url_port;
 	pb_tunnel_send_hello(client->tunnel, hello);
 	if (client->listener == NULL)
 		g_message("Client %s connected: tunnel open, named %s.%s (names only)",
@@ -455,6 +459,16 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	}
 	if (!pb_tunnel_server_check_name(self, msg, request))
 		return;
+	if (self->public_ports.off &&
+	    !(pb_tunnel_server_get_features(self, request) & PB_FEATURE_NAME)) {
+		g_message("Refusing a client: it asks for no name, and this server gives names "
+			  "only (--tunnel-port off)");
+		pb_tunnel_server_reply_full(
+		    msg, SOUP_STATUS_FORBIDDEN, "This server gives names only (--tunnel-port off)",
+		    "This tunnel server gives tunnels names, not public ports: a client that "
+		    "takes names (PiggyBack 2, with the name feature) is needed.\n");
+		return;
+	}
 	/* a client coming back with a session the server holds takes its own place; any other
 	 * (an unknown or made-up session too) is a new client */
 	if (!pb_client_registry_claim_session(self->clients, pb_tunnel_server_get_session(request)))
@@ -578,6 +592,35 @@ pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_p
 		g_clear_pointer(&self->domain, g_free);
 	self->http_port_wanted = http_port >= 0;
 	self->http_port = http_port > 0 ? (guint16)http_port : 0;
+}
+
+/**
+ * pb_tunnel_server_set_names_only:
+ * @names_only: clients get a name and no public port (serve --tunnel-port off); needs
+ *   pb_tunnel_server_set_domain()
+ */
+void
+pb_tunnel_server_set_names_only(PbTunnelServer *self, gboolean names_only)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->public_ports.off = names_only;
+}
+
+/**
+ * pb_tunnel_server_set_public_url:
+ * @scheme: (nullable): "http" or "https": how public clients reach names, where a load
+ *   balancer in front changes it; %NULL: as each client reaches the server
+ * @port: the port they reach; 0 = @scheme's
+ *
+ * Clients are told in HELLO, and name their HTTP URL after it.
+ */
+void
+pb_tunnel_server_set_public_url(PbTunnelServer *self, const char *scheme, guint16 port)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_free(self->url_scheme);
+	self->url_scheme = g_strdup(scheme);
+	self->url_port = port;
 }
 
 /* The --http-port once started; 0 for none. */
@@ -777,6 +820,7 @@ pb_tunnel_server_finalize(GObject *object)
 	pb_public_ports_clear(&self->public_ports);
 	g_free(self->public_host);
 	g_free(self->domain);
+	g_free(self->url_scheme);
 	pb_tunnel_server_set_token(self, NULL);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);

@@ -747,6 +747,105 @@ test_names_refused(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+/* `piggyback serve` with @args (and -p 0): its exit status, and its output in @output. */
+static int
+serve_fails(const char *const *args, char **output)
+{
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	PbTestProc *bad;
+
+	g_ptr_array_add(argv, (gpointer)g_getenv("PB_PIGGYBACK"));
+	g_ptr_array_add(argv, "serve");
+	g_ptr_array_add(argv, "-p");
+	g_ptr_array_add(argv, "0");
+	for (guint i = 0; args[i] != NULL; i++)
+		g_ptr_array_add(argv, (gpointer)args[i]);
+	g_ptr_array_add(argv, NULL);
+	bad = pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+	pb_test_proc_wait_exit(bad);
+	*output = g_strdup(pb_test_proc_get_output(bad));
+	return pb_test_proc_finish(bad);
+}
+
+static void
+test_names_only(void)
+{
+	Service *alpha = service_new("alpha");
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--tunnel-port", "off", NULL);
+	guint n_listeners = pb_test_proc_count_listeners(server);
+	PbTestProc *client = forward_online(ws_port, alpha->port, "alpha");
+	PbTestProc *lost;
+	g_autofree char *body = NULL;
+	g_autofree char *output = NULL;
+	const char *const no_domain[] = {"--tunnel-port", "off", NULL};
+
+	g_test_summary("serve --tunnel-port off: tunnels get a name and no public port; a client "
+		       "that takes no names is refused with 403");
+	g_assert_cmpuint(get(ws_port, "alpha." DOMAIN, "/who", &body), ==, 200);
+	g_assert_cmpstr(body, ==, "alpha");
+	g_clear_pointer(&body, g_free);
+	g_assert_cmpuint(pb_test_proc_count_listeners(server), ==, n_listeners);
+	/* no Access URL line: there is no port to print */
+	g_assert_false(pb_test_proc_said(client, "Access URL:"));
+	g_assert_true(pb_test_proc_said(server, "named alpha." DOMAIN " (names only)"));
+	/* a PiggyBack 1.1 client (no features), and one without the name feature */
+	g_assert_cmpuint(upgrade_status(ws_port, ""), ==, 403);
+	g_assert_cmpuint(upgrade_status(ws_port, "Piggyback-Features: flow, eof\r\n"), ==, 403);
+
+	g_assert_cmpint(serve_fails(no_domain, &output), ==, 2);
+	g_assert_nonnull(strstr(output, "--tunnel-port off needs --domain"));
+
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_true(pb_test_proc_said(server, "said goodbye, name alpha closed"));
+	/* a lost client keeps its name for its grace period, as it would keep a port */
+	lost = forward_online(ws_port, alpha->port, "beta");
+	pb_test_proc_kill(lost);
+	pb_test_wait_until(pb_test_proc_said(server, "name beta kept for it"), 10);
+	g_assert_cmpuint(get(ws_port, "beta." DOMAIN, "/who", &body), ==, 503);
+	pb_test_proc_finish(lost);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_free(alpha);
+}
+
+static void
+test_names_public_url(void)
+{
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--public-url", "https://" DOMAIN ":8443", NULL);
+	PbTestProc *client = forward(ws_port, 9, "alpha");
+	static const char *const bad[] = {"ftp://" DOMAIN,	     "https://other.test",
+					  "https://" DOMAIN "/path", "https://user@" DOMAIN,
+					  "https://" DOMAIN ":0",    "not a url"};
+
+	g_test_summary("serve --public-url: clients print their HTTP URL with the scheme and "
+		       "port of the load balancer in front; anything but http[s]://DOMAIN[:PORT] "
+		       "exits 2");
+	pb_test_wait_until(pb_test_proc_said(client, "HTTP URL: ") || pb_test_proc_exited(client),
+			   10);
+	g_assert_true(pb_test_proc_said(client, "HTTP URL: https://alpha." DOMAIN ":8443\n"));
+	g_assert_true(pb_test_proc_said(server, "Names: https://*." DOMAIN ":8443\n"));
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+
+	server = serve(&ws_port, "--public-url", "HTTPS://Example.Test/", NULL);
+	client = forward(ws_port, 9, "alpha");
+	pb_test_wait_until(pb_test_proc_said(client, "HTTP URL: ") || pb_test_proc_exited(client),
+			   10);
+	g_assert_true(pb_test_proc_said(client, "HTTP URL: https://alpha." DOMAIN "\n"));
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+
+	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+		const char *const args[] = {"--domain", DOMAIN, "--public-url", bad[i], NULL};
+		g_autofree char *output = NULL;
+
+		g_assert_cmpint(serve_fails(args, &output), ==, 2);
+		g_assert_nonnull(strstr(output, "--public-url must be"));
+	}
+}
+
 static void
 test_names_grace(void)
 {
@@ -1055,6 +1154,8 @@ main(int argc, char **argv)
 	g_test_add_func("/names/tls-stalled", test_names_tls_stalled);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
+	g_test_add_func("/names/only", test_names_only);
+	g_test_add_func("/names/public-url", test_names_public_url);
 	g_test_add_func("/names/oversized", test_names_oversized);
 	g_test_add_func("/names/slow-head", test_names_slow_head);
 	status = g_test_run();

@@ -119,6 +119,48 @@ test_hello_extra_members(void)
 }
 
 static void
+test_hello_names_only(void)
+{
+	const char *json = "{\"publicHost\":\"h\",\"tunnelPort\":0,\"features\":[\"name\"],"
+			   "\"name\":\"alpha\",\"domain\":\"example.test\","
+			   "\"urlScheme\":\"https\",\"urlPort\":8443}";
+	const char *bad_urls[] = {
+	    "\"urlScheme\":\"ftp\",\"urlPort\":21",
+	    "\"urlScheme\":\"https\",\"urlPort\":65536",
+	    "\"urlScheme\":\"https\",\"urlPort\":-1",
+	    "\"urlScheme\":\"https\",\"urlPort\":\"8443\"",
+	    "\"urlScheme\":7",
+	};
+	g_autoptr(PbHello) hello = pb_hello_parse((const guint8 *)json, strlen(json), NULL);
+	g_autofree char *written = NULL;
+	g_autoptr(PbHello) again = NULL;
+
+	g_test_summary("tunnelPort 0 means names only and needs a name; urlScheme and urlPort "
+		       "(serve --public-url) come both valid or are ignored");
+	g_assert_nonnull(hello);
+	g_assert_cmpuint(hello->tunnel_port, ==, 0);
+	g_assert_cmpstr(hello->url_scheme, ==, "https");
+	g_assert_cmpuint(hello->url_port, ==, 8443);
+	written = pb_hello_to_json(hello);
+	again = pb_hello_parse((const guint8 *)written, strlen(written), NULL);
+	g_assert_nonnull(again);
+	g_assert_cmpstr(again->url_scheme, ==, "https");
+	g_assert_cmpuint(again->url_port, ==, 8443);
+	for (gsize i = 0; i < G_N_ELEMENTS(bad_urls); i++) {
+		g_autofree char *with = g_strdup_printf(
+		    "{\"publicHost\":\"h\",\"tunnelPort\":80,\"features\":[\"name\"],"
+		    "\"name\":\"alpha\",\"domain\":\"example.test\",%s}",
+		    bad_urls[i]);
+		g_autoptr(PbHello) ignored =
+		    pb_hello_parse((const guint8 *)with, strlen(with), NULL);
+
+		g_test_message("case %s", with);
+		g_assert_nonnull(ignored);
+		g_assert_null(ignored->url_scheme);
+	}
+}
+
+static void
 test_hello_malformed(void)
 {
 	const char *cases[] = {
@@ -133,6 +175,8 @@ test_hello_malformed(void)
 	    "{\"publicHost\":\"\",\"tunnelPort\":80}",
 	    "{\"publicHost\":\"h\",\"tunnelPort\":\"80\"}",
 	    "{\"publicHost\":\"h\",\"tunnelPort\":0}",
+	    /* names only needs the name feature and a name */
+	    "{\"publicHost\":\"h\",\"tunnelPort\":0,\"name\":\"alpha\",\"domain\":\"d\"}",
 	    "{\"publicHost\":\"h\",\"tunnelPort\":65536}",
 	    "{\"publicHost\":\"h\",\"tunnelPort\":80.5}",
 	    "{\"publicHost\":\"h\",\"tunnelPort\":-1}",
@@ -540,6 +584,7 @@ main(int argc, char **argv)
 	g_test_add_func("/hello/round-trip", test_hello_round_trip);
 	g_test_add_func("/hello/extra-members", test_hello_extra_members);
 	g_test_add_func("/hello/malformed", test_hello_malformed);
+	g_test_add_func("/hello/names-only", test_hello_names_only);
 	g_test_add_func("/server-url/resolve", test_server_url_resolve);
 	g_test_add_func("/server-url/bad", test_server_url_bad);
 	g_test_add_func("/upgrade/accept", test_upgrade_accept);
