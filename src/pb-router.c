@@ -213,21 +213,28 @@ pb_router_wait_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+/* Looks at what has arrived, and arranges the next look. Returns: whether to look again
+ * when more arrives (the watch, if there is one, stays) */
+static gboolean
+pb_router_look(PbRouter *self, PbRouted *routed)
+{
+	if (pb_router_peek(self, routed))
+		return TRUE;
+	if (g_list_find(self->reading, routed) == NULL)
+		return FALSE; /* handed on or freed: its source is destroyed already */
+	if (routed->answered)
+		return TRUE; /* pb_router_answer() watches again */
+	g_clear_pointer(&routed->source, g_source_unref);
+	routed->wait_id = g_timeout_add(routed->wait_ms, pb_router_wait_cb, routed);
+	return FALSE;
+}
+
 static gboolean
 pb_router_readable_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
 {
 	PbRouted *routed = user_data;
-	PbRouter *self = routed->router;
 
-	if (pb_router_peek(self, routed))
-		return G_SOURCE_CONTINUE;
-	if (g_list_find(self->reading, routed) == NULL)
-		return G_SOURCE_REMOVE; /* freed: its source is destroyed already */
-	if (routed->answered)
-		return G_SOURCE_CONTINUE; /* pb_router_answer() watches again */
-	g_clear_pointer(&routed->source, g_source_unref);
-	routed->wait_id = g_timeout_add(routed->wait_ms, pb_router_wait_cb, routed);
-	return G_SOURCE_REMOVE;
+	return pb_router_look(routed->router, routed) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 /* Looks when bytes (or the end) arrive. */
@@ -287,7 +294,11 @@ pb_router_add(PbRouter *self, GSocketConnection *connection, GIOStream *stream)
 	routed->connection = g_object_ref(connection);
 	routed->stream = g_object_ref(stream);
 	self->reading = g_list_prepend(self->reading, routed);
-	pb_router_watch(routed);
+	/* a client that sends its request as it connects has sent it by now, often: one look
+	 * before watching saves a wakeup and a GSource per connection */
+	if (pb_router_look(self, routed) && g_list_find(self->reading, routed) != NULL &&
+	    routed->source == NULL)
+		pb_router_watch(routed);
 }
 
 /* Connections whose request head is being read (or answered with an error). */
