@@ -30,6 +30,7 @@ typedef struct {
 	PbDbusExporter *exporter; /* (owned) */
 	PbDbusForward1 *proxy;	  /* (owned) (nullable) */
 	GPtrArray *states;	  /* (owned) char*: State values PropertiesChanged brought */
+	GPtrArray *names;	  /* (owned) char*: Name values PropertiesChanged brought */
 	GPtrArray *events;	  /* (owned) char*: Event messages */
 	guint n_changed;	  /* PropertiesChanged signals */
 	guint n_bytes_changed;	  /* ... that carried BytesIn or BytesOut */
@@ -65,6 +66,8 @@ dbus_set_up(DbusFixture *fx, gconstpointer user_data)
 	}
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
 	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	/* @user_data: a --domain, for named tunnels */
+	pb_tunnel_server_set_domain(fx->server, user_data, -1);
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	g_assert_no_error(error);
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
@@ -73,6 +76,7 @@ dbus_set_up(DbusFixture *fx, gconstpointer user_data)
 	fx->client = pb_tunnel_client_new(url, "127.0.0.1", pb_test_service_get_port(fx->echo));
 	fx->exporter = pb_dbus_exporter_new(fx->client);
 	fx->states = g_ptr_array_new_with_free_func(g_free);
+	fx->names = g_ptr_array_new_with_free_func(g_free);
 	fx->events = g_ptr_array_new_with_free_func(g_free);
 }
 
@@ -91,6 +95,7 @@ dbus_tear_down(DbusFixture *fx, gconstpointer user_data)
 	g_clear_object(&fx->server);
 	pb_test_service_free(fx->echo);
 	g_ptr_array_unref(fx->states);
+	g_ptr_array_unref(fx->names);
 	g_ptr_array_unref(fx->events);
 	pb_test_settle();
 	if (fx->bus != NULL) {
@@ -118,10 +123,13 @@ dbus_properties_changed_cb(GDBusProxy *proxy, GVariant *changed, GStrv invalidat
 {
 	DbusFixture *fx = user_data;
 	const char *state = NULL;
+	const char *name = NULL;
 
 	fx->n_changed++;
 	if (g_variant_lookup(changed, "State", "&s", &state))
 		g_ptr_array_add(fx->states, g_strdup(state));
+	if (g_variant_lookup(changed, "Name", "&s", &name))
+		g_ptr_array_add(fx->names, g_strdup(name));
 	if (g_variant_lookup(changed, "BytesIn", "t", NULL) ||
 	    g_variant_lookup(changed, "BytesOut", "t", NULL))
 		fx->n_bytes_changed++;
@@ -216,6 +224,9 @@ test_dbus_online(DbusFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(pb_dbus_forward1_get_tunnel_port(fx->proxy), >, 0);
 	g_assert_cmpstr(pb_dbus_forward1_get_public_host(fx->proxy), ==, "127.0.0.1");
 	g_assert_true(g_str_has_prefix(pb_dbus_forward1_get_http_url(fx->proxy), "http://"));
+	/* a server without --domain gives no names */
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_cmpuint(fx->names->len, ==, 0);
 	g_assert_cmpstr(pb_dbus_forward1_get_server_url(fx->proxy), ==,
 			pb_tunnel_client_get_server_url(fx->client));
 	g_assert_cmpstr(pb_dbus_forward1_get_local_address(fx->proxy), ==,
@@ -224,6 +235,56 @@ test_dbus_online(DbusFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(fx->n_changed, >, 0);
 	pb_test_wait_until(dbus_saw_event(fx, "Online at tcp://127.0.0.1:"), 10);
 	g_assert_true(dbus_saw_event(fx, "Connecting to ws://127.0.0.1:"));
+}
+
+static void
+test_dbus_name(DbusFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *http_url = NULL;
+
+	g_test_summary("With a server with --domain, an applet sees the tunnel's Name and its "
+		       "named HttpUrl through PropertiesChanged, and Name empty again offline");
+	if (dbus_skip_without_bus(fx))
+		return;
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_NAME);
+	pb_tunnel_client_set_name(fx->client, "alpha");
+	dbus_export(fx);
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+
+	dbus_go_online(fx);
+	g_assert_cmpstr(pb_tunnel_client_get_name(fx->client), ==, "alpha");
+	pb_test_wait_until(fx->names->len > 0, 10);
+	g_assert_cmpstr(g_ptr_array_index(fx->names, 0), ==, "alpha");
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "alpha");
+	http_url =
+	    g_strdup_printf("http://alpha.example.test:%u", pb_tunnel_server_get_port(fx->server));
+	g_assert_cmpstr(pb_dbus_forward1_get_http_url(fx->proxy), ==, http_url);
+	pb_test_wait_until(dbus_saw_event(fx, "Named alpha: http://alpha.example.test:"), 10);
+
+	pb_tunnel_server_stop(fx->server);
+	pb_test_wait_until(g_strcmp0(pb_dbus_forward1_get_state(fx->proxy), "offline") == 0, 10);
+	pb_test_wait_until(fx->names->len > 1, 10);
+	g_assert_cmpstr(g_ptr_array_index(fx->names, fx->names->len - 1), ==, "");
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_null(pb_tunnel_client_get_name(fx->client));
+}
+
+static void
+test_dbus_name_not_given(DbusFixture *fx, gconstpointer user_data)
+{
+	g_test_summary("A name asked for from a server without --domain is no Name: it stays "
+		       "empty, and HttpUrl is the port's");
+	if (dbus_skip_without_bus(fx))
+		return;
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_NAME);
+	pb_tunnel_client_set_name(fx->client, "alpha");
+	dbus_export(fx);
+	dbus_go_online(fx);
+	g_assert_null(pb_tunnel_client_get_name(fx->client));
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_cmpuint(fx->names->len, ==, 0);
+	g_assert_true(
+	    g_str_has_prefix(pb_dbus_forward1_get_http_url(fx->proxy), "http://127.0.0.1:"));
 }
 
 static void
@@ -667,6 +728,9 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 #define ADD(path, func) g_test_add(path, DbusFixture, NULL, dbus_set_up, func, dbus_tear_down)
 	ADD("/dbus/online", test_dbus_online);
+	g_test_add("/dbus/name", DbusFixture, "example.test", dbus_set_up, test_dbus_name,
+		   dbus_tear_down);
+	ADD("/dbus/name-not-given", test_dbus_name_not_given);
 	ADD("/dbus/recent-events", test_dbus_recent_events);
 	ADD("/dbus/counters", test_dbus_counters);
 	ADD("/dbus/instances", test_dbus_instances);
