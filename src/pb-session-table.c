@@ -62,8 +62,13 @@ pb_reservation_expired_cb(gpointer user_data)
 	PbReservation *reservation = user_data;
 
 	reservation->expire_id = 0;
-	g_message("Port %u of client %s released", pb_listener_get_port(reservation->listener),
-		  reservation->peer);
+	if (reservation->name != NULL)
+		g_message("Port %u and name %s of client %s released",
+			  pb_listener_get_port(reservation->listener), reservation->name,
+			  reservation->peer);
+	else
+		g_message("Port %u of client %s released",
+			  pb_listener_get_port(reservation->listener), reservation->peer);
 	pb_session_table_remove(reservation->table, reservation);
 	return G_SOURCE_REMOVE;
 }
@@ -216,8 +221,13 @@ pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 	}
 	if (oldest == NULL)
 		return FALSE;
-	g_message("Port %u of client %s released early: a new client takes its place",
-		  pb_listener_get_port(oldest->listener), oldest->peer);
+	if (oldest->name != NULL)
+		g_message("Port %u and name %s of client %s released early: a new client takes "
+			  "its place",
+			  pb_listener_get_port(oldest->listener), oldest->name, oldest->peer);
+	else
+		g_message("Port %u of client %s released early: a new client takes its place",
+			  pb_listener_get_port(oldest->listener), oldest->peer);
 	pb_session_table_remove(self, oldest);
 	return TRUE;
 }

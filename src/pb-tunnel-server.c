@@ -155,6 +155,7 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbServerClient *client = user_data;
 	PbTunnelServer *self = client->server;
+	g_autofree char *who = NULL;
 	PbTunnelStats stats;
 
 	pb_tunnel_get_stats(tunnel, &stats);
@@ -162,16 +163,19 @@ pb_server_client_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	pb_tunnel_stats_add(&self->ended, &stats);
 	self->clients = g_list_remove(self->clients, client);
 	pb_listener_set_accepting(client->listener, FALSE);
+	/* named as the connect message named it, so that a log reader can pair the two */
+	who = client->name != NULL ? g_strdup_printf("%s (%s.%s)", client->peer, client->name,
+						     self->domain != NULL ? self->domain : "")
+				   : g_strdup(client->peer);
 	if (pb_tunnel_get_said_goodbye(tunnel)) {
-		g_message("Client %s disconnected: it said goodbye, port %u closed", client->peer,
+		g_message("Client %s disconnected: it said goodbye, port %u closed", who,
 			  client->tunnel_port);
 		g_clear_pointer(&client->listener, pb_listener_free);
 	} else if (self->grace_s == 0 || client->session == NULL) {
-		g_message("Client %s disconnected, port %u closed", client->peer,
-			  client->tunnel_port);
+		g_message("Client %s disconnected, port %u closed", who, client->tunnel_port);
 		g_clear_pointer(&client->listener, pb_listener_free);
 	} else {
-		g_message("Client %s disconnected, port %u kept for it for %u s", client->peer,
+		g_message("Client %s disconnected, port %u kept for it for %u s", who,
 			  client->tunnel_port, self->grace_s);
 		pb_session_table_reserve(self->reserved, client->session, client->address,
 					 client->peer, g_steal_pointer(&client->listener),
