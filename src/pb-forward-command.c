@@ -243,6 +243,17 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	PbCli cli = {.loop = loop, .status = EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
+	if (use_settings) {
+		/* TRANSLATORS: at the end of piggyback-forward --help; %s is the schema id; the
+		 * key names (server, local-host, …) are as they are */
+		g_autofree char *description = g_strdup_printf(
+		    _("Options left out are taken from GSettings, schema %s: keys server, "
+		      "local-host, local-port, name (as --name: empty asks for none) and "
+		      "proxy-protocol."),
+		    APP_ID);
+
+		g_option_context_set_description(context, description);
+	}
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
 		return status;
 	if (use_settings)

@@ -336,7 +336,7 @@ test_settings_not_for_subcommand(DesktopFixture *fx, gconstpointer user_data)
 
 static void
 desktop_check_language(DesktopFixture *fx, const char *language, const char *usage_error,
-		       const char *help_line)
+		       const char *help_line, const char *settings_line)
 {
 	PbTestProc *proc;
 
@@ -355,8 +355,35 @@ desktop_check_language(DesktopFixture *fx, const char *language, const char *usa
 		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
 		pb_test_proc_wait_exit(proc);
 		g_assert_true(pb_test_proc_said(proc, help_line));
+		/* the settings it takes, the name among them */
+		g_assert_true(pb_test_proc_said(proc, settings_line));
 		g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 	}
+}
+
+static void
+test_help_settings(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", NULL);
+	const char *piggyback = g_getenv("PB_PIGGYBACK");
+	PbTestProc *proc;
+
+	g_test_summary("piggyback-forward --help lists the GSettings keys it takes, name "
+		       "included; piggyback forward --help, which takes none, does not");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(
+	    proc,
+	    "Options left out are taken from GSettings, schema io.github.piggyback.PiggyBack: "
+	    "keys server, local-host, local-port, name (as --name: empty asks for none) "
+	    "and proxy-protocol."));
+	g_assert_true(pb_test_proc_said(proc, "-n, --name=NAME"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
+	proc = pb_test_proc_spawn(launcher, piggyback, "forward", "--help", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(proc, "-n, --name=NAME"));
+	g_assert_false(pb_test_proc_said(proc, "GSettings"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 }
 
 static void
@@ -366,7 +393,8 @@ test_i18n_german(DesktopFixture *fx, gconstpointer user_data)
 	desktop_check_language(fx, "de",
 			       "piggyback forward: --port ist erforderlich: der Port des lokalen "
 			       "Dienstes\n„piggyback forward --help“ zeigt weitere Informationen.",
-			       "Den Zustand des Tunnels nicht auf dem Sitzungsbus anzeigen");
+			       "Den Zustand des Tunnels nicht auf dem Sitzungsbus anzeigen",
+			       "Schlüssel server, local-host, local-port, name (wie --name");
 }
 
 static void
@@ -377,7 +405,8 @@ test_i18n_french(DesktopFixture *fx, gconstpointer user_data)
 	    fx, "fr",
 	    "piggyback forward: --port est obligatoire\u00a0: le port du service "
 	    "local",
-	    "Ne pas publier l’état du tunnel sur le bus de session");
+	    "Ne pas publier l’état du tunnel sur le bus de session",
+	    "clés server, local-host, local-port, name (comme --name");
 }
 
 int
@@ -398,6 +427,7 @@ main(int argc, char **argv)
 	ADD_NAMED("/desktop/settings/name-invalid", test_settings_name_invalid);
 #undef ADD_NAMED
 	ADD("/desktop/settings/not-for-subcommand", test_settings_not_for_subcommand);
+	ADD("/desktop/help-settings", test_help_settings);
 	ADD("/desktop/i18n/german", test_i18n_german);
 	ADD("/desktop/i18n/french", test_i18n_french);
 #undef ADD
