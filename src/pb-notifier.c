@@ -31,11 +31,16 @@ pb_notifier_send(PbNotifier *self)
 {
 	g_autoptr(GNotification) notification = g_notification_new(_("Tunnel online"));
 	const char *access_url = pb_tunnel_client_get_access_url(self->client);
+	const char *http_url = pb_tunnel_client_get_http_url(self->client);
 	g_autofree char *body = NULL;
 
 	if (access_url == NULL)
 		return; /* gone again while the bus answered */
-	/* TRANSLATORS: %s is the access URL, tcp://host:port; %s the local service, host:port */
+	/* a named tunnel is known by its name: its named URL is the one to share */
+	if (pb_tunnel_client_get_name(self->client) != NULL && http_url != NULL)
+		access_url = http_url;
+	/* TRANSLATORS: %s is the access URL, tcp://host:port (or the named URL,
+	 * https://myapp.tunnel.example.com); %s the local service, host:port */
 	body = g_strdup_printf(_("%s now reaches %s"), access_url,
 			       pb_tunnel_client_get_local_address(self->client));
 	g_notification_set_body(notification, body);

@@ -506,7 +506,8 @@ test_dbus_offline(DbusFixture *fx, gconstpointer user_data)
 
 /* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
 static PbTestProc *
-proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
+proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			 const char *name)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
 	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
@@ -514,14 +515,31 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 	    g_strdup_printf("127.0.0.1:%u", pb_tunnel_server_get_port(fx->server));
 	g_autofree char *port = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
 	const char *path = g_getenv("PB_PIGGYBACK_FORWARD");
+	const char *const base[] = {path, "--host",   "127.0.0.1", "--port",
+				    port, "--server", server};
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
 	g_assert_nonnull(path);
 	g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", bus_address, TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "piggyback", TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-warnings", TRUE);
 	g_subprocess_launcher_setenv(launcher, "LC_ALL", "C", TRUE);
-	return pb_test_proc_spawn(launcher, path, "--host", "127.0.0.1", "--port", port, "--server",
-				  server, no_dbus ? "--no-dbus" : NULL, NULL);
+	for (guint i = 0; i < G_N_ELEMENTS(base); i++)
+		g_ptr_array_add(argv, (gpointer)base[i]);
+	if (no_dbus)
+		g_ptr_array_add(argv, "--no-dbus");
+	if (name != NULL) {
+		g_ptr_array_add(argv, "--name");
+		g_ptr_array_add(argv, (gpointer)name);
+	}
+	g_ptr_array_add(argv, NULL);
+	return pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+}
+
+static PbTestProc *
+proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
+{
+	return proc_start_forward_named(fx, bus_address, no_dbus, NULL);
 }
 
 /* Sends a few bytes to the public port and reads them back; returns TRUE if they came. */
@@ -681,9 +699,11 @@ notifications_acquired_cb(GDBusConnection *connection, const char *name, gpointe
 	((Notifications *)user_data)->owned = TRUE;
 }
 
+/* @user_data: the fixture's --domain (nullable): then the client asks for the name "alpha" */
 static void
 test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 {
+	const char *domain = user_data;
 	static const GDBusInterfaceVTable vtable = {notifications_method_cb, NULL, NULL, {NULL}};
 	g_autoptr(GDBusNodeInfo) node = NULL;
 	g_autoptr(GError) error = NULL;
@@ -694,7 +714,7 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	PbTestProc *proc;
 
 	g_test_summary("When the tunnel comes online, a desktop notification shows the access "
-		       "URL");
+		       "URL; a named tunnel's, its named URL");
 	if (dbus_skip_without_bus(fx))
 		return;
 	node = g_dbus_node_info_new_for_xml(notifications_xml, &error);
@@ -708,11 +728,19 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	    notifications_acquired_cb, NULL, &notifications, NULL);
 	pb_test_wait_until(notifications.owned, 10);
 
-	proc = proc_start_forward(fx, g_test_dbus_get_bus_address(fx->bus), FALSE);
+	proc = proc_start_forward_named(fx, g_test_dbus_get_bus_address(fx->bus), FALSE,
+					domain != NULL ? "alpha" : NULL);
 	pb_test_wait_until(notifications.body != NULL || pb_test_proc_exited(proc), 10);
 	g_assert_cmpstr(notifications.summary, ==, "Tunnel online");
 	expected = g_strdup_printf("now reaches 127.0.0.1:%u", pb_test_service_get_port(fx->echo));
-	g_assert_true(g_str_has_prefix(notifications.body, "tcp://127.0.0.1:"));
+	if (domain != NULL) {
+		g_autofree char *url = g_strdup_printf("http://alpha.%s:%u ", domain,
+						       pb_tunnel_server_get_port(fx->server));
+
+		g_assert_true(g_str_has_prefix(notifications.body, url));
+	} else {
+		g_assert_true(g_str_has_prefix(notifications.body, "tcp://127.0.0.1:"));
+	}
 	g_assert_nonnull(strstr(notifications.body, expected));
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 
@@ -741,6 +769,8 @@ main(int argc, char **argv)
 	ADD("/dbus/program-quit", test_dbus_program_quit);
 	ADD("/dbus/program-no-dbus", test_dbus_program_no_dbus);
 	ADD("/dbus/program-notification", test_dbus_program_notification);
+	g_test_add("/dbus/program-notification-named", DbusFixture, "example.test", dbus_set_up,
+		   test_dbus_program_notification, dbus_tear_down);
 #undef ADD
 	return g_test_run();
 }
