@@ -402,7 +402,8 @@ typedef enum {
 	PB_COLUMN_LAST
 } PbColumn;
 
-/* Dropped first when the screen is narrow: the least useful at a glance. */
+/* Dropped first when the screen is narrow: the least useful at a glance. The name goes
+ * last: a named tunnel is known by its name more than by its port. */
 static const PbColumn pb_column_drop_order[] = {
     PB_COLUMN_SINCE, PB_COLUMN_CONNECTIONS, PB_COLUMN_OUT,
     PB_COLUMN_IN,    PB_COLUMN_PORT,	    PB_COLUMN_NAME,
