@@ -119,6 +119,7 @@ pb_dashboard_view_render_client(PbDashboardView *self, guint width, guint height
 	    .local_address = pb_tunnel_client_get_local_address(self->client),
 	    .access_url = pb_tunnel_client_get_access_url(self->client),
 	    .http_url = pb_tunnel_client_get_http_url(self->client),
+	    .name = pb_tunnel_client_get_name(self->client),
 	    .connections_total = pb_tunnel_client_get_connections_total(self->client),
 	    .connections_active = pb_tunnel_client_get_connections_active(self->client),
 	    .bytes_in = pb_tunnel_client_get_bytes_in(self->client),
@@ -162,6 +163,7 @@ pb_dashboard_view_render_server(PbDashboardView *self, guint width, guint height
 		    .connections_total = info->stats.streams_total,
 		    .bytes_in = info->stats.bytes_in,
 		    .bytes_out = info->stats.bytes_out,
+		    .name = info->name,
 		};
 	}
 	return pb_dashboard_render_server(&view, width, height, color);

@@ -21,6 +21,7 @@
 #define PB_DASHBOARD_LABEL_WIDTH 14 /* the label column of the client view */
 #define PB_DASHBOARD_COLUMN_GAP	 2  /* spaces between the server table's columns */
 #define PB_DASHBOARD_PEER_MIN	 21 /* "255.255.255.255:65535": columns go before the peer is cut */
+#define PB_DASHBOARD_NAME_MAX	 20 /* names have up to 63 characters: longer ones are cut */
 
 #define PB_SGR_RESET  "\033[0m"
 #define PB_SGR_BOLD   "\033[1m"
@@ -365,6 +366,9 @@ pb_dashboard_render_client(const PbClientView *view, guint width, guint height, 
 
 	pb_canvas_row(&canvas, _("Server"), view->server_url);
 	pb_canvas_row(&canvas, _("Forwarding"), view->local_address);
+	if (view->name != NULL)
+		/* TRANSLATORS: the tunnel's name, "myapp" in https://myapp.tunnel.example.com */
+		pb_canvas_row(&canvas, _("Name"), view->name);
 	pb_canvas_row(&canvas, _("Access URL"), view->access_url);
 	pb_canvas_row(&canvas, _("HTTP URL"), view->http_url);
 
@@ -389,6 +393,7 @@ pb_dashboard_render_client(const PbClientView *view, guint width, guint height, 
 /* The server's table */
 typedef enum {
 	PB_COLUMN_PEER,
+	PB_COLUMN_NAME,
 	PB_COLUMN_PORT,
 	PB_COLUMN_CONNECTIONS,
 	PB_COLUMN_IN,
@@ -397,9 +402,11 @@ typedef enum {
 	PB_COLUMN_LAST
 } PbColumn;
 
-/* Dropped first when the screen is narrow: the least useful at a glance. */
+/* Dropped first when the screen is narrow: the least useful at a glance. The name goes
+ * last: a named tunnel is known by its name more than by its port. */
 static const PbColumn pb_column_drop_order[] = {
-    PB_COLUMN_SINCE, PB_COLUMN_CONNECTIONS, PB_COLUMN_OUT, PB_COLUMN_IN, PB_COLUMN_PORT,
+    PB_COLUMN_SINCE, PB_COLUMN_CONNECTIONS, PB_COLUMN_OUT,
+    PB_COLUMN_IN,    PB_COLUMN_PORT,	    PB_COLUMN_NAME,
 };
 
 /* Appends @text in a cell @width columns wide, cut or padded; numbers right-aligned. */
@@ -430,8 +437,12 @@ pb_dashboard_table_line(PbCanvas *canvas, const char *sgr, char **cells, const g
 		if (!first)
 			g_string_append(line, "  ");
 		first = FALSE;
-		pb_dashboard_cell(line, cells[i], widths[i], i != PB_COLUMN_PEER);
+		pb_dashboard_cell(line, cells[i], widths[i],
+				  i != PB_COLUMN_PEER && i != PB_COLUMN_NAME);
 	}
+	/* a left-aligned last column (the name, on a narrow screen) needs no padding */
+	while (line->len > 0 && line->str[line->len - 1] == ' ')
+		g_string_truncate(line, line->len - 1);
 	pb_canvas_add(canvas, sgr, line->str);
 	pb_canvas_newline(canvas);
 }
@@ -443,6 +454,8 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 	char *titles[PB_COLUMN_LAST] = {
 	    /* TRANSLATORS: table heading: the client's address */
 	    _("Peer"),
+	    /* TRANSLATORS: table heading: the client's tunnel name, "myapp" */
+	    _("Name"),
 	    /* TRANSLATORS: table heading: the client's public tunnel port */
 	    _("Port"),
 	    /* TRANSLATORS: table heading: tunneled connections open now / since it came */
@@ -456,6 +469,7 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 	};
 	guint widths[PB_COLUMN_LAST];
 	gboolean shown[PB_COLUMN_LAST];
+	gboolean named = FALSE;
 	guint total;
 
 	for (guint i = 0; i < n_rows; i++) {
@@ -463,6 +477,9 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 		char **cells = g_new0(char *, PB_COLUMN_LAST + 1);
 
 		cells[PB_COLUMN_PEER] = pb_dashboard_sanitize(row->peer);
+		/* "-": a PiggyBack 1.1 client gets no name from a server with --domain */
+		cells[PB_COLUMN_NAME] = pb_dashboard_sanitize(row->name != NULL ? row->name : "-");
+		named = named || row->name != NULL;
 		cells[PB_COLUMN_PORT] = g_strdup_printf("%u", (guint)row->tunnel_port);
 		cells[PB_COLUMN_CONNECTIONS] = g_strdup_printf(
 		    "%u/%" G_GUINT64_FORMAT, row->connections_active, row->connections_total);
@@ -483,6 +500,9 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 			widths[i] = MAX(widths[i], pb_dashboard_text_width(cells[i]));
 		}
 	}
+	/* a server without --domain has no names: no column for them */
+	shown[PB_COLUMN_NAME] = named;
+	widths[PB_COLUMN_NAME] = MIN(widths[PB_COLUMN_NAME], PB_DASHBOARD_NAME_MAX);
 
 	/* drop columns until the rest fit with the peer cut to its minimum */
 	for (guint d = 0;; d++) {

@@ -24,6 +24,7 @@ typedef struct {
 	const char *local_address; /* "localhost:4321" */
 	const char *access_url;	   /* (nullable) */
 	const char *http_url;	   /* (nullable) */
+	const char *name;	   /* (nullable) the tunnel's name, "myapp"; a row only if set */
 	guint64 connections_total;
 	guint connections_active;
 	guint64 bytes_in, bytes_out;
@@ -39,6 +40,7 @@ typedef struct {
 	guint connections_active;
 	guint64 connections_total;
 	guint64 bytes_in, bytes_out;
+	const char *name; /* (nullable) "myapp"; the Name column shows when a row has one */
 } PbDashboardClientRow;
 
 typedef struct {

@@ -391,6 +391,7 @@ pb_dbus_exporter_new(PbTunnelClient *client)
 	pb_dbus_exporter_bind(self, "local-address", pb_dbus_exporter_string_cb);
 	pb_dbus_exporter_bind(self, "access-url", pb_dbus_exporter_string_cb);
 	pb_dbus_exporter_bind(self, "http-url", pb_dbus_exporter_string_cb);
+	pb_dbus_exporter_bind(self, "name", pb_dbus_exporter_string_cb);
 	pb_dbus_exporter_bind(self, "public-host", pb_dbus_exporter_string_cb);
 	pb_dbus_exporter_bind(self, "tunnel-port", NULL);
 	pb_dbus_exporter_bind(self, "connected-since", NULL);

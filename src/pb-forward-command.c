@@ -114,7 +114,7 @@ pb_forward_command_setting_string(GSettings *settings, const char *key)
 /* Fills in what the command line left out from @settings; 0 for local-port means unset. */
 static void
 pb_forward_command_defaults(GSettings *settings, char **host, char **server_input, int *port,
-			    char **proxy_protocol)
+			    char **name, char **proxy_protocol)
 {
 	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
 
@@ -124,6 +124,9 @@ pb_forward_command_defaults(GSettings *settings, char **host, char **server_inpu
 		*server_input = pb_forward_command_setting_string(settings, "server");
 	if (*port == -1 && g_variant_get_uint16(local_port) != 0)
 		*port = g_variant_get_uint16(local_port);
+	/* empty: no name asked for, the server picks one */
+	if (*name == NULL)
+		*name = pb_forward_command_setting_string(settings, "name");
 	if (*proxy_protocol == NULL) {
 		*proxy_protocol = g_settings_get_string(settings, "proxy-protocol");
 		if (g_str_equal(*proxy_protocol, "none"))
@@ -180,6 +183,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autofree char *proxy_protocol = NULL;
 	g_autofree char *name = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
+	gboolean name_is_setting = FALSE; /* no --name: a name comes from GSettings */
 	gboolean no_dbus = FALSE;
 	gboolean no_reconnect = FALSE;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
@@ -240,12 +244,25 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	PbCli cli = {.loop = loop, .status = EXIT_SUCCESS};
 	int status = EXIT_SUCCESS;
 
+	if (use_settings) {
+		/* TRANSLATORS: at the end of piggyback-forward --help; %s is the schema id; the
+		 * key names (server, local-host, …) are as they are */
+		g_autofree char *description = g_strdup_printf(
+		    _("Options left out are taken from GSettings, schema %s: keys server, "
+		      "local-host, local-port, name (as --name: empty asks for none) and "
+		      "proxy-protocol."),
+		    APP_ID);
+
+		g_option_context_set_description(context, description);
+	}
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
 		return status;
 	if (use_settings)
 		settings = pb_forward_command_settings_new();
+	name_is_setting = name == NULL;
 	if (settings != NULL)
-		pb_forward_command_defaults(settings, &host, &server_input, &port, &proxy_protocol);
+		pb_forward_command_defaults(settings, &host, &server_input, &port, &name,
+					    &proxy_protocol);
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
@@ -269,11 +286,19 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		return status;
 	if (name != NULL && !pb_name_is_valid(name)) {
 		g_autofree char *shown = pb_text_escape(name, -1);
-		g_autofree char *message = g_strdup_printf(
-		    _("--name “%s” is not a name: 1 to 63 characters of a-z, 0-9 and -, not "
-		      "starting or ending with -"),
-		    shown);
+		g_autofree char *message = NULL;
 
+		if (name_is_setting)
+			message = g_strdup_printf(
+			    /* TRANSLATORS: “name” is a GSettings key: keep it as is */
+			    _("the “name” setting “%s” is not a name: 1 to 63 characters of a-z, "
+			      "0-9 and -, not starting or ending with -"),
+			    shown);
+		else
+			message = g_strdup_printf(
+			    _("--name “%s” is not a name: 1 to 63 characters of a-z, 0-9 and -, "
+			      "not starting or ending with -"),
+			    shown);
 		return pb_cli_usage_error(message);
 	}
 	/* a name whenever protocol 2 is spoken: the server picks one if we ask for none */

@@ -6,7 +6,8 @@
 /*
  * GET /metrics: the server's counters in Prometheus' text exposition format (version
  * 0.0.4). Server-wide counters cover every tunnel since the server started; the
- * piggyback_port_* series are per public port and live as long as its tunnel.
+ * piggyback_port_* series are per public port and live as long as its tunnel; a named
+ * tunnel's also carry its name (name="myapp").
  * "received" is tunneled payload from clients (what their services answer), "sent" is
  * payload to them (what the public sends).
  */
@@ -52,6 +53,22 @@ static const PbMetric pb_metrics[] = {
     PB_METRIC("send_queue_bytes", "gauge", send_queue,
 	      "Bytes queued on the WebSockets, not written yet."),
 };
+
+/* A label value as the text format wants it: backslash, double quote and line feed
+ * escaped. Names are RFC 1123 labels today; this keeps a scrape well-formed should a
+ * value ever come from elsewhere. */
+static void
+pb_metrics_append_label_value(GString *out, const char *value)
+{
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\\' || *p == '"')
+			g_string_append_c(out, '\\');
+		if (*p == '\n')
+			g_string_append(out, "\\n");
+		else
+			g_string_append_c(out, *p);
+	}
+}
 
 static guint64
 pb_metric_get(const PbMetric *metric, const PbTunnelStats *stats)
@@ -104,8 +121,15 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 		for (guint i = 0; i < clients->len; i++) {
 			const PbServerClientInfo *info = clients->pdata[i];
 
-			g_string_append_printf(out, "%s{port=\"%u\"} %" G_GUINT64_FORMAT "\n", name,
-					       info->tunnel_port,
+			g_string_append_printf(out, "%s{port=\"%u\"", name, info->tunnel_port);
+			/* only on named tunnels: the series of a server without --domain keep
+			 * the labels they had */
+			if (info->name != NULL) {
+				g_string_append(out, ",name=\"");
+				pb_metrics_append_label_value(out, info->name);
+				g_string_append_c(out, '"');
+			}
+			g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n",
 					       pb_metric_get(&pb_metrics[m], &info->stats));
 		}
 	}

@@ -31,13 +31,18 @@ pb_notifier_send(PbNotifier *self)
 {
 	g_autoptr(GNotification) notification = g_notification_new(_("Tunnel online"));
 	const char *access_url = pb_tunnel_client_get_access_url(self->client);
+	const char *http_url = pb_tunnel_client_get_http_url(self->client);
 	g_autofree char *body = NULL;
 
 	if (pb_tunnel_client_get_state(self->client) != PB_TUNNEL_CLIENT_STATE_ONLINE)
-		return;		/* gone again while the bus answered */
-	if (access_url == NULL) /* a names-only server gives only the named URL */
-		access_url = pb_tunnel_client_get_http_url(self->client);
-	/* TRANSLATORS: %s is the access URL, tcp://host:port; %s the local service, host:port */
+		return; /* gone again while the bus answered */
+	/* a named tunnel is known by its name: its named URL is the one to share (and the
+	 * only one from a names-only server) */
+	if ((pb_tunnel_client_get_name(self->client) != NULL || access_url == NULL) &&
+	    http_url != NULL)
+		access_url = http_url;
+	/* TRANSLATORS: %s is the access URL, tcp://host:port (or the named URL,
+	 * https://myapp.tunnel.example.com); %s the local service, host:port */
 	body = g_strdup_printf(_("%s now reaches %s"), access_url,
 			       pb_tunnel_client_get_local_address(self->client));
 	g_notification_set_body(notification, body);

@@ -56,7 +56,7 @@ pb_session_table_remove(PbSessionTable *self, PbReservation *reservation)
 	pb_reservation_free(reservation);
 }
 
-/* "Port 41877", "Name alpha" or "Port 41877 (alpha)", for logs. */
+/* "Port 41877", "Name alpha" or "Port 41877 and name alpha", for logs. */
 static const char *
 pb_reservation_describe(PbReservation *reservation, char *buf, gsize size)
 {
@@ -65,7 +65,7 @@ pb_reservation_describe(PbReservation *reservation, char *buf, gsize size)
 	else if (reservation->port == 0)
 		g_snprintf(buf, size, "Name %s", reservation->name);
 	else
-		g_snprintf(buf, size, "Port %u (%s)", reservation->port, reservation->name);
+		g_snprintf(buf, size, "Port %u and name %s", reservation->port, reservation->name);
 	return buf;
 }
 

@@ -51,6 +51,7 @@ struct _PbTunnelClient {
 	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
 	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
 	char *name;		    /* (owned) (nullable) asked for; then the one HELLO gave */
+	char *given_name;	    /* (owned) (nullable) the name of the tunnel online now */
 	char *refusal;		    /* (owned) (nullable) why the tunnel closing now is for good */
 	guint max_connections;	    /* local connections at once; more OPENs get CLOSE */
 	guint n_dialing;	    /* local connections being opened */
@@ -68,6 +69,7 @@ enum {
 	PROP_LOCAL_ADDRESS,
 	PROP_ACCESS_URL,
 	PROP_HTTP_URL,
+	PROP_NAME,
 	PROP_PUBLIC_HOST,
 	PROP_TUNNEL_PORT,
 	PROP_CONNECTED_SINCE,
@@ -142,6 +144,10 @@ pb_tunnel_client_clear_hello(PbTunnelClient *self)
 	if (self->http_url != NULL) {
 		g_clear_pointer(&self->http_url, g_free);
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
+	}
+	if (self->given_name != NULL) {
+		g_clear_pointer(&self->given_name, g_free);
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_NAME]);
 	}
 	if (self->public_host != NULL) {
 		g_clear_pointer(&self->public_host, g_free);
@@ -270,6 +276,7 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_object_freeze_notify(G_OBJECT(self));
 	g_free(self->access_url);
 	g_free(self->http_url);
+	g_clear_pointer(&self->given_name, g_free);
 	g_free(self->public_host);
 	self->access_url = hello->tunnel_port != 0 ? pb_hello_get_access_url(hello, "tcp") : NULL;
 	if ((hello->features & self->features & PB_FEATURE_NAME) && hello->name != NULL) {
@@ -287,6 +294,8 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 		/* asked for again on reconnecting, should the server have lost our session */
 		g_free(self->name);
 		self->name = g_strdup(hello->name);
+		/* not self->name: one asked for but not given (no --domain) is no name */
+		self->given_name = g_strdup(hello->name);
 	} else {
 		self->http_url = pb_hello_get_access_url(hello, "http");
 	}
@@ -296,6 +305,7 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	self->session = g_strdup(hello->session);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_NAME]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_ONLINE);
@@ -305,6 +315,11 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	/* TRANSLATORS: %s is the access URL, tcp://host:port */
 	pb_tunnel_client_add_event(self, _("Online at %s"),
 				   self->access_url != NULL ? self->access_url : self->http_url);
+	if (self->given_name != NULL)
+		/* TRANSLATORS: %s are the tunnel's name ("myapp") and its URL,
+		 * https://myapp.tunnel.example.com */
+		pb_tunnel_client_add_event(self, _("Named %s: %s"), self->given_name,
+					   self->http_url);
 	if (self->name != NULL && !(hello->features & PB_FEATURE_NAME))
 		/* TRANSLATORS: %s is the name asked for with --name */
 		pb_tunnel_client_add_event(self,
@@ -568,6 +583,15 @@ pb_tunnel_client_get_http_url(PbTunnelClient *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
 	return self->http_url;
+}
+
+/* Returns: (nullable): the tunnel's name, as the server gave it while online; %NULL
+ * without names (a server without --domain, or a client without protocol 2) */
+const char *
+pb_tunnel_client_get_name(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->given_name;
 }
 
 /* Returns: (nullable): the host name the server told, once it did */
@@ -846,6 +870,9 @@ pb_tunnel_client_get_property(GObject *object, guint prop_id, GValue *value, GPa
 	case PROP_HTTP_URL:
 		g_value_set_string(value, self->http_url);
 		break;
+	case PROP_NAME:
+		g_value_set_string(value, self->given_name);
+		break;
 	case PROP_PUBLIC_HOST:
 		g_value_set_string(value, self->public_host);
 		break;
@@ -928,6 +955,8 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	    g_param_spec_string("local-address", NULL, NULL, NULL, PB_PROP_FLAGS);
 	props[PROP_ACCESS_URL] = g_param_spec_string("access-url", NULL, NULL, NULL, PB_PROP_FLAGS);
 	props[PROP_HTTP_URL] = g_param_spec_string("http-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	/* the name HELLO gave (NAME of http(s)://NAME.DOMAIN), while online; NULL without */
+	props[PROP_NAME] = g_param_spec_string("name", NULL, NULL, NULL, PB_PROP_FLAGS);
 	props[PROP_PUBLIC_HOST] =
 	    g_param_spec_string("public-host", NULL, NULL, NULL, PB_PROP_FLAGS);
 	props[PROP_TUNNEL_PORT] =

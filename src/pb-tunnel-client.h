@@ -62,6 +62,8 @@ pb_tunnel_client_get_access_url(PbTunnelClient *self);
 const char *
 pb_tunnel_client_get_http_url(PbTunnelClient *self);
 const char *
+pb_tunnel_client_get_name(PbTunnelClient *self);
+const char *
 pb_tunnel_client_get_public_host(PbTunnelClient *self);
 guint16
 pb_tunnel_client_get_tunnel_port(PbTunnelClient *self);

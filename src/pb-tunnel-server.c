@@ -711,6 +711,7 @@ void
 pb_server_client_info_free(PbServerClientInfo *info)
 {
 	g_free(info->peer);
+	g_free(info->name);
 	g_free(info);
 }
 
@@ -734,6 +735,7 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 		PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
 
 		info->peer = g_strdup(client->peer);
+		info->name = g_strdup(client->name);
 		info->tunnel_port = client->tunnel_port;
 		info->connected_since = client->connected_since;
 		pb_tunnel_get_stats(client->tunnel, &info->stats);

@@ -11,6 +11,7 @@ G_BEGIN_DECLS
 /* What the server's views (dashboard, /metrics) show of one connected client. */
 typedef struct {
 	char *peer;		/* (owned) the client's address, as "host:port" */
+	char *name;		/* (owned) (nullable) its name (NAME of NAME.DOMAIN), if any */
 	guint16 tunnel_port;	/* its public port */
 	gint64 connected_since; /* Unix µs */
 	PbTunnelStats stats;	/* the tunnel's counters: connections, bytes, frames */

@@ -188,6 +188,31 @@ test_dashboard_client_layout(void)
 }
 
 static void
+test_dashboard_client_name(void)
+{
+	PbClientView view;
+	g_autofree char *screen = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	g_test_summary("A named tunnel's dashboard has a Name row before its URLs");
+	client_view_init(&view);
+	view.name = "myapp";
+	view.http_url = "https://myapp.tunnel.example.com";
+	screen = pb_dashboard_render_client(&view, 100, 40, FALSE);
+	lines = g_strsplit(screen, "\n", -1);
+	g_assert_cmpstr(lines[3], ==, "Forwarding    localhost:4321");
+	g_assert_cmpstr(lines[4], ==, "Name          myapp");
+	g_assert_cmpstr(lines[5], ==, "Access URL    tcp://tunnel.example.com:9000");
+	g_assert_cmpstr(lines[6], ==, "HTTP URL      https://myapp.tunnel.example.com");
+	g_assert_cmpstr(lines[9], ==, "Recent events");
+	for (guint width = 0; width < 40; width++) {
+		g_autofree char *narrow = pb_dashboard_render_client(&view, width, 24, TRUE);
+
+		assert_fits(narrow, width, 24);
+	}
+}
+
+static void
 test_dashboard_client_widths(void)
 {
 	const guint widths[] = {0, 1, 5, 14, 20, 40, 80, 200};
@@ -353,10 +378,10 @@ static void
 test_dashboard_server(void)
 {
 	const PbDashboardClientRow rows[] = {
-	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841},
+	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, NULL},
 	    {"[2001:db8::1234:5678:9abc]:40000", 9001, NOW - SEC(7200), 12, 4096,
-	     G_GUINT64_CONSTANT(3) << 30, 1023},
-	    {"198.51.100.77:60000", 9002, NOW - SEC(5), 0, 0, 0, 0},
+	     G_GUINT64_CONSTANT(3) << 30, 1023, NULL},
+	    {"198.51.100.77:60000", 9002, NOW - SEC(5), 0, 0, 0, 0, NULL},
 	};
 	const PbDashboardEvent events[] = {
 	    {NOW - SEC(5), "client 198.51.100.77:60000 connected: port 9002"},
@@ -422,6 +447,12 @@ test_dashboard_server(void)
 		g_assert_nonnull(strstr(screen, "more client"));
 		g_assert_nonnull(strstr(screen, "port 9002"));
 	}
+	/* no names (a server without --domain): no Name column */
+	{
+		g_autofree char *screen = pb_dashboard_render_server(&view, 120, 24, FALSE);
+
+		g_assert_null(strstr(screen, "Name"));
+	}
 	/* no clients */
 	{
 		g_autofree char *screen = NULL;
@@ -431,6 +462,55 @@ test_dashboard_server(void)
 		view.n_rows = 0;
 		screen = pb_dashboard_render_server(&view, 60, 24, FALSE);
 		g_assert_nonnull(strstr(screen, "no clients connected"));
+	}
+}
+
+static void
+test_dashboard_server_names(void)
+{
+	const PbDashboardClientRow rows[] = {
+	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, "alpha"},
+	    {"198.51.100.77:60000", 9001, NOW - SEC(5), 0, 0, 0, 0, NULL},
+	    {"198.51.100.78:60001", 9002, NOW - SEC(5), 0, 0, 0, 0,
+	     "a-name-of-sixty-three-characters-which-is-the-longest-there-is"},
+	};
+	PbServerView view = {
+	    .version = "2.0.0",
+	    .now = NOW,
+	    .started = NOW - SEC(3600),
+	    .listen_url = "ws://0.0.0.0:8080/http-stream",
+	    .n_clients = G_N_ELEMENTS(rows),
+	    .clients = rows,
+	    .n_rows = G_N_ELEMENTS(rows),
+	};
+	g_autofree char *screen = NULL;
+	g_auto(GStrv) lines = NULL;
+	guint heading = 0;
+
+	g_test_summary("With named tunnels the client table has a Name column after the peer: "
+		       "\"-\" for a client without one, long names cut, every width fits");
+	for (guint width = 0; width <= 120; width++) {
+		g_autofree char *colored = pb_dashboard_render_server(&view, width, 24, TRUE);
+
+		assert_fits(colored, width, 24);
+	}
+	screen = pb_dashboard_render_server(&view, 120, 24, FALSE);
+	lines = g_strsplit(screen, "\n", -1);
+	while (lines[heading] != NULL && !g_str_has_prefix(lines[heading], "Peer"))
+		heading++;
+	g_assert_nonnull(lines[heading]);
+	g_assert_true(g_str_has_prefix(lines[heading], "Peer                 Name   "));
+	g_assert_true(g_str_has_prefix(lines[heading + 1], "203.0.113.5:51234    alpha  "));
+	g_assert_true(g_str_has_prefix(lines[heading + 2], "198.51.100.77:60000  -      "));
+	/* cut to 20 columns, the last an ellipsis */
+	g_assert_nonnull(strstr(lines[heading + 3], "  a-name-of-sixty-thr…  "));
+	g_assert_null(strstr(screen, "longest"));
+	/* narrow: the port goes before the name */
+	{
+		g_autofree char *narrow = pb_dashboard_render_server(&view, 45, 24, FALSE);
+
+		g_assert_nonnull(strstr(narrow, "alpha"));
+		g_assert_null(strstr(narrow, "9000"));
 	}
 }
 
@@ -703,6 +783,7 @@ main(int argc, char **argv)
 	g_test_add_func("/dashboard/format-rate", test_dashboard_format_rate);
 	g_test_add_func("/dashboard/format-duration", test_dashboard_format_duration);
 	g_test_add_func("/dashboard/client-layout", test_dashboard_client_layout);
+	g_test_add_func("/dashboard/client-name", test_dashboard_client_name);
 	g_test_add_func("/dashboard/client-widths", test_dashboard_client_widths);
 	g_test_add_func("/dashboard/client-truncated", test_dashboard_client_truncated);
 	g_test_add_func("/dashboard/client-events", test_dashboard_client_events);
@@ -710,6 +791,7 @@ main(int argc, char **argv)
 	g_test_add_func("/dashboard/client-hostile", test_dashboard_client_hostile);
 	g_test_add_func("/dashboard/client-color", test_dashboard_client_color);
 	g_test_add_func("/dashboard/server", test_dashboard_server);
+	g_test_add_func("/dashboard/server-names", test_dashboard_server_names);
 	g_test_add_func("/console/pty", test_console_pty);
 	g_test_add_func("/console/pipe", test_console_pipe);
 	g_test_add_func("/console/environment", test_console_environment);

@@ -30,6 +30,7 @@ typedef struct {
 	PbDbusExporter *exporter; /* (owned) */
 	PbDbusForward1 *proxy;	  /* (owned) (nullable) */
 	GPtrArray *states;	  /* (owned) char*: State values PropertiesChanged brought */
+	GPtrArray *names;	  /* (owned) char*: Name values PropertiesChanged brought */
 	GPtrArray *events;	  /* (owned) char*: Event messages */
 	guint n_changed;	  /* PropertiesChanged signals */
 	guint n_bytes_changed;	  /* ... that carried BytesIn or BytesOut */
@@ -65,6 +66,8 @@ dbus_set_up(DbusFixture *fx, gconstpointer user_data)
 	}
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
 	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	/* @user_data: a --domain, for named tunnels */
+	pb_tunnel_server_set_domain(fx->server, user_data, -1);
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	g_assert_no_error(error);
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
@@ -73,6 +76,7 @@ dbus_set_up(DbusFixture *fx, gconstpointer user_data)
 	fx->client = pb_tunnel_client_new(url, "127.0.0.1", pb_test_service_get_port(fx->echo));
 	fx->exporter = pb_dbus_exporter_new(fx->client);
 	fx->states = g_ptr_array_new_with_free_func(g_free);
+	fx->names = g_ptr_array_new_with_free_func(g_free);
 	fx->events = g_ptr_array_new_with_free_func(g_free);
 }
 
@@ -91,6 +95,7 @@ dbus_tear_down(DbusFixture *fx, gconstpointer user_data)
 	g_clear_object(&fx->server);
 	pb_test_service_free(fx->echo);
 	g_ptr_array_unref(fx->states);
+	g_ptr_array_unref(fx->names);
 	g_ptr_array_unref(fx->events);
 	pb_test_settle();
 	if (fx->bus != NULL) {
@@ -118,10 +123,13 @@ dbus_properties_changed_cb(GDBusProxy *proxy, GVariant *changed, GStrv invalidat
 {
 	DbusFixture *fx = user_data;
 	const char *state = NULL;
+	const char *name = NULL;
 
 	fx->n_changed++;
 	if (g_variant_lookup(changed, "State", "&s", &state))
 		g_ptr_array_add(fx->states, g_strdup(state));
+	if (g_variant_lookup(changed, "Name", "&s", &name))
+		g_ptr_array_add(fx->names, g_strdup(name));
 	if (g_variant_lookup(changed, "BytesIn", "t", NULL) ||
 	    g_variant_lookup(changed, "BytesOut", "t", NULL))
 		fx->n_bytes_changed++;
@@ -216,6 +224,9 @@ test_dbus_online(DbusFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(pb_dbus_forward1_get_tunnel_port(fx->proxy), >, 0);
 	g_assert_cmpstr(pb_dbus_forward1_get_public_host(fx->proxy), ==, "127.0.0.1");
 	g_assert_true(g_str_has_prefix(pb_dbus_forward1_get_http_url(fx->proxy), "http://"));
+	/* a server without --domain gives no names */
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_cmpuint(fx->names->len, ==, 0);
 	g_assert_cmpstr(pb_dbus_forward1_get_server_url(fx->proxy), ==,
 			pb_tunnel_client_get_server_url(fx->client));
 	g_assert_cmpstr(pb_dbus_forward1_get_local_address(fx->proxy), ==,
@@ -224,6 +235,56 @@ test_dbus_online(DbusFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(fx->n_changed, >, 0);
 	pb_test_wait_until(dbus_saw_event(fx, "Online at tcp://127.0.0.1:"), 10);
 	g_assert_true(dbus_saw_event(fx, "Connecting to ws://127.0.0.1:"));
+}
+
+static void
+test_dbus_name(DbusFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *http_url = NULL;
+
+	g_test_summary("With a server with --domain, an applet sees the tunnel's Name and its "
+		       "named HttpUrl through PropertiesChanged, and Name empty again offline");
+	if (dbus_skip_without_bus(fx))
+		return;
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_NAME);
+	pb_tunnel_client_set_name(fx->client, "alpha");
+	dbus_export(fx);
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+
+	dbus_go_online(fx);
+	g_assert_cmpstr(pb_tunnel_client_get_name(fx->client), ==, "alpha");
+	pb_test_wait_until(fx->names->len > 0, 10);
+	g_assert_cmpstr(g_ptr_array_index(fx->names, 0), ==, "alpha");
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "alpha");
+	http_url =
+	    g_strdup_printf("http://alpha.example.test:%u", pb_tunnel_server_get_port(fx->server));
+	g_assert_cmpstr(pb_dbus_forward1_get_http_url(fx->proxy), ==, http_url);
+	pb_test_wait_until(dbus_saw_event(fx, "Named alpha: http://alpha.example.test:"), 10);
+
+	pb_tunnel_server_stop(fx->server);
+	pb_test_wait_until(g_strcmp0(pb_dbus_forward1_get_state(fx->proxy), "offline") == 0, 10);
+	pb_test_wait_until(fx->names->len > 1, 10);
+	g_assert_cmpstr(g_ptr_array_index(fx->names, fx->names->len - 1), ==, "");
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_null(pb_tunnel_client_get_name(fx->client));
+}
+
+static void
+test_dbus_name_not_given(DbusFixture *fx, gconstpointer user_data)
+{
+	g_test_summary("A name asked for from a server without --domain is no Name: it stays "
+		       "empty, and HttpUrl is the port's");
+	if (dbus_skip_without_bus(fx))
+		return;
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_NAME);
+	pb_tunnel_client_set_name(fx->client, "alpha");
+	dbus_export(fx);
+	dbus_go_online(fx);
+	g_assert_null(pb_tunnel_client_get_name(fx->client));
+	g_assert_cmpstr(pb_dbus_forward1_get_name(fx->proxy), ==, "");
+	g_assert_cmpuint(fx->names->len, ==, 0);
+	g_assert_true(
+	    g_str_has_prefix(pb_dbus_forward1_get_http_url(fx->proxy), "http://127.0.0.1:"));
 }
 
 static void
@@ -445,7 +506,8 @@ test_dbus_offline(DbusFixture *fx, gconstpointer user_data)
 
 /* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
 static PbTestProc *
-proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
+proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			 const char *name)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
 	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
@@ -453,14 +515,31 @@ proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
 	    g_strdup_printf("127.0.0.1:%u", pb_tunnel_server_get_port(fx->server));
 	g_autofree char *port = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
 	const char *path = g_getenv("PB_PIGGYBACK_FORWARD");
+	const char *const base[] = {path, "--host",   "127.0.0.1", "--port",
+				    port, "--server", server};
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
 	g_assert_nonnull(path);
 	g_subprocess_launcher_setenv(launcher, "DBUS_SESSION_BUS_ADDRESS", bus_address, TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_MESSAGES_DEBUG", "piggyback", TRUE);
 	g_subprocess_launcher_setenv(launcher, "G_DEBUG", "fatal-warnings", TRUE);
 	g_subprocess_launcher_setenv(launcher, "LC_ALL", "C", TRUE);
-	return pb_test_proc_spawn(launcher, path, "--host", "127.0.0.1", "--port", port, "--server",
-				  server, no_dbus ? "--no-dbus" : NULL, NULL);
+	for (guint i = 0; i < G_N_ELEMENTS(base); i++)
+		g_ptr_array_add(argv, (gpointer)base[i]);
+	if (no_dbus)
+		g_ptr_array_add(argv, "--no-dbus");
+	if (name != NULL) {
+		g_ptr_array_add(argv, "--name");
+		g_ptr_array_add(argv, (gpointer)name);
+	}
+	g_ptr_array_add(argv, NULL);
+	return pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+}
+
+static PbTestProc *
+proc_start_forward(DbusFixture *fx, const char *bus_address, gboolean no_dbus)
+{
+	return proc_start_forward_named(fx, bus_address, no_dbus, NULL);
 }
 
 /* Sends a few bytes to the public port and reads them back; returns TRUE if they came. */
@@ -620,9 +699,11 @@ notifications_acquired_cb(GDBusConnection *connection, const char *name, gpointe
 	((Notifications *)user_data)->owned = TRUE;
 }
 
+/* @user_data: the fixture's --domain (nullable): then the client asks for the name "alpha" */
 static void
 test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 {
+	const char *domain = user_data;
 	static const GDBusInterfaceVTable vtable = {notifications_method_cb, NULL, NULL, {NULL}};
 	g_autoptr(GDBusNodeInfo) node = NULL;
 	g_autoptr(GError) error = NULL;
@@ -633,7 +714,7 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	PbTestProc *proc;
 
 	g_test_summary("When the tunnel comes online, a desktop notification shows the access "
-		       "URL");
+		       "URL; a named tunnel's, its named URL");
 	if (dbus_skip_without_bus(fx))
 		return;
 	node = g_dbus_node_info_new_for_xml(notifications_xml, &error);
@@ -647,11 +728,19 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	    notifications_acquired_cb, NULL, &notifications, NULL);
 	pb_test_wait_until(notifications.owned, 10);
 
-	proc = proc_start_forward(fx, g_test_dbus_get_bus_address(fx->bus), FALSE);
+	proc = proc_start_forward_named(fx, g_test_dbus_get_bus_address(fx->bus), FALSE,
+					domain != NULL ? "alpha" : NULL);
 	pb_test_wait_until(notifications.body != NULL || pb_test_proc_exited(proc), 10);
 	g_assert_cmpstr(notifications.summary, ==, "Tunnel online");
 	expected = g_strdup_printf("now reaches 127.0.0.1:%u", pb_test_service_get_port(fx->echo));
-	g_assert_true(g_str_has_prefix(notifications.body, "tcp://127.0.0.1:"));
+	if (domain != NULL) {
+		g_autofree char *url = g_strdup_printf("http://alpha.%s:%u ", domain,
+						       pb_tunnel_server_get_port(fx->server));
+
+		g_assert_true(g_str_has_prefix(notifications.body, url));
+	} else {
+		g_assert_true(g_str_has_prefix(notifications.body, "tcp://127.0.0.1:"));
+	}
 	g_assert_nonnull(strstr(notifications.body, expected));
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
 
@@ -667,6 +756,9 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 #define ADD(path, func) g_test_add(path, DbusFixture, NULL, dbus_set_up, func, dbus_tear_down)
 	ADD("/dbus/online", test_dbus_online);
+	g_test_add("/dbus/name", DbusFixture, "example.test", dbus_set_up, test_dbus_name,
+		   dbus_tear_down);
+	ADD("/dbus/name-not-given", test_dbus_name_not_given);
 	ADD("/dbus/recent-events", test_dbus_recent_events);
 	ADD("/dbus/counters", test_dbus_counters);
 	ADD("/dbus/instances", test_dbus_instances);
@@ -677,6 +769,8 @@ main(int argc, char **argv)
 	ADD("/dbus/program-quit", test_dbus_program_quit);
 	ADD("/dbus/program-no-dbus", test_dbus_program_no_dbus);
 	ADD("/dbus/program-notification", test_dbus_program_notification);
+	g_test_add("/dbus/program-notification-named", DbusFixture, "example.test", dbus_set_up,
+		   test_dbus_program_notification, dbus_tear_down);
 #undef ADD
 	return g_test_run();
 }

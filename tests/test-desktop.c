@@ -29,6 +29,8 @@ desktop_set_up(DesktopFixture *fx, gconstpointer user_data)
 
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
 	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
+	/* @user_data: a --domain, for named tunnels */
+	pb_tunnel_server_set_domain(fx->server, user_data, -1);
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	g_assert_no_error(error);
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
@@ -61,16 +63,18 @@ desktop_tear_down(DesktopFixture *fx, gconstpointer user_data)
 /* Stores settings as the keyfile backend reads them: GVariant text, by schema path. */
 static void
 desktop_write_settings_full(DesktopFixture *fx, const char *server, const char *local_host,
-			    const char *local_port, const char *proxy_protocol)
+			    const char *local_port, const char *proxy_protocol, const char *name)
 {
 	g_autofree char *settings_dir = g_build_filename(fx->dir, "glib-2.0", "settings", NULL);
 	g_autofree char *keyfile = g_build_filename(settings_dir, "keyfile", NULL);
-	g_autofree char *contents = g_strdup_printf("[io/github/piggyback/PiggyBack]\n"
-						    "server='%s'\n"
-						    "local-host='%s'\n"
-						    "local-port=%s\n"
-						    "proxy-protocol='%s'\n",
-						    server, local_host, local_port, proxy_protocol);
+	g_autofree char *contents =
+	    g_strdup_printf("[io/github/piggyback/PiggyBack]\n"
+			    "server='%s'\n"
+			    "local-host='%s'\n"
+			    "local-port=%s\n"
+			    "proxy-protocol='%s'\n"
+			    "name='%s'\n",
+			    server, local_host, local_port, proxy_protocol, name);
 	g_autoptr(GError) error = NULL;
 
 	g_assert_cmpint(g_mkdir_with_parents(settings_dir, 0700), ==, 0);
@@ -82,7 +86,7 @@ static void
 desktop_write_settings(DesktopFixture *fx, const char *server, const char *local_host,
 		       const char *local_port)
 {
-	desktop_write_settings_full(fx, server, local_host, local_port, "none");
+	desktop_write_settings_full(fx, server, local_host, local_port, "none", "");
 }
 
 /* A launcher for the built program: the schema from the build tree, settings from the
@@ -214,7 +218,7 @@ test_settings_proxy_protocol(DesktopFixture *fx, gconstpointer user_data)
 	g_test_summary(
 	    "The proxy-protocol setting: the local service (an echo here, so the "
 	    "public client reads it back) gets a PROXY header before the client's bytes");
-	desktop_write_settings_full(fx, fx->server_arg, "127.0.0.1", fx->echo_port, "v1");
+	desktop_write_settings_full(fx, fx->server_arg, "127.0.0.1", fx->echo_port, "v1", "");
 	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
 	pb_test_wait_until(pb_test_proc_said(proc, access) || pb_test_proc_exited(proc), 10);
 	line = strstr(pb_test_proc_get_output(proc), access);
@@ -225,6 +229,74 @@ test_settings_proxy_protocol(DesktopFixture *fx, gconstpointer user_data)
 	g_assert_true(g_str_has_prefix(echoed, "PROXY TCP4 127.0.0.1 127.0.0.1 "));
 	g_assert_true(g_str_has_suffix(echoed, "\r\nhi"));
 	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
+static void
+test_settings_name(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autofree char *url = g_strdup_printf("HTTP URL: http://alpha.example.test:%u\n",
+					       pb_tunnel_server_get_port(fx->server));
+	g_autofree char *overridden = g_strdup_printf("HTTP URL: http://beta.example.test:%u\n",
+						      pb_tunnel_server_get_port(fx->server));
+	PbTestProc *proc;
+
+	g_test_summary("The name setting asks for a name, as --name does; --name wins over it");
+	desktop_write_settings_full(fx, fx->server_arg, "127.0.0.1", fx->echo_port, "none",
+				    "alpha");
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+
+		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+		pb_test_wait_until(
+		    pb_test_proc_said(proc, "HTTP URL: ") || pb_test_proc_exited(proc), 10);
+		g_test_message("%s", pb_test_proc_get_output(proc));
+		g_assert_true(pb_test_proc_said(proc, url));
+		g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+	}
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+
+		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--name", "beta", NULL);
+		pb_test_wait_until(
+		    pb_test_proc_said(proc, "HTTP URL: ") || pb_test_proc_exited(proc), 10);
+		g_assert_true(pb_test_proc_said(proc, overridden));
+		g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+	}
+}
+
+static void
+test_settings_name_empty(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	const char *line;
+	PbTestProc *proc;
+
+	g_test_summary("An empty name setting (the default) asks for none: the server picks one");
+	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_wait_until(pb_test_proc_said(proc, "HTTP URL: ") || pb_test_proc_exited(proc), 10);
+	line = strstr(pb_test_proc_get_output(proc), "HTTP URL: http://");
+	g_assert_nonnull(line);
+	/* a random name the server picked, not an empty one */
+	g_assert_true(g_ascii_isalnum(line[strlen("HTTP URL: http://")]));
+	g_assert_true(strstr(line, ".example.test:") != NULL);
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+}
+
+static void
+test_settings_name_invalid(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+	PbTestProc *proc;
+
+	g_test_summary("A name setting that is no name: exit 2, saying it is the setting");
+	desktop_write_settings_full(fx, fx->server_arg, "127.0.0.1", fx->echo_port, "none",
+				    "Bad_Name");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(
+	    proc, "piggyback-forward: the “name” setting “Bad_Name” is not a name: 1 to 63 "));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
 }
 
 static void
@@ -264,7 +336,7 @@ test_settings_not_for_subcommand(DesktopFixture *fx, gconstpointer user_data)
 
 static void
 desktop_check_language(DesktopFixture *fx, const char *language, const char *usage_error,
-		       const char *help_line)
+		       const char *help_line, const char *settings_line)
 {
 	PbTestProc *proc;
 
@@ -283,8 +355,35 @@ desktop_check_language(DesktopFixture *fx, const char *language, const char *usa
 		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
 		pb_test_proc_wait_exit(proc);
 		g_assert_true(pb_test_proc_said(proc, help_line));
+		/* the settings it takes, the name among them */
+		g_assert_true(pb_test_proc_said(proc, settings_line));
 		g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 	}
+}
+
+static void
+test_help_settings(DesktopFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "memory", NULL);
+	const char *piggyback = g_getenv("PB_PIGGYBACK");
+	PbTestProc *proc;
+
+	g_test_summary("piggyback-forward --help lists the GSettings keys it takes, name "
+		       "included; piggyback forward --help, which takes none, does not");
+	proc = pb_test_proc_spawn(launcher, desktop_forward_path(), "--help", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(
+	    proc,
+	    "Options left out are taken from GSettings, schema io.github.piggyback.PiggyBack: "
+	    "keys server, local-host, local-port, name (as --name: empty asks for none) "
+	    "and proxy-protocol."));
+	g_assert_true(pb_test_proc_said(proc, "-n, --name=NAME"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
+	proc = pb_test_proc_spawn(launcher, piggyback, "forward", "--help", NULL);
+	pb_test_proc_wait_exit(proc);
+	g_assert_true(pb_test_proc_said(proc, "-n, --name=NAME"));
+	g_assert_false(pb_test_proc_said(proc, "GSettings"));
+	g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 }
 
 static void
@@ -294,7 +393,8 @@ test_i18n_german(DesktopFixture *fx, gconstpointer user_data)
 	desktop_check_language(fx, "de",
 			       "piggyback forward: --port ist erforderlich: der Port des lokalen "
 			       "Dienstes\n„piggyback forward --help“ zeigt weitere Informationen.",
-			       "Den Zustand des Tunnels nicht auf dem Sitzungsbus anzeigen");
+			       "Den Zustand des Tunnels nicht auf dem Sitzungsbus anzeigen",
+			       "Schlüssel server, local-host, local-port, name (wie --name");
 }
 
 static void
@@ -305,7 +405,8 @@ test_i18n_french(DesktopFixture *fx, gconstpointer user_data)
 	    fx, "fr",
 	    "piggyback forward: --port est obligatoire\u00a0: le port du service "
 	    "local",
-	    "Ne pas publier l’état du tunnel sur le bus de session");
+	    "Ne pas publier l’état du tunnel sur le bus de session",
+	    "clés server, local-host, local-port, name (comme --name");
 }
 
 int
@@ -319,7 +420,14 @@ main(int argc, char **argv)
 	ADD("/desktop/settings/used", test_settings_used);
 	ADD("/desktop/settings/proxy-protocol", test_settings_proxy_protocol);
 	ADD("/desktop/settings/overridden", test_settings_overridden);
+#define ADD_NAMED(path, func)                                                                      \
+	g_test_add(path, DesktopFixture, "example.test", desktop_set_up, func, desktop_tear_down)
+	ADD_NAMED("/desktop/settings/name", test_settings_name);
+	ADD_NAMED("/desktop/settings/name-empty", test_settings_name_empty);
+	ADD_NAMED("/desktop/settings/name-invalid", test_settings_name_invalid);
+#undef ADD_NAMED
 	ADD("/desktop/settings/not-for-subcommand", test_settings_not_for_subcommand);
+	ADD("/desktop/help-settings", test_help_settings);
 	ADD("/desktop/i18n/german", test_i18n_german);
 	ADD("/desktop/i18n/french", test_i18n_french);
 #undef ADD

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pb-frame.h"
+#include "pb-metrics.h"
 #include "pb-test-utils.h"
 
 /*
@@ -60,16 +61,24 @@ metrics_set_up(MetricsFixture *fx, gconstpointer user_data)
 	fx->ws_port = pb_test_proc_wait_port(fx->server, "Listening on");
 }
 
+/* Starts forward, asking for the name @name (nullable). */
 static void
-metrics_start_client(MetricsFixture *fx)
+metrics_start_named_client(MetricsFixture *fx, const char *name)
 {
 	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", fx->ws_port);
 
 	fx->client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
-					"-h", "127.0.0.1", "-s", server_url, "--no-dbus", NULL);
+					"-h", "127.0.0.1", "-s", server_url, "--no-dbus",
+					name != NULL ? "--name" : NULL, name, NULL);
 	fx->public_port = pb_test_proc_wait_port(fx->client, "Access URL:");
+}
+
+static void
+metrics_start_client(MetricsFixture *fx)
+{
+	metrics_start_named_client(fx, NULL);
 }
 
 static void
@@ -340,6 +349,55 @@ test_metrics_public(MetricsFixture *fx, gconstpointer user_data)
 }
 
 static void
+test_metrics_named(MetricsFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GHashTable) samples = NULL;
+	g_autofree char *key = NULL;
+	g_autofree char *unnamed = NULL;
+	Reply reply;
+
+	g_test_summary("A named tunnel's per-port series carry its name as a label: "
+		       "name=\"alpha\"");
+	metrics_start_named_client(fx, "alpha");
+	metrics_get(fx, "/metrics", NULL, &reply);
+	g_assert_cmpuint(reply.status, ==, 200);
+	samples = metrics_parse(reply.body);
+	reply_clear(&reply);
+	key = g_strdup_printf("piggyback_port_connections_total{port=\"%u\",name=\"alpha\"}",
+			      fx->public_port);
+	g_assert_cmpuint(metrics_value(samples, key), ==, 0);
+	g_free(key);
+	key = g_strdup_printf("piggyback_port_connections_open{port=\"%u\",name=\"alpha\"}",
+			      fx->public_port);
+	g_assert_cmpuint(metrics_value(samples, key), ==, 0);
+	/* one series per port: not a second one without the name */
+	unnamed = g_strdup_printf("piggyback_port_connections_total{port=\"%u\"}", fx->public_port);
+	g_assert_false(g_hash_table_contains(samples, unnamed));
+	g_assert_cmpuint(metrics_value(samples, "piggyback_clients"), ==, 1);
+}
+
+static void
+test_metrics_label_escaped(void)
+{
+	g_autoptr(PbQueueBudget) budget = pb_queue_budget_new(1024);
+	g_autoptr(GPtrArray) clients =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_client_info_free);
+	PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
+	PbTunnelStats totals = {0};
+	g_autofree char *text = NULL;
+
+	g_test_summary("Label values are escaped as the text format says: \\, \" and line "
+		       "feed");
+	info->peer = g_strdup("127.0.0.1:1");
+	info->name = g_strdup("a\"b\\c\nd");
+	info->tunnel_port = 9000;
+	g_ptr_array_add(clients, info);
+	text = pb_metrics_render(&totals, clients, 0, budget);
+	g_assert_nonnull(strstr(text, "piggyback_port_connections_total{port=\"9000\","
+				      "name=\"a\\\"b\\\\c\\nd\"} 0\n"));
+}
+
+static void
 test_metrics_bad_options(void)
 {
 	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
@@ -368,6 +426,7 @@ main(int argc, char **argv)
 	static const MetricsSetup tunnel_token = {NULL, "tunnel-s3cret", {NULL}};
 	static const MetricsSetup both = {"scrape-me-please", "tunnel-s3cret", {NULL}};
 	static const MetricsSetup public = {NULL, "tunnel-s3cret", {"--metrics=public", NULL}};
+	static const MetricsSetup named = {NULL, NULL, {"--domain", "example.test", NULL}};
 
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/metrics/after-traffic", MetricsFixture, NULL, metrics_set_up,
@@ -384,6 +443,9 @@ main(int argc, char **argv)
 		   test_metrics_token, metrics_tear_down);
 	g_test_add("/metrics/public", MetricsFixture, &public, metrics_set_up, test_metrics_public,
 		   metrics_tear_down);
+	g_test_add("/metrics/named", MetricsFixture, &named, metrics_set_up, test_metrics_named,
+		   metrics_tear_down);
+	g_test_add_func("/metrics/label-escaped", test_metrics_label_escaped);
 	g_test_add_func("/metrics/bad-options", test_metrics_bad_options);
 	return g_test_run();
 }

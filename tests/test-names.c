@@ -913,6 +913,36 @@ test_names_grace(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+static void
+test_names_log(void)
+{
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--grace", "1", NULL);
+	PbTestProc *client = forward_online(ws_port, 9, "alpha");
+	g_autoptr(GSocket) lost = NULL;
+	g_autofree char *hello = NULL;
+	g_autofree char *url = g_strdup_printf("Named alpha: http://alpha." DOMAIN ":%u", ws_port);
+
+	g_test_summary("The log names a named tunnel: the client its name and HTTP URL, the "
+		       "server the name on connect, on disconnect and when it is released");
+	pb_test_wait_until(pb_test_proc_said(client, url), 10);
+	pb_test_wait_until(pb_test_proc_said(server, ", named alpha." DOMAIN "\n"), 10);
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	pb_test_wait_until(pb_test_proc_said(server, "disconnected: it said goodbye, port "), 10);
+	g_assert_true(pb_test_proc_said(server, " and name alpha closed"));
+
+	/* lost, not a goodbye: kept for --grace, then released with its name */
+	lost = pb_test_ws_upgrade(ws_port, "Piggyback-Features: flow, eof, name\r\n"
+					   "Piggyback-Name: beta\r\n");
+	hello = read_hello(lost);
+	g_assert_nonnull(strstr(hello, "\"name\":\"beta\""));
+	g_socket_close(lost, NULL);
+	pb_test_wait_until(pb_test_proc_said(server, " and name beta kept for it for 1 s"), 10);
+	pb_test_wait_until(pb_test_proc_said(server, " and name beta of client "), 10);
+	g_assert_true(pb_test_proc_said(server, " and name beta of client "));
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 static gpointer
 oversized_cb(gpointer user_data)
 {
@@ -1156,6 +1186,7 @@ main(int argc, char **argv)
 	g_test_add_func("/names/grace", test_names_grace);
 	g_test_add_func("/names/only", test_names_only);
 	g_test_add_func("/names/public-url", test_names_public_url);
+	g_test_add_func("/names/log", test_names_log);
 	g_test_add_func("/names/oversized", test_names_oversized);
 	g_test_add_func("/names/slow-head", test_names_slow_head);
 	status = g_test_run();
