@@ -66,6 +66,7 @@ pb_serve_command(int argc, char **argv)
 	g_autofree char *token = NULL;
 	g_autofree char *domain = NULL;
 	int http_port = -1;
+	int sni_port = -1;
 	g_autofree char *tls_cert = NULL;
 	g_autofree char *tls_key = NULL;
 	g_autoptr(GTlsCertificate) certificate = NULL;
@@ -89,6 +90,10 @@ pb_serve_command(int argc, char **argv)
 	     N_("DOMAIN")},
 	    {"http-port", 0, 0, G_OPTION_ARG_INT, &http_port,
 	     N_("With --domain, a further plain HTTP port that routes by name only"), N_("PORT")},
+	    {"sni-port", 0, 0, G_OPTION_ARG_INT, &sni_port,
+	     N_("With --domain, a further port that passes TLS for NAME.DOMAIN (by SNI) "
+		"untouched to tunnel NAME, whose local service holds the certificate"),
+	     N_("PORT")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
 	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
@@ -222,6 +227,10 @@ pb_serve_command(int argc, char **argv)
 		return pb_cli_usage_error(_("--http-port needs --domain"));
 	if (http_port != -1 && !pb_cli_check_port(http_port, TRUE, "--http-port", &status))
 		return status;
+	if (sni_port != -1 && domain == NULL)
+		return pb_cli_usage_error(_("--sni-port needs --domain"));
+	if (sni_port != -1 && !pb_cli_check_port(sni_port, TRUE, "--sni-port", &status))
+		return status;
 	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol); a
 	 * name only to one that asked for the feature */
 	if (features != 0)
@@ -243,7 +252,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
-	pb_tunnel_server_set_domain(server, domain, http_port);
+	pb_tunnel_server_set_domain(server, domain, http_port, sni_port);
 	if (!pb_tunnel_server_start(server, &error)) {
 		g_printerr(_("%s: cannot listen on port %d: %s\n"), g_get_prgname(), port,
 			   error->message);
@@ -276,6 +285,9 @@ pb_serve_command(int argc, char **argv)
 		if (pb_tunnel_server_get_http_port(server) != 0)
 			pb_cli_print("Names on --http-port: http://*.%s:%u\n", domain,
 				     pb_tunnel_server_get_http_port(server));
+		if (pb_tunnel_server_get_sni_port(server) != 0)
+			pb_cli_print("Names on --sni-port: https://*.%s:%u\n", domain,
+				     pb_tunnel_server_get_sni_port(server));
 		if (console != NULL)
 			cli.view = pb_dashboard_view_new_for_server(server, listen_url, console);
 	}
