@@ -1281,7 +1281,7 @@ test_names_sni_refused(void)
 {
 	Service *alpha = service_new("alpha");
 	guint16 ws_port;
-	PbTestProc *server = serve(&ws_port, "--sni-port", "0", NULL);
+	PbTestProc *server = serve(&ws_port, "--sni-port", "0", "--handshake-timeout", "2", NULL);
 	guint16 sni_port = pb_test_proc_wait_port(server, "Names on --sni-port: https://*." DOMAIN);
 	PbTestProc *client = forward_online(ws_port, alpha->port, "alpha");
 	static const char *const names[] = {NULL, "nobody." DOMAIN, DOMAIN, "alpha.other.test",
@@ -1290,7 +1290,8 @@ test_names_sni_refused(void)
 
 	g_test_summary("serve --sni-port: a ClientHello with no server_name, or one that names no "
 		       "tunnel (unknown, not under DOMAIN, away) gets a TLS unrecognized_name "
-		       "alert and the end; bytes that are not TLS only the end");
+		       "alert and the end; bytes that are not TLS only the end; a ClientHello "
+		       "that stops half way, the end after --handshake-timeout");
 	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
 		g_autoptr(GByteArray) hello = client_hello_new(names[i], 1);
 
@@ -1300,6 +1301,17 @@ test_names_sni_refused(void)
 			    (const guint8 *)"GET / HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n\r\n",
 			    strlen("GET / HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n\r\n"));
 	assert_refused(sni_port, http, FALSE);
+	{
+		g_autoptr(GByteArray) hello = client_hello_new("alpha." DOMAIN, 1);
+		gint64 start = g_get_monotonic_time();
+		gint64 seconds;
+
+		g_byte_array_set_size(hello, hello->len / 2);
+		assert_refused(sni_port, hello, FALSE);
+		seconds = (g_get_monotonic_time() - start) / G_USEC_PER_SEC;
+		g_assert_cmpint(seconds, >=, 1);
+		g_assert_cmpint(seconds, <=, 5);
+	}
 
 	/* lost, not a goodbye: its name is kept for it, and still not answered here */
 	pb_test_proc_kill(client);
