@@ -23,10 +23,24 @@
  * How long a head may take, and how many connections may be reading one, is PbAdmission's
  * (PbWebPort keeps every connection there until it is a tunnel's): it shuts a connection
  * down when its time is up, and the next look here finds it ended.
+ *
+ * A TLS port is routed by the server_name of the ClientHello instead, peeked the same
+ * way. When TLS is terminated here, a connection for no tunnel goes to the server itself
+ * (only its handshake can say anything). When it passes through (serve --sni-port), the
+ * tunnel reads the ClientHello as its first DATA and the local service holds the
+ * certificate; a connection for no tunnel can only be told so in TLS itself, with the
+ * alert RFC 6066 made for it.
  */
 
 #define PB_ROUTER_WAIT_FIRST_MS 5
 #define PB_ROUTER_WAIT_MAX_MS	200
+
+/* A TLS record (type alert, version 3.1 as in a ClientHello's records, length 2) holding a
+ * fatal unrecognized_name alert (RFC 6066, section 3): "no such name here". */
+static const guint8 pb_router_unrecognized_name[] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 112};
+
+/* The content type of a TLS handshake record: what a ClientHello starts with. */
+#define PB_ROUTER_TLS_HANDSHAKE 0x16
 
 typedef struct {
 	PbRouter *router;	       /* (unowned) */
@@ -35,7 +49,7 @@ typedef struct {
 	GSource *source;	       /* (owned) (nullable) waiting for bytes */
 	guint wait_id;		       /* waiting before the next look */
 	guint wait_ms;
-	gboolean answered; /* an error was sent: reading to the end, then closing */
+	gboolean answered; /* refused: reading to the end, then closing */
 } PbRouted;
 
 struct _PbRouter {
@@ -43,8 +57,8 @@ struct _PbRouter {
 	PbRouterTunnelFunc tunnel_func;
 	PbRouterServerFunc server_func;
 	gpointer user_data;
-	gboolean tls;	/* the connections are TLS: route by the ClientHello's server_name */
-	GList *reading; /* (owned) PbRouted */
+	PbRouterMode mode; /* what the connections start with */
+	GList *reading;	   /* (owned) PbRouted */
 };
 
 static void
@@ -71,13 +85,29 @@ pb_router_forget(PbRouter *self, PbRouted *routed)
 static void
 pb_router_watch(PbRouted *routed);
 
-/* An error page, after the head it answers has been taken from the socket (bytes left
- * unread at close() make it a reset, which may destroy the answer in flight). */
+/* Refuses the connection with @answer (nullable), after the @consumed bytes it answers
+ * have been taken from the socket (bytes left unread at close() make it a reset, which may
+ * destroy the answer in flight); then reads what else comes until the peer closes. */
+static void
+pb_router_refuse(PbRouted *routed, gsize consumed, const void *answer, gsize answer_len)
+{
+	GSocket *socket = g_socket_connection_get_socket(routed->connection);
+	g_autofree guint8 *head = g_malloc(MAX(consumed, 1));
+
+	/* the answer is small, the socket's send buffer empty: one non-blocking send */
+	(void)g_socket_receive_with_blocking(socket, (char *)head, consumed, FALSE, NULL, NULL);
+	if (answer_len > 0)
+		(void)g_socket_send_with_blocking(socket, answer, answer_len, FALSE, NULL, NULL);
+	g_socket_shutdown(socket, FALSE, TRUE, NULL);
+	routed->answered = TRUE;
+	pb_router_watch(routed);
+}
+
+/* An HTTP error page for the request whose head is @head_len bytes. */
 static void
 pb_router_answer(PbRouted *routed, gsize head_len, const char *status, const char *headers,
 		 const char *text)
 {
-	GSocket *socket = g_socket_connection_get_socket(routed->connection);
 	g_autofree char *answer = g_strdup_printf("HTTP/1.1 %s\r\n"
 						  "Content-Type: text/plain; charset=utf-8\r\n"
 						  "Content-Length: %zu\r\n"
@@ -86,14 +116,8 @@ pb_router_answer(PbRouted *routed, gsize head_len, const char *status, const cha
 						  "\r\n"
 						  "%s",
 						  status, strlen(text), headers, text);
-	g_autofree guint8 *head = g_malloc(head_len);
 
-	/* the answer is small, the socket's send buffer empty: one non-blocking send */
-	(void)g_socket_receive_with_blocking(socket, (char *)head, head_len, FALSE, NULL, NULL);
-	(void)g_socket_send_with_blocking(socket, answer, strlen(answer), FALSE, NULL, NULL);
-	g_socket_shutdown(socket, FALSE, TRUE, NULL);
-	routed->answered = TRUE;
-	pb_router_watch(routed);
+	pb_router_refuse(routed, head_len, answer, strlen(answer));
 }
 
 /* Reads what the peer still sends after an answer, until it closes. */
@@ -107,6 +131,8 @@ pb_router_drain(PbRouted *routed)
 	return n > 0;
 }
 
+/* @routed's first @head_len bytes name @host (nullable): hands it to that tunnel or
+ * refuses it as its port does. */
 static void
 pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *host)
 {
@@ -124,8 +150,13 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 		pb_router_forget(self, routed);
 		return;
 	}
+	if (self->mode == PB_ROUTER_MODE_PASSTHROUGH) {
+		pb_router_refuse(routed, head_len, pb_router_unrecognized_name,
+				 sizeof pb_router_unrecognized_name);
+		return;
+	}
 	/* TLS is not ours to answer before the handshake: the server itself says 404 */
-	if ((name == NULL || self->tls) && self->server_func != NULL) {
+	if ((name == NULL || self->mode == PB_ROUTER_MODE_TLS) && self->server_func != NULL) {
 		pb_router_forget(self, routed);
 		self->server_func(connection, stream, self->user_data);
 		return;
@@ -143,6 +174,34 @@ pb_router_decide(PbRouter *self, PbRouted *routed, gsize head_len, const char *h
 	}
 	text = g_strdup_printf("No tunnel is named %s.\n", shown);
 	pb_router_answer(routed, head_len, "404 Not Found", "", text);
+}
+
+/* Peeked bytes keep the socket readable: waits a little before looking again. */
+static void
+pb_router_wait_more(PbRouted *routed)
+{
+	routed->wait_ms = routed->wait_ms == 0 ? PB_ROUTER_WAIT_FIRST_MS
+					       : MIN(routed->wait_ms * 2, PB_ROUTER_WAIT_MAX_MS);
+}
+
+/* Routes by the ClientHello in the @len bytes peeked into @buf (of @size). */
+static void
+pb_router_peek_hello(PbRouter *self, PbRouted *routed, const guint8 *buf, gsize len, gsize size)
+{
+	g_autofree char *host = NULL;
+	PbClientHello hello = pb_client_hello_parse(buf, len, &host);
+
+	if (hello == PB_CLIENT_HELLO_INCOMPLETE && len < size) {
+		pb_router_wait_more(routed);
+		return;
+	}
+	/* only what started as TLS is answered in TLS */
+	if (hello != PB_CLIENT_HELLO_COMPLETE && self->mode == PB_ROUTER_MODE_PASSTHROUGH &&
+	    buf[0] != PB_ROUTER_TLS_HANDSHAKE) {
+		pb_router_refuse(routed, len, NULL, 0);
+		return;
+	}
+	pb_router_decide(self, routed, len, host);
 }
 
 /* Looks at what has arrived; Returns: whether to look again when more arrives */
@@ -168,29 +227,13 @@ pb_router_peek(PbRouter *self, PbRouted *routed)
 		pb_router_forget(self, routed);
 		return FALSE;
 	}
-	if (self->tls) {
-		switch (pb_client_hello_parse(buf, (gsize)n, &host)) {
-		case PB_CLIENT_HELLO_INCOMPLETE:
-			if ((gsize)n < sizeof buf)
-				break;
-			G_GNUC_FALLTHROUGH;
-		case PB_CLIENT_HELLO_INVALID:
-		case PB_CLIENT_HELLO_COMPLETE:
-		default:
-			pb_router_decide(self, routed, 0, host);
-			return FALSE;
-		}
-		routed->wait_ms = routed->wait_ms == 0
-				      ? PB_ROUTER_WAIT_FIRST_MS
-				      : MIN(routed->wait_ms * 2, PB_ROUTER_WAIT_MAX_MS);
+	if (self->mode != PB_ROUTER_MODE_HTTP) {
+		pb_router_peek_hello(self, routed, buf, (gsize)n, sizeof buf);
 		return FALSE;
 	}
 	switch (pb_request_head_parse(buf, MIN((gsize)n, PB_REQUEST_HEAD_MAX), &head_len, &host)) {
 	case PB_REQUEST_HEAD_INCOMPLETE:
-		/* peeked bytes keep the socket readable: wait a little before looking again */
-		routed->wait_ms = routed->wait_ms == 0
-				      ? PB_ROUTER_WAIT_FIRST_MS
-				      : MIN(routed->wait_ms * 2, PB_ROUTER_WAIT_MAX_MS);
+		pb_router_wait_more(routed);
 		return FALSE;
 	case PB_REQUEST_HEAD_TOO_LARGE:
 		pb_router_answer(routed, PB_REQUEST_HEAD_MAX, "431 Request Header Fields Too Large",
@@ -271,12 +314,11 @@ pb_router_new(const char *domain, PbRouterTunnelFunc tunnel_func, PbRouterServer
 	return self;
 }
 
-/* Whether connections are TLS: then the ClientHello's server_name routes them, and those
- * for no tunnel go to the server itself (nothing can be answered before the handshake). */
+/* What the connections start with (see PbRouterMode); %PB_ROUTER_MODE_HTTP by default. */
 void
-pb_router_set_tls(PbRouter *self, gboolean tls)
+pb_router_set_mode(PbRouter *self, PbRouterMode mode)
 {
-	self->tls = tls;
+	self->mode = mode;
 }
 
 /**

@@ -7,8 +7,16 @@ G_BEGIN_DECLS
 
 /* Reads the request head (or, on a TLS port, the ClientHello) of each connection to a
  * shared port and hands the connection on by its Host (or TLS server_name): NAME.DOMAIN to
- * tunnel NAME, any other host to the server itself. */
+ * tunnel NAME, any other host to the server itself, or where it has nothing, an error. */
 typedef struct _PbRouter PbRouter;
+
+/* What a port's connections start with, and what becomes of those for no tunnel. */
+typedef enum {
+	PB_ROUTER_MODE_HTTP,	    /* a request head: by its Host; else an HTTP error page */
+	PB_ROUTER_MODE_TLS,	    /* a ClientHello: by its server_name, TLS terminated here */
+	PB_ROUTER_MODE_PASSTHROUGH, /* a ClientHello: by its server_name, the TLS bytes untouched;
+				     * else a TLS unrecognized_name alert */
+} PbRouterMode;
 
 /* What became of a connection offered to tunnel NAME. */
 typedef enum {
@@ -33,7 +41,7 @@ PbRouter *
 pb_router_new(const char *domain, PbRouterTunnelFunc tunnel_func, PbRouterServerFunc server_func,
 	      gpointer user_data);
 void
-pb_router_set_tls(PbRouter *self, gboolean tls);
+pb_router_set_mode(PbRouter *self, PbRouterMode mode);
 void
 pb_router_add(PbRouter *self, GSocketConnection *connection, GIOStream *stream);
 guint

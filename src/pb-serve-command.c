@@ -115,6 +115,7 @@ pb_serve_command(int argc, char **argv)
 	g_autofree char *token = NULL;
 	g_autofree char *domain = NULL;
 	int http_port = -1;
+	int sni_port = -1;
 	g_autofree char *tls_cert = NULL;
 	g_autofree char *tls_key = NULL;
 	g_autoptr(GTlsCertificate) certificate = NULL;
@@ -143,6 +144,10 @@ pb_serve_command(int argc, char **argv)
 		"changes the scheme or port, e.g. https://DOMAIN (default: as clients reach "
 		"this server)"),
 	     N_("URL")},
+	    {"sni-port", 0, 0, G_OPTION_ARG_INT, &sni_port,
+	     N_("With --domain, a further port that passes TLS for NAME.DOMAIN (by SNI) "
+		"untouched to tunnel NAME, whose local service holds the certificate"),
+	     N_("PORT")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
 	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
@@ -277,6 +282,10 @@ pb_serve_command(int argc, char **argv)
 		return pb_cli_usage_error(_("--http-port needs --domain"));
 	if (http_port != -1 && !pb_cli_check_port(http_port, TRUE, "--http-port", &status))
 		return status;
+	if (sni_port != -1 && domain == NULL)
+		return pb_cli_usage_error(_("--sni-port needs --domain"));
+	if (sni_port != -1 && !pb_cli_check_port(sni_port, TRUE, "--sni-port", &status))
+		return status;
 	if (names_only && domain == NULL)
 		return pb_cli_usage_error(_("--tunnel-port off needs --domain: tunnels are then "
 					    "reached by name only"));
@@ -307,7 +316,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
-	pb_tunnel_server_set_domain(server, domain, http_port);
+	pb_tunnel_server_set_domain(server, domain, http_port, sni_port);
 	pb_tunnel_server_set_names_only(server, names_only);
 	pb_tunnel_server_set_public_url(server, url_scheme, url_port);
 	if (!pb_tunnel_server_start(server, &error)) {
@@ -349,6 +358,9 @@ pb_serve_command(int argc, char **argv)
 		if (pb_tunnel_server_get_http_port(server) != 0)
 			pb_cli_print("Names on --http-port: http://*.%s:%u\n", domain,
 				     pb_tunnel_server_get_http_port(server));
+		if (pb_tunnel_server_get_sni_port(server) != 0)
+			pb_cli_print("Names on --sni-port: https://*.%s:%u\n", domain,
+				     pb_tunnel_server_get_sni_port(server));
 		if (console != NULL)
 			cli.view = pb_dashboard_view_new_for_server(server, listen_url, console);
 	}

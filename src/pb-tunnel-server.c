@@ -42,9 +42,10 @@ struct _PbTunnelServer {
 	char *domain;		    /* (owned) (nullable) --domain: tunnels have names under it */
 	char *url_scheme;	    /* (owned) (nullable) --public-url: where names are reached */
 	guint16 url_port;	    /* its port; 0 = the scheme's */
-	guint16 http_port;	    /* --http-port: plain HTTP routed by name only; 0 = random */
-	gboolean http_port_wanted;  /* whether there is one */
+	int http_port;		    /* --http-port: plain HTTP by name only; 0 random, -1 none */
+	int sni_port;		    /* --sni-port: TLS passed through by name; 0 random, -1 none */
 	PbWebPort *http_web_port;   /* (owned) (nullable) once started with an http_port */
+	PbWebPort *sni_web_port;    /* (owned) (nullable) once started with an sni_port */
 	PbFeatures features;	    /* protocol v2 features offered to clients */
 	guint32 window;		    /* initial credit per connection, with `flow` */
 	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
@@ -543,6 +544,22 @@ pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpoin
 	return PB_ROUTE_TAKEN;
 }
 
+/* Starts @web_port (taken), a further port that routes by name only, on @port (0: a free
+ * one). Returns: (transfer full) (nullable): it, or %NULL on error */
+static PbWebPort *
+pb_tunnel_server_start_names_port(PbTunnelServer *self, PbWebPort *web_port, int port,
+				  GError **error)
+{
+	g_autoptr(PbWebPort) owned = web_port;
+
+	pb_web_port_set_limits(web_port, self->handshake_timeout_s, self->max_pending,
+			       self->max_pending_per_address);
+	pb_web_port_set_router(web_port, self->domain, pb_tunnel_server_route_cb, self);
+	if (!pb_tunnel_server_listen(self, web_port, (guint16)port, error))
+		return NULL;
+	return g_steal_pointer(&owned);
+}
+
 gboolean
 pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 {
@@ -558,15 +575,17 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	if (!pb_tunnel_server_listen(self, self->web_port, self->port, error))
 		return FALSE;
 	self->port = pb_web_port_get_port(self->web_port);
-	if (self->domain != NULL && self->http_port_wanted) {
-		self->http_web_port = pb_web_port_new(NULL, NULL);
-		pb_web_port_set_limits(self->http_web_port, self->handshake_timeout_s,
-				       self->max_pending, self->max_pending_per_address);
-		pb_web_port_set_router(self->http_web_port, self->domain, pb_tunnel_server_route_cb,
-				       self);
-		if (!pb_tunnel_server_listen(self, self->http_web_port, self->http_port, error))
+	if (self->domain != NULL && self->http_port >= 0) {
+		self->http_web_port = pb_tunnel_server_start_names_port(
+		    self, pb_web_port_new(NULL, NULL), self->http_port, error);
+		if (self->http_web_port == NULL)
 			return FALSE;
-		self->http_port = pb_web_port_get_port(self->http_web_port);
+	}
+	if (self->domain != NULL && self->sni_port >= 0) {
+		self->sni_web_port = pb_tunnel_server_start_names_port(
+		    self, pb_web_port_new_passthrough(), self->sni_port, error);
+		if (self->sni_web_port == NULL)
+			return FALSE;
 	}
 	return TRUE;
 }
@@ -577,21 +596,25 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
  *   plain one) and on the --http-port; %NULL: no names
  * @http_port: with @domain, a further plain HTTP port that routes by name only: -1 for
  *   none, 0 for a free one (see pb_tunnel_server_get_http_port())
+ * @sni_port: with @domain, a further port that passes TLS through to the tunnel its
+ *   ClientHello's server_name names, without terminating it: -1 for none, 0 for a free one
+ *   (see pb_tunnel_server_get_sni_port())
  *
  * Call before pb_tunnel_server_start().
  */
 void
-pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port)
+pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port, int sni_port)
 {
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
-	g_return_if_fail(http_port <= G_MAXUINT16);
+	g_return_if_fail(http_port >= -1 && http_port <= G_MAXUINT16);
+	g_return_if_fail(sni_port >= -1 && sni_port <= G_MAXUINT16);
 
 	g_free(self->domain);
 	self->domain = g_ascii_strdown(domain != NULL ? domain : "", -1);
 	if (domain == NULL)
 		g_clear_pointer(&self->domain, g_free);
-	self->http_port_wanted = http_port >= 0;
-	self->http_port = http_port > 0 ? (guint16)http_port : 0;
+	self->http_port = http_port;
+	self->sni_port = sni_port;
 }
 
 /**
@@ -628,7 +651,15 @@ guint16
 pb_tunnel_server_get_http_port(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
-	return self->http_web_port != NULL ? self->http_port : 0;
+	return self->http_web_port != NULL ? pb_web_port_get_port(self->http_web_port) : 0;
+}
+
+/* The --sni-port once started; 0 for none. */
+guint16
+pb_tunnel_server_get_sni_port(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return self->sni_web_port != NULL ? pb_web_port_get_port(self->sni_web_port) : 0;
 }
 
 /**
@@ -767,7 +798,8 @@ pb_tunnel_server_get_n_pending(PbTunnelServer *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
 	return (self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0) +
-	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0);
+	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0) +
+	       (self->sni_web_port != NULL ? pb_web_port_get_n_pending(self->sni_web_port) : 0);
 }
 
 /**
@@ -795,6 +827,7 @@ pb_tunnel_server_stop(PbTunnelServer *self)
 
 	g_clear_pointer(&self->web_port, pb_web_port_free);
 	g_clear_pointer(&self->http_web_port, pb_web_port_free);
+	g_clear_pointer(&self->sni_web_port, pb_web_port_free);
 	soup_server_disconnect(self->soup);
 	/* the ports kept for clients that left are closed too */
 	pb_client_registry_clear(self->clients);
@@ -855,6 +888,8 @@ pb_tunnel_server_init(PbTunnelServer *self)
 	self->max_pending = PB_MAX_PENDING_DEFAULT;
 	self->max_pending_per_address = PB_MAX_PENDING_PER_ADDRESS_DEFAULT;
 	self->clients = pb_client_registry_new();
+	self->http_port = -1;
+	self->sni_port = -1;
 }
 
 /**

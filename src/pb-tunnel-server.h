@@ -51,9 +51,11 @@ pb_tunnel_server_set_idle_timeout(PbTunnelServer *self, guint timeout_s);
 void
 pb_tunnel_server_set_grace(PbTunnelServer *self, guint grace_s);
 void
-pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port);
+pb_tunnel_server_set_domain(PbTunnelServer *self, const char *domain, int http_port, int sni_port);
 guint16
 pb_tunnel_server_get_http_port(PbTunnelServer *self);
+guint16
+pb_tunnel_server_get_sni_port(PbTunnelServer *self);
 void
 pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s);
 void

@@ -31,12 +31,15 @@
  * Host NAME.DOMAIN makes it a public connection of tunnel NAME, any other goes to the
  * SoupServer as before. A port without a SoupServer (--http-port) routes by name only. On a
  * TLS port the ClientHello's server_name decides instead: TLS is terminated here and the
- * plain bytes go through a socketpair to the tunnel, whose streams read sockets.
+ * plain bytes go through a socketpair to the tunnel, whose streams read sockets. A
+ * passthrough port (--sni-port) routes by server_name too, but hands the connection on
+ * untouched: the ClientHello and all that follows are for the local service.
  */
 
 struct _PbWebPort {
 	SoupServer *soup;	      /* (owned) (nullable) none: names only */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve TLS with it */
+	PbRouterMode mode;	      /* what its connections start with */
 	GPtrArray *listeners;	      /* (owned) PbListener, one per address family */
 	guint16 port;
 	PbAdmission *admission; /* (owned) the connections that are not a tunnel yet */
@@ -237,6 +240,7 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
 
 	self->soup = soup != NULL ? g_object_ref(soup) : NULL;
 	self->certificate = certificate != NULL ? g_object_ref(certificate) : NULL;
+	self->mode = certificate != NULL ? PB_ROUTER_MODE_TLS : PB_ROUTER_MODE_HTTP;
 	self->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)pb_listener_free);
 	self->admission = pb_admission_new();
 	self->cancellable = g_cancellable_new();
@@ -245,6 +249,21 @@ pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate)
 	g_signal_connect(soup, "request-read", G_CALLBACK(pb_web_port_request_read_cb), self);
 	g_signal_connect(soup, "request-finished", G_CALLBACK(pb_web_port_request_done_cb), self);
 	g_signal_connect(soup, "request-aborted", G_CALLBACK(pb_web_port_request_done_cb), self);
+	return self;
+}
+
+/**
+ * pb_web_port_new_passthrough:
+ *
+ * A port for TLS that it does not terminate: pb_web_port_set_router() hands each
+ * connection, untouched, to the tunnel its ClientHello's server_name names.
+ */
+PbWebPort *
+pb_web_port_new_passthrough(void)
+{
+	PbWebPort *self = pb_web_port_new(NULL, NULL);
+
+	self->mode = PB_ROUTER_MODE_PASSTHROUGH;
 	return self;
 }
 
@@ -265,7 +284,7 @@ pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc 
 	self->tunnel_data = user_data;
 	self->router = pb_router_new(domain, pb_web_port_tunnel_cb,
 				     self->soup != NULL ? pb_web_port_server_cb : NULL, self);
-	pb_router_set_tls(self->router, self->certificate != NULL);
+	pb_router_set_mode(self->router, self->mode);
 }
 
 /**

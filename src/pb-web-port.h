@@ -17,6 +17,8 @@ typedef PbRoute (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *conn
 
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);
+PbWebPort *
+pb_web_port_new_passthrough(void);
 void
 pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
 		       gpointer user_data);

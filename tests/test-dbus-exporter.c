@@ -67,7 +67,7 @@ dbus_set_up(DbusFixture *fx, gconstpointer user_data)
 	fx->server = pb_tunnel_server_new(0, "127.0.0.1", 0, NULL);
 	pb_tunnel_server_set_listen_host(fx->server, "127.0.0.1");
 	/* @user_data: a --domain, for named tunnels */
-	pb_tunnel_server_set_domain(fx->server, user_data, -1);
+	pb_tunnel_server_set_domain(fx->server, user_data, -1, -1);
 	g_assert_true(pb_tunnel_server_start(fx->server, &error));
 	g_assert_no_error(error);
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);

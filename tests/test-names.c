@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -1168,6 +1170,292 @@ test_names_tls_stalled(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+/* A local TLS echo service with its own certificate, tests/tls/alpha.pem (alpha.DOMAIN
+ * only): what a tunnel behind serve --sni-port forwards to. */
+typedef struct {
+	GSocketService *service;      /* (owned) */
+	GTlsCertificate *certificate; /* (owned) */
+	guint16 port;
+} TlsService;
+
+static void
+tls_service_spliced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GIOStream) tls = user_data;
+
+	/* a public client that leaves without close_notify is an error here, and fine */
+	(void)g_output_stream_splice_finish(G_OUTPUT_STREAM(source), res, NULL);
+}
+
+static void
+tls_service_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GIOStream) tls = user_data;
+
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(tls), res, NULL))
+		return;
+	/* echo: what comes in goes back out */
+	g_output_stream_splice_async(
+	    g_io_stream_get_output_stream(tls), g_io_stream_get_input_stream(tls),
+	    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+	    G_PRIORITY_DEFAULT, NULL, tls_service_spliced_cb, g_object_ref(tls));
+}
+
+static gboolean
+tls_service_incoming_cb(GSocketService *service, GSocketConnection *connection,
+			GObject *source_object, gpointer user_data)
+{
+	TlsService *self = user_data;
+	g_autoptr(GError) error = NULL;
+	GIOStream *tls =
+	    g_tls_server_connection_new(G_IO_STREAM(connection), self->certificate, &error);
+
+	g_assert_no_error(error);
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, NULL,
+					 tls_service_handshake_cb, tls);
+	return TRUE;
+}
+
+static TlsService *
+tls_service_new(const char *cert, const char *key)
+{
+	TlsService *self = g_new0(TlsService, 1);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GError) error = NULL;
+
+	self->certificate = g_tls_certificate_new_from_files(cert, key, &error);
+	g_assert_no_error(error);
+	self->service = g_socket_service_new();
+	g_socket_listener_add_address(G_SOCKET_LISTENER(self->service), address,
+				      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &bound,
+				      &error);
+	g_assert_no_error(error);
+	self->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	g_signal_connect(self->service, "incoming", G_CALLBACK(tls_service_incoming_cb), self);
+	g_socket_service_start(self->service);
+	return self;
+}
+
+static void
+tls_service_free(TlsService *self)
+{
+	g_socket_service_stop(self->service);
+	g_socket_listener_close(G_SOCKET_LISTENER(self->service));
+	g_object_unref(self->service);
+	g_object_unref(self->certificate);
+	g_free(self);
+}
+
+/* A public TLS client of 127.0.0.1:port for alpha.DOMAIN that trusts only the local
+ * service's certificate. */
+typedef struct {
+	guint16 port;
+	const char *cert; /* the local service's */
+} SniEcho;
+
+/* Returns: NULL when the local service's own certificate answered and echoed, else what
+ * went wrong */
+static gpointer
+sni_echo_cb(gpointer user_data)
+{
+	SniEcho *job = user_data;
+	static const char message[] = "through the name, still encrypted";
+	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(job->cert, NULL);
+	g_autoptr(GTlsCertificate) expected = g_tls_certificate_new_from_file(job->cert, NULL);
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) tcp = NULL;
+	g_autoptr(GSocketConnectable) identity = g_network_address_new("alpha." DOMAIN, job->port);
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+	GTlsCertificate *peer;
+	char buf[sizeof message] = {0};
+	gsize got = 0;
+
+	g_socket_client_set_timeout(client, 10);
+	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", job->port, NULL, &error);
+	g_assert_no_error(error);
+	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
+	g_assert_no_error(error);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), database);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
+		return g_strdup_printf("handshake: %s", error->message);
+	peer = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(tls));
+	if (peer == NULL || !g_tls_certificate_is_same(peer, expected))
+		return g_strdup("not the local service's certificate");
+	if (!g_output_stream_write_all(g_io_stream_get_output_stream(tls), message, sizeof message,
+				       NULL, NULL, &error) ||
+	    !g_input_stream_read_all(g_io_stream_get_input_stream(tls), buf, sizeof buf, &got, NULL,
+				     &error))
+		return g_strdup_printf("echo: %s", error->message);
+	if (got != sizeof message || memcmp(buf, message, sizeof message) != 0)
+		return g_strdup("echo: not what was sent");
+	return NULL;
+}
+
+/* Sends a ClientHello for beta.DOMAIN in three records, a byte at a time (each its own TCP
+ * segment, 2 ms apart). Returns: whether the echo service behind beta sent it all back */
+static gpointer
+hello_bytes_cb(gpointer user_data)
+{
+	g_autoptr(GSocket) socket = pb_test_connect(GPOINTER_TO_UINT(user_data));
+	g_autoptr(GByteArray) hello = client_hello_new("beta." DOMAIN, 3);
+	g_autofree guint8 *echo = g_malloc0(hello->len);
+	gsize got = 0;
+
+	g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+	for (guint i = 0; i < hello->len; i++) {
+		if (g_socket_send(socket, (const char *)hello->data + i, 1, NULL, NULL) != 1)
+			return GINT_TO_POINTER(FALSE);
+		g_usleep(2000);
+	}
+	while (got < hello->len) {
+		gssize n =
+		    g_socket_receive(socket, (char *)echo + got, hello->len - got, NULL, NULL);
+
+		if (n <= 0)
+			return GINT_TO_POINTER(FALSE);
+		got += (gsize)n;
+	}
+	return GINT_TO_POINTER(memcmp(echo, hello->data, hello->len) == 0);
+}
+
+static void
+test_names_sni_port(void)
+{
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "alpha.pem", NULL);
+	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "alpha.key", NULL);
+	TlsService *alpha = tls_service_new(cert, key);
+	PbTestService *beta = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--sni-port", "0", NULL);
+	guint16 sni_port = pb_test_proc_wait_port(server, "Names on --sni-port: https://*." DOMAIN);
+	PbTestProc *client_alpha = forward_online(ws_port, alpha->port, "alpha");
+	PbTestProc *client_beta = forward_online(ws_port, pb_test_service_get_port(beta), "beta");
+	SniEcho job = {sni_port, cert};
+	g_autofree char *failure = NULL;
+
+	g_test_summary("serve --sni-port: TLS for NAME.DOMAIN passes through untouched to tunnel "
+		       "NAME, whose local service answers with its own certificate; a ClientHello "
+		       "split over records and sent a byte at a time reaches it intact");
+	failure = pb_test_run_in_thread(sni_echo_cb, &job, 20);
+	g_assert_null(failure);
+	g_assert_true(pb_test_run_in_thread(hello_bytes_cb, GUINT_TO_POINTER(sni_port), 20));
+
+	/* only with --domain */
+	{
+		g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+		PbTestProc *bad = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
+						     "-p", "0", "--sni-port", "0", NULL);
+
+		pb_test_proc_wait_exit(bad);
+		g_assert_nonnull(strstr(pb_test_proc_get_output(bad), "--sni-port needs --domain"));
+		g_assert_cmpint(pb_test_proc_finish(bad), ==, 2);
+	}
+
+	g_assert_cmpint(pb_test_proc_finish(client_beta), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(client_alpha), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(beta);
+	tls_service_free(alpha);
+}
+
+/* What a public client that sends some bytes to a port and no more gets back. */
+typedef struct {
+	guint16 port;
+	GByteArray *sent; /* (unowned) */
+} Refused;
+
+/* Returns: (transfer full) (nullable): all the server sent until it closed the connection
+ * (with a FIN: a reset is an error), %NULL if it did not close it in 10 s */
+static gpointer
+refused_cb(gpointer user_data)
+{
+	Refused *job = user_data;
+	g_autoptr(GSocket) socket = pb_test_connect(job->port);
+	g_autoptr(GByteArray) received = g_byte_array_new();
+	char buf[256];
+	gssize n;
+
+	if (g_socket_send(socket, (const char *)job->sent->data, job->sent->len, NULL, NULL) !=
+	    (gssize)job->sent->len)
+		return NULL;
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		g_byte_array_append(received, (const guint8 *)buf, (guint)n);
+	if (n != 0)
+		return NULL;
+	return g_steal_pointer(&received);
+}
+
+/* Checks that @sent to @port gets a TLS fatal unrecognized_name alert (@alert) or nothing,
+ * then the end of the connection. */
+static void
+assert_refused(guint16 port, GByteArray *sent, gboolean alert)
+{
+	static const guint8 unrecognized_name[] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 112};
+	Refused job = {port, sent};
+	g_autoptr(GByteArray) received = pb_test_run_in_thread(refused_cb, &job, 20);
+
+	g_assert_nonnull(received);
+	if (alert)
+		g_assert_cmpmem(received->data, received->len, unrecognized_name,
+				sizeof unrecognized_name);
+	else
+		g_assert_cmpuint(received->len, ==, 0);
+}
+
+static void
+test_names_sni_refused(void)
+{
+	Service *alpha = service_new("alpha");
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--sni-port", "0", "--handshake-timeout", "2", NULL);
+	guint16 sni_port = pb_test_proc_wait_port(server, "Names on --sni-port: https://*." DOMAIN);
+	PbTestProc *client = forward_online(ws_port, alpha->port, "alpha");
+	static const char *const names[] = {NULL, "nobody." DOMAIN, DOMAIN, "alpha.other.test",
+					    "127.0.0.1"};
+	g_autoptr(GByteArray) http = g_byte_array_new();
+
+	g_test_summary("serve --sni-port: a ClientHello with no server_name, or one that names no "
+		       "tunnel (unknown, not under DOMAIN, away) gets a TLS unrecognized_name "
+		       "alert and the end; bytes that are not TLS only the end; a ClientHello "
+		       "that stops half way, the end after --handshake-timeout");
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+		g_autoptr(GByteArray) hello = client_hello_new(names[i], 1);
+
+		assert_refused(sni_port, hello, TRUE);
+	}
+	g_byte_array_append(http,
+			    (const guint8 *)"GET / HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n\r\n",
+			    strlen("GET / HTTP/1.1\r\nHost: alpha." DOMAIN "\r\n\r\n"));
+	assert_refused(sni_port, http, FALSE);
+	{
+		g_autoptr(GByteArray) hello = client_hello_new("alpha." DOMAIN, 1);
+		gint64 start = g_get_monotonic_time();
+		gint64 seconds;
+
+		g_byte_array_set_size(hello, hello->len / 2);
+		assert_refused(sni_port, hello, FALSE);
+		seconds = (g_get_monotonic_time() - start) / G_USEC_PER_SEC;
+		g_assert_cmpint(seconds, >=, 1);
+		g_assert_cmpint(seconds, <=, 5);
+	}
+
+	/* lost, not a goodbye: its name is kept for it, and still not answered here */
+	pb_test_proc_kill(client);
+	pb_test_wait_until(pb_test_proc_said(server, "kept for it"), 10);
+	{
+		g_autoptr(GByteArray) hello = client_hello_new("alpha." DOMAIN, 1);
+
+		assert_refused(sni_port, hello, TRUE);
+	}
+
+	(void)pb_test_proc_finish(client);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_free(alpha);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1182,6 +1470,8 @@ main(int argc, char **argv)
 	g_test_add_func("/names/http-port", test_names_http_port);
 	g_test_add_func("/names/tls", test_names_tls);
 	g_test_add_func("/names/tls-stalled", test_names_tls_stalled);
+	g_test_add_func("/names/sni-port", test_names_sni_port);
+	g_test_add_func("/names/sni-refused", test_names_sni_refused);
 	g_test_add_func("/names/refused", test_names_refused);
 	g_test_add_func("/names/grace", test_names_grace);
 	g_test_add_func("/names/only", test_names_only);

@@ -5,6 +5,8 @@
 #   other.pem/.key   other.invalid only: a CA that did not sign server.pem, and a
 #                    certificate for the wrong host
 #   wildcard.pem/.key *.example.test, example.test and 127.0.0.1: named tunnels over TLS
+#   alpha.pem/.key   alpha.example.test only: a local service's own certificate, passed
+#                    through by name (serve --sni-port)
 #   expired.pem/.key like server.pem, but valid only during 2020 (`openssl req -x509`
 #                    cannot back-date a certificate, so `openssl ca -selfsign` signs it)
 # The private keys protect nothing: never use them outside the tests.
@@ -17,6 +19,7 @@ make_cert() {
 make_cert server localhost 'DNS:localhost,IP:127.0.0.1'
 make_cert other other.invalid 'DNS:other.invalid'
 make_cert wildcard example.test 'DNS:*.example.test,DNS:example.test,IP:127.0.0.1'
+make_cert alpha alpha.example.test 'DNS:alpha.example.test'
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
