@@ -480,7 +480,10 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 		/* "-": a PiggyBack 1.1 client gets no name from a server with --domain */
 		cells[PB_COLUMN_NAME] = pb_dashboard_sanitize(row->name != NULL ? row->name : "-");
 		named = named || row->name != NULL;
-		cells[PB_COLUMN_PORT] = g_strdup_printf("%u", (guint)row->tunnel_port);
+		/* 0: a names-only server (--tunnel-port off) gives no port */
+		cells[PB_COLUMN_PORT] = row->tunnel_port != 0
+					    ? g_strdup_printf("%u", (guint)row->tunnel_port)
+					    : g_strdup("-");
 		cells[PB_COLUMN_CONNECTIONS] = g_strdup_printf(
 		    "%u/%" G_GUINT64_FORMAT, row->connections_active, row->connections_total);
 		cells[PB_COLUMN_IN] = pb_format_bytes(row->bytes_in);

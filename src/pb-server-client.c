@@ -50,14 +50,20 @@ pb_server_client_new_session(void)
 	return g_string_free(g_steal_pointer(&hex), FALSE);
 }
 
-/* A public connection for @client's tunnel, or, over --max-connections, closed at once. */
+/**
+ * pb_server_client_add_connection:
+ * @origin: the public client's TCP connection (see pb_tunnel_add_stream())
+ *
+ * A public connection for @client's tunnel, or, over --max-connections, closed at once.
+ */
 void
-pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection)
+pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection,
+				GSocketConnection *origin)
 {
 	gint64 now;
 
 	if (pb_tunnel_get_n_streams(client->tunnel) < client->max_connections) {
-		pb_tunnel_add_stream(client->tunnel, connection);
+		pb_tunnel_add_stream(client->tunnel, connection, origin);
 		return;
 	}
 	/* over the limit: this connection only; one log line per 10 s at most, so that a
@@ -77,7 +83,7 @@ pb_server_client_add_connection(PbServerClient *client, GSocketConnection *conne
 static void
 pb_server_client_incoming_cb(GSocketConnection *connection, gpointer user_data)
 {
-	pb_server_client_add_connection(user_data, connection);
+	pb_server_client_add_connection(user_data, connection, connection);
 }
 
 /* The client has its tunnel: its public port, if it has one, accepts. */

@@ -30,7 +30,8 @@ pb_server_client_new(PbTunnel *tunnel, GSocketAddress *remote, guint max_connect
 char *
 pb_server_client_new_session(void);
 void
-pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection);
+pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection,
+				GSocketConnection *origin);
 void
 pb_server_client_open(PbServerClient *client);
 void

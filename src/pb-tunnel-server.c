@@ -532,7 +532,8 @@ pb_tunnel_server_listen(PbTunnelServer *self, PbWebPort *web_port, guint16 port,
  * tunnel, as on its own port; if its client is away within its grace period, a 503 that
  * says to come back (the public port of such a client keeps its connections waiting). */
 static PbRoute
-pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpointer user_data)
+pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection,
+			  GSocketConnection *origin, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	PbServerClient *client = pb_client_registry_find_name(self->clients, name);
@@ -540,7 +541,7 @@ pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection, gpoin
 	if (client == NULL)
 		return pb_client_registry_is_away(self->clients, name) ? PB_ROUTE_AWAY
 								       : PB_ROUTE_UNKNOWN;
-	pb_server_client_add_connection(client, connection);
+	pb_server_client_add_connection(client, connection, origin);
 	return PB_ROUTE_TAKEN;
 }
 

@@ -608,6 +608,9 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
 /**
  * pb_tunnel_add_stream:
  * @connection: a public connection the server accepted
+ * @origin: the public client's TCP connection, whose addresses the PROXY header gives:
+ *   @connection, or the one under TLS the server terminated (then @connection is the
+ *   plain side of a socketpair, which has no IP addresses)
  *
  * Gives it a connId that is not 0 and not in use, and sends OPEN (and, with a
  * `proxy-*` feature, the PROXY header).
@@ -615,7 +618,7 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
  * Returns: the connId
  */
 guint32
-pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection)
+pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConnection *origin)
 {
 	PbStream *stream;
 	guint32 id;
@@ -626,7 +629,7 @@ pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection)
 	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, NULL, 0);
 	stream = pb_tunnel_insert_stream(self, id);
 	if (self->features & PB_FEATURES_PROXY)
-		pb_tunnel_send_proxy_header(self, stream, connection);
+		pb_tunnel_send_proxy_header(self, stream, origin);
 	pb_stream_set_connection(stream, connection);
 	pb_tunnel_log_stream(self, id, "opened");
 	return id;

@@ -80,7 +80,8 @@ pb_web_port_spliced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 /* A TLS connection for tunnel @name: its plain bytes go to and from one end of a
  * socketpair, the other end is the tunnel's public connection. */
 static gboolean
-pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
+pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GSocketConnection *origin,
+		       GIOStream *stream)
 {
 	int fds[2];
 	g_autoptr(GSocket) ours = NULL;
@@ -104,7 +105,7 @@ pb_web_port_tunnel_tls(PbWebPort *self, const char *name, GIOStream *stream)
 	}
 	near = g_socket_connection_factory_create_connection(ours);
 	far = g_socket_connection_factory_create_connection(theirs);
-	if (self->tunnel_func(name, far, self->tunnel_data) != PB_ROUTE_TAKEN)
+	if (self->tunnel_func(name, far, origin, self->tunnel_data) != PB_ROUTE_TAKEN)
 		return FALSE;
 	g_io_stream_splice_async(stream, G_IO_STREAM(near),
 				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
@@ -132,7 +133,7 @@ pb_web_port_handshake_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		g_io_stream_close(route->stream, NULL, NULL);
 		return;
 	}
-	if (pb_web_port_tunnel_tls(route->self, route->name, route->stream))
+	if (pb_web_port_tunnel_tls(route->self, route->name, route->connection, route->stream))
 		pb_admission_upgraded(route->self->admission, route->stream);
 	else
 		pb_web_port_server_cb(route->connection, route->stream, route->self);
@@ -148,7 +149,7 @@ pb_web_port_tunnel_cb(const char *name, GSocketConnection *connection, GIOStream
 	PbRoute taken;
 
 	if (stream == G_IO_STREAM(connection)) {
-		taken = self->tunnel_func(name, connection, self->tunnel_data);
+		taken = self->tunnel_func(name, connection, connection, self->tunnel_data);
 		if (taken == PB_ROUTE_TAKEN)
 			pb_admission_upgraded(self->admission, stream);
 		return taken;

@@ -11,9 +11,11 @@ G_BEGIN_DECLS
  * do not become a tunnel in time. */
 typedef struct _PbWebPort PbWebPort;
 
-/* Takes @connection as a public connection of tunnel @name; FALSE if no client has it. */
+/* Takes @connection as a public connection of tunnel @name. @origin is the public client's
+ * TCP connection, whose addresses a PROXY header gives: @connection itself, or, for TLS
+ * terminated here, the one under it. */
 typedef PbRoute (*PbWebPortTunnelFunc)(const char *name, GSocketConnection *connection,
-				       gpointer user_data);
+				       GSocketConnection *origin, gpointer user_data);
 
 PbWebPort *
 pb_web_port_new(SoupServer *soup, GTlsCertificate *certificate);

@@ -473,6 +473,8 @@ test_dashboard_server_names(void)
 	    {"198.51.100.77:60000", 9001, NOW - SEC(5), 0, 0, 0, 0, NULL},
 	    {"198.51.100.78:60001", 9002, NOW - SEC(5), 0, 0, 0, 0,
 	     "a-name-of-sixty-three-characters-which-is-the-longest-there-is"},
+	    /* a names-only server (--tunnel-port off): no port */
+	    {"198.51.100.79:60002", 0, NOW - SEC(5), 0, 0, 0, 0, "beta"},
 	};
 	PbServerView view = {
 	    .version = "2.0.0",
@@ -505,6 +507,17 @@ test_dashboard_server_names(void)
 	/* cut to 20 columns, the last an ellipsis */
 	g_assert_nonnull(strstr(lines[heading + 3], "  a-name-of-sixty-thr…  "));
 	g_assert_null(strstr(screen, "longest"));
+	{
+		g_auto(GStrv) cells = g_strsplit_set(lines[heading + 4], " ", -1);
+		g_autoptr(GPtrArray) words = g_ptr_array_new();
+
+		for (guint i = 0; cells[i] != NULL; i++)
+			if (*cells[i] != '\0')
+				g_ptr_array_add(words, cells[i]);
+		g_assert_cmpuint(words->len, >=, 3);
+		g_assert_cmpstr(words->pdata[1], ==, "beta");
+		g_assert_cmpstr(words->pdata[2], ==, "-");
+	}
 	/* narrow: the port goes before the name */
 	{
 		g_autofree char *narrow = pb_dashboard_render_server(&view, 45, 24, FALSE);

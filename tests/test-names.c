@@ -1118,6 +1118,80 @@ test_names_tls(void)
 	service_free(alpha);
 }
 
+/* A raw local service for one request: it keeps the first line it reads (a PROXY header),
+ * and answers "proxied". */
+static gboolean
+proxied_service_cb(GSocketService *service, GSocketConnection *connection, GObject *source,
+		   gpointer user_data)
+{
+	char **first_line = user_data;
+	GSocket *socket = g_socket_connection_get_socket(connection);
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n"
+				     "Connection: close\r\n\r\nproxied";
+	char buf[4096];
+	gsize got = 0;
+
+	/* the tunnel is another process: waiting here blocks nobody it needs */
+	g_socket_set_timeout(socket, 10);
+	while (got < sizeof buf - 1 && g_strstr_len(buf, (gssize)got, "\r\n\r\n") == NULL) {
+		gssize n = g_socket_receive(socket, buf + got, sizeof buf - 1 - got, NULL, NULL);
+
+		if (n <= 0)
+			break;
+		got += (gsize)n;
+	}
+	buf[got] = '\0';
+	*first_line = g_strndup(buf, strcspn(buf, "\r"));
+	g_socket_send(socket, answer, sizeof answer - 1, NULL, NULL);
+	g_socket_shutdown(socket, FALSE, TRUE, NULL);
+	return TRUE;
+}
+
+static void
+test_names_tls_proxy_header(void)
+{
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
+	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GSocketService) service = g_socket_service_new();
+	g_autofree char *first_line = NULL;
+	guint16 local_port;
+	guint16 ws_port;
+	PbTestProc *server = serve(&ws_port, "--tls-cert", cert, "--tls-key", key, NULL);
+	g_autofree char *server_url = g_strdup_printf("wss://127.0.0.1:%u", ws_port);
+	g_autofree char *local = NULL;
+	g_autofree char *url = g_strdup_printf("HTTP URL: https://alpha." DOMAIN ":%u\n", ws_port);
+	g_autofree char *expected = NULL;
+	PbTestProc *client;
+	HttpsGet named = {ws_port, "alpha." DOMAIN, "/", database};
+	g_autofree char *answer = NULL;
+
+	g_test_summary("A connection that came by name over TLS terminated by the server gets "
+		       "the public client's addresses in its PROXY header, not UNKNOWN");
+	local_port = g_socket_listener_add_any_inet_port(G_SOCKET_LISTENER(service), NULL, NULL);
+	g_assert_cmpuint(local_port, >, 0);
+	g_signal_connect(service, "incoming", G_CALLBACK(proxied_service_cb), &first_line);
+	local = g_strdup_printf("%u", local_port);
+	client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
+				    "-h", "127.0.0.1", "-s", server_url, "--ca-file", cert,
+				    "--no-dbus", "--name", "alpha", "--proxy-protocol", "v1", NULL);
+	pb_test_wait_until(pb_test_proc_said(client, url) || pb_test_proc_exited(client), 10);
+	g_assert_true(pb_test_proc_said(client, url));
+
+	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nproxied"));
+	pb_test_wait_until(first_line != NULL, 10);
+	/* PROXY TCP4 <public client> <server's port>: the addresses of the TLS connection */
+	expected = g_strdup_printf(" %u", ws_port);
+	g_assert_true(g_str_has_prefix(first_line, "PROXY TCP4 127.0.0.1 127.0.0.1 "));
+	g_assert_true(g_str_has_suffix(first_line, expected));
+
+	g_socket_service_stop(service);
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 /* Sends openssl's ClientHello for alpha.example.test and no more. Returns: the seconds until
  * the server closed the connection, 0 if it did not in 10 s */
 static gpointer
@@ -1470,6 +1544,7 @@ main(int argc, char **argv)
 	g_test_add_func("/names/http-port", test_names_http_port);
 	g_test_add_func("/names/tls", test_names_tls);
 	g_test_add_func("/names/tls-stalled", test_names_tls_stalled);
+	g_test_add_func("/names/tls-proxy-header", test_names_tls_proxy_header);
 	g_test_add_func("/names/sni-port", test_names_sni_port);
 	g_test_add_func("/names/sni-refused", test_names_sni_refused);
 	g_test_add_func("/names/refused", test_names_refused);
