@@ -4,6 +4,7 @@
 #include "pb-client-registry.h"
 
 #include <libsoup/soup.h>
+#include <string.h>
 
 #include "pb-name.h"
 #include "pb-token.h"
@@ -32,13 +33,17 @@ pb_client_registry_new(void)
 	return self;
 }
 
-/* @client (transfer full) is connected, with its port and name. */
+/* @client (transfer full) is connected, with its ports and names. */
 void
 pb_client_registry_add(PbClientRegistry *self, PbServerClient *client)
 {
 	self->clients = g_list_prepend(self->clients, client);
-	if (client->name != NULL)
-		g_hash_table_insert(self->names, client->name, client);
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (service->name != NULL)
+			g_hash_table_insert(self->names, service->name, client);
+	}
 }
 
 /* @client is gone: the caller owns it again. */
@@ -46,8 +51,13 @@ void
 pb_client_registry_remove(PbClientRegistry *self, PbServerClient *client)
 {
 	self->clients = g_list_remove(self->clients, client);
-	if (client->name != NULL && g_hash_table_lookup(self->names, client->name) == client)
-		g_hash_table_remove(self->names, client->name);
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (service->name != NULL &&
+		    g_hash_table_lookup(self->names, service->name) == client)
+			g_hash_table_remove(self->names, service->name);
+	}
 }
 
 /* Returns: (element-type PbServerClient) (transfer none): the connected, newest first */
@@ -63,11 +73,20 @@ pb_client_registry_get_n_clients(PbClientRegistry *self)
 	return g_list_length(self->clients);
 }
 
-/* The connected client named @name, if any. */
+/* The connected client with a service named @name, if any; *@index (nullable) gets the
+ * service's. */
 PbServerClient *
-pb_client_registry_find_name(PbClientRegistry *self, const char *name)
+pb_client_registry_find_name(PbClientRegistry *self, const char *name, guint32 *index)
 {
-	return g_hash_table_lookup(self->names, name);
+	PbServerClient *client = g_hash_table_lookup(self->names, name);
+
+	for (guint i = 0; client != NULL && index != NULL && i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (g_strcmp0(service->name, name) == 0)
+			*index = i;
+	}
+	return client;
 }
 
 /* Whether @name is kept for a client that left within its grace period. */
@@ -107,7 +126,7 @@ pb_client_registry_claim_session(PbClientRegistry *self, const char *session)
 gboolean
 pb_client_registry_name_taken(PbClientRegistry *self, const char *name, const char *session)
 {
-	PbServerClient *holder = pb_client_registry_find_name(self, name);
+	PbServerClient *holder = pb_client_registry_find_name(self, name, NULL);
 
 	if (holder != NULL && (session == NULL || holder->session == NULL ||
 			       !pb_token_equal(holder->session, session)))
@@ -120,31 +139,31 @@ pb_client_registry_name_taken(PbClientRegistry *self, const char *name, const ch
  * @session: (nullable): what a new client presents
  * @client: the new client, not in the registry yet
  *
- * Gives @client what @session holds (its public port and name), taken from the client
- * that held it: one that left within its grace period, or a connected one, whose
- * connection must be half-open since the same client comes on a new one.
+ * Gives @client what @session holds (its services' public ports and names), taken from
+ * the client that held it: one that left within its grace period, or a connected one,
+ * whose connection must be half-open since the same client comes on a new one.
  *
  * Returns: whether @session held anything
  */
 gboolean
 pb_client_registry_take_session(PbClientRegistry *self, const char *session, PbServerClient *client)
 {
+	GPtrArray *kept = pb_session_table_take(self->reserved, session);
 	PbServerClient *old;
 
-	if (pb_session_table_take(self->reserved, session, &client->listener, &client->name)) {
-		client->tunnel_port =
-		    client->listener != NULL ? pb_listener_get_port(client->listener) : 0;
+	if (kept != NULL) {
+		g_ptr_array_unref(client->services);
+		client->services = kept;
 		return TRUE;
 	}
 	old = pb_client_registry_find_session(self, session);
 	if (old == NULL)
 		return FALSE;
 	pb_client_registry_remove(self, old);
-	client->listener = g_steal_pointer(&old->listener);
-	if (client->listener != NULL)
-		pb_listener_set_accepting(client->listener, FALSE);
-	client->tunnel_port = old->tunnel_port;
-	client->name = g_steal_pointer(&old->name);
+	pb_server_client_close_ports(old);
+	g_ptr_array_unref(client->services);
+	client->services = g_steal_pointer(&old->services);
+	old->services = g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
 	g_signal_handlers_disconnect_by_data(old->tunnel, old);
 	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
 			"replaced by a new connection");
@@ -152,34 +171,75 @@ pb_client_registry_take_session(PbClientRegistry *self, const char *session, PbS
 	return TRUE;
 }
 
+/* Whether @name is that of one of @client's services other than service @index. */
+static gboolean
+pb_client_registry_name_is_own(PbServerClient *client, guint index, const char *name)
+{
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (i != index && g_strcmp0(service->name, name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* A name for service @index of @client that asked for none: @try 0 of the first service
+ * is random; of a further service, the first one's name and its number ("myapp-2", cut to
+ * a name's length); later tries (a clash) are random with the number. */
+static char *
+pb_client_registry_pick_name(PbServerClient *client, guint index, guint try)
+{
+	PbServerService *first = client->services->pdata[0];
+	g_autofree char *suffix = index > 0 ? g_strdup_printf("-%u", index + 1) : g_strdup("");
+	g_autofree char *random = pb_name_new_random();
+	const char *base = index > 0 && try == 0 && first->name != NULL ? first->name : random;
+	gsize keep = MIN(strlen(base), PB_NAME_MAX_LEN - strlen(suffix));
+
+	return g_strdup_printf("%.*s%s", (int)keep, base, suffix);
+}
+
 /**
- * pb_client_registry_give_name:
+ * pb_client_registry_give_names:
  * @client: a new client, not in the registry yet
- * @asked: (nullable): the name it asks for, valid
+ * @asked: (array length=n_asked) (nullable): the name each service asks for, valid, or
+ *   %NULL for none
  *
- * Gives @client its name: the one its session kept, else @asked, else a random one.
+ * Gives each service of @client its name: the one its session kept, else the one it asks
+ * for, else one picked for it (see pb_client_registry_pick_name()).
  *
- * Returns: FALSE if another client holds @asked (it took it since the request was checked)
+ * Returns: FALSE if another client holds a name asked for (it took it since the request
+ *   was checked), or no free name was found
  */
 gboolean
-pb_client_registry_give_name(PbClientRegistry *self, PbServerClient *client, const char *asked)
+pb_client_registry_give_names(PbClientRegistry *self, PbServerClient *client,
+			      const char *const *asked, guint n_asked)
 {
-	if (client->name != NULL)
-		return TRUE;
-	if (asked != NULL) {
-		if (pb_client_registry_name_taken(self, asked, client->session))
-			return FALSE;
-		client->name = g_strdup(asked);
-		return TRUE;
-	}
-	/* 36^9 names: a clash is rare, and bounded anyway */
-	for (guint i = 0; i < 100 && client->name == NULL; i++) {
-		g_autofree char *name = pb_name_new_random();
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+		const char *wanted = i < n_asked ? asked[i] : NULL;
 
-		if (!pb_client_registry_name_taken(self, name, NULL))
-			client->name = g_steal_pointer(&name);
+		if (service->name != NULL)
+			continue;
+		if (wanted != NULL) {
+			if (pb_client_registry_name_taken(self, wanted, client->session) ||
+			    pb_client_registry_name_is_own(client, i, wanted))
+				return FALSE;
+			service->name = g_strdup(wanted);
+			continue;
+		}
+		/* 36^9 random names: a clash is rare, and bounded anyway */
+		for (guint try = 0; try < 100 && service->name == NULL; try++) {
+			g_autofree char *name = pb_client_registry_pick_name(client, i, try);
+
+			if (!pb_client_registry_name_taken(self, name, NULL) &&
+			    !pb_client_registry_name_is_own(client, i, name))
+				service->name = g_steal_pointer(&name);
+		}
+		if (service->name == NULL)
+			return FALSE;
 	}
-	return client->name != NULL;
+	return TRUE;
 }
 
 /* Whether a client, connected or within its grace period, holds public port @port. */
@@ -189,8 +249,12 @@ pb_client_registry_port_taken(PbClientRegistry *self, guint16 port)
 	for (GList *l = self->clients; l != NULL; l = l->next) {
 		PbServerClient *client = l->data;
 
-		if (client->tunnel_port == port)
-			return TRUE;
+		for (guint i = 0; i < client->services->len; i++) {
+			PbServerService *service = client->services->pdata[i];
+
+			if (service->port == port)
+				return TRUE;
+		}
 	}
 	return pb_session_table_holds_port(self->reserved, port);
 }
@@ -204,13 +268,14 @@ pb_client_registry_admit(PbClientRegistry *self, guint max_clients, guint n_port
 				      max_clients, n_ports, address);
 }
 
-/* @client, removed, was lost: its port and name are kept for its session for @grace_s. */
+/* @client, removed, was lost: its services' ports and names are kept for its session for
+ * @grace_s. */
 void
 pb_client_registry_keep(PbClientRegistry *self, PbServerClient *client, guint grace_s)
 {
 	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
-				 g_steal_pointer(&client->listener), client->tunnel_port,
-				 client->name, grace_s);
+				 g_steal_pointer(&client->services), grace_s);
+	client->services = g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
 }
 
 /* Closes every tunnel ("going away"), and every port kept for a client that left. */

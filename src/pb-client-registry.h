@@ -23,7 +23,7 @@ pb_client_registry_get_clients(PbClientRegistry *self);
 guint
 pb_client_registry_get_n_clients(PbClientRegistry *self);
 PbServerClient *
-pb_client_registry_find_name(PbClientRegistry *self, const char *name);
+pb_client_registry_find_name(PbClientRegistry *self, const char *name, guint32 *index);
 gboolean
 pb_client_registry_is_away(PbClientRegistry *self, const char *name);
 gboolean
@@ -34,7 +34,8 @@ gboolean
 pb_client_registry_take_session(PbClientRegistry *self, const char *session,
 				PbServerClient *client);
 gboolean
-pb_client_registry_give_name(PbClientRegistry *self, PbServerClient *client, const char *asked);
+pb_client_registry_give_names(PbClientRegistry *self, PbServerClient *client,
+			      const char *const *asked, guint n_asked);
 gboolean
 pb_client_registry_port_taken(PbClientRegistry *self, guint16 port);
 PbAdmit

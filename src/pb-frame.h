@@ -51,6 +51,10 @@ G_BEGIN_DECLS
 /* Seconds the server has to answer a ping after the client's network changed. */
 #define PB_NETWORK_PROBE_TIMEOUT 3
 #define PB_SESSION_HEADER	 "Piggyback-Session"
+/* The services after the first one (forward --expose), with the `services` feature. */
+#define PB_SERVICES_HEADER "Piggyback-Services"
+/* Services per client a server takes by default (serve --max-services). */
+#define PB_MAX_SERVICES_DEFAULT 16
 
 /* Tunnels a server takes at once, and open connections per tunnel: each connection holds a
  * file descriptor on each side, and a process usually may open 1024. */
@@ -80,6 +84,7 @@ typedef enum {
 	PB_FEATURE_PROXY_V1 = 1 << 2, /* the server's first DATA is a PROXY protocol v1 header */
 	PB_FEATURE_PROXY_V2 = 1 << 3, /* the same, PROXY protocol v2 (binary) */
 	PB_FEATURE_NAME = 1 << 4,     /* a named tunnel: NAME.DOMAIN on the server's shared ports */
+	PB_FEATURE_SERVICES = 1 << 5, /* several services per client: OPEN says which */
 } PbFeatures;
 
 /* What --features turns on and off: how the protocol works. */

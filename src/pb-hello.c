@@ -16,7 +16,7 @@ static const struct {
 	const char *name;
 } pb_feature_names[] = {
     {PB_FEATURE_FLOW, "flow"},	       {PB_FEATURE_EOF, "eof"},	  {PB_FEATURE_PROXY_V1, "proxy-v1"},
-    {PB_FEATURE_PROXY_V2, "proxy-v2"}, {PB_FEATURE_NAME, "name"},
+    {PB_FEATURE_PROXY_V2, "proxy-v2"}, {PB_FEATURE_NAME, "name"}, {PB_FEATURE_SERVICES, "services"},
 };
 
 PbHello *
@@ -123,6 +123,70 @@ pb_hello_parse_url(PbHello *hello, JsonObject *object)
 		return;
 	hello->url_scheme = g_strdup(json_node_get_string(scheme));
 	hello->url_port = port != NULL ? (guint16)json_node_get_int(port) : 0;
+}
+
+static void
+pb_hello_service_free(PbHelloService *service)
+{
+	g_free(service->name);
+	g_free(service);
+}
+
+/* Appends a further service: where it is reached. */
+void
+pb_hello_add_service(PbHello *hello, guint16 tunnel_port, const char *name)
+{
+	PbHelloService *service = g_new0(PbHelloService, 1);
+
+	service->tunnel_port = tunnel_port;
+	service->name = g_strdup(name);
+	if (hello->services == NULL)
+		hello->services =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)pb_hello_service_free);
+	g_ptr_array_add(hello->services, service);
+}
+
+/* `services`: an array of objects with `tunnelPort` (0 only with a `name`) and, with the
+ * `name` feature, a valid `name`; anything else is an error. */
+static gboolean
+pb_hello_parse_services(PbHello *hello, JsonObject *object, GError **error)
+{
+	JsonNode *node = json_object_get_member(object, "services");
+	JsonArray *array;
+
+	if (node == NULL)
+		return TRUE;
+	if (!JSON_NODE_HOLDS_ARRAY(node) ||
+	    json_array_get_length(json_node_get_array(node)) > PB_HELLO_MAX_SERVICES) {
+		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+			    "HELLO's services is not an array of at most %d",
+			    PB_HELLO_MAX_SERVICES);
+		return FALSE;
+	}
+	array = json_node_get_array(node);
+	for (guint i = 0; i < json_array_get_length(array); i++) {
+		JsonNode *element = json_array_get_element(array, i);
+		JsonObject *service =
+		    JSON_NODE_HOLDS_OBJECT(element) ? json_node_get_object(element) : NULL;
+		JsonNode *port = service != NULL ? json_object_get_member(service, "tunnelPort")
+						 : NULL;
+		JsonNode *name = service != NULL ? json_object_get_member(service, "name") : NULL;
+		gboolean named = (hello->features & PB_FEATURE_NAME) && name != NULL &&
+				 json_node_get_value_type(name) == G_TYPE_STRING &&
+				 pb_name_is_valid(json_node_get_string(name));
+
+		if (port == NULL || json_node_get_value_type(port) != G_TYPE_INT64 ||
+		    json_node_get_int(port) < 0 || json_node_get_int(port) > G_MAXUINT16 ||
+		    (json_node_get_int(port) == 0 && !named) ||
+		    ((hello->features & PB_FEATURE_NAME) && !named)) {
+			g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
+				    "HELLO's service %u has no valid tunnelPort or name", i + 1);
+			return FALSE;
+		}
+		pb_hello_add_service(hello, (guint16)json_node_get_int(port),
+				     named ? json_node_get_string(name) : NULL);
+	}
+	return TRUE;
 }
 
 /**
@@ -239,6 +303,9 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 		hello->domain = g_strdup(json_node_get_string(domain));
 		pb_hello_parse_url(hello, object);
 	}
+	if ((hello->features & PB_FEATURE_SERVICES) &&
+	    !pb_hello_parse_services(hello, object, error))
+		return NULL;
 	if (hello->tunnel_port == 0 && hello->name == NULL) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    "HELLO has no tunnelPort between 1 and 65535");
@@ -289,6 +356,23 @@ pb_hello_to_json(const PbHello *hello)
 	if (hello->features & PB_FEATURE_FLOW) {
 		json_builder_set_member_name(builder, "window");
 		json_builder_add_int_value(builder, hello->window);
+	}
+	if ((hello->features & PB_FEATURE_SERVICES) && hello->services != NULL) {
+		json_builder_set_member_name(builder, "services");
+		json_builder_begin_array(builder);
+		for (guint i = 0; i < hello->services->len; i++) {
+			const PbHelloService *service = hello->services->pdata[i];
+
+			json_builder_begin_object(builder);
+			json_builder_set_member_name(builder, "tunnelPort");
+			json_builder_add_int_value(builder, service->tunnel_port);
+			if (service->name != NULL) {
+				json_builder_set_member_name(builder, "name");
+				json_builder_add_string_value(builder, service->name);
+			}
+			json_builder_end_object(builder);
+		}
+		json_builder_end_array(builder);
 	}
 	json_builder_end_object(builder);
 
@@ -355,5 +439,6 @@ pb_hello_free(PbHello *hello)
 	g_free(hello->name);
 	g_free(hello->domain);
 	g_free(hello->url_scheme);
+	g_clear_pointer(&hello->services, g_ptr_array_unref);
 	g_free(hello);
 }

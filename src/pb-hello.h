@@ -13,6 +13,15 @@ G_BEGIN_DECLS
 #define PB_HELLO_MAX_SIZE  (64 * 1024)
 #define PB_HELLO_MAX_DEPTH 32
 
+/* Where one of a client's further services is reached (HELLO's `services`). */
+typedef struct {
+	guint16 tunnel_port; /* 0: names only */
+	char *name;	     /* (nullable) with `name` */
+} PbHelloService;
+
+/* The most services a HELLO may list: more than any server gives (serve --max-services). */
+#define PB_HELLO_MAX_SERVICES 256
+
 /* The HELLO control frame's JSON object: where the tunnel can be reached. */
 typedef struct {
 	char *public_host;
@@ -25,6 +34,8 @@ typedef struct {
 	char *domain;	     /* (nullable) with `name`: the server's --domain */
 	char *url_scheme;    /* (nullable) with `name`: "http" or "https" public clients use */
 	guint16 url_port;    /* with @url_scheme: the port they reach; 0 = the scheme's */
+	GPtrArray *services; /* (nullable) PbHelloService: with `services`, the client's
+				services after the first (the members above), in its order */
 } PbHello;
 
 PbHello *
@@ -38,6 +49,8 @@ char *
 pb_hello_to_json(const PbHello *hello);
 char *
 pb_hello_get_access_url(const PbHello *hello, const char *scheme);
+void
+pb_hello_add_service(PbHello *hello, guint16 tunnel_port, const char *name);
 void
 pb_hello_free(PbHello *hello);
 PbFeatures

@@ -298,7 +298,7 @@ pb_serve_command(int argc, char **argv)
 	/* a PROXY header only goes to a client that asked for it (forward --proxy-protocol); a
 	 * name only to one that asked for the feature */
 	if (features != 0)
-		features |= PB_FEATURES_PROXY | PB_FEATURE_NAME;
+		features |= PB_FEATURES_PROXY | PB_FEATURE_NAME | PB_FEATURE_SERVICES;
 	server = pb_tunnel_server_new((guint16)port, tunnel_host, tunnel_port, public_host);
 	if (tunnel_port_last > tunnel_port)
 		pb_tunnel_server_set_tunnel_ports(server, tunnel_port, tunnel_port_last);

@@ -11,6 +11,23 @@
  * --max-connections at once.
  */
 
+PbServerService *
+pb_server_service_new(void)
+{
+	return g_new0(PbServerService, 1);
+}
+
+/* Closes its public port, if it has one. */
+void
+pb_server_service_free(PbServerService *service)
+{
+	if (service == NULL)
+		return;
+	g_clear_pointer(&service->listener, pb_listener_free);
+	g_free(service->name);
+	g_free(service);
+}
+
 /**
  * pb_server_client_new:
  * @tunnel: (transfer full): the client's tunnel
@@ -30,7 +47,17 @@ pb_server_client_new(PbTunnel *tunnel, GSocketAddress *remote, guint max_connect
 		client->address =
 		    g_object_ref(g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
 	client->max_connections = max_connections;
+	client->services = g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
+	g_ptr_array_add(client->services, pb_server_service_new());
 	return client;
+}
+
+/* Service @index of @client; 0, the first, it always has. */
+PbServerService *
+pb_server_client_get_service(PbServerClient *client, guint index)
+{
+	g_return_val_if_fail(index < client->services->len, NULL);
+	return client->services->pdata[index];
 }
 
 /* An opaque, unguessable session id: 128 random bits in hex. */
@@ -52,18 +79,19 @@ pb_server_client_new_session(void)
 
 /**
  * pb_server_client_add_connection:
+ * @service: the index of the service it is for
  * @origin: the public client's TCP connection (see pb_tunnel_add_stream())
  *
  * A public connection for @client's tunnel, or, over --max-connections, closed at once.
  */
 void
-pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection,
-				GSocketConnection *origin)
+pb_server_client_add_connection(PbServerClient *client, guint32 service,
+				GSocketConnection *connection, GSocketConnection *origin)
 {
 	gint64 now;
 
 	if (pb_tunnel_get_n_streams(client->tunnel) < client->max_connections) {
-		pb_tunnel_add_stream(client->tunnel, connection, origin);
+		pb_tunnel_add_stream(client->tunnel, connection, origin, service);
 		return;
 	}
 	/* over the limit: this connection only; one log line per 10 s at most, so that a
@@ -83,17 +111,67 @@ pb_server_client_add_connection(PbServerClient *client, GSocketConnection *conne
 static void
 pb_server_client_incoming_cb(GSocketConnection *connection, gpointer user_data)
 {
-	pb_server_client_add_connection(user_data, connection, connection);
+	PbServerService *service = user_data;
+
+	pb_server_client_add_connection(service->client, service->index, connection, connection);
 }
 
-/* The client has its tunnel: its public port, if it has one, accepts. */
+/* The client has its tunnel: the public ports of its services accept. */
 void
 pb_server_client_open(PbServerClient *client)
 {
-	if (client->listener == NULL)
-		return;
-	pb_listener_set_callback(client->listener, pb_server_client_incoming_cb, client);
-	pb_listener_set_accepting(client->listener, TRUE);
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		service->client = client;
+		service->index = i;
+		if (service->listener == NULL)
+			continue;
+		pb_listener_set_callback(service->listener, pb_server_client_incoming_cb, service);
+		pb_listener_set_accepting(service->listener, TRUE);
+	}
+}
+
+/* The client is gone: its public ports take no more connections. */
+void
+pb_server_client_close_ports(PbServerClient *client)
+{
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (service->listener != NULL)
+			pb_listener_set_accepting(service->listener, FALSE);
+	}
+}
+
+/* What @services (PbServerService) hold, for logs: "port 41877", "port 41877 and name
+ * alpha", "name alpha", and for several services each of those, separated by ", ". */
+char *
+pb_server_services_describe(GPtrArray *services)
+{
+	g_autoptr(GString) text = g_string_new(NULL);
+
+	for (guint i = 0; i < services->len; i++) {
+		PbServerService *service = services->pdata[i];
+
+		if (i > 0)
+			g_string_append(text, ", ");
+		if (service->name == NULL)
+			g_string_append_printf(text, "port %u", service->port);
+		else if (service->port == 0)
+			g_string_append_printf(text, "name %s", service->name);
+		else
+			g_string_append_printf(text, "port %u and name %s", service->port,
+					       service->name);
+	}
+	return g_string_free(g_steal_pointer(&text), FALSE);
+}
+
+/* What @client holds, for logs: see pb_server_services_describe(). */
+char *
+pb_server_client_describe(PbServerClient *client)
+{
+	return pb_server_services_describe(client->services);
 }
 
 /* Closes what @client still holds (its port, its connections with its tunnel). */
@@ -106,9 +184,8 @@ pb_server_client_free(PbServerClient *client)
 		g_signal_handlers_disconnect_by_data(client->tunnel, client);
 		g_object_unref(client->tunnel);
 	}
-	g_clear_pointer(&client->listener, pb_listener_free);
+	g_ptr_array_unref(client->services);
 	g_free(client->session);
-	g_free(client->name);
 	g_clear_object(&client->address);
 	g_free(client->peer);
 	g_free(client);

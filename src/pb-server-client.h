@@ -8,15 +8,29 @@
 
 G_BEGIN_DECLS
 
-/* One client of `serve`: its tunnel, and what it holds while connected: a public port, a
- * name, a session to come back with. */
+/* One of a client's services (forward --expose): where the public reaches it. */
+typedef struct {
+	PbListener *listener; /* (owned) (nullable) its public port; none with names only */
+	guint16 port;	      /* @listener's number; 0 without one */
+	char *name;	      /* (owned) (nullable) reached as NAME.DOMAIN (serve --domain) */
+	gpointer client;      /* (unowned) (nullable) the PbServerClient it is open for */
+	guint32 index;	      /* its place among the client's services, which OPEN names */
+} PbServerService;
+
+PbServerService *
+pb_server_service_new(void);
+void
+pb_server_service_free(PbServerService *service);
+char *
+pb_server_services_describe(GPtrArray *services);
+
+/* One client of `serve`: its tunnel, and what it holds while connected: a public port and
+ * a name per service, a session to come back with. */
 typedef struct {
 	gpointer owner;		/* (unowned) the server, for its callbacks */
 	PbTunnel *tunnel;	/* (owned) */
-	PbListener *listener;	/* (owned) (nullable) the public port; none with names only */
+	GPtrArray *services;	/* (owned) PbServerService, in the client's order: one at least */
 	char *session;		/* (owned) (nullable) what the client presents to come back */
-	char *name;		/* (owned) (nullable) reached as NAME.DOMAIN (--domain) */
-	guint16 tunnel_port;	/* 0 without a public port */
 	GInetAddress *address;	/* (owned) (nullable) the client's */
 	char *peer;		/* (owned) for logs */
 	gint64 connected_since; /* Unix µs */
@@ -27,13 +41,19 @@ typedef struct {
 
 PbServerClient *
 pb_server_client_new(PbTunnel *tunnel, GSocketAddress *remote, guint max_connections);
+PbServerService *
+pb_server_client_get_service(PbServerClient *client, guint index);
 char *
 pb_server_client_new_session(void);
 void
-pb_server_client_add_connection(PbServerClient *client, GSocketConnection *connection,
-				GSocketConnection *origin);
+pb_server_client_add_connection(PbServerClient *client, guint32 service,
+				GSocketConnection *connection, GSocketConnection *origin);
 void
 pb_server_client_open(PbServerClient *client);
+void
+pb_server_client_close_ports(PbServerClient *client);
+char *
+pb_server_client_describe(PbServerClient *client);
 void
 pb_server_client_free(PbServerClient *client);
 void

@@ -5,6 +5,7 @@
 
 #include "pb-admission.h"
 #include "pb-frame.h"
+#include "pb-server-client.h"
 #include "pb-token.h"
 
 /*
@@ -26,9 +27,8 @@ typedef struct {
 	char *session;	       /* (owned) what the client presents to come back */
 	GInetAddress *address; /* (owned) (nullable) the client's */
 	char *peer;	       /* (owned) for logs */
-	PbListener *listener;  /* (owned) (nullable) the port, bound and not accepting */
-	guint16 port;	       /* its number; 0 without one (names only) */
-	char *name;	       /* (owned) (nullable) its name (serve --domain), kept with it */
+	GPtrArray *services;   /* (owned) PbServerService: their ports, bound and not accepting,
+				  and their names */
 	guint expire_id;       /* when the grace period is over */
 	gint64 claimed;	       /* monotonic µs of the last request presenting it; 0 = none */
 } PbReservation;
@@ -41,10 +41,9 @@ static void
 pb_reservation_free(PbReservation *reservation)
 {
 	g_clear_handle_id(&reservation->expire_id, g_source_remove);
-	g_clear_pointer(&reservation->listener, pb_listener_free);
+	g_clear_pointer(&reservation->services, g_ptr_array_unref);
 	g_clear_object(&reservation->address);
 	g_free(reservation->session);
-	g_free(reservation->name);
 	g_free(reservation->peer);
 	g_free(reservation);
 }
@@ -56,17 +55,14 @@ pb_session_table_remove(PbSessionTable *self, PbReservation *reservation)
 	pb_reservation_free(reservation);
 }
 
-/* "Port 41877", "Name alpha" or "Port 41877 and name alpha", for logs. */
-static const char *
-pb_reservation_describe(PbReservation *reservation, char *buf, gsize size)
+/* "Port 41877", "Name alpha", "Port 41877 and name alpha, port 41878", for logs. */
+static char *
+pb_reservation_describe(PbReservation *reservation)
 {
-	if (reservation->name == NULL)
-		g_snprintf(buf, size, "Port %u", reservation->port);
-	else if (reservation->port == 0)
-		g_snprintf(buf, size, "Name %s", reservation->name);
-	else
-		g_snprintf(buf, size, "Port %u and name %s", reservation->port, reservation->name);
-	return buf;
+	char *text = pb_server_services_describe(reservation->services);
+
+	text[0] = g_ascii_toupper(text[0]);
+	return text;
 }
 
 /* The grace period is over: the port is free for anyone. */
@@ -74,11 +70,10 @@ static gboolean
 pb_reservation_expired_cb(gpointer user_data)
 {
 	PbReservation *reservation = user_data;
-	char buf[128];
+	g_autofree char *what = pb_reservation_describe(reservation);
 
 	reservation->expire_id = 0;
-	g_message("%s of client %s released", pb_reservation_describe(reservation, buf, sizeof buf),
-		  reservation->peer);
+	g_message("%s of client %s released", what, reservation->peer);
 	pb_session_table_remove(reservation->table, reservation);
 	return G_SOURCE_REMOVE;
 }
@@ -103,15 +98,13 @@ pb_session_table_lookup(PbSessionTable *self, const char *session)
  * @session: what the client will present
  * @address: (nullable): the client's IP address
  * @peer: the client's address and port, for logs
- * @listener: (transfer full) (nullable): its public port, no longer accepting
- * @port: @listener's port; 0 without one
- * @name: (nullable): the client's name (serve --domain), kept with the port
+ * @services: (transfer full): its services (PbServerService), their public ports no longer
+ *   accepting
  * @grace_s: how long the port is kept
  */
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, PbListener *listener, guint16 port, const char *name,
-			 guint grace_s)
+			 const char *peer, GPtrArray *services, guint grace_s)
 {
 	PbReservation *reservation = g_new0(PbReservation, 1);
 
@@ -119,9 +112,7 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	reservation->session = g_strdup(session);
 	reservation->address = address != NULL ? g_object_ref(address) : NULL;
 	reservation->peer = g_strdup(peer);
-	reservation->listener = listener;
-	reservation->port = port;
-	reservation->name = g_strdup(name);
+	reservation->services = services;
 	reservation->expire_id =
 	    g_timeout_add(grace_s * 1000, pb_reservation_expired_cb, reservation);
 	g_queue_push_tail(&self->reservations, reservation);
@@ -158,22 +149,21 @@ pb_reservation_is_claimed(PbReservation *reservation)
 /**
  * pb_session_table_take:
  * @session: (nullable): what a client presents
- * @listener: (out) (transfer full) (nullable): the port kept for it, if it had one
- * @name: (out) (transfer full) (nullable): the name kept for it, if it had one
  *
- * Returns: whether anything was kept for @session (it is no longer)
+ * Returns: (transfer full) (nullable): the services (PbServerService) kept for @session,
+ *   which are no longer
  */
-gboolean
-pb_session_table_take(PbSessionTable *self, const char *session, PbListener **listener, char **name)
+GPtrArray *
+pb_session_table_take(PbSessionTable *self, const char *session)
 {
 	PbReservation *reservation = pb_session_table_lookup(self, session);
+	GPtrArray *services;
 
 	if (reservation == NULL)
-		return FALSE;
-	*listener = g_steal_pointer(&reservation->listener);
-	*name = g_steal_pointer(&reservation->name);
+		return NULL;
+	services = g_steal_pointer(&reservation->services);
 	pb_session_table_remove(self, reservation);
-	return TRUE;
+	return services;
 }
 
 gboolean
@@ -182,8 +172,12 @@ pb_session_table_holds_port(PbSessionTable *self, guint16 port)
 	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
 
-		if (port != 0 && reservation->port == port)
-			return TRUE;
+		for (guint i = 0; i < reservation->services->len; i++) {
+			PbServerService *service = reservation->services->pdata[i];
+
+			if (port != 0 && service->port == port)
+				return TRUE;
+		}
 	}
 	return FALSE;
 }
@@ -196,9 +190,14 @@ pb_session_table_holds_name(PbSessionTable *self, const char *name, const char *
 	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
 
-		if (g_strcmp0(reservation->name, name) == 0 &&
-		    (session == NULL || !pb_token_equal(reservation->session, session)))
-			return TRUE;
+		if (session != NULL && pb_token_equal(reservation->session, session))
+			continue;
+		for (guint i = 0; i < reservation->services->len; i++) {
+			PbServerService *service = reservation->services->pdata[i];
+
+			if (g_strcmp0(service->name, name) == 0)
+				return TRUE;
+		}
 	}
 	return FALSE;
 }
@@ -216,7 +215,7 @@ static gboolean
 pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 {
 	PbReservation *oldest = NULL;
-	char buf[128];
+	g_autofree char *what = NULL;
 
 	for (GList *l = self->reservations.head; l != NULL; l = l->next) {
 		PbReservation *reservation = l->data;
@@ -234,7 +233,7 @@ pb_session_table_release_oldest(PbSessionTable *self, GInetAddress *address)
 	if (oldest == NULL)
 		return FALSE;
 	g_message("%s of client %s released early: a new client takes its place",
-		  pb_reservation_describe(oldest, buf, sizeof buf), oldest->peer);
+		  (what = pb_reservation_describe(oldest)), oldest->peer);
 	pb_session_table_remove(self, oldest);
 	return TRUE;
 }

@@ -21,13 +21,11 @@ PbSessionTable *
 pb_session_table_new(void);
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, PbListener *listener, guint16 port, const char *name,
-			 guint grace_s);
+			 const char *peer, GPtrArray *services, guint grace_s);
 gboolean
 pb_session_table_claim(PbSessionTable *self, const char *session);
-gboolean
-pb_session_table_take(PbSessionTable *self, const char *session, PbListener **listener,
-		      char **name);
+GPtrArray *
+pb_session_table_take(PbSessionTable *self, const char *session);
 gboolean
 pb_session_table_holds_name(PbSessionTable *self, const char *name, const char *session);
 gboolean

@@ -33,6 +33,7 @@
 struct _PbStream {
 	GObject parent_instance;
 	guint32 id;
+	guint32 service; /* which of the client's services it is for (`services`); 0 = the first */
 	GSocketConnection *connection; /* (owned) (nullable) until connected */
 	GSocket *socket;	       /* (unowned) the connection's */
 	PbPollerWatch *watch;	       /* (owned) (nullable) while connected and open */
@@ -183,6 +184,21 @@ static void
 pb_stream_writable_cb(gpointer user_data)
 {
 	pb_stream_flush_and_report(PB_STREAM(user_data)); /* stops watching once it is empty */
+}
+
+/* Which of the client's services the connection is for: 0 is the first (see OPEN). */
+guint32
+pb_stream_get_service(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), 0);
+	return self->service;
+}
+
+void
+pb_stream_set_service(PbStream *self, guint32 service)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+	self->service = service;
 }
 
 guint32

@@ -15,6 +15,10 @@ PbStream *
 pb_stream_new(guint32 id);
 guint32
 pb_stream_get_id(PbStream *self);
+guint32
+pb_stream_get_service(PbStream *self);
+void
+pb_stream_set_service(PbStream *self, guint32 service);
 void
 pb_stream_set_connection(PbStream *self, GSocketConnection *connection);
 gboolean

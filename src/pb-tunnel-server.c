@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "pb-client-registry.h"
+#include "pb-error.h"
 #include "pb-flow.h"
 #include "pb-frame.h"
 #include "pb-listener.h"
@@ -18,6 +19,8 @@
 #include "pb-name.h"
 #include "pb-public-ports.h"
 #include "pb-queue-budget.h"
+#include "pb-server-client.h"
+#include "pb-services.h"
 #include "pb-text.h"
 #include "pb-token.h"
 #include "pb-tunnel.h"
@@ -63,6 +66,7 @@ struct _PbTunnelServer {
 	guint grace_s;		   /* how long a lost client's port is kept; 0 = not at all */
 	guint max_clients;	   /* connected or with their port kept; more get 503 */
 	guint max_connections;	   /* per tunnel; more public connections are closed at once */
+	guint max_services;	   /* per client; a client asking for more gets 403 */
 	PbTunnelStats ended;	   /* the counters of the tunnels that have closed, added up */
 	gboolean metrics;	   /* answer GET /metrics */
 	char *metrics_token;	   /* (owned) (nullable) required on GET /metrics */
@@ -70,15 +74,18 @@ struct _PbTunnelServer {
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
 
-/* What @client holds, for logs: "port 41877", "port 41877 and name alpha", "name alpha". */
-static char *
-pb_tunnel_server_describe(PbServerClient *client)
+/* The names the further services of a request ask for (Piggyback-Services, checked in
+ * pb_tunnel_server_check_services()); none without the `services` feature. */
+static GPtrArray *
+pb_tunnel_server_get_services(PbTunnelServer *self, SoupMessageHeaders *request,
+			      PbFeatures features)
 {
-	if (client->name == NULL)
-		return g_strdup_printf("port %u", client->tunnel_port);
-	if (client->tunnel_port == 0)
-		return g_strdup_printf("name %s", client->name);
-	return g_strdup_printf("port %u and name %s", client->tunnel_port, client->name);
+	const char *header = soup_message_headers_get_one(request, PB_SERVICES_HEADER);
+	GPtrArray *names = NULL;
+
+	if ((features & PB_FEATURE_SERVICES) && header != NULL)
+		names = pb_services_header_parse(header, self->max_services - 1, NULL);
+	return names != NULL ? names : g_ptr_array_new_with_free_func(g_free);
 }
 
 /* The protocol 2 features a client's request asks for that this server gives it. */
@@ -105,21 +112,20 @@ pb_tunnel_server_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
 	PbServerClient *client = user_data;
 	PbTunnelServer *self = PB_TUNNEL_SERVER(client->owner);
-	g_autofree char *what = pb_tunnel_server_describe(client);
+	g_autofree char *what = pb_server_client_describe(client);
 	PbTunnelStats stats;
 
 	pb_tunnel_get_stats(tunnel, &stats);
 	stats.streams_open = stats.send_queue = 0; /* gauges: nothing is open or queued now */
 	pb_tunnel_stats_add(&self->ended, &stats);
 	pb_client_registry_remove(self->clients, client);
-	if (client->listener != NULL)
-		pb_listener_set_accepting(client->listener, FALSE);
+	pb_server_client_close_ports(client);
 	if (pb_tunnel_get_said_goodbye(tunnel)) {
 		g_message("Client %s disconnected: it said goodbye, %s closed", client->peer, what);
-		g_clear_pointer(&client->listener, pb_listener_free); /* free for the next now */
+		g_ptr_array_set_size(client->services, 0); /* its ports free for the next now */
 	} else if (self->grace_s == 0 || client->session == NULL) {
 		g_message("Client %s disconnected, %s closed", client->peer, what);
-		g_clear_pointer(&client->listener, pb_listener_free);
+		g_ptr_array_set_size(client->services, 0);
 	} else {
 		g_message("Client %s disconnected, %s kept for it for %u s", client->peer, what,
 			  self->grace_s);
@@ -204,17 +210,17 @@ pb_tunnel_server_refuse(PbServerClient *client, gushort code, const char *reason
 	pb_server_client_free_later(client);
 }
 
-/* Gives @client, new, a public port (unless names only) and a name (with the `name`
- * feature): those its session kept, else new ones. FALSE if it is refused. */
+/* Gives @client, new, @n_services services, each with a public port (unless names only)
+ * and a name (with the `name` feature): those its session kept, else new ones. FALSE if it
+ * is refused. */
 static gboolean
 pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFeatures features,
-			      SoupMessageHeaders *request)
+			      SoupMessageHeaders *request, const char *const *names,
+			      guint n_services)
 {
-	g_autoptr(GError) error = NULL;
-
 	if (pb_client_registry_take_session(self->clients, pb_tunnel_server_get_session(request),
 					    client)) {
-		g_autofree char *what = pb_tunnel_server_describe(client);
+		g_autofree char *what = pb_server_client_describe(client);
 
 		g_message("Client %s is back: its %s again", client->peer, what);
 	} else if (pb_tunnel_server_admit(self, client->address) != PB_ADMIT_OK) {
@@ -224,11 +230,21 @@ pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFe
 		pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
 					"server full");
 		return FALSE;
-	} else if (!self->public_ports.off) {
-		client->listener =
+	}
+	/* a session kept as many services as the client had then */
+	g_ptr_array_set_size(client->services, MIN(client->services->len, n_services));
+	while (client->services->len < n_services)
+		g_ptr_array_add(client->services, pb_server_service_new());
+	for (guint i = 0; i < n_services && !self->public_ports.off; i++) {
+		PbServerService *service = client->services->pdata[i];
+		g_autoptr(GError) error = NULL;
+
+		if (service->listener != NULL)
+			continue;
+		service->listener =
 		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
-					   self, &client->tunnel_port, &error);
-		if (client->listener == NULL) {
+					   self, &service->port, &error);
+		if (service->listener == NULL) {
 			g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
 				  error->message);
 			pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR,
@@ -240,17 +256,42 @@ pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFe
 	if (soup_message_headers_get_one(request, PB_FEATURES_HEADER) != NULL)
 		client->session = pb_server_client_new_session();
 	if (!(features & PB_FEATURE_NAME)) {
-		g_clear_pointer(&client->name, g_free);
+		for (guint i = 0; i < n_services; i++)
+			g_clear_pointer(&pb_server_client_get_service(client, i)->name, g_free);
 		return TRUE;
 	}
-	/* Piggyback-Name was checked in pb_tunnel_server_check_name() */
-	if (!pb_client_registry_give_name(self->clients, client,
-					  soup_message_headers_get_one(request, PB_NAME_HEADER))) {
+	/* the names asked for were checked in pb_tunnel_server_check_names() */
+	if (!pb_client_registry_give_names(self->clients, client, names, n_services)) {
 		pb_tunnel_server_refuse(client, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
 					"name taken by another client");
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* Where @client's services are reached, for the log: "on port 41877", "on port 41877,
+ * named alpha.DOMAIN", "named alpha.DOMAIN (names only)", joined by "; ". */
+static char *
+pb_tunnel_server_describe_open(PbTunnelServer *self, PbServerClient *client)
+{
+	g_autoptr(GString) text = g_string_new(NULL);
+
+	for (guint i = 0; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		if (i > 0)
+			g_string_append(text, "; ");
+		if (service->port != 0 && self->public_ports.host != NULL)
+			g_string_append_printf(text, "on %s port %u", self->public_ports.host,
+					       service->port);
+		else if (service->port != 0)
+			g_string_append_printf(text, "on port %u", service->port);
+		if (service->name != NULL)
+			g_string_append_printf(
+			    text, "%snamed %s.%s%s", service->port != 0 ? ", " : "", service->name,
+			    self->domain, service->port != 0 ? "" : " (names only)");
+	}
+	return g_string_free(g_steal_pointer(&text), FALSE);
 }
 
 static void
@@ -262,6 +303,10 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	g_autofree char *public_host = NULL;
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
 	PbFeatures features = pb_tunnel_server_get_features(self, request);
+	g_autoptr(GPtrArray) further = NULL;
+	g_autofree const char **names = NULL;
+	g_autofree char *what = NULL;
+	PbServerService *first;
 	PbTunnel *tunnel;
 	PbServerClient *client;
 
@@ -288,33 +333,35 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client = pb_server_client_new(tunnel, soup_server_message_get_remote_address(msg),
 				      self->max_connections);
 	client->owner = self;
-	if (!pb_tunnel_server_place_client(self, client, features, request))
+	further = pb_tunnel_server_get_services(self, request, features);
+	names = g_new0(const char *, further->len + 1);
+	names[0] = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	for (guint i = 0; i < further->len; i++)
+		names[i + 1] = further->pdata[i];
+	if (!pb_tunnel_server_place_client(self, client, features, request, names,
+					   further->len + 1))
 		return;
 	pb_server_client_open(client);
 	g_signal_connect(client->tunnel, "closed", G_CALLBACK(pb_tunnel_server_closed_cb), client);
 	pb_client_registry_add(self->clients, client);
 
-	hello = pb_hello_new(public_host, client->tunnel_port, PACKAGE_VERSION);
+	first = pb_server_client_get_service(client, 0);
+	hello = pb_hello_new(public_host, first->port, PACKAGE_VERSION);
 	hello->features = features; /* a 1.1 client asks for none and is told of none */
 	hello->window = self->window;
 	hello->session = g_strdup(client->session);
-	hello->name = g_strdup(client->name);
+	hello->name = g_strdup(first->name);
 	hello->domain = g_strdup(self->domain);
 	hello->url_scheme = g_strdup(self->url_scheme);
 	hello->url_port = self->url_port;
+	for (guint i = 1; i < client->services->len; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		pb_hello_add_service(hello, service->port, service->name);
+	}
 	pb_tunnel_send_hello(client->tunnel, hello);
-	if (client->listener == NULL)
-		g_message("Client %s connected: tunnel open, named %s.%s (names only)",
-			  client->peer, client->name, self->domain);
-	else if (client->name != NULL)
-		g_message("Client %s connected: tunnel open on port %u, named %s.%s", client->peer,
-			  client->tunnel_port, client->name, self->domain);
-	else if (self->public_ports.host != NULL)
-		g_message("Client %s connected: tunnel open on %s port %u", client->peer,
-			  self->public_ports.host, client->tunnel_port);
-	else
-		g_message("Client %s connected: tunnel open on port %u", client->peer,
-			  client->tunnel_port);
+	what = pb_tunnel_server_describe_open(self, client);
+	g_message("Client %s connected: tunnel open %s", client->peer, what);
 }
 
 /* Answers @status with @text as the body; @phrase (nullable) replaces the status line's
@@ -365,34 +412,82 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 					 SOUP_MEMORY_TAKE, g_steal_pointer(&text), len);
 }
 
-/* The name a client asks for (Piggyback-Name), if the server has names: 400 if it is not
- * one, 409 if another client holds it. */
+/* Whether @asked (nullable), a name a request asks for, is free: 409 if another client
+ * holds it. */
 static gboolean
-pb_tunnel_server_check_name(PbTunnelServer *self, SoupServerMessage *msg,
-			    SoupMessageHeaders *request)
+pb_tunnel_server_check_name_free(PbTunnelServer *self, SoupServerMessage *msg,
+				 SoupMessageHeaders *request, const char *asked)
 {
-	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
 	g_autofree char *phrase = NULL;
 
-	if (self->domain == NULL || asked == NULL ||
-	    !(self->features & PB_FEATURE_NAME &
-	      pb_features_parse(soup_message_headers_get_one(request, PB_FEATURES_HEADER))))
-		return TRUE;
-	if (!pb_name_is_valid(asked)) {
-		pb_tunnel_server_reply_full(
-		    msg, SOUP_STATUS_BAD_REQUEST, "Invalid name",
-		    "A tunnel name is 1 to 63 characters of a-z, 0-9 and -, not starting or "
-		    "ending with -.\n");
-		return FALSE;
-	}
-	if (!pb_client_registry_name_taken(self->clients, asked,
-					   pb_tunnel_server_get_session(request)))
+	if (asked == NULL || !pb_client_registry_name_taken(self->clients, asked,
+							    pb_tunnel_server_get_session(request)))
 		return TRUE;
 	g_message("Refusing a client: the name %s is held by another client", asked);
 	phrase = g_strdup_printf("The name %s is held by another client", asked);
 	pb_tunnel_server_reply_full(msg, SOUP_STATUS_CONFLICT, phrase,
 				    "Another client holds this name: ask for another one.\n");
 	return FALSE;
+}
+
+/* The names a client asks for (Piggyback-Name, and Piggyback-Services for its further
+ * services), if the server has names: 400 if one is not a name, or asked for twice; 409
+ * if another client holds it. And how many services: 403 over --max-services. */
+static gboolean
+pb_tunnel_server_check_names(PbTunnelServer *self, SoupServerMessage *msg,
+			     SoupMessageHeaders *request)
+{
+	PbFeatures features = pb_tunnel_server_get_features(self, request);
+	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	const char *services = soup_message_headers_get_one(request, PB_SERVICES_HEADER);
+	g_autoptr(GPtrArray) further = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if ((features & PB_FEATURE_NAME) && asked != NULL && !pb_name_is_valid(asked)) {
+		pb_tunnel_server_reply_full(
+		    msg, SOUP_STATUS_BAD_REQUEST, "Invalid name",
+		    "A tunnel name is 1 to 63 characters of a-z, 0-9 and -, not starting or "
+		    "ending with -.\n");
+		return FALSE;
+	}
+	if ((features & PB_FEATURE_SERVICES) && services != NULL) {
+		further = pb_services_header_parse(services, self->max_services - 1, &error);
+		if (further == NULL && g_error_matches(error, PB_ERROR, PB_ERROR_REFUSED)) {
+			g_autofree char *text =
+			    g_strdup_printf("This server takes at most %u services per client.\n",
+					    self->max_services);
+
+			g_message("Refusing a client: it asks for more than %u services "
+				  "(--max-services)",
+				  self->max_services);
+			pb_tunnel_server_reply_full(msg, SOUP_STATUS_FORBIDDEN,
+						    "Too many services (--max-services)", text);
+			return FALSE;
+		}
+		if (further == NULL) {
+			g_autofree char *text = g_strdup_printf("Bad %s header: %s.\n",
+								PB_SERVICES_HEADER, error->message);
+
+			pb_tunnel_server_reply_full(msg, SOUP_STATUS_BAD_REQUEST,
+						    "Invalid services", text);
+			return FALSE;
+		}
+	}
+	if (!(features & PB_FEATURE_NAME))
+		return TRUE;
+	if (!pb_tunnel_server_check_name_free(self, msg, request, asked))
+		return FALSE;
+	for (guint i = 0; further != NULL && i < further->len; i++) {
+		if (asked != NULL && g_strcmp0(further->pdata[i], asked) == 0) {
+			pb_tunnel_server_reply_full(msg, SOUP_STATUS_BAD_REQUEST,
+						    "Invalid services",
+						    "Two services ask for the same name.\n");
+			return FALSE;
+		}
+		if (!pb_tunnel_server_check_name_free(self, msg, request, further->pdata[i]))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 static void
@@ -458,7 +553,7 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
 		return;
 	}
-	if (!pb_tunnel_server_check_name(self, msg, request))
+	if (!pb_tunnel_server_check_names(self, msg, request))
 		return;
 	if (self->public_ports.off &&
 	    !(pb_tunnel_server_get_features(self, request) & PB_FEATURE_NAME)) {
@@ -536,12 +631,13 @@ pb_tunnel_server_route_cb(const char *name, GSocketConnection *connection,
 			  GSocketConnection *origin, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
-	PbServerClient *client = pb_client_registry_find_name(self->clients, name);
+	guint32 service = 0;
+	PbServerClient *client = pb_client_registry_find_name(self->clients, name, &service);
 
 	if (client == NULL)
 		return pb_client_registry_is_away(self->clients, name) ? PB_ROUTE_AWAY
 								       : PB_ROUTE_UNKNOWN;
-	pb_server_client_add_connection(client, connection, origin);
+	pb_server_client_add_connection(client, service, connection, origin);
 	return PB_ROUTE_TAKEN;
 }
 
@@ -764,11 +860,13 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 	for (const GList *l = g_list_last((GList *)pb_client_registry_get_clients(self->clients));
 	     l != NULL; l = l->prev) {
 		PbServerClient *client = l->data;
+		PbServerService *first = pb_server_client_get_service(client, 0);
 		PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
 
+		/* the views show a client's first service for now */
 		info->peer = g_strdup(client->peer);
-		info->name = g_strdup(client->name);
-		info->tunnel_port = client->tunnel_port;
+		info->name = g_strdup(first->name);
+		info->tunnel_port = first->port;
 		info->connected_since = client->connected_since;
 		pb_tunnel_get_stats(client->tunnel, &info->stats);
 		g_ptr_array_add(infos, info);
@@ -876,12 +974,14 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
-	self->features = PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME;
+	self->features =
+	    PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME | PB_FEATURE_SERVICES;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->grace_s = PB_GRACE_DEFAULT;
 	self->max_clients = PB_MAX_CLIENTS_DEFAULT;
 	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	self->max_services = PB_MAX_SERVICES_DEFAULT;
 	self->handshake_timeout_s = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
 	self->queue_budget = pb_queue_budget_new(PB_MAX_BUFFER_DEFAULT);
@@ -925,6 +1025,15 @@ pb_tunnel_server_set_limits(PbTunnelServer *self, guint max_clients, guint max_c
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	self->max_clients = max_clients;
 	self->max_connections = max_connections;
+}
+
+/* Services a client may have (forward --expose); one asking for more gets 403. */
+void
+pb_tunnel_server_set_max_services(PbTunnelServer *self, guint max_services)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	g_return_if_fail(max_services >= 1);
+	self->max_services = max_services;
 }
 
 /**

@@ -28,6 +28,8 @@ PbTunnelServer *
 pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 		     const char *public_host);
 void
+pb_tunnel_server_set_max_services(PbTunnelServer *self, guint max_services);
+void
 pb_tunnel_server_set_names_only(PbTunnelServer *self, gboolean names_only);
 void
 pb_tunnel_server_set_public_url(PbTunnelServer *self, const char *scheme, guint16 port);

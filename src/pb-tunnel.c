@@ -388,18 +388,32 @@ pb_tunnel_ws_data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer us
 }
 
 static void
-pb_tunnel_receive_open(PbTunnel *self, guint32 id)
+pb_tunnel_receive_open(PbTunnel *self, const PbFrame *frame)
 {
+	guint32 id = frame->conn_id;
 	PbStream *old = pb_connection_table_lookup(self->table, id);
 	PbStream *stream;
+	guint32 service = 0;
 
 	if (self->role != SOUP_WEBSOCKET_CONNECTION_CLIENT || id == PB_CONTROL_ID)
 		return;
+	/* with `services`, the payload is the service's index (none: the first); without, a
+	 * payload is ignored as version 1 does */
+	if ((self->features & PB_FEATURE_SERVICES) && frame->payload_len != 0) {
+		if (frame->payload_len != 4) {
+			pb_tunnel_protocol_error(self,
+						 "OPEN with a payload that is no service index");
+			return;
+		}
+		service = (guint32)frame->payload[0] << 24 | (guint32)frame->payload[1] << 16 |
+			  (guint32)frame->payload[2] << 8 | frame->payload[3];
+	}
 	if (old != NULL) {
 		pb_stream_abort(old); /* the peer reused an id it had not closed */
 		pb_tunnel_drop_stream(self, old);
 	}
 	stream = pb_tunnel_insert_stream(self, id);
+	pb_stream_set_service(stream, service);
 	pb_tunnel_log_stream(self, id, "opened by the peer");
 	g_signal_emit(self, signals[SIGNAL_OPEN_REQUESTED], 0, stream);
 }
@@ -484,7 +498,7 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 		break;
 	}
 	case PB_FRAME_OPEN:
-		pb_tunnel_receive_open(self, frame.conn_id);
+		pb_tunnel_receive_open(self, &frame);
 		break;
 	case PB_FRAME_WINDOW:
 		if (self->features & PB_FEATURE_FLOW)
@@ -611,6 +625,8 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
  * @origin: the public client's TCP connection, whose addresses the PROXY header gives:
  *   @connection, or the one under TLS the server terminated (then @connection is the
  *   plain side of a socketpair, which has no IP addresses)
+ * @service: which of the client's services it is for (0 = the first; others need the
+ *   `services` feature)
  *
  * Gives it a connId that is not 0 and not in use, and sends OPEN (and, with a
  * `proxy-*` feature, the PROXY header).
@@ -618,16 +634,22 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
  * Returns: the connId
  */
 guint32
-pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConnection *origin)
+pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConnection *origin,
+		     guint32 service)
 {
 	PbStream *stream;
 	guint32 id;
+	guint8 index[4] = {(guint8)(service >> 24), (guint8)(service >> 16), (guint8)(service >> 8),
+			   (guint8)service};
 
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
+	g_return_val_if_fail(service == 0 || (self->features & PB_FEATURE_SERVICES), 0);
 
 	id = pb_connection_table_next_id(self->table);
-	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, NULL, 0);
+	/* the first service's OPEN stays empty: what a peer without `services` expects */
+	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, index, service != 0 ? sizeof index : 0);
 	stream = pb_tunnel_insert_stream(self, id);
+	pb_stream_set_service(stream, service);
 	if (self->features & PB_FEATURES_PROXY)
 		pb_tunnel_send_proxy_header(self, stream, origin);
 	pb_stream_set_connection(stream, connection);

@@ -30,7 +30,8 @@ pb_tunnel_get_websocket(PbTunnel *self);
 void
 pb_tunnel_send_hello(PbTunnel *self, const PbHello *hello);
 guint32
-pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConnection *origin);
+pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConnection *origin,
+		     guint32 service);
 void
 pb_tunnel_connect_stream(PbTunnel *self, PbStream *stream, GSocketConnection *connection);
 void

@@ -13,6 +13,7 @@
 #include "pb-admission.h"
 #include "pb-frame.h"
 #include "pb-listener.h"
+#include "pb-server-client.h"
 #include "pb-session-table.h"
 #include "pb-test-utils.h"
 
@@ -548,11 +549,17 @@ reserve(PbSessionTable *table, const char *session, const char *from)
 	g_autoptr(GInetAddress) address = g_inet_address_new_from_string(from);
 	g_autoptr(GSocketAddress) local = g_inet_socket_address_new_from_string("127.0.0.1", 0);
 	PbListener *listener = pb_listener_new(local, NULL, NULL, NULL);
+	GPtrArray *services =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
+	PbServerService *service = pb_server_service_new();
 	guint16 port;
 
 	g_assert_nonnull(listener);
 	port = pb_listener_get_port(listener);
-	pb_session_table_reserve(table, session, address, from, listener, port, NULL, 60);
+	service->listener = listener;
+	service->port = port;
+	g_ptr_array_add(services, service);
+	pb_session_table_reserve(table, session, address, from, services, 60);
 	return port;
 }
 
@@ -566,8 +573,8 @@ test_admission_session_table(void)
 	const char *c = "cccccccccccccccccccccccccccccccc";
 	guint16 port_a;
 	guint16 port_c;
-	PbListener *listener = NULL;
-	g_autofree char *name = NULL;
+	g_autoptr(GPtrArray) services = NULL;
+	PbServerService *service;
 
 	g_test_summary("Kept ports count against --max-clients; a newcomer releases the oldest "
 		       "of its own network first, else the oldest of all, never one whose "
@@ -590,12 +597,13 @@ test_admission_session_table(void)
 	g_assert_cmpint(pb_session_table_admit(table, 4, 64, 5, newcomer), ==, PB_ADMIT_NO_PORT);
 	/* connected clients fill the server: the kept port stays */
 	g_assert_cmpint(pb_session_table_admit(table, 5, 5, 0, NULL), ==, PB_ADMIT_FULL);
-	g_assert_true(pb_session_table_take(table, a, &listener, &name));
-	g_assert_nonnull(listener);
-	g_assert_null(name);
-	g_assert_cmpuint(pb_listener_get_port(listener), ==, port_a);
+	services = pb_session_table_take(table, a);
+	g_assert_nonnull(services);
+	g_assert_cmpuint(services->len, ==, 1);
+	service = services->pdata[0];
+	g_assert_null(service->name);
+	g_assert_cmpuint(pb_listener_get_port(service->listener), ==, port_a);
 	g_assert_cmpuint(pb_session_table_get_size(table), ==, 0);
-	pb_listener_free(listener);
 }
 
 /* --- 5: the cap on connections waiting for their handshake --- */
