@@ -24,10 +24,20 @@ pb_forward_command_ready_cb(PbTunnelClient *client, const char *access_url, cons
 
 	if (cli->view != NULL)
 		return; /* the dashboard shows them */
+	PbClientServices *services = pb_tunnel_client_get_services(client);
+
 	/* not translated: scripts read these lines (the dashboard and D-Bus are for people) */
 	if (access_url != NULL) /* none from a names-only server (serve --tunnel-port off) */
 		pb_cli_print("Access URL: %s\n", access_url);
 	pb_cli_print("HTTP URL: %s\n", http_url);
+	/* each further service the same, its name (else its address) in parentheses */
+	for (guint i = 0; i < pb_client_services_get_len(services); i++) {
+		const PbClientService *service = pb_client_services_get(services, i);
+
+		if (service->access_url != NULL)
+			pb_cli_print("Access URL (%s): %s\n", service->label, service->access_url);
+		pb_cli_print("HTTP URL (%s): %s\n", service->label, service->http_url);
+	}
 }
 
 /* Plain logs: the client's events ("Online at …", "Reconnecting in 1.2 s") as log lines. */
@@ -173,6 +183,73 @@ pb_forward_command_wait_closed(PbTunnelClient *client)
 	g_source_remove(tick);
 }
 
+static gboolean
+pb_forward_command_same_name(gconstpointer a, gconstpointer b)
+{
+	const PbServiceSpec *spec_a = a;
+	const PbServiceSpec *spec_b = b;
+
+	return spec_a->name != NULL && g_strcmp0(spec_a->name, spec_b->name) == 0;
+}
+
+/* The services of --expose, each [NAME=][HOST:]PORT. Without -p (*@port is -1) the first
+ * is the main service: it sets *@port, *@host and, unless --name did, *@name. Returns:
+ * (transfer full) (nullable): the further services (PbServiceSpec), %NULL with *@status
+ * set for a bad one, or two services that ask for one name */
+static GPtrArray *
+pb_forward_command_parse_exposes(char **values, int *port, char **host, char **name, int *status)
+{
+	g_autoptr(GPtrArray) specs =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_service_spec_free);
+
+	for (guint i = 0; values[i] != NULL; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(PbServiceSpec) spec = pb_service_spec_parse(values[i], &error);
+		g_autofree char *shown = pb_text_escape(values[i], -1);
+
+		if (spec == NULL) {
+			g_autofree char *message =
+			    /* TRANSLATORS: %s are the value given and what is wrong with it */
+			    g_strdup_printf(_("--expose “%s”: %s"), shown, error->message);
+
+			*status = pb_cli_usage_error(message);
+			return NULL;
+		}
+		if (*port == -1 && i == 0) {
+			if (spec->name != NULL && *name != NULL &&
+			    g_strcmp0(spec->name, *name) != 0) {
+				g_autofree char *message = g_strdup_printf(
+				    _("--expose “%s” names the main service, which --name names "
+				      "too"),
+				    shown);
+
+				*status = pb_cli_usage_error(message);
+				return NULL;
+			}
+			*port = spec->port;
+			g_free(*host);
+			*host = g_strdup(spec->host);
+			if (spec->name != NULL) {
+				g_free(*name);
+				*name = g_strdup(spec->name);
+			}
+			continue;
+		}
+		if (spec->name != NULL && (g_strcmp0(spec->name, *name) == 0 ||
+					   g_ptr_array_find_with_equal_func(
+					       specs, spec, pb_forward_command_same_name, NULL))) {
+			g_autofree char *message = g_strdup_printf(
+			    _("--expose “%s”: another service asks for the name %s"), shown,
+			    spec->name);
+
+			*status = pb_cli_usage_error(message);
+			return NULL;
+		}
+		g_ptr_array_add(specs, g_steal_pointer(&spec));
+	}
+	return g_steal_pointer(&specs);
+}
+
 int
 pb_forward_command(int argc, char **argv, gboolean use_settings)
 {
@@ -182,6 +259,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autofree char *features_option = NULL;
 	g_autofree char *proxy_protocol = NULL;
 	g_autofree char *name = NULL;
+	g_auto(GStrv) expose_values = NULL;
+	g_autoptr(GPtrArray) specs = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean name_is_setting = FALSE; /* no --name: a name comes from GSettings */
 	gboolean no_dbus = FALSE;
@@ -205,6 +284,11 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
 		"flow,eof)"),
 	     N_("LIST")},
+	    {"expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &expose_values,
+	     N_("Expose a further service on a public port (and name) of its own: "
+		"[NAME=][HOST:]PORT, as many times as there are services; without -p, the "
+		"first one is the main service"),
+	     N_("[NAME=][HOST:]PORT")},
 	    {"name", 'n', 0, G_OPTION_ARG_STRING, &name,
 	     N_("Ask for this name: a server with --domain then reaches the tunnel as "
 		"NAME.DOMAIN (default: one it picks)"),
@@ -267,6 +351,12 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
 		server_input = g_strdup("localhost:8080");
+	if (expose_values != NULL) {
+		specs =
+		    pb_forward_command_parse_exposes(expose_values, &port, &host, &name, &status);
+		if (specs == NULL)
+			return status;
+	}
 	if (port == -1 && settings != NULL) {
 		g_autofree char *message = g_strdup_printf(
 		    /* TRANSLATORS: the command is shown as is; keep PORT in capitals */
@@ -344,6 +434,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 
 	pb_cli_watch_signals(&cli);
 	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	for (guint i = 0; specs != NULL && i < specs->len; i++)
+		pb_tunnel_client_add_service(client, specs->pdata[i]);
 	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
 	pb_tunnel_client_set_max_connections(client, (guint)max_connections);
 	pb_tunnel_client_set_keepalive(client, pb_cli_get_keepalive());

@@ -7,6 +7,7 @@
 
 #include "pb-cli.h"
 #include "pb-flow.h"
+#include "pb-hello.h"
 #include "pb-name.h"
 #include "pb-queue-budget.h"
 #include "pb-text.h"
@@ -104,6 +105,7 @@ pb_serve_command(int argc, char **argv)
 	int grace = PB_GRACE_DEFAULT;
 	int max_clients = PB_MAX_CLIENTS_DEFAULT;
 	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	int max_services = PB_MAX_SERVICES_DEFAULT;
 	int max_buffer_mib = PB_MAX_BUFFER_DEFAULT / (1024 * 1024);
 	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	int idle_timeout = 0;
@@ -161,6 +163,8 @@ pb_serve_command(int argc, char **argv)
 	     N_("N")},
 	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
 	     N_("Keep at most N connections open per tunnel (default 1000)"), N_("N")},
+	    {"max-services", 0, 0, G_OPTION_ARG_INT, &max_services,
+	     N_("Take at most N services per client (forward --expose) (default 16)"), N_("N")},
 	    {"max-buffer", 0, 0, G_OPTION_ARG_INT, &max_buffer_mib,
 	     N_("Queue at most MIB mebibytes for public connections that read slowly, all "
 		"tunnels together; a tunnel over its part is held back (default 64)"),
@@ -228,6 +232,8 @@ pb_serve_command(int argc, char **argv)
 	if (max_clients < 1 || max_connections < 1)
 		return pb_cli_usage_error(
 		    _("--max-clients and --max-connections must be at least 1"));
+	if (max_services < 1 || max_services > PB_HELLO_MAX_SERVICES)
+		return pb_cli_usage_error(_("--max-services must be from 1 to 256"));
 	if (max_buffer_mib < 1 || max_buffer_mib > 1024 * 1024)
 		return pb_cli_usage_error(_("--max-buffer must be from 1 to 1048576 MiB"));
 	if (handshake_timeout < 1 || handshake_timeout > 3600)
@@ -309,6 +315,7 @@ pb_serve_command(int argc, char **argv)
 	pb_tunnel_server_set_grace(server, (guint)grace);
 	pb_tunnel_server_set_idle_timeout(server, (guint)idle_timeout);
 	pb_tunnel_server_set_limits(server, (guint)max_clients, (guint)max_connections);
+	pb_tunnel_server_set_max_services(server, (guint)max_services);
 	pb_tunnel_server_set_max_buffer(server, (guint64)max_buffer_mib * 1024 * 1024);
 	pb_tunnel_server_set_handshake_limits(server, (guint)handshake_timeout,
 					      PB_MAX_PENDING_DEFAULT,

@@ -3,6 +3,7 @@
 
 #include "pb-services.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "pb-error.h"
@@ -48,15 +49,15 @@ pb_service_spec_parse(const char *text, GError **error)
 
 	if (name != NULL && !pb_name_is_valid(name)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_FAILED,
-				    "NAME is not a name: 1 to 63 characters of a-z, 0-9 and -, "
-				    "not starting or ending with -");
+				    _("NAME is not a name: 1 to 63 characters of a-z, 0-9 and -, "
+				      "not starting or ending with -"));
 		return NULL;
 	}
 	if (colon != NULL && address[0] == '[') {
 		/* [IPv6]:PORT */
 		if (colon < address + 2 || colon[-1] != ']') {
 			g_set_error_literal(error, PB_ERROR, PB_ERROR_FAILED,
-					    "an IPv6 address goes in brackets: [::1]:PORT");
+					    _("an IPv6 address goes in brackets: [::1]:PORT"));
 			return NULL;
 		}
 		host = g_strndup(address + 1, (gsize)(colon - address - 2));
@@ -67,12 +68,12 @@ pb_service_spec_parse(const char *text, GError **error)
 	}
 	if (!pb_text_is_host(host)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_FAILED,
-				    "HOST is not a host name or an IP address");
+				    _("HOST is not a host name or an IP address"));
 		return NULL;
 	}
 	if (!g_ascii_string_to_unsigned(port_text, 10, 1, G_MAXUINT16, &port, NULL)) {
 		g_set_error_literal(error, PB_ERROR, PB_ERROR_FAILED,
-				    "PORT is not a port from 1 to 65535");
+				    _("PORT is not a port from 1 to 65535"));
 		return NULL;
 	}
 	return pb_service_spec_new(name, host, (guint16)port);

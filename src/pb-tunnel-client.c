@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pb-backoff.h"
+#include "pb-client-services.h"
 #include "pb-error.h"
 #include "pb-local-dialer.h"
 #include "pb-name.h"
@@ -27,6 +28,7 @@ struct _PbTunnelClient {
 	GUri *server_uri;	     /* (owned) */
 	char *server_url;	     /* (owned) as given */
 	PbLocalDialer *local_dialer; /* (owned) connects to the local service */
+	PbClientServices *services;  /* (owned) further services (forward --expose) */
 	PbTunnel *tunnel;	     /* (owned) (nullable) while connected */
 	GCancellable *cancellable;   /* (owned) cancelled on close */
 	char *access_url;	     /* (owned) (nullable) until HELLO */
@@ -137,6 +139,7 @@ pb_tunnel_client_set_state(PbTunnelClient *self, PbTunnelClientState state)
 static void
 pb_tunnel_client_clear_hello(PbTunnelClient *self)
 {
+	pb_client_services_clear_hello(self->services);
 	if (self->access_url != NULL) {
 		g_clear_pointer(&self->access_url, g_free);
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
@@ -175,6 +178,7 @@ typedef struct {
 	PbTunnelClient *client; /* (owned) */
 	PbTunnel *tunnel;	/* (owned) the one that asked */
 	PbStream *stream;	/* (owned) */
+	const char *address;	/* the local service's host:port, for logs */
 } PbOpen;
 
 static void
@@ -190,7 +194,7 @@ pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer
 	if (connection != NULL) {
 		pb_tunnel_connect_stream(open->tunnel, open->stream, connection);
 	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-		g_info("Cannot reach %s: %s", self->local_address, error->message);
+		g_info("Cannot reach %s: %s", open->address, error->message);
 		pb_tunnel_refuse_stream(open->tunnel, open->stream);
 	}
 	g_object_unref(open->stream);
@@ -223,8 +227,18 @@ static void
 pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+	guint32 service = pb_stream_get_service(stream);
+	PbLocalDialer *dialer = service == 0
+				    ? self->local_dialer
+				    : pb_client_services_get_dialer(self->services, service);
 	PbOpen *open;
 
+	if (dialer == NULL) {
+		/* a service we do not have: the server made it up */
+		g_info("Refusing a connection for service %u: there is no such service", service);
+		pb_tunnel_refuse_stream(tunnel, stream);
+		return;
+	}
 	/* the server decides how many connections there are: not how many we open. Counted:
 	 * connections open (this one too) or still writing what came for them, and dials */
 	if (pb_tunnel_get_n_streams_held(tunnel) > self->max_connections ||
@@ -242,8 +256,34 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 	open->client = g_object_ref(self);
 	open->tunnel = g_object_ref(tunnel);
 	open->stream = g_object_ref(stream);
-	pb_local_dialer_dial_async(self->local_dialer, self->cancellable,
-				   pb_tunnel_client_local_connected_cb, open);
+	open->address = service == 0 ? self->local_address
+				     : pb_client_services_get(self->services, service - 1)->address;
+	pb_local_dialer_dial_async(dialer, self->cancellable, pb_tunnel_client_local_connected_cb,
+				   open);
+}
+
+/* The features we ask for: those set, and `services` when there are further services. */
+static PbFeatures
+pb_tunnel_client_get_asked(PbTunnelClient *self)
+{
+	return self->features |
+	       (pb_client_services_get_len(self->services) > 0 ? PB_FEATURE_SERVICES : 0);
+}
+
+/* The HTTP URL of the service named @name: where the server says public clients reach it
+ * (a load balancer in front), or else its shared port as we reach it: https:// where it
+ * is TLS. A PbClientServicesUrlFunc. */
+static char *
+pb_tunnel_client_named_url_cb(const PbHello *hello, const char *name, gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+	gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
+
+	if (hello->url_scheme != NULL)
+		return pb_name_get_http_url(name, hello->domain, hello->url_scheme,
+					    hello->url_port);
+	return pb_name_get_http_url(name, hello->domain, tls ? "https" : "http",
+				    g_uri_get_port(self->server_uri));
 }
 
 static void
@@ -252,6 +292,7 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
 	const PbHello *hello = hello_ptr;
 	PbFeatures proxy_asked = self->features & PB_FEATURES_PROXY;
+	g_autoptr(GError) error = NULL;
 
 	/* a local service that expects a PROXY header would take the client's bytes for one */
 	if (proxy_asked != 0 && (hello->features & proxy_asked) == 0) {
@@ -271,8 +312,28 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 		pb_tunnel_close(tunnel, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, "no port and no name");
 		return;
 	}
+	/* further services need a server that takes them, and it must say where each is */
+	if (pb_client_services_get_len(self->services) > 0 &&
+	    !(hello->features & PB_FEATURE_SERVICES)) {
+		g_free(self->refusal);
+		self->refusal = g_strdup(
+		    _("the server takes one service per client (it is PiggyBack 1.1, or runs with "
+		      "--features none): run one forward per service"));
+		pb_tunnel_close(tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "one service only");
+		return;
+	}
+	if (!pb_client_services_take_hello(
+		self->services, hello, (hello->features & self->features & PB_FEATURE_NAME) != 0,
+		pb_tunnel_client_named_url_cb, self, &error)) {
+		g_free(self->refusal);
+		self->refusal =
+		    g_strdup_printf(_("the server broke the protocol: %s"), error->message);
+		pb_tunnel_close(tunnel, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, "services");
+		return;
+	}
 	/* only what we asked for: a server may not impose features */
-	pb_tunnel_set_features(tunnel, hello->features & self->features, hello->window);
+	pb_tunnel_set_features(tunnel, hello->features & pb_tunnel_client_get_asked(self),
+			       hello->window);
 	g_object_freeze_notify(G_OBJECT(self));
 	g_free(self->access_url);
 	g_free(self->http_url);
@@ -280,17 +341,7 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_free(self->public_host);
 	self->access_url = hello->tunnel_port != 0 ? pb_hello_get_access_url(hello, "tcp") : NULL;
 	if ((hello->features & self->features & PB_FEATURE_NAME) && hello->name != NULL) {
-		/* where the server says public clients reach it (a load balancer in front), or
-		 * else its shared port as we reach it: https:// where it is TLS */
-		gboolean tls = g_strcmp0(g_uri_get_scheme(self->server_uri), "wss") == 0;
-
-		if (hello->url_scheme != NULL)
-			self->http_url = pb_name_get_http_url(hello->name, hello->domain,
-							      hello->url_scheme, hello->url_port);
-		else
-			self->http_url =
-			    pb_name_get_http_url(hello->name, hello->domain, tls ? "https" : "http",
-						 g_uri_get_port(self->server_uri));
+		self->http_url = pb_tunnel_client_named_url_cb(hello, hello->name, self);
 		/* asked for again on reconnecting, should the server have lost our session */
 		g_free(self->name);
 		self->name = g_strdup(hello->name);
@@ -425,9 +476,17 @@ pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncRea
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	g_autofree char *uri = g_uri_to_string(self->server_uri);
-	const PbWsDialOptions options = {self->server_uri,   self->features,   self->token,
-					 self->tls_database, self->pin_sha256, self->session,
-					 self->name};
+	g_autofree char *services = pb_client_services_get_header(self->services);
+	const PbWsDialOptions options = {
+	    .uri = self->server_uri,
+	    .features = pb_tunnel_client_get_asked(self),
+	    .token = self->token,
+	    .tls_database = self->tls_database,
+	    .pin_sha256 = self->pin_sha256,
+	    .session = self->session,
+	    .name = self->name,
+	    .services = services,
+	};
 
 	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
 	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
@@ -758,6 +817,29 @@ pb_tunnel_client_set_local_connect_timeout(PbTunnelClient *self, guint timeout_s
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	pb_local_dialer_set_timeout(self->local_dialer, timeout_s);
+	pb_client_services_set_timeout(self->services, timeout_s);
+}
+
+/**
+ * pb_tunnel_client_add_service:
+ * @spec: a further service (forward --expose): the public reaches it on a port (and name)
+ *   of its own; needs a server with the `services` feature
+ *
+ * Call before connecting.
+ */
+void
+pb_tunnel_client_add_service(PbTunnelClient *self, const PbServiceSpec *spec)
+{
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	pb_client_services_add(self->services, spec);
+}
+
+/* Returns: (transfer none): the further services, and where the server put them */
+PbClientServices *
+pb_tunnel_client_get_services(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->services;
 }
 
 /* Seconds between pings to the server; 0 = none (see pb_tunnel_set_keepalive()). */
@@ -922,6 +1004,7 @@ pb_tunnel_client_finalize(GObject *object)
 
 	g_uri_unref(self->server_uri);
 	g_clear_object(&self->local_dialer);
+	pb_client_services_free(self->services);
 	g_object_unref(self->cancellable);
 	g_free(self->access_url);
 	g_free(self->http_url);
@@ -1031,6 +1114,7 @@ pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 loc
 	PbTunnelClient *self = g_object_new(PB_TYPE_TUNNEL_CLIENT, NULL);
 
 	self->local_dialer = pb_local_dialer_new(local_host, local_port);
+	self->services = pb_client_services_new();
 	self->server_url = g_strdup(server_url);
 	self->server_uri = g_uri_parse(server_url, G_URI_FLAGS_NONE, NULL);
 	g_return_val_if_fail(self->server_uri != NULL, self);

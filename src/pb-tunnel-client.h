@@ -3,7 +3,9 @@
 
 #include <gio/gio.h>
 
+#include "pb-client-services.h"
 #include "pb-frame.h"
+#include "pb-services.h"
 
 G_BEGIN_DECLS
 
@@ -44,6 +46,10 @@ PbTunnelClient *
 pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 local_port);
 void
 pb_tunnel_client_set_name(PbTunnelClient *self, const char *name);
+void
+pb_tunnel_client_add_service(PbTunnelClient *self, const PbServiceSpec *spec);
+PbClientServices *
+pb_tunnel_client_get_services(PbTunnelClient *self);
 void
 pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
 PbFeatures

@@ -31,6 +31,7 @@ typedef struct {
 	char *token;			 /* (owned) (nullable) */
 	char *session;			 /* (owned) (nullable) */
 	char *name;			 /* (owned) (nullable) */
+	char *services;			 /* (owned) (nullable) */
 	GTlsDatabase *tls_database;	 /* (owned) (nullable) */
 	char *pin_sha256;		 /* (owned) (nullable) */
 	GTlsCertificateFlags tls_errors; /* why the server's certificate was refused */
@@ -50,6 +51,7 @@ pb_ws_dial_free(PbWsDial *upgrade)
 	g_free(upgrade->token);
 	g_free(upgrade->session);
 	g_free(upgrade->name);
+	g_free(upgrade->services);
 	g_clear_object(&upgrade->tls_database);
 	g_free(upgrade->pin_sha256);
 	g_clear_object(&upgrade->connection);
@@ -144,6 +146,10 @@ pb_ws_dial_build_request(PbWsDial *self, const char *key)
 	g_autofree char *name = self->name != NULL && (self->features & PB_FEATURE_NAME)
 				    ? g_strdup_printf(PB_NAME_HEADER ": %s\r\n", self->name)
 				    : g_strdup("");
+	g_autofree char *services =
+	    self->services != NULL && (self->features & PB_FEATURE_SERVICES)
+		? g_strdup_printf(PB_SERVICES_HEADER ": %s\r\n", self->services)
+		: g_strdup("");
 
 	return g_strdup_printf("GET %s%s%s HTTP/1.1\r\n"
 			       "Host: %s%s%s%s\r\n"
@@ -152,12 +158,12 @@ pb_ws_dial_build_request(PbWsDial *self, const char *key)
 			       "Sec-WebSocket-Key: %s\r\n"
 			       "Sec-WebSocket-Version: 13\r\n"
 			       "User-Agent: piggyback/%s\r\n"
-			       "%s%s%s%s"
+			       "%s%s%s%s%s"
 			       "\r\n",
 			       g_uri_get_path(uri), query != NULL ? "?" : "",
 			       query != NULL ? query : "", ipv6 ? "[" : "", host, ipv6 ? "]" : "",
 			       port, key, PACKAGE_VERSION, features_line, authorization, session,
-			       name);
+			       name, services);
 }
 
 /* The server's certificate was refused during the handshake: say why, in words. */
@@ -299,6 +305,7 @@ pb_ws_dial_async(const PbWsDialOptions *options, GCancellable *cancellable,
 	upgrade->token = g_strdup(options->token);
 	upgrade->session = g_strdup(options->session);
 	upgrade->name = g_strdup(options->name);
+	upgrade->services = g_strdup(options->services);
 	g_set_object(&upgrade->tls_database, options->tls_database);
 	upgrade->pin_sha256 = g_strdup(options->pin_sha256);
 	upgrade->response = g_byte_array_new();

@@ -16,6 +16,7 @@ typedef struct {
 	const char *pin_sha256;	    /* (nullable) the server certificate's SHA-256, in hex */
 	const char *session;	    /* (nullable) from the last HELLO: asks for the same port */
 	const char *name;	    /* (nullable) asked for with Piggyback-Name (feature `name`) */
+	const char *services;	    /* (nullable) Piggyback-Services (feature `services`) */
 } PbWsDialOptions;
 
 void

@@ -259,6 +259,26 @@ pb_test_ws_upgrade(guint16 port, const char *headers)
 	return socket;
 }
 
+/* The status of the answer to an upgrade request to 127.0.0.1:@port with @headers: 101, or
+ * why the server refuses it. */
+guint
+pb_test_ws_upgrade_status(guint16 port, const char *headers)
+{
+	g_autofree char *request = g_strdup_printf(
+	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n%s\r\n",
+	    headers != NULL ? headers : "");
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	char buf[64] = {0};
+
+	g_socket_set_timeout(socket, 10);
+	g_assert_cmpint(g_socket_send(socket, request, strlen(request), NULL, NULL), ==,
+			strlen(request));
+	g_assert_cmpint(g_socket_receive(socket, buf, sizeof buf - 1, NULL, NULL), >=, 12);
+	return (guint)g_ascii_strtoull(buf + 9, NULL, 10);
+}
+
 /* The public port in the HELLO that follows the 101 (a server frame: not masked). */
 guint16
 pb_test_ws_read_hello_port(GSocket *socket)

@@ -72,6 +72,8 @@ GSocket *
 pb_test_ws_upgrade(guint16 port, const char *headers);
 guint16
 pb_test_ws_read_hello_port(GSocket *socket);
+guint
+pb_test_ws_upgrade_status(guint16 port, const char *headers);
 gpointer
 pb_test_echo_one_byte_cb(gpointer port);
 guint

@@ -30,8 +30,10 @@ typedef struct {
 	GBytes *hello;	    /* (owned) HELLO's payload */
 	gushort close_code; /* then closes with this, unless 0 */
 	const char *close_reason;
-	guint n_opens; /* or sends OPEN for connIds 1..n_opens, once told to */
-	int go;	       /* atomic: send the OPENs now */
+	guint n_opens;		    /* or sends OPEN for connIds 1..n_opens, once told to */
+	const guint8 *open_payload; /* (nullable) each OPEN's payload */
+	gsize open_payload_len;
+	int go; /* atomic: send the OPENs now */
 	/* what it saw; atomic */
 	int upgraded;
 	int n_closes;	   /* CLOSE frames from the client */
@@ -216,11 +218,18 @@ fake_server_cb(gpointer user_data)
 
 		/* all at once, as one flood */
 		for (guint32 id = 1; id <= fake->n_opens; id++) {
-			guint8 frame[] = {
-			    0x82, PB_FRAME_HEADER_SIZE, PB_FRAME_OPEN, id >> 24, id >> 16, id >> 8,
-			    id};
+			guint8 frame[] = {0x82,
+					  (guint8)(PB_FRAME_HEADER_SIZE + fake->open_payload_len),
+					  PB_FRAME_OPEN,
+					  id >> 24,
+					  id >> 16,
+					  id >> 8,
+					  id};
 
 			g_byte_array_append(opens, frame, sizeof frame);
+			if (fake->open_payload != NULL)
+				g_byte_array_append(opens, fake->open_payload,
+						    (guint)fake->open_payload_len);
 		}
 		fake_send_all(socket, opens->data, opens->len);
 	}
@@ -519,6 +528,106 @@ test_close_reason_escapes(void)
 	fake_server_free(fake);
 }
 
+#define SERVICES_HELLO                                                                             \
+	"{\"publicHost\":\"127.0.0.1\",\"tunnelPort\":40000,\"features\":[\"services\"],"          \
+	"\"services\":[{\"tunnelPort\":40001}]}"
+
+static void
+test_services_unknown_index(void)
+{
+	static const guint8 indexes[][4] = {{0, 0, 0, 7}, {0xff, 0xff, 0xff, 0xff}};
+
+	g_test_summary("OPENs for services the client does not have (index 7, 2^32-1): each "
+		       "answered with CLOSE, no local connection, the tunnel stays up");
+	for (gsize i = 0; i < G_N_ELEMENTS(indexes); i++) {
+		FakeServer *fake = fake_server_new(SERVICES_HELLO, strlen(SERVICES_HELLO));
+		Holder *holder = holder_new();
+		g_autofree char *expose = g_strdup_printf("127.0.0.1:%u", holder->port);
+		Forward *forward;
+
+		fake->n_opens = 3;
+		fake->open_payload = indexes[i];
+		fake->open_payload_len = 4;
+		fake_server_start(fake);
+		forward = forward_spawn(fake->port, holder->port, "--expose", expose, NULL);
+		pb_test_wait_until(forward_said(forward, "Access URL (127.0.0.1:"), 10);
+		g_atomic_int_set(&fake->go, 1);
+		pb_test_wait_until(g_atomic_int_get(&fake->n_closes) == 3, 10);
+		g_assert_cmpint(g_atomic_int_get(&holder->n_accepted), ==, 0);
+		g_assert_false(g_atomic_int_get(&fake->client_closed));
+		assert_output_inert(forward);
+		g_assert_cmpint(forward_finish(forward), ==, 0);
+		fake_server_free(fake);
+		holder_free(holder);
+	}
+}
+
+static void
+test_services_bad_open(void)
+{
+	static const guint8 three[] = {0, 0, 1};
+	FakeServer *fake = fake_server_new(SERVICES_HELLO, strlen(SERVICES_HELLO));
+	Holder *holder = holder_new();
+	g_autofree char *expose = g_strdup_printf("127.0.0.1:%u", holder->port);
+	Forward *forward;
+
+	g_test_summary("With services, an OPEN whose payload is not a 4-byte index is a protocol "
+		       "error: the client closes the tunnel");
+	fake->n_opens = 1;
+	fake->open_payload = three;
+	fake->open_payload_len = sizeof three;
+	fake_server_start(fake);
+	forward = forward_spawn(fake->port, holder->port, "--expose", expose, NULL);
+	pb_test_wait_until(forward_said(forward, "Access URL (127.0.0.1:"), 10);
+	g_atomic_int_set(&fake->go, 1);
+	pb_test_wait_until(g_atomic_int_get(&fake->client_closed), 10);
+	g_assert_cmpint(g_atomic_int_get(&holder->n_accepted), ==, 0);
+	assert_output_inert(forward);
+	forward_finish(forward);
+	fake_server_free(fake);
+	holder_free(holder);
+}
+
+static void
+test_services_refused(void)
+{
+	const char *const hellos[] = {
+	    /* PiggyBack 1.1, or --features none */
+	    TEST_HELLO,
+	    /* the feature, and no place for the service asked for */
+	    "{\"publicHost\":\"127.0.0.1\",\"tunnelPort\":40000,\"features\":[\"services\"]}",
+	    /* two places for one service */
+	    "{\"publicHost\":\"127.0.0.1\",\"tunnelPort\":40000,\"features\":[\"services\"],"
+	    "\"services\":[{\"tunnelPort\":1},{\"tunnelPort\":2}]}",
+	    /* a place without a port or a name */
+	    "{\"publicHost\":\"127.0.0.1\",\"tunnelPort\":40000,\"features\":[\"services\"],"
+	    "\"services\":[{\"tunnelPort\":0}]}",
+	};
+	const char *const reasons[] = {
+	    "takes one service per client",
+	    "HELLO lists 0 further services, not the 1 asked for",
+	    "HELLO lists 2 further services, not the 1 asked for",
+	    "HELLO's service 1 has no valid tunnelPort or name",
+	};
+
+	g_test_summary("A client with several services against a server that takes one (1.1), or "
+		       "whose HELLO does not place each of them: forward exits 1 saying why");
+	for (gsize i = 0; i < G_N_ELEMENTS(hellos); i++) {
+		FakeServer *fake = fake_server_new(hellos[i], strlen(hellos[i]));
+		Forward *forward;
+
+		fake_server_start(fake);
+		forward =
+		    forward_spawn(fake->port, pb_test_free_port(), "--expose", "db=5432", NULL);
+		g_assert_cmpint(forward_wait_exit(forward, 20), ==, 1);
+		assert_output_inert(forward);
+		g_assert_true(forward_said(forward, reasons[i]));
+		g_assert_false(forward_said(forward, "Access URL"));
+		g_assert_cmpint(forward_finish(forward), ==, 1);
+		fake_server_free(fake);
+	}
+}
+
 static void
 test_hello_huge(void)
 {
@@ -685,6 +794,9 @@ main(int argc, char **argv)
 	g_test_add_func("/hostile-forward/public-host-escapes", test_public_host_escapes);
 	g_test_add_func("/hostile-forward/close-reason-escapes", test_close_reason_escapes);
 	g_test_add_func("/hostile-forward/hello-huge", test_hello_huge);
+	g_test_add_func("/hostile-forward/services/unknown-index", test_services_unknown_index);
+	g_test_add_func("/hostile-forward/services/bad-open", test_services_bad_open);
+	g_test_add_func("/hostile-forward/services/refused", test_services_refused);
 	g_test_add_func("/hostile-forward/hello-over-size", test_hello_over_size);
 	g_test_add_func("/hostile-forward/hello-too-deep", test_hello_too_deep);
 	g_test_add_func("/hostile-forward/max-connections", test_max_connections);

@@ -657,23 +657,6 @@ test_names_http_port(void)
 	service_free(alpha);
 }
 
-/* The status of an upgrade request to @port with @headers. */
-static guint
-upgrade_status(guint16 port, const char *headers)
-{
-	g_autofree char *head = g_strdup_printf(
-	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	    "Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n%s\r\n",
-	    headers);
-	g_autoptr(GSocket) socket = pb_test_connect(port);
-	char buf[64] = {0};
-
-	g_assert_cmpint(g_socket_send(socket, head, strlen(head), NULL, NULL), ==, strlen(head));
-	g_assert_cmpint(g_socket_receive(socket, buf, sizeof buf - 1, NULL, NULL), >=, 12);
-	return (guint)g_ascii_strtoull(buf + 9, NULL, 10);
-}
-
 /* The HELLO that follows a 101 on @socket, as text. */
 static char *
 read_hello(GSocket *socket)
@@ -713,14 +696,14 @@ test_names_refused(void)
 	g_assert_nonnull(strstr(pb_test_proc_get_output(second), "held by another client"));
 	g_assert_cmpint(pb_test_proc_finish(second), ==, 1);
 
-	g_assert_cmpuint(upgrade_status(ws_port, "Piggyback-Features: flow, name\r\n"
-						 "Piggyback-Name: alpha\r\n"),
+	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, "Piggyback-Features: flow, name\r\n"
+							    "Piggyback-Name: alpha\r\n"),
 			 ==, 409);
-	g_assert_cmpuint(upgrade_status(ws_port, "Piggyback-Features: name\r\n"
-						 "Piggyback-Name: Bad_Name\r\n"),
+	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, "Piggyback-Features: name\r\n"
+							    "Piggyback-Name: Bad_Name\r\n"),
 			 ==, 400);
-	g_assert_cmpuint(upgrade_status(ws_port, "Piggyback-Features: name\r\n"
-						 "Piggyback-Name: -a\r\n"),
+	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, "Piggyback-Features: name\r\n"
+							    "Piggyback-Name: -a\r\n"),
 			 ==, 400);
 
 	/* a server without --domain gives no name, and the client says so */
@@ -793,8 +776,9 @@ test_names_only(void)
 	g_assert_false(pb_test_proc_said(client, "Access URL:"));
 	g_assert_true(pb_test_proc_said(server, "named alpha." DOMAIN " (names only)"));
 	/* a PiggyBack 1.1 client (no features), and one without the name feature */
-	g_assert_cmpuint(upgrade_status(ws_port, ""), ==, 403);
-	g_assert_cmpuint(upgrade_status(ws_port, "Piggyback-Features: flow, eof\r\n"), ==, 403);
+	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, ""), ==, 403);
+	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, "Piggyback-Features: flow, eof\r\n"),
+			 ==, 403);
 
 	g_assert_cmpint(serve_fails(no_domain, &output), ==, 2);
 	g_assert_nonnull(strstr(output, "--tunnel-port off needs --domain"));
