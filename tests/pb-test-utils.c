@@ -234,14 +234,21 @@ pb_test_connect(guint16 port)
  * A raw WebSocket client of `serve` at 127.0.0.1:@port, upgraded (protocol 1 without
  * @headers that say otherwise); what follows the response (HELLO) is left unread.
  */
-GSocket *
-pb_test_ws_upgrade(guint16 port, const char *headers)
+/* An upgrade request to `serve`, with @headers (nullable; each ending in \r\n). */
+static char *
+pb_test_ws_request(const char *headers)
 {
-	g_autofree char *request = g_strdup_printf(
+	return g_strdup_printf(
 	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
 	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	    "Sec-WebSocket-Version: 13\r\n%s\r\n",
 	    headers != NULL ? headers : "");
+}
+
+GSocket *
+pb_test_ws_upgrade(guint16 port, const char *headers)
+{
+	g_autofree char *request = pb_test_ws_request(headers);
 	GSocket *socket = pb_test_connect(port);
 	char response[1024];
 	gsize got = 0;
@@ -264,11 +271,7 @@ pb_test_ws_upgrade(guint16 port, const char *headers)
 guint
 pb_test_ws_upgrade_status(guint16 port, const char *headers)
 {
-	g_autofree char *request = g_strdup_printf(
-	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	    "Sec-WebSocket-Version: 13\r\n%s\r\n",
-	    headers != NULL ? headers : "");
+	g_autofree char *request = pb_test_ws_request(headers);
 	g_autoptr(GSocket) socket = pb_test_connect(port);
 	char buf[64] = {0};
 

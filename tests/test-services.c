@@ -278,15 +278,48 @@ forward_two(guint16 ws_port, guint16 web_port, guint16 echo_port)
 	return client;
 }
 
+/* A server, and a client with an HTTP service and an echo service. */
+typedef struct {
+	SoupServer *web; /* (owned) */
+	Echo *echo;	 /* (owned) (nullable) once stopped */
+	guint16 ws_port;
+	PbTestProc *server; /* (owned) */
+	PbTestProc *client; /* (owned) */
+} Two;
+
+static Two
+two_start(void)
+{
+	Two two = {0};
+	guint16 web_port;
+
+	two.web = web_new(&web_port);
+	two.echo = echo_new();
+	two.server = serve(&two.ws_port, NULL, NULL);
+	two.client = forward_two(two.ws_port, web_port, two.echo->port);
+	return two;
+}
+
+/* Both end cleanly (exit 0) on SIGTERM. */
+static void
+two_finish(Two *two)
+{
+	if (two->client != NULL) /* a test may have ended it */
+		g_assert_cmpint(pb_test_proc_finish(two->client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(two->server), ==, 0);
+	g_clear_pointer(&two->echo, echo_free);
+	g_object_unref(two->web);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Two, two_finish)
+
 static void
 test_services_two(void)
 {
-	guint16 web_port;
-	g_autoptr(SoupServer) web = web_new(&web_port);
-	Echo *echo = echo_new();
-	guint16 ws_port;
-	PbTestProc *server = serve(&ws_port, NULL, NULL);
-	PbTestProc *client = forward_two(ws_port, web_port, echo->port);
+	g_auto(Two) two = two_start();
+	guint16 ws_port = two.ws_port;
+	PbTestProc *server = two.server;
+	PbTestProc *client = two.client;
 	guint16 web_public = url_port(client, "Access URL: ");
 	guint16 echo_public = url_port(client, "Access URL (echo): ");
 	g_autofree char *http_url =
@@ -311,23 +344,17 @@ test_services_two(void)
 		g_error("server: %s\nclient: %s", pb_test_proc_get_output(server),
 			pb_test_proc_get_output(client));
 
-	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(g_steal_pointer(&two.client)), ==, 0);
 	pb_test_wait_until(pb_test_proc_said(server, " and name echo closed"), 10);
-	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
-	echo_free(echo);
 }
 
 static void
 test_services_one_down(void)
 {
-	guint16 web_port;
-	g_autoptr(SoupServer) web = web_new(&web_port);
-	Echo *echo = echo_new();
-	guint16 ws_port;
-	PbTestProc *server = serve(&ws_port, NULL, NULL);
-	PbTestProc *client = forward_two(ws_port, web_port, echo->port);
-	guint16 web_public = url_port(client, "Access URL: ");
-	guint16 echo_public = url_port(client, "Access URL (echo): ");
+	g_auto(Two) two = two_start();
+	guint16 ws_port = two.ws_port;
+	guint16 web_public = url_port(two.client, "Access URL: ");
+	guint16 echo_public = url_port(two.client, "Access URL (echo): ");
 	g_autoptr(GSocket) open = pb_test_connect(echo_public);
 	g_autoptr(GSocket) refused = NULL;
 	Job jobs[N_PARALLEL];
@@ -340,7 +367,7 @@ test_services_one_down(void)
 	pb_test_wait_until(g_socket_condition_check(open, G_IO_IN) != 0, 10);
 	g_assert_cmpint(g_socket_receive(open, &byte, 1, NULL, NULL), ==, 1);
 	g_assert_cmpint(byte, ==, 'x');
-	echo_free(echo); /* closes its connections, and its port */
+	g_clear_pointer(&two.echo, echo_free); /* closes its connections, and its port */
 	pb_test_wait_until(g_socket_condition_check(open, G_IO_IN) != 0, 10);
 	g_assert_cmpint(g_socket_receive(open, &byte, 1, NULL, NULL), ==, 0);
 	refused = pb_test_connect(echo_public);
@@ -352,8 +379,6 @@ test_services_one_down(void)
 				.host = i % 2 ? NULL : "web." DOMAIN,
 				.http = TRUE};
 	g_assert_cmpint(run_jobs(jobs, G_N_ELEMENTS(jobs)), ==, G_N_ELEMENTS(jobs));
-	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
-	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
 static void
