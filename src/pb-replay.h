@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* What one side of a connection sent and the other has not confirmed yet: kept to send
+ * again after a resumption (feature `resume`). */
+typedef struct _PbReplay PbReplay;
+
+PbReplay *
+pb_replay_new(gsize max);
+gboolean
+pb_replay_push(PbReplay *self, const guint8 *data, gsize len);
+void
+pb_replay_confirm(PbReplay *self, gsize len);
+gboolean
+pb_replay_rewind(PbReplay *self, guint64 received, GPtrArray **resend, GError **error);
+guint64
+pb_replay_get_sent(PbReplay *self);
+guint64
+pb_replay_get_confirmed(PbReplay *self);
+gsize
+pb_replay_get_size(PbReplay *self);
+void
+pb_replay_free(PbReplay *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbReplay, pb_replay_free)
+
+G_END_DECLS
