@@ -548,7 +548,8 @@ pb_bench_parse_measure(PbBench *bench, const char *value)
 		const char *name = g_strstrip(names[i]);
 
 		if (g_str_equal(name, "all"))
-			bench->throughput = bench->echo = bench->memory = bench->names = TRUE;
+			bench->throughput = bench->echo = bench->memory = bench->names =
+			    bench->tools = TRUE;
 		else if (g_str_equal(name, "throughput"))
 			bench->throughput = TRUE;
 		else if (g_str_equal(name, "latency"))
@@ -557,9 +558,11 @@ pb_bench_parse_measure(PbBench *bench, const char *value)
 			bench->echo = bench->memory = TRUE;
 		else if (g_str_equal(name, "names"))
 			bench->names = TRUE;
+		else if (g_str_equal(name, "tools"))
+			bench->tools = TRUE;
 		else {
 			g_printerr("pb-bench: --measure: unknown measure “%s” (all, throughput, "
-				   "latency, memory, names)\n",
+				   "latency, memory, names, tools)\n",
 				   name);
 			return FALSE;
 		}
@@ -714,6 +717,7 @@ main(int argc, char **argv)
 	    .load_conns = 100,
 	    .idle_conns = 10000,
 	    .requests = 2000,
+	    .tool_s = 5,
 	};
 	g_autofree char *measure = NULL;
 	gboolean quick = FALSE;
@@ -731,7 +735,7 @@ main(int argc, char **argv)
 	    {"measure", 0, 0, G_OPTION_ARG_STRING, &measure,
 	     "What to measure: all (default), or some of throughput, latency (also new "
 	     "connections per second), memory (with latency), names (HTTP by name and by TCP "
-	     "port)",
+	     "port), tools (iperf3, sockperf and wrk)",
 	     "LIST"},
 	    {"pings", 0, 0, G_OPTION_ARG_INT, &bench.pings,
 	     "64-byte round trips per round and path (default 5000)", "N"},
@@ -745,6 +749,10 @@ main(int argc, char **argv)
 	     "HTTP requests per keep-alive connection, round and path of the names measure "
 	     "(default 2000)",
 	     "N"},
+	    {"tool-seconds", 0, 0, G_OPTION_ARG_INT, &bench.tool_s,
+	     "Seconds of sockperf and of wrk per round and path of the tools measure (default "
+	     "5)",
+	     "S"},
 	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick,
 	     "A few seconds in all: tiny sizes and counts, to check that it works", NULL},
 	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
@@ -783,19 +791,20 @@ main(int argc, char **argv)
 		bench.load_conns = 10;
 		bench.idle_conns = 100;
 		bench.requests = 20;
+		bench.tool_s = 1;
 	}
 	if (!pb_bench_parse_measure(&bench, measure))
 		return EXIT_FAILURE;
 	if (bench.size_mib <= 0 || bench.rounds <= 0 || bench.timeout_s <= 0 ||
 	    bench.parallel <= 0 || bench.parallel > 256 || bench.pings <= 0 ||
 	    bench.connect_s <= 0 || bench.load_conns <= 0 || bench.load_conns > 1000 ||
-	    bench.idle_conns < 0 || bench.requests <= 0 ||
+	    bench.idle_conns < 0 || bench.requests <= 0 || bench.tool_s <= 0 ||
 	    (bench.relay_only && bench.tunnel_only)) {
-		g_printerr(
-		    "pb-bench: --size, --rounds, --timeout, --pings, --connect-seconds, "
-		    "--requests must be positive, --parallel from 1 to 256, --load from 1 to 1000, "
-		    "--idle not negative, and --relay-only and --tunnel-only exclude each "
-		    "other\n");
+		g_printerr("pb-bench: --size, --rounds, --timeout, --pings, --connect-seconds, "
+			   "--requests, --tool-seconds must be positive, --parallel from 1 to 256, "
+			   "--load from 1 to 1000, "
+			   "--idle not negative, and --relay-only and --tunnel-only exclude each "
+			   "other\n");
 		return EXIT_FAILURE;
 	}
 	if (!bench.relay_only &&
@@ -836,7 +845,9 @@ main(int argc, char **argv)
 	/* first: they fork their local services, which must happen while no other thread
 	 * exists (each joins every thread it started before it returns) */
 	if ((bench.echo && !pb_bench_echo_measures(&bench, &error)) ||
-	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error))) {
+	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error)) ||
+	    (bench.tools && !bench.relay_only && !bench.tunnel_only &&
+	     !pb_bench_tools_measure(&bench, &error))) {
 		g_printerr("pb-bench: FAILED: %s\n", error->message);
 		return EXIT_FAILURE;
 	}
