@@ -30,6 +30,8 @@ pb_tunnel_server_new(guint16 port, const char *tunnel_host, guint16 tunnel_port,
 void
 pb_tunnel_server_set_names_only(PbTunnelServer *self, gboolean names_only);
 void
+pb_tunnel_server_set_draining(PbTunnelServer *self, gboolean draining);
+void
 pb_tunnel_server_set_public_url(PbTunnelServer *self, const char *scheme, guint16 port);
 void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
