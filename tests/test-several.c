@@ -349,6 +349,9 @@ test_several_haproxy(void)
 	gint64 t0;
 	g_autofree char *down = NULL;
 
+	g_test_summary("Three serve instances behind HAProxy (the shipped configuration), eight "
+		       "named clients: an instance killed, back, drained; no name on another "
+		       "instance ever fails, the names of the one that went answer again");
 	if (haproxy_path == NULL) {
 		g_test_skip("haproxy is not installed (Debian: apt-get install haproxy)");
 		return;
@@ -364,6 +367,18 @@ test_several_haproxy(void)
 	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
 	if (pb_test_proc_exited(haproxy))
 		g_error("haproxy ended: %s", pb_test_proc_get_output(haproxy));
+
+	/* a client without a name is refused, saying why: its name would go astray */
+	{
+		g_autofree char *server = g_strdup_printf("127.0.0.1:%u", port);
+		PbTestProc *nameless =
+		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", "9",
+				       "-s", server, "--no-dbus", NULL);
+
+		pb_test_wait_until(pb_test_proc_exited(nameless), 10);
+		g_assert_true(pb_test_proc_said(nameless, "Every client needs a name here"));
+		g_assert_cmpint(pb_test_proc_finish(nameless), ==, 1);
+	}
 
 	/* eight clients through HAProxy, each with its own service */
 	for (guint i = 0; i < N_NAMES; i++) {
@@ -468,11 +483,97 @@ test_several_haproxy(void)
 	g_rmdir(dir);
 }
 
+/* A public request for tunnel @name on serve's WebSocket port, from a thread. */
+typedef struct {
+	guint16 port;
+	const char *name;
+	guint status;
+	char *body;
+} Ask;
+
+static gpointer
+ask_cb(gpointer user_data)
+{
+	Ask *ask = user_data;
+	g_autofree char *host = g_strdup_printf("%s." DOMAIN, ask->name);
+
+	ask->status = get(ask->port, host, "/", &ask->body);
+	return NULL;
+}
+
+static void
+test_several_drain(void)
+{
+	Service service;
+	guint16 port = 0;
+	PbTestProc *server;
+	PbTestProc *client;
+	Ask ask = {0};
+	gint64 t0;
+	double took;
+	const char *const drain[] = {"--domain", DOMAIN, "--drain", "2", NULL};
+	const char *const long_drain[] = {"--domain", DOMAIN, "--drain", "60", NULL};
+
+	g_test_summary("serve --drain: on SIGTERM /healthz answers 503 while the tunnels are "
+		       "served, for that long, then it stops as without; a second SIGTERM "
+		       "stops it at once");
+	service_init(&service, "solo");
+	server = serve_args(drain, &port, NULL);
+	client = forward_online(port, service.port, "solo");
+	g_assert_cmpuint(get(port, DOMAIN, "/healthz", NULL), ==, 200);
+
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(kill(pb_test_proc_get_pid(server), SIGTERM), ==, 0);
+	pb_test_wait_until(pb_test_proc_said(server, "Draining"), 5);
+	g_assert_cmpuint(get(port, DOMAIN, "/healthz", NULL), ==, 503);
+	ask.port = port;
+	ask.name = "solo";
+	pb_test_run_in_thread(ask_cb, &ask, 10);
+	g_assert_cmpuint(ask.status, ==, 200);
+	g_assert_cmpstr(ask.body, ==, "solo");
+	g_free(ask.body);
+	pb_test_wait_until(pb_test_proc_exited(server), 10);
+	took = (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
+	g_assert_cmpfloat(took, >=, 1.5);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_wait_until(pb_test_proc_said(client, "server shutting down"), 5);
+	pb_test_proc_finish(client);
+
+	/* a second SIGTERM does not wait for the end of the drain */
+	port = 0;
+	server = serve_args(long_drain, &port, NULL);
+	g_assert_cmpint(kill(pb_test_proc_get_pid(server), SIGTERM), ==, 0);
+	pb_test_wait_until(pb_test_proc_said(server, "Draining"), 5);
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(kill(pb_test_proc_get_pid(server), SIGTERM), ==, 0);
+	pb_test_wait_until(pb_test_proc_exited(server), 5);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	service_clear(&service);
+}
+
+/* --drain takes 0 to 3600 s. */
+static void
+test_several_drain_usage(void)
+{
+	const char *const values[] = {"-1", "3601", "x"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(values); i++) {
+		g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+		PbTestProc *server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
+							"-p", "0", "--drain", values[i], NULL);
+
+		pb_test_wait_until(pb_test_proc_exited(server), 10);
+		g_assert_true(pb_test_proc_said(server, "--drain"));
+		g_assert_cmpint(pb_test_proc_finish(server), ==, 2);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_summary("Several serve instances behind HAProxy, routed by name");
+	g_test_add_func("/several/drain", test_several_drain);
+	g_test_add_func("/several/drain-usage", test_several_drain_usage);
 	g_test_add_func("/several/haproxy", test_several_haproxy);
 	return g_test_run();
 }
