@@ -347,6 +347,7 @@ test_several_haproxy(void)
 	guint victim = 0;
 	guint drained;
 	gint64 t0;
+	gint64 left;
 	g_autofree char *down = NULL;
 
 	g_test_summary("Three serve instances behind HAProxy (the shipped configuration), eight "
@@ -453,7 +454,9 @@ test_several_haproxy(void)
 		late[i] = forward_online(port, services[0].port, late_names[i]);
 		g_assert_cmpint(holder(servers, late_names[i]), !=, (int)drained);
 	}
-	wait_ms((guint)((t0 + (DRAIN_S - 1) * G_USEC_PER_SEC - g_get_monotonic_time()) / 1000));
+	left = t0 + (DRAIN_S - 1) * G_USEC_PER_SEC - g_get_monotonic_time();
+	if (left > 0)
+		wait_ms((guint)(left / 1000));
 	public_assert_no_failures(&public, NULL);
 	pb_test_wait_until(pb_test_proc_exited(servers[drained]), 5);
 	t0 = g_get_monotonic_time();
