@@ -557,9 +557,11 @@ pb_bench_parse_measure(PbBench *bench, const char *value)
 			bench->echo = bench->memory = TRUE;
 		else if (g_str_equal(name, "names"))
 			bench->names = TRUE;
+		else if (g_str_equal(name, "several")) /* not in all: needs haproxy */
+			bench->several = TRUE;
 		else {
 			g_printerr("pb-bench: --measure: unknown measure “%s” (all, throughput, "
-				   "latency, memory, names)\n",
+				   "latency, memory, names, several)\n",
 				   name);
 			return FALSE;
 		}
@@ -731,7 +733,8 @@ main(int argc, char **argv)
 	    {"measure", 0, 0, G_OPTION_ARG_STRING, &measure,
 	     "What to measure: all (default), or some of throughput, latency (also new "
 	     "connections per second), memory (with latency), names (HTTP by name and by TCP "
-	     "port)",
+	     "port); not in all: several (HTTP by name through HAProxy and three serves, and "
+	     "on one serve)",
 	     "LIST"},
 	    {"pings", 0, 0, G_OPTION_ARG_INT, &bench.pings,
 	     "64-byte round trips per round and path (default 5000)", "N"},
@@ -817,6 +820,15 @@ main(int argc, char **argv)
 		g_free(bench.socat);
 		bench.socat = g_steal_pointer(&socat);
 	}
+	if (bench.several && !bench.relay_only) {
+		g_autofree char *haproxy = g_find_program_in_path("haproxy");
+
+		if (haproxy == NULL) {
+			g_printerr("pb-bench: SKIP: haproxy not found, for --measure several "
+				   "(install it, e.g. apt-get install haproxy)\n");
+			return PB_BENCH_EXIT_SKIP;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	pb_bench_raise_fd_limit();
 	{
@@ -836,7 +848,8 @@ main(int argc, char **argv)
 	/* first: they fork their local services, which must happen while no other thread
 	 * exists (each joins every thread it started before it returns) */
 	if ((bench.echo && !pb_bench_echo_measures(&bench, &error)) ||
-	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error))) {
+	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error)) ||
+	    (bench.several && !bench.relay_only && !pb_bench_several_measure(&bench, &error))) {
 		g_printerr("pb-bench: FAILED: %s\n", error->message);
 		return EXIT_FAILURE;
 	}

@@ -36,6 +36,7 @@ typedef struct {
 	gboolean echo;	     /* measure latency and connection rate (pb-bench-echo-measures.c) */
 	gboolean memory;     /* with echo: the tunnel's memory under load and idle */
 	gboolean names;	     /* HTTP by name next to the TCP port (pb-bench-names.c) */
+	gboolean several;    /* HTTP through HAProxy and 3 serves (pb-bench-several.c) */
 	int pings;	     /* 64-byte round trips per round */
 	double connect_s;    /* seconds of new connections per round and path */
 	int load_conns;	     /* concurrent 1 MiB echo connections */
@@ -67,3 +68,5 @@ gboolean
 pb_bench_echo_measures(PbBench *bench, GError **error);
 gboolean
 pb_bench_names_measure(PbBench *bench, GError **error);
+gboolean
+pb_bench_several_measure(PbBench *bench, GError **error);
