@@ -348,7 +348,7 @@ test_several_haproxy(void)
 	guint drained;
 	gint64 t0;
 	gint64 left;
-	g_autofree char *down = NULL;
+	g_autofree char *event = NULL; /* a line of HAProxy's log */
 
 	g_test_summary("Three serve instances behind HAProxy (the shipped configuration), eight "
 		       "named clients: an instance killed, back, drained; no name on another "
@@ -420,8 +420,8 @@ test_several_haproxy(void)
 	 * meanwhile, the moved names included (their clients stay where they are) */
 	public_reset(&public);
 	servers[victim] = serve(&ports[victim]);
-	down = g_strdup_printf("piggyback/pb%u is UP", victim + 1);
-	pb_test_wait_until(pb_test_proc_said(haproxy, down), 15);
+	event = g_strdup_printf("piggyback/pb%u is UP", victim + 1);
+	pb_test_wait_until(pb_test_proc_said(haproxy, event), 15);
 	t0 = g_get_monotonic_time();
 	pb_test_wait_until(public_all_ok_since(&public, t0), 10);
 	wait_ms(500);
@@ -447,9 +447,9 @@ test_several_haproxy(void)
 	g_assert_cmpint(kill(pb_test_proc_get_pid(servers[drained]), SIGTERM), ==, 0);
 	pb_test_wait_until(pb_test_proc_said(servers[drained], "Draining"), 5);
 	g_assert_cmpuint(get(ports[drained], DOMAIN, "/healthz", NULL), ==, 503);
-	g_free(down);
-	down = g_strdup_printf("piggyback/pb%u is DOWN", drained + 1);
-	pb_test_wait_until(pb_test_proc_said(haproxy, down), DRAIN_S - 2);
+	g_free(event);
+	event = g_strdup_printf("piggyback/pb%u is DOWN", drained + 1);
+	pb_test_wait_until(pb_test_proc_said(haproxy, event), DRAIN_S - 2);
 	for (guint i = 0; i < N_LATE; i++) {
 		late[i] = forward_online(port, services[0].port, late_names[i]);
 		g_assert_cmpint(holder(servers, late_names[i]), !=, (int)drained);
