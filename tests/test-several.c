@@ -285,9 +285,10 @@ replace(GString *text, const char *from, const char *to)
 }
 
 /* The shipped configuration, with HAProxy on 127.0.0.1:@port and the instances on @ports;
+ * with @tls_port, also its TLS bind there, with tests/tls/wildcard.pem for *.DOMAIN.
  * Returns: (transfer full): the file written in @dir */
 static char *
-haproxy_config(const char *dir, guint16 port, const guint16 *ports)
+haproxy_config(const char *dir, guint16 port, const guint16 *ports, guint16 tls_port)
 {
 	g_autofree char *shipped =
 	    g_test_build_filename(G_TEST_DIST, "..", "data", "haproxy.cfg.example", NULL);
@@ -307,6 +308,28 @@ haproxy_config(const char *dir, guint16 port, const guint16 *ports)
 		g_autofree char *to = g_strdup_printf("127.0.0.1:%u", ports[i]);
 
 		replace(text, from, to);
+	}
+	if (tls_port != 0) {
+		g_autofree char *cert =
+		    g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+		g_autofree char *key =
+		    g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
+		g_autofree char *cert_text = NULL;
+		g_autofree char *key_text = NULL;
+		g_autofree char *pem = g_build_filename(dir, "wildcard.pem", NULL);
+		g_autofree char *pem_text = NULL;
+		g_autofree char *tls_bind =
+		    g_strdup_printf("bind 127.0.0.1:%u ssl crt %s ", tls_port, pem);
+
+		/* HAProxy takes the certificate and its key in one file */
+		g_file_get_contents(cert, &cert_text, NULL, &error);
+		g_assert_no_error(error);
+		g_file_get_contents(key, &key_text, NULL, &error);
+		g_assert_no_error(error);
+		pem_text = g_strconcat(cert_text, key_text, NULL);
+		g_file_set_contents(pem, pem_text, -1, &error);
+		g_assert_no_error(error);
+		replace(text, "#bind :443 ssl crt /etc/haproxy/certs/" DOMAIN ".pem ", tls_bind);
 	}
 	g_file_set_contents(path, text->str, -1, &error);
 	g_assert_no_error(error);
@@ -361,7 +384,7 @@ test_several_haproxy(void)
 		servers[s] = serve(&ports[s]);
 	dir = g_dir_make_tmp("pb-several-XXXXXX", &error);
 	g_assert_no_error(error);
-	config = haproxy_config(dir, port, ports);
+	config = haproxy_config(dir, port, ports, 0);
 	launcher = launcher_new();
 	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
 	pb_test_wait_until(
@@ -504,6 +527,133 @@ ask_cb(gpointer user_data)
 	return NULL;
 }
 
+/* An HTTPS GET of / for @host at 127.0.0.1:@port (its SNI), trusting @database. */
+typedef struct {
+	guint16 port;
+	const char *host;
+	GTlsDatabase *database;
+} HttpsGet;
+
+/* Returns: the answer, or why there was none */
+static gpointer
+https_get_cb(gpointer user_data)
+{
+	HttpsGet *get = user_data;
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) tcp = NULL;
+	g_autoptr(GSocketConnectable) identity = g_network_address_new(get->host, get->port);
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *request =
+	    g_strdup_printf("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", get->host);
+	g_autoptr(GByteArray) answer = g_byte_array_new();
+	char buf[4096];
+	gssize n;
+
+	g_socket_client_set_timeout(client, 10);
+	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", get->port, NULL, &error);
+	if (tcp == NULL)
+		return g_strdup_printf("connect: %s", error->message);
+	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
+	g_assert_no_error(error);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), get->database);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
+		return g_strdup_printf("handshake: %s", error->message);
+	if (!g_output_stream_write_all(g_io_stream_get_output_stream(tls), request, strlen(request),
+				       NULL, NULL, &error))
+		return g_strdup_printf("write: %s", error->message);
+	while ((n = g_input_stream_read(g_io_stream_get_input_stream(tls), buf, sizeof buf, NULL,
+					NULL)) > 0)
+		g_byte_array_append(answer, (const guint8 *)buf, (guint)n);
+	g_byte_array_append(answer, (const guint8 *)"", 1);
+	return g_strdup((const char *)answer->data);
+}
+
+static void
+test_several_haproxy_tls(void)
+{
+	g_autofree char *haproxy_path = g_find_program_in_path("haproxy");
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+	g_autoptr(GTlsDatabase) database = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = NULL;
+	g_autofree char *config = NULL;
+	g_autofree char *pem = NULL;
+	g_autofree char *server = NULL;
+	g_autofree char *url = NULL;
+	g_autofree char *answer = NULL;
+	g_autofree char *local = NULL;
+	PbTestProc *servers[N_SERVERS] = {NULL};
+	guint16 ports[N_SERVERS] = {0};
+	guint16 port = pb_test_free_port();
+	guint16 tls_port = pb_test_free_port();
+	PbTestProc *haproxy;
+	PbTestProc *client;
+	Service service;
+	HttpsGet named;
+	Ask ask = {0};
+
+	g_test_summary("The shipped configuration's TLS bind, with a wildcard certificate: a "
+		       "client through wss:// and https://NAME.DOMAIN reach the same instance");
+	if (haproxy_path == NULL) {
+		g_test_skip("haproxy is not installed (Debian: apt-get install haproxy)");
+		return;
+	}
+	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+		g_test_skip("no TLS backend (glib-networking) installed");
+		return;
+	}
+	database = g_tls_file_database_new(cert, &error);
+	g_assert_no_error(error);
+	for (guint s = 0; s < N_SERVERS; s++)
+		servers[s] = serve(&ports[s]);
+	dir = g_dir_make_tmp("pb-several-XXXXXX", &error);
+	g_assert_no_error(error);
+	config = haproxy_config(dir, port, ports, tls_port);
+	pem = g_build_filename(dir, "wildcard.pem", NULL);
+	launcher = launcher_new();
+	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
+	pb_test_wait_until(
+	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
+	if (pb_test_proc_exited(haproxy))
+		g_error("haproxy ended: %s", pb_test_proc_get_output(haproxy));
+
+	service_init(&service, "ant");
+	server = g_strdup_printf("wss://127.0.0.1:%u", tls_port);
+	local = g_strdup_printf("%u", service.port);
+	url = g_strdup_printf("HTTP URL: https://ant." DOMAIN ":%u\n", tls_port);
+	client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
+				    "-h", "127.0.0.1", "-s", server, "--ca-file", cert, "--no-dbus",
+				    "--name", "ant", NULL);
+	pb_test_wait_until(pb_test_proc_said(client, url) || pb_test_proc_exited(client), 10);
+	if (!pb_test_proc_said(client, url))
+		g_error("no “%s” in: %s", url, pb_test_proc_get_output(client));
+
+	named = (HttpsGet){tls_port, "ant." DOMAIN, database};
+	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
+	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nant"));
+	/* and by plain HTTP on the other bind */
+	ask.port = port;
+	ask.name = "ant";
+	pb_test_run_in_thread(ask_cb, &ask, 10);
+	g_assert_cmpuint(ask.status, ==, 200);
+	g_assert_cmpstr(ask.body, ==, "ant");
+	g_free(ask.body);
+
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	for (guint s = 0; s < N_SERVERS; s++) {
+		g_assert_cmpint(kill(pb_test_proc_get_pid(servers[s]), SIGINT), ==, 0);
+		g_assert_cmpint(pb_test_proc_finish(servers[s]), ==, 0);
+	}
+	pb_test_proc_finish(haproxy);
+	service_clear(&service);
+	g_unlink(pem);
+	g_unlink(config);
+	g_rmdir(dir);
+}
+
 static void
 test_several_drain(void)
 {
@@ -578,5 +728,6 @@ main(int argc, char **argv)
 	g_test_add_func("/several/drain", test_several_drain);
 	g_test_add_func("/several/drain-usage", test_several_drain_usage);
 	g_test_add_func("/several/haproxy", test_several_haproxy);
+	g_test_add_func("/several/haproxy-tls", test_several_haproxy_tls);
 	return g_test_run();
 }
