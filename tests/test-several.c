@@ -419,6 +419,18 @@ test_several_haproxy(void)
 		if (counts[s] > counts[victim])
 			victim = s;
 	}
+	/* a name lives on one instance: a second client asking for it is sent there too, and
+	 * refused */
+	{
+		g_autofree char *server = g_strdup_printf("127.0.0.1:%u", port);
+		PbTestProc *twin =
+		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", "9",
+				       "-s", server, "--no-dbus", "--name", names[0], NULL);
+
+		pb_test_wait_until(pb_test_proc_exited(twin), 10);
+		g_assert_true(pb_test_proc_said(twin, "is held by another client"));
+		g_assert_cmpint(pb_test_proc_finish(twin), ==, 1);
+	}
 	t0 = g_get_monotonic_time();
 	public_start(&public, port);
 	pb_test_wait_until(public_all_ok_since(&public, t0), 10);
