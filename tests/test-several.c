@@ -489,10 +489,16 @@ test_several_haproxy(void)
 		late[i] = forward_online(port, services[0].port, late_names[i]);
 		g_assert_cmpint(holder(servers, late_names[i]), !=, (int)drained);
 	}
+	/* its own names too were answered until a second before it stops (a machine so slow
+	 * that it is past that already can only tell for the others) */
 	left = t0 + (DRAIN_S - 1) * G_USEC_PER_SEC - g_get_monotonic_time();
-	if (left > 0)
+	if (left > 0) {
 		wait_ms((guint)(left / 1000));
-	public_assert_no_failures(&public, NULL);
+		public_assert_no_failures(&public, NULL);
+	} else {
+		g_test_message("late clients took until the end of the drain");
+		public_assert_no_failures(&public, moved);
+	}
 	pb_test_wait_until(pb_test_proc_exited(servers[drained]), 5);
 	t0 = g_get_monotonic_time();
 	g_assert_cmpint(pb_test_proc_finish(servers[drained]), ==, 0);
