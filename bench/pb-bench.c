@@ -560,9 +560,11 @@ pb_bench_parse_measure(PbBench *bench, const char *value)
 			bench->names = TRUE;
 		else if (g_str_equal(name, "tools"))
 			bench->tools = TRUE;
+		else if (g_str_equal(name, "several")) /* not in all: needs haproxy */
+			bench->several = TRUE;
 		else {
 			g_printerr("pb-bench: --measure: unknown measure “%s” (all, throughput, "
-				   "latency, memory, names, tools)\n",
+				   "latency, memory, names, tools, several)\n",
 				   name);
 			return FALSE;
 		}
@@ -735,7 +737,8 @@ main(int argc, char **argv)
 	    {"measure", 0, 0, G_OPTION_ARG_STRING, &measure,
 	     "What to measure: all (default), or some of throughput, latency (also new "
 	     "connections per second), memory (with latency), names (HTTP by name and by TCP "
-	     "port), tools (iperf3, sockperf and wrk)",
+	     "port), tools (iperf3, sockperf and wrk); not in all: several (HTTP by name "
+	     "through HAProxy and three serves, and on one serve)",
 	     "LIST"},
 	    {"pings", 0, 0, G_OPTION_ARG_INT, &bench.pings,
 	     "64-byte round trips per round and path (default 5000)", "N"},
@@ -826,6 +829,15 @@ main(int argc, char **argv)
 		g_free(bench.socat);
 		bench.socat = g_steal_pointer(&socat);
 	}
+	if (bench.several && !bench.relay_only) {
+		g_autofree char *haproxy = g_find_program_in_path("haproxy");
+
+		if (haproxy == NULL) {
+			g_printerr("pb-bench: SKIP: haproxy not found, for --measure several "
+				   "(install it, e.g. apt-get install haproxy)\n");
+			return PB_BENCH_EXIT_SKIP;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	pb_bench_raise_fd_limit();
 	{
@@ -847,7 +859,8 @@ main(int argc, char **argv)
 	if ((bench.echo && !pb_bench_echo_measures(&bench, &error)) ||
 	    (bench.names && !bench.relay_only && !pb_bench_names_measure(&bench, &error)) ||
 	    (bench.tools && !bench.relay_only && !bench.tunnel_only &&
-	     !pb_bench_tools_measure(&bench, &error))) {
+	     !pb_bench_tools_measure(&bench, &error)) ||
+	    (bench.several && !bench.relay_only && !pb_bench_several_measure(&bench, &error))) {
 		g_printerr("pb-bench: FAILED: %s\n", error->message);
 		return EXIT_FAILURE;
 	}

@@ -38,6 +38,7 @@ typedef struct {
 	gboolean names;	     /* HTTP by name next to the TCP port (pb-bench-names.c) */
 	gboolean tools;	     /* iperf3, sockperf, wrk on every path (pb-bench-tools.c) */
 	int tool_s;	     /* seconds of sockperf and of wrk per round and path */
+	gboolean several;    /* HTTP through HAProxy and 3 serves (pb-bench-several.c) */
 	int pings;	     /* 64-byte round trips per round */
 	double connect_s;    /* seconds of new connections per round and path */
 	int load_conns;	     /* concurrent 1 MiB echo connections */
@@ -71,3 +72,5 @@ gboolean
 pb_bench_names_measure(PbBench *bench, GError **error);
 gboolean
 pb_bench_tools_measure(PbBench *bench, GError **error);
+gboolean
+pb_bench_several_measure(PbBench *bench, GError **error);

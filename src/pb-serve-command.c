@@ -10,6 +10,7 @@
 #include "pb-hello.h"
 #include "pb-name.h"
 #include "pb-queue-budget.h"
+#include "pb-serve-drain.h"
 #include "pb-text.h"
 #include "pb-tls.h"
 #include "pb-tunnel-server.h"
@@ -109,6 +110,7 @@ pb_serve_command(int argc, char **argv)
 	int max_buffer_mib = PB_MAX_BUFFER_DEFAULT / (1024 * 1024);
 	int handshake_timeout = PB_HANDSHAKE_TIMEOUT_DEFAULT;
 	int idle_timeout = 0;
+	int drain = 0;
 	g_autofree char *metrics = NULL;
 	g_autofree char *metrics_token_file = NULL;
 	g_autofree char *metrics_token = NULL;
@@ -181,6 +183,10 @@ pb_serve_command(int argc, char **argv)
 	     N_("Keep a lost client's public port for it for SECONDS (default 30, 0 = close "
 		"at once)"),
 	     N_("SECONDS")},
+	    {"drain", 0, 0, G_OPTION_ARG_INT, &drain,
+	     N_("On SIGTERM, answer /healthz with 503 for SECONDS while still serving, so a "
+		"load balancer sends no new client here, then stop (default 0: stop at once)"),
+	     N_("SECONDS")},
 	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
 	     N_("Require the token in FILE from clients (or set PIGGY_TOKEN)"), N_("FILE")},
 	    {"metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
@@ -202,6 +208,7 @@ pb_serve_command(int argc, char **argv)
 	g_autoptr(PbTunnelServer) server = NULL;
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	PbCli cli = {.loop = loop, .status = EXIT_SUCCESS};
+	g_autoptr(PbServeDrain) drainer = NULL; /* after cli: it holds cli's SIGTERM */
 	int status = EXIT_SUCCESS;
 
 	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
@@ -245,6 +252,9 @@ pb_serve_command(int argc, char **argv)
 	if (grace < 0 || grace > 86400)
 		return pb_cli_usage_error(
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
+	if (drain < 0 || drain > PB_DRAIN_MAX_S)
+		return pb_cli_usage_error(
+		    _("--drain must be a number of seconds from 0 (none) to 3600"));
 	if (!pb_cli_get_token(token_file, &token, &status))
 		return status;
 	if (metrics != NULL && g_strcmp0(metrics, "on") != 0 && g_strcmp0(metrics, "off") != 0 &&
@@ -341,6 +351,7 @@ pb_serve_command(int argc, char **argv)
 			     "trust it for https://NAME.%s\n"),
 			   g_get_prgname(), domain, domain);
 	pb_cli_watch_signals(&cli);
+	drainer = pb_serve_drain_new(&cli, server, (guint)drain);
 	{
 		const char *shown = listen_host != NULL ? listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;

@@ -70,6 +70,7 @@ struct _PbTunnelServer {
 	PbTunnelStats ended;	   /* the counters of the tunnels that have closed, added up */
 	gboolean metrics;	   /* answer GET /metrics */
 	char *metrics_token;	   /* (owned) (nullable) required on GET /metrics */
+	gboolean draining;	   /* serve --drain: /healthz says 503, all else goes on */
 };
 
 G_DEFINE_FINAL_TYPE(PbTunnelServer, pb_tunnel_server, G_TYPE_OBJECT)
@@ -500,7 +501,10 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 	PbAdmit admit = PB_ADMIT_OK;
 
 	if (g_strcmp0(path, "/healthz") == 0) {
-		pb_tunnel_server_reply(msg, SOUP_STATUS_OK, "ok\n");
+		if (self->draining)
+			pb_tunnel_server_reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "draining\n");
+		else
+			pb_tunnel_server_reply(msg, SOUP_STATUS_OK, "ok\n");
 		return;
 	}
 	if (g_strcmp0(path, "/metrics") == 0 && self->metrics) {
@@ -724,6 +728,18 @@ pb_tunnel_server_set_names_only(PbTunnelServer *self, gboolean names_only)
 {
 	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
 	self->public_ports.off = names_only;
+}
+
+/**
+ * pb_tunnel_server_set_draining:
+ * @draining: answer /healthz with 503, so that a load balancer sends no new client here;
+ *   tunnels and everything else are served as before
+ */
+void
+pb_tunnel_server_set_draining(PbTunnelServer *self, gboolean draining)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+	self->draining = draining;
 }
 
 /**

@@ -32,6 +32,8 @@ pb_tunnel_server_set_max_services(PbTunnelServer *self, guint max_services);
 void
 pb_tunnel_server_set_names_only(PbTunnelServer *self, gboolean names_only);
 void
+pb_tunnel_server_set_draining(PbTunnelServer *self, gboolean draining);
+void
 pb_tunnel_server_set_public_url(PbTunnelServer *self, const char *scheme, guint16 port);
 void
 pb_tunnel_server_set_listen_host(PbTunnelServer *self, const char *host);
