@@ -144,7 +144,8 @@ pb_services_header_parse(const char *value, guint max, GError **error)
 			}
 			g_ptr_array_add(names, g_steal_pointer(&entry));
 		} else {
-			g_autofree char *shown = pb_text_escape(entry, 64);
+			g_autofree char *escaped = pb_text_escape(entry, -1);
+			g_autofree char *shown = pb_text_truncate(escaped, 64);
 
 			g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
 				    "“%s” is neither a name nor -", shown);
