@@ -627,10 +627,11 @@ test_dbus_services(DbusFixture *fx, gconstpointer user_data)
 
 /* --- the real program --------------------------------------------------------------- */
 
-/* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
+/* Runs piggyback-forward against the fixture's server, with @bus_address as session bus,
+ * asking for @name and exposing @expose too (both nullable). */
 static PbTestProc *
-proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
-			 const char *name)
+proc_start_forward_full(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			const char *name, const char *expose)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
 	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
@@ -655,8 +656,19 @@ proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_d
 		g_ptr_array_add(argv, "--name");
 		g_ptr_array_add(argv, (gpointer)name);
 	}
+	if (expose != NULL) {
+		g_ptr_array_add(argv, "--expose");
+		g_ptr_array_add(argv, (gpointer)expose);
+	}
 	g_ptr_array_add(argv, NULL);
 	return pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+}
+
+static PbTestProc *
+proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			 const char *name)
+{
+	return proc_start_forward_full(fx, bus_address, no_dbus, name, NULL);
 }
 
 static PbTestProc *
@@ -879,6 +891,56 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	g_free(notifications.body);
 }
 
+static void
+test_dbus_program_notification_services(DbusFixture *fx, gconstpointer user_data)
+{
+	static const GDBusInterfaceVTable vtable = {notifications_method_cb, NULL, NULL, {NULL}};
+	PbTestService *db = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *expose = g_strdup_printf("db=127.0.0.1:%u", pb_test_service_get_port(db));
+	g_autoptr(GDBusNodeInfo) node = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *expected = NULL;
+	Notifications notifications = {NULL, NULL, FALSE};
+	guint object_id;
+	guint owner_id;
+	PbTestProc *proc;
+
+	g_test_summary("With several services the notification has a line for each: its named "
+		       "URL and the local service it reaches");
+	if (dbus_skip_without_bus(fx)) {
+		pb_test_service_free(db);
+		return;
+	}
+	node = g_dbus_node_info_new_for_xml(notifications_xml, &error);
+	g_assert_no_error(error);
+	object_id = g_dbus_connection_register_object(fx->applet, "/org/freedesktop/Notifications",
+						      node->interfaces[0], &vtable, &notifications,
+						      NULL, &error);
+	g_assert_no_error(error);
+	owner_id = g_bus_own_name_on_connection(
+	    fx->applet, "org.freedesktop.Notifications", G_BUS_NAME_OWNER_FLAGS_NONE,
+	    notifications_acquired_cb, NULL, &notifications, NULL);
+	pb_test_wait_until(notifications.owned, 10);
+
+	proc = proc_start_forward_full(fx, g_test_dbus_get_bus_address(fx->bus), FALSE, "alpha",
+				       expose);
+	pb_test_wait_until(notifications.body != NULL || pb_test_proc_exited(proc), 10);
+	g_assert_cmpstr(notifications.summary, ==, "Tunnel online");
+	expected = g_strdup_printf(
+	    "http://alpha.example.test:%u now reaches 127.0.0.1:%u\n"
+	    "http://db.example.test:%u now reaches 127.0.0.1:%u",
+	    pb_tunnel_server_get_port(fx->server), pb_test_service_get_port(fx->echo),
+	    pb_tunnel_server_get_port(fx->server), pb_test_service_get_port(db));
+	g_assert_cmpstr(notifications.body, ==, expected);
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+
+	g_bus_unown_name(owner_id);
+	g_dbus_connection_unregister_object(fx->applet, object_id);
+	g_free(notifications.summary);
+	g_free(notifications.body);
+	pb_test_service_free(db);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -902,6 +964,8 @@ main(int argc, char **argv)
 	ADD("/dbus/program-notification", test_dbus_program_notification);
 	g_test_add("/dbus/program-notification-named", DbusFixture, "example.test", dbus_set_up,
 		   test_dbus_program_notification, dbus_tear_down);
+	g_test_add("/dbus/program-notification-services", DbusFixture, "example.test", dbus_set_up,
+		   test_dbus_program_notification_services, dbus_tear_down);
 #undef ADD
 	return g_test_run();
 }
