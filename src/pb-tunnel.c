@@ -817,16 +817,6 @@ pb_tunnel_get_service_stats(PbTunnel *self, PbServiceStats *stats, guint n_stats
 	}
 }
 
-/* Adds each of @stats's counters to @sum's. */
-void
-pb_service_stats_add(PbServiceStats *sum, const PbServiceStats *stats)
-{
-	sum->streams_open += stats->streams_open;
-	sum->streams_total += stats->streams_total;
-	sum->bytes_in += stats->bytes_in;
-	sum->bytes_out += stats->bytes_out;
-}
-
 /**
  * pb_tunnel_get_stats:
  *

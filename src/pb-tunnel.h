@@ -76,7 +76,5 @@ guint64
 pb_tunnel_get_bytes_out(PbTunnel *self);
 void
 pb_tunnel_get_service_stats(PbTunnel *self, PbServiceStats *stats, guint n_stats);
-void
-pb_service_stats_add(PbServiceStats *sum, const PbServiceStats *stats);
 
 G_END_DECLS
