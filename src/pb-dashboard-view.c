@@ -103,9 +103,53 @@ pb_dashboard_view_events(PbDashboardView *self)
 	return events;
 }
 
+/* The URL to share of a service: its named one, or the one of a names-only server; else
+ * its access URL (as the notification picks). */
+static const char *
+pb_dashboard_view_service_url(const char *name, const char *access_url, const char *http_url)
+{
+	return (name != NULL || access_url == NULL) ? http_url : access_url;
+}
+
+/* The client's services as the table shows them, the first first. */
+static PbDashboardService *
+pb_dashboard_view_client_services(PbDashboardView *self, guint *n_services)
+{
+	PbClientServices *further = pb_tunnel_client_get_services(self->client);
+	guint n = pb_tunnel_client_get_n_services(self->client);
+	g_autofree PbServiceStats *stats = g_new0(PbServiceStats, n);
+	PbDashboardService *services = g_new0(PbDashboardService, n);
+	const char *name = pb_tunnel_client_get_name(self->client);
+
+	pb_tunnel_client_get_service_stats(self->client, stats, n);
+	services[0].label = name != NULL ? name : pb_tunnel_client_get_local_address(self->client);
+	services[0].url =
+	    pb_dashboard_view_service_url(name, pb_tunnel_client_get_access_url(self->client),
+					  pb_tunnel_client_get_http_url(self->client));
+	for (guint i = 1; i < n; i++) {
+		const PbClientService *service = pb_client_services_get(further, i - 1);
+
+		/* the name the server gave, else the one asked for, else the address */
+		services[i].label = service->name != NULL ? service->name : service->label;
+		services[i].url = pb_dashboard_view_service_url(service->name, service->access_url,
+								service->http_url);
+	}
+	for (guint i = 0; i < n; i++) {
+		services[i].connections_active = (guint)stats[i].streams_open;
+		services[i].connections_total = stats[i].streams_total;
+		services[i].bytes_in = stats[i].bytes_in;
+		services[i].bytes_out = stats[i].bytes_out;
+	}
+	*n_services = n;
+	return services;
+}
+
 static char *
 pb_dashboard_view_render_client(PbDashboardView *self, guint width, guint height, gboolean color)
 {
+	guint n_services = 0;
+	g_autofree PbDashboardService *services =
+	    pb_dashboard_view_client_services(self, &n_services);
 	g_autoptr(GEnumClass) states = g_type_class_ref(PB_TYPE_TUNNEL_CLIENT_STATE);
 	GEnumValue *state =
 	    g_enum_get_value(states, (gint)pb_tunnel_client_get_state(self->client));
@@ -126,6 +170,8 @@ pb_dashboard_view_render_client(PbDashboardView *self, guint width, guint height
 	    .bytes_out = pb_tunnel_client_get_bytes_out(self->client),
 	    .events = events,
 	    .n_events = self->events.length,
+	    .services = services,
+	    .n_services = n_services,
 	};
 
 	pb_dashboard_view_sample(self, view.bytes_in, view.bytes_out);
@@ -138,24 +184,28 @@ static char *
 pb_dashboard_view_render_server(PbDashboardView *self, guint width, guint height, gboolean color)
 {
 	g_autoptr(GPtrArray) clients = pb_tunnel_server_list_clients(self->server);
-	g_autofree PbDashboardClientRow *rows = g_new0(PbDashboardClientRow, clients->len + 1);
+	g_autofree PbDashboardClientRow *rows = NULL;
 	g_autofree PbDashboardEvent *events = pb_dashboard_view_events(self);
+	guint n_rows = 0;
 	PbServerView view = {
 	    .version = PACKAGE_VERSION,
 	    .now = g_get_real_time(),
 	    .started = self->started,
 	    .listen_url = self->listen_url,
 	    .n_clients = clients->len,
-	    .clients = rows,
-	    .n_rows = clients->len,
 	    .events = events,
 	    .n_events = self->events.length,
 	};
 
+	for (guint i = 0; i < clients->len; i++)
+		n_rows += MAX(((PbServerClientInfo *)clients->pdata[i])->n_services, 1);
+	rows = g_new0(PbDashboardClientRow, n_rows + 1);
+	n_rows = 0;
 	for (guint i = 0; i < clients->len; i++) {
 		PbServerClientInfo *info = clients->pdata[i];
 
-		rows[i] = (PbDashboardClientRow){
+		/* one service: the tunnel's counters, as always */
+		rows[n_rows++] = (PbDashboardClientRow){
 		    .peer = info->peer,
 		    .tunnel_port = info->tunnel_port,
 		    .connected_since = info->connected_since,
@@ -165,7 +215,28 @@ pb_dashboard_view_render_server(PbDashboardView *self, guint width, guint height
 		    .bytes_out = info->stats.bytes_out,
 		    .name = info->name,
 		};
+		if (info->n_services <= 1)
+			continue;
+		/* several: a row each, with what each carried */
+		n_rows--;
+		for (guint j = 0; j < info->n_services; j++) {
+			const PbServerServiceInfo *service = &info->services[j];
+
+			rows[n_rows++] = (PbDashboardClientRow){
+			    .peer = info->peer,
+			    .tunnel_port = service->tunnel_port,
+			    .connected_since = info->connected_since,
+			    .connections_active = (guint)service->stats.streams_open,
+			    .connections_total = service->stats.streams_total,
+			    .bytes_in = service->stats.bytes_in,
+			    .bytes_out = service->stats.bytes_out,
+			    .name = service->name,
+			    .continued = j > 0,
+			};
+		}
 	}
+	view.clients = rows;
+	view.n_rows = n_rows;
 	return pb_dashboard_render_server(&view, width, height, color);
 }
 

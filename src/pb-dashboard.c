@@ -315,6 +315,9 @@ pb_dashboard_state(const char *state, const char **sgr)
 	return state != NULL ? state : "";
 }
 
+static void
+pb_canvas_services(PbCanvas *canvas, const PbClientView *view);
+
 /**
  * pb_dashboard_render_client:
  * @view: the client's state
@@ -386,6 +389,9 @@ pb_dashboard_render_client(const PbClientView *view, guint width, guint height, 
 	traffic = g_strdup_printf(_("in %s (%s)   out %s (%s)"), in, in_rate, out, out_rate);
 	pb_canvas_row(&canvas, _("Traffic"), traffic);
 
+	/* one service: the rows above say it all, as they always did */
+	if (view->n_services > 1 && view->services != NULL)
+		pb_canvas_services(&canvas, view);
 	pb_canvas_events(&canvas, view->events, view->n_events);
 	return pb_canvas_finish(&canvas);
 }
@@ -424,21 +430,22 @@ pb_dashboard_cell(GString *out, const char *text, guint width, gboolean right)
 		g_string_append(out, cell->str);
 }
 
+/* One line of a table of @n_columns: the first @n_left ones left-aligned, text; the others
+ * right-aligned, numbers. */
 static void
-pb_dashboard_table_line(PbCanvas *canvas, const char *sgr, char **cells, const guint *widths,
-			const gboolean *shown)
+pb_dashboard_line(PbCanvas *canvas, const char *sgr, char **cells, const guint *widths,
+		  const gboolean *shown, guint n_columns, guint n_left)
 {
 	g_autoptr(GString) line = g_string_new(NULL);
 	gboolean first = TRUE;
 
-	for (guint i = 0; i < PB_COLUMN_LAST; i++) {
+	for (guint i = 0; i < n_columns; i++) {
 		if (!shown[i])
 			continue;
 		if (!first)
 			g_string_append(line, "  ");
 		first = FALSE;
-		pb_dashboard_cell(line, cells[i], widths[i],
-				  i != PB_COLUMN_PEER && i != PB_COLUMN_NAME);
+		pb_dashboard_cell(line, cells[i], widths[i], i >= n_left);
 	}
 	/* a left-aligned last column (the name, on a narrow screen) needs no padding */
 	while (line->len > 0 && line->str[line->len - 1] == ' ')
@@ -476,7 +483,8 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 		const PbDashboardClientRow *row = &view->clients[i];
 		char **cells = g_new0(char *, PB_COLUMN_LAST + 1);
 
-		cells[PB_COLUMN_PEER] = pb_dashboard_sanitize(row->peer);
+		/* a further service of the client above: its peer and time are that row's */
+		cells[PB_COLUMN_PEER] = pb_dashboard_sanitize(row->continued ? "" : row->peer);
 		/* "-": a PiggyBack 1.1 client gets no name from a server with --domain */
 		cells[PB_COLUMN_NAME] = pb_dashboard_sanitize(row->name != NULL ? row->name : "-");
 		named = named || row->name != NULL;
@@ -489,7 +497,9 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 		cells[PB_COLUMN_IN] = pb_format_bytes(row->bytes_in);
 		cells[PB_COLUMN_OUT] = pb_format_bytes(row->bytes_out);
 		cells[PB_COLUMN_SINCE] =
-		    pb_format_duration((view->now - row->connected_since) / G_USEC_PER_SEC);
+		    row->continued
+			? g_strdup("")
+			: pb_format_duration((view->now - row->connected_since) / G_USEC_PER_SEC);
 		g_ptr_array_add(rows, cells);
 	}
 
@@ -527,9 +537,11 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 	else
 		widths[PB_COLUMN_PEER] = MIN(widths[PB_COLUMN_PEER], PB_DASHBOARD_PEER_MIN);
 
-	pb_dashboard_table_line(canvas, PB_SGR_DIM, titles, widths, shown);
+	pb_dashboard_line(canvas, PB_SGR_DIM, titles, widths, shown, PB_COLUMN_LAST,
+			  PB_COLUMN_NAME + 1);
 	for (guint j = 0; j < rows->len; j++)
-		pb_dashboard_table_line(canvas, NULL, g_ptr_array_index(rows, j), widths, shown);
+		pb_dashboard_line(canvas, NULL, g_ptr_array_index(rows, j), widths, shown,
+				  PB_COLUMN_LAST, PB_COLUMN_NAME + 1);
 	if (n_hidden > 0) {
 		g_autofree char *more = NULL;
 
@@ -540,6 +552,117 @@ pb_dashboard_table(PbCanvas *canvas, const PbServerView *view, guint n_rows, gui
 		pb_canvas_add(canvas, PB_SGR_DIM, more);
 		pb_canvas_newline(canvas);
 	}
+}
+
+/* The client's services table: what each one is, where the public reaches it, and what it
+ * carried. The URL takes what the other columns leave; columns go when it would get less
+ * than PB_DASHBOARD_URL_MIN. */
+enum {
+	PB_SERVICE_LABEL,
+	PB_SERVICE_URL,
+	PB_SERVICE_CONNECTIONS,
+	PB_SERVICE_IN,
+	PB_SERVICE_OUT,
+	PB_SERVICE_LAST
+};
+#define PB_DASHBOARD_URL_MIN 20
+
+static void
+pb_canvas_services(PbCanvas *canvas, const PbClientView *view)
+{
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+	char *titles[PB_SERVICE_LAST] = {
+	    /* TRANSLATORS: table heading: a service's name, or its local host:port */
+	    _("Service"),
+	    /* TRANSLATORS: table heading: where the public reaches a service */
+	    _("URL"),
+	    /* TRANSLATORS: table heading: tunneled connections open now / since it came */
+	    _("Conns"),
+	    /* TRANSLATORS: table heading: data received */
+	    _("In"),
+	    /* TRANSLATORS: table heading: data sent */
+	    _("Out"),
+	};
+	/* dropped first when the screen is narrow */
+	static const guint drop_order[] = {PB_SERVICE_OUT, PB_SERVICE_IN, PB_SERVICE_CONNECTIONS};
+	guint widths[PB_SERVICE_LAST];
+	gboolean shown[PB_SERVICE_LAST];
+	guint keep = 2 + MAX(MIN(view->n_events, 3), 1); /* the newest events, their heading */
+	guint left = pb_canvas_lines_left(canvas);
+	guint room = left > keep + 2 ? left - keep - 2 : 0;
+	guint n_rows = MIN(view->n_services, room);
+	guint rest = 0;
+
+	if (n_rows < view->n_services && n_rows > 0)
+		n_rows--; /* for the "… and N more" line */
+	for (guint i = 0; i < n_rows; i++) {
+		const PbDashboardService *service = &view->services[i];
+		char **cells = g_new0(char *, PB_SERVICE_LAST + 1);
+
+		cells[PB_SERVICE_LABEL] = pb_dashboard_sanitize(service->label);
+		cells[PB_SERVICE_URL] =
+		    pb_dashboard_sanitize(service->url != NULL ? service->url : "-");
+		cells[PB_SERVICE_CONNECTIONS] =
+		    g_strdup_printf("%u/%" G_GUINT64_FORMAT, service->connections_active,
+				    service->connections_total);
+		cells[PB_SERVICE_IN] = pb_format_bytes(service->bytes_in);
+		cells[PB_SERVICE_OUT] = pb_format_bytes(service->bytes_out);
+		g_ptr_array_add(rows, cells);
+	}
+	for (guint i = 0; i < PB_SERVICE_LAST; i++) {
+		widths[i] = pb_dashboard_text_width(titles[i]);
+		shown[i] = TRUE;
+		for (guint j = 0; j < rows->len; j++)
+			widths[i] = MAX(widths[i], pb_dashboard_text_width(
+						       ((char **)g_ptr_array_index(rows, j))[i]));
+	}
+	widths[PB_SERVICE_LABEL] = MIN(widths[PB_SERVICE_LABEL], PB_DASHBOARD_NAME_MAX);
+	for (guint d = 0;; d++) {
+		rest = widths[PB_SERVICE_LABEL];
+		for (guint i = PB_SERVICE_CONNECTIONS; i < PB_SERVICE_LAST; i++) {
+			if (shown[i])
+				rest += PB_DASHBOARD_COLUMN_GAP + widths[i];
+		}
+		rest += PB_DASHBOARD_COLUMN_GAP;
+		if (rest + MIN(widths[PB_SERVICE_URL], PB_DASHBOARD_URL_MIN) <= canvas->width ||
+		    d == G_N_ELEMENTS(drop_order))
+			break;
+		shown[drop_order[d]] = FALSE;
+	}
+	widths[PB_SERVICE_URL] =
+	    canvas->width > rest ? MIN(widths[PB_SERVICE_URL], canvas->width - rest) : 0;
+
+	/* TRANSLATORS: the heading of the client's table of services */
+	pb_canvas_header(canvas, _("Services"));
+	pb_dashboard_line(canvas, PB_SGR_DIM, titles, widths, shown, PB_SERVICE_LAST,
+			  PB_SERVICE_URL + 1);
+	for (guint j = 0; j < rows->len; j++)
+		pb_dashboard_line(canvas, NULL, g_ptr_array_index(rows, j), widths, shown,
+				  PB_SERVICE_LAST, PB_SERVICE_URL + 1);
+	if (n_rows < view->n_services) {
+		guint n_hidden = view->n_services - n_rows;
+		g_autofree char *more = NULL;
+
+		/* TRANSLATORS: below the table of services when the screen is too short */
+		more = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "… and %u more service",
+						   "… and %u more services", n_hidden),
+				       n_hidden);
+		pb_canvas_add(canvas, PB_SGR_DIM, more);
+		pb_canvas_newline(canvas);
+	}
+}
+
+/* The clients in the first @n_rows rows: a further service's row is none. */
+static guint
+pb_dashboard_count_clients(const PbServerView *view, guint n_rows)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < n_rows; i++) {
+		if (!view->clients[i].continued)
+			n++;
+	}
+	return n;
 }
 
 /**
@@ -560,6 +683,7 @@ pb_dashboard_render_server(const PbServerView *view, guint width, guint height, 
 	g_autofree char *uptime = NULL;
 	g_autofree char *clients = NULL;
 	guint n_total = 0;
+	guint n_listed;
 	guint n_rows = 0;
 	guint room;
 
@@ -577,7 +701,8 @@ pb_dashboard_render_server(const PbServerView *view, guint width, guint height, 
 	clients = g_strdup_printf("%u", view->n_clients);
 	pb_canvas_row(&canvas, _("Clients"), clients);
 
-	n_total = MAX(view->n_clients, view->clients != NULL ? view->n_rows : 0);
+	n_listed = view->clients != NULL ? view->n_rows : 0;
+	n_total = MAX(view->n_clients, pb_dashboard_count_clients(view, n_listed));
 	if (n_total == 0) {
 		pb_canvas_add(&canvas, PB_SGR_DIM, _("no clients connected"));
 		pb_canvas_newline(&canvas);
@@ -588,10 +713,12 @@ pb_dashboard_render_server(const PbServerView *view, guint width, guint height, 
 		guint left = pb_canvas_lines_left(&canvas);
 
 		room = left > keep + 1 ? left - keep - 1 : 0;
-		n_rows = view->clients != NULL ? MIN(view->n_rows, room) : 0;
-		if (n_rows < n_total && n_rows > 0)
+		n_rows = MIN(n_listed, room);
+		if (n_rows > 0 &&
+		    (n_rows < n_listed || pb_dashboard_count_clients(view, n_rows) < n_total))
 			n_rows--; /* for the "… and N more" line */
-		pb_dashboard_table(&canvas, view, n_rows, n_total - n_rows);
+		pb_dashboard_table(&canvas, view, n_rows,
+				   n_total - pb_dashboard_count_clients(view, n_rows));
 	}
 	pb_canvas_events(&canvas, view->events, view->n_events);
 	return pb_canvas_finish(&canvas);

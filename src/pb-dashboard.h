@@ -15,6 +15,15 @@ typedef struct {
 	const char *message; /* one line; control characters are shown as spaces */
 } PbDashboardEvent;
 
+/* One of a client's services, a row of the client view's services table. */
+typedef struct {
+	const char *label; /* its name, else its local address: "db", "localhost:5432" */
+	const char *url;   /* (nullable) where the public reaches it: "http://db.example.com" */
+	guint connections_active;
+	guint64 connections_total;
+	guint64 bytes_in, bytes_out;
+} PbDashboardService;
+
 typedef struct {
 	const char *version;	   /* "2.0.0" */
 	const char *state;	   /* "online", "connecting", "reconnecting", "offline" */
@@ -31,6 +40,10 @@ typedef struct {
 	double rate_in, rate_out;	/* bytes per second */
 	const PbDashboardEvent *events; /* oldest first */
 	guint n_events;
+	/* every service, the first first: a table of them when there are several (the rows
+	 * above are then the first service's, and the counters the client's) */
+	const PbDashboardService *services;
+	guint n_services;
 } PbClientView;
 
 typedef struct {
@@ -40,7 +53,9 @@ typedef struct {
 	guint connections_active;
 	guint64 connections_total;
 	guint64 bytes_in, bytes_out;
-	const char *name; /* (nullable) "myapp"; the Name column shows when a row has one */
+	const char *name;   /* (nullable) "myapp"; the Name column shows when a row has one */
+	gboolean continued; /* a further service of the client in the row above: the peer and
+			     * Connected are not repeated, and it counts as no client */
 } PbDashboardClientRow;
 
 typedef struct {
@@ -48,7 +63,7 @@ typedef struct {
 	gint64 now;		/* Unix µs at the snapshot */
 	gint64 started;		/* Unix µs */
 	const char *listen_url; /* (nullable) */
-	guint n_clients;	/* may be more than n_rows */
+	guint n_clients;	/* may be more than the rows that are not continued */
 	const PbDashboardClientRow *clients;
 	guint n_rows;
 	const PbDashboardEvent *events; /* oldest first */

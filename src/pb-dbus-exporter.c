@@ -395,6 +395,7 @@ pb_dbus_exporter_new(PbTunnelClient *client)
 	pb_dbus_exporter_bind(self, "public-host", pb_dbus_exporter_string_cb);
 	pb_dbus_exporter_bind(self, "tunnel-port", NULL);
 	pb_dbus_exporter_bind(self, "connected-since", NULL);
+	pb_dbus_exporter_bind(self, "services", NULL);
 	pb_dbus_exporter_sync_counters(self);
 	g_signal_connect(client, "notify::state", G_CALLBACK(pb_dbus_exporter_state_cb), self);
 	g_signal_connect(client, "event", G_CALLBACK(pb_dbus_exporter_event_cb), self);

@@ -121,10 +121,11 @@ pb_forward_command_setting_string(GSettings *settings, const char *key)
 	return *value != '\0' ? g_steal_pointer(&value) : NULL;
 }
 
-/* Fills in what the command line left out from @settings; 0 for local-port means unset. */
+/* Fills in what the command line left out from @settings; 0 for local-port means unset,
+ * and so does an empty services list. */
 static void
 pb_forward_command_defaults(GSettings *settings, char **host, char **server_input, int *port,
-			    char **name, char **proxy_protocol)
+			    char **name, char **proxy_protocol, char ***exposes)
 {
 	g_autoptr(GVariant) local_port = g_settings_get_value(settings, "local-port");
 
@@ -141,6 +142,12 @@ pb_forward_command_defaults(GSettings *settings, char **host, char **server_inpu
 		*proxy_protocol = g_settings_get_string(settings, "proxy-protocol");
 		if (g_str_equal(*proxy_protocol, "none"))
 			g_clear_pointer(proxy_protocol, g_free);
+	}
+	/* any --expose replaces the whole list */
+	if (*exposes == NULL) {
+		*exposes = g_settings_get_strv(settings, "services");
+		if (**exposes == NULL)
+			g_clear_pointer(exposes, g_strfreev);
 	}
 }
 
@@ -192,12 +199,14 @@ pb_forward_command_same_name(gconstpointer a, gconstpointer b)
 	return spec_a->name != NULL && g_strcmp0(spec_a->name, spec_b->name) == 0;
 }
 
-/* The services of --expose, each [NAME=][HOST:]PORT. Without -p (*@port is -1) the first
+/* The services of --expose, each [NAME=][HOST:]PORT, or of the "services" setting
+ * (@from_settings: the messages say so). Without -p (*@port is -1) the first
  * is the main service: it sets *@port, *@host and, unless --name did, *@name. Returns:
  * (transfer full) (nullable): the further services (PbServiceSpec), %NULL with *@status
  * set for a bad one, or two services that ask for one name */
 static GPtrArray *
-pb_forward_command_parse_exposes(char **values, int *port, char **host, char **name, int *status)
+pb_forward_command_parse_exposes(char **values, gboolean from_settings, int *port, char **host,
+				 char **name, int *status)
 {
 	g_autoptr(GPtrArray) specs =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_service_spec_free);
@@ -209,8 +218,13 @@ pb_forward_command_parse_exposes(char **values, int *port, char **host, char **n
 
 		if (spec == NULL) {
 			g_autofree char *message =
-			    /* TRANSLATORS: %s are the value given and what is wrong with it */
-			    g_strdup_printf(_("--expose “%s”: %s"), shown, error->message);
+			    from_settings
+				/* TRANSLATORS: “services” is a GSettings key: keep it as is; %s
+				 * are the value and what is wrong with it */
+				? g_strdup_printf(_("the “services” setting “%s”: %s"), shown,
+						  error->message)
+				/* TRANSLATORS: %s are the value given and what is wrong with it */
+				: g_strdup_printf(_("--expose “%s”: %s"), shown, error->message);
 
 			*status = pb_cli_usage_error(message);
 			return NULL;
@@ -218,10 +232,15 @@ pb_forward_command_parse_exposes(char **values, int *port, char **host, char **n
 		if (*port == -1 && i == 0) {
 			if (spec->name != NULL && *name != NULL &&
 			    g_strcmp0(spec->name, *name) != 0) {
-				g_autofree char *message = g_strdup_printf(
-				    _("--expose “%s” names the main service, which --name names "
-				      "too"),
-				    shown);
+				g_autofree char *message =
+				    from_settings
+					/* TRANSLATORS: “services” is a GSettings key: keep it */
+					? g_strdup_printf(_("the “services” setting “%s” names the "
+							    "main service, which --name names too"),
+							  shown)
+					: g_strdup_printf(_("--expose “%s” names the main service, "
+							    "which --name names too"),
+							  shown);
 
 				*status = pb_cli_usage_error(message);
 				return NULL;
@@ -238,9 +257,15 @@ pb_forward_command_parse_exposes(char **values, int *port, char **host, char **n
 		if (spec->name != NULL && (g_strcmp0(spec->name, *name) == 0 ||
 					   g_ptr_array_find_with_equal_func(
 					       specs, spec, pb_forward_command_same_name, NULL))) {
-			g_autofree char *message = g_strdup_printf(
-			    _("--expose “%s”: another service asks for the name %s"), shown,
-			    spec->name);
+			g_autofree char *message =
+			    from_settings
+				/* TRANSLATORS: “services” is a GSettings key: keep it as is */
+				? g_strdup_printf(_("the “services” setting “%s”: another service "
+						    "asks for the name %s"),
+						  shown, spec->name)
+				: g_strdup_printf(
+				      _("--expose “%s”: another service asks for the name %s"),
+				      shown, spec->name);
 
 			*status = pb_cli_usage_error(message);
 			return NULL;
@@ -260,6 +285,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	g_autofree char *proxy_protocol = NULL;
 	g_autofree char *name = NULL;
 	g_auto(GStrv) expose_values = NULL;
+	gboolean expose_is_setting = FALSE; /* no --expose: services come from GSettings */
 	g_autoptr(GPtrArray) specs = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean name_is_setting = FALSE; /* no --name: a name comes from GSettings */
@@ -333,8 +359,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		 * key names (server, local-host, …) are as they are */
 		g_autofree char *description = g_strdup_printf(
 		    _("Options left out are taken from GSettings, schema %s: keys server, "
-		      "local-host, local-port, name (as --name: empty asks for none) and "
-		      "proxy-protocol."),
+		      "local-host, local-port, name (as --name: empty asks for none), services "
+		      "(as --expose, a list) and proxy-protocol."),
 		    APP_ID);
 
 		g_option_context_set_description(context, description);
@@ -344,16 +370,17 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	if (use_settings)
 		settings = pb_forward_command_settings_new();
 	name_is_setting = name == NULL;
+	expose_is_setting = expose_values == NULL;
 	if (settings != NULL)
 		pb_forward_command_defaults(settings, &host, &server_input, &port, &name,
-					    &proxy_protocol);
+					    &proxy_protocol, &expose_values);
 	if (host == NULL)
 		host = g_strdup("localhost");
 	if (server_input == NULL)
 		server_input = g_strdup("localhost:8080");
 	if (expose_values != NULL) {
-		specs =
-		    pb_forward_command_parse_exposes(expose_values, &port, &host, &name, &status);
+		specs = pb_forward_command_parse_exposes(expose_values, expose_is_setting, &port,
+							 &host, &name, &status);
 		if (specs == NULL)
 			return status;
 	}

@@ -7,7 +7,9 @@
  * GET /metrics: the server's counters in Prometheus' text exposition format (version
  * 0.0.4). Server-wide counters cover every tunnel since the server started; the
  * piggyback_port_* series are per public port and live as long as its tunnel; a named
- * tunnel's also carry its name (name="myapp").
+ * tunnel's also carry its name (name="myapp"). A client with several services (forward
+ * --expose) has the series of connections and bytes per service, each with its port and
+ * name; the others are its tunnel's, and stay with its first service's labels.
  * "received" is tunneled payload from clients (what their services answer), "sent" is
  * payload to them (what the public sends).
  */
@@ -30,21 +32,28 @@ typedef struct {
 	const char *name;
 	const char *type;
 	const char *help;
-	gsize offset; /* of its guint64 in PbTunnelStats */
+	gsize offset;	       /* of its guint64 in PbTunnelStats */
+	gssize service_offset; /* of its guint64 in PbServiceStats; -1: the tunnel's only */
 } PbMetric;
 
 #define PB_METRIC(name, type, field, help)                                                         \
 	{                                                                                          \
-		name, type, help, G_STRUCT_OFFSET(PbTunnelStats, field)                            \
+		name, type, help, G_STRUCT_OFFSET(PbTunnelStats, field), -1                        \
+	}
+#define PB_SERVICE_METRIC(name, type, field, help)                                                 \
+	{                                                                                          \
+		name, type, help, G_STRUCT_OFFSET(PbTunnelStats, field),                           \
+		    G_STRUCT_OFFSET(PbServiceStats, field)                                         \
 	}
 
 static const PbMetric pb_metrics[] = {
-    PB_METRIC("connections_open", "gauge", streams_open, "Tunneled connections open now."),
-    PB_METRIC("connections_total", "counter", streams_total,
-	      "Tunneled connections opened (in all: since the server started)."),
-    PB_METRIC("received_bytes_total", "counter", bytes_in,
-	      "Tunneled payload received from clients."),
-    PB_METRIC("sent_bytes_total", "counter", bytes_out, "Tunneled payload sent to clients."),
+    PB_SERVICE_METRIC("connections_open", "gauge", streams_open, "Tunneled connections open now."),
+    PB_SERVICE_METRIC("connections_total", "counter", streams_total,
+		      "Tunneled connections opened (in all: since the server started)."),
+    PB_SERVICE_METRIC("received_bytes_total", "counter", bytes_in,
+		      "Tunneled payload received from clients."),
+    PB_SERVICE_METRIC("sent_bytes_total", "counter", bytes_out,
+		      "Tunneled payload sent to clients."),
     PB_METRIC("frames_received_total", "counter", frames_in,
 	      "WebSocket messages received from clients."),
     PB_METRIC("frames_sent_total", "counter", frames_out, "WebSocket messages sent to clients."),
@@ -74,6 +83,22 @@ static guint64
 pb_metric_get(const PbMetric *metric, const PbTunnelStats *stats)
 {
 	return G_STRUCT_MEMBER(guint64, stats, metric->offset);
+}
+
+/* One sample of a per-port series: @name{port="…"[,name="…"]} @value. */
+static void
+pb_metrics_port_value(GString *out, const char *name, guint16 port, const char *label,
+		      guint64 value)
+{
+	g_string_append_printf(out, "%s{port=\"%u\"", name, port);
+	/* only on named tunnels: the series of a server without --domain keep the labels
+	 * they had */
+	if (label != NULL) {
+		g_string_append(out, ",name=\"");
+		pb_metrics_append_label_value(out, label);
+		g_string_append_c(out, '"');
+	}
+	g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", value);
 }
 
 /**
@@ -121,16 +146,19 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 		for (guint i = 0; i < clients->len; i++) {
 			const PbServerClientInfo *info = clients->pdata[i];
 
-			g_string_append_printf(out, "%s{port=\"%u\"", name, info->tunnel_port);
-			/* only on named tunnels: the series of a server without --domain keep
-			 * the labels they had */
-			if (info->name != NULL) {
-				g_string_append(out, ",name=\"");
-				pb_metrics_append_label_value(out, info->name);
-				g_string_append_c(out, '"');
+			if (info->n_services <= 1 || pb_metrics[m].service_offset < 0) {
+				pb_metrics_port_value(out, name, info->tunnel_port, info->name,
+						      pb_metric_get(&pb_metrics[m], &info->stats));
+				continue;
 			}
-			g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n",
-					       pb_metric_get(&pb_metrics[m], &info->stats));
+			for (guint j = 0; j < info->n_services; j++) {
+				const PbServerServiceInfo *service = &info->services[j];
+
+				pb_metrics_port_value(
+				    out, name, service->tunnel_port, service->name,
+				    G_STRUCT_MEMBER(guint64, &service->stats,
+						    pb_metrics[m].service_offset));
+			}
 		}
 	}
 	return g_string_free(out, FALSE);

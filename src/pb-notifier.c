@@ -7,10 +7,10 @@
 
 /*
  * A view of a PbTunnelClient as desktop notifications: one when the tunnel comes online,
- * with the access URL. GNotification needs a registered GApplication and a notification
- * service; where there is none (a server, a bare session bus) GLib would warn on every
- * notification, so this asks the bus first and stays quiet, saying so at debug level.
- * In a Flatpak sandbox GLib uses the portal, which is always there.
+ * with the access URL, and a line more for each further service (forward --expose). GNotification
+ * needs a registered GApplication and a notification service; where there is none (a server, a bare
+ * session bus) GLib would warn on every notification, so this asks the bus first and stays quiet,
+ * saying so at debug level. In a Flatpak sandbox GLib uses the portal, which is always there.
  */
 
 /* Notification services GLib's backends talk to (gtk, freedesktop). */
@@ -26,26 +26,45 @@ struct _PbNotifier {
 
 G_DEFINE_FINAL_TYPE(PbNotifier, pb_notifier, G_TYPE_OBJECT)
 
+/* Adds a line: where the public reaches a service, and the local service it reaches. */
+static void
+pb_notifier_add_line(GString *body, const char *name, const char *access_url, const char *http_url,
+		     const char *address)
+{
+	/* a named service is known by its name: its named URL is the one to share (and the
+	 * only one from a names-only server) */
+	if ((name != NULL || access_url == NULL) && http_url != NULL)
+		access_url = http_url;
+	if (access_url == NULL)
+		return;
+	if (body->len > 0)
+		g_string_append_c(body, '\n');
+	/* TRANSLATORS: %s is the access URL, tcp://host:port (or the named URL,
+	 * https://myapp.tunnel.example.com); %s the local service, host:port */
+	g_string_append_printf(body, _("%s now reaches %s"), access_url, address);
+}
+
 static void
 pb_notifier_send(PbNotifier *self)
 {
 	g_autoptr(GNotification) notification = g_notification_new(_("Tunnel online"));
-	const char *access_url = pb_tunnel_client_get_access_url(self->client);
-	const char *http_url = pb_tunnel_client_get_http_url(self->client);
-	g_autofree char *body = NULL;
+	PbClientServices *services = pb_tunnel_client_get_services(self->client);
+	g_autoptr(GString) body = g_string_new(NULL);
 
 	if (pb_tunnel_client_get_state(self->client) != PB_TUNNEL_CLIENT_STATE_ONLINE)
 		return; /* gone again while the bus answered */
-	/* a named tunnel is known by its name: its named URL is the one to share (and the
-	 * only one from a names-only server) */
-	if ((pb_tunnel_client_get_name(self->client) != NULL || access_url == NULL) &&
-	    http_url != NULL)
-		access_url = http_url;
-	/* TRANSLATORS: %s is the access URL, tcp://host:port (or the named URL,
-	 * https://myapp.tunnel.example.com); %s the local service, host:port */
-	body = g_strdup_printf(_("%s now reaches %s"), access_url,
-			       pb_tunnel_client_get_local_address(self->client));
-	g_notification_set_body(notification, body);
+	pb_notifier_add_line(body, pb_tunnel_client_get_name(self->client),
+			     pb_tunnel_client_get_access_url(self->client),
+			     pb_tunnel_client_get_http_url(self->client),
+			     pb_tunnel_client_get_local_address(self->client));
+	/* every service's URL: the notification is where a desktop user copies them from */
+	for (guint i = 0; i < pb_client_services_get_len(services); i++) {
+		const PbClientService *service = pb_client_services_get(services, i);
+
+		pb_notifier_add_line(body, service->name, service->access_url, service->http_url,
+				     service->address);
+	}
+	g_notification_set_body(notification, body->str);
 	g_application_send_notification(self->application, "online", notification);
 }
 

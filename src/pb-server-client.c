@@ -174,6 +174,40 @@ pb_server_client_describe(PbServerClient *client)
 	return pb_server_services_describe(client->services);
 }
 
+/**
+ * pb_server_client_list_services:
+ * @n_services: (out): how many
+ *
+ * Returns: (transfer full) (array length=n_services): what the views show of each of
+ * @client's services, the first first; free with pb_server_service_infos_free()
+ */
+PbServerServiceInfo *
+pb_server_client_list_services(PbServerClient *client, guint *n_services)
+{
+	guint n = client->services->len;
+	g_autofree PbServiceStats *stats = g_new0(PbServiceStats, n);
+	PbServerServiceInfo *infos = g_new0(PbServerServiceInfo, n);
+
+	pb_tunnel_get_service_stats(client->tunnel, stats, n);
+	for (guint i = 0; i < n; i++) {
+		PbServerService *service = client->services->pdata[i];
+
+		infos[i].name = g_strdup(service->name);
+		infos[i].tunnel_port = service->port;
+		infos[i].stats = stats[i];
+	}
+	*n_services = n;
+	return infos;
+}
+
+void
+pb_server_service_infos_free(PbServerServiceInfo *infos, guint n_infos)
+{
+	for (guint i = 0; i < n_infos; i++)
+		g_free(infos[i].name);
+	g_free(infos);
+}
+
 /* Closes what @client still holds (its port, its connections with its tunnel). */
 void
 pb_server_client_free(PbServerClient *client)

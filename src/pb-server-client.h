@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "pb-listener.h"
+#include "pb-tunnel-server.h"
 #include "pb-tunnel.h"
 
 G_BEGIN_DECLS
@@ -54,6 +55,10 @@ void
 pb_server_client_close_ports(PbServerClient *client);
 char *
 pb_server_client_describe(PbServerClient *client);
+PbServerServiceInfo *
+pb_server_client_list_services(PbServerClient *client, guint *n_services);
+void
+pb_server_service_infos_free(PbServerServiceInfo *infos, guint n_infos);
 void
 pb_server_client_free(PbServerClient *client);
 void

@@ -42,23 +42,26 @@ struct _PbTunnelClient {
 	guint64 connections_total; /* OPENs answered, over every tunnel */
 	guint64 bytes_in_before;   /* counted by tunnels closed by a reconnect */
 	guint64 bytes_out_before;
-	GQueue events;		    /* (owned) PbTunnelClientEvent, oldest first */
-	char *token;		    /* (owned) (nullable) sent as a bearer token */
-	GTlsDatabase *tls_database; /* (owned) (nullable) trusted CAs; NULL = the system's */
-	char *pin_sha256;	    /* (owned) (nullable) the server certificate's, in hex */
-	gboolean auto_reconnect;    /* dial again by itself when an online tunnel is lost */
-	guint retry_id;		    /* (nullable) the backoff timer before the next dial */
-	guint attempt;		    /* dials since the last stable tunnel (pb-backoff.h) */
-	guint keepalive_s;	    /* ping interval; 0 = none */
-	guint64 max_message_size;   /* the largest WebSocket message taken from the server */
-	char *session;		    /* (owned) (nullable) from HELLO: keeps our port on reconnect */
-	char *name;		    /* (owned) (nullable) asked for; then the one HELLO gave */
-	char *given_name;	    /* (owned) (nullable) the name of the tunnel online now */
-	char *refusal;		    /* (owned) (nullable) why the tunnel closing now is for good */
-	guint max_connections;	    /* local connections at once; more OPENs get CLOSE */
-	guint n_dialing;	    /* local connections being opened */
-	guint n_refused;	    /* OPENs refused since the last event said so */
-	guint refused_id;	    /* (nullable) until the next such event may come */
+	PbServiceStats *service_before; /* (owned) per service, 0 the first: connections
+					 * answered, and bytes of the tunnels dropped */
+	GVariant *services_variant;	/* (owned) what the "services" property shows */
+	GQueue events;			/* (owned) PbTunnelClientEvent, oldest first */
+	char *token;			/* (owned) (nullable) sent as a bearer token */
+	GTlsDatabase *tls_database;	/* (owned) (nullable) trusted CAs; NULL = the system's */
+	char *pin_sha256;		/* (owned) (nullable) the server certificate's, in hex */
+	gboolean auto_reconnect;	/* dial again by itself when an online tunnel is lost */
+	guint retry_id;			/* (nullable) the backoff timer before the next dial */
+	guint attempt;			/* dials since the last stable tunnel (pb-backoff.h) */
+	guint keepalive_s;		/* ping interval; 0 = none */
+	guint64 max_message_size;	/* the largest WebSocket message taken from the server */
+	char *session;	       /* (owned) (nullable) from HELLO: keeps our port on reconnect */
+	char *name;	       /* (owned) (nullable) asked for; then the one HELLO gave */
+	char *given_name;      /* (owned) (nullable) the name of the tunnel online now */
+	char *refusal;	       /* (owned) (nullable) why the tunnel closing now is for good */
+	guint max_connections; /* local connections at once; more OPENs get CLOSE */
+	guint n_dialing;       /* local connections being opened */
+	guint n_refused;       /* OPENs refused since the last event said so */
+	guint refused_id;      /* (nullable) until the next such event may come */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -79,6 +82,7 @@ enum {
 	PROP_CONNECTIONS_ACTIVE,
 	PROP_BYTES_IN,
 	PROP_BYTES_OUT,
+	PROP_SERVICES,
 	PROP_LAST
 };
 static GParamSpec *props[PROP_LAST] = {NULL};
@@ -135,6 +139,41 @@ pb_tunnel_client_set_state(PbTunnelClient *self, PbTunnelClientState state)
 	}
 }
 
+/* Every service as (name, local address, access URL, HTTP URL), the first one first: what
+ * the "services" property and D-Bus' Services show; "" for what is not known (yet). */
+static GVariant *
+pb_tunnel_client_build_services(PbTunnelClient *self)
+{
+	GVariantBuilder builder;
+
+	g_variant_builder_init(&builder, G_VARIANT_TYPE("a(ssss)"));
+	g_variant_builder_add(&builder, "(ssss)", self->given_name != NULL ? self->given_name : "",
+			      self->local_address, self->access_url != NULL ? self->access_url : "",
+			      self->http_url != NULL ? self->http_url : "");
+	for (guint i = 0; i < pb_client_services_get_len(self->services); i++) {
+		const PbClientService *service = pb_client_services_get(self->services, i);
+
+		g_variant_builder_add(&builder, "(ssss)",
+				      service->name != NULL ? service->name : "", service->address,
+				      service->access_url != NULL ? service->access_url : "",
+				      service->http_url != NULL ? service->http_url : "");
+	}
+	return g_variant_ref_sink(g_variant_builder_end(&builder));
+}
+
+/* Rebuilds the "services" property, notified when it changed. */
+static void
+pb_tunnel_client_update_services(PbTunnelClient *self)
+{
+	g_autoptr(GVariant) services = pb_tunnel_client_build_services(self);
+
+	if (self->services_variant != NULL && g_variant_equal(services, self->services_variant))
+		return;
+	g_clear_pointer(&self->services_variant, g_variant_unref);
+	self->services_variant = g_steal_pointer(&services);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_SERVICES]);
+}
+
 /* Forgets what the last HELLO said: the public port went away with its tunnel. */
 static void
 pb_tunnel_client_clear_hello(PbTunnelClient *self)
@@ -160,16 +199,26 @@ pb_tunnel_client_clear_hello(PbTunnelClient *self)
 		self->tunnel_port = 0;
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
 	}
+	pb_tunnel_client_update_services(self);
 }
 
 /* Drops the current tunnel, keeping what it counted. */
 static void
 pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 {
+	guint n_services = pb_tunnel_client_get_n_services(self);
+	g_autofree PbServiceStats *stats = NULL;
+
 	if (self->tunnel == NULL)
 		return;
 	self->bytes_in_before += pb_tunnel_get_bytes_in(self->tunnel);
 	self->bytes_out_before += pb_tunnel_get_bytes_out(self->tunnel);
+	stats = g_new0(PbServiceStats, n_services);
+	pb_tunnel_get_service_stats(self->tunnel, stats, n_services);
+	for (guint i = 0; i < n_services; i++) {
+		self->service_before[i].bytes_in += stats[i].bytes_in;
+		self->service_before[i].bytes_out += stats[i].bytes_out;
+	}
 	g_signal_handlers_disconnect_by_data(self->tunnel, self);
 	g_clear_object(&self->tunnel);
 }
@@ -252,6 +301,7 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 	open = g_new0(PbOpen, 1);
 	self->n_dialing++;
 	self->connections_total++;
+	self->service_before[service].streams_total++; /* @dialer: a service we have */
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_TOTAL]);
 	open->client = g_object_ref(self);
 	open->tunnel = g_object_ref(tunnel);
@@ -359,6 +409,7 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_NAME]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
+	pb_tunnel_client_update_services(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_ONLINE);
 	self->connected_since = g_get_real_time();
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
@@ -830,8 +881,58 @@ pb_tunnel_client_set_local_connect_timeout(PbTunnelClient *self, guint timeout_s
 void
 pb_tunnel_client_add_service(PbTunnelClient *self, const PbServiceSpec *spec)
 {
+	guint n_services;
+
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	pb_client_services_add(self->services, spec);
+	n_services = pb_tunnel_client_get_n_services(self);
+	self->service_before = g_renew(PbServiceStats, self->service_before, n_services);
+	memset(&self->service_before[n_services - 1], 0, sizeof(PbServiceStats));
+	pb_tunnel_client_update_services(self);
+}
+
+/* Returns: how many services the client has: the first one and the further ones */
+guint
+pb_tunnel_client_get_n_services(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 1);
+	return 1 + pb_client_services_get_len(self->services);
+}
+
+/**
+ * pb_tunnel_client_get_service_stats:
+ * @stats: (out caller-allocates) (array length=n_stats): the counters of services 0 (the
+ *   first) to @n_stats - 1, at most pb_tunnel_client_get_n_services()
+ *
+ * Each service's share of the client's counters, over every tunnel: connections the
+ * server handed over (answered) and open now, bytes in and out. Not notified: poll them.
+ */
+void
+pb_tunnel_client_get_service_stats(PbTunnelClient *self, PbServiceStats *stats, guint n_stats)
+{
+	g_autofree PbServiceStats *now = NULL;
+
+	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
+	g_return_if_fail(n_stats <= pb_tunnel_client_get_n_services(self));
+
+	now = g_new0(PbServiceStats, n_stats);
+	if (self->tunnel != NULL)
+		pb_tunnel_get_service_stats(self->tunnel, now, n_stats);
+	for (guint i = 0; i < n_stats; i++) {
+		stats[i] = self->service_before[i];
+		stats[i].streams_open = now[i].streams_open;
+		stats[i].bytes_in += now[i].bytes_in;
+		stats[i].bytes_out += now[i].bytes_out;
+	}
+}
+
+/* Returns: (transfer none): every service, the first first, as (name, local address,
+ * access URL, HTTP URL), "" for what is not known: D-Bus' Services */
+GVariant *
+pb_tunnel_client_get_services_variant(PbTunnelClient *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), NULL);
+	return self->services_variant;
 }
 
 /* Returns: (transfer none): the further services, and where the server put them */
@@ -976,6 +1077,9 @@ pb_tunnel_client_get_property(GObject *object, guint prop_id, GValue *value, GPa
 	case PROP_BYTES_OUT:
 		g_value_set_uint64(value, pb_tunnel_client_get_bytes_out(self));
 		break;
+	case PROP_SERVICES:
+		g_value_set_variant(value, self->services_variant);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 		break;
@@ -1018,6 +1122,8 @@ pb_tunnel_client_finalize(GObject *object)
 	g_free(self->pin_sha256);
 	g_free(self->session);
 	g_free(self->refusal);
+	g_free(self->service_before);
+	g_clear_pointer(&self->services_variant, g_variant_unref);
 	G_OBJECT_CLASS(pb_tunnel_client_parent_class)->finalize(object);
 }
 
@@ -1055,6 +1161,10 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	    g_param_spec_uint64("bytes-in", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
 	props[PROP_BYTES_OUT] =
 	    g_param_spec_uint64("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
+	/* a(ssss): every service, see pb_tunnel_client_get_services_variant(); notified when
+	 * one changes (online, offline, reconnected) */
+	props[PROP_SERVICES] = g_param_spec_variant("services", NULL, NULL,
+						    G_VARIANT_TYPE("a(ssss)"), NULL, PB_PROP_FLAGS);
 #undef PB_PROP_FLAGS
 	g_object_class_install_properties(object_class, PROP_LAST, props);
 
@@ -1121,5 +1231,7 @@ pb_tunnel_client_new(const char *server_url, const char *local_host, guint16 loc
 	self->local_address = strchr(local_host, ':') != NULL
 				  ? g_strdup_printf("[%s]:%u", local_host, local_port)
 				  : g_strdup_printf("%s:%u", local_host, local_port);
+	self->service_before = g_new0(PbServiceStats, 1);
+	self->services_variant = pb_tunnel_client_build_services(self);
 	return self;
 }

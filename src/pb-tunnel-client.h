@@ -6,6 +6,7 @@
 #include "pb-client-services.h"
 #include "pb-frame.h"
 #include "pb-services.h"
+#include "pb-tunnel.h"
 
 G_BEGIN_DECLS
 
@@ -50,6 +51,12 @@ void
 pb_tunnel_client_add_service(PbTunnelClient *self, const PbServiceSpec *spec);
 PbClientServices *
 pb_tunnel_client_get_services(PbTunnelClient *self);
+guint
+pb_tunnel_client_get_n_services(PbTunnelClient *self);
+void
+pb_tunnel_client_get_service_stats(PbTunnelClient *self, PbServiceStats *stats, guint n_stats);
+GVariant *
+pb_tunnel_client_get_services_variant(PbTunnelClient *self);
 void
 pb_tunnel_client_set_features(PbTunnelClient *self, PbFeatures features);
 PbFeatures

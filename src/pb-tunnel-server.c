@@ -856,6 +856,7 @@ pb_server_client_info_free(PbServerClientInfo *info)
 {
 	g_free(info->peer);
 	g_free(info->name);
+	pb_server_service_infos_free(info->services, info->n_services);
 	g_free(info);
 }
 
@@ -879,12 +880,12 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 		PbServerService *first = pb_server_client_get_service(client, 0);
 		PbServerClientInfo *info = g_new0(PbServerClientInfo, 1);
 
-		/* the views show a client's first service for now */
 		info->peer = g_strdup(client->peer);
 		info->name = g_strdup(first->name);
 		info->tunnel_port = first->port;
 		info->connected_since = client->connected_since;
 		pb_tunnel_get_stats(client->tunnel, &info->stats);
+		info->services = pb_server_client_list_services(client, &info->n_services);
 		g_ptr_array_add(infos, info);
 	}
 	return infos;

@@ -8,6 +8,13 @@
 
 G_BEGIN_DECLS
 
+/* What the server's views show of one of a client's services (forward --expose). */
+typedef struct {
+	char *name;	      /* (owned) (nullable) its name (NAME of NAME.DOMAIN), if any */
+	guint16 tunnel_port;  /* its public port; 0 with names only */
+	PbServiceStats stats; /* its connections and bytes */
+} PbServerServiceInfo;
+
 /* What the server's views (dashboard, /metrics) show of one connected client. */
 typedef struct {
 	char *peer;		/* (owned) the client's address, as "host:port" */
@@ -15,6 +22,9 @@ typedef struct {
 	guint16 tunnel_port;	/* its public port */
 	gint64 connected_since; /* Unix µs */
 	PbTunnelStats stats;	/* the tunnel's counters: connections, bytes, frames */
+	PbServerServiceInfo *services; /* (owned) (array length=n_services) every service, the
+					* first (name, tunnel_port above) first */
+	guint n_services;
 } PbServerClientInfo;
 
 void

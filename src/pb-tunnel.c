@@ -51,13 +51,15 @@ struct _PbTunnel {
 	PbFeatures features;		  /* protocol v2 features in use */
 	guint32 window;			  /* initial credit of every connection, with `flow` */
 	guint64 growth_budget;		  /* how much all windows may still grow */
-	guint8 *frame_buf;	 /* (owned) room for both headers, then PB_READ_CHUNK bytes */
-	guint64 queued;		 /* bytes of our frames handed to the WebSocket's output */
-	guint n_congested;	 /* streams over their high watermark */
-	PbQueueShare share;	 /* what the streams queue, in the server's --max-buffer */
-	guint64 bytes_in;	 /* tunneled payload received from the peer */
-	guint64 bytes_out;	 /* tunneled payload sent to the peer */
-	guint64 n_streams_total; /* connections ever opened on this tunnel */
+	guint8 *frame_buf;	       /* (owned) room for both headers, then PB_READ_CHUNK bytes */
+	guint64 queued;		       /* bytes of our frames handed to the WebSocket's output */
+	guint n_congested;	       /* streams over their high watermark */
+	PbQueueShare share;	       /* what the streams queue, in the server's --max-buffer */
+	guint64 bytes_in;	       /* tunneled payload received from the peer */
+	guint64 bytes_out;	       /* tunneled payload sent to the peer */
+	guint64 n_streams_total;       /* connections ever opened on this tunnel */
+	PbServiceStats *service_stats; /* (owned) (nullable) indexed by the streams' service */
+	guint n_service_stats;	       /* up to the highest service index seen, + 1 */
 	guint64 frames_in;	 /* messages libsoup delivered (the fast path counts its own) */
 	guint64 frames_out;	 /* messages we sent */
 	guint64 protocol_errors; /* the peer broke the protocol: the tunnel or a connection */
@@ -80,6 +82,33 @@ pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 	g_snprintf(id_str, sizeof id_str, "%u", id);
 	g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_DEBUG, "PB_STREAM", id_str, "MESSAGE",
 			 "tunnel %p stream %u: %s", self, id, what);
+}
+
+/* Says which service @stream is for, and counts it there. The counters are an array indexed
+ * by the service, grown to the highest index seen: the hot path adds to them without a
+ * lookup. An index past any a server takes (a client's peer may send any) is not counted. */
+static void
+pb_tunnel_set_stream_service(PbTunnel *self, PbStream *stream, guint32 service)
+{
+	pb_stream_set_service(stream, service);
+	if (service > PB_HELLO_MAX_SERVICES)
+		return;
+	if (service >= self->n_service_stats) {
+		self->service_stats = g_renew(PbServiceStats, self->service_stats, service + 1);
+		memset(self->service_stats + self->n_service_stats, 0,
+		       (service + 1 - self->n_service_stats) * sizeof(PbServiceStats));
+		self->n_service_stats = service + 1;
+	}
+	self->service_stats[service].streams_total++;
+}
+
+/* The counters of @stream's service, or %NULL for one not counted. */
+static inline PbServiceStats *
+pb_tunnel_get_stream_stats(PbTunnel *self, PbStream *stream)
+{
+	guint32 service = pb_stream_get_service(stream);
+
+	return service < self->n_service_stats ? &self->service_stats[service] : NULL;
 }
 
 /* Sends the message whose payload is at frame_buf + PB_TUNNEL_PAYLOAD_OFFSET: the headers
@@ -213,8 +242,12 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 	}
 	n = pb_stream_receive(stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, want, &error);
 	if (n > 0) {
+		PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
+
 		pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		self->bytes_out += (gsize)n;
+		if (service_stats != NULL)
+			service_stats->bytes_out += (gsize)n;
 		if (flow_on) {
 			pb_flow_sent(flow, (gsize)n);
 			if (pb_flow_sendable(flow, 1) == 0)
@@ -342,6 +375,7 @@ static void
 pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *data, gsize len)
 {
 	PbStream *stream = pb_connection_table_lookup(self->table, id);
+	PbServiceStats *service_stats;
 	g_autoptr(GError) error = NULL;
 	gboolean was_congested;
 	gboolean ok;
@@ -360,6 +394,9 @@ pb_tunnel_deliver(PbTunnel *self, guint32 id, GBytes *message, const guint8 *dat
 		return;
 	}
 	self->bytes_in += len;
+	service_stats = pb_tunnel_get_stream_stats(self, stream);
+	if (service_stats != NULL)
+		service_stats->bytes_in += len;
 	was_congested = pb_stream_is_congested(stream);
 	if (message != NULL)
 		ok = pb_stream_write(stream, message, PB_FRAME_HEADER_SIZE, &error);
@@ -413,7 +450,7 @@ pb_tunnel_receive_open(PbTunnel *self, const PbFrame *frame)
 		pb_tunnel_drop_stream(self, old);
 	}
 	stream = pb_tunnel_insert_stream(self, id);
-	pb_stream_set_service(stream, service);
+	pb_tunnel_set_stream_service(self, stream, service);
 	pb_tunnel_log_stream(self, id, "opened by the peer");
 	g_signal_emit(self, signals[SIGNAL_OPEN_REQUESTED], 0, stream);
 }
@@ -613,8 +650,12 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
 	gsize len = pb_proxy_header_write(self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, version,
 					  source, destination);
 
+	PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
+
 	pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), len);
 	self->bytes_out += len;
+	if (service_stats != NULL)
+		service_stats->bytes_out += len;
 	if (self->features & PB_FEATURE_FLOW)
 		pb_flow_sent(pb_stream_get_flow(stream), len); /* far below any window */
 }
@@ -649,7 +690,7 @@ pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConne
 	/* the first service's OPEN stays empty: what a peer without `services` expects */
 	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, index, service != 0 ? sizeof index : 0);
 	stream = pb_tunnel_insert_stream(self, id);
-	pb_stream_set_service(stream, service);
+	pb_tunnel_set_stream_service(self, stream, service);
 	if (self->features & PB_FEATURES_PROXY)
 		pb_tunnel_send_proxy_header(self, stream, origin);
 	pb_stream_set_connection(stream, connection);
@@ -745,6 +786,38 @@ pb_tunnel_get_bytes_out(PbTunnel *self)
 }
 
 /**
+ * pb_tunnel_get_service_stats:
+ * @stats: (out caller-allocates) (array length=n_stats): the counters of services 0 to
+ *   @n_stats - 1
+ *
+ * What each service carried since the tunnel opened (a service without connections yet:
+ * zeros). The open connections are counted now, a walk over them: for views, not for
+ * every packet.
+ */
+void
+pb_tunnel_get_service_stats(PbTunnel *self, PbServiceStats *stats, guint n_stats)
+{
+	g_autoptr(GPtrArray) live = NULL;
+
+	g_return_if_fail(PB_IS_TUNNEL(self));
+
+	memset(stats, 0, n_stats * sizeof(PbServiceStats));
+	for (guint i = 0; i < MIN(n_stats, self->n_service_stats); i++) {
+		stats[i] = self->service_stats[i];
+		stats[i].streams_open = 0;
+	}
+	if (pb_connection_table_get_n_live(self->table) == 0)
+		return;
+	live = pb_connection_table_list_live(self->table);
+	for (guint i = 0; i < live->len; i++) {
+		guint32 service = pb_stream_get_service(live->pdata[i]);
+
+		if (service < n_stats)
+			stats[service].streams_open++;
+	}
+}
+
+/**
  * pb_tunnel_get_stats:
  *
  * What /metrics shows of a tunnel, counted since it opened.
@@ -808,6 +881,7 @@ pb_tunnel_finalize(GObject *object)
 
 	g_object_unref(self->table);
 	g_free(self->frame_buf);
+	g_free(self->service_stats);
 	pb_memory_release_soon();
 	G_OBJECT_CLASS(pb_tunnel_parent_class)->finalize(object);
 }

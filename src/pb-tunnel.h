@@ -20,6 +20,14 @@ typedef struct {
 	guint64 send_queue;	 /* bytes of our messages not written to the socket yet */
 } PbTunnelStats;
 
+/* What one service of a tunnel carried (see pb_tunnel_get_service_stats()). */
+typedef struct {
+	guint64 streams_open;  /* connections open now */
+	guint64 streams_total; /* connections opened */
+	guint64 bytes_in;      /* tunneled payload received from the peer */
+	guint64 bytes_out;     /* tunneled payload sent to the peer */
+} PbServiceStats;
+
 #define PB_TYPE_TUNNEL (pb_tunnel_get_type())
 G_DECLARE_FINAL_TYPE(PbTunnel, pb_tunnel, PB, TUNNEL, GObject)
 
@@ -66,5 +74,7 @@ guint64
 pb_tunnel_get_bytes_in(PbTunnel *self);
 guint64
 pb_tunnel_get_bytes_out(PbTunnel *self);
+void
+pb_tunnel_get_service_stats(PbTunnel *self, PbServiceStats *stats, guint n_stats);
 
 G_END_DECLS

@@ -374,14 +374,133 @@ test_dashboard_client_color(void)
 	}
 }
 
+static const PbDashboardService client_services[] = {
+    {"myapp", "https://myapp.tunnel.example.com", 1, 3, 1258291, 18841},
+    {"db", "tcp://tunnel.example.com:9001", 2, 7, 4096, 2048},
+    {"localhost:2222", NULL, 0, 0, 0, 0},
+};
+
+static void
+test_dashboard_client_services(void)
+{
+	PbClientView view;
+	g_autofree char *screen = NULL;
+	g_autofree char *one = NULL;
+	g_autofree char *single = NULL;
+	g_autofree char *short_screen = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	g_test_summary("A client with several services has a Services table, one row per "
+		       "service with its URL and counters, below the rows it always had; one "
+		       "service keeps the old layout; every width fits, a short screen says "
+		       "how many more");
+	client_view_init(&view);
+	single = pb_dashboard_render_client(&view, 100, 40, FALSE);
+	view.services = client_services;
+	view.n_services = 1;
+	one = pb_dashboard_render_client(&view, 100, 40, FALSE);
+	g_assert_cmpstr(one, ==, single);
+
+	view.n_services = G_N_ELEMENTS(client_services);
+	screen = pb_dashboard_render_client(&view, 100, 40, FALSE);
+	lines = g_strsplit(screen, "\n", -1);
+	g_assert_cmpstr(lines[7], ==,
+			"Traffic       in 1.2 MiB (3.4 KiB/s)   out 18.4 KiB (0 B/s)");
+	g_assert_cmpstr(lines[8], ==, "Services");
+	g_assert_cmpstr(
+	    lines[9], ==,
+	    "Service         URL                               Conns       In       Out");
+	g_assert_cmpstr(
+	    lines[10], ==,
+	    "myapp           https://myapp.tunnel.example.com    1/3  1.2 MiB  18.4 KiB");
+	g_assert_cmpstr(
+	    lines[11], ==,
+	    "db              tcp://tunnel.example.com:9001       2/7  4.0 KiB   2.0 KiB");
+	g_assert_cmpstr(
+	    lines[12], ==,
+	    "localhost:2222  -                                   0/0      0 B       0 B");
+	g_assert_cmpstr(lines[13], ==, "Recent events");
+
+	for (guint width = 0; width <= 100; width++) {
+		g_autofree char *narrow = pb_dashboard_render_client(&view, width, 40, TRUE);
+
+		assert_fits(narrow, width, 40);
+	}
+	/* narrow: the URL keeps its room, the counters go */
+	{
+		g_autofree char *narrow = pb_dashboard_render_client(&view, 40, 40, FALSE);
+		g_auto(GStrv) narrow_lines = g_strsplit(narrow, "\n", -1);
+
+		g_assert_cmpstr(narrow_lines[10], ==, "myapp           https://myapp.tunnel.ex…");
+	}
+	short_screen = pb_dashboard_render_client(&view, 100, 17, FALSE);
+	assert_fits(short_screen, 100, 17);
+	g_assert_nonnull(strstr(short_screen, "… and 2 more services"));
+	g_assert_nonnull(strstr(short_screen, "event five"));
+}
+
+static void
+test_dashboard_server_services(void)
+{
+	const PbDashboardClientRow rows[] = {
+	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, "alpha", FALSE},
+	    {"203.0.113.5:51234", 9003, NOW - SEC(185), 2, 5, 4096, 1024, "db", TRUE},
+	    {"198.51.100.77:60000", 9001, NOW - SEC(5), 0, 0, 0, 0, "beta", FALSE},
+	};
+	PbServerView view = {
+	    .version = "2.0.0",
+	    .now = NOW,
+	    .started = NOW - SEC(3600),
+	    .listen_url = "ws://0.0.0.0:8080/http-stream",
+	    .n_clients = 2,
+	    .clients = rows,
+	    .n_rows = G_N_ELEMENTS(rows),
+	};
+	g_autofree char *screen = NULL;
+	g_autofree char *short_screen = NULL;
+	g_auto(GStrv) lines = NULL;
+	guint heading = 0;
+
+	g_test_summary("A client's further services get a row each below its first, with "
+		       "their name, port and counters, without repeating the peer; they count "
+		       "as no client");
+	for (guint width = 0; width <= 120; width++) {
+		g_autofree char *colored = pb_dashboard_render_server(&view, width, 24, TRUE);
+
+		assert_fits(colored, width, 24);
+	}
+	screen = pb_dashboard_render_server(&view, 120, 24, FALSE);
+	lines = g_strsplit(screen, "\n", -1);
+	g_assert_cmpstr(lines[3], ==, "Clients       2");
+	while (lines[heading] != NULL && !g_str_has_prefix(lines[heading], "Peer"))
+		heading++;
+	g_assert_nonnull(lines[heading]);
+	g_assert_cmpstr(lines[heading], ==,
+			"Peer                 Name   Port  Conns       In       Out  Connected");
+	g_assert_cmpstr(lines[heading + 1], ==,
+			"203.0.113.5:51234    alpha  9000    1/3  1.2 MiB  18.4 KiB     3m 05s");
+	g_assert_cmpstr(lines[heading + 2], ==,
+			"                     db     9003    2/5  4.0 KiB   1.0 KiB");
+	g_assert_true(g_str_has_prefix(lines[heading + 3], "198.51.100.77:60000  beta   9001"));
+	g_assert_null(strstr(screen, "more client"));
+
+	/* room for one row and the "more" line: the second client is the one not shown */
+	view.n_events = 0;
+	short_screen = pb_dashboard_render_server(&view, 120, 10, FALSE);
+	assert_fits(short_screen, 120, 10);
+	g_assert_nonnull(strstr(short_screen, "203.0.113.5:51234  alpha"));
+	g_assert_nonnull(strstr(short_screen, "… and 1 more client"));
+	g_assert_null(strstr(short_screen, "198.51.100.77"));
+}
+
 static void
 test_dashboard_server(void)
 {
 	const PbDashboardClientRow rows[] = {
-	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, NULL},
+	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, NULL, FALSE},
 	    {"[2001:db8::1234:5678:9abc]:40000", 9001, NOW - SEC(7200), 12, 4096,
-	     G_GUINT64_CONSTANT(3) << 30, 1023, NULL},
-	    {"198.51.100.77:60000", 9002, NOW - SEC(5), 0, 0, 0, 0, NULL},
+	     G_GUINT64_CONSTANT(3) << 30, 1023, NULL, FALSE},
+	    {"198.51.100.77:60000", 9002, NOW - SEC(5), 0, 0, 0, 0, NULL, FALSE},
 	};
 	const PbDashboardEvent events[] = {
 	    {NOW - SEC(5), "client 198.51.100.77:60000 connected: port 9002"},
@@ -469,12 +588,12 @@ static void
 test_dashboard_server_names(void)
 {
 	const PbDashboardClientRow rows[] = {
-	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, "alpha"},
-	    {"198.51.100.77:60000", 9001, NOW - SEC(5), 0, 0, 0, 0, NULL},
+	    {"203.0.113.5:51234", 9000, NOW - SEC(185), 1, 3, 1258291, 18841, "alpha", FALSE},
+	    {"198.51.100.77:60000", 9001, NOW - SEC(5), 0, 0, 0, 0, NULL, FALSE},
 	    {"198.51.100.78:60001", 9002, NOW - SEC(5), 0, 0, 0, 0,
-	     "a-name-of-sixty-three-characters-which-is-the-longest-there-is"},
+	     "a-name-of-sixty-three-characters-which-is-the-longest-there-is", FALSE},
 	    /* a names-only server (--tunnel-port off): no port */
-	    {"198.51.100.79:60002", 0, NOW - SEC(5), 0, 0, 0, 0, "beta"},
+	    {"198.51.100.79:60002", 0, NOW - SEC(5), 0, 0, 0, 0, "beta", FALSE},
 	};
 	PbServerView view = {
 	    .version = "2.0.0",
@@ -805,6 +924,8 @@ main(int argc, char **argv)
 	g_test_add_func("/dashboard/client-color", test_dashboard_client_color);
 	g_test_add_func("/dashboard/server", test_dashboard_server);
 	g_test_add_func("/dashboard/server-names", test_dashboard_server_names);
+	g_test_add_func("/dashboard/client-services", test_dashboard_client_services);
+	g_test_add_func("/dashboard/server-services", test_dashboard_server_services);
 	g_test_add_func("/console/pty", test_console_pty);
 	g_test_add_func("/console/pipe", test_console_pipe);
 	g_test_add_func("/console/environment", test_console_environment);

@@ -34,6 +34,7 @@ typedef struct {
 	GPtrArray *events;	  /* (owned) char*: Event messages */
 	guint n_changed;	  /* PropertiesChanged signals */
 	guint n_bytes_changed;	  /* ... that carried BytesIn or BytesOut */
+	guint n_services_changed; /* ... that carried Services */
 	gboolean quit_requested;
 } DbusFixture;
 
@@ -130,6 +131,8 @@ dbus_properties_changed_cb(GDBusProxy *proxy, GVariant *changed, GStrv invalidat
 		g_ptr_array_add(fx->states, g_strdup(state));
 	if (g_variant_lookup(changed, "Name", "&s", &name))
 		g_ptr_array_add(fx->names, g_strdup(name));
+	if (g_variant_lookup(changed, "Services", "@a(ssss)", NULL))
+		fx->n_services_changed++;
 	if (g_variant_lookup(changed, "BytesIn", "t", NULL) ||
 	    g_variant_lookup(changed, "BytesOut", "t", NULL))
 		fx->n_bytes_changed++;
@@ -502,12 +505,133 @@ test_dbus_offline(DbusFixture *fx, gconstpointer user_data)
 	pb_test_wait_until(dbus_saw_event(fx, "Offline: "), 10);
 }
 
+/* Service @index of the proxy's Services: (name, local address, access URL, HTTP URL). */
+static void
+dbus_get_service(DbusFixture *fx, guint index, const char **name, const char **address,
+		 const char **access_url, const char **http_url)
+{
+	GVariant *services = pb_dbus_forward1_get_services(fx->proxy);
+
+	g_assert_nonnull(services);
+	g_assert_cmpuint(index, <, g_variant_n_children(services));
+	g_variant_get_child(services, index, "(&s&s&s&s)", name, address, access_url, http_url);
+}
+
+static gboolean
+dbus_service_online(DbusFixture *fx, guint index)
+{
+	const char *name, *address, *access_url, *http_url;
+
+	dbus_get_service(fx, index, &name, &address, &access_url, &http_url);
+	return *access_url != '\0';
+}
+
+/* Echoes "ping" through the public @port, in a thread. */
+static gboolean
+dbus_ping(guint16 port);
+
+static void
+test_dbus_services(DbusFixture *fx, gconstpointer user_data)
+{
+	PbTestService *db = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *db_address = g_strdup_printf("127.0.0.1:%u", pb_test_service_get_port(db));
+	g_autofree char *db_http = NULL;
+	g_autofree char *db_access = NULL;
+	g_autoptr(PbServiceSpec) spec =
+	    pb_service_spec_new("db", "127.0.0.1", pb_test_service_get_port(db));
+	const char *name, *address, *access_url, *http_url;
+	const PbClientService *further;
+	PbServiceStats stats[2];
+	guint n_changed;
+
+	g_test_summary("Services lists every service, the first first, with its name, local "
+		       "address and URLs; PropertiesChanged brings it online, on a reconnection "
+		       "and offline; AccessUrl and HttpUrl stay the first one's");
+	if (dbus_skip_without_bus(fx)) {
+		pb_test_service_free(db);
+		return;
+	}
+	pb_tunnel_client_set_features(fx->client, PB_FEATURES_ALL | PB_FEATURE_NAME);
+	pb_tunnel_client_set_name(fx->client, "alpha");
+	pb_tunnel_client_add_service(fx->client, spec);
+	dbus_export(fx);
+	g_assert_cmpuint(g_variant_n_children(pb_dbus_forward1_get_services(fx->proxy)), ==, 2);
+	dbus_get_service(fx, 0, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "");
+	g_assert_cmpstr(address, ==, pb_tunnel_client_get_local_address(fx->client));
+	g_assert_cmpstr(access_url, ==, "");
+	g_assert_cmpstr(http_url, ==, "");
+	dbus_get_service(fx, 1, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "");
+	g_assert_cmpstr(address, ==, db_address);
+	g_assert_cmpstr(access_url, ==, "");
+
+	dbus_go_online(fx);
+	pb_test_wait_until(dbus_service_online(fx, 1), 10);
+	g_assert_cmpuint(fx->n_services_changed, >, 0);
+	further = pb_client_services_get(pb_tunnel_client_get_services(fx->client), 0);
+	dbus_get_service(fx, 0, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "alpha");
+	g_assert_cmpstr(access_url, ==, pb_dbus_forward1_get_access_url(fx->proxy));
+	g_assert_cmpstr(http_url, ==, pb_dbus_forward1_get_http_url(fx->proxy));
+	dbus_get_service(fx, 1, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "db");
+	g_assert_cmpstr(address, ==, db_address);
+	g_assert_cmpstr(access_url, ==, further->access_url);
+	g_assert_true(g_str_has_prefix(access_url, "tcp://127.0.0.1:"));
+	g_assert_cmpstr(access_url, !=, pb_dbus_forward1_get_access_url(fx->proxy));
+	db_http =
+	    g_strdup_printf("http://db.example.test:%u", pb_tunnel_server_get_port(fx->server));
+	g_assert_cmpstr(http_url, ==, db_http);
+	db_access = g_strdup(access_url);
+
+	/* the counters are per service too */
+	g_assert_true(dbus_ping((guint16)g_ascii_strtoull(strrchr(db_access, ':') + 1, NULL, 10)));
+	g_assert_true(dbus_ping((guint16)g_ascii_strtoull(strrchr(db_access, ':') + 1, NULL, 10)));
+	g_assert_true(dbus_ping((guint16)pb_tunnel_client_get_tunnel_port(fx->client)));
+	pb_test_wait_until(pb_tunnel_client_get_connections_active(fx->client) == 0, 10);
+	pb_tunnel_client_get_service_stats(fx->client, stats, 2);
+	g_assert_cmpuint(stats[0].streams_total, ==, 1);
+	g_assert_cmpuint(stats[1].streams_total, ==, 2);
+	g_assert_cmpuint(stats[0].bytes_in, ==, 4);
+	g_assert_cmpuint(stats[0].bytes_out, ==, 4);
+	g_assert_cmpuint(stats[1].bytes_in, ==, 8);
+	g_assert_cmpuint(stats[1].bytes_out, ==, 8);
+	g_assert_cmpuint(stats[0].streams_open + stats[1].streams_open, ==, 0);
+	g_assert_cmpuint(stats[0].bytes_in + stats[1].bytes_in, ==,
+			 pb_tunnel_client_get_bytes_in(fx->client));
+
+	/* a reconnection empties the URLs, then brings them back */
+	n_changed = fx->n_services_changed;
+	pb_tunnel_client_reconnect(fx->client);
+	pb_test_wait_until(fx->n_services_changed >= n_changed + 2 && dbus_service_online(fx, 1),
+			   10);
+	dbus_get_service(fx, 1, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "db");
+	/* and the counters go on over tunnels */
+	pb_tunnel_client_get_service_stats(fx->client, stats, 2);
+	g_assert_cmpuint(stats[1].streams_total, ==, 2);
+	g_assert_cmpuint(stats[1].bytes_in, ==, 8);
+
+	pb_tunnel_server_stop(fx->server);
+	pb_test_wait_until(g_strcmp0(pb_dbus_forward1_get_state(fx->proxy), "offline") == 0, 10);
+	pb_test_wait_until(!dbus_service_online(fx, 1), 10);
+	dbus_get_service(fx, 1, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(name, ==, "");
+	g_assert_cmpstr(address, ==, db_address);
+	g_assert_cmpstr(http_url, ==, "");
+	dbus_get_service(fx, 0, &name, &address, &access_url, &http_url);
+	g_assert_cmpstr(access_url, ==, "");
+	pb_test_service_free(db);
+}
+
 /* --- the real program --------------------------------------------------------------- */
 
-/* Runs piggyback-forward against the fixture's server, with @bus_address as session bus. */
+/* Runs piggyback-forward against the fixture's server, with @bus_address as session bus,
+ * asking for @name and exposing @expose too (both nullable). */
 static PbTestProc *
-proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
-			 const char *name)
+proc_start_forward_full(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			const char *name, const char *expose)
 {
 	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
 	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
@@ -532,8 +656,19 @@ proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_d
 		g_ptr_array_add(argv, "--name");
 		g_ptr_array_add(argv, (gpointer)name);
 	}
+	if (expose != NULL) {
+		g_ptr_array_add(argv, "--expose");
+		g_ptr_array_add(argv, (gpointer)expose);
+	}
 	g_ptr_array_add(argv, NULL);
 	return pb_test_proc_spawnv(launcher, (const char *const *)argv->pdata);
+}
+
+static PbTestProc *
+proc_start_forward_named(DbusFixture *fx, const char *bus_address, gboolean no_dbus,
+			 const char *name)
+{
+	return proc_start_forward_full(fx, bus_address, no_dbus, name, NULL);
 }
 
 static PbTestProc *
@@ -559,6 +694,12 @@ dbus_echo_cb(gpointer user_data)
 		got += (gsize)n;
 	}
 	return GINT_TO_POINTER(strcmp(buf, "ping") == 0);
+}
+
+static gboolean
+dbus_ping(guint16 port)
+{
+	return GPOINTER_TO_INT(pb_test_run_in_thread(dbus_echo_cb, GUINT_TO_POINTER(port), 10));
 }
 
 /* The public port from the program's "Access URL: tcp://127.0.0.1:PORT" line. */
@@ -750,6 +891,56 @@ test_dbus_program_notification(DbusFixture *fx, gconstpointer user_data)
 	g_free(notifications.body);
 }
 
+static void
+test_dbus_program_notification_services(DbusFixture *fx, gconstpointer user_data)
+{
+	static const GDBusInterfaceVTable vtable = {notifications_method_cb, NULL, NULL, {NULL}};
+	PbTestService *db = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *expose = g_strdup_printf("db=127.0.0.1:%u", pb_test_service_get_port(db));
+	g_autoptr(GDBusNodeInfo) node = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *expected = NULL;
+	Notifications notifications = {NULL, NULL, FALSE};
+	guint object_id;
+	guint owner_id;
+	PbTestProc *proc;
+
+	g_test_summary("With several services the notification has a line for each: its named "
+		       "URL and the local service it reaches");
+	if (dbus_skip_without_bus(fx)) {
+		pb_test_service_free(db);
+		return;
+	}
+	node = g_dbus_node_info_new_for_xml(notifications_xml, &error);
+	g_assert_no_error(error);
+	object_id = g_dbus_connection_register_object(fx->applet, "/org/freedesktop/Notifications",
+						      node->interfaces[0], &vtable, &notifications,
+						      NULL, &error);
+	g_assert_no_error(error);
+	owner_id = g_bus_own_name_on_connection(
+	    fx->applet, "org.freedesktop.Notifications", G_BUS_NAME_OWNER_FLAGS_NONE,
+	    notifications_acquired_cb, NULL, &notifications, NULL);
+	pb_test_wait_until(notifications.owned, 10);
+
+	proc = proc_start_forward_full(fx, g_test_dbus_get_bus_address(fx->bus), FALSE, "alpha",
+				       expose);
+	pb_test_wait_until(notifications.body != NULL || pb_test_proc_exited(proc), 10);
+	g_assert_cmpstr(notifications.summary, ==, "Tunnel online");
+	expected = g_strdup_printf(
+	    "http://alpha.example.test:%u now reaches 127.0.0.1:%u\n"
+	    "http://db.example.test:%u now reaches 127.0.0.1:%u",
+	    pb_tunnel_server_get_port(fx->server), pb_test_service_get_port(fx->echo),
+	    pb_tunnel_server_get_port(fx->server), pb_test_service_get_port(db));
+	g_assert_cmpstr(notifications.body, ==, expected);
+	g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+
+	g_bus_unown_name(owner_id);
+	g_dbus_connection_unregister_object(fx->applet, object_id);
+	g_free(notifications.summary);
+	g_free(notifications.body);
+	pb_test_service_free(db);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -765,12 +956,16 @@ main(int argc, char **argv)
 	ADD("/dbus/quit", test_dbus_quit);
 	ADD("/dbus/reconnect", test_dbus_reconnect);
 	ADD("/dbus/offline", test_dbus_offline);
+	g_test_add("/dbus/services", DbusFixture, "example.test", dbus_set_up, test_dbus_services,
+		   dbus_tear_down);
 	ADD("/dbus/no-bus", test_dbus_no_bus);
 	ADD("/dbus/program-quit", test_dbus_program_quit);
 	ADD("/dbus/program-no-dbus", test_dbus_program_no_dbus);
 	ADD("/dbus/program-notification", test_dbus_program_notification);
 	g_test_add("/dbus/program-notification-named", DbusFixture, "example.test", dbus_set_up,
 		   test_dbus_program_notification, dbus_tear_down);
+	g_test_add("/dbus/program-notification-services", DbusFixture, "example.test", dbus_set_up,
+		   test_dbus_program_notification_services, dbus_tear_down);
 #undef ADD
 	return g_test_run();
 }

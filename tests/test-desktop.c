@@ -82,6 +82,23 @@ desktop_write_settings_full(DesktopFixture *fx, const char *server, const char *
 	g_assert_no_error(error);
 }
 
+/* Adds the services key, @services in GVariant text ("['db=5432']"). */
+static void
+desktop_add_services_setting(DesktopFixture *fx, const char *services)
+{
+	g_autofree char *keyfile =
+	    g_build_filename(fx->dir, "glib-2.0", "settings", "keyfile", NULL);
+	g_autofree char *contents = NULL;
+	g_autofree char *more = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_file_get_contents(keyfile, &contents, NULL, &error);
+	g_assert_no_error(error);
+	more = g_strdup_printf("%sservices=%s\n", contents, services);
+	g_file_set_contents(keyfile, more, -1, &error);
+	g_assert_no_error(error);
+}
+
 static void
 desktop_write_settings(DesktopFixture *fx, const char *server, const char *local_host,
 		       const char *local_port)
@@ -300,6 +317,62 @@ test_settings_name_invalid(DesktopFixture *fx, gconstpointer user_data)
 }
 
 static void
+test_settings_services(DesktopFixture *fx, gconstpointer user_data)
+{
+	PbTestService *db = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	guint16 ws_port = pb_tunnel_server_get_port(fx->server);
+	g_autofree char *services =
+	    g_strdup_printf("['db=127.0.0.1:%u']", pb_test_service_get_port(db));
+	g_autofree char *expose =
+	    g_strdup_printf("other=127.0.0.1:%u", pb_test_service_get_port(db));
+	g_autofree char *db_url =
+	    g_strdup_printf("HTTP URL (db): http://db.example.test:%u\n", ws_port);
+	g_autofree char *other_url =
+	    g_strdup_printf("HTTP URL (other): http://other.example.test:%u\n", ws_port);
+	PbTestProc *proc;
+
+	g_test_summary("The services setting exposes further services as --expose does; "
+		       "--expose replaces them; a bad entry exits 2 naming the setting and it");
+	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
+	desktop_add_services_setting(fx, services);
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+
+		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+		pb_test_wait_until(
+		    pb_test_proc_said(proc, "HTTP URL (db): ") || pb_test_proc_exited(proc), 10);
+		g_test_message("%s", pb_test_proc_get_output(proc));
+		g_assert_true(pb_test_proc_said(proc, db_url));
+		g_assert_true(pb_test_proc_said(proc, "Access URL: tcp://127.0.0.1:"));
+		g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+	}
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+
+		proc =
+		    pb_test_proc_spawn(launcher, desktop_forward_path(), "--expose", expose, NULL);
+		pb_test_wait_until(
+		    pb_test_proc_said(proc, "HTTP URL (other): ") || pb_test_proc_exited(proc), 10);
+		g_assert_true(pb_test_proc_said(proc, other_url));
+		g_assert_false(pb_test_proc_said(proc, "(db)"));
+		g_assert_cmpint(pb_test_proc_finish(proc), ==, 0);
+	}
+	desktop_write_settings(fx, fx->server_arg, "127.0.0.1", fx->echo_port);
+	desktop_add_services_setting(fx, "['db=0']");
+	{
+		g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
+
+		proc = pb_test_proc_spawn(launcher, desktop_forward_path(), NULL);
+		pb_test_proc_wait_exit(proc);
+		g_test_message("%s", pb_test_proc_get_output(proc));
+		g_assert_true(
+		    pb_test_proc_said(proc, "piggyback-forward: the “services” setting “db=0”: "));
+		g_assert_cmpint(desktop_wait_exit(proc), ==, 2);
+	}
+	pb_test_service_free(db);
+}
+
+static void
 test_settings_overridden(DesktopFixture *fx, gconstpointer user_data)
 {
 	g_autoptr(GSubprocessLauncher) launcher = desktop_launcher(fx, "keyfile", NULL);
@@ -375,8 +448,8 @@ test_help_settings(DesktopFixture *fx, gconstpointer user_data)
 	g_assert_true(pb_test_proc_said(
 	    proc,
 	    "Options left out are taken from GSettings, schema io.github.piggyback.PiggyBack: "
-	    "keys server, local-host, local-port, name (as --name: empty asks for none) "
-	    "and proxy-protocol."));
+	    "keys server, local-host, local-port, name (as --name: empty asks for none), "
+	    "services (as --expose, a list) and proxy-protocol."));
 	g_assert_true(pb_test_proc_said(proc, "-n, --name=NAME"));
 	g_assert_cmpint(desktop_wait_exit(proc), ==, 0);
 	proc = pb_test_proc_spawn(launcher, piggyback, "forward", "--help", NULL);
@@ -425,6 +498,7 @@ main(int argc, char **argv)
 	ADD_NAMED("/desktop/settings/name", test_settings_name);
 	ADD_NAMED("/desktop/settings/name-empty", test_settings_name_empty);
 	ADD_NAMED("/desktop/settings/name-invalid", test_settings_name_invalid);
+	ADD_NAMED("/desktop/settings/services", test_settings_services);
 #undef ADD_NAMED
 	ADD("/desktop/settings/not-for-subcommand", test_settings_not_for_subcommand);
 	ADD("/desktop/help-settings", test_help_settings);

@@ -376,6 +376,92 @@ test_metrics_named(MetricsFixture *fx, gconstpointer user_data)
 	g_assert_cmpuint(metrics_value(samples, "piggyback_clients"), ==, 1);
 }
 
+/* Scrapes /metrics until @key is 0 (the server sees connections end a moment after the
+ * test does); returns the samples. */
+static GHashTable *
+metrics_get_settled(MetricsFixture *fx, const char *key)
+{
+	GHashTable *samples = NULL;
+
+	for (guint tries = 0; tries < 100; tries++) {
+		Reply reply;
+
+		g_clear_pointer(&samples, g_hash_table_unref);
+		metrics_get(fx, "/metrics", NULL, &reply);
+		g_assert_cmpuint(reply.status, ==, 200);
+		samples = metrics_parse(reply.body);
+		reply_clear(&reply);
+		if (metrics_value(samples, key) == 0)
+			break;
+		g_usleep(50 * G_TIME_SPAN_MILLISECOND);
+	}
+	return samples;
+}
+
+static void
+test_metrics_services(MetricsFixture *fx, gconstpointer user_data)
+{
+	enum { SIZE = 100000 };
+	PbTestService *db = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	g_autofree char *local = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", fx->ws_port);
+	g_autofree char *expose = g_strdup_printf("db=127.0.0.1:%u", pb_test_service_get_port(db));
+	g_autoptr(GHashTable) samples = NULL;
+	PbTestEchoJob job = {0, SIZE};
+	guint16 db_port;
+	struct {
+		const char *metric;
+		guint16 *port;
+		const char *name;
+		guint64 value;
+	} expected[] = {
+	    {"connections_total", &fx->public_port, "alpha", 1},
+	    {"connections_total", &db_port, "db", 2},
+	    {"connections_open", &db_port, "db", 0},
+	    {"sent_bytes_total", &fx->public_port, "alpha", SIZE},
+	    {"sent_bytes_total", &db_port, "db", 2 * SIZE},
+	    {"received_bytes_total", &db_port, "db", 2 * SIZE},
+	};
+
+	g_test_summary("A client with two services has per-port series for each, with its own "
+		       "port and name and what it carried; the tunnel-wide ones stay with the "
+		       "first service's labels");
+	fx->client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
+					"-h", "127.0.0.1", "-s", server_url, "--no-dbus", "--name",
+					"alpha", "--expose", expose, NULL);
+	fx->public_port = pb_test_proc_wait_port(fx->client, "Access URL:");
+	db_port = pb_test_proc_wait_port(fx->client, "Access URL (db):");
+	g_assert_cmpuint(db_port, !=, fx->public_port);
+	job.port = fx->public_port;
+	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 30));
+	job.port = db_port;
+	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 30));
+	g_assert_true(pb_test_run_in_thread(echo_job_cb, &job, 30));
+
+	samples = metrics_get_settled(fx, "piggyback_connections_open");
+	for (guint i = 0; i < G_N_ELEMENTS(expected); i++) {
+		g_autofree char *key =
+		    g_strdup_printf("piggyback_port_%s{port=\"%u\",name=\"%s\"}",
+				    expected[i].metric, *expected[i].port, expected[i].name);
+
+		g_assert_cmpuint(metrics_value(samples, key), ==, expected[i].value);
+	}
+	{
+		g_autofree char *first =
+		    g_strdup_printf("piggyback_port_frames_sent_total{port=\"%u\",name=\"alpha\"}",
+				    fx->public_port);
+		g_autofree char *further = g_strdup_printf(
+		    "piggyback_port_frames_sent_total{port=\"%u\",name=\"db\"}", db_port);
+
+		g_assert_cmpuint(metrics_value(samples, first), >=, 1 + 3 * 3);
+		g_assert_false(g_hash_table_contains(samples, further));
+	}
+	g_assert_cmpuint(metrics_value(samples, "piggyback_clients"), ==, 1);
+	g_assert_cmpuint(metrics_value(samples, "piggyback_connections_total"), ==, 3);
+	pb_test_service_free(db);
+}
+
 static void
 test_metrics_label_escaped(void)
 {
@@ -445,6 +531,8 @@ main(int argc, char **argv)
 		   metrics_tear_down);
 	g_test_add("/metrics/named", MetricsFixture, &named, metrics_set_up, test_metrics_named,
 		   metrics_tear_down);
+	g_test_add("/metrics/services", MetricsFixture, &named, metrics_set_up,
+		   test_metrics_services, metrics_tear_down);
 	g_test_add_func("/metrics/label-escaped", test_metrics_label_escaped);
 	g_test_add_func("/metrics/bad-options", test_metrics_bad_options);
 	return g_test_run();
