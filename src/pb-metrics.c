@@ -7,7 +7,8 @@
  * GET /metrics: the server's counters in Prometheus' text exposition format (version
  * 0.0.4). Server-wide counters cover every tunnel since the server started; the
  * piggyback_port_* series are per public port and live as long as its tunnel; a named
- * tunnel's also carry its name (name="myapp").
+ * tunnel's also carry its name (name="myapp"), and the tunnel of a [client NAME] of serve
+ * --config its NAME (client="alice").
  * "received" is tunneled payload from clients (what their services answer), "sent" is
  * payload to them (what the public sends).
  */
@@ -127,6 +128,12 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 			if (info->name != NULL) {
 				g_string_append(out, ",name=\"");
 				pb_metrics_append_label_value(out, info->name);
+				g_string_append_c(out, '"');
+			}
+			/* the [client NAME] of its token (serve --config), if any */
+			if (info->client != NULL) {
+				g_string_append(out, ",client=\"");
+				pb_metrics_append_label_value(out, info->client);
 				g_string_append_c(out, '"');
 			}
 			g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n",

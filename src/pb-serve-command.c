@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pb-cli.h"
+#include "pb-client-policy.h"
 #include "pb-flow.h"
 #include "pb-name.h"
 #include "pb-queue-budget.h"
@@ -18,6 +19,43 @@
 
 /* The groups of its --config file */
 static const char *const pb_serve_config_groups[] = {"serve", "client ", NULL};
+
+/* What SIGHUP needs to read the configuration file again. */
+typedef struct {
+	PbTunnelServer *server;	     /* (unowned) */
+	const char *path;	     /* (unowned) (nullable) --config */
+	const GOptionEntry *entries; /* (unowned) serve's options, which [serve] is checked with */
+} PbServeReload;
+
+/* SIGHUP (systemctl reload): the [client] groups of the file again, if it still parses (the
+ * running configuration stays otherwise); [serve] is checked but takes effect at the next
+ * start, as most of it (ports, TLS) cannot change under running tunnels. */
+static gboolean
+pb_serve_reload_cb(gpointer user_data)
+{
+	PbServeReload *reload = user_data;
+	g_autoptr(PbConfigFile) config = NULL;
+	g_autoptr(PbClientPolicy) policy = NULL;
+	g_autoptr(GError) error = NULL;
+	guint n_rules;
+
+	if (reload->path == NULL) {
+		g_message("SIGHUP: there is no configuration file (--config) to read again");
+		return G_SOURCE_CONTINUE;
+	}
+	config = pb_cli_load_config(reload->path, "serve", reload->entries, pb_serve_config_groups,
+				    TRUE, &error);
+	if (config != NULL)
+		policy = pb_client_policy_new_from_config(config, &error);
+	if (policy == NULL) {
+		g_warning("Configuration not reloaded, the running one stays: %s", error->message);
+		return G_SOURCE_CONTINUE;
+	}
+	n_rules = pb_client_policy_get_n_rules(policy);
+	pb_tunnel_server_set_client_policy(reload->server, g_steal_pointer(&policy));
+	g_message("%s: configuration reloaded, %u [client] groups", reload->path, n_rules);
+	return G_SOURCE_CONTINUE;
+}
 
 /* --tunnel-port: PORT (0 = random) or FIRST-LAST, into *@first and *@last; or off (names
  * only), *@off. */
@@ -104,6 +142,8 @@ pb_serve_command(int argc, char **argv)
 	g_autofree char *token = NULL;
 	g_autoptr(GTlsCertificate) certificate = NULL;
 	g_autoptr(PbConfigFile) config = NULL;
+	g_autoptr(PbClientPolicy) policy = NULL;
+	PbServeReload reload = {0};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— run the tunnel server on a public machine"));
 	g_autoptr(GError) error = NULL;
@@ -157,6 +197,11 @@ pb_serve_command(int argc, char **argv)
 		    _("--grace must be a number of seconds from 0 (none) to 86400"));
 	if (!pb_cli_get_token(o.token_file, &token, &status))
 		return status;
+	if (config != NULL) {
+		policy = pb_client_policy_new_from_config(config, &error);
+		if (policy == NULL)
+			return pb_cli_usage_error(error->message);
+	}
 	if (o.metrics != NULL && g_strcmp0(o.metrics, "on") != 0 &&
 	    g_strcmp0(o.metrics, "off") != 0 && g_strcmp0(o.metrics, "public") != 0) {
 		g_autofree char *message =
@@ -230,6 +275,7 @@ pb_serve_command(int argc, char **argv)
 					      PB_MAX_PENDING_DEFAULT,
 					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);
 	pb_tunnel_server_set_token(server, token);
+	pb_tunnel_server_set_client_policy(server, g_steal_pointer(&policy));
 	pb_tunnel_server_set_metrics(server, g_strcmp0(o.metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	pb_tunnel_server_set_domain(server, o.domain, o.http_port, o.sni_port);
@@ -240,7 +286,7 @@ pb_serve_command(int argc, char **argv)
 			   error->message);
 		return PB_EXIT_RUNTIME;
 	}
-	if (token == NULL)
+	if (token == NULL && pb_tunnel_server_get_n_client_rules(server) == 0)
 		g_printerr(_("%s: warning: no token (--token-file or PIGGY_TOKEN): anyone who can "
 			     "reach this port can open a tunnel\n"),
 			   g_get_prgname());
@@ -250,6 +296,12 @@ pb_serve_command(int argc, char **argv)
 			     "trust it for https://NAME.%s\n"),
 			   g_get_prgname(), o.domain, o.domain);
 	pb_cli_watch_signals(&cli);
+	/* a server reloads on SIGHUP, as daemons do (systemctl reload), rather than end */
+	reload.server = server;
+	reload.path = o.config;
+	reload.entries = entries;
+	g_source_remove(cli.sighup);
+	cli.sighup = g_unix_signal_add(SIGHUP, pb_serve_reload_cb, &reload);
 	{
 		const char *shown = o.listen_host != NULL ? o.listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;

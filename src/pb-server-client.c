@@ -5,6 +5,8 @@
 
 #include <sys/random.h>
 
+#include "pb-client-policy.h"
+
 /*
  * A connected client as `serve` holds it. Every public connection, on the client's own
  * port or routed to it by name on a shared port, becomes a stream of its tunnel, up to
@@ -105,6 +107,7 @@ pb_server_client_free(PbServerClient *client)
 	g_free(client->name);
 	g_clear_object(&client->address);
 	g_free(client->peer);
+	g_clear_pointer(&client->rule, pb_client_rule_unref);
 	g_free(client);
 }
 

@@ -8,6 +8,9 @@
 
 G_BEGIN_DECLS
 
+/* A [client NAME] group of serve --config, see PbClientPolicy. */
+typedef struct _PbClientRule PbClientRule;
+
 /* One client of `serve`: its tunnel, and what it holds while connected: a public port, a
  * name, a session to come back with. */
 typedef struct {
@@ -23,6 +26,7 @@ typedef struct {
 	guint max_connections;	/* public connections at once; more are closed at once */
 	guint n_refused;	/* public connections refused since the last log line */
 	gint64 refused_logged;	/* monotonic µs of that line */
+	PbClientRule *rule;	/* (owned) (nullable) the [client] its token is of */
 } PbServerClient;
 
 PbServerClient *

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "pb-client-policy.h"
 #include "pb-client-registry.h"
 #include "pb-flow.h"
 #include "pb-frame.h"
@@ -49,6 +50,7 @@ struct _PbTunnelServer {
 	PbFeatures features;	    /* protocol v2 features offered to clients */
 	guint32 window;		    /* initial credit per connection, with `flow` */
 	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
+	PbClientPolicy *policy;	    /* (owned) (nullable) tokens of their own: [client] groups */
 	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
 	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
 	SoupServer *soup;	      /* (owned) */
@@ -225,9 +227,11 @@ pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFe
 					"server full");
 		return FALSE;
 	} else if (!self->public_ports.off) {
-		client->listener =
-		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
-					   self, &client->tunnel_port, &error);
+		PbPublicPorts ports = self->public_ports; /* (unowned) host */
+
+		pb_client_rule_limit_ports(client->rule, &ports);
+		client->listener = pb_public_ports_listen(&ports, pb_tunnel_server_port_taken_cb,
+							  self, &client->tunnel_port, &error);
 		if (client->listener == NULL) {
 			g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
 				  error->message);
@@ -262,6 +266,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	g_autofree char *public_host = NULL;
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
 	PbFeatures features = pb_tunnel_server_get_features(self, request);
+	PbClientRule *rule = pb_client_policy_lookup(
+	    self->policy, soup_message_headers_get_one(request, "Authorization"));
 	PbTunnel *tunnel;
 	PbServerClient *client;
 
@@ -288,6 +294,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client = pb_server_client_new(tunnel, soup_server_message_get_remote_address(msg),
 				      self->max_connections);
 	client->owner = self;
+	if (rule != NULL)
+		pb_client_rule_adopt(rule, client, self->max_connections);
 	if (!pb_tunnel_server_place_client(self, client, features, request))
 		return;
 	pb_server_client_open(client);
@@ -395,12 +403,34 @@ pb_tunnel_server_check_name(PbTunnelServer *self, SoupServerMessage *msg,
 	return FALSE;
 }
 
+/* What the token of @rule (a [client] group) may claim: 403 with the reason if it asks for
+ * more. */
+static gboolean
+pb_tunnel_server_check_rule(PbTunnelServer *self, SoupServerMessage *msg,
+			    SoupMessageHeaders *request, PbClientRule *rule)
+{
+	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	g_autofree char *reason = NULL;
+	g_autofree char *text = NULL;
+
+	/* without names (no --domain, or a client that takes none) there is no name to check */
+	if (!(pb_tunnel_server_get_features(self, request) & PB_FEATURE_NAME) ||
+	    pb_client_rule_check_name(rule, asked, &reason))
+		return TRUE;
+	g_message("Refusing client %s: %s", pb_client_rule_get_name(rule), reason);
+	text = g_strdup_printf("%s.\n", reason);
+	pb_tunnel_server_reply_full(msg, SOUP_STATUS_FORBIDDEN, reason, text);
+	return FALSE;
+}
+
 static void
 pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
 			      GHashTable *query, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
+	const char *authorization = soup_message_headers_get_one(request, "Authorization");
+	PbClientRule *rule = NULL;
 	g_autoptr(GError) error = NULL;
 	PbAdmit admit = PB_ADMIT_OK;
 
@@ -420,9 +450,9 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		return;
 	}
 	/* before anything else is looked at: no upgrade, so no public port, without it */
-	if (self->token != NULL &&
-	    !pb_token_authorize(soup_message_headers_get_one(request, "Authorization"),
-				self->token)) {
+	rule = pb_client_policy_lookup(self->policy, authorization);
+	if (rule == NULL && (self->token != NULL || self->policy != NULL) &&
+	    (self->token == NULL || !pb_token_authorize(authorization, self->token))) {
 		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
 		g_autofree char *peer =
 		    remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
@@ -458,7 +488,8 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
 		return;
 	}
-	if (!pb_tunnel_server_check_name(self, msg, request))
+	if (!pb_tunnel_server_check_name(self, msg, request) ||
+	    (rule != NULL && !pb_tunnel_server_check_rule(self, msg, request, rule)))
 		return;
 	if (self->public_ports.off &&
 	    !(pb_tunnel_server_get_features(self, request) & PB_FEATURE_NAME)) {
@@ -743,6 +774,7 @@ pb_server_client_info_free(PbServerClientInfo *info)
 {
 	g_free(info->peer);
 	g_free(info->name);
+	g_free(info->client);
 	g_free(info);
 }
 
@@ -767,6 +799,8 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 
 		info->peer = g_strdup(client->peer);
 		info->name = g_strdup(client->name);
+		info->client =
+		    client->rule != NULL ? g_strdup(pb_client_rule_get_name(client->rule)) : NULL;
 		info->tunnel_port = client->tunnel_port;
 		info->connected_since = client->connected_since;
 		pb_tunnel_get_stats(client->tunnel, &info->stats);
@@ -800,6 +834,36 @@ pb_tunnel_server_get_n_pending(PbTunnelServer *self)
 	return (self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0) +
 	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0) +
 	       (self->sni_web_port != NULL ? pb_web_port_get_n_pending(self->sni_web_port) : 0);
+}
+
+/**
+ * pb_tunnel_server_set_client_policy:
+ * @policy: (transfer full) (nullable): the [client] groups of --config
+ *
+ * Also on a reload: a client of a group that is gone, or that no longer lets it have its
+ * name or port, is disconnected (1008, with the reason); the others keep their tunnels.
+ */
+void
+pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	pb_client_policy_apply(policy, pb_client_registry_get_clients(self->clients),
+			       self->max_connections);
+	g_clear_pointer(&self->policy, pb_client_policy_free);
+	/* none: the shared token alone, or anyone without one */
+	if (pb_client_policy_get_n_rules(policy) > 0)
+		self->policy = policy;
+	else
+		pb_client_policy_free(policy);
+}
+
+/* How many [client] groups have a token of their own. */
+guint
+pb_tunnel_server_get_n_client_rules(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return pb_client_policy_get_n_rules(self->policy);
 }
 
 /**
@@ -857,6 +921,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->domain);
 	g_free(self->url_scheme);
 	pb_tunnel_server_set_token(self, NULL);
+	g_clear_pointer(&self->policy, pb_client_policy_free);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "pb-client-policy.h"
 #include "pb-frame.h"
 #include "pb-tunnel.h"
 
@@ -12,6 +13,7 @@ G_BEGIN_DECLS
 typedef struct {
 	char *peer;		/* (owned) the client's address, as "host:port" */
 	char *name;		/* (owned) (nullable) its name (NAME of NAME.DOMAIN), if any */
+	char *client;		/* (owned) (nullable) NAME of its [client NAME] (--config) */
 	guint16 tunnel_port;	/* its public port */
 	gint64 connected_since; /* Unix µs */
 	PbTunnelStats stats;	/* the tunnel's counters: connections, bytes, frames */
@@ -60,6 +62,10 @@ void
 pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s);
 void
 pb_tunnel_server_set_token(PbTunnelServer *self, const char *token);
+void
+pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy);
+guint
+pb_tunnel_server_get_n_client_rules(PbTunnelServer *self);
 void
 pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean

@@ -8,6 +8,7 @@
 #include <sys/signal.h>
 
 #include "pb-cli.h"
+#include "pb-client-policy.h"
 #include "pb-config-file.h"
 #include "pb-frame.h"
 #include "pb-serve-options.h"
@@ -327,6 +328,25 @@ serve_fails(const char *const *args, char **output)
 	return pb_test_proc_finish(bad);
 }
 
+/* The status line of an upgrade request to @port with @headers. */
+static char *
+upgrade_line(guint16 port, const char *headers)
+{
+	g_autofree char *head = g_strdup_printf(
+	    "GET " PB_WS_PATH " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n%s\r\n",
+	    headers);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	char buf[512] = {0};
+	char *end;
+
+	g_assert_cmpint(g_socket_send(socket, head, strlen(head), NULL, NULL), ==, strlen(head));
+	g_assert_cmpint(g_socket_receive(socket, buf, sizeof buf - 1, NULL, NULL), >=, 12);
+	end = strstr(buf, "\r\n");
+	return end != NULL ? g_strndup(buf, end - buf) : g_strdup(buf);
+}
+
 /* The status of an upgrade request to @port with @headers. */
 static guint
 upgrade_status(guint16 port, const char *headers)
@@ -392,6 +412,337 @@ test_config_serve(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* The body of GET @path on @port. */
+static char *
+http_get(guint16 port, const char *path)
+{
+	g_autofree char *head = g_strdup_printf(
+	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+	g_autoptr(GSocket) socket = pb_test_connect(port);
+	g_autoptr(GString) answer = g_string_new(NULL);
+	char buf[4096];
+	gssize n;
+
+	g_socket_set_timeout(socket, 10);
+	g_assert_cmpint(g_socket_send(socket, head, strlen(head), NULL, NULL), ==, strlen(head));
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+		g_string_append_len(answer, buf, n);
+	return g_string_free(g_steal_pointer(&answer), FALSE);
+}
+
+/* `piggyback forward --token-file @token_file --name @name` (nullable) for @local_port. */
+static PbTestProc *
+forward(guint16 ws_port, guint16 local_port, const char *token_file, const char *name)
+{
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
+	g_autofree char *port = g_strdup_printf("%u", local_port);
+	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
+			      "forward",
+			      "-p",
+			      port,
+			      "-h",
+			      "127.0.0.1",
+			      "-s",
+			      server_url,
+			      "--no-dbus",
+			      "--log",
+			      "plain",
+			      "--token-file",
+			      token_file,
+			      name != NULL ? "--name" : NULL,
+			      name,
+			      NULL};
+
+	return pb_test_proc_spawnv(launcher, argv);
+}
+
+/* Its public port, once online. */
+static guint16
+forward_wait_port(PbTestProc *client)
+{
+	return pb_test_proc_wait_port(client, "Access URL: tcp://127.0.0.1:");
+}
+
+typedef struct {
+	GSocket *socket; /* (unowned) */
+	char byte;
+} Exchange;
+
+static gpointer
+exchange_cb(gpointer user_data)
+{
+	Exchange *exchange = user_data;
+	char got = 0;
+
+	if (g_socket_send(exchange->socket, &exchange->byte, 1, NULL, NULL) != 1 ||
+	    g_socket_receive(exchange->socket, &got, 1, NULL, NULL) != 1)
+		return GINT_TO_POINTER(FALSE);
+	return GINT_TO_POINTER(got == exchange->byte);
+}
+
+/* An open connection through a tunnel to an echo service: one byte goes there and back
+ * (in a thread: the echo service accepts in this one's main context). */
+static void
+assert_echoes(GSocket *socket, char byte)
+{
+	Exchange exchange = {socket, byte};
+
+	g_assert_true(pb_test_run_in_thread(exchange_cb, &exchange, 10));
+}
+
+static gpointer
+closed_cb(gpointer socket)
+{
+	char byte;
+
+	return GINT_TO_POINTER(g_socket_receive(socket, &byte, 1, NULL, NULL) <= 0);
+}
+
+/* @socket is closed by the other end. */
+static void
+assert_closed(GSocket *socket)
+{
+	g_assert_true(pb_test_run_in_thread(closed_cb, socket, 10));
+}
+
+/* The configuration of the client tests, with @clients as its [client] groups. */
+static char *
+clients_config(const char *dir, const char *clients)
+{
+	g_autofree char *text = g_strdup_printf("[serve]\n"
+						"port=0\n"
+						"listen=127.0.0.1\n"
+						"tunnel-host=127.0.0.1\n"
+						"domain=example.test\n"
+						"log=plain\n"
+						"%s",
+						clients);
+
+	return write_file(dir, "serve.conf", text);
+}
+
+static void
+test_config_clients(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	guint16 alice_port = pb_test_free_port();
+	g_autofree char *clients = g_strdup_printf("[client alice]\n"
+						   "token-file=alice.token\n"
+						   "names=alice-*;alice\n"
+						   "ports=%u\n"
+						   "max-connections=1\n"
+						   "[client bob]\n"
+						   "token-file=bob.token\n"
+						   "names=bob\n",
+						   alice_port);
+	g_autofree char *path = clients_config(dir, clients);
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	const char *const alice = "Authorization: Bearer alice-token-0123456789\r\n"
+				  "Piggyback-Features: flow, eof, name\r\n";
+	const char *const bob = "Authorization: Bearer bob-token-0123456789\r\n"
+				"Piggyback-Features: flow, eof, name\r\n";
+	g_autofree char *line = NULL;
+	g_autofree char *metrics = NULL;
+	g_autofree char *series = NULL;
+	g_autofree char *headers = NULL;
+	g_autoptr(GSocket) first = NULL;
+	g_autoptr(GSocket) second = NULL;
+	PbTestProc *server;
+	PbTestProc *alice_client;
+	PbTestProc *bob_client;
+	guint16 port;
+
+	g_test_summary("[client NAME] groups: each token gets what its group allows (names, "
+		       "ports, max-connections) and is refused what it does not with 403 and "
+		       "the reason before the upgrade; NAME in the log and /metrics");
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	g_assert_false(pb_test_proc_said(server, "warning: no token"));
+
+	/* no token, or one of no group: 401 */
+	g_assert_cmpuint(upgrade_status(port, ""), ==, 401);
+	g_assert_cmpuint(upgrade_status(port, "Authorization: Bearer carol-token-0123456789\r\n"),
+			 ==, 401);
+	/* a name the token may not take, or none where it may take only some: 403, why */
+	headers = g_strconcat(alice, "Piggyback-Name: bob\r\n", NULL);
+	line = upgrade_line(port, headers);
+	g_assert_cmpstr(line, ==,
+			"HTTP/1.1 403 Client alice may not take the name bob, only names "
+			"matching alice-*;alice");
+	g_clear_pointer(&line, g_free);
+	g_free(headers);
+	headers = g_strconcat(bob, "Piggyback-Name: alice-web\r\n", NULL);
+	line = upgrade_line(port, headers);
+	g_assert_nonnull(strstr(line, " 403 Client bob may not take the name alice-web"));
+	g_clear_pointer(&line, g_free);
+	line = upgrade_line(port, alice);
+	g_assert_nonnull(strstr(line, " 403 Client alice takes only names matching"));
+	pb_test_wait_until(pb_test_proc_said(server, "Refusing client alice: Client alice may not"),
+			   10);
+
+	/* what each may claim: its names, its port */
+	alice_client = forward(port, pb_test_service_get_port(echo), alice_token, "alice-web");
+	g_assert_cmpuint(forward_wait_port(alice_client), ==, alice_port);
+	bob_client = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	pb_test_wait_until(pb_test_proc_said(bob_client, "HTTP URL: http://bob.example.test:"), 10);
+	pb_test_wait_until(pb_test_proc_said(server, "Client alice@127.0.0.1:"), 10);
+	g_assert_true(pb_test_proc_said(server, "Client bob@127.0.0.1:"));
+
+	/* alice's max-connections=1: a second connection at once is closed */
+	first = pb_test_connect(alice_port);
+	g_socket_set_timeout(first, 10);
+	assert_echoes(first, 'a');
+	second = pb_test_connect(alice_port);
+	g_socket_set_timeout(second, 10);
+	assert_closed(second);
+	assert_echoes(first, 'b');
+
+	metrics = http_get(port, "/metrics");
+	series = g_strdup_printf("piggyback_port_connections_open{port=\"%u\",name=\"alice-web\","
+				 "client=\"alice\"} 1",
+				 alice_port);
+	g_assert_nonnull(strstr(metrics, series));
+	g_assert_nonnull(strstr(metrics, ",name=\"bob\",client=\"bob\"}"));
+
+	g_assert_cmpint(pb_test_proc_finish(alice_client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(bob_client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+/* A bad [client] group and what its error must say. */
+static const BadFile bad_clients[] = {
+    {"no token-file", "[client alice]\nnames=a\n", {":1:", "[client alice]", "token-file"}},
+    {"missing token file", "[client alice]\ntoken-file=nope\n", {":2:", "token-file=nope"}},
+    {"unknown key", "[client alice]\ntoken-file=a.token\nport=1\n", {":3:", "“port”"}},
+    {"bad ports", "[client alice]\ntoken-file=a.token\nports=9-1\n", {":3:", "ports=9-1"}},
+    {"bad max-connections",
+     "[client alice]\ntoken-file=a.token\nmax-connections=0\n",
+     {":3:", "max-connections=0"}},
+    {"empty names", "[client alice]\ntoken-file=a.token\nnames=;\n", {":3:", "names=;"}},
+    {"bad client name", "[client a b]\ntoken-file=a.token\n", {":1:", "[client a b]"}},
+    {"shared token",
+     "[client alice]\ntoken-file=a.token\n[client bob]\ntoken-file=a.token\n",
+     {":4:", "[client bob]", "[client alice]"}},
+};
+
+static void
+test_config_clients_bad(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *token = write_file(dir, "a.token", "a-token-0123456789\n");
+
+	g_test_summary("Every kind of bad [client] group is refused with its file, line, key "
+		       "and value");
+	for (guint i = 0; i < G_N_ELEMENTS(bad_clients); i++) {
+		const BadFile *bad = &bad_clients[i];
+		g_autofree char *path = write_file(dir, "bad.conf", bad->contents);
+		g_autoptr(PbConfigFile) config = pb_config_file_load(path, NULL);
+		g_autoptr(PbClientPolicy) policy = NULL;
+		g_autoptr(GError) error = NULL;
+
+		g_test_message("%s", bad->what);
+		g_assert_nonnull(config);
+		policy = pb_client_policy_new_from_config(config, &error);
+		g_assert_null(policy);
+		g_assert_nonnull(error);
+		g_assert_true(g_str_has_prefix(error->message, path));
+		for (guint s = 0; s < G_N_ELEMENTS(bad->says) && bad->says[s] != NULL; s++) {
+			if (strstr(error->message, bad->says[s]) == NULL)
+				g_error("%s: no “%s” in: %s", bad->what, bad->says[s],
+					error->message);
+		}
+	}
+	/* and serve refuses to start with one, exit 2 */
+	{
+		g_autofree char *path = write_file(dir, "bad.conf", bad_clients[1].contents);
+		const char *const args[] = {"--config", path, "-p", "0", NULL};
+		g_autofree char *output = NULL;
+
+		g_assert_cmpint(serve_fails(args, &output), ==, 2);
+		g_assert_nonnull(strstr(output, "bad.conf:2: [client alice] token-file=nope"));
+	}
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+static void
+test_config_reload(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *carol_token = write_file(dir, "carol.token", "carol-token-0123456789\n");
+	const char *const both = "[client alice]\ntoken-file=alice.token\nnames=alice\n"
+				 "[client bob]\ntoken-file=bob.token\n";
+	const char *const alice_carol = "[client alice]\ntoken-file=alice.token\nnames=alice\n"
+					"[client carol]\ntoken-file=carol.token\n";
+	g_autofree char *path = clients_config(dir, both);
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autoptr(GSocket) through_alice = NULL;
+	g_autoptr(GSocket) through_bob = NULL;
+	PbTestProc *server;
+	PbTestProc *alice;
+	PbTestProc *bob;
+	PbTestProc *carol;
+	guint16 port;
+
+	g_test_summary("SIGHUP reads the file again: a client whose token was removed is "
+		       "disconnected with 1008 and the reason, the others keep their tunnels and "
+		       "connections; a file that does not parse changes nothing");
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	alice = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
+	bob = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	through_alice = pb_test_connect(forward_wait_port(alice));
+	through_bob = pb_test_connect(forward_wait_port(bob));
+	g_socket_set_timeout(through_alice, 10);
+	g_socket_set_timeout(through_bob, 10);
+	assert_echoes(through_alice, '1');
+	assert_echoes(through_bob, '1');
+
+	/* bob's token goes */
+	g_free(clients_config(dir, alice_carol));
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded, 2 [client] groups"),
+			   10);
+	g_assert_true(pb_test_proc_said(server, "Disconnecting client bob@127.0.0.1:"));
+	pb_test_wait_until(
+	    pb_test_proc_said(bob, "The token of client bob was removed from the configuration "
+				   "(1008)"),
+	    10);
+	assert_closed(through_bob);
+	/* bob comes back and is refused for good */
+	pb_test_wait_until(pb_test_proc_exited(bob), 20);
+	g_assert_cmpint(pb_test_proc_finish(bob), ==, 1);
+	/* alice's tunnel and its connection stayed */
+	assert_echoes(through_alice, '2');
+	g_assert_false(pb_test_proc_said(alice, "Offline"));
+
+	/* a broken file: the running configuration stays */
+	g_free(write_file(dir, "serve.conf", "[serve\n"));
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "Configuration not reloaded"), 10);
+	g_assert_true(pb_test_proc_said(server, "serve.conf:1:"));
+	assert_echoes(through_alice, '3');
+	carol = forward(port, pb_test_service_get_port(echo), carol_token, NULL);
+	forward_wait_port(carol);
+	g_assert_cmpint(pb_test_proc_finish(carol), ==, 0);
+
+	g_assert_false(pb_test_proc_said(alice, "Offline"));
+	g_assert_cmpint(pb_test_proc_finish(alice), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -401,5 +752,8 @@ main(int argc, char **argv)
 	g_test_add_func("/config/check-only", test_config_check_only);
 	g_test_add_func("/config/find-option", test_config_find_option);
 	g_test_add_func("/config/serve", test_config_serve);
+	g_test_add_func("/config/clients", test_config_clients);
+	g_test_add_func("/config/clients-bad", test_config_clients_bad);
+	g_test_add_func("/config/reload", test_config_reload);
 	return g_test_run();
 }
