@@ -219,6 +219,12 @@ pb_serve_command(int argc, char **argv)
 	 * to anyone unless asked for */
 	if (metrics_token == NULL && token != NULL && g_strcmp0(o.metrics, "public") != 0)
 		metrics_token = g_strdup(token);
+	/* nor when only the tokens of [client] groups are, which say who may open a tunnel,
+	 * not who may see everyone's */
+	if (metrics_token == NULL && pb_client_policy_get_n_rules(policy) > 0 &&
+	    (o.metrics == NULL || g_strcmp0(o.metrics, "on") == 0))
+		return pb_cli_usage_error(_("with [client] groups and no --token-file, --metrics "
+					    "needs --metrics-token-file, or public or off"));
 	if ((o.tls_cert != NULL) != (o.tls_key != NULL))
 		return pb_cli_usage_error(_("--tls-cert and --tls-key go together"));
 	if (o.tls_cert != NULL) {

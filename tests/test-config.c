@@ -516,6 +516,7 @@ clients_config(const char *dir, const char *clients)
 						"tunnel-host=127.0.0.1\n"
 						"domain=example.test\n"
 						"log=plain\n"
+						"metrics=off\n"
 						"%s",
 						clients);
 
@@ -559,8 +560,16 @@ test_config_clients(void)
 	g_test_summary("[client NAME] groups: each token gets what its group allows (names, "
 		       "ports, max-connections) and is refused what it does not with 403 and "
 		       "the reason before the upgrade; NAME in the log and /metrics");
-	server =
-	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	/* /metrics shows every tunnel: not to anyone, nor to every client */
+	{
+		const char *const args[] = {"--config", path, "--metrics", "on", NULL};
+		g_autofree char *output = NULL;
+
+		g_assert_cmpint(serve_fails(args, &output), ==, 2);
+		g_assert_nonnull(strstr(output, "--metrics needs --metrics-token-file"));
+	}
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--metrics", "public", NULL);
 	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
 	g_assert_false(pb_test_proc_said(server, "warning: no token"));
 
