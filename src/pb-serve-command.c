@@ -25,6 +25,9 @@ typedef struct {
 	PbTunnelServer *server;	     /* (unowned) */
 	const char *path;	     /* (unowned) (nullable) --config */
 	const GOptionEntry *entries; /* (unowned) serve's options, which [serve] is checked with */
+	const PbServeOptions *options; /* (unowned) as serve started */
+	gboolean allow_given;	       /* --allow, --deny on the command line: they stay */
+	gboolean deny_given;
 } PbServeReload;
 
 /* SIGHUP (systemctl reload): the [client] groups of the file again, if it still parses (the
@@ -47,6 +50,20 @@ pb_serve_reload_cb(gpointer user_data)
 				    TRUE, &error);
 	if (config != NULL)
 		policy = pb_client_policy_new_from_config(config, &error);
+	if (policy != NULL) {
+		GKeyFile *key_file = pb_config_file_get_key_file(config);
+		g_autofree char *allow =
+		    reload->allow_given ? g_strdup(reload->options->allow)
+					: g_key_file_get_string(key_file, "serve", "allow", NULL);
+		g_autofree char *deny =
+		    reload->deny_given ? g_strdup(reload->options->deny)
+				       : g_key_file_get_string(key_file, "serve", "deny", NULL);
+
+		/* new rules for new connections: those open stay */
+		if (!pb_address_rules_set(pb_tunnel_server_get_address_rules(reload->server), allow,
+					  deny, &error))
+			g_clear_pointer(&policy, pb_client_policy_free);
+	}
 	if (policy == NULL) {
 		g_warning("Configuration not reloaded, the running one stays: %s", error->message);
 		return G_SOURCE_CONTINUE;
@@ -154,6 +171,8 @@ pb_serve_command(int argc, char **argv)
 
 	pb_serve_options_init(&o);
 	entries = pb_serve_options_get_entries(&o);
+	reload.allow_given = pb_config_file_find_option(argc, argv, "allow") != NULL;
+	reload.deny_given = pb_config_file_find_option(argc, argv, "deny") != NULL;
 	if (!pb_cli_parse_config(context, entries, "serve", pb_serve_config_groups, &config, &argc,
 				 &argv, &status))
 		return status;
@@ -282,6 +301,9 @@ pb_serve_command(int argc, char **argv)
 					      PB_MAX_PENDING_PER_ADDRESS_DEFAULT);
 	pb_tunnel_server_set_token(server, token);
 	pb_tunnel_server_set_client_policy(server, g_steal_pointer(&policy));
+	if (!pb_address_rules_set(pb_tunnel_server_get_address_rules(server), o.allow, o.deny,
+				  &error))
+		return pb_cli_usage_error(error->message);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(o.metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	pb_tunnel_server_set_domain(server, o.domain, o.http_port, o.sni_port);
@@ -306,6 +328,7 @@ pb_serve_command(int argc, char **argv)
 	reload.server = server;
 	reload.path = o.config;
 	reload.entries = entries;
+	reload.options = &o;
 	g_source_remove(cli.sighup);
 	cli.sighup = g_unix_signal_add(SIGHUP, pb_serve_reload_cb, &reload);
 	{

@@ -111,6 +111,14 @@ pb_serve_options_get_entries(PbServeOptions *self)
 	     N_("Serve wss:// with the PEM certificate (chain) in FILE"), N_("FILE")},
 	    {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &self->tls_key,
 	     N_("The PEM private key of --tls-cert"), N_("FILE")},
+	    {"allow", 0, 0, G_OPTION_ARG_STRING, &self->allow,
+	     N_("Take public connections only from these IP addresses and CIDR ranges, "
+		"comma-separated (default: from anywhere)"),
+	     N_("RANGES")},
+	    {"deny", 0, 0, G_OPTION_ARG_STRING, &self->deny,
+	     N_("Refuse public connections from these IP addresses and CIDR ranges, "
+		"comma-separated; before --allow"),
+	     N_("RANGES")},
 	    G_OPTION_ENTRY_NULL,
 	};
 
@@ -133,5 +141,7 @@ pb_serve_options_clear(PbServeOptions *self)
 	g_free(self->metrics_token_file);
 	g_free(self->tls_cert);
 	g_free(self->tls_key);
+	g_free(self->allow);
+	g_free(self->deny);
 	pb_serve_options_init(self);
 }

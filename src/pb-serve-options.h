@@ -31,6 +31,8 @@ typedef struct {
 	char *metrics_token_file;
 	char *tls_cert;
 	char *tls_key;
+	char *allow; /* CIDR ranges, for the public ports */
+	char *deny;
 } PbServeOptions;
 
 void

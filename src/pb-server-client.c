@@ -58,6 +58,11 @@ pb_server_client_add_connection(PbServerClient *client, GSocketConnection *conne
 {
 	gint64 now;
 
+	/* --allow, --deny: closed before a byte of it reaches the tunnel */
+	if (!pb_address_rules_check_connection(client->address_rules, connection)) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return;
+	}
 	if (pb_tunnel_get_n_streams(client->tunnel) < client->max_connections) {
 		pb_tunnel_add_stream(client->tunnel, connection);
 		return;

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "pb-address-rules.h"
 #include "pb-listener.h"
 #include "pb-tunnel.h"
 
@@ -27,6 +28,7 @@ typedef struct {
 	guint n_refused;	/* public connections refused since the last log line */
 	gint64 refused_logged;	/* monotonic µs of that line */
 	PbClientRule *rule;	/* (owned) (nullable) the [client] its token is of */
+	PbAddressRules *address_rules; /* (unowned) (nullable) the server's --allow, --deny */
 } PbServerClient;
 
 PbServerClient *

@@ -51,13 +51,14 @@ struct _PbTunnelServer {
 	guint32 window;		    /* initial credit per connection, with `flow` */
 	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	PbClientPolicy *policy;	    /* (owned) (nullable) tokens of their own: [client] groups */
-	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
-	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
-	SoupServer *soup;	      /* (owned) */
-	PbWebPort *web_port;	      /* (owned) (nullable) once started */
-	guint idle_timeout_s;	      /* of every tunneled connection; 0 = none */
-	guint64 max_message_size;     /* the largest WebSocket message taken from a client */
-	PbQueueBudget *queue_budget;  /* (owned) bytes queued towards public connections */
+	PbAddressRules *address_rules; /* (owned) --allow, --deny for the public ports */
+	GTlsCertificate *certificate;  /* (owned) (nullable) serve wss:// with it */
+	guint keepalive_s;	       /* ping interval of every tunnel; 0 = none */
+	SoupServer *soup;	       /* (owned) */
+	PbWebPort *web_port;	       /* (owned) (nullable) once started */
+	guint idle_timeout_s;	       /* of every tunneled connection; 0 = none */
+	guint64 max_message_size;      /* the largest WebSocket message taken from a client */
+	PbQueueBudget *queue_budget;   /* (owned) bytes queued towards public connections */
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
@@ -294,6 +295,7 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client = pb_server_client_new(tunnel, soup_server_message_get_remote_address(msg),
 				      self->max_connections);
 	client->owner = self;
+	client->address_rules = self->address_rules;
 	if (rule != NULL)
 		pb_client_rule_adopt(rule, client, self->max_connections);
 	if (!pb_tunnel_server_place_client(self, client, features, request))
@@ -347,6 +349,8 @@ static void
 pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 {
 	g_autoptr(GPtrArray) clients = NULL;
+	g_autofree char *body = NULL;
+	g_autofree char *refused = NULL;
 	g_autofree char *text = NULL;
 	PbTunnelStats totals;
 	gsize len;
@@ -365,8 +369,10 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 	}
 	clients = pb_tunnel_server_list_clients(self);
 	pb_tunnel_server_get_totals(self, &totals);
-	text = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
+	body = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
 				 self->queue_budget);
+	refused = pb_address_rules_render_metrics(self->address_rules);
+	text = g_strconcat(body, refused, NULL);
 	len = strlen(text);
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
@@ -858,6 +864,14 @@ pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy)
 		pb_client_policy_free(policy);
 }
 
+/* Returns: (transfer none): who may connect to the public ports (--allow, --deny) */
+PbAddressRules *
+pb_tunnel_server_get_address_rules(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), NULL);
+	return self->address_rules;
+}
+
 /* How many [client] groups have a token of their own. */
 guint
 pb_tunnel_server_get_n_client_rules(PbTunnelServer *self)
@@ -922,6 +936,7 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->url_scheme);
 	pb_tunnel_server_set_token(self, NULL);
 	g_clear_pointer(&self->policy, pb_client_policy_free);
+	g_clear_pointer(&self->address_rules, pb_address_rules_free);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
@@ -940,6 +955,7 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
+	self->address_rules = pb_address_rules_new();
 	self->features = PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME;
 	self->window = PB_FLOW_WINDOW_DEFAULT;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;

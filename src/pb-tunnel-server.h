@@ -66,6 +66,8 @@ void
 pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy);
 guint
 pb_tunnel_server_get_n_client_rules(PbTunnelServer *self);
+PbAddressRules *
+pb_tunnel_server_get_address_rules(PbTunnelServer *self);
 void
 pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean

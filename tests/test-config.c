@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/signal.h>
 
+#include "pb-address-rules.h"
 #include "pb-cli.h"
 #include "pb-client-policy.h"
 #include "pb-config-file.h"
@@ -111,6 +112,8 @@ static const ServeKey serve_keys[] = {
     SERVE_KEY("metrics-token-file", metrics_token_file),
     SERVE_KEY("tls-cert", tls_cert),
     SERVE_KEY("tls-key", tls_key),
+    SERVE_KEY("allow", allow),
+    SERVE_KEY("deny", deny),
 };
 
 /* The keys of the options every command has (pb-cli.c), checked through the place an
@@ -752,6 +755,150 @@ test_config_reload(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* An address, and whether the rules take a connection from it. */
+typedef struct {
+	const char *allow;
+	const char *deny;
+	const char *address;
+	gboolean taken;
+} AddressCase;
+
+static const AddressCase address_cases[] = {
+    {NULL, NULL, "192.0.2.1", TRUE},
+    {NULL, NULL, "2001:db8::1", TRUE},
+    {"127.0.0.0/8", NULL, "127.0.0.2", TRUE},
+    {"127.0.0.1", NULL, "127.0.0.2", FALSE},
+    {"127.0.0.1", NULL, "::1", FALSE},
+    {"127.0.0.1", NULL, "::ffff:127.0.0.1", TRUE}, /* IPv4 on a dual-stack port */
+    {"127.0.0.1,::1", NULL, "::1", TRUE},
+    {"2001:db8::/32", NULL, "2001:db8:1::5", TRUE},
+    {"2001:db8::/32", NULL, "2001:db9::5", FALSE},
+    {NULL, "127.0.0.2", "127.0.0.2", FALSE},
+    {NULL, "127.0.0.2", "::ffff:127.0.0.2", FALSE},
+    {NULL, "127.0.0.2", "127.0.0.1", TRUE},
+    {NULL, "::1", "::1", FALSE},
+    {"127.0.0.0/8", "127.0.0.2/32", "127.0.0.2", FALSE}, /* deny before allow */
+    {"127.0.0.0/8", "127.0.0.2/32", "127.0.0.3", TRUE},
+    {"10.0.0.0/8; 127.0.0.1", NULL, "127.0.0.1", TRUE},
+};
+
+static void
+test_config_address_rules(void)
+{
+	g_autoptr(PbAddressRules) rules = pb_address_rules_new();
+	g_autoptr(GError) error = NULL;
+	guint64 n_refused = 0;
+
+	g_test_summary("allow= and deny=: IPv4, IPv6 and IPv4-mapped addresses against CIDR "
+		       "ranges, deny first; refusals counted; a bad range refused, the rules kept");
+	for (guint i = 0; i < G_N_ELEMENTS(address_cases); i++) {
+		const AddressCase *c = &address_cases[i];
+		g_autoptr(GInetAddress) address = g_inet_address_new_from_string(c->address);
+
+		g_test_message("allow=%s deny=%s: %s", c->allow, c->deny, c->address);
+		g_assert_true(pb_address_rules_set(rules, c->allow, c->deny, &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(pb_address_rules_check(rules, address), ==, c->taken);
+		n_refused += !c->taken;
+		g_assert_cmpuint(pb_address_rules_get_n_refused(rules), ==, n_refused);
+	}
+	g_assert_false(pb_address_rules_set(rules, "192.0.2.1", "127.0.0.300", &error));
+	g_assert_nonnull(strstr(error->message, "--deny"));
+	g_assert_nonnull(strstr(error->message, "“127.0.0.300”"));
+	{
+		g_autoptr(GInetAddress) address = g_inet_address_new_from_string("127.0.0.1");
+
+		/* the rules before stay: allow 10.0.0.0/8 and 127.0.0.1 */
+		g_assert_true(pb_address_rules_check(rules, address));
+	}
+}
+
+/* A connection to 127.0.0.1:@port from @from. */
+static GSocket *
+connect_from(const char *from, guint16 port)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) source = g_inet_address_new_from_string(from);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) local = g_inet_socket_address_new(source, 0);
+	g_autoptr(GSocketAddress) remote = g_inet_socket_address_new(loopback, port);
+	GSocket *socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+
+	g_assert_no_error(error);
+	g_socket_bind(socket, local, FALSE, &error);
+	g_assert_no_error(error);
+	g_socket_connect(socket, remote, NULL, &error);
+	g_assert_no_error(error);
+	g_socket_set_timeout(socket, 10);
+	return socket;
+}
+
+static void
+test_config_allow_deny(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *token = write_file(dir, "token", "shared-token-0123456789\n");
+	g_autofree char *path = write_file(dir, "serve.conf",
+					   "[serve]\nport=0\nlisten=127.0.0.1\n"
+					   "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
+					   "metrics=public\n"
+					   "allow=127.0.0.0/8\ndeny=127.0.0.2\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *metrics = NULL;
+	g_autoptr(GSocket) taken = NULL;
+	g_autoptr(GSocket) refused = NULL;
+	PbTestProc *server;
+	PbTestProc *client;
+	guint16 port;
+	guint16 public_port;
+
+	g_test_summary("allow= and deny= on the public ports: a refused address is closed at "
+		       "accept, counted in /metrics and logged; a reload brings new rules for "
+		       "new connections, open ones stay");
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	client = forward(port, pb_test_service_get_port(echo), token, NULL);
+	public_port = forward_wait_port(client);
+
+	taken = connect_from("127.0.0.3", public_port);
+	assert_echoes(taken, 'x');
+	refused = connect_from("127.0.0.2", public_port);
+	assert_closed(refused);
+	g_clear_object(&refused);
+	pb_test_wait_until(
+	    pb_test_proc_said(server, "Refused 1 public connection(s), the last from 127.0.0.2: "
+				      "deny=127.0.0.2"),
+	    10);
+	metrics = http_get(port, "/metrics");
+	g_assert_nonnull(strstr(metrics, "\npiggyback_address_refused_total 1\n"));
+
+	/* a reload: 127.0.0.3 is no longer allowed, its open connection stays */
+	g_free(write_file(dir, "serve.conf",
+			  "[serve]\nport=0\nlisten=127.0.0.1\n"
+			  "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
+			  "metrics=public\nallow=127.0.0.1,127.0.0.2\n"));
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded"), 10);
+	refused = connect_from("127.0.0.3", public_port);
+	assert_closed(refused);
+	g_clear_object(&refused);
+	pb_test_wait_until(pb_test_proc_said(server, "the last from 127.0.0.3: in no allow="), 10);
+	assert_echoes(taken, 'y');
+	refused = connect_from("127.0.0.2", public_port);
+	assert_echoes(refused, 'z');
+	g_clear_pointer(&metrics, g_free);
+	metrics = http_get(port, "/metrics");
+	g_assert_nonnull(strstr(metrics, "\npiggyback_address_refused_total 2\n"));
+
+	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -764,5 +911,7 @@ main(int argc, char **argv)
 	g_test_add_func("/config/clients", test_config_clients);
 	g_test_add_func("/config/clients-bad", test_config_clients_bad);
 	g_test_add_func("/config/reload", test_config_reload);
+	g_test_add_func("/config/address-rules", test_config_address_rules);
+	g_test_add_func("/config/allow-deny", test_config_allow_deny);
 	return g_test_run();
 }
