@@ -390,7 +390,7 @@ test_config_serve(void)
 
 	g_test_summary("serve --config FILE takes its options from [serve] (a token file "
 		       "beside it), the command line wins; a bad value exits 2 naming the "
-		       "file, line, key and value");
+		       "file, line, key and value; without --config, SIGHUP does not end serve");
 	{
 		const char *const args[] = {"--config", path, NULL};
 
@@ -411,6 +411,16 @@ test_config_serve(void)
 	g_assert_cmpuint(upgrade_status(port, "Authorization: Bearer file-token-0123456789\r\n"),
 			 ==, 101);
 	g_assert_false(pb_test_proc_said(server, "warning: no token"));
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+
+	/* without --config, SIGHUP has nothing to read and serve goes on */
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
+				    "127.0.0.1", "--log", "plain", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "no configuration file (--config)"), 10);
+	g_assert_false(pb_test_proc_exited(server));
+	g_assert_cmpuint(upgrade_status(port, ""), ==, 101);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	temp_dir_free(g_steal_pointer(&dir));
 }
