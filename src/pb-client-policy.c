@@ -419,6 +419,8 @@ pb_client_policy_apply(PbClientPolicy *self, const GList *clients, guint max_con
 		if (reason == NULL)
 			continue;
 		g_message("Disconnecting client %s: %s", client->peer, reason);
+		/* it cannot come back as it was: no --grace, its port and name go at once */
+		g_clear_pointer(&client->session, g_free);
 		/* a close frame's reason is at most 123 bytes */
 		close_reason = pb_text_truncate(reason, 123);
 		pb_tunnel_close(client->tunnel, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,

@@ -693,6 +693,62 @@ test_config_clients_bad(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* A transfer through a tunnel while it may be cut: @size bytes of the pattern to an echo
+ * service on @port and back. */
+typedef struct {
+	GSocket *socket; /* (owned) connected to the tunnel's public port */
+	guint16 port;
+	gsize size;
+	gboolean exact; /* all came back, byte for byte */
+	int done;	/* atomic */
+} Transfer;
+
+static gpointer
+transfer_cb(gpointer user_data)
+{
+	Transfer *transfer = user_data;
+	GSocket *socket = transfer->socket;
+	g_autofree guint8 *out = g_malloc(transfer->size);
+	g_autofree guint8 *in = g_malloc(transfer->size);
+	gsize sent = 0;
+	gsize got = 0;
+
+	g_socket_set_timeout(socket, 20);
+	pb_test_pattern_fill(out, transfer->size, 0);
+	while (got < transfer->size) {
+		gssize n;
+
+		if (sent < transfer->size) {
+			n = g_socket_send(socket, (char *)out + sent,
+					  MIN(transfer->size - sent, 65536), NULL, NULL);
+			if (n <= 0)
+				break;
+			sent += (gsize)n;
+		}
+		if (!g_socket_condition_timed_wait(
+			socket, G_IO_IN, sent < transfer->size ? 0 : 20000000, NULL, NULL))
+			continue;
+		n = g_socket_receive(socket, (char *)in + got, transfer->size - got, NULL, NULL);
+		if (n <= 0)
+			break;
+		got += (gsize)n;
+	}
+	transfer->exact = got == transfer->size && memcmp(in, out, got) == 0;
+	g_atomic_int_set(&transfer->done, 1);
+	g_main_context_wakeup(NULL);
+	return NULL;
+}
+
+static guint
+transfers_done(Transfer *transfers, guint n)
+{
+	guint done = 0;
+
+	for (guint i = 0; i < n; i++)
+		done += g_atomic_int_get(&transfers[i].done);
+	return done;
+}
+
 static void
 test_config_reload(void)
 {
@@ -713,6 +769,10 @@ test_config_reload(void)
 	PbTestProc *alice;
 	PbTestProc *bob;
 	PbTestProc *carol;
+	Transfer transfers[8] = {{0}};
+	GThread *threads[8];
+	guint16 alice_port;
+	guint16 bob_port;
 	guint16 port;
 
 	g_test_summary("SIGHUP reads the file again: a client whose token was removed is "
@@ -723,14 +783,25 @@ test_config_reload(void)
 	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
 	alice = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
 	bob = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
-	through_alice = pb_test_connect(forward_wait_port(alice));
-	through_bob = pb_test_connect(forward_wait_port(bob));
+	alice_port = forward_wait_port(alice);
+	bob_port = forward_wait_port(bob);
+	through_alice = pb_test_connect(alice_port);
+	through_bob = pb_test_connect(bob_port);
 	g_socket_set_timeout(through_alice, 10);
 	g_socket_set_timeout(through_bob, 10);
 	assert_echoes(through_alice, '1');
 	assert_echoes(through_bob, '1');
 
-	/* bob's token goes */
+	/* bob's token goes, under load: 8 transfers through the two tunnels */
+	for (guint i = 0; i < G_N_ELEMENTS(transfers); i++) {
+		transfers[i].port = i % 2 == 0 ? alice_port : bob_port;
+		transfers[i].size = 16 * 1024 * 1024;
+		/* connected before the reload, all of them */
+		transfers[i].socket = pb_test_connect(transfers[i].port);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(transfers); i++) {
+		threads[i] = g_thread_new("transfer", transfer_cb, &transfers[i]);
+	}
 	g_free(clients_config(dir, alice_carol));
 	kill(pb_test_proc_get_pid(server), SIGHUP);
 	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded, 2 [client] groups"),
@@ -744,7 +815,18 @@ test_config_reload(void)
 	/* bob comes back and is refused for good */
 	pb_test_wait_until(pb_test_proc_exited(bob), 20);
 	g_assert_cmpint(pb_test_proc_finish(bob), ==, 1);
-	/* alice's tunnel and its connection stayed */
+	/* alice's tunnel and its connections stayed: its transfers came back byte for byte */
+	pb_test_wait_until(
+	    transfers_done(transfers, G_N_ELEMENTS(transfers)) == G_N_ELEMENTS(transfers), 60);
+	for (guint i = 0; i < G_N_ELEMENTS(transfers); i++) {
+		g_thread_join(threads[i]);
+		g_object_unref(transfers[i].socket);
+		if (transfers[i].port == alice_port)
+			g_assert_true(transfers[i].exact);
+		else
+			g_test_message("a transfer through bob's tunnel %s",
+				       transfers[i].exact ? "ended before the reload" : "was cut");
+	}
 	assert_echoes(through_alice, '2');
 	g_assert_false(pb_test_proc_said(alice, "Offline"));
 
