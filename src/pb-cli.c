@@ -53,6 +53,9 @@ static const GOptionEntry pb_cli_link_entries[] = {
     G_OPTION_ENTRY_NULL,
 };
 
+/* (unowned) (nullable) the --config file of the command, whose place usage errors name */
+static PbConfigFile *pb_cli_config;
+
 static gboolean
 pb_cli_check_keepalive(int keepalive, int *status);
 static gboolean
@@ -105,7 +108,11 @@ pb_cli_print(const char *format, ...)
 int
 pb_cli_usage_error(const char *message)
 {
-	g_printerr("%s: %s\n", g_get_prgname(), message);
+	g_autofree char *annotated = pb_cli_config != NULL
+					 ? pb_config_file_annotate(pb_cli_config, message)
+					 : g_strdup(message);
+
+	g_printerr("%s: %s\n", g_get_prgname(), annotated);
 	g_printerr(_("Try “%s --help” for more information.\n"), g_get_prgname());
 	return PB_EXIT_USAGE;
 }
@@ -206,6 +213,104 @@ pb_cli_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, ch
 		    : pb_cli_output.quiet ? PB_LOG_QUIET
 					  : PB_LOG_NORMAL);
 	return TRUE;
+}
+
+/* A copy of @entries whose variables are in *@cells, zeroed: to check a file's values
+ * without changing the options in use. */
+static GOptionEntry *
+pb_cli_scratch_entries(const GOptionEntry *entries, gint64 **cells)
+{
+	guint n = 0;
+	GOptionEntry *copy;
+
+	while (entries[n].long_name != NULL)
+		n++;
+	copy = g_memdup2(entries, (n + 1) * sizeof *entries);
+	*cells = g_new0(gint64, n + 1);
+	for (guint i = 0; i < n; i++)
+		copy[i].arg_data = &(*cells)[i];
+	return copy;
+}
+
+static void
+pb_cli_scratch_clear(const GOptionEntry *entries, gint64 *cells)
+{
+	for (guint i = 0; entries[i].long_name != NULL; i++) {
+		if (entries[i].arg == G_OPTION_ARG_STRING ||
+		    entries[i].arg == G_OPTION_ARG_FILENAME)
+			g_free(*(char **)&cells[i]);
+	}
+}
+
+/**
+ * pb_cli_load_config:
+ * @group: the command's group ("serve"), which holds its options by their long names
+ * @entries: the command's options, set from @group; with @check_only, left alone
+ * @groups: the groups the file may have (see pb_config_file_check_groups())
+ * @check_only: only check the file: set no option (a reload)
+ *
+ * Returns: (transfer full): the file, its @group applied to @entries and to the options
+ *   every command has; %NULL if it cannot be read or holds a key or value none takes
+ */
+PbConfigFile *
+pb_cli_load_config(const char *path, const char *group, const GOptionEntry *entries,
+		   const char *const *groups, gboolean check_only, GError **error)
+{
+	const GOptionEntry *tables[] = {entries, pb_cli_link_entries, pb_cli_output_entries};
+	g_autoptr(PbConfigFile) config = pb_config_file_load(path, error);
+
+	if (config == NULL || !pb_config_file_check_groups(config, groups, error))
+		return NULL;
+	for (guint t = 0; t < G_N_ELEMENTS(tables); t++) {
+		g_autofree gint64 *cells = NULL;
+		g_autofree GOptionEntry *scratch = NULL;
+		gboolean ok;
+
+		if (!check_only) {
+			if (!pb_config_file_apply(config, group, tables[t], error))
+				return NULL;
+			continue;
+		}
+		scratch = pb_cli_scratch_entries(tables[t], &cells);
+		ok = pb_config_file_apply(config, group, scratch, error);
+		pb_cli_scratch_clear(scratch, cells);
+		if (!ok)
+			return NULL;
+	}
+	if (!pb_config_file_check_keys(config, group, error))
+		return NULL;
+	return g_steal_pointer(&config);
+}
+
+/**
+ * pb_cli_parse_config:
+ * @config: (out) (transfer full): the --config file, if the command line names one
+ *
+ * Like pb_cli_parse(), over the options of the --config file named on the command line, if
+ * any (its @group, see pb_cli_load_config()): they are set first, so the command line wins.
+ */
+gboolean
+pb_cli_parse_config(GOptionContext *context, const GOptionEntry *entries, const char *group,
+		    const char *const *groups, PbConfigFile **config, int *argc, char ***argv,
+		    int *status)
+{
+	const char *path = pb_config_file_find_option(*argc, *argv, "config");
+	gboolean ok;
+
+	if (path != NULL) {
+		g_autoptr(GError) error = NULL;
+
+		*config = pb_cli_load_config(path, group, entries, groups, FALSE, &error);
+		if (*config == NULL) {
+			*status = pb_cli_usage_error(error->message);
+			return FALSE;
+		}
+		pb_cli_config = *config;
+	}
+	ok = pb_cli_parse(context, entries, argc, argv, status);
+	if (*config != NULL)
+		pb_config_file_settle(*config);
+	return ok;
 }
 
 /* Returns: (transfer full) (nullable): the terminal to draw the dashboard on, or %NULL for

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "pb-config-file.h"
 #include "pb-console.h"
 #include "pb-dashboard-view.h"
 #include "pb-frame.h"
@@ -42,6 +43,13 @@ pb_cli_get_token(const char *token_file, char **token, int *status);
 gboolean
 pb_cli_parse(GOptionContext *context, const GOptionEntry *entries, int *argc, char ***argv,
 	     int *status);
+PbConfigFile *
+pb_cli_load_config(const char *path, const char *group, const GOptionEntry *entries,
+		   const char *const *groups, gboolean check_only, GError **error);
+gboolean
+pb_cli_parse_config(GOptionContext *context, const GOptionEntry *entries, const char *group,
+		    const char *const *groups, PbConfigFile **config, int *argc, char ***argv,
+		    int *status);
 PbConsole *
 pb_cli_dashboard_console(void);
 void

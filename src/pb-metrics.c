@@ -7,9 +7,10 @@
  * GET /metrics: the server's counters in Prometheus' text exposition format (version
  * 0.0.4). Server-wide counters cover every tunnel since the server started; the
  * piggyback_port_* series are per public port and live as long as its tunnel; a named
- * tunnel's also carry its name (name="myapp"). A client with several services (forward
- * --expose) has the series of connections and bytes per service, each with its port and
- * name; the others are its tunnel's, and stay with its first service's labels.
+ * tunnel's also carry its name (name="myapp"), and the tunnel of a [client NAME] of serve
+ * --config its NAME (client="alice"). A client with several services (forward --expose)
+ * has the series of connections and bytes per service, each with its port and name; the
+ * others are its tunnel's, and stay with its first service's labels.
  * "received" is tunneled payload from clients (what their services answer), "sent" is
  * payload to them (what the public sends).
  */
@@ -85,10 +86,10 @@ pb_metric_get(const PbMetric *metric, const PbTunnelStats *stats)
 	return G_STRUCT_MEMBER(guint64, stats, metric->offset);
 }
 
-/* One sample of a per-port series: @name{port="…"[,name="…"]} @value. */
+/* One sample of a per-port series: @name{port="…"[,name="…"][,client="…"]} @value. */
 static void
 pb_metrics_port_value(GString *out, const char *name, guint16 port, const char *label,
-		      guint64 value)
+		      const char *client, guint64 value)
 {
 	g_string_append_printf(out, "%s{port=\"%u\"", name, port);
 	/* only on named tunnels: the series of a server without --domain keep the labels
@@ -96,6 +97,12 @@ pb_metrics_port_value(GString *out, const char *name, guint16 port, const char *
 	if (label != NULL) {
 		g_string_append(out, ",name=\"");
 		pb_metrics_append_label_value(out, label);
+		g_string_append_c(out, '"');
+	}
+	/* the [client NAME] of its token (serve --config), if any */
+	if (client != NULL) {
+		g_string_append(out, ",client=\"");
+		pb_metrics_append_label_value(out, client);
 		g_string_append_c(out, '"');
 	}
 	g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", value);
@@ -148,6 +155,7 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 
 			if (info->n_services <= 1 || pb_metrics[m].service_offset < 0) {
 				pb_metrics_port_value(out, name, info->tunnel_port, info->name,
+						      info->client,
 						      pb_metric_get(&pb_metrics[m], &info->stats));
 				continue;
 			}
@@ -155,7 +163,7 @@ pb_metrics_render(const PbTunnelStats *totals, GPtrArray *clients, guint n_pendi
 				const PbServerServiceInfo *service = &info->services[j];
 
 				pb_metrics_port_value(
-				    out, name, service->tunnel_port, service->name,
+				    out, name, service->tunnel_port, service->name, info->client,
 				    G_STRUCT_MEMBER(guint64, &service->stats,
 						    pb_metrics[m].service_offset));
 			}

@@ -5,6 +5,8 @@
 
 #include <sys/random.h>
 
+#include "pb-client-policy.h"
+
 /*
  * A connected client as `serve` holds it. Every public connection, on the client's own
  * port or routed to it by name on a shared port, becomes a stream of its tunnel, up to
@@ -90,6 +92,12 @@ pb_server_client_add_connection(PbServerClient *client, guint32 service,
 {
 	gint64 now;
 
+	/* --allow, --deny, by the public client's own address: closed before a byte of it
+	 * reaches the tunnel */
+	if (!pb_address_rules_check_connection(client->address_rules, origin)) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return;
+	}
 	if (pb_tunnel_get_n_streams(client->tunnel) < client->max_connections) {
 		pb_tunnel_add_stream(client->tunnel, connection, origin, service);
 		return;
@@ -222,6 +230,7 @@ pb_server_client_free(PbServerClient *client)
 	g_free(client->session);
 	g_clear_object(&client->address);
 	g_free(client->peer);
+	g_clear_pointer(&client->rule, pb_client_rule_unref);
 	g_free(client);
 }
 

@@ -3,11 +3,15 @@
 
 #include <gio/gio.h>
 
+#include "pb-address-rules.h"
 #include "pb-listener.h"
 #include "pb-tunnel-server.h"
 #include "pb-tunnel.h"
 
 G_BEGIN_DECLS
+
+/* A [client NAME] group of serve --config, see PbClientPolicy. */
+typedef struct _PbClientRule PbClientRule;
 
 /* One of a client's services (forward --expose): where the public reaches it. */
 typedef struct {
@@ -38,6 +42,8 @@ typedef struct {
 	guint max_connections;	/* public connections at once; more are closed at once */
 	guint n_refused;	/* public connections refused since the last log line */
 	gint64 refused_logged;	/* monotonic µs of that line */
+	PbClientRule *rule;	/* (owned) (nullable) the [client] its token is of */
+	PbAddressRules *address_rules; /* (unowned) (nullable) the server's --allow, --deny */
 } PbServerClient;
 
 PbServerClient *

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "pb-client-policy.h"
 #include "pb-client-registry.h"
 #include "pb-error.h"
 #include "pb-flow.h"
@@ -52,13 +53,15 @@ struct _PbTunnelServer {
 	PbFeatures features;	    /* protocol v2 features offered to clients */
 	guint32 window;		    /* initial credit per connection, with `flow` */
 	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
-	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
-	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
-	SoupServer *soup;	      /* (owned) */
-	PbWebPort *web_port;	      /* (owned) (nullable) once started */
-	guint idle_timeout_s;	      /* of every tunneled connection; 0 = none */
-	guint64 max_message_size;     /* the largest WebSocket message taken from a client */
-	PbQueueBudget *queue_budget;  /* (owned) bytes queued towards public connections */
+	PbClientPolicy *policy;	    /* (owned) (nullable) tokens of their own: [client] groups */
+	PbAddressRules *address_rules; /* (owned) --allow, --deny for the public ports */
+	GTlsCertificate *certificate;  /* (owned) (nullable) serve wss:// with it */
+	guint keepalive_s;	       /* ping interval of every tunnel; 0 = none */
+	SoupServer *soup;	       /* (owned) */
+	PbWebPort *web_port;	       /* (owned) (nullable) once started */
+	guint idle_timeout_s;	       /* of every tunneled connection; 0 = none */
+	guint64 max_message_size;      /* the largest WebSocket message taken from a client */
+	PbQueueBudget *queue_budget;   /* (owned) bytes queued towards public connections */
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;
@@ -238,13 +241,14 @@ pb_tunnel_server_place_client(PbTunnelServer *self, PbServerClient *client, PbFe
 		g_ptr_array_add(client->services, pb_server_service_new());
 	for (guint i = 0; i < n_services && !self->public_ports.off; i++) {
 		PbServerService *service = client->services->pdata[i];
+		PbPublicPorts ports = self->public_ports; /* (unowned) host */
 		g_autoptr(GError) error = NULL;
 
 		if (service->listener != NULL)
 			continue;
-		service->listener =
-		    pb_public_ports_listen(&self->public_ports, pb_tunnel_server_port_taken_cb,
-					   self, &service->port, &error);
+		pb_client_rule_limit_ports(client->rule, &ports);
+		service->listener = pb_public_ports_listen(&ports, pb_tunnel_server_port_taken_cb,
+							   self, &service->port, &error);
 		if (service->listener == NULL) {
 			g_warning("Refusing client %s: cannot open a public port: %s", client->peer,
 				  error->message);
@@ -308,6 +312,8 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	g_autofree const char **names = NULL;
 	g_autofree char *what = NULL;
 	PbServerService *first;
+	PbClientRule *rule = pb_client_policy_lookup(
+	    self->policy, soup_message_headers_get_one(request, "Authorization"));
 	PbTunnel *tunnel;
 	PbServerClient *client;
 
@@ -334,6 +340,9 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 	client = pb_server_client_new(tunnel, soup_server_message_get_remote_address(msg),
 				      self->max_connections);
 	client->owner = self;
+	client->address_rules = self->address_rules;
+	if (rule != NULL)
+		pb_client_rule_adopt(rule, client, self->max_connections);
 	further = pb_tunnel_server_get_services(self, request, features);
 	names = g_new0(const char *, further->len + 1);
 	names[0] = soup_message_headers_get_one(request, PB_NAME_HEADER);
@@ -387,6 +396,8 @@ static void
 pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 {
 	g_autoptr(GPtrArray) clients = NULL;
+	g_autofree char *body = NULL;
+	g_autofree char *refused = NULL;
 	g_autofree char *text = NULL;
 	PbTunnelStats totals;
 	gsize len;
@@ -405,8 +416,10 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 	}
 	clients = pb_tunnel_server_list_clients(self);
 	pb_tunnel_server_get_totals(self, &totals);
-	text = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
+	body = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
 				 self->queue_budget);
+	refused = pb_address_rules_render_metrics(self->address_rules);
+	text = g_strconcat(body, refused, NULL);
 	len = strlen(text);
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
@@ -491,12 +504,45 @@ pb_tunnel_server_check_names(PbTunnelServer *self, SoupServerMessage *msg,
 	return TRUE;
 }
 
+/* What the token of @rule (a [client] group) may claim: 403 with the reason if it asks for
+ * more. */
+static gboolean
+pb_tunnel_server_check_rule(PbTunnelServer *self, SoupServerMessage *msg,
+			    SoupMessageHeaders *request, PbClientRule *rule)
+{
+	PbFeatures features = pb_tunnel_server_get_features(self, request);
+	const char *asked = soup_message_headers_get_one(request, PB_NAME_HEADER);
+	g_autoptr(GPtrArray) further = pb_tunnel_server_get_services(self, request, features);
+	g_autofree char *reason = NULL;
+	g_autofree char *text = NULL;
+
+	/* without names (no --domain, or a client that takes none) there is no name to check */
+	if (!(features & PB_FEATURE_NAME))
+		return TRUE;
+	if (pb_client_rule_check_name(rule, asked, &reason)) {
+		/* each further service's name too; one that asks for none is named after the
+		 * first, which the rule allowed */
+		for (guint i = 0; i < further->len && reason == NULL; i++) {
+			if (further->pdata[i] != NULL)
+				pb_client_rule_check_name(rule, further->pdata[i], &reason);
+		}
+		if (reason == NULL)
+			return TRUE;
+	}
+	g_message("Refusing client %s: %s", pb_client_rule_get_name(rule), reason);
+	text = g_strdup_printf("%s.\n", reason);
+	pb_tunnel_server_reply_full(msg, SOUP_STATUS_FORBIDDEN, reason, text);
+	return FALSE;
+}
+
 static void
 pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
 			      GHashTable *query, gpointer user_data)
 {
 	PbTunnelServer *self = PB_TUNNEL_SERVER(user_data);
 	SoupMessageHeaders *request = soup_server_message_get_request_headers(msg);
+	const char *authorization = soup_message_headers_get_one(request, "Authorization");
+	PbClientRule *rule = NULL;
 	g_autoptr(GError) error = NULL;
 	PbAdmit admit = PB_ADMIT_OK;
 
@@ -519,9 +565,9 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		return;
 	}
 	/* before anything else is looked at: no upgrade, so no public port, without it */
-	if (self->token != NULL &&
-	    !pb_token_authorize(soup_message_headers_get_one(request, "Authorization"),
-				self->token)) {
+	rule = pb_client_policy_lookup(self->policy, authorization);
+	if (rule == NULL && (self->token != NULL || self->policy != NULL) &&
+	    (self->token == NULL || !pb_token_authorize(authorization, self->token))) {
 		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
 		g_autofree char *peer =
 		    remote != NULL ? g_socket_connectable_to_string(G_SOCKET_CONNECTABLE(remote))
@@ -557,7 +603,8 @@ pb_tunnel_server_websocket_cb(SoupServer *soup, SoupServerMessage *msg, const ch
 		pb_tunnel_server_reply(msg, SOUP_STATUS_BAD_REQUEST, text);
 		return;
 	}
-	if (!pb_tunnel_server_check_names(self, msg, request))
+	if (!pb_tunnel_server_check_names(self, msg, request) ||
+	    (rule != NULL && !pb_tunnel_server_check_rule(self, msg, request, rule)))
 		return;
 	if (self->public_ports.off &&
 	    !(pb_tunnel_server_get_features(self, request) & PB_FEATURE_NAME)) {
@@ -857,6 +904,7 @@ pb_server_client_info_free(PbServerClientInfo *info)
 	g_free(info->peer);
 	g_free(info->name);
 	pb_server_service_infos_free(info->services, info->n_services);
+	g_free(info->client);
 	g_free(info);
 }
 
@@ -882,6 +930,8 @@ pb_tunnel_server_list_clients(PbTunnelServer *self)
 
 		info->peer = g_strdup(client->peer);
 		info->name = g_strdup(first->name);
+		info->client =
+		    client->rule != NULL ? g_strdup(pb_client_rule_get_name(client->rule)) : NULL;
 		info->tunnel_port = first->port;
 		info->connected_since = client->connected_since;
 		pb_tunnel_get_stats(client->tunnel, &info->stats);
@@ -916,6 +966,44 @@ pb_tunnel_server_get_n_pending(PbTunnelServer *self)
 	return (self->web_port != NULL ? pb_web_port_get_n_pending(self->web_port) : 0) +
 	       (self->http_web_port != NULL ? pb_web_port_get_n_pending(self->http_web_port) : 0) +
 	       (self->sni_web_port != NULL ? pb_web_port_get_n_pending(self->sni_web_port) : 0);
+}
+
+/**
+ * pb_tunnel_server_set_client_policy:
+ * @policy: (transfer full) (nullable): the [client] groups of --config
+ *
+ * Also on a reload: a client of a group that is gone, or that no longer lets it have its
+ * name or port, is disconnected (1008, with the reason); the others keep their tunnels.
+ */
+void
+pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy)
+{
+	g_return_if_fail(PB_IS_TUNNEL_SERVER(self));
+
+	pb_client_policy_apply(policy, pb_client_registry_get_clients(self->clients),
+			       self->max_connections);
+	g_clear_pointer(&self->policy, pb_client_policy_free);
+	/* none: the shared token alone, or anyone without one */
+	if (pb_client_policy_get_n_rules(policy) > 0)
+		self->policy = policy;
+	else
+		pb_client_policy_free(policy);
+}
+
+/* Returns: (transfer none): who may connect to the public ports (--allow, --deny) */
+PbAddressRules *
+pb_tunnel_server_get_address_rules(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), NULL);
+	return self->address_rules;
+}
+
+/* How many [client] groups have a token of their own. */
+guint
+pb_tunnel_server_get_n_client_rules(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), 0);
+	return pb_client_policy_get_n_rules(self->policy);
 }
 
 /**
@@ -973,6 +1061,8 @@ pb_tunnel_server_finalize(GObject *object)
 	g_free(self->domain);
 	g_free(self->url_scheme);
 	pb_tunnel_server_set_token(self, NULL);
+	g_clear_pointer(&self->policy, pb_client_policy_free);
+	g_clear_pointer(&self->address_rules, pb_address_rules_free);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
@@ -991,6 +1081,7 @@ static void
 pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
+	self->address_rules = pb_address_rules_new();
 	self->features =
 	    PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME | PB_FEATURE_SERVICES;
 	self->window = PB_FLOW_WINDOW_DEFAULT;

@@ -3,10 +3,14 @@
 
 #include <gio/gio.h>
 
+#include "pb-address-rules.h"
 #include "pb-frame.h"
 #include "pb-tunnel.h"
 
 G_BEGIN_DECLS
+
+/* The [client NAME] groups of serve --config (pb-client-policy.h). */
+typedef struct _PbClientPolicy PbClientPolicy;
 
 /* What the server's views show of one of a client's services (forward --expose). */
 typedef struct {
@@ -19,6 +23,7 @@ typedef struct {
 typedef struct {
 	char *peer;		/* (owned) the client's address, as "host:port" */
 	char *name;		/* (owned) (nullable) its name (NAME of NAME.DOMAIN), if any */
+	char *client;		/* (owned) (nullable) NAME of its [client NAME] (--config) */
 	guint16 tunnel_port;	/* its public port */
 	gint64 connected_since; /* Unix µs */
 	PbTunnelStats stats;	/* the tunnel's counters: connections, bytes, frames */
@@ -74,6 +79,12 @@ void
 pb_tunnel_server_set_keepalive(PbTunnelServer *self, guint interval_s);
 void
 pb_tunnel_server_set_token(PbTunnelServer *self, const char *token);
+void
+pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy);
+guint
+pb_tunnel_server_get_n_client_rules(PbTunnelServer *self);
+PbAddressRules *
+pb_tunnel_server_get_address_rules(PbTunnelServer *self);
 void
 pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean

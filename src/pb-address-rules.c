@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: ISC */
+#include "config.h"
+
+#include "pb-address-rules.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+/*
+ * serve --allow and --deny (allow= and deny= in [serve]): CIDR ranges, IPv4 and IPv6, that
+ * a public connection's address is checked against as it is accepted, before any byte of
+ * it reaches a tunnel. A range of --deny refuses; a non-empty --allow refuses every address
+ * in none of its ranges. An IPv4 client of a dual-stack port (::ffff:192.0.2.1) is checked
+ * as the IPv4 address it is. A refused connection is closed at once and counted; the log
+ * says so at most once per 10 s per rule, so that a flood cannot flood the log too.
+ */
+
+#define PB_ADDRESS_RULES_LOG_INTERVAL (10 * G_USEC_PER_SEC)
+
+/* A range, or the "not in --allow" rule, with its refusals since its last log line. */
+typedef struct {
+	GInetAddressMask *mask; /* (owned) (nullable) NULL: the address is in no --allow range */
+	char *text;		/* (owned) for the log: "deny=10.0.0.0/8" */
+	guint n_refused;
+	gint64 logged; /* monotonic µs */
+} PbAddressRule;
+
+struct _PbAddressRules {
+	GPtrArray *allow;	/* (owned) (element-type PbAddressRule) */
+	GPtrArray *deny;	/* (owned) (element-type PbAddressRule) */
+	PbAddressRule *outside; /* (owned) refuses what no --allow range holds */
+	guint64 n_refused;	/* since the server started */
+};
+
+static void
+pb_address_rule_free(PbAddressRule *rule)
+{
+	g_clear_object(&rule->mask);
+	g_free(rule->text);
+	g_free(rule);
+}
+
+static PbAddressRule *
+pb_address_rule_new(GInetAddressMask *mask, const char *text)
+{
+	PbAddressRule *rule = g_new0(PbAddressRule, 1);
+
+	rule->mask = mask;
+	rule->text = g_strdup(text);
+	return rule;
+}
+
+PbAddressRules *
+pb_address_rules_new(void)
+{
+	PbAddressRules *self = g_new0(PbAddressRules, 1);
+
+	self->allow = g_ptr_array_new_with_free_func((GDestroyNotify)pb_address_rule_free);
+	self->deny = g_ptr_array_new_with_free_func((GDestroyNotify)pb_address_rule_free);
+	self->outside = pb_address_rule_new(NULL, "allow=");
+	return self;
+}
+
+void
+pb_address_rules_free(PbAddressRules *self)
+{
+	if (self == NULL)
+		return;
+	g_ptr_array_unref(self->allow);
+	g_ptr_array_unref(self->deny);
+	pb_address_rule_free(self->outside);
+	g_free(self);
+}
+
+/* @list: "RANGE,RANGE" (commas, semicolons or spaces between), of option @option. */
+static GPtrArray *
+pb_address_rules_parse(const char *list, const char *option, GError **error)
+{
+	g_autoptr(GPtrArray) rules =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)pb_address_rule_free);
+	g_auto(GStrv) ranges = g_strsplit_set(list != NULL ? list : "", ",; ", -1);
+
+	for (guint i = 0; ranges[i] != NULL; i++) {
+		g_autofree char *text = NULL;
+		GInetAddressMask *mask;
+
+		if (*ranges[i] == '\0')
+			continue;
+		mask = g_inet_address_mask_new_from_string(ranges[i], NULL);
+		if (mask == NULL) {
+			g_set_error(
+			    error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    _("--%s takes IP addresses and CIDR ranges such as 192.0.2.0/24 "
+			      "or 2001:db8::/32, not “%s”"),
+			    option, ranges[i]);
+			return NULL;
+		}
+		text = g_strdup_printf("%s=%s", option, ranges[i]);
+		g_ptr_array_add(rules, pb_address_rule_new(mask, text));
+	}
+	return g_steal_pointer(&rules);
+}
+
+/* Replaces the rules with @allow and @deny (nullable), or leaves them if either is bad. */
+gboolean
+pb_address_rules_set(PbAddressRules *self, const char *allow, const char *deny, GError **error)
+{
+	g_autoptr(GPtrArray) allow_rules = pb_address_rules_parse(allow, "allow", error);
+	g_autoptr(GPtrArray) deny_rules = NULL;
+
+	if (allow_rules == NULL)
+		return FALSE;
+	deny_rules = pb_address_rules_parse(deny, "deny", error);
+	if (deny_rules == NULL)
+		return FALSE;
+	g_ptr_array_unref(self->allow);
+	self->allow = g_steal_pointer(&allow_rules);
+	g_ptr_array_unref(self->deny);
+	self->deny = g_steal_pointer(&deny_rules);
+	return TRUE;
+}
+
+/* The rule that refuses @address, if one does. */
+static PbAddressRule *
+pb_address_rules_find(PbAddressRules *self, GInetAddress *address)
+{
+	gboolean allowed = self->allow->len == 0;
+
+	for (guint i = 0; i < self->deny->len; i++) {
+		PbAddressRule *rule = self->deny->pdata[i];
+
+		if (g_inet_address_mask_matches(rule->mask, address))
+			return rule;
+	}
+	for (guint i = 0; i < self->allow->len && !allowed; i++) {
+		PbAddressRule *rule = self->allow->pdata[i];
+
+		allowed = g_inet_address_mask_matches(rule->mask, address);
+	}
+	return allowed ? NULL : self->outside;
+}
+
+/* ::ffff:a.b.c.d, the IPv4 client of a dual-stack socket, as the IPv4 address it is
+ * (g_inet_address_get_is_ipv4_mapped() is GLib 2.76). */
+static GInetAddress *
+pb_address_rules_unmap(GInetAddress *address)
+{
+	static const guint8 prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const guint8 *bytes = g_inet_address_to_bytes(address);
+
+	if (g_inet_address_get_family(address) == G_SOCKET_FAMILY_IPV6 &&
+	    memcmp(bytes, prefix, sizeof prefix) == 0)
+		return g_inet_address_new_from_bytes(bytes + 12, G_SOCKET_FAMILY_IPV4);
+	return g_object_ref(address);
+}
+
+/**
+ * pb_address_rules_check:
+ *
+ * Returns: whether a public connection from @address may go on; a refusal is counted
+ */
+gboolean
+pb_address_rules_check(PbAddressRules *self, GInetAddress *address)
+{
+	g_autoptr(GInetAddress) plain = pb_address_rules_unmap(address);
+	PbAddressRule *rule = pb_address_rules_find(self, plain);
+	gint64 now;
+
+	if (rule == NULL)
+		return TRUE;
+	self->n_refused++;
+	rule->n_refused++;
+	now = g_get_monotonic_time();
+	if (rule->logged == 0 || now - rule->logged >= PB_ADDRESS_RULES_LOG_INTERVAL) {
+		g_autofree char *shown = g_inet_address_to_string(plain);
+
+		if (rule->mask != NULL)
+			g_message("Refused %u public connection(s), the last from %s: %s",
+				  rule->n_refused, shown, rule->text);
+		else
+			g_message("Refused %u public connection(s), the last from %s: in no "
+				  "allow= range",
+				  rule->n_refused, shown);
+		rule->n_refused = 0;
+		rule->logged = now;
+	}
+	return FALSE;
+}
+
+/* Like pb_address_rules_check(), for an accepted @connection: one that has no IP address
+ * (it cannot happen on a public port) goes on. */
+gboolean
+pb_address_rules_check_connection(PbAddressRules *self, GSocketConnection *connection)
+{
+	g_autoptr(GSocketAddress) remote = NULL;
+
+	if (self == NULL || (self->allow->len == 0 && self->deny->len == 0))
+		return TRUE;
+	remote = g_socket_connection_get_remote_address(connection, NULL);
+	if (!G_IS_INET_SOCKET_ADDRESS(remote))
+		return TRUE;
+	return pb_address_rules_check(
+	    self, g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+}
+
+guint64
+pb_address_rules_get_n_refused(PbAddressRules *self)
+{
+	return self->n_refused;
+}
+
+/* Returns: (transfer full): the refusals in Prometheus' text format, for GET /metrics */
+char *
+pb_address_rules_render_metrics(PbAddressRules *self)
+{
+	return g_strdup_printf("# HELP piggyback_address_refused_total Public connections "
+			       "refused by allow= and deny= (serve --allow, --deny).\n"
+			       "# TYPE piggyback_address_refused_total counter\n"
+			       "piggyback_address_refused_total %" G_GUINT64_FORMAT "\n",
+			       self->n_refused);
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: ISC */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* Who may connect to the public ports: serve --allow and --deny, lists of CIDR ranges. */
+typedef struct _PbAddressRules PbAddressRules;
+
+PbAddressRules *
+pb_address_rules_new(void);
+gboolean
+pb_address_rules_set(PbAddressRules *self, const char *allow, const char *deny, GError **error);
+gboolean
+pb_address_rules_check(PbAddressRules *self, GInetAddress *address);
+gboolean
+pb_address_rules_check_connection(PbAddressRules *self, GSocketConnection *connection);
+guint64
+pb_address_rules_get_n_refused(PbAddressRules *self);
+char *
+pb_address_rules_render_metrics(PbAddressRules *self);
+void
+pb_address_rules_free(PbAddressRules *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PbAddressRules, pb_address_rules_free)
+
+G_END_DECLS
