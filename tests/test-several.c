@@ -518,6 +518,7 @@ test_several_haproxy(void)
 			continue;
 		/* SIGINT: at once, without the drain */
 		g_assert_cmpint(kill(pb_test_proc_get_pid(servers[s]), SIGINT), ==, 0);
+		pb_test_proc_wait_exit(servers[s]);
 		pb_test_proc_finish(servers[s]);
 	}
 	pb_test_proc_finish(haproxy);
@@ -662,7 +663,10 @@ test_several_haproxy_tls(void)
 
 	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
 	for (guint s = 0; s < N_SERVERS; s++) {
+		/* SIGINT: at once, without the drain; its end awaited, or finish()'s SIGTERM
+		 * may come while it shuts down (under ASan, slowly) */
 		g_assert_cmpint(kill(pb_test_proc_get_pid(servers[s]), SIGINT), ==, 0);
+		pb_test_proc_wait_exit(servers[s]);
 		g_assert_cmpint(pb_test_proc_finish(servers[s]), ==, 0);
 	}
 	pb_test_proc_finish(haproxy);
