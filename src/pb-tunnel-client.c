@@ -11,6 +11,7 @@
 #include "pb-client-services.h"
 #include "pb-error.h"
 #include "pb-local-dialer.h"
+#include "pb-local-opener.h"
 #include "pb-name.h"
 #include "pb-text.h"
 #include "pb-tunnel.h"
@@ -58,10 +59,7 @@ struct _PbTunnelClient {
 	char *name;	       /* (owned) (nullable) asked for; then the one HELLO gave */
 	char *given_name;      /* (owned) (nullable) the name of the tunnel online now */
 	char *refusal;	       /* (owned) (nullable) why the tunnel closing now is for good */
-	guint max_connections; /* local connections at once; more OPENs get CLOSE */
-	guint n_dialing;       /* local connections being opened */
-	guint n_refused;       /* OPENs refused since the last event said so */
-	guint refused_id;      /* (nullable) until the next such event may come */
+	PbLocalOpener *opener; /* (owned) a local connection per OPEN, --max-connections */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -223,53 +221,11 @@ pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 	g_clear_object(&self->tunnel);
 }
 
-typedef struct {
-	PbTunnelClient *client; /* (owned) */
-	PbTunnel *tunnel;	/* (owned) the one that asked */
-	PbStream *stream;	/* (owned) */
-	const char *address;	/* the local service's host:port, for logs */
-} PbOpen;
-
+/* A PbLocalOpenerEventFunc. */
 static void
-pb_tunnel_client_local_connected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+pb_tunnel_client_opener_event_cb(const char *message, gpointer user_data)
 {
-	PbOpen *open = user_data;
-	PbTunnelClient *self = open->client;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GSocketConnection) connection =
-	    pb_local_dialer_dial_finish(PB_LOCAL_DIALER(source), res, &error);
-
-	self->n_dialing--;
-	if (connection != NULL) {
-		pb_tunnel_connect_stream(open->tunnel, open->stream, connection);
-	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-		g_info("Cannot reach %s: %s", open->address, error->message);
-		pb_tunnel_refuse_stream(open->tunnel, open->stream);
-	}
-	g_object_unref(open->stream);
-	g_object_unref(open->tunnel);
-	g_object_unref(open->client);
-	g_free(open);
-}
-
-/* Says how many OPENs were refused: at once for the first, then at most every 10 s. */
-static gboolean
-pb_tunnel_client_refused_cb(gpointer user_data)
-{
-	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
-
-	self->refused_id = 0;
-	if (self->n_refused == 0)
-		return G_SOURCE_REMOVE;
-	pb_tunnel_client_add_event(
-	    self,
-	    /* TRANSLATORS: the second %u is the --max-connections value */
-	    g_dngettext(GETTEXT_PACKAGE, "%u connection refused: %u are open (--max-connections)",
-			"%u connections refused: %u are open (--max-connections)", self->n_refused),
-	    self->n_refused, self->max_connections);
-	self->n_refused = 0;
-	self->refused_id = g_timeout_add_seconds(10, pb_tunnel_client_refused_cb, self);
-	return G_SOURCE_REMOVE;
+	pb_tunnel_client_add_event(PB_TUNNEL_CLIENT(user_data), "%s", message);
 }
 
 static void
@@ -280,7 +236,7 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 	PbLocalDialer *dialer = service == 0
 				    ? self->local_dialer
 				    : pb_client_services_get_dialer(self->services, service);
-	PbOpen *open;
+	const char *address;
 
 	if (dialer == NULL) {
 		/* a service we do not have: the server made it up */
@@ -288,28 +244,13 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 		pb_tunnel_refuse_stream(tunnel, stream);
 		return;
 	}
-	/* the server decides how many connections there are: not how many we open. Counted:
-	 * connections open (this one too) or still writing what came for them, and dials */
-	if (pb_tunnel_get_n_streams_held(tunnel) > self->max_connections ||
-	    self->n_dialing >= self->max_connections) {
-		pb_tunnel_refuse_stream(tunnel, stream); /* CLOSE */
-		self->n_refused++;
-		if (self->refused_id == 0)
-			pb_tunnel_client_refused_cb(self);
+	address = service == 0 ? self->local_address
+			       : pb_client_services_get(self->services, service - 1)->address;
+	if (!pb_local_opener_open(self->opener, tunnel, stream, dialer, address, self->cancellable))
 		return;
-	}
-	open = g_new0(PbOpen, 1);
-	self->n_dialing++;
 	self->connections_total++;
 	self->service_before[service].streams_total++; /* @dialer: a service we have */
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_TOTAL]);
-	open->client = g_object_ref(self);
-	open->tunnel = g_object_ref(tunnel);
-	open->stream = g_object_ref(stream);
-	open->address = service == 0 ? self->local_address
-				     : pb_client_services_get(self->services, service - 1)->address;
-	pb_local_dialer_dial_async(dialer, self->cancellable, pb_tunnel_client_local_connected_cb,
-				   open);
 }
 
 /* The features we ask for: those set, and `services` when there are further services. */
@@ -859,7 +800,7 @@ pb_tunnel_client_set_max_connections(PbTunnelClient *self, guint max_connections
 {
 	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
 	g_return_if_fail(max_connections >= 1);
-	self->max_connections = max_connections;
+	pb_local_opener_set_max_connections(self->opener, max_connections);
 }
 
 /* Seconds a connection to the local service may take (PB_LOCAL_CONNECT_TIMEOUT_S). */
@@ -1027,7 +968,6 @@ pb_tunnel_client_close(PbTunnelClient *self)
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
-	g_clear_handle_id(&self->refused_id, g_source_remove);
 	if (self->tunnel != NULL)
 		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
 }
@@ -1093,7 +1033,7 @@ pb_tunnel_client_dispose(GObject *object)
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
-	g_clear_handle_id(&self->refused_id, g_source_remove);
+	g_clear_pointer(&self->opener, pb_local_opener_free);
 	if (self->tunnel != NULL) {
 		g_signal_handlers_disconnect_by_data(self->tunnel, self);
 		g_clear_object(&self->tunnel);
@@ -1207,7 +1147,7 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->features = PB_FEATURES_ALL;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
-	self->max_connections = PB_MAX_CONNECTIONS_DEFAULT;
+	self->opener = pb_local_opener_new(pb_tunnel_client_opener_event_cb, self);
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }
