@@ -21,17 +21,12 @@
 #include <unistd.h>
 
 #include "pb-bench-echo.h"
-#include "pb-bench-ops.h"
+#include "pb-bench-http-rates.h"
 #include "pb-bench.h"
 
 #define PB_BENCH_SEVERAL_NAME "bench"
 #define PB_BENCH_N_SERVERS    3
 
-enum { PB_BENCH_DIRECT, PB_BENCH_HAPROXY, PB_BENCH_N_WAYS };
-enum { PB_BENCH_CONN_RATE, PB_BENCH_REQUEST_RATE, PB_BENCH_N_RATES };
-
-static const char *const pb_bench_way_names[] = {"one serve", "HAProxy"};
-static const char *const pb_bench_rate_names[] = {"conn/s", "req/s"};
 static const char pb_bench_http_request[] = "GET / HTTP/1.1\r\nHost: " PB_BENCH_SEVERAL_NAME
 					    "." PB_BENCH_DOMAIN "\r\n\r\n";
 static const char pb_bench_http_answer[] = PB_BENCH_HTTP_ANSWER;
@@ -40,24 +35,18 @@ static const char pb_bench_http_answer_haproxy[] =
     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 6\r\n\r\nbench\n";
 
 typedef struct {
-	GArray *rate[PB_BENCH_N_RATES][PB_BENCH_N_WAYS];   /* (owned) per second, one a round */
-	guint failures[PB_BENCH_N_RATES][PB_BENCH_N_WAYS]; /* over all rounds */
-	guint16 port[PB_BENCH_N_WAYS];			   /* where each path starts */
-	GPid http_pid;					   /* 0 once stopped */
-	PbBenchTunnel direct;				   /* serve and forward, no HAProxy */
-	PbBenchProc *serves[PB_BENCH_N_SERVERS];	   /* (owned) behind HAProxy */
-	PbBenchProc *haproxy;				   /* (owned) */
-	PbBenchProc *forward;				   /* (owned) through HAProxy */
-	char *config;					   /* (owned) the file written */
+	guint16 haproxy_port;			 /* where HAProxy listens */
+	GPid http_pid;				 /* 0 once stopped */
+	PbBenchTunnel direct;			 /* serve and forward, no HAProxy */
+	PbBenchProc *serves[PB_BENCH_N_SERVERS]; /* (owned) behind HAProxy */
+	PbBenchProc *haproxy;			 /* (owned) */
+	PbBenchProc *forward;			 /* (owned) through HAProxy */
+	char *config;				 /* (owned) the file written */
 } PbBenchSeveralRun;
 
 static void
 pb_bench_several_run_clear(PbBenchSeveralRun *run)
 {
-	for (guint r = 0; r < PB_BENCH_N_RATES; r++) {
-		for (guint w = 0; w < PB_BENCH_N_WAYS; w++)
-			g_clear_pointer(&run->rate[r][w], g_array_unref);
-	}
 	g_clear_pointer(&run->forward, pb_bench_proc_free);
 	g_clear_pointer(&run->haproxy, pb_bench_proc_free);
 	for (guint s = 0; s < PB_BENCH_N_SERVERS; s++)
@@ -156,42 +145,8 @@ pb_bench_several_start(PbBench *bench, PbBenchSeveralRun *run, guint16 http_port
 		    !pb_bench_proc_wait_public_port(run->forward, &public_port, error))
 			return FALSE;
 	}
-	run->port[PB_BENCH_HAPROXY] = ports[PB_BENCH_N_SERVERS];
+	run->haproxy_port = ports[PB_BENCH_N_SERVERS];
 	return TRUE;
-}
-
-/* one rate over one path, appended to the run */
-static gboolean
-pb_bench_several_rate(PbBench *bench, PbBenchSeveralRun *run, guint r, guint w, GError **error)
-{
-	const char *answer = w == PB_BENCH_HAPROXY ? pb_bench_http_answer_haproxy
-						   : pb_bench_http_answer;
-	const PbBenchExchange http = {pb_bench_http_request, sizeof pb_bench_http_request - 1,
-				      answer, strlen(answer)};
-	double per_second;
-	guint failures;
-	gboolean ok;
-
-	if (r == PB_BENCH_CONN_RATE)
-		ok = pb_bench_connect_rate(run->port[w], &http, PB_BENCH_WORKERS, bench->connect_s,
-					   &per_second, &failures, error);
-	else
-		ok = pb_bench_request_rate(run->port[w], &http, PB_BENCH_WORKERS,
-					   (guint)bench->requests, bench->timeout_s, &per_second,
-					   &failures, error);
-	if (!ok) {
-		g_prefix_error(error, "%s by %s: ", pb_bench_rate_names[r], pb_bench_way_names[w]);
-		return FALSE;
-	}
-	g_array_append_val(run->rate[r][w], per_second);
-	run->failures[r][w] += failures;
-	return TRUE;
-}
-
-static void
-pb_bench_several_print_head(const char *label)
-{
-	g_print("\n%-7s %-10s%13s%14s%7s\n", label, "measure", "one serve", "HAProxy+3", "ratio");
 }
 
 /**
@@ -202,7 +157,14 @@ pb_bench_several_print_head(const char *label)
 gboolean
 pb_bench_several_measure(PbBench *bench, GError **error)
 {
+	const PbBenchExchange direct = {pb_bench_http_request, sizeof pb_bench_http_request - 1,
+					pb_bench_http_answer, sizeof pb_bench_http_answer - 1};
+	const PbBenchExchange haproxy = {pb_bench_http_request, sizeof pb_bench_http_request - 1,
+					 pb_bench_http_answer_haproxy,
+					 sizeof pb_bench_http_answer_haproxy - 1};
 	g_auto(PbBenchSeveralRun) run = {0};
+	PbBenchHttpWay ways[2] = {{"one serve", 0, direct}, {"HAProxy+3", 0, haproxy}};
+	PbBenchHttpRates rates;
 	guint16 http_port;
 
 	run.http_pid = pb_bench_echo_spawn(TRUE, &http_port, error);
@@ -210,50 +172,14 @@ pb_bench_several_measure(PbBench *bench, GError **error)
 	    !pb_bench_tunnel_start(bench, http_port, PB_BENCH_SEVERAL_NAME, &run.direct, error) ||
 	    !pb_bench_several_start(bench, &run, http_port, error))
 		return FALSE;
-	run.port[PB_BENCH_DIRECT] = run.direct.ws_port;
-	for (guint r = 0; r < PB_BENCH_N_RATES; r++) {
-		for (guint w = 0; w < PB_BENCH_N_WAYS; w++)
-			run.rate[r][w] = g_array_new(FALSE, FALSE, sizeof(double));
-	}
-
+	ways[0].port = run.direct.ws_port;
+	ways[1].port = run.haproxy_port;
 	g_print("\nseveral: HTTP/1.1 by name (Host: %s.%s) on one serve directly (port %u), or "
 		"through HAProxy (port %u, data/haproxy.cfg.example) in front of %d serves\n%d "
 		"round%s of: %d workers opening new connections for %.1f s; %d keep-alive "
 		"connections making %d requests each\n",
-		PB_BENCH_SEVERAL_NAME, PB_BENCH_DOMAIN, run.port[PB_BENCH_DIRECT],
-		run.port[PB_BENCH_HAPROXY], PB_BENCH_N_SERVERS, bench->rounds,
-		bench->rounds == 1 ? "" : "s", PB_BENCH_WORKERS, bench->connect_s, PB_BENCH_WORKERS,
-		bench->requests);
-	pb_bench_several_print_head("round");
-	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
-		g_autofree char *label = g_strdup_printf("%d", round_no);
-
-		for (guint r = 0; r < PB_BENCH_N_RATES; r++) {
-			GArray **rate = run.rate[r];
-
-			/* odd rounds start directly, even ones through HAProxy: drift hits both */
-			for (guint i = 0; i < PB_BENCH_N_WAYS; i++) {
-				if (!pb_bench_several_rate(bench, &run, r, (i + round_no + 1) % 2,
-							   error)) {
-					g_prefix_error(error, "several round %d: ", round_no);
-					return FALSE;
-				}
-			}
-			pb_bench_print_row(
-			    label, pb_bench_rate_names[r],
-			    g_array_index(rate[PB_BENCH_DIRECT], double, round_no - 1),
-			    g_array_index(rate[PB_BENCH_HAPROXY], double, round_no - 1));
-			fflush(stdout);
-		}
-	}
-
-	pb_bench_several_print_head("median");
-	for (guint r = 0; r < PB_BENCH_N_RATES; r++)
-		pb_bench_print_row("", pb_bench_rate_names[r],
-				   pb_bench_median(run.rate[r][PB_BENCH_DIRECT]),
-				   pb_bench_median(run.rate[r][PB_BENCH_HAPROXY]));
-	for (guint r = 0; r < PB_BENCH_N_RATES; r++)
-		g_print("%-7s %-10s%13u%14u\n", "failed", pb_bench_rate_names[r],
-			run.failures[r][PB_BENCH_DIRECT], run.failures[r][PB_BENCH_HAPROXY]);
-	return TRUE;
+		PB_BENCH_SEVERAL_NAME, PB_BENCH_DOMAIN, ways[0].port, ways[1].port,
+		PB_BENCH_N_SERVERS, bench->rounds, bench->rounds == 1 ? "" : "s", PB_BENCH_WORKERS,
+		bench->connect_s, PB_BENCH_WORKERS, bench->requests);
+	return pb_bench_http_rates(bench, "several", ways, &rates, error);
 }
