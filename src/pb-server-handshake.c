@@ -10,6 +10,7 @@
 #include "pb-frame.h"
 #include "pb-metrics.h"
 #include "pb-name.h"
+#include "pb-router.h"
 #include "pb-server-client.h"
 #include "pb-services.h"
 #include "pb-text.h"
@@ -485,6 +486,37 @@ pb_tunnel_server_check_rule(PbTunnelServer *self, SoupServerMessage *msg,
 	return FALSE;
 }
 
+/* NAME.DOMAIN is a tunnel's, never the server's own. A request for it reaches libsoup on
+ * a TLS port, where the router cannot answer before the handshake, when no client holds
+ * the name: 503 with Retry-After if its client is away within its grace period, as the
+ * router answers on a plain port, else 404. Returns: whether @msg was such a request */
+static gboolean
+pb_tunnel_server_reply_name(PbTunnelServer *self, SoupServerMessage *msg,
+			    SoupMessageHeaders *request)
+{
+	g_autofree char *name = NULL;
+	g_autofree char *text = NULL;
+	g_autofree char *retry = NULL;
+
+	if (self->domain == NULL)
+		return FALSE;
+	name = pb_name_for_host(soup_message_headers_get_one(request, "Host"), self->domain);
+	if (name == NULL)
+		return FALSE;
+	if (!pb_client_registry_is_away(self->clients, name)) {
+		text = g_strdup_printf("No tunnel is named %s.%s.\n", name, self->domain);
+		pb_tunnel_server_reply(msg, SOUP_STATUS_NOT_FOUND, text);
+		return TRUE;
+	}
+	retry = g_strdup_printf("%u", PB_ROUTE_RETRY_AFTER_S);
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After",
+				     retry);
+	text = g_strdup_printf("The client of %s.%s is away: it has a moment to come back.\n", name,
+			       self->domain);
+	pb_tunnel_server_reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, text);
+	return TRUE;
+}
+
 void
 pb_tunnel_server_request_cb(SoupServer *soup, SoupServerMessage *msg, const char *path,
 			    GHashTable *query, gpointer user_data)
@@ -496,6 +528,10 @@ pb_tunnel_server_request_cb(SoupServer *soup, SoupServerMessage *msg, const char
 	g_autoptr(GError) error = NULL;
 	PbAdmit admit = PB_ADMIT_OK;
 
+	/* a client's upgrade may name any host; any other request for NAME.DOMAIN is a
+	 * tunnel's */
+	if (g_strcmp0(path, PB_WS_PATH) != 0 && pb_tunnel_server_reply_name(self, msg, request))
+		return;
 	if (g_strcmp0(path, "/healthz") == 0) {
 		if (self->draining)
 			pb_tunnel_server_reply(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "draining\n");

@@ -1102,6 +1102,44 @@ test_names_tls(void)
 	service_free(alpha);
 }
 
+static void
+test_names_tls_away(void)
+{
+	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
+	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
+	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	guint16 ws_port;
+	PbTestProc *server =
+	    serve(&ws_port, "--tls-cert", cert, "--tls-key", key, "--grace", "30", NULL);
+	g_autofree char *server_url = g_strdup_printf("wss://127.0.0.1:%u", ws_port);
+	g_autofree char *url = g_strdup_printf("HTTP URL: https://alpha." DOMAIN ":%u\n", ws_port);
+	PbTestProc *client = pb_test_proc_spawn(
+	    launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", "9", "-h", "127.0.0.1", "-s",
+	    server_url, "--ca-file", cert, "--no-dbus", "--name", "alpha", NULL);
+	HttpsGet away = {ws_port, "alpha." DOMAIN, "/healthz", database};
+	HttpsGet unknown = {ws_port, "nobody." DOMAIN, "/healthz", database};
+	g_autofree char *answer = NULL;
+
+	g_test_summary("On a TLS WebSocket port too, a name whose client is away gets 503 with "
+		       "Retry-After, an unknown name 404 naming it: a tunnel's host is never the "
+		       "server's own (not even /healthz)");
+	pb_test_wait_until(pb_test_proc_said(client, url) || pb_test_proc_exited(client), 10);
+	g_assert_true(pb_test_proc_said(client, url));
+	pb_test_proc_kill(client); /* lost, not a goodbye: the name is kept for --grace */
+	pb_test_wait_until(pb_test_proc_said(server, "name alpha kept for it"), 10);
+	answer = pb_test_run_in_thread(https_get_cb, &away, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 503 "));
+	g_assert_nonnull(strstr(answer, "\r\nRetry-After: 5\r\n"));
+	g_assert_true(g_str_has_suffix(answer, "is away: it has a moment to come back.\n"));
+	g_clear_pointer(&answer, g_free);
+	answer = pb_test_run_in_thread(https_get_cb, &unknown, 20);
+	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 404 "));
+	g_assert_true(g_str_has_suffix(answer, "No tunnel is named nobody." DOMAIN ".\n"));
+	pb_test_proc_finish(client);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 /* A raw local service for one request: it keeps the first line it reads (a PROXY header),
  * and answers "proxied". */
 static gboolean
@@ -1529,6 +1567,7 @@ main(int argc, char **argv)
 	g_test_add_func("/names/tls", test_names_tls);
 	g_test_add_func("/names/tls-stalled", test_names_tls_stalled);
 	g_test_add_func("/names/tls-proxy-header", test_names_tls_proxy_header);
+	g_test_add_func("/names/tls-away", test_names_tls_away);
 	g_test_add_func("/names/sni-port", test_names_sni_port);
 	g_test_add_func("/names/sni-refused", test_names_sni_refused);
 	g_test_add_func("/names/refused", test_names_refused);
