@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include "pb-frame.h"
@@ -385,6 +386,24 @@ pb_test_proc_launcher_new(void)
 {
 	return g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+static void
+pb_test_proc_tied_cb(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* A launcher whose processes the kernel kills when the test's thread that started them
+ * ends (a failed assertion, a crash): a failing test leaves no piggyback behind. Start
+ * them from the main thread. */
+GSubprocessLauncher *
+pb_test_proc_launcher_new_tied(void)
+{
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
+
+	g_subprocess_launcher_set_child_setup(launcher, pb_test_proc_tied_cb, NULL, NULL);
+	return launcher;
 }
 
 /* The resident memory of the process, in bytes (VmRSS). */

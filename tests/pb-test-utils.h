@@ -94,6 +94,8 @@ typedef struct _PbTestProc PbTestProc;
 
 GSubprocessLauncher *
 pb_test_proc_launcher_new(void);
+GSubprocessLauncher *
+pb_test_proc_launcher_new_tied(void);
 PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...) G_GNUC_NULL_TERMINATED;
 PbTestProc *

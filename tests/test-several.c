@@ -6,7 +6,6 @@
 #include <libsoup/soup.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 
 #include "pb-test-utils.h"
 
@@ -218,27 +217,10 @@ wait_ms(guint ms)
 	pb_test_wait_until(g_get_monotonic_time() > until, ms / 1000 + 2);
 }
 
-/* A test that fails leaves no process behind: each is killed with the test. */
-static void
-child_setup_cb(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static GSubprocessLauncher *
-launcher_new(void)
-{
-	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
-
-	g_subprocess_launcher_set_child_setup(launcher, child_setup_cb, NULL, NULL);
-	g_subprocess_launcher_setenv(launcher, "PIGGY_LOG", "plain", TRUE);
-	return launcher;
-}
-
 static PbTestProc *
 serve_args(const char *const *args, guint16 *port, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
 	PbTestProc *server;
 	va_list rest;
 
@@ -263,7 +245,7 @@ serve(guint16 *port)
 static PbTestProc *
 forward_online(guint16 port, guint16 local_port, const char *name)
 {
-	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
 	g_autofree char *server = g_strdup_printf("127.0.0.1:%u", port);
 	g_autofree char *local = g_strdup_printf("%u", local_port);
 	g_autofree char *url = g_strdup_printf("HTTP URL: http://%s." DOMAIN ":%u\n", name, port);
@@ -385,7 +367,7 @@ test_several_haproxy(void)
 	dir = g_dir_make_tmp("pb-several-XXXXXX", &error);
 	g_assert_no_error(error);
 	config = haproxy_config(dir, port, ports, 0);
-	launcher = launcher_new();
+	launcher = pb_test_proc_launcher_new_tied();
 	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
 	pb_test_wait_until(
 	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
@@ -631,7 +613,7 @@ test_several_haproxy_tls(void)
 	g_assert_no_error(error);
 	config = haproxy_config(dir, port, ports, tls_port);
 	pem = g_build_filename(dir, "wildcard.pem", NULL);
-	launcher = launcher_new();
+	launcher = pb_test_proc_launcher_new_tied();
 	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
 	pb_test_wait_until(
 	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
@@ -733,7 +715,7 @@ test_several_drain_usage(void)
 	const char *const values[] = {"-1", "3601", "x"};
 
 	for (guint i = 0; i < G_N_ELEMENTS(values); i++) {
-		g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
 		PbTestProc *server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
 							"-p", "0", "--drain", values[i], NULL);
 
