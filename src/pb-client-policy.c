@@ -27,6 +27,7 @@ struct _PbClientRule {
 	guint16 first_port;  /* ports=; 0 = any */
 	guint16 last_port;
 	guint max_connections; /* 0: the server's */
+	guint max_services;    /* 0: the server's */
 };
 
 struct _PbClientPolicy {
@@ -122,8 +123,8 @@ pb_client_policy_error(GError **error, PbConfigFile *config, const char *group, 
 static PbClientRule *
 pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **error)
 {
-	static const char *const known[] = {"token-file", "names", "ports", "max-connections",
-					    NULL};
+	static const char *const known[] = {"token-file",      "names",	       "ports",
+					    "max-connections", "max-services", NULL};
 	GKeyFile *key_file = pb_config_file_get_key_file(config);
 	g_autoptr(PbClientRule) rule = g_new0(PbClientRule, 1);
 	g_auto(GStrv) keys = g_key_file_get_keys(key_file, group, NULL, NULL);
@@ -216,6 +217,21 @@ pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **er
 			return NULL;
 		}
 		rule->max_connections = (guint)n;
+	}
+	g_clear_pointer(&value, g_free);
+
+	value = g_key_file_get_value(key_file, group, "max-services", NULL);
+	if (value != NULL) {
+		guint64 n = 0;
+
+		if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1, G_MAXUINT, &n, NULL)) {
+			g_autofree char *message = g_strdup_printf(
+			    _("max-services=%s: a number of at least 1 is needed"), value);
+
+			pb_client_policy_error(error, config, group, "max-services", message);
+			return NULL;
+		}
+		rule->max_services = (guint)n;
 	}
 	return g_steal_pointer(&rule);
 }
@@ -323,6 +339,23 @@ pb_client_rule_check_name(PbClientRule *rule, const char *asked, char **reason)
 	return FALSE;
 }
 
+/**
+ * pb_client_rule_check_services:
+ * @n_services: how many services the client asks for, its first included
+ * @reason: (out) (transfer full): why not, for the client
+ *
+ * The server's --max-services holds for every client; a group may take fewer.
+ */
+gboolean
+pb_client_rule_check_services(PbClientRule *rule, guint n_services, char **reason)
+{
+	if (rule->max_services == 0 || n_services <= rule->max_services)
+		return TRUE;
+	*reason = g_strdup_printf("Client %s may have at most %u services (max-services), not %u",
+				  rule->name, rule->max_services, n_services);
+	return FALSE;
+}
+
 /* Narrows the server's public ports to those @rule (nullable) may have. */
 void
 pb_client_rule_limit_ports(PbClientRule *rule, PbPublicPorts *ports)
@@ -384,6 +417,9 @@ pb_client_policy_recheck(PbClientPolicy *self, PbServerClient *client, guint max
 	if (rule == NULL)
 		return g_strdup_printf("The token of client %s was removed from the configuration",
 				       client->rule->name);
+	if (rule->max_services != 0 && client->services->len > rule->max_services)
+		return g_strdup_printf("Client %s may no longer have %u services", rule->name,
+				       client->services->len);
 	for (guint i = 0; i < client->services->len; i++) {
 		PbServerService *service = client->services->pdata[i];
 

@@ -33,6 +33,8 @@ const char *
 pb_client_rule_get_name(PbClientRule *rule);
 gboolean
 pb_client_rule_check_name(PbClientRule *rule, const char *asked, char **reason);
+gboolean
+pb_client_rule_check_services(PbClientRule *rule, guint n_services, char **reason);
 void
 pb_client_rule_limit_ports(PbClientRule *rule, PbPublicPorts *ports);
 void

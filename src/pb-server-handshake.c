@@ -466,10 +466,12 @@ pb_tunnel_server_check_rule(PbTunnelServer *self, SoupServerMessage *msg,
 	g_autofree char *reason = NULL;
 	g_autofree char *text = NULL;
 
-	/* without names (no --domain, or a client that takes none) there is no name to check */
-	if (!(features & PB_FEATURE_NAME))
+	/* without names (no --domain, or a client that takes none) there is no name to check,
+	 * but its services are counted all the same */
+	if (pb_client_rule_check_services(rule, 1 + further->len, &reason) &&
+	    !(features & PB_FEATURE_NAME))
 		return TRUE;
-	if (pb_client_rule_check_name(rule, asked, &reason)) {
+	if (reason == NULL && pb_client_rule_check_name(rule, asked, &reason)) {
 		/* each further service's name too; one that asks for none is named after the
 		 * first, which the rule allowed */
 		for (guint i = 0; i < further->len && reason == NULL; i++) {

@@ -199,6 +199,15 @@ test_config_example(void)
 			g_error("the example has no key %s", entries[e].long_name);
 	}
 	pb_config_file_settle(config);
+
+	/* and every key of its [client] group */
+	{
+		g_autofree char *token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+		g_autoptr(PbClientPolicy) policy = pb_client_policy_new_from_config(config, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(pb_client_policy_get_n_rules(policy), ==, 1);
+	}
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
@@ -650,6 +659,9 @@ static const BadFile bad_clients[] = {
      "[client alice]\ntoken-file=a.token\nmax-connections=0\n",
      {":3:", "max-connections=0"}},
     {"empty names", "[client alice]\ntoken-file=a.token\nnames=;\n", {":3:", "names=;"}},
+    {"bad max-services",
+     "[client alice]\ntoken-file=a.token\nmax-services=none\n",
+     {":3:", "max-services=none"}},
     {"bad client name", "[client a b]\ntoken-file=a.token\n", {":1:", "[client a b]"}},
     {"shared token",
      "[client alice]\ntoken-file=a.token\n[client bob]\ntoken-file=a.token\n",
@@ -692,6 +704,73 @@ test_config_clients_bad(void)
 		g_assert_cmpint(serve_fails(args, &output), ==, 2);
 		g_assert_nonnull(strstr(output, "bad.conf:2: [client alice] token-file=nope"));
 	}
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+/* An upgrade request of a [client] group's token and the status line it gets. */
+typedef struct {
+	const char *headers;
+	const char *status;
+} UpgradeCase;
+
+#define ALICE                                                                                      \
+	"Authorization: Bearer alice-token-0123456789\r\n"                                         \
+	"Piggyback-Features: flow, eof, name, services\r\n"
+#define BOB                                                                                        \
+	"Authorization: Bearer bob-token-0123456789\r\n"                                           \
+	"Piggyback-Features: flow, eof, name, services\r\n"
+
+/* each asks for names of its own: the previous one's may still be held */
+static const UpgradeCase max_services_cases[] = {
+    {ALICE "Piggyback-Name: alice\r\n", "HTTP/1.1 101 Switching Protocols"},
+    {ALICE "Piggyback-Name: alice-1\r\nPiggyback-Services: alice-api\r\n",
+     "HTTP/1.1 101 Switching Protocols"},
+    {ALICE "Piggyback-Name: alice-2\r\nPiggyback-Services: alice-db, -\r\n",
+     "HTTP/1.1 403 Client alice may have at most 2 services (max-services), not 3"},
+    /* counted before the names are looked at */
+    {ALICE "Piggyback-Name: bob\r\nPiggyback-Services: -, -, -\r\n",
+     "HTTP/1.1 403 Client alice may have at most 2 services (max-services), not 4"},
+    /* a group without max-services= has the server's (--max-services 4) */
+    {BOB "Piggyback-Name: bob\r\nPiggyback-Services: -, -, -\r\n",
+     "HTTP/1.1 101 Switching Protocols"},
+    {BOB "Piggyback-Name: bob-1\r\nPiggyback-Services: -, -, -, -\r\n",
+     "HTTP/1.1 403 Too many services (--max-services)"},
+};
+
+static void
+test_config_max_services(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "max-services=4\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "names=alice-*;alice\n"
+						    "max-services=2\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestProc *server;
+	guint16 port;
+
+	g_test_summary("max-services= of a [client] group: a client of it asking for more "
+		       "services gets 403 with the reason before the upgrade; without it, the "
+		       "server's --max-services");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--grace", "0", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	for (guint i = 0; i < G_N_ELEMENTS(max_services_cases); i++) {
+		const UpgradeCase *row = &max_services_cases[i];
+		g_autofree char *line = upgrade_line(port, row->headers);
+
+		g_test_message("case %u", i);
+		g_assert_cmpstr(line, ==, row->status);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Refusing client alice: Client alice may "
+						     "have at most 2 services"),
+			   10);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
@@ -1004,6 +1083,7 @@ main(int argc, char **argv)
 	g_test_add_func("/config/serve", test_config_serve);
 	g_test_add_func("/config/clients", test_config_clients);
 	g_test_add_func("/config/clients-bad", test_config_clients_bad);
+	g_test_add_func("/config/max-services", test_config_max_services);
 	g_test_add_func("/config/reload", test_config_reload);
 	g_test_add_func("/config/address-rules", test_config_address_rules);
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
