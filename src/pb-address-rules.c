@@ -30,6 +30,7 @@ struct _PbAddressRules {
 	GPtrArray *deny;	/* (owned) (element-type PbAddressRule) */
 	PbAddressRule *outside; /* (owned) refuses what no --allow range holds */
 	guint64 n_refused;	/* since the server started */
+	char *label;		/* (owned) (nullable) "Client alice", in front of log lines */
 };
 
 static void
@@ -69,6 +70,7 @@ pb_address_rules_free(PbAddressRules *self)
 	g_ptr_array_unref(self->allow);
 	g_ptr_array_unref(self->deny);
 	pb_address_rule_free(self->outside);
+	g_free(self->label);
 	g_free(self);
 }
 
@@ -173,14 +175,16 @@ pb_address_rules_check(PbAddressRules *self, GInetAddress *address)
 	now = g_get_monotonic_time();
 	if (rule->logged == 0 || now - rule->logged >= PB_ADDRESS_RULES_LOG_INTERVAL) {
 		g_autofree char *shown = g_inet_address_to_string(plain);
+		const char *label = self->label != NULL ? self->label : "";
+		const char *colon = self->label != NULL ? ": " : "";
 
 		if (rule->mask != NULL)
-			g_message("Refused %u public connection(s), the last from %s: %s",
-				  rule->n_refused, shown, rule->text);
+			g_message("%s%sRefused %u public connection(s), the last from %s: %s",
+				  label, colon, rule->n_refused, shown, rule->text);
 		else
-			g_message("Refused %u public connection(s), the last from %s: in no "
+			g_message("%s%sRefused %u public connection(s), the last from %s: in no "
 				  "allow= range",
-				  rule->n_refused, shown);
+				  label, colon, rule->n_refused, shown);
 		rule->n_refused = 0;
 		rule->logged = now;
 	}
@@ -194,13 +198,37 @@ pb_address_rules_check_connection(PbAddressRules *self, GSocketConnection *conne
 {
 	g_autoptr(GSocketAddress) remote = NULL;
 
-	if (self == NULL || (self->allow->len == 0 && self->deny->len == 0))
+	if (pb_address_rules_is_empty(self))
 		return TRUE;
 	remote = g_socket_connection_get_remote_address(connection, NULL);
 	if (!G_IS_INET_SOCKET_ADDRESS(remote))
 		return TRUE;
 	return pb_address_rules_check(
 	    self, g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+}
+
+/* @label: (nullable): what the rules are of, in front of their log lines ("Client alice") */
+void
+pb_address_rules_set_label(PbAddressRules *self, const char *label)
+{
+	g_free(self->label);
+	self->label = g_strdup(label);
+}
+
+/* Whether any range is set: rules without one take every address. */
+gboolean
+pb_address_rules_is_empty(PbAddressRules *self)
+{
+	return self == NULL || (self->allow->len == 0 && self->deny->len == 0);
+}
+
+/* Counts @n connections other rules (a [client] group's) refused, so that /metrics has
+ * one total of the connections refused by address. */
+void
+pb_address_rules_add_refused(PbAddressRules *self, guint64 n)
+{
+	if (self != NULL)
+		self->n_refused += n;
 }
 
 guint64
@@ -213,9 +241,10 @@ pb_address_rules_get_n_refused(PbAddressRules *self)
 char *
 pb_address_rules_render_metrics(PbAddressRules *self)
 {
-	return g_strdup_printf("# HELP piggyback_address_refused_total Public connections "
-			       "refused by allow= and deny= (serve --allow, --deny).\n"
-			       "# TYPE piggyback_address_refused_total counter\n"
-			       "piggyback_address_refused_total %" G_GUINT64_FORMAT "\n",
-			       self->n_refused);
+	return g_strdup_printf(
+	    "# HELP piggyback_address_refused_total Public connections "
+	    "refused by allow= and deny= (serve --allow, --deny, and [client] groups).\n"
+	    "# TYPE piggyback_address_refused_total counter\n"
+	    "piggyback_address_refused_total %" G_GUINT64_FORMAT "\n",
+	    self->n_refused);
 }

@@ -16,6 +16,12 @@ gboolean
 pb_address_rules_check(PbAddressRules *self, GInetAddress *address);
 gboolean
 pb_address_rules_check_connection(PbAddressRules *self, GSocketConnection *connection);
+void
+pb_address_rules_set_label(PbAddressRules *self, const char *label);
+gboolean
+pb_address_rules_is_empty(PbAddressRules *self);
+void
+pb_address_rules_add_refused(PbAddressRules *self, guint64 n);
 guint64
 pb_address_rules_get_n_refused(PbAddressRules *self);
 char *

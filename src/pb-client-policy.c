@@ -28,6 +28,8 @@ struct _PbClientRule {
 	guint16 last_port;
 	guint max_connections; /* 0: the server's */
 	guint max_services;    /* 0: the server's */
+	PbAddressRules
+	    *address_rules; /* (owned) (nullable) allow=, deny=: on top of the server's */
 };
 
 struct _PbClientPolicy {
@@ -54,6 +56,7 @@ pb_client_rule_unref(PbClientRule *rule)
 	g_free(rule->token);
 	g_clear_pointer(&rule->patterns, g_ptr_array_unref);
 	g_free(rule->names);
+	g_clear_pointer(&rule->address_rules, pb_address_rules_free);
 	g_free(rule);
 }
 
@@ -120,11 +123,50 @@ pb_client_policy_error(GError **error, PbConfigFile *config, const char *group, 
 		    group, message);
 }
 
+/* allow= and deny= of @group: ranges of public addresses the client's ports take, checked
+ * after the server's (which a connection must pass first). */
+static gboolean
+pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClientRule *rule,
+				 GError **error)
+{
+	GKeyFile *key_file = pb_config_file_get_key_file(config);
+	g_autofree char *allow = g_key_file_get_value(key_file, group, "allow", NULL);
+	g_autofree char *deny = g_key_file_get_value(key_file, group, "deny", NULL);
+	g_autoptr(PbAddressRules) rules = NULL;
+	g_autoptr(GError) local = NULL;
+	const char *key = "allow";
+
+	if (allow == NULL && deny == NULL)
+		return TRUE;
+	rules = pb_address_rules_new();
+	/* each alone first, to name the key that is wrong */
+	if (pb_address_rules_set(rules, allow, NULL, &local)) {
+		key = "deny";
+		pb_address_rules_set(rules, allow, deny, &local);
+	}
+	if (local != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    "%s=%s: %s", key, g_strcmp0(key, "allow") == 0 ? allow : deny, local->message);
+
+		pb_client_policy_error(error, config, group, key, message);
+		return FALSE;
+	}
+	if (pb_address_rules_is_empty(rules))
+		return TRUE;
+	{
+		g_autofree char *label = g_strdup_printf("Client %s", rule->name);
+
+		pb_address_rules_set_label(rules, label);
+	}
+	rule->address_rules = g_steal_pointer(&rules);
+	return TRUE;
+}
+
 static PbClientRule *
 pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **error)
 {
-	static const char *const known[] = {"token-file",      "names",	       "ports",
-					    "max-connections", "max-services", NULL};
+	static const char *const known[] = {"token-file",   "names", "ports", "max-connections",
+					    "max-services", "allow", "deny",  NULL};
 	GKeyFile *key_file = pb_config_file_get_key_file(config);
 	g_autoptr(PbClientRule) rule = g_new0(PbClientRule, 1);
 	g_auto(GStrv) keys = g_key_file_get_keys(key_file, group, NULL, NULL);
@@ -233,6 +275,10 @@ pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **er
 		}
 		rule->max_services = (guint)n;
 	}
+	g_clear_pointer(&value, g_free);
+
+	if (!pb_client_policy_parse_addresses(config, group, rule, error))
+		return NULL;
 	return g_steal_pointer(&rule);
 }
 
@@ -354,6 +400,13 @@ pb_client_rule_check_services(PbClientRule *rule, guint n_services, char **reaso
 	*reason = g_strdup_printf("Client %s may have at most %u services (max-services), not %u",
 				  rule->name, rule->max_services, n_services);
 	return FALSE;
+}
+
+/* Returns: (nullable): allow= and deny= of @rule, none if it has neither */
+PbAddressRules *
+pb_client_rule_get_address_rules(PbClientRule *rule)
+{
+	return rule != NULL ? rule->address_rules : NULL;
 }
 
 /* Narrows the server's public ports to those @rule (nullable) may have. */

@@ -98,6 +98,13 @@ pb_server_client_add_connection(PbServerClient *client, guint32 service,
 		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
 		return;
 	}
+	/* then those of its [client] group, counted in the server's total too */
+	if (!pb_address_rules_check_connection(pb_client_rule_get_address_rules(client->rule),
+					       origin)) {
+		pb_address_rules_add_refused(client->address_rules, 1);
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return;
+	}
 	if (pb_tunnel_get_n_streams(client->tunnel) < client->max_connections) {
 		pb_tunnel_add_stream(client->tunnel, connection, origin, service);
 		return;

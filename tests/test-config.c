@@ -659,6 +659,12 @@ static const BadFile bad_clients[] = {
      "[client alice]\ntoken-file=a.token\nmax-connections=0\n",
      {":3:", "max-connections=0"}},
     {"empty names", "[client alice]\ntoken-file=a.token\nnames=;\n", {":3:", "names=;"}},
+    {"bad allow",
+     "[client alice]\ntoken-file=a.token\nallow=10.0.0.0/99\n",
+     {":3:", "allow=10.0.0.0/99", "“10.0.0.0/99”"}},
+    {"bad deny",
+     "[client alice]\ntoken-file=a.token\nallow=10.0.0.0/8\ndeny=nowhere\n",
+     {":4:", "deny=nowhere"}},
     {"bad max-services",
      "[client alice]\ntoken-file=a.token\nmax-services=none\n",
      {":3:", "max-services=none"}},
@@ -1072,6 +1078,95 @@ test_config_allow_deny(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* A public connection to a client's port from an address, and whether it is taken. */
+typedef struct {
+	const char *client; /* "alice", "bob" */
+	const char *from;
+	gboolean taken;
+} ClientAddressCase;
+
+static const ClientAddressCase client_address_cases[] = {
+    /* alice's own deny=, on top of the server's deny=127.0.0.4 */
+    {"alice", "127.0.0.1", TRUE},
+    {"alice", "127.0.0.2", FALSE},
+    {"alice", "127.0.0.3", TRUE},
+    {"alice", "127.0.0.4", FALSE},
+    /* bob's allow=: only its range */
+    {"bob", "127.0.0.1", FALSE},
+    {"bob", "127.0.0.2", FALSE},
+    {"bob", "127.0.0.3", TRUE},
+    {"bob", "127.0.0.4", FALSE},
+    {"bob", "127.0.0.5", FALSE},
+};
+
+static void
+test_config_client_allow_deny(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "deny=127.0.0.4\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "deny=127.0.0.2\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n"
+						    "allow=127.0.0.3/32,::1\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *metrics = NULL;
+	PbTestProc *server;
+	PbTestProc *clients[2];
+	guint16 public_ports[2];
+	guint n_refused = 0;
+	guint16 port;
+
+	g_test_summary("allow= and deny= of a [client] group: its public connections only, "
+		       "after the server's; a refused one is closed at accept, counted in "
+		       "/metrics and logged with the client's name");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--metrics", "public", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	clients[0] = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
+	clients[1] = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		public_ports[i] = forward_wait_port(clients[i]);
+
+	for (guint i = 0; i < G_N_ELEMENTS(client_address_cases); i++) {
+		const ClientAddressCase *row = &client_address_cases[i];
+		guint16 public_port = public_ports[g_strcmp0(row->client, "bob") == 0];
+		g_autoptr(GSocket) socket = connect_from(row->from, public_port);
+
+		g_test_message("%s from %s", row->client, row->from);
+		if (row->taken) {
+			assert_echoes(socket, 'x');
+		} else {
+			assert_closed(socket);
+			n_refused++;
+		}
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Client alice: Refused 1 public "
+						     "connection(s), the last from 127.0.0.2: "
+						     "deny=127.0.0.2"),
+			   10);
+	pb_test_wait_until(pb_test_proc_said(server, "Client bob: Refused 1 public "
+						     "connection(s), the last from 127.0.0.1: in "
+						     "no allow= range"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	{
+		g_autofree char *series =
+		    g_strdup_printf("\npiggyback_address_refused_total %u\n", n_refused);
+
+		g_assert_nonnull(strstr(metrics, series));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1087,5 +1182,6 @@ main(int argc, char **argv)
 	g_test_add_func("/config/reload", test_config_reload);
 	g_test_add_func("/config/address-rules", test_config_address_rules);
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
+	g_test_add_func("/config/client-allow-deny", test_config_client_allow_deny);
 	return g_test_run();
 }
