@@ -5,7 +5,8 @@
 
 G_BEGIN_DECLS
 
-/* Who may connect to the public ports: serve --allow and --deny, lists of CIDR ranges. */
+/* Who may connect to the public ports: serve --allow and --deny, lists of CIDR ranges, and
+ * how many connections one address may have open (--max-connections-per-address). */
 typedef struct _PbAddressRules PbAddressRules;
 
 PbAddressRules *
@@ -16,6 +17,13 @@ gboolean
 pb_address_rules_check(PbAddressRules *self, GInetAddress *address);
 gboolean
 pb_address_rules_check_connection(PbAddressRules *self, GSocketConnection *connection);
+void
+pb_address_rules_set_max_per_address(PbAddressRules *self, guint max);
+gboolean
+pb_address_rules_admit(PbAddressRules *self, GSocketConnection *connection,
+		       GSocketConnection *origin);
+GInetAddress *
+pb_address_rules_unmap(GInetAddress *address);
 void
 pb_address_rules_set_label(PbAddressRules *self, const char *label);
 gboolean

@@ -123,8 +123,9 @@ pb_client_policy_error(GError **error, PbConfigFile *config, const char *group, 
 		    group, message);
 }
 
-/* allow= and deny= of @group: ranges of public addresses the client's ports take, checked
- * after the server's (which a connection must pass first). */
+/* allow=, deny= and max-connections-per-address= of @group: which public addresses the
+ * client's ports take, and how many connections each, checked after the server's (which a
+ * connection must pass first). The count is per group: all its tunnels together. */
 static gboolean
 pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClientRule *rule,
 				 GError **error)
@@ -133,12 +134,27 @@ pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClie
 	g_autofree char *allow = g_key_file_get_value(key_file, group, "allow", NULL);
 	g_autofree char *deny = g_key_file_get_value(key_file, group, "deny", NULL);
 	g_autoptr(PbAddressRules) rules = NULL;
+	g_autofree char *max =
+	    g_key_file_get_value(key_file, group, "max-connections-per-address", NULL);
 	g_autoptr(GError) local = NULL;
 	const char *key = "allow";
+	guint64 n = 0;
 
-	if (allow == NULL && deny == NULL)
+	if (allow == NULL && deny == NULL && max == NULL)
 		return TRUE;
 	rules = pb_address_rules_new();
+	if (max != NULL) {
+		if (!g_ascii_string_to_unsigned(g_strstrip(max), 10, 1, G_MAXUINT, &n, NULL)) {
+			g_autofree char *message = g_strdup_printf(
+			    _("max-connections-per-address=%s: a number of at least 1 is needed"),
+			    max);
+
+			pb_client_policy_error(error, config, group, "max-connections-per-address",
+					       message);
+			return FALSE;
+		}
+		pb_address_rules_set_max_per_address(rules, (guint)n);
+	}
 	/* each alone first, to name the key that is wrong */
 	if (pb_address_rules_set(rules, allow, NULL, &local)) {
 		key = "deny";
@@ -151,7 +167,7 @@ pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClie
 		pb_client_policy_error(error, config, group, key, message);
 		return FALSE;
 	}
-	if (pb_address_rules_is_empty(rules))
+	if (pb_address_rules_is_empty(rules) && n == 0)
 		return TRUE;
 	{
 		g_autofree char *label = g_strdup_printf("Client %s", rule->name);
@@ -165,8 +181,15 @@ pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClie
 static PbClientRule *
 pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **error)
 {
-	static const char *const known[] = {"token-file",   "names", "ports", "max-connections",
-					    "max-services", "allow", "deny",  NULL};
+	static const char *const known[] = {"token-file",
+					    "names",
+					    "ports",
+					    "max-connections",
+					    "max-services",
+					    "allow",
+					    "deny",
+					    "max-connections-per-address",
+					    NULL};
 	GKeyFile *key_file = pb_config_file_get_key_file(config);
 	g_autoptr(PbClientRule) rule = g_new0(PbClientRule, 1);
 	g_auto(GStrv) keys = g_key_file_get_keys(key_file, group, NULL, NULL);

@@ -208,6 +208,9 @@ pb_serve_command(int argc, char **argv)
 		    _("--max-clients and --max-connections must be at least 1"));
 	if (o.max_services < 1 || o.max_services > PB_HELLO_MAX_SERVICES)
 		return pb_cli_usage_error(_("--max-services must be from 1 to 256"));
+	if (o.max_connections_per_address < 0)
+		return pb_cli_usage_error(
+		    _("--max-connections-per-address must be a number, 0 for no limit"));
 	if (o.max_buffer_mib < 1 || o.max_buffer_mib > 1024 * 1024)
 		return pb_cli_usage_error(_("--max-buffer must be from 1 to 1048576 MiB"));
 	if (o.handshake_timeout < 1 || o.handshake_timeout > 3600)
@@ -313,6 +316,8 @@ pb_serve_command(int argc, char **argv)
 	if (!pb_address_rules_set(pb_tunnel_server_get_address_rules(server), o.allow, o.deny,
 				  &error))
 		return pb_cli_usage_error(error->message);
+	pb_address_rules_set_max_per_address(pb_tunnel_server_get_address_rules(server),
+					     (guint)o.max_connections_per_address);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(o.metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	pb_tunnel_server_set_domain(server, o.domain, o.http_port, o.sni_port);

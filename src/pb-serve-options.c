@@ -126,6 +126,11 @@ pb_serve_options_get_entries(PbServeOptions *self)
 	     N_("Refuse public connections from these IP addresses and CIDR ranges, "
 		"comma-separated; before --allow"),
 	     N_("RANGES")},
+	    {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT,
+	     &self->max_connections_per_address,
+	     N_("Keep at most N public connections open at once from one IPv4 address or IPv6 "
+		"/64, all tunnels together; more are closed at once (default 0: no limit)"),
+	     N_("N")},
 	    G_OPTION_ENTRY_NULL,
 	};
 

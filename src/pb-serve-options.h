@@ -35,6 +35,7 @@ typedef struct {
 	char *tls_key;
 	char *allow; /* CIDR ranges, for the public ports */
 	char *deny;
+	int max_connections_per_address; /* 0: no limit */
 } PbServeOptions;
 
 void

@@ -116,6 +116,7 @@ static const ServeKey serve_keys[] = {
     SERVE_KEY("tls-key", tls_key),
     SERVE_KEY("allow", allow),
     SERVE_KEY("deny", deny),
+    SERVE_KEY("max-connections-per-address", max_connections_per_address),
 };
 
 /* The keys of the options every command has (pb-cli.c), checked through the place an
@@ -665,6 +666,9 @@ static const BadFile bad_clients[] = {
     {"bad deny",
      "[client alice]\ntoken-file=a.token\nallow=10.0.0.0/8\ndeny=nowhere\n",
      {":4:", "deny=nowhere"}},
+    {"bad max-connections-per-address",
+     "[client alice]\ntoken-file=a.token\nmax-connections-per-address=-1\n",
+     {":3:", "max-connections-per-address=-1"}},
     {"bad max-services",
      "[client alice]\ntoken-file=a.token\nmax-services=none\n",
      {":3:", "max-services=none"}},
@@ -1167,6 +1171,115 @@ test_config_client_allow_deny(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* Whether @socket, a public connection through a tunnel to an echo service, echoes a
+ * byte: a refused one is closed instead. */
+static gboolean
+echoes(GSocket *socket, char byte)
+{
+	Exchange exchange = {socket, byte};
+
+	return GPOINTER_TO_INT(pb_test_run_in_thread(exchange_cb, &exchange, 10));
+}
+
+/* One more public connection, kept open, and whether the limits take it. */
+static const ClientAddressCase per_address_steps[] = {
+    /* alice's max-connections-per-address=1 */
+    {"alice", "127.0.0.2", TRUE},
+    {"alice", "127.0.0.2", FALSE},
+    {"alice", "127.0.0.3", TRUE},
+    /* the server's 2, all tunnels together: 127.0.0.2 has one (alice's) */
+    {"bob", "127.0.0.2", TRUE},
+    {"bob", "127.0.0.2", FALSE},
+    {"bob", "127.0.0.3", TRUE},
+    {"bob", "127.0.0.4", TRUE},
+    {"bob", "127.0.0.4", TRUE},
+    {"bob", "127.0.0.4", FALSE},
+};
+
+static void
+test_config_max_per_address(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "max-connections-per-address=2\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "max-connections-per-address=1\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autoptr(GPtrArray) open = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autofree char *metrics = NULL;
+	g_autofree char *series = NULL;
+	PbTestProc *server;
+	PbTestProc *clients[2];
+	guint16 public_ports[2];
+	guint n_refused = 0;
+	gboolean taken = FALSE;
+	gint64 deadline;
+	guint16 port;
+
+	g_test_summary("max-connections-per-address= of the server (all tunnels together) and "
+		       "of a [client] group: a further public connection from that address is "
+		       "closed at once, counted and logged; one closed frees its place");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--metrics", "public", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	clients[0] = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
+	clients[1] = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		public_ports[i] = forward_wait_port(clients[i]);
+
+	for (guint i = 0; i < G_N_ELEMENTS(per_address_steps); i++) {
+		const ClientAddressCase *row = &per_address_steps[i];
+		guint16 public_port = public_ports[g_strcmp0(row->client, "bob") == 0];
+		GSocket *socket = connect_from(row->from, public_port);
+
+		g_test_message("%s from %s", row->client, row->from);
+		g_assert_cmpint(echoes(socket, 'x'), ==, row->taken);
+		if (row->taken)
+			g_ptr_array_add(open, socket);
+		else
+			g_object_unref(socket);
+		n_refused += !row->taken;
+	}
+	pb_test_wait_until(pb_test_proc_said(server,
+					     "Client alice: Refused 1 public "
+					     "connection(s), the last from 127.0.0.2: 1 "
+					     "open from there (max-connections-per-address)"),
+			   10);
+	pb_test_wait_until(pb_test_proc_said(server, "Refused 1 public connection(s), the last "
+						     "from 127.0.0.2: 2 open from there"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	series = g_strdup_printf("\npiggyback_address_refused_total %u\n", n_refused);
+	g_assert_nonnull(strstr(metrics, series));
+
+	/* alice's connection from 127.0.0.2 closes: another from there is taken, once the
+	 * server has let the first go */
+	g_ptr_array_remove_index(open, 0);
+	deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while (!taken && g_get_monotonic_time() < deadline) {
+		g_autoptr(GSocket) socket = connect_from("127.0.0.2", public_ports[0]);
+
+		taken = echoes(socket, 'y');
+		if (taken)
+			g_ptr_array_add(open, g_steal_pointer(&socket));
+		else
+			g_usleep(50 * 1000);
+	}
+	g_assert_true(taken);
+
+	g_ptr_array_set_size(open, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1183,5 +1296,6 @@ main(int argc, char **argv)
 	g_test_add_func("/config/address-rules", test_config_address_rules);
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
 	g_test_add_func("/config/client-allow-deny", test_config_client_allow_deny);
+	g_test_add_func("/config/max-per-address", test_config_max_per_address);
 	return g_test_run();
 }
