@@ -37,6 +37,8 @@ struct _PbAddressRules {
 	PbAddressRule *outside; /* (owned) refuses what no --allow range holds */
 	guint64 n_refused;	/* since the server started */
 	char *label;		/* (owned) (nullable) "Client alice", in front of log lines */
+	char *what;		/* (owned) what the log calls a refused connection */
+	char *prefix;		/* (owned) of the options' names: "" or "listen-" */
 	guint max_per_address;	/* 0: no limit */
 	GHashTable *open;	/* (owned) address key → open connections (GUINT_TO_POINTER) */
 	guint n_over;		/* refused over max_per_address since the last log line */
@@ -76,6 +78,8 @@ pb_address_rules_new(void)
 	self->deny = g_ptr_array_new_with_free_func((GDestroyNotify)pb_address_rule_free);
 	self->outside = pb_address_rule_new(NULL, "allow=");
 	self->open = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->what = g_strdup("public connection(s)");
+	self->prefix = g_strdup("");
 	return self;
 }
 
@@ -88,6 +92,8 @@ pb_address_rules_free(PbAddressRules *self)
 	g_ptr_array_unref(self->deny);
 	pb_address_rule_free(self->outside);
 	g_free(self->label);
+	g_free(self->what);
+	g_free(self->prefix);
 	g_hash_table_unref(self->open);
 	g_free(self);
 }
@@ -125,12 +131,14 @@ pb_address_rules_parse(const char *list, const char *option, GError **error)
 gboolean
 pb_address_rules_set(PbAddressRules *self, const char *allow, const char *deny, GError **error)
 {
-	g_autoptr(GPtrArray) allow_rules = pb_address_rules_parse(allow, "allow", error);
+	g_autofree char *allow_option = g_strconcat(self->prefix, "allow", NULL);
+	g_autofree char *deny_option = g_strconcat(self->prefix, "deny", NULL);
+	g_autoptr(GPtrArray) allow_rules = pb_address_rules_parse(allow, allow_option, error);
 	g_autoptr(GPtrArray) deny_rules = NULL;
 
 	if (allow_rules == NULL)
 		return FALSE;
-	deny_rules = pb_address_rules_parse(deny, "deny", error);
+	deny_rules = pb_address_rules_parse(deny, deny_option, error);
 	if (deny_rules == NULL)
 		return FALSE;
 	g_ptr_array_unref(self->allow);
@@ -197,12 +205,11 @@ pb_address_rules_check(PbAddressRules *self, GInetAddress *address)
 		const char *colon = self->label != NULL ? ": " : "";
 
 		if (rule->mask != NULL)
-			g_message("%s%sRefused %u public connection(s), the last from %s: %s",
-				  label, colon, rule->n_refused, shown, rule->text);
+			g_message("%s%sRefused %u %s, the last from %s: %s", label, colon,
+				  rule->n_refused, self->what, shown, rule->text);
 		else
-			g_message("%s%sRefused %u public connection(s), the last from %s: in no "
-				  "allow= range",
-				  label, colon, rule->n_refused, shown);
+			g_message("%s%sRefused %u %s, the last from %s: in no %sallow= range",
+				  label, colon, rule->n_refused, self->what, shown, self->prefix);
 		rule->n_refused = 0;
 		rule->logged = now;
 	}
@@ -231,6 +238,17 @@ pb_address_rules_set_label(PbAddressRules *self, const char *label)
 {
 	g_free(self->label);
 	self->label = g_strdup(label);
+}
+
+/* @what: what the log calls the connections refused ("connection(s) to the WebSocket
+ * port"; public ones by default), @prefix: of the options' names in messages ("listen-") */
+void
+pb_address_rules_set_what(PbAddressRules *self, const char *what, const char *prefix)
+{
+	g_free(self->what);
+	self->what = g_strdup(what);
+	g_free(self->prefix);
+	self->prefix = g_strdup(prefix);
 }
 
 /* Whether any range is set: rules without one take every address. */
@@ -358,14 +376,16 @@ pb_address_rules_get_n_refused(PbAddressRules *self)
 	return self->n_refused;
 }
 
-/* Returns: (transfer full): the refusals in Prometheus' text format, for GET /metrics */
+/**
+ * pb_address_rules_render_metrics:
+ * @name: the counter's name
+ * @help: its HELP line
+ *
+ * Returns: (transfer full): the refusals in Prometheus' text format, for GET /metrics
+ */
 char *
-pb_address_rules_render_metrics(PbAddressRules *self)
+pb_address_rules_render_metrics(PbAddressRules *self, const char *name, const char *help)
 {
-	return g_strdup_printf("# HELP piggyback_address_refused_total Public connections "
-			       "refused by allow=, deny= and max-connections-per-address= (the "
-			       "server's and [client] groups').\n"
-			       "# TYPE piggyback_address_refused_total counter\n"
-			       "piggyback_address_refused_total %" G_GUINT64_FORMAT "\n",
-			       self->n_refused);
+	return g_strdup_printf("# HELP %s %s\n# TYPE %s counter\n%s %" G_GUINT64_FORMAT "\n", name,
+			       help, name, name, self->n_refused);
 }

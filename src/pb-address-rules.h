@@ -25,6 +25,8 @@ pb_address_rules_admit(PbAddressRules *self, GSocketConnection *connection,
 GInetAddress *
 pb_address_rules_unmap(GInetAddress *address);
 void
+pb_address_rules_set_what(PbAddressRules *self, const char *what, const char *prefix);
+void
 pb_address_rules_set_label(PbAddressRules *self, const char *label);
 gboolean
 pb_address_rules_is_empty(PbAddressRules *self);
@@ -33,7 +35,7 @@ pb_address_rules_add_refused(PbAddressRules *self, guint64 n);
 guint64
 pb_address_rules_get_n_refused(PbAddressRules *self);
 char *
-pb_address_rules_render_metrics(PbAddressRules *self);
+pb_address_rules_render_metrics(PbAddressRules *self, const char *name, const char *help);
 void
 pb_address_rules_free(PbAddressRules *self);
 

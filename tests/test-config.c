@@ -117,6 +117,8 @@ static const ServeKey serve_keys[] = {
     SERVE_KEY("allow", allow),
     SERVE_KEY("deny", deny),
     SERVE_KEY("max-connections-per-address", max_connections_per_address),
+    SERVE_KEY("listen-allow", listen_allow),
+    SERVE_KEY("listen-deny", listen_deny),
 };
 
 /* The keys of the options every command has (pb-cli.c), checked through the place an
@@ -1280,6 +1282,99 @@ test_config_max_per_address(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* A connection to the WebSocket port from an address, and whether it is served. */
+typedef struct {
+	const char *from;
+	gboolean taken;
+} ListenCase;
+
+static const ListenCase listen_before[] = {
+    {"127.0.0.1", TRUE},
+    {"127.0.0.2", FALSE},
+    {"127.0.0.3", TRUE},
+};
+
+/* after a reload to listen-allow=127.0.0.3 (the file's listen-deny= goes) */
+static const ListenCase listen_after[] = {
+    {"127.0.0.1", FALSE},
+    {"127.0.0.2", FALSE},
+    {"127.0.0.3", TRUE},
+};
+
+/* Whether the WebSocket port on @port answers GET /healthz from @from. */
+static gboolean
+listen_answers(const char *from, guint16 port)
+{
+	const char *request =
+	    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	g_autoptr(GSocket) socket = connect_from(from, port);
+	char buf[64];
+
+	/* a refused connection may be gone before the request is written */
+	g_socket_send(socket, request, strlen(request), NULL, NULL);
+	return g_socket_receive(socket, buf, sizeof buf, NULL, NULL) > 0;
+}
+
+static void
+test_config_listen_allow_deny(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *path = write_file(dir, "serve.conf",
+					   "[serve]\nport=0\nlisten=127.0.0.1\n"
+					   "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+					   "listen-deny=127.0.0.2\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autofree char *metrics = NULL;
+	g_autofree char *output = NULL;
+	PbTestProc *server;
+	guint16 port;
+
+	g_test_summary("listen-allow= and listen-deny=: who may connect to the WebSocket port "
+		       "(open a tunnel), checked at accept: a refused address is closed at once, "
+		       "counted in /metrics and logged; a reload brings new ranges; a bad range "
+		       "exits 2 naming its place");
+	{
+		g_autofree char *bad =
+		    write_file(dir, "bad.conf", "[serve]\nlisten-allow=10.0.0.0/40\n");
+		const char *const args[] = {"--config", bad, "-p", "0", NULL};
+
+		g_assert_cmpint(serve_fails(args, &output), ==, 2);
+		g_assert_nonnull(
+		    strstr(output, "bad.conf:2: listen-allow=10.0.0.0/40: --listen-allow takes"));
+	}
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	for (guint i = 0; i < G_N_ELEMENTS(listen_before); i++) {
+		g_test_message("from %s", listen_before[i].from);
+		g_assert_cmpint(listen_answers(listen_before[i].from, port), ==,
+				listen_before[i].taken);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Refused 1 connection(s) to the WebSocket "
+						     "port, the last from 127.0.0.2: "
+						     "listen-deny=127.0.0.2"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	g_assert_nonnull(strstr(metrics, "\npiggyback_listen_refused_total 1\n"));
+
+	g_free(write_file(dir, "serve.conf",
+			  "[serve]\nport=0\nlisten=127.0.0.1\n"
+			  "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+			  "listen-allow=127.0.0.3\n"));
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded"), 10);
+	for (guint i = 0; i < G_N_ELEMENTS(listen_after); i++) {
+		g_test_message("after the reload, from %s", listen_after[i].from);
+		g_assert_cmpint(listen_answers(listen_after[i].from, port), ==,
+				listen_after[i].taken);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "the last from 127.0.0.1: in no "
+						     "listen-allow= range"),
+			   10);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1297,5 +1392,6 @@ main(int argc, char **argv)
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
 	g_test_add_func("/config/client-allow-deny", test_config_client_allow_deny);
 	g_test_add_func("/config/max-per-address", test_config_max_per_address);
+	g_test_add_func("/config/listen-allow-deny", test_config_listen_allow_deny);
 	return g_test_run();
 }
