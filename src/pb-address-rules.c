@@ -274,18 +274,19 @@ pb_address_rules_set_max_per_address(PbAddressRules *self, guint max)
 	self->max_per_address = max;
 }
 
-/* What the per-address limit counts @address (not mapped) under: itself for IPv4, its /64
- * for IPv6. */
-static char *
+/* Returns: (transfer full): what the per-address limit counts @address under: itself for
+ * IPv4 (an IPv4-mapped one as IPv4), its /64 for IPv6 ("2001:db8:1:2::/64") */
+char *
 pb_address_rules_key(GInetAddress *address)
 {
+	g_autoptr(GInetAddress) plain = pb_address_rules_unmap(address);
 	guint8 bytes[16];
 	g_autoptr(GInetAddress) prefix = NULL;
 	g_autofree char *text = NULL;
 
-	if (g_inet_address_get_family(address) != G_SOCKET_FAMILY_IPV6)
-		return g_inet_address_to_string(address);
-	memcpy(bytes, g_inet_address_to_bytes(address), sizeof bytes);
+	if (g_inet_address_get_family(plain) != G_SOCKET_FAMILY_IPV6)
+		return g_inet_address_to_string(plain);
+	memcpy(bytes, g_inet_address_to_bytes(plain), sizeof bytes);
 	memset(bytes + 8, 0, 8);
 	prefix = g_inet_address_new_from_bytes(bytes, G_SOCKET_FAMILY_IPV6);
 	text = g_inet_address_to_string(prefix);
@@ -312,8 +313,7 @@ pb_address_hold_release_cb(gpointer data, GObject *where_the_object_was)
 static gboolean
 pb_address_rules_take(PbAddressRules *self, GInetAddress *address, GObject *lifetime)
 {
-	g_autoptr(GInetAddress) plain = pb_address_rules_unmap(address);
-	g_autofree char *key = pb_address_rules_key(plain);
+	g_autofree char *key = pb_address_rules_key(address);
 	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(self->open, key));
 	PbAddressHold *hold;
 	gint64 now;

@@ -24,6 +24,8 @@ pb_address_rules_admit(PbAddressRules *self, GSocketConnection *connection,
 		       GSocketConnection *origin);
 GInetAddress *
 pb_address_rules_unmap(GInetAddress *address);
+char *
+pb_address_rules_key(GInetAddress *address);
 void
 pb_address_rules_set_what(PbAddressRules *self, const char *what, const char *prefix);
 void

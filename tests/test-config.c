@@ -1282,6 +1282,33 @@ test_config_max_per_address(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* An address and what max-connections-per-address counts it under. */
+static const struct {
+	const char *address;
+	const char *key;
+} address_keys[] = {
+    {"192.0.2.1", "192.0.2.1"},
+    {"::ffff:192.0.2.1", "192.0.2.1"}, /* an IPv4 client of a dual-stack port */
+    {"2001:db8:1:2::5", "2001:db8:1:2::/64"},
+    {"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+    {"2001:db8:1:3::5", "2001:db8:1:3::/64"},
+    {"::1", "::/64"},
+};
+
+static void
+test_config_address_keys(void)
+{
+	g_test_summary("max-connections-per-address counts an IPv4 address (mapped or not) as "
+		       "itself and an IPv6 address by its /64");
+	for (guint i = 0; i < G_N_ELEMENTS(address_keys); i++) {
+		g_autoptr(GInetAddress) address =
+		    g_inet_address_new_from_string(address_keys[i].address);
+		g_autofree char *key = pb_address_rules_key(address);
+
+		g_assert_cmpstr(key, ==, address_keys[i].key);
+	}
+}
+
 /* A connection to the WebSocket port from an address, and whether it is served. */
 typedef struct {
 	const char *from;
@@ -1392,6 +1419,7 @@ main(int argc, char **argv)
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
 	g_test_add_func("/config/client-allow-deny", test_config_client_allow_deny);
 	g_test_add_func("/config/max-per-address", test_config_max_per_address);
+	g_test_add_func("/config/address-keys", test_config_address_keys);
 	g_test_add_func("/config/listen-allow-deny", test_config_listen_allow_deny);
 	return g_test_run();
 }
