@@ -28,8 +28,9 @@ struct _PbClientRule {
 	guint16 last_port;
 	guint max_connections; /* 0: the server's */
 	guint max_services;    /* 0: the server's */
-	PbAddressRules
-	    *address_rules; /* (owned) (nullable) allow=, deny=: on top of the server's */
+	/* (owned) (nullable) allow=, deny=, max-connections-per-address=: on top of the
+	 * server's */
+	PbAddressRules *address_rules;
 };
 
 struct _PbClientPolicy {
