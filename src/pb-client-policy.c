@@ -27,6 +27,10 @@ struct _PbClientRule {
 	guint16 first_port;  /* ports=; 0 = any */
 	guint16 last_port;
 	guint max_connections; /* 0: the server's */
+	guint max_services;    /* 0: the server's */
+	/* (owned) (nullable) allow=, deny=, max-connections-per-address=: on top of the
+	 * server's */
+	PbAddressRules *address_rules;
 };
 
 struct _PbClientPolicy {
@@ -53,6 +57,7 @@ pb_client_rule_unref(PbClientRule *rule)
 	g_free(rule->token);
 	g_clear_pointer(&rule->patterns, g_ptr_array_unref);
 	g_free(rule->names);
+	g_clear_pointer(&rule->address_rules, pb_address_rules_free);
 	g_free(rule);
 }
 
@@ -119,10 +124,72 @@ pb_client_policy_error(GError **error, PbConfigFile *config, const char *group, 
 		    group, message);
 }
 
+/* allow=, deny= and max-connections-per-address= of @group: which public addresses the
+ * client's ports take, and how many connections each, checked after the server's (which a
+ * connection must pass first). The count is per group: all its tunnels together. */
+static gboolean
+pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClientRule *rule,
+				 GError **error)
+{
+	GKeyFile *key_file = pb_config_file_get_key_file(config);
+	g_autofree char *allow = g_key_file_get_value(key_file, group, "allow", NULL);
+	g_autofree char *deny = g_key_file_get_value(key_file, group, "deny", NULL);
+	g_autoptr(PbAddressRules) rules = NULL;
+	g_autofree char *max =
+	    g_key_file_get_value(key_file, group, "max-connections-per-address", NULL);
+	g_autoptr(GError) local = NULL;
+	const char *key = "allow";
+	guint64 n = 0;
+
+	if (allow == NULL && deny == NULL && max == NULL)
+		return TRUE;
+	rules = pb_address_rules_new();
+	if (max != NULL) {
+		if (!g_ascii_string_to_unsigned(g_strstrip(max), 10, 1, G_MAXUINT, &n, NULL)) {
+			g_autofree char *message = g_strdup_printf(
+			    _("max-connections-per-address=%s: a number of at least 1 is needed"),
+			    max);
+
+			pb_client_policy_error(error, config, group, "max-connections-per-address",
+					       message);
+			return FALSE;
+		}
+		pb_address_rules_set_max_per_address(rules, (guint)n);
+	}
+	/* each alone first, to name the key that is wrong */
+	if (pb_address_rules_set(rules, allow, NULL, &local)) {
+		key = "deny";
+		pb_address_rules_set(rules, allow, deny, &local);
+	}
+	if (local != NULL) {
+		g_autofree char *message = g_strdup_printf(
+		    "%s=%s: %s", key, g_strcmp0(key, "allow") == 0 ? allow : deny, local->message);
+
+		pb_client_policy_error(error, config, group, key, message);
+		return FALSE;
+	}
+	if (pb_address_rules_is_empty(rules) && n == 0)
+		return TRUE;
+	{
+		g_autofree char *label = g_strdup_printf("Client %s", rule->name);
+
+		pb_address_rules_set_label(rules, label);
+	}
+	rule->address_rules = g_steal_pointer(&rules);
+	return TRUE;
+}
+
 static PbClientRule *
 pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **error)
 {
-	static const char *const known[] = {"token-file", "names", "ports", "max-connections",
+	static const char *const known[] = {"token-file",
+					    "names",
+					    "ports",
+					    "max-connections",
+					    "max-services",
+					    "allow",
+					    "deny",
+					    "max-connections-per-address",
 					    NULL};
 	GKeyFile *key_file = pb_config_file_get_key_file(config);
 	g_autoptr(PbClientRule) rule = g_new0(PbClientRule, 1);
@@ -217,6 +284,25 @@ pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **er
 		}
 		rule->max_connections = (guint)n;
 	}
+	g_clear_pointer(&value, g_free);
+
+	value = g_key_file_get_value(key_file, group, "max-services", NULL);
+	if (value != NULL) {
+		guint64 n = 0;
+
+		if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1, G_MAXUINT, &n, NULL)) {
+			g_autofree char *message = g_strdup_printf(
+			    _("max-services=%s: a number of at least 1 is needed"), value);
+
+			pb_client_policy_error(error, config, group, "max-services", message);
+			return NULL;
+		}
+		rule->max_services = (guint)n;
+	}
+	g_clear_pointer(&value, g_free);
+
+	if (!pb_client_policy_parse_addresses(config, group, rule, error))
+		return NULL;
 	return g_steal_pointer(&rule);
 }
 
@@ -323,6 +409,30 @@ pb_client_rule_check_name(PbClientRule *rule, const char *asked, char **reason)
 	return FALSE;
 }
 
+/**
+ * pb_client_rule_check_services:
+ * @n_services: how many services the client asks for, its first included
+ * @reason: (out) (transfer full): why not, for the client
+ *
+ * The server's --max-services holds for every client; a group may take fewer.
+ */
+gboolean
+pb_client_rule_check_services(PbClientRule *rule, guint n_services, char **reason)
+{
+	if (rule->max_services == 0 || n_services <= rule->max_services)
+		return TRUE;
+	*reason = g_strdup_printf("Client %s may have at most %u services (max-services), not %u",
+				  rule->name, rule->max_services, n_services);
+	return FALSE;
+}
+
+/* Returns: (nullable): allow= and deny= of @rule, none if it has neither */
+PbAddressRules *
+pb_client_rule_get_address_rules(PbClientRule *rule)
+{
+	return rule != NULL ? rule->address_rules : NULL;
+}
+
 /* Narrows the server's public ports to those @rule (nullable) may have. */
 void
 pb_client_rule_limit_ports(PbClientRule *rule, PbPublicPorts *ports)
@@ -384,6 +494,9 @@ pb_client_policy_recheck(PbClientPolicy *self, PbServerClient *client, guint max
 	if (rule == NULL)
 		return g_strdup_printf("The token of client %s was removed from the configuration",
 				       client->rule->name);
+	if (rule->max_services != 0 && client->services->len > rule->max_services)
+		return g_strdup_printf("Client %s may no longer have %u services", rule->name,
+				       client->services->len);
 	for (guint i = 0; i < client->services->len; i++) {
 		PbServerService *service = client->services->pdata[i];
 

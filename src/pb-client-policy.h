@@ -3,6 +3,7 @@
 
 #include <glib.h>
 
+#include "pb-address-rules.h"
 #include "pb-config-file.h"
 #include "pb-public-ports.h"
 #include "pb-server-client.h"
@@ -33,6 +34,10 @@ const char *
 pb_client_rule_get_name(PbClientRule *rule);
 gboolean
 pb_client_rule_check_name(PbClientRule *rule, const char *asked, char **reason);
+gboolean
+pb_client_rule_check_services(PbClientRule *rule, guint n_services, char **reason);
+PbAddressRules *
+pb_client_rule_get_address_rules(PbClientRule *rule);
 void
 pb_client_rule_limit_ports(PbClientRule *rule, PbPublicPorts *ports);
 void

@@ -7,6 +7,7 @@
 
 #include "pb-cli.h"
 #include "pb-dbus-exporter.h"
+#include "pb-forward-options.h"
 #include "pb-name.h"
 #include "pb-notifier.h"
 #include "pb-server-url.h"
@@ -15,6 +16,9 @@
 #include "pb-tunnel-client.h"
 
 /* `piggyback forward` (and `piggyback-forward`): exposes a local service through a server. */
+
+/* The groups of its --config file */
+static const char *const pb_forward_config_groups[] = {"forward", "service ", NULL};
 
 static void
 pb_forward_command_ready_cb(PbTunnelClient *client, const char *access_url, const char *http_url,
@@ -278,69 +282,16 @@ pb_forward_command_parse_exposes(char **values, gboolean from_settings, int *por
 int
 pb_forward_command(int argc, char **argv, gboolean use_settings)
 {
-	int port = -1;
-	g_autofree char *host = NULL; /* GOption does not free a default it replaces */
-	g_autofree char *server_input = NULL;
-	g_autofree char *features_option = NULL;
-	g_autofree char *proxy_protocol = NULL;
-	g_autofree char *name = NULL;
-	g_auto(GStrv) expose_values = NULL;
+	g_auto(PbForwardOptions) o = {0};
+	g_autofree GOptionEntry *entries = NULL;
+	g_autoptr(PbConfigFile) config = NULL;
 	gboolean expose_is_setting = FALSE; /* no --expose: services come from GSettings */
 	g_autoptr(GPtrArray) specs = NULL;
 	PbFeatures features = PB_FEATURES_ALL;
 	gboolean name_is_setting = FALSE; /* no --name: a name comes from GSettings */
-	gboolean no_dbus = FALSE;
-	gboolean no_reconnect = FALSE;
-	int max_connections = PB_MAX_CONNECTIONS_DEFAULT;
-	g_autofree char *token_file = NULL;
 	g_autofree char *token = NULL;
-	g_autofree char *ca_file = NULL;
-	g_autofree char *pin_input = NULL;
 	g_autofree char *pin = NULL;
 	g_autoptr(GTlsDatabase) tls_database = NULL;
-	const GOptionEntry entries[] = {
-	    {"port", 'p', 0, G_OPTION_ARG_INT, &port, N_("Port of the local service (required)"),
-	     N_("PORT")},
-	    {"host", 'h', 0, G_OPTION_ARG_STRING, &host,
-	     N_("Host of the local service (default localhost)"), N_("HOST")},
-	    {"server", 's', 0, G_OPTION_ARG_STRING, &server_input,
-	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
-	     N_("SERVER")},
-	    {"features", 0, 0, G_OPTION_ARG_STRING, &features_option,
-	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
-		"flow,eof)"),
-	     N_("LIST")},
-	    {"expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &expose_values,
-	     N_("Expose a further service on a public port (and name) of its own: "
-		"[NAME=][HOST:]PORT, as many times as there are services; without -p, the "
-		"first one is the main service"),
-	     N_("[NAME=][HOST:]PORT")},
-	    {"name", 'n', 0, G_OPTION_ARG_STRING, &name,
-	     N_("Ask for this name: a server with --domain then reaches the tunnel as "
-		"NAME.DOMAIN (default: one it picks)"),
-	     N_("NAME")},
-	    {"proxy-protocol", 0, 0, G_OPTION_ARG_STRING, &proxy_protocol,
-	     N_("Tell the local service who each client is with a PROXY protocol header, "
-		"version v1 (text) or v2 (binary)"),
-	     N_("v1|v2")},
-	    {"no-dbus", 0, 0, G_OPTION_ARG_NONE, &no_dbus,
-	     N_("Do not show the tunnel’s status on the session bus"), NULL},
-	    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect,
-	     N_("Exit when the tunnel is lost instead of connecting again"), NULL},
-	    {"max-connections", 0, 0, G_OPTION_ARG_INT, &max_connections,
-	     N_("Open at most N connections to the local service at once; the server's "
-		"further ones are closed (default 1000)"),
-	     N_("N")},
-	    {"token-file", 0, 0, G_OPTION_ARG_FILENAME, &token_file,
-	     N_("Present the token in FILE to the server (or set PIGGY_TOKEN)"), N_("FILE")},
-	    {"ca-file", 0, 0, G_OPTION_ARG_FILENAME, &ca_file,
-	     N_("Trust the CA certificates in FILE (PEM) for a wss:// server, instead of the "
-		"system's"),
-	     N_("FILE")},
-	    {"pin-sha256", 0, 0, G_OPTION_ARG_STRING, &pin_input,
-	     N_("Accept only the wss:// server certificate with this SHA-256 (hex)"), N_("HASH")},
-	    G_OPTION_ENTRY_NULL,
-	};
 	g_autoptr(GOptionContext) context =
 	    g_option_context_new(_("— expose a local TCP service through a tunnel server"));
 	g_autoptr(GError) error = NULL;
@@ -365,26 +316,46 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 
 		g_option_context_set_description(context, description);
 	}
-	if (!pb_cli_parse(context, entries, &argc, &argv, &status))
+	pb_forward_options_init(&o);
+	entries = pb_forward_options_get_entries(&o);
+	if (!pb_cli_parse_config(context, entries, "forward", pb_forward_config_groups, &config,
+				 &argc, &argv, &status))
 		return status;
+	/* the file's services come first, --expose adds to them; either replaces the
+	 * "services" setting */
+	if (config != NULL) {
+		g_auto(GStrv) services = pb_forward_options_read_services(config, &error);
+
+		if (services == NULL)
+			return pb_cli_usage_error(error->message);
+		if (*services != NULL) {
+			g_autoptr(GStrvBuilder) all = g_strv_builder_new();
+
+			g_strv_builder_addv(all, (const char **)services);
+			if (o.expose != NULL)
+				g_strv_builder_addv(all, (const char **)o.expose);
+			g_strfreev(o.expose);
+			o.expose = g_strv_builder_end(all);
+		}
+	}
 	if (use_settings)
 		settings = pb_forward_command_settings_new();
-	name_is_setting = name == NULL;
-	expose_is_setting = expose_values == NULL;
+	name_is_setting = o.name == NULL;
+	expose_is_setting = o.expose == NULL;
 	if (settings != NULL)
-		pb_forward_command_defaults(settings, &host, &server_input, &port, &name,
-					    &proxy_protocol, &expose_values);
-	if (host == NULL)
-		host = g_strdup("localhost");
-	if (server_input == NULL)
-		server_input = g_strdup("localhost:8080");
-	if (expose_values != NULL) {
-		specs = pb_forward_command_parse_exposes(expose_values, expose_is_setting, &port,
-							 &host, &name, &status);
+		pb_forward_command_defaults(settings, &o.host, &o.server, &o.port, &o.name,
+					    &o.proxy_protocol, &o.expose);
+	if (o.host == NULL)
+		o.host = g_strdup("localhost");
+	if (o.server == NULL)
+		o.server = g_strdup("localhost:8080");
+	if (o.expose != NULL) {
+		specs = pb_forward_command_parse_exposes(o.expose, expose_is_setting, &o.port,
+							 &o.host, &o.name, &status);
 		if (specs == NULL)
 			return status;
 	}
-	if (port == -1 && settings != NULL) {
+	if (o.port == -1 && settings != NULL) {
 		g_autofree char *message = g_strdup_printf(
 		    /* TRANSLATORS: the command is shown as is; keep PORT in capitals */
 		    _("--port is required: the port of the local service (or set a default with "
@@ -393,16 +364,16 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 
 		return pb_cli_usage_error(message);
 	}
-	if (port == -1)
+	if (o.port == -1)
 		return pb_cli_usage_error(_("--port is required: the port of the local service"));
-	if (!pb_cli_check_port(port, FALSE, "--port", &status))
+	if (!pb_cli_check_port(o.port, FALSE, "--port", &status))
 		return status;
-	if (host == NULL || *host == '\0')
+	if (o.host == NULL || *o.host == '\0')
 		return pb_cli_usage_error(_("--host is empty"));
-	if (!pb_cli_check_features(features_option, &features, &status))
+	if (!pb_cli_check_features(o.features, &features, &status))
 		return status;
-	if (name != NULL && !pb_name_is_valid(name)) {
-		g_autofree char *shown = pb_text_escape(name, -1);
+	if (o.name != NULL && !pb_name_is_valid(o.name)) {
+		g_autofree char *shown = pb_text_escape(o.name, -1);
 		g_autofree char *message = NULL;
 
 		if (name_is_setting)
@@ -421,27 +392,27 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	/* a name whenever protocol 2 is spoken: the server picks one if we ask for none */
 	if (features != 0)
 		features |= PB_FEATURE_NAME;
-	if (max_connections < 1)
+	if (o.max_connections < 1)
 		return pb_cli_usage_error(_("--max-connections must be at least 1"));
-	if (g_strcmp0(proxy_protocol, "v1") == 0) {
+	if (g_strcmp0(o.proxy_protocol, "v1") == 0) {
 		features |= PB_FEATURE_PROXY_V1;
-	} else if (g_strcmp0(proxy_protocol, "v2") == 0) {
+	} else if (g_strcmp0(o.proxy_protocol, "v2") == 0) {
 		features |= PB_FEATURE_PROXY_V2;
-	} else if (proxy_protocol != NULL) {
+	} else if (o.proxy_protocol != NULL) {
 		g_autofree char *message = g_strdup_printf(
-		    _("--proxy-protocol must be v1 or v2, not “%s”"), proxy_protocol);
+		    _("--proxy-protocol must be v1 or v2, not “%s”"), o.proxy_protocol);
 
 		return pb_cli_usage_error(message);
 	}
-	server_url = pb_server_url_resolve(server_input, &error);
+	server_url = pb_server_url_resolve(o.server, &error);
 	if (server_url == NULL)
 		return pb_cli_usage_error(error->message);
-	if (!pb_cli_get_token(token_file, &token, &status))
+	if (!pb_cli_get_token(o.token_file, &token, &status))
 		return status;
-	if ((ca_file != NULL || pin_input != NULL) && !g_str_has_prefix(server_url, "wss://"))
+	if ((o.ca_file != NULL || o.pin_sha256 != NULL) && !g_str_has_prefix(server_url, "wss://"))
 		return pb_cli_usage_error(_("--ca-file and --pin-sha256 need a wss:// server"));
-	if (ca_file != NULL) {
-		tls_database = pb_tls_database_new(ca_file, &error);
+	if (o.ca_file != NULL) {
+		tls_database = pb_tls_database_new(o.ca_file, &error);
 		if (tls_database == NULL) {
 			g_autofree char *message =
 			    g_strdup_printf(_("--ca-file: %s"), error->message);
@@ -449,8 +420,8 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 			return pb_cli_usage_error(message);
 		}
 	}
-	if (pin_input != NULL) {
-		pin = pb_tls_pin_parse(pin_input, &error);
+	if (o.pin_sha256 != NULL) {
+		pin = pb_tls_pin_parse(o.pin_sha256, &error);
 		if (pin == NULL) {
 			g_autofree char *message =
 			    g_strdup_printf(_("--pin-sha256: %s"), error->message);
@@ -460,15 +431,15 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 	}
 
 	pb_cli_watch_signals(&cli);
-	client = pb_tunnel_client_new(server_url, host, (guint16)port);
+	client = pb_tunnel_client_new(server_url, o.host, (guint16)o.port);
 	for (guint i = 0; specs != NULL && i < specs->len; i++)
 		pb_tunnel_client_add_service(client, specs->pdata[i]);
-	pb_tunnel_client_set_auto_reconnect(client, !no_reconnect);
-	pb_tunnel_client_set_max_connections(client, (guint)max_connections);
+	pb_tunnel_client_set_auto_reconnect(client, !o.no_reconnect);
+	pb_tunnel_client_set_max_connections(client, (guint)o.max_connections);
 	pb_tunnel_client_set_keepalive(client, pb_cli_get_keepalive());
 	pb_tunnel_client_set_max_message_size(client, pb_cli_get_max_message_size());
 	pb_tunnel_client_set_features(client, features);
-	pb_tunnel_client_set_name(client, name);
+	pb_tunnel_client_set_name(client, o.name);
 	pb_tunnel_client_set_token(client, token);
 	pb_tunnel_client_set_tls(client, tls_database, pin);
 	g_signal_connect(client, "ready", G_CALLBACK(pb_forward_command_ready_cb), &cli);
@@ -476,14 +447,14 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 			 &cli);
 	g_signal_connect_object(g_network_monitor_get_default(), "network-changed",
 				G_CALLBACK(pb_forward_command_network_changed_cb), client, 0);
-	if (!no_dbus) {
+	if (!o.no_dbus) {
 		exporter = pb_dbus_exporter_new(client);
 		g_signal_connect(exporter, "quit-requested",
 				 G_CALLBACK(pb_forward_command_quit_requested_cb), &cli);
 		pb_dbus_exporter_start(exporter, NULL);
 		pb_forward_command_notifier(client, &application, &notifier);
 	}
-	pb_cli_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, host, port);
+	pb_cli_print(_("Connecting to %s, forwarding to %s:%d\n"), server_url, o.host, o.port);
 	{
 		g_autoptr(PbConsole) console = pb_cli_dashboard_console();
 

@@ -30,7 +30,16 @@ typedef struct {
 	const PbServeOptions *options; /* (unowned) as serve started */
 	gboolean allow_given;	       /* --allow, --deny on the command line: they stay */
 	gboolean deny_given;
+	gboolean listen_allow_given; /* --listen-allow, --listen-deny likewise */
+	gboolean listen_deny_given;
 } PbServeReload;
+
+/* A range list for a reload: the command line's, which wins, else the file's. */
+static char *
+pb_serve_reload_ranges(GKeyFile *key_file, gboolean given, const char *value, const char *key)
+{
+	return given ? g_strdup(value) : g_key_file_get_string(key_file, "serve", key, NULL);
+}
 
 /* SIGHUP (systemctl reload): the [client] groups of the file again, if it still parses (the
  * running configuration stays otherwise); [serve] is checked but takes effect at the next
@@ -54,17 +63,27 @@ pb_serve_reload_cb(gpointer user_data)
 		policy = pb_client_policy_new_from_config(config, &error);
 	if (policy != NULL) {
 		GKeyFile *key_file = pb_config_file_get_key_file(config);
+		const PbServeOptions *o = reload->options;
 		g_autofree char *allow =
-		    reload->allow_given ? g_strdup(reload->options->allow)
-					: g_key_file_get_string(key_file, "serve", "allow", NULL);
+		    pb_serve_reload_ranges(key_file, reload->allow_given, o->allow, "allow");
 		g_autofree char *deny =
-		    reload->deny_given ? g_strdup(reload->options->deny)
-				       : g_key_file_get_string(key_file, "serve", "deny", NULL);
+		    pb_serve_reload_ranges(key_file, reload->deny_given, o->deny, "deny");
+		g_autofree char *listen_allow = pb_serve_reload_ranges(
+		    key_file, reload->listen_allow_given, o->listen_allow, "listen-allow");
+		g_autofree char *listen_deny = pb_serve_reload_ranges(
+		    key_file, reload->listen_deny_given, o->listen_deny, "listen-deny");
+		g_autoptr(PbAddressRules) check = pb_address_rules_new();
 
-		/* new rules for new connections: those open stay */
-		if (!pb_address_rules_set(pb_tunnel_server_get_address_rules(reload->server), allow,
+		pb_address_rules_set_what(check, "", "listen-"); /* for its messages */
+
+		/* new rules for new connections: those open stay; both sets or neither */
+		if (!pb_address_rules_set(check, listen_allow, listen_deny, &error) ||
+		    !pb_address_rules_set(pb_tunnel_server_get_address_rules(reload->server), allow,
 					  deny, &error))
 			g_clear_pointer(&policy, pb_client_policy_free);
+		else
+			pb_address_rules_set(pb_tunnel_server_get_listen_rules(reload->server),
+					     listen_allow, listen_deny, NULL);
 	}
 	if (policy == NULL) {
 		g_warning("Configuration not reloaded, the running one stays: %s", error->message);
@@ -176,6 +195,8 @@ pb_serve_command(int argc, char **argv)
 	entries = pb_serve_options_get_entries(&o);
 	reload.allow_given = pb_config_file_find_option(argc, argv, "allow") != NULL;
 	reload.deny_given = pb_config_file_find_option(argc, argv, "deny") != NULL;
+	reload.listen_allow_given = pb_config_file_find_option(argc, argv, "listen-allow") != NULL;
+	reload.listen_deny_given = pb_config_file_find_option(argc, argv, "listen-deny") != NULL;
 	if (!pb_cli_parse_config(context, entries, "serve", pb_serve_config_groups, &config, &argc,
 				 &argv, &status))
 		return status;
@@ -208,6 +229,9 @@ pb_serve_command(int argc, char **argv)
 		    _("--max-clients and --max-connections must be at least 1"));
 	if (o.max_services < 1 || o.max_services > PB_HELLO_MAX_SERVICES)
 		return pb_cli_usage_error(_("--max-services must be from 1 to 256"));
+	if (o.max_connections_per_address < 0)
+		return pb_cli_usage_error(
+		    _("--max-connections-per-address must be a number, 0 for no limit"));
 	if (o.max_buffer_mib < 1 || o.max_buffer_mib > 1024 * 1024)
 		return pb_cli_usage_error(_("--max-buffer must be from 1 to 1048576 MiB"));
 	if (o.handshake_timeout < 1 || o.handshake_timeout > 3600)
@@ -313,6 +337,11 @@ pb_serve_command(int argc, char **argv)
 	if (!pb_address_rules_set(pb_tunnel_server_get_address_rules(server), o.allow, o.deny,
 				  &error))
 		return pb_cli_usage_error(error->message);
+	if (!pb_address_rules_set(pb_tunnel_server_get_listen_rules(server), o.listen_allow,
+				  o.listen_deny, &error))
+		return pb_cli_usage_error(error->message);
+	pb_address_rules_set_max_per_address(pb_tunnel_server_get_address_rules(server),
+					     (guint)o.max_connections_per_address);
 	pb_tunnel_server_set_metrics(server, g_strcmp0(o.metrics, "off") != 0, metrics_token);
 	pb_tunnel_server_set_tls_certificate(server, certificate);
 	pb_tunnel_server_set_domain(server, o.domain, o.http_port, o.sni_port);

@@ -126,6 +126,19 @@ pb_serve_options_get_entries(PbServeOptions *self)
 	     N_("Refuse public connections from these IP addresses and CIDR ranges, "
 		"comma-separated; before --allow"),
 	     N_("RANGES")},
+	    {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT,
+	     &self->max_connections_per_address,
+	     N_("Keep at most N public connections open at once from one IPv4 address or IPv6 "
+		"/64, all tunnels together; more are closed at once (default 0: no limit)"),
+	     N_("N")},
+	    {"listen-allow", 0, 0, G_OPTION_ARG_STRING, &self->listen_allow,
+	     N_("Take connections to the WebSocket port (tunnels, and names on it) only from "
+		"these IP addresses and CIDR ranges, comma-separated (default: from anywhere)"),
+	     N_("RANGES")},
+	    {"listen-deny", 0, 0, G_OPTION_ARG_STRING, &self->listen_deny,
+	     N_("Refuse connections to the WebSocket port from these IP addresses and CIDR "
+		"ranges, comma-separated; before --listen-allow"),
+	     N_("RANGES")},
 	    G_OPTION_ENTRY_NULL,
 	};
 
@@ -150,5 +163,7 @@ pb_serve_options_clear(PbServeOptions *self)
 	g_free(self->tls_key);
 	g_free(self->allow);
 	g_free(self->deny);
+	g_free(self->listen_allow);
+	g_free(self->listen_deny);
 	pb_serve_options_init(self);
 }

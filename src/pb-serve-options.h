@@ -35,6 +35,9 @@ typedef struct {
 	char *tls_key;
 	char *allow; /* CIDR ranges, for the public ports */
 	char *deny;
+	int max_connections_per_address; /* 0: no limit */
+	char *listen_allow;		 /* CIDR ranges, for the WebSocket port */
+	char *listen_deny;
 } PbServeOptions;
 
 void

@@ -92,9 +92,16 @@ pb_server_client_add_connection(PbServerClient *client, guint32 service,
 {
 	gint64 now;
 
-	/* --allow, --deny, by the public client's own address: closed before a byte of it
-	 * reaches the tunnel */
-	if (!pb_address_rules_check_connection(client->address_rules, origin)) {
+	/* --allow, --deny, --max-connections-per-address, by the public client's own address:
+	 * closed before a byte of it reaches the tunnel */
+	if (!pb_address_rules_admit(client->address_rules, connection, origin)) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return;
+	}
+	/* then those of its [client] group, counted in the server's total too */
+	if (!pb_address_rules_admit(pb_client_rule_get_address_rules(client->rule), connection,
+				    origin)) {
+		pb_address_rules_add_refused(client->address_rules, 1);
 		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
 		return;
 	}

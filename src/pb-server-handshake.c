@@ -349,6 +349,7 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 	g_autoptr(GPtrArray) clients = NULL;
 	g_autofree char *body = NULL;
 	g_autofree char *refused = NULL;
+	g_autofree char *listen_refused = NULL;
 	g_autofree char *text = NULL;
 	PbTunnelStats totals;
 	gsize len;
@@ -369,8 +370,14 @@ pb_tunnel_server_reply_metrics(PbTunnelServer *self, SoupServerMessage *msg)
 	pb_tunnel_server_get_totals(self, &totals);
 	body = pb_metrics_render(&totals, clients, pb_tunnel_server_get_n_pending(self),
 				 self->queue_budget);
-	refused = pb_address_rules_render_metrics(self->address_rules);
-	text = g_strconcat(body, refused, NULL);
+	refused = pb_address_rules_render_metrics(
+	    self->address_rules, "piggyback_address_refused_total",
+	    "Public connections refused by allow=, deny= and max-connections-per-address= (the "
+	    "server's and [client] groups').");
+	listen_refused = pb_address_rules_render_metrics(
+	    self->listen_rules, "piggyback_listen_refused_total",
+	    "Connections to the WebSocket port refused by listen-allow= and listen-deny=.");
+	text = g_strconcat(body, refused, listen_refused, NULL);
 	len = strlen(text);
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "text/plain; version=0.0.4; charset=utf-8",
@@ -467,10 +474,12 @@ pb_tunnel_server_check_rule(PbTunnelServer *self, SoupServerMessage *msg,
 	g_autofree char *reason = NULL;
 	g_autofree char *text = NULL;
 
-	/* without names (no --domain, or a client that takes none) there is no name to check */
-	if (!(features & PB_FEATURE_NAME))
+	/* without names (no --domain, or a client that takes none) there is no name to check,
+	 * but its services are counted all the same */
+	if (pb_client_rule_check_services(rule, 1 + further->len, &reason) &&
+	    !(features & PB_FEATURE_NAME))
 		return TRUE;
-	if (pb_client_rule_check_name(rule, asked, &reason)) {
+	if (reason == NULL && pb_client_rule_check_name(rule, asked, &reason)) {
 		/* each further service's name too; one that asks for none is named after the
 		 * first, which the rule allowed */
 		for (guint i = 0; i < further->len && reason == NULL; i++) {

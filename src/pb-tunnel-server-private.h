@@ -33,13 +33,15 @@ struct _PbTunnelServer {
 	char *token;		    /* (owned) (nullable) required on the upgrade; NULL = anyone */
 	PbClientPolicy *policy;	    /* (owned) (nullable) tokens of their own: [client] groups */
 	PbAddressRules *address_rules; /* (owned) --allow, --deny for the public ports */
-	GTlsCertificate *certificate;  /* (owned) (nullable) serve wss:// with it */
-	guint keepalive_s;	       /* ping interval of every tunnel; 0 = none */
-	SoupServer *soup;	       /* (owned) */
-	PbWebPort *web_port;	       /* (owned) (nullable) once started */
-	guint idle_timeout_s;	       /* of every tunneled connection; 0 = none */
-	guint64 max_message_size;      /* the largest WebSocket message taken from a client */
-	PbQueueBudget *queue_budget;   /* (owned) bytes queued towards public connections */
+	PbAddressRules
+	    *listen_rules; /* (owned) --listen-allow, --listen-deny: the WebSocket port */
+	GTlsCertificate *certificate; /* (owned) (nullable) serve wss:// with it */
+	guint keepalive_s;	      /* ping interval of every tunnel; 0 = none */
+	SoupServer *soup;	      /* (owned) */
+	PbWebPort *web_port;	      /* (owned) (nullable) once started */
+	guint idle_timeout_s;	      /* of every tunneled connection; 0 = none */
+	guint64 max_message_size;     /* the largest WebSocket message taken from a client */
+	PbQueueBudget *queue_budget;  /* (owned) bytes queued towards public connections */
 	guint handshake_timeout_s;
 	guint max_pending;
 	guint max_pending_per_address;

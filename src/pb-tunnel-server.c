@@ -97,6 +97,7 @@ pb_tunnel_server_start(PbTunnelServer *self, GError **error)
 	self->web_port = pb_web_port_new(self->soup, self->certificate);
 	pb_web_port_set_limits(self->web_port, self->handshake_timeout_s, self->max_pending,
 			       self->max_pending_per_address);
+	pb_web_port_set_address_rules(self->web_port, self->listen_rules);
 	if (self->domain != NULL)
 		pb_web_port_set_router(self->web_port, self->domain, pb_tunnel_server_route_cb,
 				       self);
@@ -370,6 +371,15 @@ pb_tunnel_server_set_client_policy(PbTunnelServer *self, PbClientPolicy *policy)
 		pb_client_policy_free(policy);
 }
 
+/* Returns: (transfer none): who may connect to the WebSocket port (--listen-allow,
+ * --listen-deny) */
+PbAddressRules *
+pb_tunnel_server_get_listen_rules(PbTunnelServer *self)
+{
+	g_return_val_if_fail(PB_IS_TUNNEL_SERVER(self), NULL);
+	return self->listen_rules;
+}
+
 /* Returns: (transfer none): who may connect to the public ports (--allow, --deny) */
 PbAddressRules *
 pb_tunnel_server_get_address_rules(PbTunnelServer *self)
@@ -443,6 +453,7 @@ pb_tunnel_server_finalize(GObject *object)
 	pb_tunnel_server_set_token(self, NULL);
 	g_clear_pointer(&self->policy, pb_client_policy_free);
 	g_clear_pointer(&self->address_rules, pb_address_rules_free);
+	g_clear_pointer(&self->listen_rules, pb_address_rules_free);
 	pb_tunnel_server_set_metrics(self, FALSE, NULL);
 	pb_queue_budget_unref(self->queue_budget);
 	G_OBJECT_CLASS(pb_tunnel_server_parent_class)->finalize(object);
@@ -462,6 +473,9 @@ pb_tunnel_server_init(PbTunnelServer *self)
 {
 	self->soup = soup_server_new("server-header", "piggyback/" PACKAGE_VERSION " ", NULL);
 	self->address_rules = pb_address_rules_new();
+	self->listen_rules = pb_address_rules_new();
+	pb_address_rules_set_what(self->listen_rules, "connection(s) to the WebSocket port",
+				  "listen-");
 	self->features =
 	    PB_FEATURES_ALL | PB_FEATURES_PROXY | PB_FEATURE_NAME | PB_FEATURE_SERVICES;
 	self->window = PB_FLOW_WINDOW_DEFAULT;

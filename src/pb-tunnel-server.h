@@ -85,6 +85,8 @@ guint
 pb_tunnel_server_get_n_client_rules(PbTunnelServer *self);
 PbAddressRules *
 pb_tunnel_server_get_address_rules(PbTunnelServer *self);
+PbAddressRules *
+pb_tunnel_server_get_listen_rules(PbTunnelServer *self);
 void
 pb_tunnel_server_set_tls_certificate(PbTunnelServer *self, GTlsCertificate *certificate);
 gboolean

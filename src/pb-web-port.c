@@ -46,7 +46,8 @@ struct _PbWebPort {
 	PbRouter *router;	/* (owned) (nullable) with names: reads request heads */
 	PbWebPortTunnelFunc tunnel_func;
 	gpointer tunnel_data;
-	GCancellable *cancellable; /* (owned) cancelled when the port is freed */
+	GCancellable *cancellable;     /* (owned) cancelled when the port is freed */
+	PbAddressRules *address_rules; /* (unowned) (nullable) who may connect at all */
 };
 
 /* A TLS connection for a tunnel, during its handshake. */
@@ -207,6 +208,12 @@ pb_web_port_incoming_cb(GSocketConnection *connection, gpointer user_data)
 
 	if (local == NULL || remote == NULL)
 		return; /* the peer is gone already */
+	/* --listen-allow, --listen-deny: before a TLS handshake or a byte read, so that a
+	 * refused address costs no more than its accept() */
+	if (!pb_address_rules_check_connection(self->address_rules, connection)) {
+		g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+		return;
+	}
 	g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 	if (self->certificate != NULL) {
 		/* the TLS handshake happens on libsoup's first read */
@@ -226,6 +233,14 @@ pb_web_port_incoming_cb(GSocketConnection *connection, gpointer user_data)
 		return;
 	}
 	soup_server_accept_iostream(self->soup, stream, local, remote, NULL);
+}
+
+/* @rules: (nullable) (transfer none): who may connect to the port at all; they must
+ * outlive it */
+void
+pb_web_port_set_address_rules(PbWebPort *self, PbAddressRules *rules)
+{
+	self->address_rules = rules;
 }
 
 /**

@@ -3,6 +3,7 @@
 
 #include <libsoup/soup.h>
 
+#include "pb-address-rules.h"
 #include "pb-router.h"
 
 G_BEGIN_DECLS
@@ -24,6 +25,8 @@ pb_web_port_new_passthrough(void);
 void
 pb_web_port_set_router(PbWebPort *self, const char *domain, PbWebPortTunnelFunc tunnel_func,
 		       gpointer user_data);
+void
+pb_web_port_set_address_rules(PbWebPort *self, PbAddressRules *rules);
 void
 pb_web_port_set_limits(PbWebPort *self, guint handshake_timeout_s, guint max_pending,
 		       guint max_pending_per_address);

@@ -4,7 +4,6 @@
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signal.h>
 
 #include "pb-address-rules.h"
@@ -116,6 +115,9 @@ static const ServeKey serve_keys[] = {
     SERVE_KEY("tls-key", tls_key),
     SERVE_KEY("allow", allow),
     SERVE_KEY("deny", deny),
+    SERVE_KEY("max-connections-per-address", max_connections_per_address),
+    SERVE_KEY("listen-allow", listen_allow),
+    SERVE_KEY("listen-deny", listen_deny),
 };
 
 /* The keys of the options every command has (pb-cli.c), checked through the place an
@@ -199,6 +201,15 @@ test_config_example(void)
 			g_error("the example has no key %s", entries[e].long_name);
 	}
 	pb_config_file_settle(config);
+
+	/* and every key of its [client] group */
+	{
+		g_autofree char *token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+		g_autoptr(PbClientPolicy) policy = pb_client_policy_new_from_config(config, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(pb_client_policy_get_n_rules(policy), ==, 1);
+	}
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
@@ -297,19 +308,12 @@ test_config_find_option(void)
 	g_assert_null(pb_config_file_find_option(7, argv, "conf"));
 }
 
-/* A test that fails leaves no piggyback behind: it is killed with the test. */
-static void
-child_setup_cb(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
+/* A test that fails leaves no piggyback behind; no PIGGY_TOKEN of the caller's reaches it. */
 static GSubprocessLauncher *
 launcher_new(void)
 {
-	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new_tied();
 
-	g_subprocess_launcher_set_child_setup(launcher, child_setup_cb, NULL, NULL);
 	g_subprocess_launcher_unsetenv(launcher, "PIGGY_TOKEN");
 	return launcher;
 }
@@ -650,6 +654,18 @@ static const BadFile bad_clients[] = {
      "[client alice]\ntoken-file=a.token\nmax-connections=0\n",
      {":3:", "max-connections=0"}},
     {"empty names", "[client alice]\ntoken-file=a.token\nnames=;\n", {":3:", "names=;"}},
+    {"bad allow",
+     "[client alice]\ntoken-file=a.token\nallow=10.0.0.0/99\n",
+     {":3:", "allow=10.0.0.0/99", "“10.0.0.0/99”"}},
+    {"bad deny",
+     "[client alice]\ntoken-file=a.token\nallow=10.0.0.0/8\ndeny=nowhere\n",
+     {":4:", "deny=nowhere"}},
+    {"bad max-connections-per-address",
+     "[client alice]\ntoken-file=a.token\nmax-connections-per-address=-1\n",
+     {":3:", "max-connections-per-address=-1"}},
+    {"bad max-services",
+     "[client alice]\ntoken-file=a.token\nmax-services=none\n",
+     {":3:", "max-services=none"}},
     {"bad client name", "[client a b]\ntoken-file=a.token\n", {":1:", "[client a b]"}},
     {"shared token",
      "[client alice]\ntoken-file=a.token\n[client bob]\ntoken-file=a.token\n",
@@ -692,6 +708,73 @@ test_config_clients_bad(void)
 		g_assert_cmpint(serve_fails(args, &output), ==, 2);
 		g_assert_nonnull(strstr(output, "bad.conf:2: [client alice] token-file=nope"));
 	}
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+/* An upgrade request of a [client] group's token and the status line it gets. */
+typedef struct {
+	const char *headers;
+	const char *status;
+} UpgradeCase;
+
+#define ALICE                                                                                      \
+	"Authorization: Bearer alice-token-0123456789\r\n"                                         \
+	"Piggyback-Features: flow, eof, name, services\r\n"
+#define BOB                                                                                        \
+	"Authorization: Bearer bob-token-0123456789\r\n"                                           \
+	"Piggyback-Features: flow, eof, name, services\r\n"
+
+/* each asks for names of its own: the previous one's may still be held */
+static const UpgradeCase max_services_cases[] = {
+    {ALICE "Piggyback-Name: alice\r\n", "HTTP/1.1 101 Switching Protocols"},
+    {ALICE "Piggyback-Name: alice-1\r\nPiggyback-Services: alice-api\r\n",
+     "HTTP/1.1 101 Switching Protocols"},
+    {ALICE "Piggyback-Name: alice-2\r\nPiggyback-Services: alice-db, -\r\n",
+     "HTTP/1.1 403 Client alice may have at most 2 services (max-services), not 3"},
+    /* counted before the names are looked at */
+    {ALICE "Piggyback-Name: bob\r\nPiggyback-Services: -, -, -\r\n",
+     "HTTP/1.1 403 Client alice may have at most 2 services (max-services), not 4"},
+    /* a group without max-services= has the server's (--max-services 4) */
+    {BOB "Piggyback-Name: bob\r\nPiggyback-Services: -, -, -\r\n",
+     "HTTP/1.1 101 Switching Protocols"},
+    {BOB "Piggyback-Name: bob-1\r\nPiggyback-Services: -, -, -, -\r\n",
+     "HTTP/1.1 403 Too many services (--max-services)"},
+};
+
+static void
+test_config_max_services(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "max-services=4\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "names=alice-*;alice\n"
+						    "max-services=2\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestProc *server;
+	guint16 port;
+
+	g_test_summary("max-services= of a [client] group: a client of it asking for more "
+		       "services gets 403 with the reason before the upgrade; without it, the "
+		       "server's --max-services");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--grace", "0", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	for (guint i = 0; i < G_N_ELEMENTS(max_services_cases); i++) {
+		const UpgradeCase *row = &max_services_cases[i];
+		g_autofree char *line = upgrade_line(port, row->headers);
+
+		g_test_message("case %u", i);
+		g_assert_cmpstr(line, ==, row->status);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Refusing client alice: Client alice may "
+						     "have at most 2 services"),
+			   10);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
@@ -993,6 +1076,324 @@ test_config_allow_deny(void)
 	temp_dir_free(g_steal_pointer(&dir));
 }
 
+/* A public connection to a client's port from an address, and whether it is taken. */
+typedef struct {
+	const char *client; /* "alice", "bob" */
+	const char *from;
+	gboolean taken;
+} ClientAddressCase;
+
+static const ClientAddressCase client_address_cases[] = {
+    /* alice's own deny=, on top of the server's deny=127.0.0.4 */
+    {"alice", "127.0.0.1", TRUE},
+    {"alice", "127.0.0.2", FALSE},
+    {"alice", "127.0.0.3", TRUE},
+    {"alice", "127.0.0.4", FALSE},
+    /* bob's allow=: only its range */
+    {"bob", "127.0.0.1", FALSE},
+    {"bob", "127.0.0.2", FALSE},
+    {"bob", "127.0.0.3", TRUE},
+    {"bob", "127.0.0.4", FALSE},
+    {"bob", "127.0.0.5", FALSE},
+};
+
+static void
+test_config_client_allow_deny(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "deny=127.0.0.4\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "deny=127.0.0.2\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n"
+						    "allow=127.0.0.3/32,::1\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autofree char *metrics = NULL;
+	PbTestProc *server;
+	PbTestProc *clients[2];
+	guint16 public_ports[2];
+	guint n_refused = 0;
+	guint16 port;
+
+	g_test_summary("allow= and deny= of a [client] group: its public connections only, "
+		       "after the server's; a refused one is closed at accept, counted in "
+		       "/metrics and logged with the client's name");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--metrics", "public", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	clients[0] = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
+	clients[1] = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		public_ports[i] = forward_wait_port(clients[i]);
+
+	for (guint i = 0; i < G_N_ELEMENTS(client_address_cases); i++) {
+		const ClientAddressCase *row = &client_address_cases[i];
+		guint16 public_port = public_ports[g_strcmp0(row->client, "bob") == 0];
+		g_autoptr(GSocket) socket = connect_from(row->from, public_port);
+
+		g_test_message("%s from %s", row->client, row->from);
+		if (row->taken) {
+			assert_echoes(socket, 'x');
+		} else {
+			assert_closed(socket);
+			n_refused++;
+		}
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Client alice: Refused 1 public "
+						     "connection(s), the last from 127.0.0.2: "
+						     "deny=127.0.0.2"),
+			   10);
+	pb_test_wait_until(pb_test_proc_said(server, "Client bob: Refused 1 public "
+						     "connection(s), the last from 127.0.0.1: in "
+						     "no allow= range"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	{
+		g_autofree char *series =
+		    g_strdup_printf("\npiggyback_address_refused_total %u\n", n_refused);
+
+		g_assert_nonnull(strstr(metrics, series));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+/* Whether @socket, a public connection through a tunnel to an echo service, echoes a
+ * byte: a refused one is closed instead. */
+static gboolean
+echoes(GSocket *socket, char byte)
+{
+	Exchange exchange = {socket, byte};
+
+	return GPOINTER_TO_INT(pb_test_run_in_thread(exchange_cb, &exchange, 10));
+}
+
+/* One more public connection, kept open, and whether the limits take it. */
+static const ClientAddressCase per_address_steps[] = {
+    /* alice's max-connections-per-address=1 */
+    {"alice", "127.0.0.2", TRUE},
+    {"alice", "127.0.0.2", FALSE},
+    {"alice", "127.0.0.3", TRUE},
+    /* the server's 2, all tunnels together: 127.0.0.2 has one (alice's) */
+    {"bob", "127.0.0.2", TRUE},
+    {"bob", "127.0.0.2", FALSE},
+    {"bob", "127.0.0.3", TRUE},
+    {"bob", "127.0.0.4", TRUE},
+    {"bob", "127.0.0.4", TRUE},
+    {"bob", "127.0.0.4", FALSE},
+};
+
+static void
+test_config_max_per_address(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *path = clients_config(dir, "max-connections-per-address=2\n"
+						    "[client alice]\n"
+						    "token-file=alice.token\n"
+						    "max-connections-per-address=1\n"
+						    "[client bob]\n"
+						    "token-file=bob.token\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	g_autoptr(GPtrArray) open = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autofree char *metrics = NULL;
+	g_autofree char *series = NULL;
+	PbTestProc *server;
+	PbTestProc *clients[2];
+	guint16 public_ports[2];
+	guint n_refused = 0;
+	gboolean taken = FALSE;
+	gint64 deadline;
+	guint16 port;
+
+	g_test_summary("max-connections-per-address= of the server (all tunnels together) and "
+		       "of a [client] group: a further public connection from that address is "
+		       "closed at once, counted and logged; one closed frees its place");
+	server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path,
+				    "--metrics", "public", NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	clients[0] = forward(port, pb_test_service_get_port(echo), alice_token, "alice");
+	clients[1] = forward(port, pb_test_service_get_port(echo), bob_token, "bob");
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		public_ports[i] = forward_wait_port(clients[i]);
+
+	for (guint i = 0; i < G_N_ELEMENTS(per_address_steps); i++) {
+		const ClientAddressCase *row = &per_address_steps[i];
+		guint16 public_port = public_ports[g_strcmp0(row->client, "bob") == 0];
+		GSocket *socket = connect_from(row->from, public_port);
+
+		g_test_message("%s from %s", row->client, row->from);
+		g_assert_cmpint(echoes(socket, 'x'), ==, row->taken);
+		if (row->taken)
+			g_ptr_array_add(open, socket);
+		else
+			g_object_unref(socket);
+		n_refused += !row->taken;
+	}
+	pb_test_wait_until(pb_test_proc_said(server,
+					     "Client alice: Refused 1 public "
+					     "connection(s), the last from 127.0.0.2: 1 "
+					     "open from there (max-connections-per-address)"),
+			   10);
+	pb_test_wait_until(pb_test_proc_said(server, "Refused 1 public connection(s), the last "
+						     "from 127.0.0.2: 2 open from there"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	series = g_strdup_printf("\npiggyback_address_refused_total %u\n", n_refused);
+	g_assert_nonnull(strstr(metrics, series));
+
+	/* alice's connection from 127.0.0.2 closes: another from there is taken, once the
+	 * server has let the first go */
+	g_ptr_array_remove_index(open, 0);
+	deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while (!taken && g_get_monotonic_time() < deadline) {
+		g_autoptr(GSocket) socket = connect_from("127.0.0.2", public_ports[0]);
+
+		taken = echoes(socket, 'y');
+		if (taken)
+			g_ptr_array_add(open, g_steal_pointer(&socket));
+		else
+			g_usleep(50 * 1000);
+	}
+	g_assert_true(taken);
+
+	g_ptr_array_set_size(open, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(clients); i++)
+		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	pb_test_service_free(echo);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
+/* An address and what max-connections-per-address counts it under. */
+static const struct {
+	const char *address;
+	const char *key;
+} address_keys[] = {
+    {"192.0.2.1", "192.0.2.1"},
+    {"::ffff:192.0.2.1", "192.0.2.1"}, /* an IPv4 client of a dual-stack port */
+    {"2001:db8:1:2::5", "2001:db8:1:2::/64"},
+    {"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+    {"2001:db8:1:3::5", "2001:db8:1:3::/64"},
+    {"::1", "::/64"},
+};
+
+static void
+test_config_address_keys(void)
+{
+	g_test_summary("max-connections-per-address counts an IPv4 address (mapped or not) as "
+		       "itself and an IPv6 address by its /64");
+	for (guint i = 0; i < G_N_ELEMENTS(address_keys); i++) {
+		g_autoptr(GInetAddress) address =
+		    g_inet_address_new_from_string(address_keys[i].address);
+		g_autofree char *key = pb_address_rules_key(address);
+
+		g_assert_cmpstr(key, ==, address_keys[i].key);
+	}
+}
+
+/* A connection to the WebSocket port from an address, and whether it is served. */
+typedef struct {
+	const char *from;
+	gboolean taken;
+} ListenCase;
+
+static const ListenCase listen_before[] = {
+    {"127.0.0.1", TRUE},
+    {"127.0.0.2", FALSE},
+    {"127.0.0.3", TRUE},
+};
+
+/* after a reload to listen-allow=127.0.0.3 (the file's listen-deny= goes) */
+static const ListenCase listen_after[] = {
+    {"127.0.0.1", FALSE},
+    {"127.0.0.2", FALSE},
+    {"127.0.0.3", TRUE},
+};
+
+/* Whether the WebSocket port on @port answers GET /healthz from @from. */
+static gboolean
+listen_answers(const char *from, guint16 port)
+{
+	const char *request =
+	    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	g_autoptr(GSocket) socket = connect_from(from, port);
+	char buf[64];
+
+	/* a refused connection may be gone before the request is written */
+	g_socket_send(socket, request, strlen(request), NULL, NULL);
+	return g_socket_receive(socket, buf, sizeof buf, NULL, NULL) > 0;
+}
+
+static void
+test_config_listen_allow_deny(void)
+{
+	g_autofree char *dir = temp_dir_new();
+	g_autofree char *path = write_file(dir, "serve.conf",
+					   "[serve]\nport=0\nlisten=127.0.0.1\n"
+					   "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+					   "listen-deny=127.0.0.2\n");
+	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
+	g_autofree char *metrics = NULL;
+	g_autofree char *output = NULL;
+	PbTestProc *server;
+	guint16 port;
+
+	g_test_summary("listen-allow= and listen-deny=: who may connect to the WebSocket port "
+		       "(open a tunnel), checked at accept: a refused address is closed at once, "
+		       "counted in /metrics and logged; a reload brings new ranges; a bad range "
+		       "exits 2 naming its place");
+	{
+		g_autofree char *bad =
+		    write_file(dir, "bad.conf", "[serve]\nlisten-allow=10.0.0.0/40\n");
+		const char *const args[] = {"--config", bad, "-p", "0", NULL};
+
+		g_assert_cmpint(serve_fails(args, &output), ==, 2);
+		g_assert_nonnull(
+		    strstr(output, "bad.conf:2: listen-allow=10.0.0.0/40: --listen-allow takes"));
+	}
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
+	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
+	for (guint i = 0; i < G_N_ELEMENTS(listen_before); i++) {
+		g_test_message("from %s", listen_before[i].from);
+		g_assert_cmpint(listen_answers(listen_before[i].from, port), ==,
+				listen_before[i].taken);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "Refused 1 connection(s) to the WebSocket "
+						     "port, the last from 127.0.0.2: "
+						     "listen-deny=127.0.0.2"),
+			   10);
+	metrics = http_get(port, "/metrics");
+	g_assert_nonnull(strstr(metrics, "\npiggyback_listen_refused_total 1\n"));
+
+	g_free(write_file(dir, "serve.conf",
+			  "[serve]\nport=0\nlisten=127.0.0.1\n"
+			  "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+			  "listen-allow=127.0.0.3\n"));
+	kill(pb_test_proc_get_pid(server), SIGHUP);
+	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded"), 10);
+	for (guint i = 0; i < G_N_ELEMENTS(listen_after); i++) {
+		g_test_message("after the reload, from %s", listen_after[i].from);
+		g_assert_cmpint(listen_answers(listen_after[i].from, port), ==,
+				listen_after[i].taken);
+	}
+	pb_test_wait_until(pb_test_proc_said(server, "the last from 127.0.0.1: in no "
+						     "listen-allow= range"),
+			   10);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+	temp_dir_free(g_steal_pointer(&dir));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1004,8 +1405,13 @@ main(int argc, char **argv)
 	g_test_add_func("/config/serve", test_config_serve);
 	g_test_add_func("/config/clients", test_config_clients);
 	g_test_add_func("/config/clients-bad", test_config_clients_bad);
+	g_test_add_func("/config/max-services", test_config_max_services);
 	g_test_add_func("/config/reload", test_config_reload);
 	g_test_add_func("/config/address-rules", test_config_address_rules);
 	g_test_add_func("/config/allow-deny", test_config_allow_deny);
+	g_test_add_func("/config/client-allow-deny", test_config_client_allow_deny);
+	g_test_add_func("/config/max-per-address", test_config_max_per_address);
+	g_test_add_func("/config/address-keys", test_config_address_keys);
+	g_test_add_func("/config/listen-allow-deny", test_config_listen_allow_deny);
 	return g_test_run();
 }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,38 @@ test_terminal_serve_dashboard(TerminalFixture *fx, gconstpointer user_data)
 }
 
 static void
+test_terminal_serve_reload(TerminalFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = g_dir_make_tmp("pb-terminal-XXXXXX", &error);
+	g_autofree char *path = NULL;
+	PtyProc *server;
+
+	g_test_summary("serve --config on a terminal: a reload (SIGHUP) says “configuration "
+		       "reloaded” on the dashboard, and a file that does not parse says why");
+	g_assert_no_error(error);
+	path = g_build_filename(dir, "serve.conf", NULL);
+	g_file_set_contents(path, "[serve]\ngrace=5\n", -1, &error);
+	g_assert_no_error(error);
+	server = pty_spawn(NULL, (const char *const[]){"serve", "--config", path, "-p", "0", "-l",
+						       "127.0.0.1", "-H", "127.0.0.1", NULL});
+	pb_test_wait_until(pty_said(server, "Listening on ws://127.0.0.1:"), 10);
+	g_subprocess_send_signal(server->process, SIGHUP);
+	pb_test_wait_until(pty_said(server, "serve.conf: configuration reloaded"), 10);
+	g_assert_nonnull(strstr(server->screen->str, "\033[?1049h")); /* on the dashboard */
+
+	g_file_set_contents(path, "[serve]\ngrace=soon\n", -1, &error);
+	g_assert_no_error(error);
+	g_subprocess_send_signal(server->process, SIGHUP);
+	pb_test_wait_until(pty_said(server, "warning: Configuration not reloaded"), 10);
+	g_assert_false(server->exited);
+	g_assert_cmpint(pty_finish(server), ==, 0);
+	pty_free(server);
+	g_unlink(path);
+	g_rmdir(dir);
+}
+
+static void
 test_terminal_plain(TerminalFixture *fx, gconstpointer user_data)
 {
 	const char *const plain_env[] = {"PIGGY_LOG=plain", NULL};
@@ -338,6 +371,7 @@ main(int argc, char **argv)
 	g_test_add(path, TerminalFixture, NULL, terminal_set_up, func, terminal_tear_down)
 	ADD("/terminal/forward-dashboard", test_terminal_forward_dashboard);
 	ADD("/terminal/serve-dashboard", test_terminal_serve_dashboard);
+	ADD("/terminal/serve-reload", test_terminal_serve_reload);
 	ADD("/terminal/plain", test_terminal_plain);
 	ADD("/terminal/verbosity", test_terminal_verbosity);
 #undef ADD
