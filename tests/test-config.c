@@ -834,6 +834,27 @@ transfers_done(Transfer *transfers, guint n)
 	return done;
 }
 
+/* A connection to 127.0.0.1:@port from @from. */
+static GSocket *
+connect_from(const char *from, guint16 port)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) source = g_inet_address_new_from_string(from);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) local = g_inet_socket_address_new(source, 0);
+	g_autoptr(GSocketAddress) remote = g_inet_socket_address_new(loopback, port);
+	GSocket *socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+
+	g_assert_no_error(error);
+	g_socket_bind(socket, local, FALSE, &error);
+	g_assert_no_error(error);
+	g_socket_connect(socket, remote, NULL, &error);
+	g_assert_no_error(error);
+	g_socket_set_timeout(socket, 10);
+	return socket;
+}
+
 static void
 test_config_reload(void)
 {
@@ -843,13 +864,16 @@ test_config_reload(void)
 	g_autofree char *carol_token = write_file(dir, "carol.token", "carol-token-0123456789\n");
 	const char *const both = "[client alice]\ntoken-file=alice.token\nnames=alice\n"
 				 "[client bob]\ntoken-file=bob.token\n";
+	/* bob's token goes, and alice's rule tightens: no more connections from 127.0.0.2 */
 	const char *const alice_carol = "[client alice]\ntoken-file=alice.token\nnames=alice\n"
+					"deny=127.0.0.2\n"
 					"[client carol]\ntoken-file=carol.token\n";
 	g_autofree char *path = clients_config(dir, both);
 	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	g_autoptr(GSocket) through_alice = NULL;
 	g_autoptr(GSocket) through_bob = NULL;
+	g_autoptr(GSocket) from_denied = NULL;
 	PbTestProc *server;
 	PbTestProc *alice;
 	PbTestProc *bob;
@@ -862,7 +886,8 @@ test_config_reload(void)
 
 	g_test_summary("SIGHUP reads the file again: a client whose token was removed is "
 		       "disconnected with 1008 and the reason, the others keep their tunnels and "
-		       "connections; a file that does not parse changes nothing");
+		       "connections, a tightened rule holds for new ones; a file that does not "
+		       "parse changes nothing");
 	server =
 	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "--config", path, NULL);
 	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
@@ -914,6 +939,9 @@ test_config_reload(void)
 	}
 	assert_echoes(through_alice, '2');
 	g_assert_false(pb_test_proc_said(alice, "Offline"));
+	/* the tightened rule holds for new connections */
+	from_denied = connect_from("127.0.0.2", alice_port);
+	assert_closed(from_denied);
 
 	/* a broken file: the running configuration stays */
 	g_free(write_file(dir, "serve.conf", "[serve\n"));
@@ -988,27 +1016,6 @@ test_config_address_rules(void)
 		/* the rules before stay: allow 10.0.0.0/8 and 127.0.0.1 */
 		g_assert_true(pb_address_rules_check(rules, address));
 	}
-}
-
-/* A connection to 127.0.0.1:@port from @from. */
-static GSocket *
-connect_from(const char *from, guint16 port)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GInetAddress) source = g_inet_address_new_from_string(from);
-	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
-	g_autoptr(GSocketAddress) local = g_inet_socket_address_new(source, 0);
-	g_autoptr(GSocketAddress) remote = g_inet_socket_address_new(loopback, port);
-	GSocket *socket =
-	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-
-	g_assert_no_error(error);
-	g_socket_bind(socket, local, FALSE, &error);
-	g_assert_no_error(error);
-	g_socket_connect(socket, remote, NULL, &error);
-	g_assert_no_error(error);
-	g_socket_set_timeout(socket, 10);
-	return socket;
 }
 
 static void
