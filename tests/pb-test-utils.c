@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -386,6 +387,63 @@ pb_test_proc_launcher_new(void)
 {
 	return g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
+}
+
+/* A directory of the test's own, named @prefix-XXXXXX; pb_test_temp_dir_free() removes it
+ * with what is in it. */
+char *
+pb_test_temp_dir_new(const char *prefix)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *template = g_strdup_printf("%s-XXXXXX", prefix);
+	char *dir = g_dir_make_tmp(template, &error);
+
+	g_assert_no_error(error);
+	return dir;
+}
+
+void
+pb_test_temp_dir_free(char *dir)
+{
+	g_autoptr(GDir) handle = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (handle != NULL && (name = g_dir_read_name(handle)) != NULL) {
+		g_autofree char *path = g_build_filename(dir, name, NULL);
+
+		g_unlink(path);
+	}
+	g_rmdir(dir);
+	g_free(dir);
+}
+
+/* Writes @contents to @name in @dir; returns its path. */
+char *
+pb_test_write_file(const char *dir, const char *name, const char *contents)
+{
+	g_autoptr(GError) error = NULL;
+	char *path = g_build_filename(dir, name, NULL);
+
+	g_file_set_contents(path, contents, -1, &error);
+	g_assert_no_error(error);
+	return path;
+}
+
+/* data/@example with each of its keys and its [@group NAME] groups uncommented
+ * ("#key=value" → "key=value"). */
+char *
+pb_test_example_uncommented(const char *example, const char *group)
+{
+	g_autofree char *path = g_test_build_filename(G_TEST_DIST, "..", "data", example, NULL);
+	g_autofree char *pattern = g_strdup_printf("^#(\\[%s [^]]+\\]|[a-z0-9-]+=.*)$", group);
+	g_autofree char *text = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GRegex) regex = g_regex_new(pattern, G_REGEX_MULTILINE, 0, &error);
+
+	g_assert_no_error(error);
+	g_file_get_contents(path, &text, NULL, &error);
+	g_assert_no_error(error);
+	return g_regex_replace(regex, text, -1, 0, "\\1", 0, &error);
 }
 
 static void

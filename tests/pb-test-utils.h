@@ -96,6 +96,14 @@ GSubprocessLauncher *
 pb_test_proc_launcher_new(void);
 GSubprocessLauncher *
 pb_test_proc_launcher_new_tied(void);
+char *
+pb_test_temp_dir_new(const char *prefix);
+void
+pb_test_temp_dir_free(char *dir);
+char *
+pb_test_write_file(const char *dir, const char *name, const char *contents);
+char *
+pb_test_example_uncommented(const char *example, const char *group);
 PbTestProc *
 pb_test_proc_spawn(GSubprocessLauncher *launcher, const char *first, ...) G_GNUC_NULL_TERMINATED;
 PbTestProc *

@@ -22,61 +22,6 @@
 
 static const char *const serve_groups[] = {"serve", "client ", NULL};
 
-/* A directory of the test's own, removed with what is in it at the end. */
-static char *
-temp_dir_new(void)
-{
-	g_autoptr(GError) error = NULL;
-	char *dir = g_dir_make_tmp("pb-config-XXXXXX", &error);
-
-	g_assert_no_error(error);
-	return dir;
-}
-
-static void
-temp_dir_free(char *dir)
-{
-	g_autoptr(GDir) handle = g_dir_open(dir, 0, NULL);
-	const char *name;
-
-	while (handle != NULL && (name = g_dir_read_name(handle)) != NULL) {
-		g_autofree char *path = g_build_filename(dir, name, NULL);
-
-		g_unlink(path);
-	}
-	g_rmdir(dir);
-	g_free(dir);
-}
-
-/* Writes @contents to @name in @dir; returns its path. */
-static char *
-write_file(const char *dir, const char *name, const char *contents)
-{
-	g_autoptr(GError) error = NULL;
-	char *path = g_build_filename(dir, name, NULL);
-
-	g_file_set_contents(path, contents, -1, &error);
-	g_assert_no_error(error);
-	return path;
-}
-
-/* The example with each of its keys and groups uncommented ("#key=value" → "key=value"). */
-static char *
-example_uncommented(void)
-{
-	g_autofree char *path =
-	    g_test_build_filename(G_TEST_DIST, "..", "data", "serve.conf.example", NULL);
-	g_autofree char *text = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GRegex) regex =
-	    g_regex_new("^#(\\[client [^]]+\\]|[a-z-]+=.*)$", G_REGEX_MULTILINE, 0, &error);
-
-	g_assert_no_error(error);
-	g_file_get_contents(path, &text, NULL, &error);
-	g_assert_no_error(error);
-	return g_regex_replace(regex, text, -1, 0, "\\1", 0, &error);
-}
-
 /* How each option of PbServeOptions is found, to check the file set it. */
 typedef struct {
 	const char *key;
@@ -129,9 +74,9 @@ static const char *const cli_keys[] = {
 static void
 test_config_example(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *text = example_uncommented();
-	g_autofree char *path = write_file(dir, "serve.conf", text);
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *text = pb_test_example_uncommented("serve.conf.example", "client");
+	g_autofree char *path = pb_test_write_file(dir, "serve.conf", text);
 	g_autoptr(GKeyFile) key_file = g_key_file_new();
 	g_auto(PbServeOptions) options = {0};
 	g_autofree GOptionEntry *entries = NULL;
@@ -204,13 +149,14 @@ test_config_example(void)
 
 	/* and every key of its [client] group */
 	{
-		g_autofree char *token = write_file(dir, "alice.token", "alice-token-0123456789\n");
+		g_autofree char *token =
+		    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
 		g_autoptr(PbClientPolicy) policy = pb_client_policy_new_from_config(config, &error);
 
 		g_assert_no_error(error);
 		g_assert_cmpuint(pb_client_policy_get_n_rules(policy), ==, 1);
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A bad file and what its error must say. */
@@ -235,13 +181,13 @@ static const BadFile bad_files[] = {
 static void
 test_config_bad(void)
 {
-	g_autofree char *dir = temp_dir_new();
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
 
 	g_test_summary("Every kind of bad configuration file is refused with its file, line, "
 		       "key and value; an unreadable one with its name and reason");
 	for (guint i = 0; i < G_N_ELEMENTS(bad_files); i++) {
 		const BadFile *bad = &bad_files[i];
-		g_autofree char *path = write_file(dir, "bad.conf", bad->contents);
+		g_autofree char *path = pb_test_write_file(dir, "bad.conf", bad->contents);
 		g_auto(PbServeOptions) options = {0};
 		g_autofree GOptionEntry *entries = NULL;
 		g_autoptr(PbConfigFile) config = NULL;
@@ -274,14 +220,14 @@ test_config_bad(void)
 		g_assert_nonnull(strstr(error->message, missing));
 		g_assert_nonnull(strstr(error->message, "No such file"));
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 static void
 test_config_check_only(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *path = write_file(dir, "a.conf", "[serve]\ngrace=7\nlog=plain\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *path = pb_test_write_file(dir, "a.conf", "[serve]\ngrace=7\nlog=plain\n");
 	g_auto(PbServeOptions) options = {0};
 	g_autofree GOptionEntry *entries = NULL;
 	g_autoptr(PbConfigFile) config = NULL;
@@ -293,7 +239,7 @@ test_config_check_only(void)
 	config = pb_cli_load_config(path, "serve", entries, serve_groups, TRUE, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(options.grace, ==, 30);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 static void
@@ -376,19 +322,19 @@ upgrade_status(guint16 port, const char *headers)
 static void
 test_config_serve(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *token = write_file(dir, "token", "file-token-0123456789\n");
-	g_autofree char *path = write_file(dir, "serve.conf",
-					   "[serve]\n"
-					   "# every key is an option by its long name\n"
-					   "port=0\n"
-					   "listen=127.0.0.1\n"
-					   "tunnel-host=127.0.0.1\n"
-					   "domain=file.test\n"
-					   "http-port=0\n"
-					   "token-file=token\n"
-					   "log=plain\n"
-					   "grace=99999\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *token = pb_test_write_file(dir, "token", "file-token-0123456789\n");
+	g_autofree char *path = pb_test_write_file(dir, "serve.conf",
+						   "[serve]\n"
+						   "# every key is an option by its long name\n"
+						   "port=0\n"
+						   "listen=127.0.0.1\n"
+						   "tunnel-host=127.0.0.1\n"
+						   "domain=file.test\n"
+						   "http-port=0\n"
+						   "token-file=token\n"
+						   "log=plain\n"
+						   "grace=99999\n");
 	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autofree char *output = NULL;
 	PbTestProc *server;
@@ -428,7 +374,7 @@ test_config_serve(void)
 	g_assert_false(pb_test_proc_exited(server));
 	g_assert_cmpuint(upgrade_status(port, ""), ==, 101);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* The body of GET @path on @port. */
@@ -539,15 +485,16 @@ clients_config(const char *dir, const char *clients)
 						"%s",
 						clients);
 
-	return write_file(dir, "serve.conf", text);
+	return pb_test_write_file(dir, "serve.conf", text);
 }
 
 static void
 test_config_clients(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
-	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *alice_token =
+	    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = pb_test_write_file(dir, "bob.token", "bob-token-0123456789\n");
 	guint16 alice_port = pb_test_free_port();
 	g_autofree char *clients = g_strdup_printf("[client alice]\n"
 						   "token-file=alice.token\n"
@@ -641,7 +588,7 @@ test_config_clients(void)
 	g_assert_cmpint(pb_test_proc_finish(bob_client), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	pb_test_service_free(echo);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A bad [client] group and what its error must say. */
@@ -675,14 +622,14 @@ static const BadFile bad_clients[] = {
 static void
 test_config_clients_bad(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *token = write_file(dir, "a.token", "a-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *token = pb_test_write_file(dir, "a.token", "a-token-0123456789\n");
 
 	g_test_summary("Every kind of bad [client] group is refused with its file, line, key "
 		       "and value");
 	for (guint i = 0; i < G_N_ELEMENTS(bad_clients); i++) {
 		const BadFile *bad = &bad_clients[i];
-		g_autofree char *path = write_file(dir, "bad.conf", bad->contents);
+		g_autofree char *path = pb_test_write_file(dir, "bad.conf", bad->contents);
 		g_autoptr(PbConfigFile) config = pb_config_file_load(path, NULL);
 		g_autoptr(PbClientPolicy) policy = NULL;
 		g_autoptr(GError) error = NULL;
@@ -701,14 +648,15 @@ test_config_clients_bad(void)
 	}
 	/* and serve refuses to start with one, exit 2 */
 	{
-		g_autofree char *path = write_file(dir, "bad.conf", bad_clients[1].contents);
+		g_autofree char *path =
+		    pb_test_write_file(dir, "bad.conf", bad_clients[1].contents);
 		const char *const args[] = {"--config", path, "-p", "0", NULL};
 		g_autofree char *output = NULL;
 
 		g_assert_cmpint(serve_fails(args, &output), ==, 2);
 		g_assert_nonnull(strstr(output, "bad.conf:2: [client alice] token-file=nope"));
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* An upgrade request of a [client] group's token and the status line it gets. */
@@ -744,9 +692,10 @@ static const UpgradeCase max_services_cases[] = {
 static void
 test_config_max_services(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
-	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *alice_token =
+	    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = pb_test_write_file(dir, "bob.token", "bob-token-0123456789\n");
 	g_autofree char *path = clients_config(dir, "max-services=4\n"
 						    "[client alice]\n"
 						    "token-file=alice.token\n"
@@ -775,7 +724,7 @@ test_config_max_services(void)
 						     "have at most 2 services"),
 			   10);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A transfer through a tunnel while it may be cut: @size bytes of the pattern to an echo
@@ -858,10 +807,12 @@ connect_from(const char *from, guint16 port)
 static void
 test_config_reload(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
-	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
-	g_autofree char *carol_token = write_file(dir, "carol.token", "carol-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *alice_token =
+	    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = pb_test_write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *carol_token =
+	    pb_test_write_file(dir, "carol.token", "carol-token-0123456789\n");
 	const char *const both = "[client alice]\ntoken-file=alice.token\nnames=alice\n"
 				 "[client bob]\ntoken-file=bob.token\n";
 	/* bob's token goes, and alice's rule tightens: no more connections from 127.0.0.2 */
@@ -944,7 +895,7 @@ test_config_reload(void)
 	assert_closed(from_denied);
 
 	/* a broken file: the running configuration stays */
-	g_free(write_file(dir, "serve.conf", "[serve\n"));
+	g_free(pb_test_write_file(dir, "serve.conf", "[serve\n"));
 	kill(pb_test_proc_get_pid(server), SIGHUP);
 	pb_test_wait_until(pb_test_proc_said(server, "Configuration not reloaded"), 10);
 	g_assert_true(pb_test_proc_said(server, "serve.conf:1:"));
@@ -957,7 +908,7 @@ test_config_reload(void)
 	g_assert_cmpint(pb_test_proc_finish(alice), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	pb_test_service_free(echo);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* An address, and whether the rules take a connection from it. */
@@ -1021,13 +972,14 @@ test_config_address_rules(void)
 static void
 test_config_allow_deny(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *token = write_file(dir, "token", "shared-token-0123456789\n");
-	g_autofree char *path = write_file(dir, "serve.conf",
-					   "[serve]\nport=0\nlisten=127.0.0.1\n"
-					   "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
-					   "metrics=public\n"
-					   "allow=127.0.0.0/8\ndeny=127.0.0.2\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *token = pb_test_write_file(dir, "token", "shared-token-0123456789\n");
+	g_autofree char *path =
+	    pb_test_write_file(dir, "serve.conf",
+			       "[serve]\nport=0\nlisten=127.0.0.1\n"
+			       "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
+			       "metrics=public\n"
+			       "allow=127.0.0.0/8\ndeny=127.0.0.2\n");
 	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	g_autofree char *metrics = NULL;
@@ -1060,10 +1012,10 @@ test_config_allow_deny(void)
 	g_assert_nonnull(strstr(metrics, "\npiggyback_address_refused_total 1\n"));
 
 	/* a reload: 127.0.0.3 is no longer allowed, its open connection stays */
-	g_free(write_file(dir, "serve.conf",
-			  "[serve]\nport=0\nlisten=127.0.0.1\n"
-			  "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
-			  "metrics=public\nallow=127.0.0.1,127.0.0.2\n"));
+	g_free(pb_test_write_file(dir, "serve.conf",
+				  "[serve]\nport=0\nlisten=127.0.0.1\n"
+				  "tunnel-host=127.0.0.1\nlog=plain\ntoken-file=token\n"
+				  "metrics=public\nallow=127.0.0.1,127.0.0.2\n"));
 	kill(pb_test_proc_get_pid(server), SIGHUP);
 	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded"), 10);
 	refused = connect_from("127.0.0.3", public_port);
@@ -1080,7 +1032,7 @@ test_config_allow_deny(void)
 	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	pb_test_service_free(echo);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A public connection to a client's port from an address, and whether it is taken. */
@@ -1107,9 +1059,10 @@ static const ClientAddressCase client_address_cases[] = {
 static void
 test_config_client_allow_deny(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
-	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *alice_token =
+	    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = pb_test_write_file(dir, "bob.token", "bob-token-0123456789\n");
 	g_autofree char *path = clients_config(dir, "deny=127.0.0.4\n"
 						    "[client alice]\n"
 						    "token-file=alice.token\n"
@@ -1169,7 +1122,7 @@ test_config_client_allow_deny(void)
 		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	pb_test_service_free(echo);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* Whether @socket, a public connection through a tunnel to an echo service, echoes a
@@ -1200,9 +1153,10 @@ static const ClientAddressCase per_address_steps[] = {
 static void
 test_config_max_per_address(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *alice_token = write_file(dir, "alice.token", "alice-token-0123456789\n");
-	g_autofree char *bob_token = write_file(dir, "bob.token", "bob-token-0123456789\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *alice_token =
+	    pb_test_write_file(dir, "alice.token", "alice-token-0123456789\n");
+	g_autofree char *bob_token = pb_test_write_file(dir, "bob.token", "bob-token-0123456789\n");
 	g_autofree char *path = clients_config(dir, "max-connections-per-address=2\n"
 						    "[client alice]\n"
 						    "token-file=alice.token\n"
@@ -1278,7 +1232,7 @@ test_config_max_per_address(void)
 		g_assert_cmpint(pb_test_proc_finish(clients[i]), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	pb_test_service_free(echo);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* An address and what max-connections-per-address counts it under. */
@@ -1344,11 +1298,12 @@ listen_answers(const char *from, guint16 port)
 static void
 test_config_listen_allow_deny(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *path = write_file(dir, "serve.conf",
-					   "[serve]\nport=0\nlisten=127.0.0.1\n"
-					   "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
-					   "listen-deny=127.0.0.2\n");
+	g_autofree char *dir = pb_test_temp_dir_new("pb-config");
+	g_autofree char *path =
+	    pb_test_write_file(dir, "serve.conf",
+			       "[serve]\nport=0\nlisten=127.0.0.1\n"
+			       "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+			       "listen-deny=127.0.0.2\n");
 	g_autoptr(GSubprocessLauncher) launcher = launcher_new();
 	g_autofree char *metrics = NULL;
 	g_autofree char *output = NULL;
@@ -1361,7 +1316,7 @@ test_config_listen_allow_deny(void)
 		       "exits 2 naming its place");
 	{
 		g_autofree char *bad =
-		    write_file(dir, "bad.conf", "[serve]\nlisten-allow=10.0.0.0/40\n");
+		    pb_test_write_file(dir, "bad.conf", "[serve]\nlisten-allow=10.0.0.0/40\n");
 		const char *const args[] = {"--config", bad, "-p", "0", NULL};
 
 		g_assert_cmpint(serve_fails(args, &output), ==, 2);
@@ -1383,10 +1338,10 @@ test_config_listen_allow_deny(void)
 	metrics = http_get(port, "/metrics");
 	g_assert_nonnull(strstr(metrics, "\npiggyback_listen_refused_total 1\n"));
 
-	g_free(write_file(dir, "serve.conf",
-			  "[serve]\nport=0\nlisten=127.0.0.1\n"
-			  "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
-			  "listen-allow=127.0.0.3\n"));
+	g_free(pb_test_write_file(dir, "serve.conf",
+				  "[serve]\nport=0\nlisten=127.0.0.1\n"
+				  "tunnel-host=127.0.0.1\nlog=plain\nmetrics=public\n"
+				  "listen-allow=127.0.0.3\n"));
 	kill(pb_test_proc_get_pid(server), SIGHUP);
 	pb_test_wait_until(pb_test_proc_said(server, "configuration reloaded"), 10);
 	for (guint i = 0; i < G_N_ELEMENTS(listen_after); i++) {
@@ -1398,7 +1353,7 @@ test_config_listen_allow_deny(void)
 						     "listen-allow= range"),
 			   10);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 int

@@ -20,61 +20,6 @@
 
 static const char *const forward_groups[] = {"forward", "service ", NULL};
 
-/* A directory of the test's own, removed with what is in it at the end. */
-static char *
-temp_dir_new(void)
-{
-	g_autoptr(GError) error = NULL;
-	char *dir = g_dir_make_tmp("pb-forward-config-XXXXXX", &error);
-
-	g_assert_no_error(error);
-	return dir;
-}
-
-static void
-temp_dir_free(char *dir)
-{
-	g_autoptr(GDir) handle = g_dir_open(dir, 0, NULL);
-	const char *name;
-
-	while (handle != NULL && (name = g_dir_read_name(handle)) != NULL) {
-		g_autofree char *path = g_build_filename(dir, name, NULL);
-
-		g_unlink(path);
-	}
-	g_rmdir(dir);
-	g_free(dir);
-}
-
-/* Writes @contents to @name in @dir; returns its path. */
-static char *
-write_file(const char *dir, const char *name, const char *contents)
-{
-	g_autoptr(GError) error = NULL;
-	char *path = g_build_filename(dir, name, NULL);
-
-	g_file_set_contents(path, contents, -1, &error);
-	g_assert_no_error(error);
-	return path;
-}
-
-/* The example with each of its keys and groups uncommented ("#key=value" → "key=value"). */
-static char *
-example_uncommented(void)
-{
-	g_autofree char *path =
-	    g_test_build_filename(G_TEST_DIST, "..", "data", "forward.conf.example", NULL);
-	g_autofree char *text = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GRegex) regex =
-	    g_regex_new("^#(\\[service [^]]+\\]|[a-z0-9-]+=.*)$", G_REGEX_MULTILINE, 0, &error);
-
-	g_assert_no_error(error);
-	g_file_get_contents(path, &text, NULL, &error);
-	g_assert_no_error(error);
-	return g_regex_replace(regex, text, -1, 0, "\\1", 0, &error);
-}
-
 /* How each option of PbForwardOptions is found, to check the file set it. */
 typedef struct {
 	const char *key;
@@ -118,9 +63,9 @@ is_no_key(const char *option)
 static void
 test_forward_config_example(void)
 {
-	g_autofree char *dir = temp_dir_new();
-	g_autofree char *text = example_uncommented();
-	g_autofree char *path = write_file(dir, "forward.conf", text);
+	g_autofree char *dir = pb_test_temp_dir_new("pb-forward-config");
+	g_autofree char *text = pb_test_example_uncommented("forward.conf.example", "service");
+	g_autofree char *path = pb_test_write_file(dir, "forward.conf", text);
 	g_autoptr(GKeyFile) key_file = g_key_file_new();
 	g_auto(PbForwardOptions) options = {0};
 	g_autofree GOptionEntry *entries = NULL;
@@ -201,7 +146,7 @@ test_forward_config_example(void)
 	g_assert_no_error(error);
 	g_assert_cmpuint(g_strv_length(services), ==, 1);
 	g_assert_cmpstr(services[0], ==, "web=localhost:8000");
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A file and the services it gives, as --expose values joined by spaces. */
@@ -223,13 +168,13 @@ static const ServiceCase service_cases[] = {
 static void
 test_forward_config_services(void)
 {
-	g_autofree char *dir = temp_dir_new();
+	g_autofree char *dir = pb_test_temp_dir_new("pb-forward-config");
 
 	g_test_summary("Each [service NAME] group is the --expose NAME=HOST:PORT of its keys, "
 		       "in the order of the file; host= defaults to localhost");
 	for (guint i = 0; i < G_N_ELEMENTS(service_cases); i++) {
 		const ServiceCase *row = &service_cases[i];
-		g_autofree char *path = write_file(dir, "forward.conf", row->contents);
+		g_autofree char *path = pb_test_write_file(dir, "forward.conf", row->contents);
 		g_auto(PbForwardOptions) options = {0};
 		g_autofree GOptionEntry *entries = NULL;
 		g_autoptr(PbConfigFile) config = NULL;
@@ -248,7 +193,7 @@ test_forward_config_services(void)
 		g_assert_cmpstr(joined, ==, row->services);
 		pb_config_file_settle(config);
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A bad file and what its error must say. */
@@ -284,13 +229,13 @@ static const BadFile bad_files[] = {
 static void
 test_forward_config_bad(void)
 {
-	g_autofree char *dir = temp_dir_new();
+	g_autofree char *dir = pb_test_temp_dir_new("pb-forward-config");
 
 	g_test_summary("Every kind of bad forward configuration file is refused with its "
 		       "file, line, key and value");
 	for (guint i = 0; i < G_N_ELEMENTS(bad_files); i++) {
 		const BadFile *bad = &bad_files[i];
-		g_autofree char *path = write_file(dir, "bad.conf", bad->contents);
+		g_autofree char *path = pb_test_write_file(dir, "bad.conf", bad->contents);
 		g_auto(PbForwardOptions) options = {0};
 		g_autofree GOptionEntry *entries = NULL;
 		g_autoptr(PbConfigFile) config = NULL;
@@ -315,7 +260,7 @@ test_forward_config_bad(void)
 					error->message);
 		}
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 /* A test that fails leaves no piggyback behind; no PIGGY_TOKEN of the caller's reaches it. */
@@ -377,14 +322,14 @@ static const CommandCase command_cases[] = {
 static void
 test_forward_config_command(void)
 {
-	g_autofree char *dir = temp_dir_new();
+	g_autofree char *dir = pb_test_temp_dir_new("pb-forward-config");
 
 	g_test_summary("piggyback forward --config FILE: a bad value exits 2 naming the file, "
 		       "line, key and value; the command line wins; piggyback-forward reads a "
 		       "file too");
 	for (guint i = 0; i < G_N_ELEMENTS(command_cases); i++) {
 		const CommandCase *row = &command_cases[i];
-		g_autofree char *path = write_file(dir, "forward.conf", row->contents);
+		g_autofree char *path = pb_test_write_file(dir, "forward.conf", row->contents);
 		const char *const programs[] = {g_getenv("PB_PIGGYBACK"),
 						g_getenv("PB_PIGGYBACK_FORWARD")};
 
@@ -404,13 +349,13 @@ test_forward_config_command(void)
 				g_error("case %u: no “%s” in: %s", i, row->says, output);
 		}
 	}
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 static void
 test_forward_config_tunnel(void)
 {
-	g_autofree char *dir = temp_dir_new();
+	g_autofree char *dir = pb_test_temp_dir_new("pb-forward-config");
 	PbTestService *main_service = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	PbTestService *web = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	PbTestService *api = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
@@ -437,7 +382,7 @@ test_forward_config_tunnel(void)
 			       "log=plain\n\n[service web]\nhost=127.0.0.1\nport=%u\n",
 			       server_url, pb_test_service_get_port(main_service),
 			       pb_test_service_get_port(web));
-	path = write_file(dir, "forward.conf", text);
+	path = pb_test_write_file(dir, "forward.conf", text);
 	api_spec = g_strdup_printf("api=127.0.0.1:%u", pb_test_service_get_port(api));
 	client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "--config", path,
 				    "--expose", api_spec, NULL);
@@ -452,7 +397,7 @@ test_forward_config_tunnel(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 	for (guint i = 0; i < G_N_ELEMENTS(services); i++)
 		pb_test_service_free(services[i]);
-	temp_dir_free(g_steal_pointer(&dir));
+	pb_test_temp_dir_free(g_steal_pointer(&dir));
 }
 
 int
