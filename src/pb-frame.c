@@ -28,8 +28,7 @@ pb_frame_parse(GBytes *message, PbFrame *frame, GError **error)
 		return FALSE;
 	}
 	frame->type = buf[0];
-	frame->conn_id =
-	    (guint32)buf[1] << 24 | (guint32)buf[2] << 16 | (guint32)buf[3] << 8 | (guint32)buf[4];
+	frame->conn_id = pb_frame_read_u32(buf + 1);
 	frame->payload = buf + PB_FRAME_HEADER_SIZE;
 	frame->payload_len = len - PB_FRAME_HEADER_SIZE;
 	return TRUE;
@@ -39,10 +38,7 @@ void
 pb_frame_write_header(guint8 *buf, guint8 type, guint32 conn_id)
 {
 	buf[0] = type;
-	buf[1] = (conn_id >> 24) & 0xff;
-	buf[2] = (conn_id >> 16) & 0xff;
-	buf[3] = (conn_id >> 8) & 0xff;
-	buf[4] = conn_id & 0xff;
+	pb_frame_write_u32(buf + 1, conn_id);
 }
 
 GBytes *

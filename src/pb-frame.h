@@ -107,4 +107,20 @@ pb_frame_write_header(guint8 *buf, guint8 type, guint32 conn_id);
 GBytes *
 pb_frame_new(guint8 type, guint32 conn_id, const void *payload, gsize payload_len);
 
+/* The protocol's integers are big-endian: connIds, WINDOW increments, service indexes. */
+static inline guint32
+pb_frame_read_u32(const guint8 *p)
+{
+	return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | (guint32)p[3];
+}
+
+static inline void
+pb_frame_write_u32(guint8 *p, guint32 value)
+{
+	p[0] = (guint8)(value >> 24);
+	p[1] = (guint8)(value >> 16);
+	p[2] = (guint8)(value >> 8);
+	p[3] = (guint8)value;
+}
+
 G_END_DECLS

@@ -4,6 +4,7 @@
 #include "pb-resume.h"
 
 #include "pb-error.h"
+#include "pb-frame.h"
 
 /*
  * RESUME (connId 0, feature `resume`): after a lost WebSocket, the client comes back with
@@ -39,8 +40,7 @@ pb_resume_parse(const guint8 *payload, gsize len, guint max_entries, GError **er
 		const guint8 *p = payload + i * PB_RESUME_ENTRY_SIZE;
 		PbResumeEntry entry = {0};
 
-		entry.conn_id =
-		    (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
+		entry.conn_id = pb_frame_read_u32(p);
 		for (guint b = 0; b < 8; b++)
 			entry.received = entry.received << 8 | p[4 + b];
 		entry.eof = (p[12] & PB_RESUME_FLAG_EOF) != 0;
@@ -66,8 +66,7 @@ pb_resume_write(const PbResumeEntry *entries, guint n_entries)
 	for (guint i = 0; i < n_entries; i++) {
 		guint8 *p = payload + (gsize)i * PB_RESUME_ENTRY_SIZE;
 
-		for (guint b = 0; b < 4; b++)
-			p[b] = (guint8)(entries[i].conn_id >> (24 - 8 * b));
+		pb_frame_write_u32(p, entries[i].conn_id);
 		for (guint b = 0; b < 8; b++)
 			p[4 + b] = (guint8)(entries[i].received >> (56 - 8 * b));
 		p[12] = entries[i].eof ? PB_RESUME_FLAG_EOF : 0;

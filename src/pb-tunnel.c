@@ -282,10 +282,7 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 				     &self->growth_budget);
 	if (increment == 0)
 		return;
-	payload[0] = (guint8)(increment >> 24);
-	payload[1] = (guint8)(increment >> 16);
-	payload[2] = (guint8)(increment >> 8);
-	payload[3] = (guint8)increment;
+	pb_frame_write_u32(payload, increment);
 	pb_tunnel_send_control(self, PB_FRAME_WINDOW, pb_stream_get_id(stream), payload,
 			       sizeof payload);
 }
@@ -442,8 +439,7 @@ pb_tunnel_receive_open(PbTunnel *self, const PbFrame *frame)
 						 "OPEN with a payload that is no service index");
 			return;
 		}
-		service = (guint32)frame->payload[0] << 24 | (guint32)frame->payload[1] << 16 |
-			  (guint32)frame->payload[2] << 8 | frame->payload[3];
+		service = pb_frame_read_u32(frame->payload);
 	}
 	if (old != NULL) {
 		pb_stream_abort(old); /* the peer reused an id it had not closed */
@@ -468,9 +464,7 @@ pb_tunnel_receive_window(PbTunnel *self, const PbFrame *frame)
 	}
 	if (stream == NULL)
 		return;
-	pb_flow_add_send_credit(pb_stream_get_flow(stream), (guint32)p[0] << 24 |
-								(guint32)p[1] << 16 |
-								(guint32)p[2] << 8 | p[3]);
+	pb_flow_add_send_credit(pb_stream_get_flow(stream), pb_frame_read_u32(p));
 	if (pb_stream_get_blocked(stream))
 		pb_stream_set_blocked(stream, FALSE);
 }
@@ -680,13 +674,13 @@ pb_tunnel_add_stream(PbTunnel *self, GSocketConnection *connection, GSocketConne
 {
 	PbStream *stream;
 	guint32 id;
-	guint8 index[4] = {(guint8)(service >> 24), (guint8)(service >> 16), (guint8)(service >> 8),
-			   (guint8)service};
+	guint8 index[4];
 
 	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
 	g_return_val_if_fail(service == 0 || (self->features & PB_FEATURE_SERVICES), 0);
 
 	id = pb_connection_table_next_id(self->table);
+	pb_frame_write_u32(index, service);
 	/* the first service's OPEN stays empty: what a peer without `services` expects */
 	pb_tunnel_send_control(self, PB_FRAME_OPEN, id, index, service != 0 ? sizeof index : 0);
 	stream = pb_tunnel_insert_stream(self, id);

@@ -168,8 +168,7 @@ pb_ws_input_begin_frame(PbWsInput *self)
 	}
 	self->n_fast_frames++;
 	memcpy(self->data_mask, header.mask, sizeof self->data_mask);
-	self->data_conn_id = (guint32)pb_header[1] << 24 | (guint32)pb_header[2] << 16 |
-			     (guint32)pb_header[3] << 8 | pb_header[4];
+	self->data_conn_id = pb_frame_read_u32(pb_header + 1);
 	self->data_offset = PB_FRAME_HEADER_SIZE;
 	self->data_left = header.payload_len - PB_FRAME_HEADER_SIZE;
 	self->start += header.header_len + PB_FRAME_HEADER_SIZE;
