@@ -124,6 +124,28 @@ pb_client_policy_error(GError **error, PbConfigFile *config, const char *group, 
 		    group, message);
 }
 
+/* @key of @group: a count of at least 1, into *@count; left as it is without the key. */
+static gboolean
+pb_client_policy_read_count(PbConfigFile *config, GKeyFile *key_file, const char *group,
+			    const char *key, guint *count, GError **error)
+{
+	g_autofree char *value = g_key_file_get_value(key_file, group, key, NULL);
+	guint64 n = 0;
+
+	if (value == NULL)
+		return TRUE;
+	if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1, G_MAXUINT, &n, NULL)) {
+		g_autofree char *message =
+		    /* TRANSLATORS: a key as it is (max-connections), and the value given */
+		    g_strdup_printf(_("%s=%s: a number of at least 1 is needed"), key, value);
+
+		pb_client_policy_error(error, config, group, key, message);
+		return FALSE;
+	}
+	*count = (guint)n;
+	return TRUE;
+}
+
 /* allow=, deny= and max-connections-per-address= of @group: which public addresses the
  * client's ports take, and how many connections each, checked after the server's (which a
  * connection must pass first). The count is per group: all its tunnels together. */
@@ -135,27 +157,18 @@ pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClie
 	g_autofree char *allow = g_key_file_get_value(key_file, group, "allow", NULL);
 	g_autofree char *deny = g_key_file_get_value(key_file, group, "deny", NULL);
 	g_autoptr(PbAddressRules) rules = NULL;
-	g_autofree char *max =
-	    g_key_file_get_value(key_file, group, "max-connections-per-address", NULL);
 	g_autoptr(GError) local = NULL;
 	const char *key = "allow";
-	guint64 n = 0;
+	guint max_per_address = 0; /* none */
 
-	if (allow == NULL && deny == NULL && max == NULL)
+	if (!pb_client_policy_read_count(config, key_file, group, "max-connections-per-address",
+					 &max_per_address, error))
+		return FALSE;
+	if (allow == NULL && deny == NULL && max_per_address == 0)
 		return TRUE;
 	rules = pb_address_rules_new();
-	if (max != NULL) {
-		if (!g_ascii_string_to_unsigned(g_strstrip(max), 10, 1, G_MAXUINT, &n, NULL)) {
-			g_autofree char *message = g_strdup_printf(
-			    _("max-connections-per-address=%s: a number of at least 1 is needed"),
-			    max);
-
-			pb_client_policy_error(error, config, group, "max-connections-per-address",
-					       message);
-			return FALSE;
-		}
-		pb_address_rules_set_max_per_address(rules, (guint)n);
-	}
+	if (max_per_address != 0)
+		pb_address_rules_set_max_per_address(rules, max_per_address);
 	/* each alone first, to name the key that is wrong */
 	if (pb_address_rules_set(rules, allow, NULL, &local)) {
 		key = "deny";
@@ -168,7 +181,7 @@ pb_client_policy_parse_addresses(PbConfigFile *config, const char *group, PbClie
 		pb_client_policy_error(error, config, group, key, message);
 		return FALSE;
 	}
-	if (pb_address_rules_is_empty(rules) && n == 0)
+	if (pb_address_rules_is_empty(rules) && max_per_address == 0)
 		return TRUE;
 	{
 		g_autofree char *label = g_strdup_printf("Client %s", rule->name);
@@ -271,35 +284,11 @@ pb_client_policy_parse_rule(PbConfigFile *config, const char *group, GError **er
 	}
 	g_clear_pointer(&value, g_free);
 
-	value = g_key_file_get_value(key_file, group, "max-connections", NULL);
-	if (value != NULL) {
-		guint64 n = 0;
-
-		if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1, G_MAXUINT, &n, NULL)) {
-			g_autofree char *message = g_strdup_printf(
-			    _("max-connections=%s: a number of at least 1 is needed"), value);
-
-			pb_client_policy_error(error, config, group, "max-connections", message);
-			return NULL;
-		}
-		rule->max_connections = (guint)n;
-	}
-	g_clear_pointer(&value, g_free);
-
-	value = g_key_file_get_value(key_file, group, "max-services", NULL);
-	if (value != NULL) {
-		guint64 n = 0;
-
-		if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1, G_MAXUINT, &n, NULL)) {
-			g_autofree char *message = g_strdup_printf(
-			    _("max-services=%s: a number of at least 1 is needed"), value);
-
-			pb_client_policy_error(error, config, group, "max-services", message);
-			return NULL;
-		}
-		rule->max_services = (guint)n;
-	}
-	g_clear_pointer(&value, g_free);
+	if (!pb_client_policy_read_count(config, key_file, group, "max-connections",
+					 &rule->max_connections, error) ||
+	    !pb_client_policy_read_count(config, key_file, group, "max-services",
+					 &rule->max_services, error))
+		return NULL;
 
 	if (!pb_client_policy_parse_addresses(config, group, rule, error))
 		return NULL;
