@@ -389,6 +389,42 @@ pb_test_proc_launcher_new(void)
 					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
 }
 
+/* GET @path over HTTPS (see PbTestHttpsGet). Returns: (transfer full): the whole answer, or
+ * what failed ("handshake: …") */
+gpointer
+pb_test_https_get_cb(gpointer user_data)
+{
+	PbTestHttpsGet *get = user_data;
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) tcp = NULL;
+	g_autoptr(GSocketConnectable) identity = g_network_address_new(get->host, get->port);
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *request = g_strdup_printf(
+	    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", get->path, get->host);
+	g_autoptr(GByteArray) answer = g_byte_array_new();
+	char buf[65536];
+	gssize n;
+
+	g_socket_client_set_timeout(client, 10);
+	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", get->port, NULL, &error);
+	if (tcp == NULL)
+		return g_strdup_printf("connect: %s", error->message);
+	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
+	g_assert_no_error(error);
+	g_tls_connection_set_database(G_TLS_CONNECTION(tls), get->database);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
+		return g_strdup_printf("handshake: %s", error->message);
+	if (!g_output_stream_write_all(g_io_stream_get_output_stream(tls), request, strlen(request),
+				       NULL, NULL, &error))
+		return g_strdup_printf("write: %s", error->message);
+	while ((n = g_input_stream_read(g_io_stream_get_input_stream(tls), buf, sizeof buf, NULL,
+					NULL)) > 0)
+		g_byte_array_append(answer, (const guint8 *)buf, (guint)n);
+	g_byte_array_append(answer, (const guint8 *)"", 1);
+	return g_strdup((const char *)answer->data);
+}
+
 /* A directory of the test's own, named @prefix-XXXXXX; pb_test_temp_dir_free() removes it
  * with what is in it. */
 char *

@@ -96,6 +96,17 @@ GSubprocessLauncher *
 pb_test_proc_launcher_new(void);
 GSubprocessLauncher *
 pb_test_proc_launcher_new_tied(void);
+/* A public HTTPS client of 127.0.0.1:@port that names @host in its ClientHello and its
+ * Host header, and trusts @database only; for pb_test_run_in_thread(). */
+typedef struct {
+	guint16 port;
+	const char *host;
+	const char *path;
+	GTlsDatabase *database;
+} PbTestHttpsGet;
+
+gpointer
+pb_test_https_get_cb(gpointer user_data);
 char *
 pb_test_temp_dir_new(const char *prefix);
 void

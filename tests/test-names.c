@@ -999,47 +999,6 @@ test_names_slow_head(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
-/* A public HTTPS client of 127.0.0.1:port that names @host in its ClientHello and trusts
- * only tests/tls/wildcard.pem. */
-typedef struct {
-	guint16 port;
-	const char *host; /* server_name, and the Host header */
-	const char *path;
-	GTlsDatabase *database;
-} HttpsGet;
-
-static gpointer
-https_get_cb(gpointer user_data)
-{
-	HttpsGet *get = user_data;
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-	g_autoptr(GSocketConnection) tcp = NULL;
-	g_autoptr(GSocketConnectable) identity = g_network_address_new(get->host, get->port);
-	g_autoptr(GIOStream) tls = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autofree char *request = g_strdup_printf(
-	    "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", get->path, get->host);
-	g_autoptr(GByteArray) answer = g_byte_array_new();
-	char buf[65536];
-	gssize n;
-
-	g_socket_client_set_timeout(client, 10);
-	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", get->port, NULL, &error);
-	g_assert_no_error(error);
-	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
-	g_assert_no_error(error);
-	g_tls_connection_set_database(G_TLS_CONNECTION(tls), get->database);
-	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
-		return g_strdup_printf("handshake: %s", error->message);
-	g_assert_true(g_output_stream_write_all(g_io_stream_get_output_stream(tls), request,
-						strlen(request), NULL, NULL, &error));
-	while ((n = g_input_stream_read(g_io_stream_get_input_stream(tls), buf, sizeof buf, NULL,
-					NULL)) > 0)
-		g_byte_array_append(answer, (const guint8 *)buf, (guint)n);
-	g_byte_array_append(answer, (const guint8 *)"", 1);
-	return g_strdup((const char *)answer->data);
-}
-
 static void
 test_names_tls(void)
 {
@@ -1056,9 +1015,9 @@ test_names_tls(void)
 	PbTestProc *client = pb_test_proc_spawn(
 	    launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local_port, "-h", "127.0.0.1",
 	    "-s", server_url, "--ca-file", cert, "--no-dbus", "--name", "alpha", NULL);
-	HttpsGet named = {ws_port, "alpha." DOMAIN, "/who", database};
-	HttpsGet unknown = {ws_port, "nobody." DOMAIN, "/who", database};
-	HttpsGet own = {ws_port, DOMAIN, "/healthz", database};
+	PbTestHttpsGet named = {ws_port, "alpha." DOMAIN, "/who", database};
+	PbTestHttpsGet unknown = {ws_port, "nobody." DOMAIN, "/who", database};
+	PbTestHttpsGet own = {ws_port, DOMAIN, "/healthz", database};
 	g_autofree char *answer = NULL;
 
 	g_test_summary("On a TLS WebSocket port with a wildcard certificate, https://NAME.DOMAIN "
@@ -1069,14 +1028,14 @@ test_names_tls(void)
 	if (!pb_test_proc_said(client, url))
 		g_error("no “%s” in: %s", url, pb_test_proc_get_output(client));
 
-	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &named, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
 	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nalpha"));
 	g_clear_pointer(&answer, g_free);
-	answer = pb_test_run_in_thread(https_get_cb, &unknown, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &unknown, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 404 "));
 	g_clear_pointer(&answer, g_free);
-	answer = pb_test_run_in_thread(https_get_cb, &own, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &own, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
 	g_assert_true(g_str_has_suffix(answer, "ok\n"));
 
@@ -1100,8 +1059,8 @@ test_names_tls_away(void)
 	PbTestProc *client = pb_test_proc_spawn(
 	    launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", "9", "-h", "127.0.0.1", "-s",
 	    server_url, "--ca-file", cert, "--no-dbus", "--name", "alpha", NULL);
-	HttpsGet away = {ws_port, "alpha." DOMAIN, "/healthz", database};
-	HttpsGet unknown = {ws_port, "nobody." DOMAIN, "/healthz", database};
+	PbTestHttpsGet away = {ws_port, "alpha." DOMAIN, "/healthz", database};
+	PbTestHttpsGet unknown = {ws_port, "nobody." DOMAIN, "/healthz", database};
 	g_autofree char *answer = NULL;
 
 	g_test_summary("On a TLS WebSocket port too, a name whose client is away gets 503 with "
@@ -1111,12 +1070,12 @@ test_names_tls_away(void)
 	g_assert_true(pb_test_proc_said(client, url));
 	pb_test_proc_kill(client); /* lost, not a goodbye: the name is kept for --grace */
 	pb_test_wait_until(pb_test_proc_said(server, "name alpha kept for it"), 10);
-	answer = pb_test_run_in_thread(https_get_cb, &away, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &away, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 503 "));
 	g_assert_nonnull(strstr(answer, "\r\nRetry-After: 5\r\n"));
 	g_assert_true(g_str_has_suffix(answer, "is away: it has a moment to come back.\n"));
 	g_clear_pointer(&answer, g_free);
-	answer = pb_test_run_in_thread(https_get_cb, &unknown, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &unknown, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 404 "));
 	g_assert_true(g_str_has_suffix(answer, "No tunnel is named nobody." DOMAIN ".\n"));
 	pb_test_proc_finish(client);
@@ -1169,7 +1128,7 @@ test_names_tls_proxy_header(void)
 	g_autofree char *url = g_strdup_printf("HTTP URL: https://alpha." DOMAIN ":%u\n", ws_port);
 	g_autofree char *expected = NULL;
 	PbTestProc *client;
-	HttpsGet named = {ws_port, "alpha." DOMAIN, "/", database};
+	PbTestHttpsGet named = {ws_port, "alpha." DOMAIN, "/", database};
 	g_autofree char *answer = NULL;
 
 	g_test_summary("A connection that came by name over TLS terminated by the server gets "
@@ -1184,7 +1143,7 @@ test_names_tls_proxy_header(void)
 	pb_test_wait_until(pb_test_proc_said(client, url) || pb_test_proc_exited(client), 10);
 	g_assert_true(pb_test_proc_said(client, url));
 
-	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &named, 20);
 	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nproxied"));
 	pb_test_wait_until(first_line != NULL, 10);
 	/* PROXY TCP4 <public client> <server's port>: the addresses of the TLS connection */

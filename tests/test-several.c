@@ -528,48 +528,6 @@ ask_cb(gpointer user_data)
 	return NULL;
 }
 
-/* An HTTPS GET of / for @host at 127.0.0.1:@port (its SNI), trusting @database. */
-typedef struct {
-	guint16 port;
-	const char *host;
-	GTlsDatabase *database;
-} HttpsGet;
-
-/* Returns: the answer, or why there was none */
-static gpointer
-https_get_cb(gpointer user_data)
-{
-	HttpsGet *get = user_data;
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-	g_autoptr(GSocketConnection) tcp = NULL;
-	g_autoptr(GSocketConnectable) identity = g_network_address_new(get->host, get->port);
-	g_autoptr(GIOStream) tls = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autofree char *request =
-	    g_strdup_printf("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", get->host);
-	g_autoptr(GByteArray) answer = g_byte_array_new();
-	char buf[4096];
-	gssize n;
-
-	g_socket_client_set_timeout(client, 10);
-	tcp = g_socket_client_connect_to_host(client, "127.0.0.1", get->port, NULL, &error);
-	if (tcp == NULL)
-		return g_strdup_printf("connect: %s", error->message);
-	tls = g_tls_client_connection_new(G_IO_STREAM(tcp), identity, &error);
-	g_assert_no_error(error);
-	g_tls_connection_set_database(G_TLS_CONNECTION(tls), get->database);
-	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), NULL, &error))
-		return g_strdup_printf("handshake: %s", error->message);
-	if (!g_output_stream_write_all(g_io_stream_get_output_stream(tls), request, strlen(request),
-				       NULL, NULL, &error))
-		return g_strdup_printf("write: %s", error->message);
-	while ((n = g_input_stream_read(g_io_stream_get_input_stream(tls), buf, sizeof buf, NULL,
-					NULL)) > 0)
-		g_byte_array_append(answer, (const guint8 *)buf, (guint)n);
-	g_byte_array_append(answer, (const guint8 *)"", 1);
-	return g_strdup((const char *)answer->data);
-}
-
 static void
 test_several_haproxy_tls(void)
 {
@@ -592,7 +550,7 @@ test_several_haproxy_tls(void)
 	PbTestProc *haproxy;
 	PbTestProc *client;
 	Service service;
-	HttpsGet named;
+	PbTestHttpsGet named;
 	Ask ask = {0};
 
 	g_test_summary("The shipped configuration's TLS bind, with a wildcard certificate: a "
@@ -631,8 +589,8 @@ test_several_haproxy_tls(void)
 	if (!pb_test_proc_said(client, url))
 		g_error("no “%s” in: %s", url, pb_test_proc_get_output(client));
 
-	named = (HttpsGet){tls_port, "ant." DOMAIN, database};
-	answer = pb_test_run_in_thread(https_get_cb, &named, 20);
+	named = (PbTestHttpsGet){tls_port, "ant." DOMAIN, "/", database};
+	answer = pb_test_run_in_thread(pb_test_https_get_cb, &named, 20);
 	g_assert_true(g_str_has_prefix(answer, "HTTP/1.1 200 "));
 	g_assert_true(g_str_has_suffix(answer, "\r\n\r\nant"));
 	/* and by plain HTTP on the other bind */
