@@ -355,7 +355,8 @@ test_config_serve(void)
 	port = pb_test_proc_wait_port(server, "Listening on ws://127.0.0.1:");
 	pb_test_wait_until(pb_test_proc_said(server, "Names on --http-port: http://*.cli.test:"),
 			   10);
-	g_assert_true(pb_test_proc_said(server, "Names: http://*.cli.test:"));
+	/* its log is read as it comes: wait for the line */
+	pb_test_wait_until(pb_test_proc_said(server, "Names: http://*.cli.test:"), 10);
 	/* the token file next to the configuration is the one required */
 	g_assert_cmpuint(upgrade_status(port, ""), ==, 401);
 	g_assert_cmpuint(upgrade_status(port, "Authorization: Bearer wrong-token-0123456789\r\n"),

@@ -757,7 +757,8 @@ test_names_only(void)
 	g_assert_cmpuint(pb_test_proc_count_listeners(server), ==, n_listeners);
 	/* no Access URL line: there is no port to print */
 	g_assert_false(pb_test_proc_said(client, "Access URL:"));
-	g_assert_true(pb_test_proc_said(server, "named alpha." DOMAIN " (names only)"));
+	/* its log is read as it comes: wait for the line */
+	pb_test_wait_until(pb_test_proc_said(server, "named alpha." DOMAIN " (names only)"), 10);
 	/* a PiggyBack 1.1 client (no features), and one without the name feature */
 	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, ""), ==, 403);
 	g_assert_cmpuint(pb_test_ws_upgrade_status(ws_port, "Piggyback-Features: flow, eof\r\n"),
@@ -767,7 +768,8 @@ test_names_only(void)
 	g_assert_nonnull(strstr(output, "--tunnel-port off needs --domain"));
 
 	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
-	g_assert_true(pb_test_proc_said(server, "said goodbye, name alpha closed"));
+	/* its log is read as it comes: wait for the line */
+	pb_test_wait_until(pb_test_proc_said(server, "said goodbye, name alpha closed"), 10);
 	/* a lost client keeps its name for its grace period, as it would keep a port */
 	lost = forward_online(ws_port, alpha->port, "beta");
 	pb_test_proc_kill(lost);
@@ -794,7 +796,8 @@ test_names_public_url(void)
 	pb_test_wait_until(pb_test_proc_said(client, "HTTP URL: ") || pb_test_proc_exited(client),
 			   10);
 	g_assert_true(pb_test_proc_said(client, "HTTP URL: https://alpha." DOMAIN ":8443\n"));
-	g_assert_true(pb_test_proc_said(server, "Names: https://*." DOMAIN ":8443\n"));
+	/* its log is read as it comes: wait for the line */
+	pb_test_wait_until(pb_test_proc_said(server, "Names: https://*." DOMAIN ":8443\n"), 10);
 	g_assert_cmpint(pb_test_proc_finish(client), ==, 0);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 

@@ -401,7 +401,8 @@ test_services_max(void)
 	    pb_test_proc_said(client, "HTTP URL (a): ") || pb_test_proc_exited(client), 10);
 	status = (guint)pb_test_proc_finish(client);
 	g_assert_cmpuint(status, ==, 0);
-	g_assert_true(pb_test_proc_said(server, "more than 2 services (--max-services)"));
+	/* its log is read as it comes: wait for the line */
+	pb_test_wait_until(pb_test_proc_said(server, "more than 2 services (--max-services)"), 10);
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
