@@ -139,21 +139,24 @@ pb_client_registry_name_taken(PbClientRegistry *self, const char *name, const ch
  * @session: (nullable): what a new client presents
  * @client: the new client, not in the registry yet
  *
- * Gives @client what @session holds (its services' public ports and names), taken from
- * the client that held it: one that left within its grace period, or a connected one,
- * whose connection must be half-open since the same client comes on a new one.
+ * Gives @client what @session holds (its services' public ports and names, and the tunnel
+ * whose connections it may take over: @client's lost), taken from the client that held
+ * it: one that left within its grace period, or a connected one, whose connection must be
+ * half-open since the same client comes on a new one.
  *
  * Returns: whether @session held anything
  */
 gboolean
 pb_client_registry_take_session(PbClientRegistry *self, const char *session, PbServerClient *client)
 {
-	GPtrArray *kept = pb_session_table_take(self->reserved, session);
+	g_autoptr(PbTunnel) lost = NULL;
+	GPtrArray *kept = pb_session_table_take(self->reserved, session, &lost);
 	PbServerClient *old;
 
 	if (kept != NULL) {
 		g_ptr_array_unref(client->services);
 		client->services = kept;
+		g_set_object(&client->lost, lost);
 		return TRUE;
 	}
 	old = pb_client_registry_find_session(self, session);
@@ -165,8 +168,9 @@ pb_client_registry_take_session(PbClientRegistry *self, const char *session, PbS
 	client->services = g_steal_pointer(&old->services);
 	old->services = g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
 	g_signal_handlers_disconnect_by_data(old->tunnel, old);
-	pb_tunnel_close(old->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
-			"replaced by a new connection");
+	g_set_object(&client->lost, old->tunnel);
+	/* not a goodbye: its connections wait for @client to take them over (`resume`) */
+	pb_tunnel_close(old->tunnel, PB_CLOSE_COMING_BACK, "replaced by a new connection");
 	pb_server_client_free_later(old);
 	return TRUE;
 }
@@ -274,7 +278,9 @@ void
 pb_client_registry_keep(PbClientRegistry *self, PbServerClient *client, guint grace_s)
 {
 	pb_session_table_reserve(self->reserved, client->session, client->address, client->peer,
-				 g_steal_pointer(&client->services), grace_s);
+				 g_steal_pointer(&client->services),
+				 pb_tunnel_is_parked(client->tunnel) ? client->tunnel : NULL,
+				 grace_s);
 	client->services = g_ptr_array_new_with_free_func((GDestroyNotify)pb_server_service_free);
 }
 

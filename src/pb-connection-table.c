@@ -131,6 +131,33 @@ pb_connection_table_list_live(PbConnectionTable *self)
 	return live;
 }
 
+/* Returns: (transfer container): the retired streams (each a reference) */
+GPtrArray *
+pb_connection_table_list_retired(PbConnectionTable *self)
+{
+	GPtrArray *retired = g_ptr_array_new_with_free_func(g_object_unref);
+	GHashTableIter iter;
+	gpointer stream;
+
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), retired);
+
+	g_hash_table_iter_init(&iter, self->retired);
+	while (g_hash_table_iter_next(&iter, &stream, NULL))
+		g_ptr_array_add(retired, g_object_ref(stream));
+	return retired;
+}
+
+/* New connIds go on from the last one @before gave: a resumed tunnel does not give a new
+ * connection the id of one the peer may still hold from the tunnel it lost. */
+void
+pb_connection_table_continue_ids(PbConnectionTable *self, PbConnectionTable *before)
+{
+	g_return_if_fail(PB_IS_CONNECTION_TABLE(self));
+	g_return_if_fail(PB_IS_CONNECTION_TABLE(before));
+
+	self->last_id = MAX(self->last_id, before->last_id);
+}
+
 /* Returns: the streams that may still hold a socket: the live ones and the retired ones
  * that are writing what was queued for them */
 guint

@@ -33,6 +33,10 @@ pb_connection_table_get_n_held(PbConnectionTable *self);
 GPtrArray *
 pb_connection_table_list_live(PbConnectionTable *self);
 GPtrArray *
+pb_connection_table_list_retired(PbConnectionTable *self);
+void
+pb_connection_table_continue_ids(PbConnectionTable *self, PbConnectionTable *before);
+GPtrArray *
 pb_connection_table_list_idle(PbConnectionTable *self, gint64 since);
 void
 pb_connection_table_clear(PbConnectionTable *self);

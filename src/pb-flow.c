@@ -28,6 +28,7 @@ pb_flow_init(PbFlow *flow, guint32 window)
 	flow->window = window;
 	flow->initial = window;
 	flow->unacked = 0;
+	flow->received = 0;
 }
 
 /* How much of @want may be sent now. */
@@ -63,6 +64,7 @@ pb_flow_receive(PbFlow *flow, gsize n)
 	if (n > flow->recv_credit)
 		return FALSE;
 	flow->recv_credit -= n;
+	flow->received += n;
 	return TRUE;
 }
 
@@ -112,4 +114,33 @@ pb_flow_release(PbFlow *flow, guint64 *budget)
 {
 	*budget += flow->window - flow->initial;
 	flow->window = flow->initial;
+}
+
+/* What RESUME says the peer may send after what we received: the credit it has, WINDOW
+ * frames lost with the WebSocket included. */
+guint32
+pb_flow_get_resume_credit(const PbFlow *flow)
+{
+	return (guint32)MIN(flow->recv_credit, G_MAXUINT32);
+}
+
+/**
+ * pb_flow_resume:
+ * @sent: DATA payload bytes we sent in all, those lost with the WebSocket included
+ * @peer_received: what the peer's RESUME says it received
+ * @peer_credit: what it says we may send after that
+ *
+ * After a resumption the credit is what the peer says, not what WINDOW frames brought:
+ * some of those may have been lost.
+ *
+ * Returns: FALSE, changing nothing, if that is less than we sent: the peer lies (the
+ *   caller checked @peer_received against @sent)
+ */
+gboolean
+pb_flow_resume(PbFlow *flow, guint64 sent, guint64 peer_received, guint32 peer_credit)
+{
+	if (peer_received > sent || peer_received + peer_credit < sent)
+		return FALSE;
+	flow->send_credit = peer_received + peer_credit - sent;
+	return TRUE;
 }

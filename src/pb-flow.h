@@ -21,6 +21,7 @@ typedef struct {
 	guint64 window;	     /* our receive window for this connection */
 	guint64 initial;     /* the window it started with */
 	guint64 unacked;     /* bytes written to our socket, not granted back yet */
+	guint64 received;    /* DATA payload bytes received in all (`resume` counts them) */
 } PbFlow;
 
 void
@@ -39,5 +40,9 @@ void
 pb_flow_hold(PbFlow *flow, gsize n);
 void
 pb_flow_release(PbFlow *flow, guint64 *budget);
+guint32
+pb_flow_get_resume_credit(const PbFlow *flow);
+gboolean
+pb_flow_resume(PbFlow *flow, guint64 sent, guint64 peer_received, guint32 peer_credit);
 
 G_END_DECLS

@@ -74,6 +74,7 @@ typedef enum {
 	PB_FRAME_HELLO = 0x04,	/* server → client, connId 0: JSON object */
 	PB_FRAME_WINDOW = 0x05, /* v2 `flow`, both: 4 bytes BE, a credit increment */
 	PB_FRAME_EOF = 0x06,	/* v2 `eof`, both: the sender's TCP peer stopped writing */
+	PB_FRAME_RESUME = 0x07, /* v2 `resume`, both, connId 0: what each connection received */
 } PbFrameType;
 
 /* Protocol v2 features, negotiated: the client lists its own in the Piggyback-Features
@@ -85,10 +86,11 @@ typedef enum {
 	PB_FEATURE_PROXY_V2 = 1 << 3, /* the same, PROXY protocol v2 (binary) */
 	PB_FEATURE_NAME = 1 << 4,     /* a named tunnel: NAME.DOMAIN on the server's shared ports */
 	PB_FEATURE_SERVICES = 1 << 5, /* several services per client: OPEN says which */
+	PB_FEATURE_RESUME = 1 << 6,   /* connections survive a lost WebSocket (needs `flow`) */
 } PbFeatures;
 
 /* What --features turns on and off: how the protocol works. */
-#define PB_FEATURES_ALL (PB_FEATURE_FLOW | PB_FEATURE_EOF)
+#define PB_FEATURES_ALL (PB_FEATURE_FLOW | PB_FEATURE_EOF | PB_FEATURE_RESUME)
 /* What a client asks for with --proxy-protocol; a server offers both. */
 #define PB_FEATURES_PROXY  (PB_FEATURE_PROXY_V1 | PB_FEATURE_PROXY_V2)
 #define PB_FEATURES_HEADER "Piggyback-Features"
@@ -107,7 +109,8 @@ pb_frame_write_header(guint8 *buf, guint8 type, guint32 conn_id);
 GBytes *
 pb_frame_new(guint8 type, guint32 conn_id, const void *payload, gsize payload_len);
 
-/* The protocol's integers are big-endian: connIds, WINDOW increments, service indexes. */
+/* The protocol's integers are big-endian: connIds, WINDOW increments, service indexes,
+ * RESUME's byte counts. */
 static inline guint32
 pb_frame_read_u32(const guint8 *p)
 {
@@ -121,6 +124,19 @@ pb_frame_write_u32(guint8 *p, guint32 value)
 	p[1] = (guint8)(value >> 16);
 	p[2] = (guint8)(value >> 8);
 	p[3] = (guint8)value;
+}
+
+static inline guint64
+pb_frame_read_u64(const guint8 *p)
+{
+	return (guint64)pb_frame_read_u32(p) << 32 | pb_frame_read_u32(p + 4);
+}
+
+static inline void
+pb_frame_write_u64(guint8 *p, guint64 value)
+{
+	pb_frame_write_u32(p, (guint32)(value >> 32));
+	pb_frame_write_u32(p + 4, (guint32)value);
 }
 
 G_END_DECLS

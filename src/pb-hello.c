@@ -17,6 +17,7 @@ static const struct {
 } pb_feature_names[] = {
     {PB_FEATURE_FLOW, "flow"},	       {PB_FEATURE_EOF, "eof"},	  {PB_FEATURE_PROXY_V1, "proxy-v1"},
     {PB_FEATURE_PROXY_V2, "proxy-v2"}, {PB_FEATURE_NAME, "name"}, {PB_FEATURE_SERVICES, "services"},
+    {PB_FEATURE_RESUME, "resume"},
 };
 
 PbHello *
@@ -311,6 +312,13 @@ pb_hello_parse(const guint8 *json, gsize len, GError **error)
 				    "HELLO has no tunnelPort between 1 and 65535");
 		return NULL;
 	}
+	/* `resume` needs `flow` and a grace period: without them it is not used */
+	node = json_object_get_member(object, "grace");
+	if (node != NULL && json_node_get_value_type(node) == G_TYPE_INT64 &&
+	    json_node_get_int(node) >= 1 && json_node_get_int(node) <= PB_HELLO_MAX_GRACE)
+		hello->grace = (guint32)json_node_get_int(node);
+	if (!(hello->features & PB_FEATURE_FLOW) || hello->grace == 0)
+		hello->features &= ~PB_FEATURE_RESUME;
 	return g_steal_pointer(&hello);
 }
 
@@ -356,6 +364,10 @@ pb_hello_to_json(const PbHello *hello)
 	if (hello->features & PB_FEATURE_FLOW) {
 		json_builder_set_member_name(builder, "window");
 		json_builder_add_int_value(builder, hello->window);
+	}
+	if (hello->features & PB_FEATURE_RESUME) {
+		json_builder_set_member_name(builder, "grace");
+		json_builder_add_int_value(builder, hello->grace);
 	}
 	if ((hello->features & PB_FEATURE_SERVICES) && hello->services != NULL) {
 		json_builder_set_member_name(builder, "services");

@@ -36,7 +36,13 @@ typedef struct {
 	guint16 url_port;    /* with @url_scheme: the port they reach; 0 = the scheme's */
 	GPtrArray *services; /* (nullable) PbHelloService: with `services`, the client's
 				services after the first (the members above), in its order */
+	guint32 grace;	     /* with `resume`: seconds the server keeps a lost tunnel's
+				connections (serve --grace), and so the client too */
 } PbHello;
+
+/* The longest grace period a HELLO may give (a day): a client keeps its local connections
+ * that long at most. */
+#define PB_HELLO_MAX_GRACE (24 * 60 * 60)
 
 PbHello *
 pb_hello_new(const char *public_host, guint16 tunnel_port, const char *version);

@@ -62,6 +62,11 @@ static const PbMetric pb_metrics[] = {
 	      "Times a client broke the protocol (its tunnel or connection closed)."),
     PB_METRIC("send_queue_bytes", "gauge", send_queue,
 	      "Bytes queued on the WebSockets, not written yet."),
+    PB_METRIC("connections_resumed_total", "counter", streams_resumed,
+	      "Tunneled connections that went on after their client's WebSocket was lost."),
+    PB_METRIC("connections_dropped_total", "counter", streams_dropped,
+	      "Tunneled connections a resumption could not keep (the client no longer had "
+	      "them, or lied about them)."),
 };
 
 /* A label value as the text format wants it: backslash, double quote and line feed

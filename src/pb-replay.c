@@ -7,9 +7,11 @@
 
 /*
  * Resumption (feature `resume`, which needs `flow`) keeps, per connection and direction,
- * every byte sent until the peer has confirmed it: with `flow` the peer's WINDOW frames
- * return credit for bytes it has written on, so what is unconfirmed is what is in flight,
- * never more than the window: that bounds this buffer (@max, the largest window). After a
+ * every byte sent until the peer has confirmed it: with `resume` the peer's WINDOW frames
+ * also say how many bytes it received in all. Credit comes back only for bytes the peer
+ * wrote on, so what is unconfirmed is never more than the peer's window: that bounds this
+ * buffer (@max, the largest window), and a peer that gives more credit than that finds the
+ * sender waiting for room here (pb_replay_get_room()). After a
  * lost WebSocket the peer says how many bytes it received (RESUME); the sender sends again
  * exactly those after them. Offsets count from the connection's first byte, in 64 bits.
  */
@@ -52,12 +54,17 @@ pb_replay_push(PbReplay *self, const guint8 *data, gsize len)
 	return TRUE;
 }
 
-/* The peer confirmed @len more bytes (WINDOW): they are not kept any longer. The caller
- * checked @len against what is in flight; more than that is taken as all of it. */
-void
-pb_replay_confirm(PbReplay *self, gsize len)
+/* How many more bytes may be sent now: the rest wait for the peer to confirm some. */
+gsize
+pb_replay_get_room(PbReplay *self)
 {
-	len = MIN(len, self->size);
+	return self->max - self->size;
+}
+
+/* Drops the @len oldest bytes kept: the peer has them. */
+static void
+pb_replay_drop(PbReplay *self, gsize len)
+{
 	self->confirmed += len;
 	self->size -= len;
 	while (len > 0) {
@@ -72,6 +79,24 @@ pb_replay_confirm(PbReplay *self, gsize len)
 		self->first_skip = 0;
 		g_bytes_unref(g_queue_pop_head(&self->chunks));
 	}
+}
+
+/**
+ * pb_replay_acknowledge:
+ * @received: how many bytes the peer says it received in all (a WINDOW frame's count)
+ *
+ * What the peer received is not kept any longer.
+ *
+ * Returns: FALSE, changing nothing, if the peer says it received fewer bytes than it
+ *   already confirmed or more than were sent: a lie
+ */
+gboolean
+pb_replay_acknowledge(PbReplay *self, guint64 received)
+{
+	if (received < self->confirmed || received > self->sent)
+		return FALSE;
+	pb_replay_drop(self, (gsize)(received - self->confirmed));
+	return TRUE;
 }
 
 /**

@@ -13,8 +13,10 @@ PbReplay *
 pb_replay_new(gsize max);
 gboolean
 pb_replay_push(PbReplay *self, const guint8 *data, gsize len);
-void
-pb_replay_confirm(PbReplay *self, gsize len);
+gsize
+pb_replay_get_room(PbReplay *self);
+gboolean
+pb_replay_acknowledge(PbReplay *self, guint64 received);
 gboolean
 pb_replay_rewind(PbReplay *self, guint64 received, GPtrArray **resend, GError **error);
 guint64

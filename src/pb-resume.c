@@ -9,7 +9,8 @@
 /*
  * RESUME (connId 0, feature `resume`): after a lost WebSocket, the client comes back with
  * its session and each side lists its open connections and how much of each it received;
- * the other sends again what is missing (see PbReplay). A peer may list no more
+ * the other sends again what is missing (see PbReplay), and may send as much after it as
+ * the credit says (WINDOW frames lost with the WebSocket are in it). A peer may list no more
  * connections than the tunnel takes, each once, none of them connId 0.
  */
 
@@ -41,9 +42,9 @@ pb_resume_parse(const guint8 *payload, gsize len, guint max_entries, GError **er
 		PbResumeEntry entry = {0};
 
 		entry.conn_id = pb_frame_read_u32(p);
-		for (guint b = 0; b < 8; b++)
-			entry.received = entry.received << 8 | p[4 + b];
-		entry.eof = (p[12] & PB_RESUME_FLAG_EOF) != 0;
+		entry.received = pb_frame_read_u64(p + 4);
+		entry.credit = pb_frame_read_u32(p + 12);
+		entry.eof = (p[16] & PB_RESUME_FLAG_EOF) != 0;
 		if (entry.conn_id == 0 ||
 		    !g_hash_table_add(seen, GUINT_TO_POINTER(entry.conn_id))) {
 			g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL, "RESUME lists connId %u %s",
@@ -67,9 +68,9 @@ pb_resume_write(const PbResumeEntry *entries, guint n_entries)
 		guint8 *p = payload + (gsize)i * PB_RESUME_ENTRY_SIZE;
 
 		pb_frame_write_u32(p, entries[i].conn_id);
-		for (guint b = 0; b < 8; b++)
-			p[4 + b] = (guint8)(entries[i].received >> (56 - 8 * b));
-		p[12] = entries[i].eof ? PB_RESUME_FLAG_EOF : 0;
+		pb_frame_write_u64(p + 4, entries[i].received);
+		pb_frame_write_u32(p + 12, entries[i].credit);
+		p[16] = entries[i].eof ? PB_RESUME_FLAG_EOF : 0;
 	}
 	return g_bytes_new_take(payload, len);
 }

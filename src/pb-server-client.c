@@ -233,6 +233,7 @@ pb_server_client_free(PbServerClient *client)
 		g_signal_handlers_disconnect_by_data(client->tunnel, client);
 		g_object_unref(client->tunnel);
 	}
+	g_clear_object(&client->lost);
 	g_ptr_array_unref(client->services);
 	g_free(client->session);
 	g_clear_object(&client->address);

@@ -43,6 +43,8 @@ typedef struct {
 	guint n_refused;	/* public connections refused since the last log line */
 	gint64 refused_logged;	/* monotonic µs of that line */
 	PbClientRule *rule;	/* (owned) (nullable) the [client] its token is of */
+	PbTunnel *lost;		/* (owned) (nullable) the tunnel its session lost, whose
+				 * connections it takes over (`resume`) */
 	PbAddressRules *address_rules; /* (unowned) (nullable) the server's --allow, --deny */
 } PbServerClient;
 

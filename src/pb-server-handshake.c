@@ -55,13 +55,17 @@ pb_tunnel_server_get_features(PbTunnelServer *self, SoupMessageHeaders *request)
 		features &= ~PB_FEATURE_NAME;
 	if ((features & PB_FEATURES_PROXY) == PB_FEATURES_PROXY)
 		features &= ~PB_FEATURE_PROXY_V1; /* one header per connection: the newer one */
+	/* connections wait for a lost client as long as its port does, and need credit */
+	if (!(features & PB_FEATURE_FLOW) || self->grace_s == 0)
+		features &= ~PB_FEATURE_RESUME;
 	return features;
 }
 
 /* The client went away: every connection on its public port closes with the tunnel. The
  * port itself closes too, or, if the client was lost rather than said goodbye and there is
  * a grace period, stays bound but not accepting, so that nobody else can take it and the
- * same client (its session) gets it back, with its name. */
+ * same client (its session) gets it back, with its name; with `resume`, its connections
+ * too (the tunnel is parked, see pb-tunnel-resume.c). */
 static void
 pb_tunnel_server_closed_cb(PbTunnel *tunnel, gpointer user_data)
 {
@@ -81,6 +85,10 @@ pb_tunnel_server_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	} else if (self->grace_s == 0 || client->session == NULL) {
 		g_message("Client %s disconnected, %s closed", client->peer, what);
 		g_ptr_array_set_size(client->services, 0);
+	} else if (pb_tunnel_is_parked(tunnel)) {
+		g_message("Client %s lost, %s kept for it for %u s, with its %u connections",
+			  client->peer, what, self->grace_s, pb_tunnel_get_n_streams(tunnel));
+		pb_client_registry_keep(self->clients, client, self->grace_s);
 	} else {
 		g_message("Client %s disconnected, %s kept for it for %u s", client->peer, what,
 			  self->grace_s);
@@ -88,6 +96,17 @@ pb_tunnel_server_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	}
 	/* we are inside the tunnel's own signal: free it once that has returned */
 	pb_server_client_free_later(client);
+}
+
+/* The client's RESUME came: what it took over of its lost tunnel's connections. */
+static void
+pb_tunnel_server_resumed_cb(PbTunnel *tunnel, guint resumed, guint dropped, gpointer user_data)
+{
+	PbServerClient *client = user_data;
+
+	if (resumed + dropped > 0)
+		g_message("Client %s resumed %u connections, %u could not be", client->peer,
+			  resumed, dropped);
 }
 
 /* The session id a request presents, if it has the form of those the server gives: only
@@ -320,7 +339,14 @@ pb_tunnel_server_upgraded_cb(SoupServerMessage *msg, gpointer user_data)
 
 		pb_hello_add_service(hello, service->port, service->name);
 	}
+	hello->grace = MIN(self->grace_s, PB_HELLO_MAX_GRACE);
 	pb_tunnel_send_hello(client->tunnel, hello);
+	if (features & PB_FEATURE_RESUME) {
+		g_signal_connect(client->tunnel, "resumed", G_CALLBACK(pb_tunnel_server_resumed_cb),
+				 client);
+		pb_tunnel_resume(client->tunnel, client->lost); /* RESUME, right after HELLO */
+	}
+	g_clear_object(&client->lost); /* without `resume`, its connections close with it */
 	what = pb_tunnel_server_describe_open(self, client);
 	g_message("Client %s connected: tunnel open %s", client->peer, what);
 }

@@ -10,9 +10,10 @@
 
 /*
  * A client that lost its WebSocket keeps its public port for the grace period: still
- * bound, so nobody else takes it, but not accepting. Each such reservation holds a file
- * descriptor and, with --tunnel-port FIRST-LAST, a port of the range, so the server
- * bounds them (--max-clients counts them, see PbTunnelServer): when a new client needs
+ * bound, so nobody else takes it, but not accepting. With `resume` it also keeps its lost
+ * tunnel, whose public connections stay open, unread, for the client to take over. Each such
+ * reservation holds a file descriptor and, with --tunnel-port FIRST-LAST, a port of the range, so
+ * the server bounds them (--max-clients counts them, see PbTunnelServer): when a new client needs
  * the place, the oldest reservation of the new client's own network goes first, else the
  * oldest of all. A client coming back in time takes its reservation, its place included;
  * from its request to its upgrade that reservation is not given to anyone else.
@@ -29,6 +30,7 @@ typedef struct {
 	char *peer;	       /* (owned) for logs */
 	GPtrArray *services;   /* (owned) PbServerService: their ports, bound and not accepting,
 				  and their names */
+	PbTunnel *lost;	       /* (owned) (nullable) parked: its connections wait (`resume`) */
 	guint expire_id;       /* when the grace period is over */
 	gint64 claimed;	       /* monotonic µs of the last request presenting it; 0 = none */
 } PbReservation;
@@ -42,6 +44,7 @@ pb_reservation_free(PbReservation *reservation)
 {
 	g_clear_handle_id(&reservation->expire_id, g_source_remove);
 	g_clear_pointer(&reservation->services, g_ptr_array_unref);
+	g_clear_object(&reservation->lost); /* closes the connections that waited */
 	g_clear_object(&reservation->address);
 	g_free(reservation->session);
 	g_free(reservation->peer);
@@ -100,11 +103,12 @@ pb_session_table_lookup(PbSessionTable *self, const char *session)
  * @peer: the client's address and port, for logs
  * @services: (transfer full): its services (PbServerService), their public ports no longer
  *   accepting
+ * @lost: (nullable): its tunnel, if parked (pb_tunnel_is_parked()): kept too
  * @grace_s: how long the port is kept
  */
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, GPtrArray *services, guint grace_s)
+			 const char *peer, GPtrArray *services, PbTunnel *lost, guint grace_s)
 {
 	PbReservation *reservation = g_new0(PbReservation, 1);
 
@@ -113,6 +117,7 @@ pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress
 	reservation->address = address != NULL ? g_object_ref(address) : NULL;
 	reservation->peer = g_strdup(peer);
 	reservation->services = services;
+	reservation->lost = lost != NULL ? g_object_ref(lost) : NULL;
 	reservation->expire_id =
 	    g_timeout_add(grace_s * 1000, pb_reservation_expired_cb, reservation);
 	g_queue_push_tail(&self->reservations, reservation);
@@ -149,19 +154,24 @@ pb_reservation_is_claimed(PbReservation *reservation)
 /**
  * pb_session_table_take:
  * @session: (nullable): what a client presents
+ * @lost: (out) (transfer full) (optional) (nullable): the parked tunnel kept with them
  *
  * Returns: (transfer full) (nullable): the services (PbServerService) kept for @session,
  *   which are no longer
  */
 GPtrArray *
-pb_session_table_take(PbSessionTable *self, const char *session)
+pb_session_table_take(PbSessionTable *self, const char *session, PbTunnel **lost)
 {
 	PbReservation *reservation = pb_session_table_lookup(self, session);
 	GPtrArray *services;
 
+	if (lost != NULL)
+		*lost = NULL;
 	if (reservation == NULL)
 		return NULL;
 	services = g_steal_pointer(&reservation->services);
+	if (lost != NULL)
+		*lost = g_steal_pointer(&reservation->lost);
 	pb_session_table_remove(self, reservation);
 	return services;
 }

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "pb-listener.h"
+#include "pb-tunnel.h"
 
 G_BEGIN_DECLS
 
@@ -21,11 +22,11 @@ PbSessionTable *
 pb_session_table_new(void);
 void
 pb_session_table_reserve(PbSessionTable *self, const char *session, GInetAddress *address,
-			 const char *peer, GPtrArray *services, guint grace_s);
+			 const char *peer, GPtrArray *services, PbTunnel *lost, guint grace_s);
 gboolean
 pb_session_table_claim(PbSessionTable *self, const char *session);
 GPtrArray *
-pb_session_table_take(PbSessionTable *self, const char *session);
+pb_session_table_take(PbSessionTable *self, const char *session, PbTunnel **lost);
 gboolean
 pb_session_table_holds_name(PbSessionTable *self, const char *name, const char *session);
 gboolean

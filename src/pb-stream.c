@@ -51,6 +51,7 @@ struct _PbStream {
 	gboolean congested;
 	gsize high_watermark;
 	PbFlow flow;
+	PbReplay *replay;   /* (owned) (nullable) with `resume`: what the peer may not have */
 	gboolean finishing; /* close once the queue is empty */
 	gboolean closed;
 	gint64 last_active; /* monotonic µs of the last byte read from or written to the socket */
@@ -374,6 +375,24 @@ pb_stream_get_flow(PbStream *self)
 	return &self->flow;
 }
 
+/* With `resume`: what was sent on the stream and the peer has not confirmed. */
+PbReplay *
+pb_stream_get_replay(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), NULL);
+	return self->replay;
+}
+
+/* @replay: (transfer full) */
+void
+pb_stream_set_replay(PbStream *self, PbReplay *replay)
+{
+	g_return_if_fail(PB_IS_STREAM(self));
+
+	pb_replay_free(self->replay);
+	self->replay = replay;
+}
+
 /* A blocked stream is not read (it has no credit); reading resumes when unblocked. */
 void
 pb_stream_set_blocked(PbStream *self, gboolean blocked)
@@ -430,14 +449,19 @@ pb_stream_get_write_ended(PbStream *self)
  * @share: (nullable): counts what the stream queues too (the tunnel's part of the server's
  *   --max-buffer); it must outlive the stream's socket
  *
- * Set it while nothing is queued.
+ * What is queued now moves from the share before to @share (a stream that a resumption
+ * moves to a new tunnel).
  */
 void
 pb_stream_set_queue_share(PbStream *self, PbQueueShare *share)
 {
 	g_return_if_fail(PB_IS_STREAM(self));
-	g_return_if_fail(self->pending_bytes == 0);
-	self->share = share;
+
+	if (self->share != NULL)
+		pb_queue_share_remove(self->share, self->pending_bytes);
+	self->share = self->closed ? NULL : share; /* nothing is queued once closed */
+	if (self->share != NULL)
+		pb_queue_share_add(self->share, self->pending_bytes);
 }
 
 /* From @high queued bytes the stream is congested (until the low watermark). */
@@ -496,6 +520,23 @@ pb_stream_abort(PbStream *self)
 		pb_stream_close_socket(self);
 }
 
+/* The connection cannot go on (its local service cannot be reached): closes the socket
+ * and emits "closed" with @error, for whichever tunnel holds the stream now. */
+void
+pb_stream_fail(PbStream *self, const GError *error)
+{
+	G_GNUC_UNUSED g_autoptr(PbStream) ref = NULL;
+
+	g_return_if_fail(PB_IS_STREAM(self));
+	g_return_if_fail(error != NULL);
+
+	if (self->closed)
+		return;
+	ref = g_object_ref(self); /* handlers may drop it */
+	pb_stream_close_socket(self);
+	g_signal_emit(self, signals[SIGNAL_CLOSED], 0, error);
+}
+
 static void
 pb_stream_dispose(GObject *object)
 {
@@ -509,6 +550,7 @@ pb_stream_finalize(GObject *object)
 	PbStream *self = PB_STREAM(object);
 
 	g_clear_object(&self->connection);
+	pb_replay_free(self->replay);
 	G_OBJECT_CLASS(pb_stream_parent_class)->finalize(object);
 }
 

@@ -5,6 +5,7 @@
 
 #include "pb-flow.h"
 #include "pb-queue-budget.h"
+#include "pb-replay.h"
 
 G_BEGIN_DECLS
 
@@ -35,6 +36,10 @@ gint64
 pb_stream_get_last_active(PbStream *self);
 PbFlow *
 pb_stream_get_flow(PbStream *self);
+PbReplay *
+pb_stream_get_replay(PbStream *self);
+void
+pb_stream_set_replay(PbStream *self, PbReplay *replay);
 void
 pb_stream_set_blocked(PbStream *self, gboolean blocked);
 gboolean
@@ -59,5 +64,7 @@ gboolean
 pb_stream_finish(PbStream *self);
 void
 pb_stream_abort(PbStream *self);
+void
+pb_stream_fail(PbStream *self, const GError *error);
 
 G_END_DECLS

@@ -12,6 +12,7 @@
 #include "pb-error.h"
 #include "pb-local-dialer.h"
 #include "pb-local-opener.h"
+#include "pb-lost-tunnel.h"
 #include "pb-name.h"
 #include "pb-text.h"
 #include "pb-tunnel.h"
@@ -60,6 +61,7 @@ struct _PbTunnelClient {
 	char *given_name;      /* (owned) (nullable) the name of the tunnel online now */
 	char *refusal;	       /* (owned) (nullable) why the tunnel closing now is for good */
 	PbLocalOpener *opener; /* (owned) a local connection per OPEN, --max-connections */
+	PbLostTunnel *lost;    /* (owned) a lost tunnel's connections, waiting (`resume`) */
 };
 
 enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
@@ -221,9 +223,9 @@ pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 	g_clear_object(&self->tunnel);
 }
 
-/* A PbLocalOpenerEventFunc. */
+/* What a part of the client says (a PbLocalOpenerEventFunc, a PbLostTunnelEventFunc). */
 static void
-pb_tunnel_client_opener_event_cb(const char *message, gpointer user_data)
+pb_tunnel_client_part_event_cb(const char *message, gpointer user_data)
 {
 	pb_tunnel_client_add_event(PB_TUNNEL_CLIENT(user_data), "%s", message);
 }
@@ -325,6 +327,9 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	/* only what we asked for: a server may not impose features */
 	pb_tunnel_set_features(tunnel, hello->features & pb_tunnel_client_get_asked(self),
 			       hello->window);
+	/* with `resume`, RESUME goes out now, before any frame of the connections it lists */
+	pb_lost_tunnel_set_grace(self->lost, hello->grace);
+	pb_lost_tunnel_hand_over(self->lost, tunnel);
 	g_object_freeze_notify(G_OBJECT(self));
 	g_free(self->access_url);
 	g_free(self->http_url);
@@ -372,6 +377,31 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
 }
 
+/* The server's RESUME came: the lost tunnel's connections that go on, and those that
+ * closed. */
+static void
+pb_tunnel_client_resumed_cb(PbTunnel *tunnel, guint resumed, guint dropped, gpointer user_data)
+{
+	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
+
+	if (resumed + dropped == 0)
+		return;
+	if (dropped == 0)
+		pb_tunnel_client_add_event(self,
+					   /* TRANSLATORS: %u is a number of connections */
+					   g_dngettext(GETTEXT_PACKAGE, "Resumed %u connection",
+						       "Resumed %u connections", resumed),
+					   resumed);
+	else
+		pb_tunnel_client_add_event(
+		    self,
+		    /* TRANSLATORS: %u are numbers of connections: resumed, then closed */
+		    g_dngettext(GETTEXT_PACKAGE, "Resumed %u connection, %u closed",
+				"Resumed %u connections, %u closed", resumed),
+		    resumed, dropped);
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_ACTIVE]);
+}
+
 /* A server that breaks the protocol before we took its HELLO (a malformed frame, a HELLO
  * that is refused) is no PiggyBack server to come back to: the client gives up. */
 static void
@@ -410,6 +440,10 @@ pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
 	} else {
 		reason = g_strdup_printf(_("closed with code %u"), code);
 	}
+	/* lost, not closed: its connections wait for the next tunnel (`resume`) */
+	if (pb_tunnel_is_parked(tunnel) && self->auto_reconnect && !refused &&
+	    !g_cancellable_is_cancelled(self->cancellable))
+		pb_lost_tunnel_keep(self->lost, tunnel);
 	pb_tunnel_client_drop_tunnel(self);
 	pb_tunnel_client_clear_hello(self);
 	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable) && !refused) {
@@ -441,6 +475,7 @@ pb_tunnel_client_start_tunnel(PbTunnelClient *self, GIOStream *connection, GByte
 	g_signal_connect(self->tunnel, "hello", G_CALLBACK(pb_tunnel_client_hello_cb), self);
 	g_signal_connect(self->tunnel, "protocol-error",
 			 G_CALLBACK(pb_tunnel_client_protocol_error_cb), self);
+	g_signal_connect(self->tunnel, "resumed", G_CALLBACK(pb_tunnel_client_resumed_cb), self);
 	g_signal_connect(self->tunnel, "closed", G_CALLBACK(pb_tunnel_client_tunnel_closed_cb),
 			 self);
 }
@@ -934,6 +969,7 @@ pb_tunnel_client_reconnect(PbTunnelClient *self)
 		/* first deaf to it: its end is no "disconnected" */
 		pb_tunnel_client_drop_tunnel(self);
 		pb_tunnel_close(old, PB_CLOSE_COMING_BACK, "reconnecting");
+		pb_lost_tunnel_keep(self->lost, old); /* its connections wait (`resume`) */
 	}
 	pb_tunnel_client_clear_hello(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
@@ -968,6 +1004,7 @@ pb_tunnel_client_close(PbTunnelClient *self)
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
+	pb_lost_tunnel_drop(self->lost);
 	if (self->tunnel != NULL)
 		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
 }
@@ -1034,6 +1071,7 @@ pb_tunnel_client_dispose(GObject *object)
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->retry_id, g_source_remove);
 	g_clear_pointer(&self->opener, pb_local_opener_free);
+	g_clear_pointer(&self->lost, pb_lost_tunnel_free);
 	if (self->tunnel != NULL) {
 		g_signal_handlers_disconnect_by_data(self->tunnel, self);
 		g_clear_object(&self->tunnel);
@@ -1147,7 +1185,8 @@ pb_tunnel_client_init(PbTunnelClient *self)
 	self->features = PB_FEATURES_ALL;
 	self->keepalive_s = PB_KEEPALIVE_DEFAULT;
 	self->max_message_size = PB_MAX_MESSAGE_SIZE;
-	self->opener = pb_local_opener_new(pb_tunnel_client_opener_event_cb, self);
+	self->opener = pb_local_opener_new(pb_tunnel_client_part_event_cb, self);
+	self->lost = pb_lost_tunnel_new(pb_tunnel_client_part_event_cb, self);
 	self->state = PB_TUNNEL_CLIENT_STATE_OFFLINE;
 	g_queue_init(&self->events);
 }

@@ -1,23 +1,14 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
-#include "pb-tunnel.h"
-
 #include <string.h>
 
-#include "pb-connection-table.h"
 #include "pb-error.h"
 #include "pb-frame.h"
 #include "pb-memory.h"
 #include "pb-proxy-header.h"
 #include "pb-text.h"
-#include "pb-watchdog.h"
-#include "pb-ws-frame.h"
-#include "pb-ws-stream.h"
-
-/* Where a message's payload goes in frame_buf: after room for the longest WebSocket
- * header and the PiggyBack header, so a message is framed where it was read. */
-#define PB_TUNNEL_PAYLOAD_OFFSET (PB_WS_FRAME_HEADER_MAX + PB_FRAME_HEADER_SIZE)
+#include "pb-tunnel-private.h"
 
 /*
  * One WebSocket and the TCP connections multiplexed over it: the part of PiggyBack that
@@ -42,39 +33,11 @@
  * directions have.
  */
 
-struct _PbTunnel {
-	GObject parent_instance;
-	SoupWebsocketConnection *ws;	  /* (owned) */
-	PbWsStream *ws_stream;		  /* (owned) what @ws runs on */
-	SoupWebsocketConnectionType role; /* server: accepts public connections */
-	PbConnectionTable *table;	  /* (owned) */
-	PbFeatures features;		  /* protocol v2 features in use */
-	guint32 window;			  /* initial credit of every connection, with `flow` */
-	guint64 growth_budget;		  /* how much all windows may still grow */
-	guint8 *frame_buf;	       /* (owned) room for both headers, then PB_READ_CHUNK bytes */
-	guint64 queued;		       /* bytes of our frames handed to the WebSocket's output */
-	guint n_congested;	       /* streams over their high watermark */
-	PbQueueShare share;	       /* what the streams queue, in the server's --max-buffer */
-	guint64 bytes_in;	       /* tunneled payload received from the peer */
-	guint64 bytes_out;	       /* tunneled payload sent to the peer */
-	guint64 n_streams_total;       /* connections ever opened on this tunnel */
-	PbServiceStats *service_stats; /* (owned) (nullable) indexed by the streams' service */
-	guint n_service_stats;	       /* up to the highest service index seen, + 1 */
-	guint64 frames_in;	 /* messages libsoup delivered (the fast path counts its own) */
-	guint64 frames_out;	 /* messages we sent */
-	guint64 protocol_errors; /* the peer broke the protocol: the tunnel or a connection */
-	PbWatchdog *watchdog;	 /* (owned) closes the WebSocket when the peer falls silent */
-	guint idle_timeout_s;	 /* a connection without traffic that long is closed; 0 = never */
-	guint idle_id;		 /* (nullable) the check for such connections */
-	gboolean peer_closed_first; /* the close handshake was the peer's: it said goodbye */
-};
-
-enum { SIGNAL_OPEN_REQUESTED, SIGNAL_HELLO, SIGNAL_PROTOCOL_ERROR, SIGNAL_CLOSED, SIGNAL_LAST };
-static guint signals[SIGNAL_LAST] = {0};
+guint pb_tunnel_signals[PB_TUNNEL_SIGNAL_LAST] = {0};
 
 G_DEFINE_FINAL_TYPE(PbTunnel, pb_tunnel, G_TYPE_OBJECT)
 
-static void
+void
 pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 {
 	char id_str[11];
@@ -84,36 +47,9 @@ pb_tunnel_log_stream(PbTunnel *self, guint32 id, const char *what)
 			 "tunnel %p stream %u: %s", self, id, what);
 }
 
-/* Says which service @stream is for, and counts it there. The counters are an array indexed
- * by the service, grown to the highest index seen: the hot path adds to them without a
- * lookup. An index past any a server takes (a client's peer may send any) is not counted. */
-static void
-pb_tunnel_set_stream_service(PbTunnel *self, PbStream *stream, guint32 service)
-{
-	pb_stream_set_service(stream, service);
-	if (service > PB_HELLO_MAX_SERVICES)
-		return;
-	if (service >= self->n_service_stats) {
-		self->service_stats = g_renew(PbServiceStats, self->service_stats, service + 1);
-		memset(self->service_stats + self->n_service_stats, 0,
-		       (service + 1 - self->n_service_stats) * sizeof(PbServiceStats));
-		self->n_service_stats = service + 1;
-	}
-	self->service_stats[service].streams_total++;
-}
-
-/* The counters of @stream's service, or %NULL for one not counted. */
-static inline PbServiceStats *
-pb_tunnel_get_stream_stats(PbTunnel *self, PbStream *stream)
-{
-	guint32 service = pb_stream_get_service(stream);
-
-	return service < self->n_service_stats ? &self->service_stats[service] : NULL;
-}
-
 /* Sends the message whose payload is at frame_buf + PB_TUNNEL_PAYLOAD_OFFSET: the headers
  * go in the room before it, and the output frames and masks it right there. */
-static void
+void
 pb_tunnel_send(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
 {
 	guint8 *message = self->frame_buf + PB_WS_FRAME_HEADER_MAX;
@@ -126,7 +62,7 @@ pb_tunnel_send(PbTunnel *self, guint8 type, guint32 id, gsize payload_len)
 						  PB_FRAME_HEADER_SIZE + payload_len);
 }
 
-static void
+void
 pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payload, gsize len)
 {
 	g_return_if_fail(len <= PB_READ_CHUNK);
@@ -136,7 +72,7 @@ pb_tunnel_send_control(PbTunnel *self, guint8 type, guint32 id, const void *payl
 	pb_tunnel_send(self, type, id, len);
 }
 
-static void
+void
 pb_tunnel_update_ws_reading(PbTunnel *self)
 {
 	/* with `flow`, credit holds the peer back instead (see pb_tunnel_stream_wrote_cb()) */
@@ -155,7 +91,7 @@ pb_tunnel_ws_drained_cb(PbWsOutput *output, gpointer user_data)
 	pb_connection_table_set_reading(self->table, TRUE);
 }
 
-static void
+void
 pb_tunnel_check_ws_congestion(PbTunnel *self)
 {
 	PbWsOutput *output = pb_ws_stream_get_output(self->ws_stream);
@@ -167,23 +103,33 @@ pb_tunnel_check_ws_congestion(PbTunnel *self)
 	pb_ws_output_watch(output, self->queued - PB_WS_LOW_WATERMARK);
 }
 
-/* Forgets @stream (live or retired), which is closed or about to be. */
-static void
-pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
+/* Lets go of @stream (live or retired), which goes on elsewhere: another tunnel takes it
+ * over (a resumption). Its window's growth stays with it. */
+void
+pb_tunnel_detach_stream(PbTunnel *self, PbStream *stream)
 {
 	if (pb_stream_is_congested(stream)) {
 		self->n_congested--;
 		pb_tunnel_update_ws_reading(self);
 	}
-	if (self->features & PB_FEATURE_FLOW)
-		pb_flow_release(pb_stream_get_flow(stream), &self->growth_budget);
+	if (self->resuming != NULL && pb_connection_table_is_live(self->table, stream))
+		g_hash_table_remove(self->resuming, GUINT_TO_POINTER(pb_stream_get_id(stream)));
 	g_signal_handlers_disconnect_by_data(stream, self);
 	pb_connection_table_remove(self->table, stream);
+}
+
+/* Forgets @stream (live or retired), which is closed or about to be. */
+static void
+pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream)
+{
+	if (self->features & PB_FEATURE_FLOW)
+		pb_flow_release(pb_stream_get_flow(stream), &self->growth_budget);
+	pb_tunnel_detach_stream(self, stream);
 	pb_memory_release_soon();
 }
 
 /* The connection is over on our side: tell the peer, flush what we have, close. */
-static void
+void
 pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close)
 {
 	if (send_close)
@@ -193,7 +139,7 @@ pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close)
 		pb_tunnel_drop_stream(self, stream);
 }
 
-static void
+void
 pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error)
 {
 	g_autofree char *what = g_strdup_printf("failed: %s", error->message);
@@ -232,7 +178,9 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 	PbTunnel *self = PB_TUNNEL(user_data);
 	PbFlow *flow = pb_stream_get_flow(stream);
 	gboolean flow_on = (self->features & PB_FEATURE_FLOW) != 0;
-	gsize want = flow_on ? pb_flow_sendable(flow, PB_READ_CHUNK) : PB_READ_CHUNK;
+	gsize want = flow_on
+			 ? pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, PB_READ_CHUNK))
+			 : PB_READ_CHUNK;
 	g_autoptr(GError) error = NULL;
 	gssize n;
 
@@ -244,13 +192,15 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 	if (n > 0) {
 		PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
 
+		pb_tunnel_resume_sent(self, stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET,
+				      (gsize)n);
 		pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		self->bytes_out += (gsize)n;
 		if (service_stats != NULL)
 			service_stats->bytes_out += (gsize)n;
 		if (flow_on) {
 			pb_flow_sent(flow, (gsize)n);
-			if (pb_flow_sendable(flow, 1) == 0)
+			if (pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, 1)) == 0)
 				pb_stream_set_blocked(stream, TRUE);
 		}
 		pb_tunnel_check_ws_congestion(self);
@@ -269,7 +219,7 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 	PbTunnel *self = PB_TUNNEL(user_data);
 	PbFlow *flow = pb_stream_get_flow(stream);
 	guint32 increment;
-	guint8 payload[4];
+	guint8 payload[12];
 
 	if (!(self->features & PB_FEATURE_FLOW) ||
 	    !pb_connection_table_is_live(self->table, stream))
@@ -282,9 +232,8 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 				     &self->growth_budget);
 	if (increment == 0)
 		return;
-	pb_frame_write_u32(payload, increment);
 	pb_tunnel_send_control(self, PB_FRAME_WINDOW, pb_stream_get_id(stream), payload,
-			       sizeof payload);
+			       pb_tunnel_resume_write_window(self, stream, payload, increment));
 }
 
 /* The tunnel is no longer held over --max-buffer: read again (v1), give the credit kept
@@ -323,23 +272,36 @@ pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_
 		pb_tunnel_drop_stream(self, stream);
 }
 
+/* Makes @stream one of ours, live: a new one, or one taken over from a lost tunnel. */
+void
+pb_tunnel_attach_stream(PbTunnel *self, PbStream *stream)
+{
+	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
+	g_signal_connect(stream, "wrote", G_CALLBACK(pb_tunnel_stream_wrote_cb), self);
+	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
+	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
+	if (self->features & PB_FEATURE_FLOW) {
+		/* credit bounds each queue: the WebSocket-wide pause is only a safety net */
+		pb_stream_set_high_watermark(stream, PB_FLOW_WINDOW_MAX + PB_STREAM_HIGH_WATERMARK);
+	}
+	pb_stream_set_queue_share(stream, &self->share);
+	pb_connection_table_add(self->table, stream);
+	if (pb_stream_is_congested(stream)) {
+		self->n_congested++;
+		pb_tunnel_update_ws_reading(self);
+	}
+}
+
 /* Returns: (transfer none): a new live stream for @id */
 static PbStream *
 pb_tunnel_insert_stream(PbTunnel *self, guint32 id)
 {
 	g_autoptr(PbStream) stream = pb_stream_new(id);
 
-	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
-	g_signal_connect(stream, "wrote", G_CALLBACK(pb_tunnel_stream_wrote_cb), self);
-	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
-	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
-	if (self->features & PB_FEATURE_FLOW) {
+	if (self->features & PB_FEATURE_FLOW)
 		pb_flow_init(pb_stream_get_flow(stream), self->window);
-		/* credit bounds each queue: the WebSocket-wide pause is only a safety net */
-		pb_stream_set_high_watermark(stream, PB_FLOW_WINDOW_MAX + PB_STREAM_HIGH_WATERMARK);
-	}
-	pb_stream_set_queue_share(stream, &self->share);
-	pb_connection_table_add(self->table, stream);
+	pb_tunnel_resume_init_stream(self, stream);
+	pb_tunnel_attach_stream(self, stream);
 	self->n_streams_total++;
 	return stream;
 }
@@ -357,13 +319,13 @@ pb_tunnel_close_broken(PbTunnel *self, gushort code, const char *what)
 	pb_tunnel_close(self, code, close_reason);
 }
 
-static void
+void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason)
 {
 	g_autofree char *shown = pb_text_escape(reason, -1);
 	g_autofree char *what = g_strdup_printf("protocol error: %s", shown);
 
-	g_signal_emit(self, signals[SIGNAL_PROTOCOL_ERROR], 0, shown);
+	g_signal_emit(self, pb_tunnel_signals[PB_TUNNEL_SIGNAL_PROTOCOL_ERROR], 0, shown);
 	pb_tunnel_close_broken(self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, what);
 }
 
@@ -448,24 +410,28 @@ pb_tunnel_receive_open(PbTunnel *self, const PbFrame *frame)
 	stream = pb_tunnel_insert_stream(self, id);
 	pb_tunnel_set_stream_service(self, stream, service);
 	pb_tunnel_log_stream(self, id, "opened by the peer");
-	g_signal_emit(self, signals[SIGNAL_OPEN_REQUESTED], 0, stream);
+	g_signal_emit(self, pb_tunnel_signals[PB_TUNNEL_SIGNAL_OPEN_REQUESTED], 0, stream);
 }
 
-/* More credit for sending on a connection (`flow`). */
+/* More credit for sending on a connection (`flow`); with `resume`, also how much of it
+ * the peer received. */
 static void
 pb_tunnel_receive_window(PbTunnel *self, const PbFrame *frame)
 {
 	PbStream *stream = pb_connection_table_lookup(self->table, frame->conn_id);
-	const guint8 *p = frame->payload;
+	gsize expected = (self->features & PB_FEATURE_RESUME) ? 12 : 4;
 
-	if (frame->payload_len != 4) {
-		pb_tunnel_protocol_error(self, "WINDOW without a 4-byte increment");
+	if (frame->payload_len != expected) {
+		pb_tunnel_protocol_error(self, expected == 4
+						   ? "WINDOW without a 4-byte increment"
+						   : "WINDOW without an increment and a count");
 		return;
 	}
-	if (stream == NULL)
+	if (stream == NULL || !pb_tunnel_resume_take_window(self, stream, frame))
 		return;
-	pb_flow_add_send_credit(pb_stream_get_flow(stream), pb_frame_read_u32(p));
-	if (pb_stream_get_blocked(stream))
+	pb_flow_add_send_credit(pb_stream_get_flow(stream), pb_frame_read_u32(frame->payload));
+	/* one taken over from a lost tunnel waits for the peer's RESUME */
+	if (pb_stream_get_blocked(stream) && !pb_tunnel_resume_is_waiting(self, stream))
 		pb_stream_set_blocked(stream, FALSE);
 }
 
@@ -495,7 +461,7 @@ pb_tunnel_receive_hello(PbTunnel *self, const PbFrame *frame)
 		pb_tunnel_protocol_error(self, error->message);
 		return;
 	}
-	g_signal_emit(self, signals[SIGNAL_HELLO], 0, hello);
+	g_signal_emit(self, pb_tunnel_signals[PB_TUNNEL_SIGNAL_HELLO], 0, hello);
 }
 
 static void
@@ -542,13 +508,17 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	case PB_FRAME_HELLO:
 		pb_tunnel_receive_hello(self, &frame);
 		break;
+	case PB_FRAME_RESUME:
+		if (self->features & PB_FEATURE_RESUME)
+			pb_tunnel_receive_resume(self, &frame);
+		break;
 	default:
 		break; /* unknown types are dropped, so later versions can add some */
 	}
 }
 
 /* Ends every connection at once: the WebSocket is gone. Aborted streams emit nothing. */
-static void
+void
 pb_tunnel_abort_all(PbTunnel *self)
 {
 	pb_connection_table_clear(self->table);
@@ -561,8 +531,11 @@ pb_tunnel_ws_closed_cb(SoupWebsocketConnection *ws, gpointer user_data)
 	PbTunnel *self = PB_TUNNEL(user_data);
 
 	pb_watchdog_stop(self->watchdog);
-	pb_tunnel_abort_all(self);
-	g_signal_emit(self, signals[SIGNAL_CLOSED], 0);
+	if (pb_tunnel_may_park(self))
+		pb_tunnel_park(self); /* a resumption may take its connections over */
+	else
+		pb_tunnel_abort_all(self);
+	g_signal_emit(self, pb_tunnel_signals[PB_TUNNEL_SIGNAL_CLOSED], 0);
 }
 
 /* Either side starts the close handshake. When the peer did, libsoup has its close code
@@ -601,8 +574,10 @@ pb_tunnel_ws_error_cb(SoupWebsocketConnection *ws, GError *error, gpointer user_
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
-	if (error->domain == SOUP_WEBSOCKET_ERROR)
+	if (error->domain == SOUP_WEBSOCKET_ERROR) {
 		self->protocol_errors++;
+		self->closed_for_good = TRUE; /* libsoup closes with 1002: not to resume */
+	}
 	g_info("WebSocket error: %s", error->message);
 }
 
@@ -646,6 +621,7 @@ pb_tunnel_send_proxy_header(PbTunnel *self, PbStream *stream, GSocketConnection 
 
 	PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
 
+	pb_tunnel_resume_sent(self, stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, len);
 	pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), len);
 	self->bytes_out += len;
 	if (service_stats != NULL)
@@ -702,18 +678,18 @@ pb_tunnel_connect_stream(PbTunnel *self, PbStream *stream, GSocketConnection *co
 	pb_stream_set_connection(stream, connection);
 }
 
-/* The client could not reach its local service for @stream's OPEN. */
+/* The client could not reach its local service for @stream's OPEN: the tunnel that holds
+ * the stream now (a resumption may have taken it over meanwhile) answers CLOSE. */
 void
 pb_tunnel_refuse_stream(PbTunnel *self, PbStream *stream)
 {
-	guint32 id = pb_stream_get_id(stream);
+	g_autoptr(GError) error = NULL;
 
 	g_return_if_fail(PB_IS_TUNNEL(self));
 
-	if (pb_connection_table_is_live(self->table, stream))
-		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
-	pb_stream_abort(stream);
-	pb_tunnel_drop_stream(self, stream);
+	error = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
+				    "the local service cannot be reached");
+	pb_stream_fail(stream, error);
 }
 
 /**
@@ -745,106 +721,11 @@ pb_tunnel_close(PbTunnel *self, gushort code, const char *reason)
 {
 	g_return_if_fail(PB_IS_TUNNEL(self));
 
-	if (soup_websocket_connection_get_state(self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-		soup_websocket_connection_close(self->ws, code, reason);
-}
-
-guint
-pb_tunnel_get_n_streams(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return pb_connection_table_get_n_live(self->table);
-}
-
-/* Returns: the connections that may still hold a socket: open ones, and closed ones that
- * are still writing what came for them */
-guint
-pb_tunnel_get_n_streams_held(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return pb_connection_table_get_n_held(self->table);
-}
-
-guint64
-pb_tunnel_get_bytes_in(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return self->bytes_in;
-}
-
-guint64
-pb_tunnel_get_bytes_out(PbTunnel *self)
-{
-	g_return_val_if_fail(PB_IS_TUNNEL(self), 0);
-	return self->bytes_out;
-}
-
-/**
- * pb_tunnel_get_service_stats:
- * @stats: (out caller-allocates) (array length=n_stats): the counters of services 0 to
- *   @n_stats - 1
- *
- * What each service carried since the tunnel opened (a service without connections yet:
- * zeros). The open connections are counted now, a walk over them: for views, not for
- * every packet.
- */
-void
-pb_tunnel_get_service_stats(PbTunnel *self, PbServiceStats *stats, guint n_stats)
-{
-	g_autoptr(GPtrArray) live = NULL;
-
-	g_return_if_fail(PB_IS_TUNNEL(self));
-
-	memset(stats, 0, n_stats * sizeof(PbServiceStats));
-	for (guint i = 0; i < MIN(n_stats, self->n_service_stats); i++) {
-		stats[i] = self->service_stats[i];
-		stats[i].streams_open = 0;
-	}
-	if (pb_connection_table_get_n_live(self->table) == 0)
+	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
 		return;
-	live = pb_connection_table_list_live(self->table);
-	for (guint i = 0; i < live->len; i++) {
-		guint32 service = pb_stream_get_service(live->pdata[i]);
-
-		if (service < n_stats)
-			stats[service].streams_open++;
-	}
-}
-
-/**
- * pb_tunnel_get_stats:
- *
- * What /metrics shows of a tunnel, counted since it opened.
- */
-void
-pb_tunnel_get_stats(PbTunnel *self, PbTunnelStats *stats)
-{
-	g_return_if_fail(PB_IS_TUNNEL(self));
-
-	stats->streams_open = pb_connection_table_get_n_live(self->table);
-	stats->streams_total = self->n_streams_total;
-	stats->bytes_in = self->bytes_in;
-	stats->bytes_out = self->bytes_out;
-	stats->frames_in = self->frames_in +
-			   pb_ws_input_get_n_fast_frames(pb_ws_stream_get_input(self->ws_stream));
-	stats->frames_out = self->frames_out;
-	stats->protocol_errors = self->protocol_errors;
-	stats->send_queue =
-	    self->queued - pb_ws_output_get_sent(pb_ws_stream_get_output(self->ws_stream));
-}
-
-/* Adds each of @stats's counters to @sum's. */
-void
-pb_tunnel_stats_add(PbTunnelStats *sum, const PbTunnelStats *stats)
-{
-	sum->streams_open += stats->streams_open;
-	sum->streams_total += stats->streams_total;
-	sum->bytes_in += stats->bytes_in;
-	sum->bytes_out += stats->bytes_out;
-	sum->frames_in += stats->frames_in;
-	sum->frames_out += stats->frames_out;
-	sum->protocol_errors += stats->protocol_errors;
-	sum->send_queue += stats->send_queue;
+	if (code != PB_CLOSE_COMING_BACK)
+		self->closed_for_good = TRUE;
+	soup_websocket_connection_close(self->ws, code, reason);
 }
 
 static void
@@ -863,6 +744,7 @@ pb_tunnel_dispose(GObject *object)
 		pb_tunnel_abort_all(self);
 		g_clear_object(&self->ws);
 	}
+	pb_tunnel_resume_clear(self);
 	pb_queue_share_clear(&self->share); /* after the streams: nothing is queued now */
 	g_clear_object(&self->ws_stream);
 	G_OBJECT_CLASS(pb_tunnel_parent_class)->dispose(object);
@@ -896,7 +778,7 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 	 * pb_tunnel_connect_stream() or pb_tunnel_refuse_stream(); data for it is queued
 	 * meanwhile.
 	 */
-	signals[SIGNAL_OPEN_REQUESTED] =
+	pb_tunnel_signals[PB_TUNNEL_SIGNAL_OPEN_REQUESTED] =
 	    g_signal_new("open-requested", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
 			 NULL, NULL, G_TYPE_NONE, 1, PB_TYPE_STREAM);
 	/**
@@ -905,8 +787,9 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 	 *
 	 * Client side: the server said where the tunnel can be reached.
 	 */
-	signals[SIGNAL_HELLO] = g_signal_new("hello", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
-					     0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+	pb_tunnel_signals[PB_TUNNEL_SIGNAL_HELLO] =
+	    g_signal_new("hello", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+			 G_TYPE_NONE, 1, G_TYPE_POINTER);
 	/**
 	 * PbTunnel::protocol-error:
 	 * @reason: what the peer did wrong, escaped (pb_text_escape())
@@ -914,16 +797,29 @@ pb_tunnel_class_init(PbTunnelClass *klass)
 	 * The peer broke the protocol (a malformed frame, a HELLO that is refused): the
 	 * WebSocket is closing with 1002, and "closed" follows.
 	 */
-	signals[SIGNAL_PROTOCOL_ERROR] =
+	pb_tunnel_signals[PB_TUNNEL_SIGNAL_PROTOCOL_ERROR] =
 	    g_signal_new("protocol-error", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
 			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 	/**
+	 * PbTunnel::resumed:
+	 * @resumed: connections taken over from the lost tunnel that go on
+	 * @dropped: those the peer no longer had, or lied about: closed
+	 *
+	 * With `resume`: the peer's RESUME came, after pb_tunnel_resume().
+	 */
+	pb_tunnel_signals[PB_TUNNEL_SIGNAL_RESUMED] =
+	    g_signal_new("resumed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_UINT);
+	/**
 	 * PbTunnel::closed:
 	 *
-	 * The WebSocket is closed and every tunneled connection with it.
+	 * The WebSocket is closed, and every tunneled connection with it; with `resume`, unless
+	 * it was lost (pb_tunnel_is_parked()): then its connections wait, unread, for a
+	 * resumption to take them over (pb_tunnel_resume()), until the tunnel is disposed.
 	 */
-	signals[SIGNAL_CLOSED] = g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
-					      0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+	pb_tunnel_signals[PB_TUNNEL_SIGNAL_CLOSED] =
+	    g_signal_new("closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+			 G_TYPE_NONE, 0);
 }
 
 static void

@@ -18,6 +18,8 @@ typedef struct {
 	guint64 frames_out; /* WebSocket messages sent (ours; libsoup's pings and closes not) */
 	guint64 protocol_errors; /* times the peer broke the protocol */
 	guint64 send_queue;	 /* bytes of our messages not written to the socket yet */
+	guint64 streams_resumed; /* connections that went on after a lost WebSocket (`resume`) */
+	guint64 streams_dropped; /* connections a resumption could not keep */
 } PbTunnelStats;
 
 /* What one service of a tunnel carried (see pb_tunnel_get_service_stats()). */
@@ -48,6 +50,10 @@ void
 pb_tunnel_set_features(PbTunnel *self, PbFeatures features, guint32 window);
 PbFeatures
 pb_tunnel_get_features(PbTunnel *self);
+void
+pb_tunnel_resume(PbTunnel *self, PbTunnel *lost);
+gboolean
+pb_tunnel_is_parked(PbTunnel *self);
 gboolean
 pb_tunnel_get_said_goodbye(PbTunnel *self);
 void

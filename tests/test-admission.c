@@ -559,7 +559,7 @@ reserve(PbSessionTable *table, const char *session, const char *from)
 	service->listener = listener;
 	service->port = port;
 	g_ptr_array_add(services, service);
-	pb_session_table_reserve(table, session, address, from, services, 60);
+	pb_session_table_reserve(table, session, address, from, services, NULL, 60);
 	return port;
 }
 
@@ -597,7 +597,7 @@ test_admission_session_table(void)
 	g_assert_cmpint(pb_session_table_admit(table, 4, 64, 5, newcomer), ==, PB_ADMIT_NO_PORT);
 	/* connected clients fill the server: the kept port stays */
 	g_assert_cmpint(pb_session_table_admit(table, 5, 5, 0, NULL), ==, PB_ADMIT_FULL);
-	services = pb_session_table_take(table, a);
+	services = pb_session_table_take(table, a, NULL);
 	g_assert_nonnull(services);
 	g_assert_cmpuint(services->len, ==, 1);
 	service = services->pdata[0];

@@ -33,8 +33,9 @@ hostile_set_up(HostileFixture *fx, gconstpointer user_data)
 
 	fx->echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
 	local = g_strdup_printf("%u", pb_test_service_get_port(fx->echo));
+	/* a lost client's connections wait 3 s for it (`resume`) */
 	fx->server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0",
-					"-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+					"-l", "127.0.0.1", "-H", "127.0.0.1", "--grace", "3", NULL);
 	fx->ws_port = pb_test_proc_wait_port(fx->server, "Listening on");
 	server_url = g_strdup_printf("127.0.0.1:%u", fx->ws_port);
 	fx->client = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "forward", "-p", local,
@@ -423,11 +424,14 @@ test_hostile_client_killed(HostileFixture *fx, gconstpointer user_data)
 {
 	Transfer transfer = {0};
 
-	g_test_summary("kill -9 of the client in the middle of a transfer: the server closes the "
-		       "public connection at once and frees what the tunnel held");
+	g_test_summary("kill -9 of the client in the middle of a transfer: the server keeps the "
+		       "public connection for the grace period (the client may resume it), then "
+		       "closes it and frees what the tunnel held");
 	transfer_start(&transfer, fx->public_port, TRUE);
 	pb_test_proc_kill(fx->client);
 	g_assert_cmpint(pb_test_proc_finish(g_steal_pointer(&fx->client)), ==, 128 + SIGKILL);
+	g_usleep(G_USEC_PER_SEC);
+	g_assert_false(g_atomic_int_get(&transfer.closed));
 	g_assert_true(transfer_wait_closed(&transfer));
 	/* the WebSocket is gone; the public port stays bound for the grace period */
 	pb_test_wait_until(pb_test_proc_count_fds(fx->server) <= fx->baseline - 1, 10);

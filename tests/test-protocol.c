@@ -564,9 +564,9 @@ test_features_names(void)
 	g_autofree char *all = pb_features_to_string(PB_FEATURES_ALL | PB_FEATURE_PROXY_V2);
 	g_autofree char *none = pb_features_to_string(0);
 
-	g_test_summary("Feature names on the wire: flow, eof, proxy-v1, proxy-v2; unknown ones "
-		       "are ignored");
-	g_assert_cmpstr(all, ==, "flow, eof, proxy-v2");
+	g_test_summary("Feature names on the wire: flow, eof, proxy-v1, proxy-v2, resume; unknown "
+		       "ones are ignored");
+	g_assert_cmpstr(all, ==, "flow, eof, proxy-v2, resume");
 	g_assert_cmpstr(none, ==, "");
 	g_assert_cmpint(pb_features_parse("proxy-v1, zip,FLOW"), ==,
 			PB_FEATURE_PROXY_V1 | PB_FEATURE_FLOW);

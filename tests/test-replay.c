@@ -53,14 +53,18 @@ test_replay_bounded(void)
 	push_pattern(replay, 0, 1000, 300);
 	g_assert_cmpuint(pb_replay_get_size(replay), ==, 1000);
 	g_assert_false(pb_replay_push(replay, &byte, 1));
+	g_assert_cmpuint(pb_replay_get_room(replay), ==, 0);
 	g_assert_cmpuint(pb_replay_get_sent(replay), ==, 1000);
-	pb_replay_confirm(replay, 1);
+	g_assert_true(pb_replay_acknowledge(replay, 1));
+	g_assert_cmpuint(pb_replay_get_room(replay), ==, 1);
 	g_assert_true(pb_replay_push(replay, &byte, 1));
 	g_assert_false(pb_replay_push(replay, &byte, 1));
 	/* 0 bytes: nothing, always allowed */
 	g_assert_true(pb_replay_push(replay, NULL, 0));
-	/* confirming more than in flight drops all there is, no more */
-	pb_replay_confirm(replay, G_MAXSIZE);
+	/* the same count again changes nothing; all of it drops all there is */
+	g_assert_true(pb_replay_acknowledge(replay, 1));
+	g_assert_cmpuint(pb_replay_get_size(replay), ==, 1000);
+	g_assert_true(pb_replay_acknowledge(replay, 1001));
 	g_assert_cmpuint(pb_replay_get_size(replay), ==, 0);
 	g_assert_cmpuint(pb_replay_get_confirmed(replay), ==, 1001);
 	g_assert_cmpuint(pb_replay_get_sent(replay), ==, 1001);
@@ -75,7 +79,7 @@ test_replay_rewind(void)
 	g_test_summary("After confirmations that end inside a chunk, a rewind to any offset "
 		       "between the confirmed and the sent gives back exactly the bytes after it");
 	push_pattern(replay, 0, 1000, 100);
-	pb_replay_confirm(replay, 250); /* in the middle of the third chunk */
+	g_assert_true(pb_replay_acknowledge(replay, 250)); /* in the middle of the third chunk */
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GPtrArray) resend = NULL;
 		g_autoptr(GError) error = NULL;
@@ -97,7 +101,7 @@ test_replay_lies(void)
 	g_test_summary("A peer that says it received fewer bytes than it confirmed, or more than "
 		       "were sent (up to 2^64-1): refused, nothing to resend");
 	push_pattern(replay, 0, 1000, 64);
-	pb_replay_confirm(replay, 250);
+	g_assert_true(pb_replay_acknowledge(replay, 250));
 	for (gsize i = 0; i < G_N_ELEMENTS(lies); i++) {
 		GPtrArray *resend = NULL;
 		g_autoptr(GError) error = NULL;
@@ -105,6 +109,9 @@ test_replay_lies(void)
 		g_assert_false(pb_replay_rewind(replay, lies[i], &resend, &error));
 		g_assert_error(error, PB_ERROR, PB_ERROR_PROTOCOL);
 		g_assert_null(resend);
+		/* the same lies in a WINDOW: refused, nothing dropped */
+		g_assert_false(pb_replay_acknowledge(replay, lies[i]));
+		g_assert_cmpuint(pb_replay_get_confirmed(replay), ==, 250);
 	}
 }
 
@@ -112,9 +119,9 @@ static void
 test_resume_round_trip(void)
 {
 	const PbResumeEntry entries[] = {
-	    {1, 0, FALSE},
-	    {G_MAXUINT32, G_MAXUINT64, TRUE},
-	    {42, (guint64)G_MAXUINT32 + 1, FALSE},
+	    {1, 0, 0, FALSE},
+	    {G_MAXUINT32, G_MAXUINT64, G_MAXUINT32, TRUE},
+	    {42, (guint64)G_MAXUINT32 + 1, 262144, FALSE},
 	};
 	g_autoptr(GBytes) payload = pb_resume_write(entries, G_N_ELEMENTS(entries));
 	g_autoptr(GArray) parsed = NULL;
@@ -134,6 +141,7 @@ test_resume_round_trip(void)
 
 		g_assert_cmpuint(entry->conn_id, ==, entries[i].conn_id);
 		g_assert_cmpuint(entry->received, ==, entries[i].received);
+		g_assert_cmpuint(entry->credit, ==, entries[i].credit);
 		g_assert_cmpint(entry->eof, ==, entries[i].eof);
 	}
 	g_assert_cmpuint(g_bytes_get_size(none), ==, 0);
@@ -145,8 +153,8 @@ test_resume_round_trip(void)
 static void
 test_resume_malformed(void)
 {
-	const PbResumeEntry two[] = {{7, 1, FALSE}, {7, 2, TRUE}};
-	const PbResumeEntry zero[] = {{0, 1, FALSE}};
+	const PbResumeEntry two[] = {{7, 1, 0, FALSE}, {7, 2, 0, TRUE}};
+	const PbResumeEntry zero[] = {{0, 1, 0, FALSE}};
 	g_autoptr(GBytes) twice = pb_resume_write(two, 2);
 	g_autoptr(GBytes) control = pb_resume_write(zero, 1);
 	g_autoptr(GBytes) one = pb_resume_write(two, 1);
@@ -175,7 +183,7 @@ test_resume_malformed(void)
 		g_assert_error(error, PB_ERROR, PB_ERROR_PROTOCOL);
 	}
 	memcpy(flags, g_bytes_get_data(one, NULL), sizeof flags);
-	flags[12] = 0xfe;
+	flags[16] = 0xfe;
 	other_flags = pb_resume_parse(flags, sizeof flags, 1, NULL);
 	g_assert_nonnull(other_flags);
 	g_assert_false(g_array_index(other_flags, PbResumeEntry, 0).eof);

@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const PbResumeEntry *b = &g_array_index(again, PbResumeEntry, i);
 
 		g_assert_true(a->conn_id == b->conn_id && a->received == b->received &&
-			      a->eof == b->eof);
+			      a->credit == b->credit && a->eof == b->eof);
 	}
 	return 0;
 }
