@@ -397,7 +397,7 @@ pb_cli_check_features(const char *value, PbFeatures *features, int *status)
 
 		if (one == 0 || (one & ~PB_FEATURES_ALL) != 0) { /* proxy-*: --proxy-protocol */
 			g_autofree char *message = g_strdup_printf(
-			    _("--features takes flow, eof or none, not “%s”"), names[i]);
+			    _("--features takes flow, eof, resume or none, not “%s”"), names[i]);
 
 			*status = pb_cli_usage_error(message);
 			return FALSE;

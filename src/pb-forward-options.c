@@ -45,8 +45,8 @@ pb_forward_options_get_entries(PbForwardOptions *self)
 	     N_("Tunnel server: host:port, ws://… or wss://… (default localhost:8080)"),
 	     N_("SERVER")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &self->features,
-	     N_("Protocol 2 features to ask for: flow, eof, or none for protocol 1 (default "
-		"flow,eof)"),
+	     N_("Protocol 2 features to ask for: flow, eof, resume, or none for protocol 1 "
+		"(default flow,eof,resume)"),
 	     N_("LIST")},
 	    {"expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &self->expose,
 	     N_("Expose a further service on a public port (and name) of its own: "

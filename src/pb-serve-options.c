@@ -71,8 +71,8 @@ pb_serve_options_get_entries(PbServeOptions *self)
 		"untouched to tunnel NAME, whose local service holds the certificate"),
 	     N_("PORT")},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &self->features,
-	     N_("Protocol 2 features to offer: flow, eof, or none for protocol 1 (default "
-		"flow,eof)"),
+	     N_("Protocol 2 features to offer: flow, eof, resume, or none for protocol 1 "
+		"(default flow,eof,resume)"),
 	     N_("LIST")},
 	    {"window", 0, 0, G_OPTION_ARG_INT, &self->window,
 	     N_("Initial flow-control window per connection, in bytes (default 262144)"),
