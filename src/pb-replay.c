@@ -3,7 +3,10 @@
 
 #include "pb-replay.h"
 
+#include <string.h>
+
 #include "pb-error.h"
+#include "pb-frame.h"
 
 /*
  * Resumption (feature `resume`, which needs `flow`) keeps, per connection and direction,
@@ -11,14 +14,23 @@
  * also say how many bytes it received in all. Credit comes back only for bytes the peer
  * wrote on, so what is unconfirmed is never more than the peer's window: that bounds this
  * buffer (@max, the largest window), and a peer that gives more credit than that finds the
- * sender waiting for room here (pb_replay_get_room()). After a
- * lost WebSocket the peer says how many bytes it received (RESUME); the sender sends again
- * exactly those after them. Offsets count from the connection's first byte, in 64 bits.
+ * sender waiting for room here (pb_replay_get_room()). After a lost WebSocket the peer says
+ * how many bytes it received (RESUME); the sender sends again exactly those after them.
+ * Offsets count from the connection's first byte, in 64 bits.
+ *
+ * The bytes are kept in one ring buffer, grown by doubling up to @max and freed whenever
+ * everything is confirmed: a connection that streams keeps one buffer (an allocation per
+ * DATA message made malloc give memory back to the kernel and fault it in again, which
+ * halved the throughput), an idle one keeps none.
  */
 
+/* The smallest buffer: small messages (keystrokes, requests) need no more. */
+#define PB_REPLAY_MIN_CAPACITY 4096
+
 struct _PbReplay {
-	GQueue chunks;	   /* (owned) GBytes, oldest first: the bytes from @confirmed on */
-	gsize first_skip;  /* bytes of the first chunk confirmed already */
+	guint8 *ring;	   /* (owned) (nullable) @capacity bytes; none while nothing is kept */
+	gsize capacity;	   /* of @ring */
+	gsize head;	   /* where in @ring the first byte kept is */
 	guint64 confirmed; /* bytes the peer confirmed (dropped from here) */
 	guint64 sent;	   /* bytes sent in all */
 	gsize size;	   /* bytes kept: @sent - @confirmed */
@@ -34,9 +46,40 @@ pb_replay_new(gsize max)
 {
 	PbReplay *self = g_new0(PbReplay, 1);
 
-	g_queue_init(&self->chunks);
 	self->max = max;
 	return self;
+}
+
+/* Copies @len kept bytes from @offset (counted from the first kept one) to @out. */
+static void
+pb_replay_copy_out(PbReplay *self, gsize offset, guint8 *out, gsize len)
+{
+	gsize at = (self->head + offset) % self->capacity;
+	gsize first = MIN(len, self->capacity - at);
+
+	memcpy(out, self->ring + at, first);
+	memcpy(out + first, self->ring, len - first);
+}
+
+/* Makes room for @more bytes after those kept: a bigger ring, the kept bytes at its start. */
+static void
+pb_replay_reserve(PbReplay *self, gsize more)
+{
+	gsize capacity = MAX(self->capacity, PB_REPLAY_MIN_CAPACITY);
+	guint8 *ring;
+
+	if (self->size + more <= self->capacity)
+		return;
+	while (capacity < self->size + more)
+		capacity *= 2;
+	capacity = MIN(capacity, MAX(self->max, self->size + more));
+	ring = g_malloc(capacity);
+	if (self->size > 0)
+		pb_replay_copy_out(self, 0, ring, self->size);
+	g_free(self->ring);
+	self->ring = ring;
+	self->capacity = capacity;
+	self->head = 0;
 }
 
 /* Keeps @len bytes just sent. FALSE, keeping nothing, if that is more than the peer's
@@ -44,11 +87,18 @@ pb_replay_new(gsize max)
 gboolean
 pb_replay_push(PbReplay *self, const guint8 *data, gsize len)
 {
+	gsize tail;
+	gsize first;
+
 	if (len > self->max - self->size)
 		return FALSE;
 	if (len == 0)
 		return TRUE;
-	g_queue_push_tail(&self->chunks, g_bytes_new(data, len));
+	pb_replay_reserve(self, len);
+	tail = (self->head + self->size) % self->capacity;
+	first = MIN(len, self->capacity - tail);
+	memcpy(self->ring + tail, data, first);
+	memcpy(self->ring, data + first, len - first);
 	self->size += len;
 	self->sent += len;
 	return TRUE;
@@ -59,26 +109,6 @@ gsize
 pb_replay_get_room(PbReplay *self)
 {
 	return self->max - self->size;
-}
-
-/* Drops the @len oldest bytes kept: the peer has them. */
-static void
-pb_replay_drop(PbReplay *self, gsize len)
-{
-	self->confirmed += len;
-	self->size -= len;
-	while (len > 0) {
-		GBytes *first = g_queue_peek_head(&self->chunks);
-		gsize left = g_bytes_get_size(first) - self->first_skip;
-
-		if (len < left) {
-			self->first_skip += len;
-			return;
-		}
-		len -= left;
-		self->first_skip = 0;
-		g_bytes_unref(g_queue_pop_head(&self->chunks));
-	}
 }
 
 /**
@@ -93,9 +123,19 @@ pb_replay_drop(PbReplay *self, gsize len)
 gboolean
 pb_replay_acknowledge(PbReplay *self, guint64 received)
 {
+	gsize len;
+
 	if (received < self->confirmed || received > self->sent)
 		return FALSE;
-	pb_replay_drop(self, (gsize)(received - self->confirmed));
+	len = (gsize)(received - self->confirmed);
+	self->confirmed += len;
+	self->size -= len;
+	if (self->size == 0) {
+		g_clear_pointer(&self->ring, g_free); /* all confirmed: an idle connection */
+		self->capacity = self->head = 0;
+	} else {
+		self->head = (self->head + len) % self->capacity;
+	}
 	return TRUE;
 }
 
@@ -103,7 +143,7 @@ pb_replay_acknowledge(PbReplay *self, guint64 received)
  * pb_replay_rewind:
  * @received: how many bytes the peer says it received in all
  * @resend: (out) (transfer full) (element-type GBytes): the bytes after those, to send
- *   again, in order
+ *   again, in order, in pieces of at most PB_READ_CHUNK (one DATA message each)
  *
  * A peer that lost the WebSocket says how much it got: everything after it is sent again.
  * It cannot have received fewer bytes than it confirmed, nor more than were sent.
@@ -113,9 +153,6 @@ pb_replay_acknowledge(PbReplay *self, guint64 received)
 gboolean
 pb_replay_rewind(PbReplay *self, guint64 received, GPtrArray **resend, GError **error)
 {
-	guint64 offset = self->confirmed;
-	gsize skip = self->first_skip;
-
 	if (received < self->confirmed || received > self->sent) {
 		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
 			    "the peer says it received %" G_GUINT64_FORMAT
@@ -125,18 +162,13 @@ pb_replay_rewind(PbReplay *self, guint64 received, GPtrArray **resend, GError **
 		return FALSE;
 	}
 	*resend = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	for (GList *l = self->chunks.head; l != NULL; l = l->next) {
-		GBytes *chunk = l->data;
-		gsize len = g_bytes_get_size(chunk) - skip;
+	for (gsize offset = (gsize)(received - self->confirmed); offset < self->size;) {
+		gsize len = MIN(self->size - offset, PB_READ_CHUNK);
+		guint8 *piece = g_malloc(len);
 
-		if (offset + len > received) {
-			gsize from = received > offset ? (gsize)(received - offset) : 0;
-
-			g_ptr_array_add(*resend,
-					g_bytes_new_from_bytes(chunk, skip + from, len - from));
-		}
+		pb_replay_copy_out(self, offset, piece, len);
+		g_ptr_array_add(*resend, g_bytes_new_take(piece, len));
 		offset += len;
-		skip = 0;
 	}
 	return TRUE;
 }
@@ -167,6 +199,6 @@ pb_replay_free(PbReplay *self)
 {
 	if (self == NULL)
 		return;
-	g_queue_clear_full(&self->chunks, (GDestroyNotify)g_bytes_unref);
+	g_free(self->ring);
 	g_free(self);
 }

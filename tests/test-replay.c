@@ -93,6 +93,36 @@ test_replay_rewind(void)
 }
 
 static void
+test_replay_wrap(void)
+{
+	g_autoptr(PbReplay) replay = pb_replay_new(1000);
+	const guint64 cases[] = {500, 600, 999, 1000, 1001, 1399, 1400};
+
+	g_test_summary("Bytes kept across the end of the ring buffer come back in order; all of "
+		       "them confirmed, nothing is kept, and the next ones start afresh");
+	push_pattern(replay, 0, 600, 600);
+	g_assert_true(pb_replay_acknowledge(replay, 500));
+	push_pattern(replay, 600, 800, 250); /* 400 at the end of the ring, 400 at its start */
+	g_assert_cmpuint(pb_replay_get_size(replay), ==, 900);
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GPtrArray) resend = NULL;
+
+		g_assert_true(pb_replay_rewind(replay, cases[i], &resend, NULL));
+		assert_resend(resend, cases[i], 1400);
+	}
+	g_assert_true(pb_replay_acknowledge(replay, 1400));
+	g_assert_cmpuint(pb_replay_get_size(replay), ==, 0);
+	push_pattern(replay, 1400, 1000, 1000);
+	g_assert_cmpuint(pb_replay_get_room(replay), ==, 0);
+	{
+		g_autoptr(GPtrArray) resend = NULL;
+
+		g_assert_true(pb_replay_rewind(replay, 1400, &resend, NULL));
+		assert_resend(resend, 1400, 2400);
+	}
+}
+
+static void
 test_replay_lies(void)
 {
 	g_autoptr(PbReplay) replay = pb_replay_new(1 << 20);
@@ -195,6 +225,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/replay/bounded", test_replay_bounded);
 	g_test_add_func("/replay/rewind", test_replay_rewind);
+	g_test_add_func("/replay/wrap", test_replay_wrap);
 	g_test_add_func("/replay/lies", test_replay_lies);
 	g_test_add_func("/resume/round-trip", test_resume_round_trip);
 	g_test_add_func("/resume/malformed", test_resume_malformed);
