@@ -464,6 +464,33 @@ test_resume_grace_over(void)
 	path_stop(&path);
 }
 
+static void
+test_resume_server_restart(void)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	Path path = {0};
+	Session session = {0};
+
+	g_test_summary("A server that restarts has lost the session: no resumption, the client's "
+		       "local connections close when the new server's RESUME does not list them");
+	path_start(&path, echo, "30", "0");
+	session_start(&session, path.public_port);
+	pb_test_proc_kill(path.server);
+	pb_test_proc_finish(path.server);
+	relay_cut(&path);
+	path.server = pb_test_proc_spawn(path.launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p",
+					 "0", "-l", "127.0.0.1", "-H", "127.0.0.1", NULL);
+	path.ws_port = pb_test_proc_wait_port(path.server, "Listening on");
+	relay_start(&path);
+	pb_test_wait_until(pb_test_proc_said(path.client, "Resumed 0 connections, 1 closed"), 30);
+	pb_test_wait_until(pb_test_service_get_n_finished(echo) == 1, 10);
+	pb_test_wait_until(g_atomic_int_get(&session.done), 30);
+	g_thread_join(session.thread);
+	g_assert_false(g_atomic_int_get(&session.ok)); /* its server died */
+	pb_test_wait_until(client_count(&path, "Online at tcp://127.0.0.1:") >= 2, 10);
+	path_stop(&path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -471,5 +498,6 @@ main(int argc, char **argv)
 	g_test_add_func("/resume/cuts", test_resume_cuts);
 	g_test_add_func("/resume/half-closed", test_resume_half_closed);
 	g_test_add_func("/resume/grace-over", test_resume_grace_over);
+	g_test_add_func("/resume/server-restart", test_resume_server_restart);
 	return g_test_run();
 }
