@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 #pragma once
 
-/* What the files of PbTunnel share: pb-tunnel.c (the WebSocket and the connections over
- * it), pb-tunnel-stats.c (what they carried) and pb-tunnel-resume.c (connections that
- * outlive a lost WebSocket). Nothing else includes this. */
+/* What the files of PbTunnel share: pb-tunnel.c (the connections over the WebSocket and
+ * their frames), pb-tunnel-websocket.c (the WebSocket's end), pb-tunnel-stats.c (what the
+ * connections carried) and pb-tunnel-resume.c (connections that outlive a lost
+ * WebSocket). Nothing else includes this. */
 
 #include "pb-connection-table.h"
 #include "pb-tunnel.h"
@@ -83,6 +84,12 @@ void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason);
 void
 pb_tunnel_abort_all(PbTunnel *self);
+
+/* pb-tunnel-websocket.c */
+void
+pb_tunnel_watch_websocket(PbTunnel *self);
+void
+pb_tunnel_close_broken(PbTunnel *self, gushort code, const char *what);
 
 /* pb-tunnel-stats.c */
 PbServiceStats *
