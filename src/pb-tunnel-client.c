@@ -1,91 +1,29 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
-#include "pb-tunnel-client.h"
-
 #include <glib/gi18n.h>
 #include <libsoup/soup.h>
 #include <string.h>
 
-#include "pb-backoff.h"
 #include "pb-client-services.h"
-#include "pb-error.h"
 #include "pb-local-dialer.h"
 #include "pb-local-opener.h"
 #include "pb-lost-tunnel.h"
 #include "pb-name.h"
 #include "pb-text.h"
+#include "pb-tunnel-client-private.h"
 #include "pb-tunnel.h"
-#include "pb-ws-dial.h"
 
 /*
- * `piggyback forward`: dials the server (pb_ws_dial_async()), runs a PbTunnel on the
- * upgraded connection, and answers every OPEN with a fresh connection to the local
- * service. It is also the model the views (D-Bus, notifications, the plain lines of
- * pb-main.c) show: state, URLs, counters and recent events as properties and signals.
+ * `piggyback forward`: runs a PbTunnel on the connection pb-tunnel-client-connect.c
+ * dials, takes its HELLO (the URLs, the features), and answers every OPEN with a fresh
+ * connection to the local service. It is also the model the views (D-Bus, notifications,
+ * the plain lines of pb-main.c) show: state, URLs, counters and recent events as
+ * properties and signals.
  */
 
-struct _PbTunnelClient {
-	GObject parent_instance;
-	GUri *server_uri;	     /* (owned) */
-	char *server_url;	     /* (owned) as given */
-	PbLocalDialer *local_dialer; /* (owned) connects to the local service */
-	PbClientServices *services;  /* (owned) further services (forward --expose) */
-	PbTunnel *tunnel;	     /* (owned) (nullable) while connected */
-	GCancellable *cancellable;   /* (owned) cancelled on close */
-	char *access_url;	     /* (owned) (nullable) until HELLO */
-	char *http_url;		     /* (owned) (nullable) */
-	PbFeatures features;	     /* protocol v2 features we ask for */
-	char *public_host;	     /* (owned) (nullable) until HELLO */
-	char *local_address;	     /* (owned) host:port of the local service */
-	guint16 tunnel_port;	     /* 0 until HELLO */
-	PbTunnelClientState state;
-	gint64 connected_since;	   /* Unix µs of the last HELLO, 0 when not online */
-	guint64 connections_total; /* OPENs answered, over every tunnel */
-	guint64 bytes_in_before;   /* counted by tunnels closed by a reconnect */
-	guint64 bytes_out_before;
-	PbServiceStats *service_before; /* (owned) per service, 0 the first: connections
-					 * answered, and bytes of the tunnels dropped */
-	GVariant *services_variant;	/* (owned) what the "services" property shows */
-	GQueue events;			/* (owned) PbTunnelClientEvent, oldest first */
-	char *token;			/* (owned) (nullable) sent as a bearer token */
-	GTlsDatabase *tls_database;	/* (owned) (nullable) trusted CAs; NULL = the system's */
-	char *pin_sha256;		/* (owned) (nullable) the server certificate's, in hex */
-	gboolean auto_reconnect;	/* dial again by itself when an online tunnel is lost */
-	guint retry_id;			/* (nullable) the backoff timer before the next dial */
-	guint attempt;			/* dials since the last stable tunnel (pb-backoff.h) */
-	guint keepalive_s;		/* ping interval; 0 = none */
-	guint64 max_message_size;	/* the largest WebSocket message taken from the server */
-	char *session;	       /* (owned) (nullable) from HELLO: keeps our port on reconnect */
-	char *name;	       /* (owned) (nullable) asked for; then the one HELLO gave */
-	char *given_name;      /* (owned) (nullable) the name of the tunnel online now */
-	char *refusal;	       /* (owned) (nullable) why the tunnel closing now is for good */
-	PbLocalOpener *opener; /* (owned) a local connection per OPEN, --max-connections */
-	PbLostTunnel *lost;    /* (owned) a lost tunnel's connections, waiting (`resume`) */
-};
-
-enum { SIGNAL_READY, SIGNAL_DISCONNECTED, SIGNAL_EVENT, SIGNAL_LAST };
-static guint signals[SIGNAL_LAST] = {0};
-
-enum {
-	PROP_0,
-	PROP_STATE,
-	PROP_SERVER_URL,
-	PROP_LOCAL_ADDRESS,
-	PROP_ACCESS_URL,
-	PROP_HTTP_URL,
-	PROP_NAME,
-	PROP_PUBLIC_HOST,
-	PROP_TUNNEL_PORT,
-	PROP_CONNECTED_SINCE,
-	PROP_CONNECTIONS_TOTAL,
-	PROP_CONNECTIONS_ACTIVE,
-	PROP_BYTES_IN,
-	PROP_BYTES_OUT,
-	PROP_SERVICES,
-	PROP_LAST
-};
-static GParamSpec *props[PROP_LAST] = {NULL};
+guint pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_LAST] = {0};
+GParamSpec *pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_LAST] = {NULL};
 
 G_DEFINE_FINAL_TYPE(PbTunnelClient, pb_tunnel_client, G_TYPE_OBJECT)
 
@@ -102,11 +40,11 @@ pb_tunnel_client_event_free(PbTunnelClientEvent *event)
 	g_free(event);
 }
 
-static void
+void
 pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
 /* Remembers one line of history (the last PB_TUNNEL_CLIENT_MAX_EVENTS) and emits "event". */
-static void
+void
 pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...)
 {
 	PbTunnelClientEvent *event = g_new0(PbTunnelClientEvent, 1);
@@ -123,19 +61,22 @@ pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...)
 	while (self->events.length > PB_TUNNEL_CLIENT_MAX_EVENTS)
 		pb_tunnel_client_event_free(g_queue_pop_head(&self->events));
 	g_debug("event: %s", event->message);
-	g_signal_emit(self, signals[SIGNAL_EVENT], 0, event->time, event->message);
+	g_signal_emit(self, pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_EVENT], 0, event->time,
+		      event->message);
 }
 
-static void
+void
 pb_tunnel_client_set_state(PbTunnelClient *self, PbTunnelClientState state)
 {
 	if (self->state == state)
 		return;
 	self->state = state;
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_STATE]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_STATE]);
 	if (state != PB_TUNNEL_CLIENT_STATE_ONLINE && self->connected_since != 0) {
 		self->connected_since = 0;
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
+		g_object_notify_by_pspec(
+		    G_OBJECT(self), pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTED_SINCE]);
 	}
 }
 
@@ -171,39 +112,45 @@ pb_tunnel_client_update_services(PbTunnelClient *self)
 		return;
 	g_clear_pointer(&self->services_variant, g_variant_unref);
 	self->services_variant = g_steal_pointer(&services);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_SERVICES]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_SERVICES]);
 }
 
 /* Forgets what the last HELLO said: the public port went away with its tunnel. */
-static void
+void
 pb_tunnel_client_clear_hello(PbTunnelClient *self)
 {
 	pb_client_services_clear_hello(self->services);
 	if (self->access_url != NULL) {
 		g_clear_pointer(&self->access_url, g_free);
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
+		g_object_notify_by_pspec(G_OBJECT(self),
+					 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_ACCESS_URL]);
 	}
 	if (self->http_url != NULL) {
 		g_clear_pointer(&self->http_url, g_free);
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
+		g_object_notify_by_pspec(G_OBJECT(self),
+					 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_HTTP_URL]);
 	}
 	if (self->given_name != NULL) {
 		g_clear_pointer(&self->given_name, g_free);
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_NAME]);
+		g_object_notify_by_pspec(G_OBJECT(self),
+					 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_NAME]);
 	}
 	if (self->public_host != NULL) {
 		g_clear_pointer(&self->public_host, g_free);
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
+		g_object_notify_by_pspec(G_OBJECT(self),
+					 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_PUBLIC_HOST]);
 	}
 	if (self->tunnel_port != 0) {
 		self->tunnel_port = 0;
-		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
+		g_object_notify_by_pspec(G_OBJECT(self),
+					 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_TUNNEL_PORT]);
 	}
 	pb_tunnel_client_update_services(self);
 }
 
 /* Drops the current tunnel, keeping what it counted. */
-static void
+void
 pb_tunnel_client_drop_tunnel(PbTunnelClient *self)
 {
 	guint n_services = pb_tunnel_client_get_n_services(self);
@@ -230,7 +177,7 @@ pb_tunnel_client_part_event_cb(const char *message, gpointer user_data)
 	pb_tunnel_client_add_event(PB_TUNNEL_CLIENT(user_data), "%s", message);
 }
 
-static void
+void
 pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
@@ -252,11 +199,12 @@ pb_tunnel_client_open_requested_cb(PbTunnel *tunnel, PbStream *stream, gpointer 
 		return;
 	self->connections_total++;
 	self->service_before[service].streams_total++; /* @dialer: a service we have */
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_TOTAL]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTIONS_TOTAL]);
 }
 
 /* The features we ask for: those set, and `services` when there are further services. */
-static PbFeatures
+PbFeatures
 pb_tunnel_client_get_asked(PbTunnelClient *self)
 {
 	return self->features |
@@ -279,7 +227,7 @@ pb_tunnel_client_named_url_cb(const PbHello *hello, const char *name, gpointer u
 				    g_uri_get_port(self->server_uri));
 }
 
-static void
+void
 pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
@@ -350,15 +298,21 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 	self->tunnel_port = hello->tunnel_port;
 	g_free(self->session);
 	self->session = g_strdup(hello->session);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_ACCESS_URL]);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_HTTP_URL]);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_NAME]);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_PUBLIC_HOST]);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_TUNNEL_PORT]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_ACCESS_URL]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_HTTP_URL]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_NAME]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_PUBLIC_HOST]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_TUNNEL_PORT]);
 	pb_tunnel_client_update_services(self);
 	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_ONLINE);
 	self->connected_since = g_get_real_time();
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTED_SINCE]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTED_SINCE]);
 	g_object_thaw_notify(G_OBJECT(self));
 	/* TRANSLATORS: %s is the access URL, tcp://host:port */
 	pb_tunnel_client_add_event(self, _("Online at %s"),
@@ -374,12 +328,13 @@ pb_tunnel_client_hello_cb(PbTunnel *tunnel, gpointer hello_ptr, gpointer user_da
 					   _("The server gives no names (it runs without "
 					     "--domain): --name %s is not used"),
 					   self->name);
-	g_signal_emit(self, signals[SIGNAL_READY], 0, self->access_url, self->http_url);
+	g_signal_emit(self, pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_READY], 0,
+		      self->access_url, self->http_url);
 }
 
 /* The server's RESUME came: the lost tunnel's connections that go on, and those that
  * closed. */
-static void
+void
 pb_tunnel_client_resumed_cb(PbTunnel *tunnel, guint resumed, guint dropped, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
@@ -399,12 +354,13 @@ pb_tunnel_client_resumed_cb(PbTunnel *tunnel, guint resumed, guint dropped, gpoi
 		    g_dngettext(GETTEXT_PACKAGE, "Resumed %u connection, %u closed",
 				"Resumed %u connections, %u closed", resumed),
 		    resumed, dropped);
-	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONNECTIONS_ACTIVE]);
+	g_object_notify_by_pspec(G_OBJECT(self),
+				 pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTIONS_ACTIVE]);
 }
 
 /* A server that breaks the protocol before we took its HELLO (a malformed frame, a HELLO
  * that is refused) is no PiggyBack server to come back to: the client gives up. */
-static void
+void
 pb_tunnel_client_protocol_error_cb(PbTunnel *tunnel, const char *reason, gpointer user_data)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
@@ -413,176 +369,6 @@ pb_tunnel_client_protocol_error_cb(PbTunnel *tunnel, const char *reason, gpointe
 		return; /* later, it is lost like any tunnel, and dialled again */
 	/* TRANSLATORS: %s says what the server sent, e.g. “HELLO nests deeper than 32 levels” */
 	self->refusal = g_strdup_printf(_("the server broke the protocol: %s"), reason);
-}
-
-static void
-pb_tunnel_client_schedule_retry(PbTunnelClient *self);
-
-static void
-pb_tunnel_client_tunnel_closed_cb(PbTunnel *tunnel, gpointer user_data)
-{
-	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
-	SoupWebsocketConnection *ws = pb_tunnel_get_websocket(tunnel);
-	const char *data = soup_websocket_connection_get_close_data(ws);
-	gushort code = soup_websocket_connection_get_close_code(ws);
-	gboolean refused = self->refusal != NULL; /* for good: no reconnecting */
-	g_autofree char *reason = NULL;
-
-	if (refused) {
-		reason = g_steal_pointer(&self->refusal);
-	} else if (code == 0) {
-		reason = g_strdup(_("the connection to the server was lost"));
-	} else if (data != NULL && *data != '\0') {
-		/* the server's words: they go to terminals, the log and D-Bus */
-		g_autofree char *shown = pb_text_escape(data, -1);
-
-		reason = g_strdup_printf("%s (%u)", shown, code);
-	} else {
-		reason = g_strdup_printf(_("closed with code %u"), code);
-	}
-	/* lost, not closed: its connections wait for the next tunnel (`resume`) */
-	if (pb_tunnel_is_parked(tunnel) && self->auto_reconnect && !refused &&
-	    !g_cancellable_is_cancelled(self->cancellable))
-		pb_lost_tunnel_keep(self->lost, tunnel);
-	pb_tunnel_client_drop_tunnel(self);
-	pb_tunnel_client_clear_hello(self);
-	if (self->auto_reconnect && !g_cancellable_is_cancelled(self->cancellable) && !refused) {
-		if (self->connected_since != 0 && g_get_real_time() - self->connected_since >=
-						      PB_BACKOFF_STABLE_S * G_USEC_PER_SEC)
-			self->attempt = 0; /* it was a good tunnel: start the backoff over */
-		pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
-		/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
-		pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
-		g_debug("Tunnel lost: %s", reason); /* "event" says it */
-		pb_tunnel_client_schedule_retry(self);
-		return;
-	}
-	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
-	/* TRANSLATORS: %s says why, e.g. “the connection to the server was lost” */
-	pb_tunnel_client_add_event(self, _("Offline: %s"), reason);
-	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
-}
-
-static void
-pb_tunnel_client_start_tunnel(PbTunnelClient *self, GIOStream *connection, GBytes *leftover)
-{
-	self->tunnel =
-	    pb_tunnel_new(connection, leftover, self->server_uri, SOUP_WEBSOCKET_CONNECTION_CLIENT);
-	pb_tunnel_set_keepalive(self->tunnel, self->keepalive_s);
-	pb_tunnel_set_max_message_size(self->tunnel, self->max_message_size);
-	g_signal_connect(self->tunnel, "open-requested",
-			 G_CALLBACK(pb_tunnel_client_open_requested_cb), self);
-	g_signal_connect(self->tunnel, "hello", G_CALLBACK(pb_tunnel_client_hello_cb), self);
-	g_signal_connect(self->tunnel, "protocol-error",
-			 G_CALLBACK(pb_tunnel_client_protocol_error_cb), self);
-	g_signal_connect(self->tunnel, "resumed", G_CALLBACK(pb_tunnel_client_resumed_cb), self);
-	g_signal_connect(self->tunnel, "closed", G_CALLBACK(pb_tunnel_client_tunnel_closed_cb),
-			 self);
-}
-
-static void
-pb_tunnel_client_upgraded_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(GTask) task = G_TASK(user_data);
-	g_autoptr(GBytes) leftover = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GIOStream) connection = pb_ws_dial_finish(res, &leftover, &error);
-
-	if (connection == NULL) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	pb_tunnel_client_start_tunnel(g_task_get_source_object(task), connection, leftover);
-	g_task_return_boolean(task, TRUE);
-}
-
-/* Dials the server and upgrades; the task returns once the WebSocket is up. */
-static void
-pb_tunnel_client_dial(PbTunnelClient *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-		      gpointer user_data)
-{
-	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
-	g_autofree char *uri = g_uri_to_string(self->server_uri);
-	g_autofree char *services = pb_client_services_get_header(self->services);
-	const PbWsDialOptions options = {
-	    .uri = self->server_uri,
-	    .features = pb_tunnel_client_get_asked(self),
-	    .token = self->token,
-	    .tls_database = self->tls_database,
-	    .pin_sha256 = self->pin_sha256,
-	    .session = self->session,
-	    .name = self->name,
-	    .services = services,
-	};
-
-	/* TRANSLATORS: %s is the server's URL, ws://host:port/http-stream */
-	pb_tunnel_client_add_event(self, _("Connecting to %s"), uri);
-	pb_ws_dial_async(&options, cancellable, pb_tunnel_client_upgraded_cb,
-			 g_steal_pointer(&task));
-}
-
-/* Finishes a dial: a failure leaves the client offline, unless @retrying and it will dial
- * again. Returns FALSE with @error set. */
-static gboolean
-pb_tunnel_client_dial_finish(PbTunnelClient *self, GAsyncResult *res, gboolean retrying,
-			     GError **error)
-{
-	g_autoptr(GError) error_local = NULL;
-
-	if (g_task_propagate_boolean(G_TASK(res), &error_local))
-		return TRUE;
-	if (!g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-		/* TRANSLATORS: %s says why */
-		pb_tunnel_client_add_event(self, _("Cannot open a tunnel: %s"),
-					   error_local->message);
-	}
-	if (!retrying)
-		pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
-	g_propagate_error(error, g_steal_pointer(&error_local));
-	return FALSE;
-}
-
-static void
-pb_tunnel_client_dialled_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(GTask) task = G_TASK(user_data); /* the caller's */
-	g_autoptr(GError) error = NULL;
-
-	if (!pb_tunnel_client_dial_finish(PB_TUNNEL_CLIENT(source), res, FALSE, &error)) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	g_task_return_boolean(task, TRUE);
-}
-
-/**
- * pb_tunnel_client_connect_async:
- *
- * Connects to the server and upgrades to a WebSocket. Then "ready" follows when the server
- * says where the tunnel is, and "disconnected" when it ends.
- */
-void
-pb_tunnel_client_connect_async(PbTunnelClient *self, GCancellable *cancellable,
-			       GAsyncReadyCallback callback, gpointer user_data)
-{
-	g_autoptr(GTask) task = NULL;
-
-	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
-	g_return_if_fail(self->tunnel == NULL);
-
-	task = g_task_new(self, cancellable, callback, user_data);
-	/* via an integer: ISO C has no function → object pointer conversion */
-	g_task_set_source_tag(task, (gpointer)(guintptr)pb_tunnel_client_connect_async);
-	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_CONNECTING);
-	pb_tunnel_client_dial(self, cancellable, pb_tunnel_client_dialled_cb,
-			      g_steal_pointer(&task));
-}
-
-gboolean
-pb_tunnel_client_connect_finish(PbTunnelClient *self, GAsyncResult *result, GError **error)
-{
-	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
-	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
 /**
@@ -769,52 +555,6 @@ pb_tunnel_client_get_recent_events(PbTunnelClient *self)
 	return &self->events;
 }
 
-/* A dial after a lost tunnel: on failure, the next one after a longer wait, unless the
- * server refused us for good (401, 403): then the client gives up, "disconnected". */
-static void
-pb_tunnel_client_redialled_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	PbTunnelClient *self = PB_TUNNEL_CLIENT(source);
-	g_autoptr(GError) error = NULL;
-	g_autofree char *reason = NULL;
-	gboolean permanent;
-
-	if (pb_tunnel_client_dial_finish(self, res, TRUE, &error) ||
-	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-		return;
-	permanent = g_error_matches(error, PB_ERROR, PB_ERROR_UNAUTHORIZED) ||
-		    g_error_matches(error, PB_ERROR, PB_ERROR_NAME_TAKEN);
-	if (!permanent && self->auto_reconnect) {
-		pb_tunnel_client_schedule_retry(self);
-		return;
-	}
-	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_OFFLINE);
-	reason = pb_text_escape(error->message, -1);
-	g_signal_emit(self, signals[SIGNAL_DISCONNECTED], 0, reason);
-}
-
-static gboolean
-pb_tunnel_client_retry_cb(gpointer user_data)
-{
-	PbTunnelClient *self = PB_TUNNEL_CLIENT(user_data);
-
-	self->retry_id = 0;
-	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
-	return G_SOURCE_REMOVE;
-}
-
-/* Waits a little longer each time (pb_backoff_delay_ms()), then dials again. */
-static void
-pb_tunnel_client_schedule_retry(PbTunnelClient *self)
-{
-	guint delay = pb_backoff_delay_ms(self->attempt++, g_random_double());
-
-	/* TRANSLATORS: %.1f is a number of seconds */
-	pb_tunnel_client_add_event(self, _("Reconnecting in %.1f s"), delay / 1000.0);
-	g_info("Reconnecting in %u ms", delay);
-	self->retry_id = g_timeout_add(delay, pb_tunnel_client_retry_cb, self);
-}
-
 /* The largest WebSocket message the server may send (see pb_tunnel_set_max_message_size()). */
 void
 pb_tunnel_client_set_max_message_size(PbTunnelClient *self, guint64 size)
@@ -941,120 +681,52 @@ pb_tunnel_client_set_auto_reconnect(PbTunnelClient *self, gboolean auto_reconnec
 	self->auto_reconnect = auto_reconnect;
 }
 
-/**
- * pb_tunnel_client_reconnect:
- *
- * Closes the tunnel, if there is one, and dials the server again: "ready" follows with the
- * new public port, or "disconnected" if the server cannot be reached. Does nothing while
- * the client is dialling already, or after pb_tunnel_client_close().
- */
-void
-pb_tunnel_client_reconnect(PbTunnelClient *self)
-{
-	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
-
-	if (self->retry_id != 0) {
-		/* waiting out a backoff: dial now */
-		g_clear_handle_id(&self->retry_id, g_source_remove);
-		pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
-		return;
-	}
-	if (self->state == PB_TUNNEL_CLIENT_STATE_CONNECTING ||
-	    self->state == PB_TUNNEL_CLIENT_STATE_RECONNECTING ||
-	    g_cancellable_is_cancelled(self->cancellable))
-		return;
-	if (self->tunnel != NULL) {
-		g_autoptr(PbTunnel) old = g_object_ref(self->tunnel);
-
-		/* first deaf to it: its end is no "disconnected" */
-		pb_tunnel_client_drop_tunnel(self);
-		pb_tunnel_close(old, PB_CLOSE_COMING_BACK, "reconnecting");
-		pb_lost_tunnel_keep(self->lost, old); /* its connections wait (`resume`) */
-	}
-	pb_tunnel_client_clear_hello(self);
-	pb_tunnel_client_set_state(self, PB_TUNNEL_CLIENT_STATE_RECONNECTING);
-	pb_tunnel_client_dial(self, self->cancellable, pb_tunnel_client_redialled_cb, NULL);
-}
-
-/**
- * pb_tunnel_client_network_changed:
- *
- * The machine's network changed (GNetworkMonitor): a tunnel that is up is checked at once
- * (pb_tunnel_probe(), 3 s) instead of at the next keepalive deadline, and a client waiting
- * out a backoff dials now, as the network it failed on is not the one it has.
- */
-void
-pb_tunnel_client_network_changed(PbTunnelClient *self)
-{
-	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
-
-	if (self->retry_id != 0) {
-		g_info("The network changed: dialling now");
-		pb_tunnel_client_reconnect(self);
-	} else if (self->state == PB_TUNNEL_CLIENT_STATE_ONLINE && self->tunnel != NULL) {
-		g_info("The network changed: checking that the server still answers");
-		pb_tunnel_probe(self->tunnel, PB_NETWORK_PROBE_TIMEOUT);
-	}
-}
-
-void
-pb_tunnel_client_close(PbTunnelClient *self)
-{
-	g_return_if_fail(PB_IS_TUNNEL_CLIENT(self));
-
-	g_cancellable_cancel(self->cancellable);
-	g_clear_handle_id(&self->retry_id, g_source_remove);
-	pb_lost_tunnel_drop(self->lost);
-	if (self->tunnel != NULL)
-		pb_tunnel_close(self->tunnel, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "client quit");
-}
-
 static void
 pb_tunnel_client_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
 	PbTunnelClient *self = PB_TUNNEL_CLIENT(object);
 
 	switch (prop_id) {
-	case PROP_STATE:
+	case PB_TUNNEL_CLIENT_PROP_STATE:
 		g_value_set_enum(value, self->state);
 		break;
-	case PROP_SERVER_URL:
+	case PB_TUNNEL_CLIENT_PROP_SERVER_URL:
 		g_value_set_string(value, self->server_url);
 		break;
-	case PROP_LOCAL_ADDRESS:
+	case PB_TUNNEL_CLIENT_PROP_LOCAL_ADDRESS:
 		g_value_set_string(value, self->local_address);
 		break;
-	case PROP_ACCESS_URL:
+	case PB_TUNNEL_CLIENT_PROP_ACCESS_URL:
 		g_value_set_string(value, self->access_url);
 		break;
-	case PROP_HTTP_URL:
+	case PB_TUNNEL_CLIENT_PROP_HTTP_URL:
 		g_value_set_string(value, self->http_url);
 		break;
-	case PROP_NAME:
+	case PB_TUNNEL_CLIENT_PROP_NAME:
 		g_value_set_string(value, self->given_name);
 		break;
-	case PROP_PUBLIC_HOST:
+	case PB_TUNNEL_CLIENT_PROP_PUBLIC_HOST:
 		g_value_set_string(value, self->public_host);
 		break;
-	case PROP_TUNNEL_PORT:
+	case PB_TUNNEL_CLIENT_PROP_TUNNEL_PORT:
 		g_value_set_uint(value, self->tunnel_port);
 		break;
-	case PROP_CONNECTED_SINCE:
+	case PB_TUNNEL_CLIENT_PROP_CONNECTED_SINCE:
 		g_value_set_int64(value, self->connected_since);
 		break;
-	case PROP_CONNECTIONS_TOTAL:
+	case PB_TUNNEL_CLIENT_PROP_CONNECTIONS_TOTAL:
 		g_value_set_uint64(value, self->connections_total);
 		break;
-	case PROP_CONNECTIONS_ACTIVE:
+	case PB_TUNNEL_CLIENT_PROP_CONNECTIONS_ACTIVE:
 		g_value_set_uint(value, pb_tunnel_client_get_connections_active(self));
 		break;
-	case PROP_BYTES_IN:
+	case PB_TUNNEL_CLIENT_PROP_BYTES_IN:
 		g_value_set_uint64(value, pb_tunnel_client_get_bytes_in(self));
 		break;
-	case PROP_BYTES_OUT:
+	case PB_TUNNEL_CLIENT_PROP_BYTES_OUT:
 		g_value_set_uint64(value, pb_tunnel_client_get_bytes_out(self));
 		break;
-	case PROP_SERVICES:
+	case PB_TUNNEL_CLIENT_PROP_SERVICES:
 		g_value_set_variant(value, self->services_variant);
 		break;
 	default:
@@ -1115,36 +787,42 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	object_class->get_property = pb_tunnel_client_get_property;
 
 #define PB_PROP_FLAGS (G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS)
-	props[PROP_STATE] = g_param_spec_enum("state", NULL, NULL, PB_TYPE_TUNNEL_CLIENT_STATE,
-					      PB_TUNNEL_CLIENT_STATE_OFFLINE, PB_PROP_FLAGS);
-	props[PROP_SERVER_URL] = g_param_spec_string("server-url", NULL, NULL, NULL, PB_PROP_FLAGS);
-	props[PROP_LOCAL_ADDRESS] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_STATE] =
+	    g_param_spec_enum("state", NULL, NULL, PB_TYPE_TUNNEL_CLIENT_STATE,
+			      PB_TUNNEL_CLIENT_STATE_OFFLINE, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_SERVER_URL] =
+	    g_param_spec_string("server-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_LOCAL_ADDRESS] =
 	    g_param_spec_string("local-address", NULL, NULL, NULL, PB_PROP_FLAGS);
-	props[PROP_ACCESS_URL] = g_param_spec_string("access-url", NULL, NULL, NULL, PB_PROP_FLAGS);
-	props[PROP_HTTP_URL] = g_param_spec_string("http-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_ACCESS_URL] =
+	    g_param_spec_string("access-url", NULL, NULL, NULL, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_HTTP_URL] =
+	    g_param_spec_string("http-url", NULL, NULL, NULL, PB_PROP_FLAGS);
 	/* the name HELLO gave (NAME of http(s)://NAME.DOMAIN), while online; NULL without */
-	props[PROP_NAME] = g_param_spec_string("name", NULL, NULL, NULL, PB_PROP_FLAGS);
-	props[PROP_PUBLIC_HOST] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_NAME] =
+	    g_param_spec_string("name", NULL, NULL, NULL, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_PUBLIC_HOST] =
 	    g_param_spec_string("public-host", NULL, NULL, NULL, PB_PROP_FLAGS);
-	props[PROP_TUNNEL_PORT] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_TUNNEL_PORT] =
 	    g_param_spec_uint("tunnel-port", NULL, NULL, 0, G_MAXUINT16, 0, PB_PROP_FLAGS);
-	props[PROP_CONNECTED_SINCE] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTED_SINCE] =
 	    g_param_spec_int64("connected-since", NULL, NULL, 0, G_MAXINT64, 0, PB_PROP_FLAGS);
-	props[PROP_CONNECTIONS_TOTAL] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTIONS_TOTAL] =
 	    g_param_spec_uint64("connections-total", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
 	/* The last three change with every packet and are never notified: poll them. */
-	props[PROP_CONNECTIONS_ACTIVE] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_CONNECTIONS_ACTIVE] =
 	    g_param_spec_uint("connections-active", NULL, NULL, 0, G_MAXUINT, 0, PB_PROP_FLAGS);
-	props[PROP_BYTES_IN] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_BYTES_IN] =
 	    g_param_spec_uint64("bytes-in", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
-	props[PROP_BYTES_OUT] =
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_BYTES_OUT] =
 	    g_param_spec_uint64("bytes-out", NULL, NULL, 0, G_MAXUINT64, 0, PB_PROP_FLAGS);
 	/* a(ssss): every service, see pb_tunnel_client_get_services_variant(); notified when
 	 * one changes (online, offline, reconnected) */
-	props[PROP_SERVICES] = g_param_spec_variant("services", NULL, NULL,
-						    G_VARIANT_TYPE("a(ssss)"), NULL, PB_PROP_FLAGS);
+	pb_tunnel_client_props[PB_TUNNEL_CLIENT_PROP_SERVICES] = g_param_spec_variant(
+	    "services", NULL, NULL, G_VARIANT_TYPE("a(ssss)"), NULL, PB_PROP_FLAGS);
 #undef PB_PROP_FLAGS
-	g_object_class_install_properties(object_class, PROP_LAST, props);
+	g_object_class_install_properties(object_class, PB_TUNNEL_CLIENT_PROP_LAST,
+					  pb_tunnel_client_props);
 
 	/**
 	 * PbTunnelClient::ready:
@@ -1153,7 +831,7 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	 *
 	 * The server opened the public port.
 	 */
-	signals[SIGNAL_READY] =
+	pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_READY] =
 	    g_signal_new("ready", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
 			 G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 	/**
@@ -1162,7 +840,7 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	 *
 	 * The tunnel is over.
 	 */
-	signals[SIGNAL_DISCONNECTED] =
+	pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_DISCONNECTED] =
 	    g_signal_new("disconnected", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
 			 NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 	/**
@@ -1173,7 +851,7 @@ pb_tunnel_client_class_init(PbTunnelClientClass *klass)
 	 * Something worth a line in a log or an applet happened (see
 	 * pb_tunnel_client_get_recent_events()).
 	 */
-	signals[SIGNAL_EVENT] =
+	pb_tunnel_client_signals[PB_TUNNEL_CLIENT_SIGNAL_EVENT] =
 	    g_signal_new("event", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
 			 G_TYPE_NONE, 2, G_TYPE_INT64, G_TYPE_STRING);
 }
