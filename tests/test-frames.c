@@ -1009,8 +1009,17 @@ public_ended(GSocket *socket)
 	return n == 0 || (n < 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
 }
 
+/* How a client lies about connection 1, of which serve sent it 6 bytes. */
+typedef struct {
+	const char *what;
+	guint64 received; /* in its RESUME */
+	guint32 credit;	  /* G_MAXUINT32: the window */
+	guint8 flags;
+	guint64 window_count; /* if not 0: a true RESUME, then a WINDOW that counts this */
+} ResumeLie;
+
 static void
-test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
+resume_lie_once(ServeFixture *fx, const ResumeLie *lie)
 {
 	ResumeClient rc = {0};
 	g_autoptr(GSocket) public = NULL;
@@ -1023,11 +1032,7 @@ test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
 	guint16 tunnel_port;
 	guint32 window;
 
-	g_test_summary(
-	    "A client comes back after a lost WebSocket and says in RESUME it received "
-	    "7 bytes of the 6 the server sent: serve sends CLOSE for that connection and "
-	    "ends the public one; the WebSocket and serve go on. Before that, serve's "
-	    "own RESUME lists the connection with exactly the 5 bytes it received");
+	g_test_message("the client lies: %s", lie->what);
 	resume_client_connect(&rc, fx->ws_port, NULL);
 	g_assert_cmpuint(g_bytes_get_size(rc.resume), ==, 0);
 	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
@@ -1052,9 +1057,19 @@ test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
 	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
 			sizeof entry);
 
-	/* the lie: 7 received of 6 sent */
-	resume_entry_write(entry, 1, 7, window, 0);
-	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	if (lie->window_count == 0) {
+		resume_entry_write(entry, 1, lie->received,
+				   lie->credit == G_MAXUINT32 ? window : lie->credit, lie->flags);
+		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	} else {
+		guint8 count[12];
+
+		resume_entry_write(entry, 1, 6, window, 0);
+		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+		pb_frame_write_u32(count, 0);
+		pb_frame_write_u64(count + 4, lie->window_count);
+		resume_client_send(&rc, PB_FRAME_WINDOW, 1, count, sizeof count);
+	}
 	close = resume_client_expect(&rc, PB_FRAME_CLOSE, 1);
 	g_assert_cmpuint(g_bytes_get_size(close), ==, 0);
 	g_assert_true(public_ended(public));
@@ -1068,6 +1083,26 @@ test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
 	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
 	g_assert_false(pb_test_proc_exited(fx->server));
 	resume_client_clear(&rc);
+}
+
+static void
+test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
+{
+	static const ResumeLie lies[] = {
+	    {"RESUME says 7 bytes received of 6 sent", 7, G_MAXUINT32, 0, 0},
+	    {"RESUME says EOF came, none was sent", 6, G_MAXUINT32, 0x01, 0},
+	    {"RESUME says 2 received and gives 1 of credit: less than the 6 sent", 2, 1, 0, 0},
+	    {"after a true RESUME, a WINDOW counts 9 bytes received of 6 sent", 0, 0, 0, 9},
+	};
+
+	g_test_summary("A client comes back after a lost WebSocket (a reset), presenting its "
+		       "session: serve gives it the same port and a RESUME listing exactly the "
+		       "5 bytes it received. Then the client lies about that connection (more "
+		       "received than sent, an EOF never sent, too little credit, a WINDOW "
+		       "count beyond what was sent): serve sends CLOSE for it and ends the "
+		       "public connection; the WebSocket carries a new one, serve answers");
+	for (gsize i = 0; i < G_N_ELEMENTS(lies); i++)
+		resume_lie_once(fx, &lies[i]);
 }
 
 static void
