@@ -7,6 +7,8 @@
 
 #include "pb-flow.h"
 #include "pb-frame.h"
+#include "pb-hello.h"
+#include "pb-resume.h"
 #include "pb-test-utils.h"
 #include "pb-upgrade.h"
 #include "pb-ws-frame.h"
@@ -845,6 +847,336 @@ test_frames_forward_fragments(void)
 	g_assert_cmpuint(forward_attacked(NULL, 0, TRUE), ==, 1009);
 }
 
+/* --- `resume`: a client that lies about what it received --- */
+
+/* A raw client of serve with `flow`, `eof` and `resume`, one WebSocket at a time. */
+typedef struct {
+	RawTunnel rt;	/* ws and in only */
+	PbHello *hello; /* (owned) (nullable) of the WebSocket of the moment */
+	GBytes *resume; /* (owned) (nullable) the server's RESUME on it */
+} ResumeClient;
+
+/* Sends one PiggyBack frame, masked as RFC 6455 wants of a client. */
+static void
+resume_client_send(ResumeClient *rc, guint8 type, guint32 id, const void *payload, gsize len)
+{
+	g_autoptr(GByteArray) message = g_byte_array_new();
+	guint8 header[PB_WS_FRAME_HEADER_MAX];
+	guint8 frame_header[PB_FRAME_HEADER_SIZE];
+	gsize header_len = write_header(header, TRUE, 0x2, PB_FRAME_HEADER_SIZE + len, TRUE);
+
+	g_byte_array_append(message, header, (guint)header_len);
+	pb_frame_write_header(frame_header, type, id);
+	g_byte_array_append(message, frame_header, sizeof frame_header);
+	if (len > 0)
+		g_byte_array_append(message, payload, (guint)len);
+	for (gsize i = header_len; i < message->len; i++)
+		message->data[i] ^= test_mask[(i - header_len) & 3];
+	g_assert_true(send_all(rc->rt.ws, message->data, message->len));
+}
+
+/* The next PiggyBack frame from the server (pings skipped): its whole message, @frame
+ * pointing into it; NULL if the WebSocket ended (a close frame, the end of the connection)
+ * or nothing came within the socket's 10 s timeout. */
+static GBytes *
+resume_client_next(ResumeClient *rc, PbFrame *frame)
+{
+	for (;;) {
+		g_autoptr(GBytes) payload = NULL;
+		guint8 opcode = 0;
+
+		if (!raw_tunnel_next(&rc->rt, &opcode, &payload) || opcode == 0x8)
+			return NULL;
+		if (opcode != 0x2)
+			continue;
+		g_assert_true(pb_frame_parse(payload, frame, NULL));
+		return g_steal_pointer(&payload);
+	}
+}
+
+/* Reads until the server sends frame @type for @id; returns its payload. */
+static GBytes *
+resume_client_expect(ResumeClient *rc, guint8 type, guint32 id)
+{
+	for (;;) {
+		PbFrame frame;
+		g_autoptr(GBytes) message = resume_client_next(rc, &frame);
+
+		if (message == NULL)
+			g_error("the WebSocket ended (or 10 s passed) before frame 0x%02x for "
+				"connId %u",
+				type, id);
+		if (frame.type == type && frame.conn_id == id)
+			return g_bytes_new(frame.payload, frame.payload_len);
+		g_test_message("skipped frame 0x%02x for connId %u", frame.type, frame.conn_id);
+	}
+}
+
+/* Upgrades (presenting @session, nullable), then reads HELLO, which must have `resume`, and
+ * the server's RESUME right after it. */
+static void
+resume_client_connect(ResumeClient *rc, guint16 ws_port, const char *session)
+{
+	g_autofree char *headers = g_strdup_printf(
+	    PB_FEATURES_HEADER ": flow, eof, resume\r\n%s%s%s",
+	    session ? PB_SESSION_HEADER ": " : "", session ? session : "", session ? "\r\n" : "");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) message = NULL;
+	PbFrame frame;
+
+	g_clear_object(&rc->rt.ws);
+	g_clear_pointer(&rc->hello, pb_hello_free);
+	g_clear_pointer(&rc->resume, g_bytes_unref);
+	if (rc->rt.in == NULL)
+		rc->rt.in = g_byte_array_new();
+	g_byte_array_set_size(rc->rt.in, 0);
+	rc->rt.ws = pb_test_ws_upgrade(ws_port, headers);
+	message = resume_client_next(rc, &frame);
+	g_assert_nonnull(message);
+	g_assert_cmpuint(frame.type, ==, PB_FRAME_HELLO);
+	rc->hello = pb_hello_parse(frame.payload, frame.payload_len, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rc->hello->features & PB_FEATURES_ALL, ==, PB_FEATURES_ALL);
+	g_assert_cmpuint(rc->hello->grace, ==, PB_GRACE_DEFAULT);
+	g_assert_nonnull(rc->hello->session);
+	g_clear_pointer(&message, g_bytes_unref);
+	/* right after HELLO */
+	message = resume_client_next(rc, &frame);
+	g_assert_nonnull(message);
+	g_assert_cmpuint(frame.type, ==, PB_FRAME_RESUME);
+	g_assert_cmpuint(frame.conn_id, ==, PB_CONTROL_ID);
+	rc->resume = g_bytes_new(frame.payload, frame.payload_len);
+}
+
+/* The WebSocket ends with a reset, no close frame: lost, not closed. */
+static void
+resume_client_drop(ResumeClient *rc)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	g_assert_cmpint(
+	    setsockopt(g_socket_get_fd(rc->rt.ws), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), ==,
+	    0);
+	g_socket_close(rc->rt.ws, NULL);
+	g_clear_object(&rc->rt.ws);
+}
+
+static void
+resume_client_clear(ResumeClient *rc)
+{
+	g_clear_pointer(&rc->hello, pb_hello_free);
+	g_clear_pointer(&rc->resume, g_bytes_unref);
+	g_clear_pointer(&rc->rt.in, g_byte_array_unref);
+	g_clear_object(&rc->rt.ws);
+}
+
+/* A RESUME entry (17 bytes). */
+static void
+resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags)
+{
+	pb_frame_write_u32(p, id);
+	pb_frame_write_u64(p + 4, received);
+	pb_frame_write_u32(p + 12, credit);
+	p[16] = flags;
+}
+
+/* Reads @len bytes from @socket; they must be @expected. */
+static void
+assert_receive(GSocket *socket, const char *expected)
+{
+	gsize len = strlen(expected);
+	g_autofree char *buf = g_malloc0(len + 1);
+
+	for (gsize got = 0; got < len;) {
+		gssize n = g_socket_receive(socket, buf + got, len - got, NULL, NULL);
+
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+	}
+	g_assert_cmpstr(buf, ==, expected);
+}
+
+/* Whether @socket ends (end of stream or a reset) within its 10 s timeout, nothing read. */
+static gboolean
+public_ended(GSocket *socket)
+{
+	g_autoptr(GError) error = NULL;
+	char byte;
+	gssize n = g_socket_receive(socket, &byte, 1, NULL, &error);
+
+	if (n < 0)
+		g_test_message("the public connection: %s", error->message);
+	return n == 0 || (n < 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+}
+
+/* How a client lies about connection 1, of which serve sent it 6 bytes. */
+typedef struct {
+	const char *what;
+	guint64 received; /* in its RESUME */
+	guint32 credit;	  /* G_MAXUINT32: the window */
+	guint8 flags;
+	guint64 window_count; /* if not 0: a true RESUME, then a WINDOW that counts this */
+} ResumeLie;
+
+static void
+resume_lie_once(ServeFixture *fx, const ResumeLie *lie)
+{
+	ResumeClient rc = {0};
+	g_autoptr(GSocket) public = NULL;
+	g_autoptr(GSocket) second = NULL;
+	g_autoptr(GBytes) open = NULL;
+	g_autoptr(GBytes) data = NULL;
+	g_autoptr(GBytes) close = NULL;
+	g_autofree char *session = NULL;
+	guint8 entry[PB_RESUME_ENTRY_SIZE];
+	guint16 tunnel_port;
+	guint32 window;
+
+	g_test_message("the client lies: %s", lie->what);
+	resume_client_connect(&rc, fx->ws_port, NULL);
+	g_assert_cmpuint(g_bytes_get_size(rc.resume), ==, 0);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	tunnel_port = rc.hello->tunnel_port;
+	window = rc.hello->window;
+	session = g_strdup(rc.hello->session);
+
+	/* a public connection: 5 bytes to it, 6 from it */
+	public = pb_test_connect(tunnel_port);
+	open = resume_client_expect(&rc, PB_FRAME_OPEN, 1);
+	resume_client_send(&rc, PB_FRAME_DATA, 1, "hello", 5);
+	assert_receive(public, "hello");
+	g_assert_cmpint(g_socket_send(public, "world!", 6, NULL, NULL), ==, 6);
+	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "world!", 6);
+	resume_client_drop(&rc);
+
+	/* back with the session: the same port, and serve lists connection 1 */
+	resume_client_connect(&rc, fx->ws_port, session);
+	g_assert_cmpuint(rc.hello->tunnel_port, ==, tunnel_port);
+	resume_entry_write(entry, 1, 5, window - 5, 0);
+	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
+			sizeof entry);
+
+	if (lie->window_count == 0) {
+		resume_entry_write(entry, 1, lie->received,
+				   lie->credit == G_MAXUINT32 ? window : lie->credit, lie->flags);
+		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	} else {
+		guint8 count[12];
+
+		resume_entry_write(entry, 1, 6, window, 0);
+		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+		pb_frame_write_u32(count, 0);
+		pb_frame_write_u64(count + 4, lie->window_count);
+		resume_client_send(&rc, PB_FRAME_WINDOW, 1, count, sizeof count);
+	}
+	close = resume_client_expect(&rc, PB_FRAME_CLOSE, 1);
+	g_assert_cmpuint(g_bytes_get_size(close), ==, 0);
+	g_assert_true(public_ended(public));
+
+	/* the tunnel goes on: a new public connection gets a new connId, and bytes */
+	second = pb_test_connect(tunnel_port);
+	g_clear_pointer(&open, g_bytes_unref);
+	open = resume_client_expect(&rc, PB_FRAME_OPEN, 2);
+	resume_client_send(&rc, PB_FRAME_DATA, 2, "again", 5);
+	assert_receive(second, "again");
+	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
+	g_assert_false(pb_test_proc_exited(fx->server));
+	resume_client_clear(&rc);
+}
+
+static void
+test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
+{
+	static const ResumeLie lies[] = {
+	    {"RESUME says 7 bytes received of 6 sent", 7, G_MAXUINT32, 0, 0},
+	    {"RESUME says EOF came, none was sent", 6, G_MAXUINT32, 0x01, 0},
+	    {"RESUME says 2 received and gives 1 of credit: less than the 6 sent", 2, 1, 0, 0},
+	    {"after a true RESUME, a WINDOW counts 9 bytes received of 6 sent", 0, 0, 0, 9},
+	};
+
+	g_test_summary("A client comes back after a lost WebSocket (a reset), presenting its "
+		       "session: serve gives it the same port and a RESUME listing exactly the "
+		       "5 bytes it received. Then the client lies about that connection (more "
+		       "received than sent, an EOF never sent, too little credit, a WINDOW "
+		       "count beyond what was sent): serve sends CLOSE for it and ends the "
+		       "public connection; the WebSocket carries a new one, serve answers");
+	for (gsize i = 0; i < G_N_ELEMENTS(lies); i++)
+		resume_lie_once(fx, &lies[i]);
+}
+
+static void
+test_frames_resume_control(ServeFixture *fx, gconstpointer user_data)
+{
+	ResumeClient rc = {0};
+	g_autoptr(GSocket) public = NULL;
+	g_autoptr(GBytes) open = NULL;
+	g_autoptr(GBytes) data = NULL;
+	g_autofree char *session = NULL;
+	guint8 entry[PB_RESUME_ENTRY_SIZE];
+
+	g_test_summary("Control: a client that comes back and says in RESUME it received 2 of "
+		       "the 6 bytes sent gets exactly the other 4 again, and the connection goes "
+		       "on both ways");
+	resume_client_connect(&rc, fx->ws_port, NULL);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	session = g_strdup(rc.hello->session);
+	public = pb_test_connect(rc.hello->tunnel_port);
+	open = resume_client_expect(&rc, PB_FRAME_OPEN, 1);
+	g_assert_cmpint(g_socket_send(public, "world!", 6, NULL, NULL), ==, 6);
+	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "world!", 6);
+	resume_client_drop(&rc);
+
+	resume_client_connect(&rc, fx->ws_port, session);
+	resume_entry_write(entry, 1, 0, rc.hello->window, 0);
+	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
+			sizeof entry);
+	resume_entry_write(entry, 1, 2, rc.hello->window, 0);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	g_clear_pointer(&data, g_bytes_unref);
+	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "rld!", 4);
+	resume_client_send(&rc, PB_FRAME_DATA, 1, "hello", 5);
+	assert_receive(public, "hello");
+	resume_client_clear(&rc);
+}
+
+static void
+test_frames_resume_malformed(ServeFixture *fx, gconstpointer user_data)
+{
+	guint8 entries[2 * PB_RESUME_ENTRY_SIZE];
+	struct {
+		guint32 id;
+		gsize len;
+		gboolean twice;
+	} attacks[] = {
+	    {PB_CONTROL_ID, PB_RESUME_ENTRY_SIZE - 1, FALSE}, /* 16 bytes: not a whole entry */
+	    {PB_CONTROL_ID, 0, TRUE},			      /* two RESUMEs */
+	    {1, 0, FALSE},				      /* on a connection's id */
+	    {PB_CONTROL_ID, 2 * PB_RESUME_ENTRY_SIZE, FALSE}, /* connId 7 twice */
+	};
+
+	g_test_summary("RESUMEs from a client that break the rules: 16 bytes, a second one, one "
+		       "on connId 1, one that lists a connection twice. Each time serve closes "
+		       "that WebSocket with 1002 and keeps answering");
+	resume_entry_write(entries, 7, 0, 65536, 0);
+	resume_entry_write(entries + PB_RESUME_ENTRY_SIZE, 7, 0, 65536, 0);
+	for (gsize i = 0; i < G_N_ELEMENTS(attacks); i++) {
+		ResumeClient rc = {0};
+
+		resume_client_connect(&rc, fx->ws_port, NULL);
+		resume_client_send(&rc, PB_FRAME_RESUME, attacks[i].id, entries, attacks[i].len);
+		if (attacks[i].twice)
+			resume_client_send(&rc, PB_FRAME_RESUME, attacks[i].id, entries,
+					   attacks[i].len);
+		g_assert_cmpuint(read_close_code(rc.rt.ws), ==, 1002);
+		resume_client_clear(&rc);
+		g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
+	}
+	g_assert_false(pb_test_proc_exited(fx->server));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -856,6 +1188,9 @@ main(int argc, char **argv)
 	ADD("/frames/serve/control-too-long", test_frames_serve_control_too_long);
 	ADD("/frames/serve/at-limit", test_frames_serve_at_limit);
 	ADD("/frames/serve/fragments", test_frames_serve_fragments);
+	ADD("/frames/serve/resume/lie", test_frames_resume_lie);
+	ADD("/frames/serve/resume/control", test_frames_resume_control);
+	ADD("/frames/serve/resume/malformed", test_frames_resume_malformed);
 #undef ADD
 	g_test_add("/frames/buffer/v1", ServeFixture, "16", serve_set_up, test_frames_buffer_v1,
 		   serve_tear_down);

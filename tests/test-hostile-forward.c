@@ -5,12 +5,15 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pb-frame.h"
 #include "pb-hello.h"
+#include "pb-resume.h"
 #include "pb-test-utils.h"
 #include "pb-upgrade.h"
+#include "pb-ws-frame.h"
 
 /*
  * A hostile server against the real `piggyback forward`: a fake server in a thread of the
@@ -88,9 +91,10 @@ fake_send_piggyback(GSocket *socket, guint8 type, guint32 id, const void *payloa
 	fake_send_frame(socket, 0x2, g_bytes_get_data(frame, NULL), g_bytes_get_size(frame));
 }
 
-/* Reads the upgrade request and answers 101; FALSE if there was none. */
+/* Reads the upgrade request and answers 101; FALSE if there was none. @request_out
+ * (nullable): the request's text. */
 static gboolean
-fake_upgrade(GSocket *socket)
+fake_upgrade(GSocket *socket, char **request_out)
 {
 	char request[4096];
 	gsize got = 0;
@@ -122,6 +126,8 @@ fake_upgrade(GSocket *socket)
 				   "Sec-WebSocket-Accept: %s\r\n\r\n",
 				   accept);
 	fake_send_all(socket, response, strlen(response));
+	if (request_out != NULL)
+		*request_out = g_strdup(request);
 	return TRUE;
 }
 
@@ -197,7 +203,7 @@ fake_server_cb(gpointer user_data)
 		return NULL;
 	g_socket_set_blocking(socket, TRUE);
 	g_socket_set_timeout(socket, 1);
-	if (!fake_upgrade(socket))
+	if (!fake_upgrade(socket, NULL))
 		return NULL;
 	g_atomic_int_set(&fake->upgraded, 1);
 	fake_send_piggyback(socket, PB_FRAME_HELLO, PB_CONTROL_ID,
@@ -787,6 +793,507 @@ test_serve_bad_host(void)
 	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
 }
 
+/* --- `resume`: a server that lies about what it received --- */
+
+#define RESUME_SESSION "0123456789abcdef0123456789abcdef"
+#define RESUME_HELLO                                                                               \
+	"{\"publicHost\":\"127.0.0.1\",\"tunnelPort\":40000,\"version\":\"2.0.0\","                \
+	"\"features\":[\"flow\",\"eof\",\"resume\"],\"window\":65536,\"grace\":30,"                \
+	"\"session\":\"" RESUME_SESSION "\"}"
+
+/* A server the test plays step by step, on forward's WebSocket of the moment. Every wait
+ * runs the main context (the echo service accepts through it) and fails the test after
+ * 10 s (20 s for forward to dial again). */
+typedef struct {
+	GSocket *listener; /* (owned) */
+	guint16 port;
+	GSocket *ws;	/* (owned) (nullable) forward's WebSocket of the moment */
+	GByteArray *in; /* (owned) what came on it, not parsed yet */
+	int close_code; /* forward's close frame's code, 0 for none; -1 while open */
+} ResumeServer;
+
+static ResumeServer *
+resume_server_new(void)
+{
+	ResumeServer *rs = g_new0(ResumeServer, 1);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GError) error = NULL;
+
+	rs->listener =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+	g_assert_no_error(error);
+	g_socket_bind(rs->listener, address, TRUE, &error);
+	g_assert_no_error(error);
+	g_socket_listen(rs->listener, &error);
+	g_assert_no_error(error);
+	g_socket_set_blocking(rs->listener, FALSE);
+	bound = g_socket_get_local_address(rs->listener, &error);
+	g_assert_no_error(error);
+	rs->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	rs->in = g_byte_array_new();
+	rs->close_code = -1;
+	return rs;
+}
+
+static void
+resume_server_free(ResumeServer *rs)
+{
+	g_clear_object(&rs->ws);
+	g_object_unref(rs->listener);
+	g_byte_array_unref(rs->in);
+	g_free(rs);
+}
+
+/* Waits for forward to dial, takes its upgrade; returns the request. */
+static char *
+resume_server_accept(ResumeServer *rs)
+{
+	gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+	char *request = NULL;
+
+	g_clear_object(&rs->ws);
+	g_byte_array_set_size(rs->in, 0);
+	rs->close_code = -1;
+	while (rs->ws == NULL) {
+		if (g_get_monotonic_time() > deadline)
+			g_error("forward did not dial within 20 s");
+		g_main_context_iteration(NULL, FALSE);
+		if (g_socket_condition_timed_wait(rs->listener, G_IO_IN, 20 * 1000, NULL, NULL))
+			rs->ws = g_socket_accept(rs->listener, NULL, NULL);
+	}
+	g_socket_set_blocking(rs->ws, TRUE);
+	g_socket_set_timeout(rs->ws, 10);
+	g_assert_true(fake_upgrade(rs->ws, &request));
+	return request;
+}
+
+/* The next WebSocket frame from forward (masked, as RFC 6455 wants of a client), unmasked;
+ * FALSE at the end of the connection. */
+static gboolean
+resume_server_read(ResumeServer *rs, guint8 *opcode, GBytes **payload)
+{
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	for (;;) {
+		PbWsFrameHeader header;
+		guint8 chunk[16384];
+		g_autoptr(GError) error = NULL;
+		gssize n;
+
+		if (pb_ws_frame_header_parse(rs->in->data, rs->in->len, &header) &&
+		    rs->in->len >= header.header_len + header.payload_len) {
+			guint8 *data = rs->in->data + header.header_len;
+
+			g_assert_true(header.masked);
+			pb_ws_frame_unmask(data, header.payload_len, header.mask, 0);
+			*opcode = header.opcode;
+			*payload = g_bytes_new(data, header.payload_len);
+			g_byte_array_remove_range(rs->in, 0,
+						  (guint)(header.header_len + header.payload_len));
+			return TRUE;
+		}
+		if (g_get_monotonic_time() > deadline)
+			g_error("nothing came from forward for 10 s");
+		g_main_context_iteration(NULL, FALSE);
+		if (!g_socket_condition_timed_wait(rs->ws, G_IO_IN, 20 * 1000, NULL, NULL))
+			continue;
+		n = g_socket_receive_with_blocking(rs->ws, (char *)chunk, sizeof chunk, FALSE, NULL,
+						   &error);
+		if (n == 0 ||
+		    (n < 0 && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)))
+			return FALSE;
+		if (n > 0)
+			g_byte_array_append(rs->in, chunk, (guint)n);
+	}
+}
+
+/* The next PiggyBack frame from forward, pings answered on the way; FALSE once forward
+ * ended the WebSocket (close_code says how). @frame points into *@message. */
+static gboolean
+resume_server_next(ResumeServer *rs, GBytes **message, PbFrame *frame)
+{
+	for (;;) {
+		g_autoptr(GBytes) payload = NULL;
+		guint8 opcode = 0;
+		gsize len = 0;
+		const guint8 *data;
+
+		if (!resume_server_read(rs, &opcode, &payload)) {
+			rs->close_code = MAX(rs->close_code, 0);
+			return FALSE;
+		}
+		data = g_bytes_get_data(payload, &len);
+		if (opcode == 0x9) {
+			fake_send_frame(rs->ws, 0xa, data, len);
+			continue;
+		}
+		if (opcode == 0x8) {
+			rs->close_code = len >= 2 ? data[0] << 8 | data[1] : 0;
+			fake_send_frame(rs->ws, 0x8, data, MIN(len, 2));
+			return FALSE;
+		}
+		g_assert_cmpuint(opcode, ==, 0x2);
+		g_assert_true(pb_frame_parse(payload, frame, NULL));
+		*message = g_steal_pointer(&payload);
+		return TRUE;
+	}
+}
+
+/* Reads until forward sends frame @type for @id (others are skipped); returns its payload. */
+static GBytes *
+resume_server_expect(ResumeServer *rs, guint8 type, guint32 id)
+{
+	for (;;) {
+		g_autoptr(GBytes) message = NULL;
+		PbFrame frame;
+
+		if (!resume_server_next(rs, &message, &frame))
+			g_error("forward closed the WebSocket (code %d) instead of sending frame "
+				"0x%02x for connId %u",
+				rs->close_code, type, id);
+		if (frame.type == type && frame.conn_id == id)
+			return g_bytes_new(frame.payload, frame.payload_len);
+		g_test_message("skipped frame 0x%02x for connId %u", frame.type, frame.conn_id);
+	}
+}
+
+/* Reads until forward ends the WebSocket; returns its close code (0: none). */
+static int
+resume_server_wait_closed(ResumeServer *rs)
+{
+	for (;;) {
+		g_autoptr(GBytes) message = NULL;
+		PbFrame frame;
+
+		if (!resume_server_next(rs, &message, &frame))
+			return rs->close_code;
+	}
+}
+
+static void
+resume_server_send(ResumeServer *rs, guint8 type, guint32 id, const void *payload, gsize len)
+{
+	fake_send_piggyback(rs->ws, type, id, payload, len);
+}
+
+/* Sends DATA @text on @id and checks that the echo service's answer comes back whole. */
+static void
+resume_server_round_trip(ResumeServer *rs, guint32 id, const char *text)
+{
+	g_autoptr(GString) echoed = g_string_new(NULL);
+
+	resume_server_send(rs, PB_FRAME_DATA, id, text, strlen(text));
+	while (echoed->len < strlen(text)) {
+		g_autoptr(GBytes) data = resume_server_expect(rs, PB_FRAME_DATA, id);
+
+		g_string_append_len(echoed, g_bytes_get_data(data, NULL),
+				    (gssize)g_bytes_get_size(data));
+	}
+	g_assert_cmpstr(echoed->str, ==, text);
+}
+
+/* The WebSocket ends with a reset, no close frame: lost, not closed. */
+static void
+resume_server_drop(ResumeServer *rs)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	g_assert_cmpint(
+	    setsockopt(g_socket_get_fd(rs->ws), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), ==,
+	    0);
+	g_socket_close(rs->ws, NULL);
+	g_clear_object(&rs->ws);
+}
+
+/* The value of header @name in @request (nullable). */
+static char *
+request_header(const char *request, const char *name)
+{
+	g_autofree char *needle = g_strdup_printf("\r\n%s: ", name);
+	const char *start = strstr(request, needle);
+
+	if (start == NULL)
+		return NULL;
+	start += strlen(needle);
+	return g_strndup(start, strcspn(start, "\r\n"));
+}
+
+/* Whether forward asks for `flow`, `eof` and `resume` in @request. */
+static gboolean
+request_asks_resume(const char *request)
+{
+	g_autofree char *features = request_header(request, PB_FEATURES_HEADER);
+
+	g_test_message("forward asks for: %s", features);
+	return features != NULL &&
+	       (pb_features_parse(features) & PB_FEATURES_ALL) == PB_FEATURES_ALL;
+}
+
+/* A RESUME entry (17 bytes). */
+static void
+resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags)
+{
+	pb_frame_write_u32(p, id);
+	pb_frame_write_u64(p + 4, received);
+	pb_frame_write_u32(p + 12, credit);
+	p[16] = flags;
+}
+
+static void
+assert_bytes_equal(GBytes *bytes, const guint8 *expected, gsize len)
+{
+	g_assert_cmpmem(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes), expected, len);
+}
+
+typedef enum {
+	RESUME_GOES_ON,	      /* honest: connection 1 carries on */
+	RESUME_CONN_CLOSED,   /* forward sends CLOSE for connection 1 and ends its local one */
+	RESUME_CONN_DROPPED,  /* forward ends its local connection (it was not listed) */
+	RESUME_TUNNEL_CLOSED, /* forward closes the WebSocket with 1002 */
+} ResumeOutcome;
+
+typedef struct {
+	const char *path;
+	const char *summary;
+	gboolean confirm; /* before the loss, a WINDOW confirms the 5 bytes forward sent */
+	guint32 resume_id;
+	guint n_entries;
+	struct {
+		guint32 id;
+		guint64 received;
+		guint32 credit;
+		guint8 flags;
+	} entries[2];
+	gsize cut;	       /* bytes taken off the end of the RESUME */
+	gboolean twice;	       /* the RESUME is sent twice */
+	const char *resent;    /* (nullable) what forward sends again on connection 1 */
+	gboolean window_lie;   /* once it goes on: a WINDOW with the count below */
+	guint64 window_count;  /* forward has sent 10 bytes by then, 5 confirmed */
+	ResumeOutcome outcome; /* after the RESUME, or after the lying WINDOW */
+} ResumeLie;
+
+#define RESUME_W 65536
+#define RESUME_ENTRY(r, c)                                                                         \
+	{                                                                                          \
+		{                                                                                  \
+			1, (r), (c), 0                                                             \
+		}                                                                                  \
+	}
+
+static const ResumeLie resume_lies[] = {
+    {"/hostile-forward/resume/honest",
+     "Control: a true RESUME (all 5 bytes received, a window of credit); the connection "
+     "carries on, a WINDOW that confirms what was sent is taken",
+     FALSE, 0, 1, RESUME_ENTRY(5, RESUME_W), 0, FALSE, NULL, TRUE, 10, RESUME_GOES_ON},
+    {"/hostile-forward/resume/resend",
+     "Control: a RESUME that received 2 of the 5 bytes: forward sends the other 3 again, "
+     "exactly, and the connection carries on",
+     FALSE, 0, 1, RESUME_ENTRY(2, RESUME_W), 0, FALSE, "llo", FALSE, 0, RESUME_GOES_ON},
+    {"/hostile-forward/resume/more-than-sent",
+     "RESUME says the server received 6 bytes of the 5 sent: forward sends CLOSE for that "
+     "connection and closes its local one; the tunnel stays up",
+     FALSE, 0, 1, RESUME_ENTRY(6, RESUME_W), 0, FALSE, NULL, FALSE, 0, RESUME_CONN_CLOSED},
+    {"/hostile-forward/resume/less-than-confirmed",
+     "RESUME says the server received 3 bytes after a WINDOW confirmed 5: CLOSE for that "
+     "connection, the tunnel stays up",
+     TRUE, 0, 1, RESUME_ENTRY(3, RESUME_W), 0, FALSE, NULL, FALSE, 0, RESUME_CONN_CLOSED},
+    {"/hostile-forward/resume/credit-short",
+     "RESUME says the server received 2 bytes and gives 1 of credit, less than the 5 "
+     "forward sent: CLOSE for that connection, the tunnel stays up",
+     FALSE, 0, 1, RESUME_ENTRY(2, 1), 0, FALSE, NULL, FALSE, 0, RESUME_CONN_CLOSED},
+    {"/hostile-forward/resume/eof-never-sent",
+     "RESUME sets the EOF flag for a connection forward never sent EOF on: CLOSE for that "
+     "connection, the tunnel stays up",
+     FALSE,
+     0,
+     1,
+     {{1, 5, RESUME_W, 0x01}},
+     0,
+     FALSE,
+     NULL,
+     FALSE,
+     0,
+     RESUME_CONN_CLOSED},
+    {"/hostile-forward/resume/unknown-only",
+     "RESUME lists connId 99, which forward never had, and not connection 1: forward ends "
+     "its connection 1 locally, ignores 99, the tunnel stays up",
+     FALSE,
+     0,
+     1,
+     {{99, 0, RESUME_W, 0}},
+     0,
+     FALSE,
+     NULL,
+     FALSE,
+     0,
+     RESUME_CONN_DROPPED},
+    {"/hostile-forward/resume/short",
+     "A RESUME of 16 bytes (not a whole entry): forward closes the WebSocket with 1002", FALSE, 0,
+     1, RESUME_ENTRY(5, RESUME_W), 1, FALSE, NULL, FALSE, 0, RESUME_TUNNEL_CLOSED},
+    {"/hostile-forward/resume/twice",
+     "Two RESUMEs on one WebSocket (the first true): forward closes it with 1002", FALSE, 0, 1,
+     RESUME_ENTRY(5, RESUME_W), 0, TRUE, NULL, FALSE, 0, RESUME_TUNNEL_CLOSED},
+    {"/hostile-forward/resume/conn-id",
+     "A RESUME on connId 1 instead of 0: forward closes the WebSocket with 1002", FALSE, 1, 1,
+     RESUME_ENTRY(5, RESUME_W), 0, FALSE, NULL, FALSE, 0, RESUME_TUNNEL_CLOSED},
+    {"/hostile-forward/resume/id-zero",
+     "A RESUME entry for connId 0: forward closes the WebSocket with 1002",
+     FALSE,
+     0,
+     1,
+     {{0, 5, RESUME_W, 0}},
+     0,
+     FALSE,
+     NULL,
+     FALSE,
+     0,
+     RESUME_TUNNEL_CLOSED},
+    {"/hostile-forward/resume/id-twice",
+     "A RESUME that lists connection 1 twice: forward closes the WebSocket with 1002",
+     FALSE,
+     0,
+     2,
+     {{1, 5, RESUME_W, 0}, {1, 5, RESUME_W, 0}},
+     0,
+     FALSE,
+     NULL,
+     FALSE,
+     0,
+     RESUME_TUNNEL_CLOSED},
+    {"/hostile-forward/resume/window-beyond",
+     "After a true RESUME, a 12-byte WINDOW that counts 11 bytes received of the 10 sent: "
+     "CLOSE for that connection, the tunnel stays up",
+     FALSE, 0, 1, RESUME_ENTRY(5, RESUME_W), 0, FALSE, NULL, TRUE, 11, RESUME_CONN_CLOSED},
+    {"/hostile-forward/resume/window-backwards",
+     "After a true RESUME (5 bytes received), a 12-byte WINDOW that counts 4: CLOSE for that "
+     "connection, the tunnel stays up",
+     FALSE, 0, 1, RESUME_ENTRY(5, RESUME_W), 0, FALSE, NULL, TRUE, 4, RESUME_CONN_CLOSED},
+};
+
+static void
+test_resume_lie(gconstpointer user_data)
+{
+	const ResumeLie *lie = user_data;
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	ResumeServer *rs = resume_server_new();
+	g_autofree char *request = NULL;
+	g_autofree char *session = NULL;
+	g_autoptr(GBytes) theirs = NULL;
+	guint8 ours[G_N_ELEMENTS(lie->entries) * PB_RESUME_ENTRY_SIZE];
+	gsize ours_len = lie->n_entries * PB_RESUME_ENTRY_SIZE - lie->cut;
+	guint8 expected[PB_RESUME_ENTRY_SIZE];
+	Forward *forward;
+
+	g_test_summary(lie->summary);
+	for (guint i = 0; i < lie->n_entries; i++)
+		resume_entry_write(ours + i * PB_RESUME_ENTRY_SIZE, lie->entries[i].id,
+				   lie->entries[i].received, lie->entries[i].credit,
+				   lie->entries[i].flags);
+	forward = forward_spawn(rs->port, pb_test_service_get_port(echo), NULL);
+
+	/* the first WebSocket: both RESUMEs empty, connection 1 echoes "hello" */
+	request = resume_server_accept(rs);
+	g_assert_true(request_asks_resume(request));
+	g_assert_null(request_header(request, PB_SESSION_HEADER));
+	resume_server_send(rs, PB_FRAME_HELLO, PB_CONTROL_ID, RESUME_HELLO, strlen(RESUME_HELLO));
+	resume_server_send(rs, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	theirs = resume_server_expect(rs, PB_FRAME_RESUME, PB_CONTROL_ID);
+	g_assert_cmpuint(g_bytes_get_size(theirs), ==, 0);
+	g_clear_pointer(&theirs, g_bytes_unref);
+	resume_server_send(rs, PB_FRAME_OPEN, 1, NULL, 0);
+	resume_server_round_trip(rs, 1, "hello");
+	if (lie->confirm) {
+		guint8 window[12];
+
+		pb_frame_write_u32(window, 5);
+		pb_frame_write_u64(window + 4, 5);
+		resume_server_send(rs, PB_FRAME_WINDOW, 1, window, sizeof window);
+	}
+	/* a ping's answer: forward has taken everything sent before it */
+	fake_send_frame(rs->ws, 0x9, "sync", 4);
+	for (;;) {
+		guint8 opcode = 0;
+		g_autoptr(GBytes) payload = NULL;
+
+		g_assert_true(resume_server_read(rs, &opcode, &payload));
+		if (opcode == 0xa)
+			break;
+	}
+	g_assert_cmpuint(pb_test_service_get_bytes(echo), ==, 5);
+	resume_server_drop(rs);
+
+	/* forward comes back with its session and lists connection 1: 5 bytes received, the
+	 * rest of its window as credit, no EOF */
+	g_free(request);
+	request = resume_server_accept(rs);
+	session = request_header(request, PB_SESSION_HEADER);
+	g_assert_cmpstr(session, ==, RESUME_SESSION);
+	g_assert_true(request_asks_resume(request));
+	resume_server_send(rs, PB_FRAME_HELLO, PB_CONTROL_ID, RESUME_HELLO, strlen(RESUME_HELLO));
+	{
+		g_autoptr(GBytes) message = NULL;
+		PbFrame frame;
+
+		/* before any frame of the connections it lists */
+		g_assert_true(resume_server_next(rs, &message, &frame));
+		g_assert_cmpuint(frame.type, ==, PB_FRAME_RESUME);
+		g_assert_cmpuint(frame.conn_id, ==, PB_CONTROL_ID);
+		resume_entry_write(expected, 1, 5, RESUME_W - 5, 0);
+		g_assert_cmpmem(frame.payload, frame.payload_len, expected, sizeof expected);
+	}
+	g_assert_cmpuint(pb_test_service_get_n_finished(echo), ==, 0);
+
+	/* ours */
+	resume_server_send(rs, PB_FRAME_RESUME, lie->resume_id, ours, ours_len);
+	if (lie->twice)
+		resume_server_send(rs, PB_FRAME_RESUME, lie->resume_id, ours, ours_len);
+	if (lie->resent != NULL) {
+		theirs = resume_server_expect(rs, PB_FRAME_DATA, 1);
+		assert_bytes_equal(theirs, (const guint8 *)lie->resent, strlen(lie->resent));
+	}
+	if (lie->window_lie) {
+		guint8 window[12];
+
+		resume_server_round_trip(rs, 1, "again"); /* resumed: 10 bytes sent now */
+		pb_frame_write_u32(window, 0);
+		pb_frame_write_u64(window + 4, lie->window_count);
+		resume_server_send(rs, PB_FRAME_WINDOW, 1, window, sizeof window);
+	}
+	switch (lie->outcome) {
+	case RESUME_GOES_ON:
+		resume_server_round_trip(rs, 1, "still there");
+		g_assert_cmpuint(pb_test_service_get_n_finished(echo), ==, 0);
+		break;
+	case RESUME_CONN_CLOSED:
+		g_clear_pointer(&theirs, g_bytes_unref);
+		theirs = resume_server_expect(rs, PB_FRAME_CLOSE, 1);
+		g_assert_cmpuint(g_bytes_get_size(theirs), ==, 0);
+		pb_test_wait_until(pb_test_service_get_n_finished(echo) == 1, 10);
+		break;
+	case RESUME_CONN_DROPPED:
+		pb_test_wait_until(pb_test_service_get_n_finished(echo) == 1, 10);
+		break;
+	case RESUME_TUNNEL_CLOSED:
+		g_assert_cmpint(resume_server_wait_closed(rs), ==, 1002);
+		/* a tunnel closed for a broken protocol is not resumed: its connections end */
+		pb_test_wait_until(pb_test_service_get_n_finished(echo) == 1, 10);
+		break;
+	}
+	if (lie->outcome != RESUME_TUNNEL_CLOSED) {
+		/* the tunnel is up: a new connection works */
+		resume_server_send(rs, PB_FRAME_OPEN, 2, NULL, 0);
+		resume_server_round_trip(rs, 2, "next one");
+		g_assert_cmpint(rs->close_code, ==, -1);
+	}
+	g_assert_false(forward->exited);
+	assert_output_inert(forward);
+	g_assert_cmpint(forward_finish(forward), ==, 0);
+	resume_server_free(rs);
+	pb_test_service_free(echo);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -802,5 +1309,7 @@ main(int argc, char **argv)
 	g_test_add_func("/hostile-forward/max-connections", test_max_connections);
 	g_test_add_func("/hostile-forward/max-connections-bad", test_max_connections_bad);
 	g_test_add_func("/hostile-forward/serve-bad-host", test_serve_bad_host);
+	for (gsize i = 0; i < G_N_ELEMENTS(resume_lies); i++)
+		g_test_add_data_func(resume_lies[i].path, &resume_lies[i], test_resume_lie);
 	return g_test_run();
 }
