@@ -1143,6 +1143,51 @@ test_frames_resume_control(ServeFixture *fx, gconstpointer user_data)
 }
 
 static void
+test_frames_resume_twice(ServeFixture *fx, gconstpointer user_data)
+{
+	ResumeClient first = {0};
+	ResumeClient second = {0};
+	g_autoptr(GSocket) public = NULL;
+	g_autoptr(GBytes) open = NULL;
+	g_autoptr(GBytes) data = NULL;
+	g_autofree char *session = NULL;
+	guint8 entry[PB_RESUME_ENTRY_SIZE];
+	guint16 tunnel_port;
+
+	g_test_summary("Two resumptions of one lost session, the second before the first has "
+		       "sent its RESUME: the first takes the port and the connection, the second "
+		       "is a new client with nothing to resume; the connection goes on whole");
+	resume_client_connect(&first, fx->ws_port, NULL);
+	resume_client_send(&first, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	session = g_strdup(first.hello->session);
+	tunnel_port = first.hello->tunnel_port;
+	public = pb_test_connect(tunnel_port);
+	open = resume_client_expect(&first, PB_FRAME_OPEN, 1);
+	g_assert_cmpint(g_socket_send(public, "world!", 6, NULL, NULL), ==, 6);
+	data = resume_client_expect(&first, PB_FRAME_DATA, 1);
+	resume_client_drop(&first);
+
+	resume_client_connect(&first, fx->ws_port, session);
+	g_assert_cmpuint(first.hello->tunnel_port, ==, tunnel_port);
+	resume_client_connect(&second, fx->ws_port, session);
+	g_assert_cmpuint(second.hello->tunnel_port, !=, tunnel_port);
+	g_assert_cmpuint(g_bytes_get_size(second.resume), ==, 0);
+	resume_entry_write(entry, 1, 6, first.hello->window, 0);
+	g_assert_cmpuint(g_bytes_get_size(first.resume), ==, sizeof entry);
+	resume_client_send(&first, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	resume_client_send(&second, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	resume_client_send(&first, PB_FRAME_DATA, 1, "hello", 5);
+	assert_receive(public, "hello");
+	g_assert_cmpint(g_socket_send(public, "again", 5, NULL, NULL), ==, 5);
+	g_clear_pointer(&data, g_bytes_unref);
+	data = resume_client_expect(&first, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "again", 5);
+	g_assert_true(healthz_answers(fx->ws_port, healthz_seconds()));
+	resume_client_clear(&second);
+	resume_client_clear(&first);
+}
+
+static void
 test_frames_resume_malformed(ServeFixture *fx, gconstpointer user_data)
 {
 	guint8 entries[2 * PB_RESUME_ENTRY_SIZE];
@@ -1191,6 +1236,7 @@ main(int argc, char **argv)
 	ADD("/frames/serve/resume/lie", test_frames_resume_lie);
 	ADD("/frames/serve/resume/control", test_frames_resume_control);
 	ADD("/frames/serve/resume/malformed", test_frames_resume_malformed);
+	ADD("/frames/serve/resume/twice", test_frames_resume_twice);
 #undef ADD
 	g_test_add("/frames/buffer/v1", ServeFixture, "16", serve_set_up, test_frames_buffer_v1,
 		   serve_tear_down);
