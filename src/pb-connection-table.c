@@ -115,36 +115,36 @@ pb_connection_table_get_n_live(PbConnectionTable *self)
 	return g_hash_table_size(self->live);
 }
 
+/* The streams of @table, its values (live: connId → stream) or its keys (retired: a set),
+ * each a reference. */
+static GPtrArray *
+pb_connection_table_list(GHashTable *table, gboolean keys)
+{
+	GPtrArray *streams = g_ptr_array_new_with_free_func(g_object_unref);
+	GHashTableIter iter;
+	gpointer key;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, table);
+	while (g_hash_table_iter_next(&iter, &key, &value))
+		g_ptr_array_add(streams, g_object_ref(keys ? key : value));
+	return streams;
+}
+
 /* Returns: (transfer container): the live streams (each a reference) */
 GPtrArray *
 pb_connection_table_list_live(PbConnectionTable *self)
 {
-	GPtrArray *live = g_ptr_array_new_with_free_func(g_object_unref);
-	GHashTableIter iter;
-	gpointer stream;
-
-	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), live);
-
-	g_hash_table_iter_init(&iter, self->live);
-	while (g_hash_table_iter_next(&iter, NULL, &stream))
-		g_ptr_array_add(live, g_object_ref(stream));
-	return live;
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), NULL);
+	return pb_connection_table_list(self->live, FALSE);
 }
 
 /* Returns: (transfer container): the retired streams (each a reference) */
 GPtrArray *
 pb_connection_table_list_retired(PbConnectionTable *self)
 {
-	GPtrArray *retired = g_ptr_array_new_with_free_func(g_object_unref);
-	GHashTableIter iter;
-	gpointer stream;
-
-	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), retired);
-
-	g_hash_table_iter_init(&iter, self->retired);
-	while (g_hash_table_iter_next(&iter, &stream, NULL))
-		g_ptr_array_add(retired, g_object_ref(stream));
-	return retired;
+	g_return_val_if_fail(PB_IS_CONNECTION_TABLE(self), NULL);
+	return pb_connection_table_list(self->retired, TRUE);
 }
 
 /* New connIds go on from the last one @before gave: a resumed tunnel does not give a new

@@ -845,3 +845,14 @@ pb_test_echo_job_cb(gpointer user_data)
 	g_assert_cmpmem(in, job->size, out, job->size);
 	return GINT_TO_POINTER(TRUE);
 }
+
+/* A RESUME entry (17 bytes, see pb-resume.h) as a raw peer of a test sends or expects it:
+ * any @flags, not only those PbResumeEntry knows. */
+void
+pb_test_resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags)
+{
+	pb_frame_write_u32(p, id);
+	pb_frame_write_u64(p + 4, received);
+	pb_frame_write_u32(p + 12, credit);
+	p[16] = flags;
+}

@@ -155,4 +155,7 @@ typedef struct {
 gpointer
 pb_test_echo_job_cb(gpointer user_data);
 
+void
+pb_test_resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags);
+
 G_END_DECLS

@@ -970,16 +970,6 @@ resume_client_clear(ResumeClient *rc)
 	g_clear_object(&rc->rt.ws);
 }
 
-/* A RESUME entry (17 bytes). */
-static void
-resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags)
-{
-	pb_frame_write_u32(p, id);
-	pb_frame_write_u64(p + 4, received);
-	pb_frame_write_u32(p + 12, credit);
-	p[16] = flags;
-}
-
 /* Reads @len bytes from @socket; they must be @expected. */
 static void
 assert_receive(GSocket *socket, const char *expected)
@@ -1053,18 +1043,19 @@ resume_lie_once(ServeFixture *fx, const ResumeLie *lie)
 	/* back with the session: the same port, and serve lists connection 1 */
 	resume_client_connect(&rc, fx->ws_port, session);
 	g_assert_cmpuint(rc.hello->tunnel_port, ==, tunnel_port);
-	resume_entry_write(entry, 1, 5, window - 5, 0);
+	pb_test_resume_entry_write(entry, 1, 5, window - 5, 0);
 	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
 			sizeof entry);
 
 	if (lie->window_count == 0) {
-		resume_entry_write(entry, 1, lie->received,
-				   lie->credit == G_MAXUINT32 ? window : lie->credit, lie->flags);
+		pb_test_resume_entry_write(entry, 1, lie->received,
+					   lie->credit == G_MAXUINT32 ? window : lie->credit,
+					   lie->flags);
 		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
 	} else {
 		guint8 count[12];
 
-		resume_entry_write(entry, 1, 6, window, 0);
+		pb_test_resume_entry_write(entry, 1, 6, window, 0);
 		resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
 		pb_frame_write_u32(count, 0);
 		pb_frame_write_u64(count + 4, lie->window_count);
@@ -1129,10 +1120,10 @@ test_frames_resume_control(ServeFixture *fx, gconstpointer user_data)
 	resume_client_drop(&rc);
 
 	resume_client_connect(&rc, fx->ws_port, session);
-	resume_entry_write(entry, 1, 0, rc.hello->window, 0);
+	pb_test_resume_entry_write(entry, 1, 0, rc.hello->window, 0);
 	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
 			sizeof entry);
-	resume_entry_write(entry, 1, 2, rc.hello->window, 0);
+	pb_test_resume_entry_write(entry, 1, 2, rc.hello->window, 0);
 	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
 	g_clear_pointer(&data, g_bytes_unref);
 	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
@@ -1172,7 +1163,7 @@ test_frames_resume_twice(ServeFixture *fx, gconstpointer user_data)
 	resume_client_connect(&second, fx->ws_port, session);
 	g_assert_cmpuint(second.hello->tunnel_port, !=, tunnel_port);
 	g_assert_cmpuint(g_bytes_get_size(second.resume), ==, 0);
-	resume_entry_write(entry, 1, 6, first.hello->window, 0);
+	pb_test_resume_entry_write(entry, 1, 6, first.hello->window, 0);
 	g_assert_cmpuint(g_bytes_get_size(first.resume), ==, sizeof entry);
 	resume_client_send(&first, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
 	resume_client_send(&second, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
@@ -1205,8 +1196,8 @@ test_frames_resume_malformed(ServeFixture *fx, gconstpointer user_data)
 	g_test_summary("RESUMEs from a client that break the rules: 16 bytes, a second one, one "
 		       "on connId 1, one that lists a connection twice. Each time serve closes "
 		       "that WebSocket with 1002 and keeps answering");
-	resume_entry_write(entries, 7, 0, 65536, 0);
-	resume_entry_write(entries + PB_RESUME_ENTRY_SIZE, 7, 0, 65536, 0);
+	pb_test_resume_entry_write(entries, 7, 0, 65536, 0);
+	pb_test_resume_entry_write(entries + PB_RESUME_ENTRY_SIZE, 7, 0, 65536, 0);
 	for (gsize i = 0; i < G_N_ELEMENTS(attacks); i++) {
 		ResumeClient rc = {0};
 

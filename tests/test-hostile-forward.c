@@ -1031,16 +1031,6 @@ request_asks_resume(const char *request)
 	       (pb_features_parse(features) & PB_FEATURES_ALL) == PB_FEATURES_ALL;
 }
 
-/* A RESUME entry (17 bytes). */
-static void
-resume_entry_write(guint8 *p, guint32 id, guint64 received, guint32 credit, guint8 flags)
-{
-	pb_frame_write_u32(p, id);
-	pb_frame_write_u64(p + 4, received);
-	pb_frame_write_u32(p + 12, credit);
-	p[16] = flags;
-}
-
 static void
 assert_bytes_equal(GBytes *bytes, const guint8 *expected, gsize len)
 {
@@ -1188,9 +1178,9 @@ test_resume_lie(gconstpointer user_data)
 
 	g_test_summary(lie->summary);
 	for (guint i = 0; i < lie->n_entries; i++)
-		resume_entry_write(ours + i * PB_RESUME_ENTRY_SIZE, lie->entries[i].id,
-				   lie->entries[i].received, lie->entries[i].credit,
-				   lie->entries[i].flags);
+		pb_test_resume_entry_write(ours + i * PB_RESUME_ENTRY_SIZE, lie->entries[i].id,
+					   lie->entries[i].received, lie->entries[i].credit,
+					   lie->entries[i].flags);
 	forward = forward_spawn(rs->port, pb_test_service_get_port(echo), NULL);
 
 	/* the first WebSocket: both RESUMEs empty, connection 1 echoes "hello" */
@@ -1240,7 +1230,7 @@ test_resume_lie(gconstpointer user_data)
 		g_assert_true(resume_server_next(rs, &message, &frame));
 		g_assert_cmpuint(frame.type, ==, PB_FRAME_RESUME);
 		g_assert_cmpuint(frame.conn_id, ==, PB_CONTROL_ID);
-		resume_entry_write(expected, 1, 5, RESUME_W - 5, 0);
+		pb_test_resume_entry_write(expected, 1, 5, RESUME_W - 5, 0);
 		g_assert_cmpmem(frame.payload, frame.payload_len, expected, sizeof expected);
 	}
 	g_assert_cmpuint(pb_test_service_get_n_finished(echo), ==, 0);
