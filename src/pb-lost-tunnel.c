@@ -52,6 +52,13 @@ pb_lost_tunnel_drop(PbLostTunnel *self)
 	g_clear_object(&self->tunnel); /* disposed: its connections close */
 }
 
+/* The connections kept, waiting for the next tunnel. */
+guint
+pb_lost_tunnel_get_n_streams(PbLostTunnel *self)
+{
+	return self->tunnel != NULL ? pb_tunnel_get_n_streams(self->tunnel) : 0;
+}
+
 static gboolean
 pb_lost_tunnel_expired_cb(gpointer user_data)
 {

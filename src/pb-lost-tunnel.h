@@ -22,6 +22,8 @@ void
 pb_lost_tunnel_hand_over(PbLostTunnel *self, PbTunnel *tunnel);
 void
 pb_lost_tunnel_drop(PbLostTunnel *self);
+guint
+pb_lost_tunnel_get_n_streams(PbLostTunnel *self);
 void
 pb_lost_tunnel_free(PbLostTunnel *self);
 

@@ -526,7 +526,9 @@ guint
 pb_tunnel_client_get_connections_active(PbTunnelClient *self)
 {
 	g_return_val_if_fail(PB_IS_TUNNEL_CLIENT(self), 0);
-	return self->tunnel != NULL ? pb_tunnel_get_n_streams(self->tunnel) : 0;
+	/* with `resume`, those a lost tunnel keeps for the next are open too */
+	return (self->tunnel != NULL ? pb_tunnel_get_n_streams(self->tunnel) : 0) +
+	       pb_lost_tunnel_get_n_streams(self->lost);
 }
 
 /* Returns: bytes received from the server, over every tunnel (not notified: poll it) */
