@@ -3,7 +3,7 @@
 
 /*
  * What every pb-bench measure shares: loopback sockets, the child processes it starts
- * (socat, `piggyback serve`, `piggyback forward`), and what they cost.
+ * (the relay hops, `piggyback serve`, `piggyback forward`), and what they cost.
  */
 
 #include <glib.h>
@@ -30,7 +30,7 @@ typedef struct {
 	double pss_mib;	     /* Pss now: RSS with each shared page divided among its users */
 } PbBenchCost;
 
-/* A child process: socat, `piggyback serve` or `piggyback forward`. */
+/* A child process: a relay hop, `piggyback serve` or `piggyback forward`. */
 typedef struct {
 	char *name;	     /* (owned) for messages */
 	GPid pid;	     /* 0 once reaped */

@@ -2,8 +2,8 @@
 
 /*
  * The measures against an echo service, each over three paths in the same run: direct (the
- * echo server itself), relay (two forking socats in a row) and tunnel (a second `piggyback
- * serve` + `piggyback forward` pair whose local service is the echo server):
+ * echo server itself), relay (two hops in a row: pb-bench-relay, or forking socats) and tunnel (a
+ * second `piggyback serve` + `piggyback forward` pair whose local service is the echo server):
  *
  *   latency      64-byte round trips over one connection: p50 and p99 per round
  *   connections  16 workers: connect, 16 bytes each way, close, for a fixed time
@@ -33,7 +33,7 @@ typedef struct {
 	PbBenchProc *hop1;		  /* (owned) (nullable) the relay */
 	PbBenchProc *hop2;		  /* (owned) (nullable) */
 	PbBenchCost idle[2];		  /* serve, forward: just after start */
-	PbBenchCost relay_idle;		  /* the relay's first socat, likewise */
+	PbBenchCost relay_idle;		  /* the relay's first hop, likewise */
 	PbBenchCost floor_idle;		  /* pb-bench-floor, likewise (0 without it) */
 	PbBenchCost loaded[2];		  /* after the concurrent echo connections */
 	PbBenchCost holding[2];		  /* while holding the idle connections */
@@ -89,9 +89,13 @@ pb_bench_start_floor(PbBench *bench, PbBenchProc **floor, GError **error)
 }
 
 static gboolean
-pb_bench_echo_round(PbBench *bench, PbBenchEchoRun *run, GError **error)
+pb_bench_echo_round(PbBench *bench, PbBenchEchoRun *run, int round_no, GError **error)
 {
-	for (guint p = 0; p < PB_BENCH_N_PATHS; p++) {
+	/* the first path turns from round to round, so that what one path's connections leave
+	 * behind (sockets closing, the relay's or tunnel's frees) does not always hit the same
+	 * next one */
+	for (guint i = 0; i < PB_BENCH_N_PATHS; i++) {
+		guint p = (i + (guint)round_no) % PB_BENCH_N_PATHS;
 		g_autoptr(GArray) rtts = g_array_new(FALSE, FALSE, sizeof(double));
 		double p50, p99, rate;
 		guint failures = 0;
@@ -193,7 +197,7 @@ pb_bench_echo_report(PbBench *bench, PbBenchEchoRun *run)
 		"PSS");
 	pb_bench_print_memory("idle, after start", run->idle);
 	if (run->relay_idle.rss_mib > 0)
-		g_print("%-34s %7.1f %7.1f %7.1f\n", "(one socat of the relay, idle)",
+		g_print("%-34s %7.1f %7.1f %7.1f\n", "(one hop of the relay, idle)",
 			run->relay_idle.rss_mib, run->relay_idle.anon_mib, run->relay_idle.pss_mib);
 	if (run->floor_idle.rss_mib > 0)
 		g_print("%-34s %7.1f %7.1f %7.1f\n", "(same libraries doing nothing)",
@@ -258,7 +262,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 		run.port[PB_BENCH_PATH_TUNNEL] = run.tunnel.public_port;
 	}
 	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
-		if (!pb_bench_echo_round(bench, &run, error)) {
+		if (!pb_bench_echo_round(bench, &run, round_no, error)) {
 			g_prefix_error(error, "echo round %d: ", round_no);
 			return FALSE;
 		}

@@ -26,7 +26,8 @@ typedef struct {
 	guint8 *pending; /* (owned) (nullable) */
 	gsize pending_len;
 	gsize pending_off;
-	guint head_end; /* HTTP: how much of "\r\n\r\n" the bytes so far end with */
+	guint head_end;	      /* HTTP: how much of "\r\n\r\n" the bytes so far end with */
+	gboolean close_after; /* HTTP: a request said "Connection: close": close once answered */
 } PbBenchEchoConn;
 
 static void
@@ -62,6 +63,8 @@ pb_bench_echo_flush(int epoll_fd, PbBenchEchoConn *conn)
 		conn->pending_off += (gsize)n;
 	}
 	g_clear_pointer(&conn->pending, free);
+	if (conn->close_after)
+		return FALSE; /* answered: the connection is over, as the client asked */
 	pb_bench_echo_watch(epoll_fd, conn, EPOLLIN, EPOLL_CTL_MOD);
 	return TRUE;
 }
@@ -87,6 +90,7 @@ pb_bench_echo_answer(int epoll_fd, PbBenchEchoConn *conn, const guint8 *buf, gsi
 {
 	static const char head_end[] = "\r\n\r\n";
 	static const char answer[] = PB_BENCH_HTTP_ANSWER;
+	static const char answer_close[] = PB_BENCH_HTTP_ANSWER_CLOSE;
 	gsize heads = 0;
 
 	for (gsize i = 0; i < len; i++) {
@@ -99,7 +103,15 @@ pb_bench_echo_answer(int epoll_fd, PbBenchEchoConn *conn, const guint8 *buf, gsi
 			conn->head_end = 0;
 		}
 	}
-	return heads == 0 || pb_bench_echo_queue(epoll_fd, conn, answer, sizeof answer - 1, heads);
+	if (heads == 0)
+		return TRUE;
+	/* a request of its own per connection (wrk's), so no need to look for it head by head */
+	if (g_strstr_len((const char *)buf, (gssize)len, "Connection: close") != NULL) {
+		conn->close_after = TRUE;
+		return pb_bench_echo_queue(epoll_fd, conn, answer_close, sizeof answer_close - 1,
+					   1);
+	}
+	return pb_bench_echo_queue(epoll_fd, conn, answer, sizeof answer - 1, heads);
 }
 
 /* read once and echo it (or answer it); FALSE when the connection is over */

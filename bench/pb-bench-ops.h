@@ -5,7 +5,7 @@
 
 /*
  * The measures that talk to the local service (pb-bench-echo.h) through a port: the tunnel's
- * public port or a name on its WebSocket port, the first socat of the relay, or the service
+ * public port or a name on its WebSocket port, the first hop of the relay, or the service
  * itself (direct).
  */
 

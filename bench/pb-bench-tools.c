@@ -10,7 +10,9 @@
  *   iperf3    -n SIZE, one stream and 4 (-P 4), client to server (up) and back (-R, down)
  *   sockperf  ping-pong, 64 bytes, for --tool-seconds: p50, p99, p99.9 of the round trip
  *   wrk       50 connections, 2 threads, for --tool-seconds, against pb-bench's keep-alive
- *             HTTP server (pb-bench-echo.c)
+ *             HTTP server (pb-bench-echo.c); then again with -H "Connection: close": one
+ *             request per connection, which the server closes, i.e. new connections per
+ *             second, and the socket errors wrk counted
  *
  * A tool that is not installed is said and skipped; the others still run.
  */
@@ -36,6 +38,8 @@ typedef enum {
 	PB_TOOLS_PING_P99,
 	PB_TOOLS_PING_P999,
 	PB_TOOLS_WRK,
+	PB_TOOLS_WRK_CLOSE,
+	PB_TOOLS_WRK_CLOSE_ERRORS,
 	PB_TOOLS_N_MEASURES,
 } PbToolsMeasure;
 
@@ -44,10 +48,11 @@ static const struct {
 	const char *unit;
 	gboolean lower_is_better;
 } pb_tools_measures[] = {
-    {"iperf3 1 stream up", "MiB/s", FALSE},  {"iperf3 1 stream down", "MiB/s", FALSE},
-    {"iperf3 4 streams up", "MiB/s", FALSE}, {"iperf3 4 streams down", "MiB/s", FALSE},
-    {"sockperf 64 B p50", "us", TRUE},	     {"sockperf 64 B p99", "us", TRUE},
-    {"sockperf 64 B p99.9", "us", TRUE},     {"wrk 50 connections", "req/s", FALSE},
+    {"iperf3 1 stream up", "MiB/s", FALSE},	{"iperf3 1 stream down", "MiB/s", FALSE},
+    {"iperf3 4 streams up", "MiB/s", FALSE},	{"iperf3 4 streams down", "MiB/s", FALSE},
+    {"sockperf 64 B p50", "us", TRUE},		{"sockperf 64 B p99", "us", TRUE},
+    {"sockperf 64 B p99.9", "us", TRUE},	{"wrk 50 connections", "req/s", FALSE},
+    {"wrk Connection: close", "conn/s", FALSE}, {"wrk close, errors", "errors", TRUE},
 };
 
 /* One tool's server, and the ways to it. */
@@ -183,21 +188,53 @@ pb_tools_sockperf(guint16 port, int seconds, int timeout_s, double usec[3], GErr
 	return TRUE;
 }
 
-/* wrk's requests per second, 50 connections on 2 threads; a run with socket errors or
- * non-2xx answers counts as a failure. */
+/* The sum of wrk's "Socket errors: connect 1, read 2, write 0, timeout 0", or 0. */
+static double
+pb_tools_wrk_errors(const char *out)
+{
+	const char *at = strstr(out, "Socket errors:");
+	double sum = 0;
+
+	if (at == NULL)
+		return 0;
+	at += strlen("Socket errors:");
+	while (*at != '\0' && *at != '\n') {
+		if (g_ascii_isdigit(*at)) {
+			char *end = NULL;
+
+			sum += g_ascii_strtod(at, &end);
+			at = end;
+		} else {
+			at++;
+		}
+	}
+	return sum;
+}
+
+/* wrk's requests per second, 50 connections on 2 threads. Keep-alive: a run with socket
+ * errors or non-2xx answers counts as a failure. With @close (one request per connection,
+ * "Connection: close"), the socket errors are counted in *errors instead: they are what
+ * the new connections measure is about. */
 static gboolean
-pb_tools_wrk(guint16 port, int seconds, int timeout_s, double *per_second, GError **error)
+pb_tools_wrk(guint16 port, int seconds, int timeout_s, gboolean close, double *per_second,
+	     double *errors, GError **error)
 {
 	g_autofree char *url = g_strdup_printf("http://127.0.0.1:%u/", port);
 	g_autofree char *duration = g_strdup_printf("%ds", seconds);
-	const char *argv[] = {"wrk", "-t", "2", "-c", "50", "-d", duration, url, NULL};
-	g_autofree char *out = pb_tools_spawn(argv, timeout_s, error);
+	const char *argv[] = {"wrk", "-t", "2", "-c", "50", "-d", duration, url, NULL, NULL, NULL};
+	g_autofree char *out = NULL;
 	const char *at;
 
+	if (close) {
+		argv[8] = "-H";
+		argv[9] = "Connection: close";
+	}
+	out = pb_tools_spawn(argv, timeout_s, error);
 	if (out == NULL)
 		return FALSE;
 	at = strstr(out, "Requests/sec:");
-	if (at == NULL || strstr(out, "Socket errors") != NULL || strstr(out, "Non-2xx") != NULL) {
+	*errors = pb_tools_wrk_errors(out);
+	if (at == NULL || (!close && *errors > 0) || strstr(out, "Non-2xx") != NULL) {
 		g_set_error(error, PB_BENCH_ERROR, 0, "wrk failed on port %u: %s", port, out);
 		return FALSE;
 	}
@@ -257,9 +294,14 @@ pb_tools_measure(PbBench *bench, PbToolsRun *run, guint t, guint p, GError **err
 			g_array_append_val(run->values[PB_TOOLS_PING_P50 + i][p], value[i]);
 		return TRUE;
 	default:
-		if (!pb_tools_wrk(port, bench->tool_s, timeout_s, &value[0], error))
+		if (!pb_tools_wrk(port, bench->tool_s, timeout_s, FALSE, &value[0], &value[1],
+				  error) ||
+		    !pb_tools_wrk(port, bench->tool_s, timeout_s, TRUE, &value[2], &value[3],
+				  error))
 			return FALSE;
 		g_array_append_val(run->values[PB_TOOLS_WRK][p], value[0]);
+		g_array_append_val(run->values[PB_TOOLS_WRK_CLOSE][p], value[2]);
+		g_array_append_val(run->values[PB_TOOLS_WRK_CLOSE_ERRORS][p], value[3]);
 		return TRUE;
 	}
 }
@@ -267,6 +309,8 @@ pb_tools_measure(PbBench *bench, PbToolsRun *run, guint t, guint p, GError **err
 static void
 pb_tools_print(PbToolsRun *run, const char *label, gboolean median, guint round_no)
 {
+	static const guint over[] = {PB_TOOLS_RELAY, PB_TOOLS_DIRECT}; /* the two ratios */
+
 	for (guint m = 0; m < PB_TOOLS_N_MEASURES; m++) {
 		double v[PB_TOOLS_N_PATHS];
 
@@ -275,11 +319,16 @@ pb_tools_print(PbToolsRun *run, const char *label, gboolean median, guint round_
 		for (guint p = 0; p < PB_TOOLS_N_PATHS; p++)
 			v[p] = median ? pb_bench_median(run->values[m][p])
 				      : g_array_index(run->values[m][p], double, round_no - 1);
-		g_print("%-7s %-22s %6s%11.1f%11.1f%11.1f%8.2f%8.2f\n", label,
-			pb_tools_measures[m].label, pb_tools_measures[m].unit, v[PB_TOOLS_RELAY],
-			v[PB_TOOLS_TUNNEL], v[PB_TOOLS_DIRECT],
-			v[PB_TOOLS_TUNNEL] / v[PB_TOOLS_RELAY],
-			v[PB_TOOLS_TUNNEL] / v[PB_TOOLS_DIRECT]);
+		g_print("%-7s %-22s %6s%11.1f%11.1f%11.1f", label, pb_tools_measures[m].label,
+			pb_tools_measures[m].unit, v[PB_TOOLS_RELAY], v[PB_TOOLS_TUNNEL],
+			v[PB_TOOLS_DIRECT]);
+		for (guint i = 0; i < G_N_ELEMENTS(over); i++) {
+			if (v[over[i]] > 0)
+				g_print("%8.2f", v[PB_TOOLS_TUNNEL] / v[over[i]]);
+			else
+				g_print("%8s", "-"); /* no errors there */
+		}
+		g_print("\n");
 	}
 }
 
@@ -299,7 +348,8 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 			run.values[m][p] = g_array_new(FALSE, FALSE, sizeof(double));
 	}
 	g_print("\ntools: iperf3 (-n %d MiB), sockperf (64-byte ping-pong, %d s), wrk (50 "
-		"connections, %d s), each through the relay, the tunnel and directly\n",
+		"connections, %d s, keep-alive and Connection: close), each through the relay, "
+		"the tunnel and directly\n",
 		bench->size_mib, bench->tool_s, bench->tool_s);
 	for (guint t = 0; t < PB_TOOLS_N_TARGETS; t++) {
 		g_autofree char *path = g_find_program_in_path(tools[t]);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 
 /*
- * pb-bench: PiggyBack next to a plain two-hop user-space relay (two `socat -b 262144` in a
- * row, DESIGN.md "Data path and its budget") measured in the same run. This file: main, and
+ * pb-bench: PiggyBack next to a plain two-hop user-space relay (two hops in a row, 256 KiB
+ * buffers, DESIGN.md "Data path and its budget") measured in the same run: two
+ * pb-bench-relay processes (bench/pb-bench-relay.c: why not socat), or with --relay socat
+ * two `socat -b 262144`, as before issue 15. This file: main, and
  * throughput (MiB/s over one connection, then over --parallel connections at once, in both
  * directions); pb-bench-echo-measures.c: latency, new connections per second and memory;
  * pb-bench-names.c: HTTP connections and requests per second by a tunnel's name next to its
@@ -18,7 +20,7 @@
  * then closes and the close must reach the reader. Rounds interleave relay and tunnel so that
  * drift on the machine hits both alike.
  *
- * Exit status: 0 success, 1 failure, 77 skipped (socat is not installed).
+ * Exit status: 0 success, 1 failure, 77 skipped (--relay socat and socat is not installed).
  */
 
 #define _GNU_SOURCE /* accept4() */
@@ -54,7 +56,7 @@ typedef struct {
 	const guint8 *pattern; /* PB_BENCH_PERIOD + PB_BENCH_CHUNK bytes, period PB_BENCH_PERIOD */
 	guint64 size;	       /* bytes to move */
 	gint64 deadline;       /* monotonic µs */
-	guint16 connect_port;  /* public side: first socat, or the tunnel's public port */
+	guint16 connect_port;  /* public side: first relay hop, or the tunnel's public port */
 	int listen_fd;	       /* local side: the local service's listener */
 	gboolean upstream;     /* the public (connecting) side writes */
 	guint64 sent;	       /* written by the writer thread, read after the join */
@@ -350,11 +352,11 @@ pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gbool
 
 /**
  * pb_bench_relay_start:
- * @target_port: where the second socat connects
- * @fork: one socat process per connection, for several connections
+ * @target_port: where the second hop connects
+ * @fork: with socat, one process per connection, for several connections
  * @port: (out): where the first one listens
  *
- * Two fresh socats in a row: @port → hop 1 → hop 2 → @target_port.
+ * Two fresh hops in a row: @port → hop 1 → hop 2 → @target_port.
  */
 /* One attempt at the relay on two free ports. */
 static gboolean
@@ -369,20 +371,35 @@ pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchPr
 
 	if (!pb_bench_free_ports(ports, 2, error))
 		return FALSE;
-	listen1 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
-				  ports[0], fork ? ",fork" : "");
-	target1 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", ports[1]);
-	listen2 = g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
-				  ports[1], fork ? ",fork" : "");
-	target2 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", target_port);
+	if (bench->relay_path != NULL) {
+		/* pb-bench-relay LISTEN_PORT TARGET_PORT: one process per hop for every
+		 * connection, so @fork does not apply */
+		listen1 = g_strdup_printf("%u", ports[0]);
+		target1 = g_strdup_printf("%u", ports[1]);
+		listen2 = g_strdup_printf("%u", ports[1]);
+		target2 = g_strdup_printf("%u", target_port);
+	} else {
+		listen1 =
+		    g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
+				    ports[0], fork ? ",fork" : "");
+		target1 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", ports[1]);
+		listen2 =
+		    g_strdup_printf("TCP-LISTEN:%u,reuseaddr,bind=127.0.0.1,backlog=4096,nodelay%s",
+				    ports[1], fork ? ",fork" : "");
+		target2 = g_strdup_printf("TCP:127.0.0.1:%u,nodelay", target_port);
+	}
 	{
-		const char *argv2[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
-		const char *argv1[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
+		const char *argv2_socat[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
+		const char *argv1_socat[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
+		const char *argv2_relay[] = {bench->relay_path, listen2, target2, NULL};
+		const char *argv1_relay[] = {bench->relay_path, listen1, target1, NULL};
+		const char *const *argv2 = bench->relay_path != NULL ? argv2_relay : argv2_socat;
+		const char *const *argv1 = bench->relay_path != NULL ? argv1_relay : argv1_socat;
 
-		*hop2 = pb_bench_proc_spawn("socat (hop 2)", argv2, bench->verbose, error);
+		*hop2 = pb_bench_proc_spawn("relay (hop 2)", argv2, bench->verbose, error);
 		if (*hop2 == NULL || !pb_bench_proc_wait_listening(*hop2, ports[1], error))
 			return FALSE;
-		*hop1 = pb_bench_proc_spawn("socat (hop 1)", argv1, bench->verbose, error);
+		*hop1 = pb_bench_proc_spawn("relay (hop 1)", argv1, bench->verbose, error);
 		if (*hop1 == NULL || !pb_bench_proc_wait_listening(*hop1, ports[0], error))
 			return FALSE;
 	}
@@ -391,7 +408,7 @@ pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchPr
 }
 
 /* The two-hop relay to @target_port. A port found free can be taken by someone else (an
- * outgoing connection's local port, say) before socat binds it: then again, on others. */
+ * outgoing connection's local port, say) before a hop binds it: then again, on others. */
 gboolean
 pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
 		     PbBenchProc **hop2, guint16 *port, GError **error)
@@ -609,6 +626,7 @@ pb_bench_clear(PbBench *bench)
 	pb_bench_reset(bench);
 	g_clear_pointer(&bench->piggyback, g_free);
 	g_clear_pointer(&bench->socat, g_free);
+	g_clear_pointer(&bench->relay_path, g_free);
 	g_clear_pointer(&bench->features, g_free);
 	g_clear_pointer(&bench->window, g_free);
 }
@@ -655,23 +673,31 @@ pb_bench_run(PbBench *bench, GError **error)
 			double relay = -1;
 			double tunnel = -1;
 
-			if (!bench->tunnel_only) {
-				if (!pb_bench_relay_run(bench, upstream, &relay, error)) {
-					g_prefix_error(error, "relay %s, round %d: ",
-						       pb_bench_direction_names[d], round_no);
-					return FALSE;
+			/* relay first in odd rounds, tunnel first in even ones: what the one
+			 * before leaves behind (closes, frees) then hits both alike */
+			for (guint i = 0; i < 2; i++) {
+				gboolean relay_turn = (i == 0) == (round_no % 2 == 1);
+
+				if (relay_turn && !bench->tunnel_only) {
+					if (!pb_bench_relay_run(bench, upstream, &relay, error)) {
+						g_prefix_error(error, "relay %s, round %d: ",
+							       pb_bench_direction_names[d],
+							       round_no);
+						return FALSE;
+					}
+					g_array_append_val(bench->relay[d], relay);
 				}
-				g_array_append_val(bench->relay[d], relay);
-			}
-			if (!bench->relay_only) {
-				if (!pb_bench_transfer_run(bench, bench->tunnel_procs.public_port,
-							   bench->local_fd, upstream, &tunnel,
-							   error)) {
-					g_prefix_error(error, "tunnel %s, round %d: ",
-						       pb_bench_direction_names[d], round_no);
-					return FALSE;
+				if (!relay_turn && !bench->relay_only) {
+					if (!pb_bench_transfer_run(
+						bench, bench->tunnel_procs.public_port,
+						bench->local_fd, upstream, &tunnel, error)) {
+						g_prefix_error(error, "tunnel %s, round %d: ",
+							       pb_bench_direction_names[d],
+							       round_no);
+						return FALSE;
+					}
+					g_array_append_val(bench->tunnel[d], tunnel);
 				}
-				g_array_append_val(bench->tunnel[d], tunnel);
 			}
 			pb_bench_print_row(label, pb_bench_direction_names[d], relay, tunnel);
 			fflush(stdout);
@@ -700,7 +726,7 @@ pb_bench_run(PbBench *bench, GError **error)
 		pb_bench_print_cost("piggyback forward", &forward_cost, gib);
 	}
 	if (!bench->tunnel_only)
-		pb_bench_print_cost("socat relay (2 hops)", &bench->relay_cost, gib);
+		pb_bench_print_cost("relay (2 hops)", &bench->relay_cost, gib);
 	return TRUE;
 }
 
@@ -722,6 +748,7 @@ main(int argc, char **argv)
 	    .tool_s = 5,
 	};
 	g_autofree char *measure = NULL;
+	g_autofree char *relay_kind = NULL;
 	gboolean quick = FALSE;
 	int parallel;
 	const GOptionEntry entries[] = {
@@ -758,14 +785,18 @@ main(int argc, char **argv)
 	     "S"},
 	    {"quick", 0, 0, G_OPTION_ARG_NONE, &quick,
 	     "A few seconds in all: tiny sizes and counts, to check that it works", NULL},
+	    {"relay", 0, 0, G_OPTION_ARG_STRING, &relay_kind,
+	     "The relay the tunnel is measured against: lean (default: two pb-bench-relay, "
+	     "beside pb-bench) or socat (two socat -b 262144, as before issue 15)",
+	     "KIND"},
 	    {"socat", 0, 0, G_OPTION_ARG_FILENAME, &bench.socat,
-	     "The socat binary (default: socat from PATH)", "PATH"},
+	     "The socat binary of --relay socat (default: socat from PATH)", "PATH"},
 	    {"timeout", 0, 0, G_OPTION_ARG_INT, &bench.timeout_s,
 	     "Seconds one transfer may take before it counts as failed (default 120)", "S"},
-	    {"relay-only", 0, 0, G_OPTION_ARG_NONE, &bench.relay_only,
-	     "Measure only the socat relay", NULL},
+	    {"relay-only", 0, 0, G_OPTION_ARG_NONE, &bench.relay_only, "Measure only the relay",
+	     NULL},
 	    {"tunnel-only", 0, 0, G_OPTION_ARG_NONE, &bench.tunnel_only,
-	     "Measure only the tunnel (no socat needed)", NULL},
+	     "Measure only the tunnel (no relay needed)", NULL},
 	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &bench.verbose,
 	     "Show the children's command lines and stdout", NULL},
 	    {"features", 0, 0, G_OPTION_ARG_STRING, &bench.features,
@@ -776,7 +807,7 @@ main(int argc, char **argv)
 	    G_OPTION_ENTRY_NULL,
 	};
 	g_autoptr(GOptionContext) context =
-	    g_option_context_new("- PiggyBack vs a socat relay: throughput, latency, new "
+	    g_option_context_new("- PiggyBack vs a two-hop relay: throughput, latency, new "
 				 "connections, memory, CPU, names, in the same run");
 	g_autoptr(GError) error = NULL;
 
@@ -817,7 +848,24 @@ main(int argc, char **argv)
 			   bench.piggyback != NULL ? bench.piggyback : "");
 		return EXIT_FAILURE;
 	}
-	if (!bench.tunnel_only) {
+	if (relay_kind != NULL && g_strcmp0(relay_kind, "lean") != 0 &&
+	    g_strcmp0(relay_kind, "socat") != 0) {
+		g_printerr("pb-bench: --relay is lean or socat, not %s\n", relay_kind);
+		return EXIT_FAILURE;
+	}
+	if (!bench.tunnel_only && g_strcmp0(relay_kind, "socat") != 0) {
+		g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+		g_autofree char *dir = self != NULL ? g_path_get_dirname(self) : NULL;
+
+		bench.relay_path = dir != NULL ? g_build_filename(dir, "pb-bench-relay", NULL)
+					       : NULL;
+		if (bench.relay_path == NULL ||
+		    !g_file_test(bench.relay_path, G_FILE_TEST_IS_EXECUTABLE)) {
+			g_printerr("pb-bench: pb-bench-relay is not beside pb-bench (build it, or "
+				   "pass --relay socat)\n");
+			return EXIT_FAILURE;
+		}
+	} else if (!bench.tunnel_only) {
 		g_autofree char *socat =
 		    g_find_program_in_path(bench.socat != NULL ? bench.socat : "socat");
 
@@ -853,7 +901,8 @@ main(int argc, char **argv)
 		}
 	}
 
-	g_print("pb-bench: PiggyBack next to a two-hop socat relay, on loopback, in one run\n");
+	g_print("pb-bench: PiggyBack next to a two-hop relay (%s), on loopback, in one run\n",
+		bench.relay_path != NULL ? "pb-bench-relay" : "socat -b 262144");
 	/* first: they fork their local services, which must happen while no other thread
 	 * exists (each joins every thread it started before it returns) */
 	if ((bench.echo && !pb_bench_echo_measures(&bench, &error)) ||

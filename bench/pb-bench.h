@@ -21,8 +21,9 @@ typedef struct {
 
 typedef struct {
 	/* options */
-	char *piggyback; /* (owned) */
-	char *socat;	 /* (owned) */
+	char *piggyback;  /* (owned) */
+	char *socat;	  /* (owned) (nullable) with --relay socat */
+	char *relay_path; /* (owned) (nullable) pb-bench-relay, unless --relay socat */
 	int size_mib;
 	int parallel; /* connections at once, each moving size_mib / parallel */
 	int rounds;
@@ -46,14 +47,14 @@ typedef struct {
 	int requests;	     /* per keep-alive connection and round, names measure */
 	/* state */
 	guint8 *pattern;		       /* (owned) */
-	int relay_sink_fd;		       /* listener behind the relay's second socat, or -1 */
+	int relay_sink_fd;		       /* listener behind the relay's second hop, or -1 */
 	guint16 relay_sink_port;	       /* its port */
 	int local_fd;			       /* the tunnel's local service listener, or -1 */
 	guint16 local_port;		       /* its port */
 	PbBenchTunnel tunnel_procs;	       /* the tunnel to local_fd */
 	GArray *relay[PB_BENCH_N_DIRECTIONS];  /* (owned) double MiB/s per round */
 	GArray *tunnel[PB_BENCH_N_DIRECTIONS]; /* (owned) double MiB/s per round */
-	PbBenchCost relay_cost;		       /* every socat summed; peak RSS is the largest one */
+	PbBenchCost relay_cost;		       /* both hops summed; peak RSS is the larger one */
 } PbBench;
 
 gboolean
