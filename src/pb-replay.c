@@ -24,8 +24,10 @@
  * halved the throughput), an idle one keeps none.
  */
 
-/* The smallest buffer: small messages (keystrokes, requests) need no more. */
-#define PB_REPLAY_MIN_CAPACITY 4096
+/* The smallest buffer. An idle connection keeps its last bytes until the peer confirms
+ * them, which may take long (WINDOW comes after a quarter window): a keystroke or a short
+ * request keeps only about its own size, not a page. */
+#define PB_REPLAY_MIN_CAPACITY 64
 
 struct _PbReplay {
 	guint8 *ring;	   /* (owned) (nullable) @capacity bytes; none while nothing is kept */
