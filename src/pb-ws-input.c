@@ -38,20 +38,7 @@
  * The socket is read only in the dispatch of this stream's own pollable source, once per
  * dispatch: libsoup reads until a read would block, so refilling inside read_nonblocking()
  * would let one busy WebSocket starve every other source of the main loop.
- *
- * Inside a fast-path frame a read stops at the end of that frame and the head of a next one
- * like it (PiggyBack and WebSocket headers), not further. Reads of the whole buffer fell
- * across frame boundaries: every 256 KiB frame left a few KiB for the next read, so its
- * payload went to the TCP socket in two writes (one of them small), each waking the
- * reader behind it (strace of forward in a 1 GiB upload: 2.2 sendto per 256 KiB). Aligned,
- * one read and one write carry one frame; the buffer has room for a whole largest DATA
- * frame's payload and that head.
  */
-
-/* What the buffer holds beyond PB_WS_READ_BUFFER_SIZE: the head of the next frame after a
- * PB_READ_CHUNK payload (WebSocket header of up to 14 bytes, then the PiggyBack header). */
-#define PB_WS_INPUT_HEAD_ROOM	64
-#define PB_WS_INPUT_BUFFER_SIZE (PB_WS_READ_BUFFER_SIZE + PB_WS_INPUT_HEAD_ROOM)
 
 struct _PbWsInput {
 	GInputStream parent_instance;
@@ -59,7 +46,7 @@ struct _PbWsInput {
 	GSocket *socket;    /* (owned) (nullable) under @base when there is no TLS between */
 	gboolean read_once; /* @base was read: nothing waits in its buffers unseen by poll() */
 	gboolean masked;    /* frames from the peer are masked: we are the server */
-	guint8 *buf;	    /* (owned) PB_WS_INPUT_BUFFER_SIZE bytes */
+	guint8 *buf;	    /* (owned) PB_WS_READ_BUFFER_SIZE bytes */
 	gsize start;	    /* unread bytes are buf[start, end) */
 	gsize end;
 	gboolean eof;
@@ -70,7 +57,6 @@ struct _PbWsInput {
 	gboolean passing_fragments; /* libsoup is in a fragmented message: it gets all */
 	guint64 data_left;	    /* payload bytes of the current fast-path frame to come */
 	guint64 data_offset;	    /* where in its payload the fast path is (for the mask) */
-	gsize data_head_len;	    /* its WebSocket and PiggyBack headers: a next one's too */
 	guint32 data_conn_id;
 	guint8 data_mask[4];
 	guint64 max_message_size; /* a longer message is refused */
@@ -185,7 +171,6 @@ pb_ws_input_begin_frame(PbWsInput *self)
 	self->data_conn_id = pb_frame_read_u32(pb_header + 1);
 	self->data_offset = PB_FRAME_HEADER_SIZE;
 	self->data_left = header.payload_len - PB_FRAME_HEADER_SIZE;
-	self->data_head_len = header.header_len + PB_FRAME_HEADER_SIZE;
 	self->start += header.header_len + PB_FRAME_HEADER_SIZE;
 	return TRUE;
 }
@@ -291,7 +276,6 @@ pb_ws_input_update_sources(PbWsInput *self)
 static void
 pb_ws_input_refill(PbWsInput *self)
 {
-	gsize want;
 	gssize n;
 
 	if (self->start > 0) {
@@ -299,13 +283,10 @@ pb_ws_input_refill(PbWsInput *self)
 		self->end -= self->start;
 		self->start = 0;
 	}
-	want = PB_WS_INPUT_BUFFER_SIZE - self->end;
-	/* up to the end of this fast-path frame and the head of the next (see the top) */
-	if (self->data_left > self->end)
-		want = (gsize)MIN(want, self->data_left - self->end + self->data_head_len);
 	self->read_once = TRUE;
 	n = g_pollable_input_stream_read_nonblocking(
-	    G_POLLABLE_INPUT_STREAM(self->base), self->buf + self->end, want, NULL, &self->error);
+	    G_POLLABLE_INPUT_STREAM(self->base), self->buf + self->end,
+	    PB_WS_READ_BUFFER_SIZE - self->end, NULL, &self->error);
 	if (n > 0) {
 		self->end += (gsize)n;
 		self->want_more = FALSE;
@@ -551,7 +532,7 @@ pb_ws_input_class_init(PbWsInputClass *klass)
 static void
 pb_ws_input_init(PbWsInput *self)
 {
-	self->buf = g_malloc(PB_WS_INPUT_BUFFER_SIZE);
+	self->buf = g_malloc(PB_WS_READ_BUFFER_SIZE);
 }
 
 /**
