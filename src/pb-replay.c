@@ -106,6 +106,42 @@ pb_replay_push(PbReplay *self, const guint8 *data, gsize len)
 	return TRUE;
 }
 
+/**
+ * pb_replay_begin_push:
+ * @want: how many bytes the caller would like to send, at most pb_replay_get_room()
+ * @len: (out): how many of them it may put at the returned place: fewer where the ring
+ *   wraps, and 0 only if @want is
+ *
+ * The place for the next bytes sent, for a caller that reads them from a socket straight
+ * into the replay buffer and sends them from there (no copy); pb_replay_end_push() says
+ * how many it put there.
+ *
+ * Returns: (transfer none): where to put them
+ */
+guint8 *
+pb_replay_begin_push(PbReplay *self, gsize want, gsize *len)
+{
+	gsize tail;
+
+	want = MIN(want, self->max - self->size);
+	if (want == 0) {
+		*len = 0;
+		return NULL;
+	}
+	pb_replay_reserve(self, want);
+	tail = (self->head + self->size) % self->capacity;
+	*len = MIN(want, self->capacity - tail);
+	return self->ring + tail;
+}
+
+/* @len bytes, at most what pb_replay_begin_push() gave room for, were put there: kept. */
+void
+pb_replay_end_push(PbReplay *self, gsize len)
+{
+	self->size += len;
+	self->sent += len;
+}
+
 /* How many more bytes may be sent now: the rest wait for the peer to confirm some. */
 gsize
 pb_replay_get_room(PbReplay *self)

@@ -13,6 +13,10 @@ PbReplay *
 pb_replay_new(gsize max);
 gboolean
 pb_replay_push(PbReplay *self, const guint8 *data, gsize len);
+guint8 *
+pb_replay_begin_push(PbReplay *self, gsize want, gsize *len);
+void
+pb_replay_end_push(PbReplay *self, gsize len);
 gsize
 pb_replay_get_room(PbReplay *self);
 gboolean

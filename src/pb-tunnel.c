@@ -172,11 +172,27 @@ pb_tunnel_stream_ended(PbTunnel *self, PbStream *stream)
 	pb_tunnel_end_half(self, stream);
 }
 
+/* Sends DATA whose payload is elsewhere than frame_buf: in @stream's replay buffer. */
+static void
+pb_tunnel_send_data_from(PbTunnel *self, PbStream *stream, const guint8 *payload, gsize len)
+{
+	guint8 *message = self->frame_buf + PB_WS_FRAME_HEADER_MAX;
+
+	if (soup_websocket_connection_get_state(self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+		return;
+	pb_frame_write_header(message, PB_FRAME_DATA, pb_stream_get_id(stream));
+	self->frames_out++;
+	self->queued += pb_ws_output_send_message_parts(
+	    pb_ws_stream_get_output(self->ws_stream), message, PB_FRAME_HEADER_SIZE, payload, len);
+}
+
 static void
 pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 	PbFlow *flow = pb_stream_get_flow(stream);
+	PbReplay *replay = pb_stream_get_replay(stream);
+	guint8 *buf = self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET;
 	gboolean flow_on = (self->features & PB_FEATURE_FLOW) != 0;
 	gsize want = flow_on
 			 ? pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, PB_READ_CHUNK))
@@ -188,13 +204,19 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 		pb_stream_set_blocked(stream, TRUE); /* until WINDOW comes */
 		return;
 	}
-	n = pb_stream_receive(stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET, want, &error);
+	/* with `resume`, read into the replay buffer and send from there: no copy */
+	if (replay != NULL)
+		buf = pb_replay_begin_push(replay, want, &want);
+	n = pb_stream_receive(stream, buf, want, &error);
 	if (n > 0) {
 		PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
 
-		pb_tunnel_resume_sent(self, stream, self->frame_buf + PB_TUNNEL_PAYLOAD_OFFSET,
-				      (gsize)n);
-		pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
+		if (replay != NULL) {
+			pb_replay_end_push(replay, (gsize)n);
+			pb_tunnel_send_data_from(self, stream, buf, (gsize)n);
+		} else {
+			pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
+		}
 		self->bytes_out += (gsize)n;
 		if (service_stats != NULL)
 			service_stats->bytes_out += (gsize)n;

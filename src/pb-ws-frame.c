@@ -104,6 +104,21 @@ typedef guint8 PbWsBlock __attribute__((vector_size(16)));
 void
 pb_ws_frame_unmask(guint8 *data, gsize len, const guint8 mask[4], guint64 offset)
 {
+	pb_ws_frame_mask_copy(data, data, len, mask, offset);
+}
+
+/**
+ * pb_ws_frame_mask_copy:
+ * @dest: where the masked bytes go: @src itself, or a buffer that does not overlap it
+ * @offset: where in the payload @src starts
+ *
+ * Masks (or unmasks) @len bytes of @src into @dest in one pass: a client that sends bytes
+ * kept elsewhere (`resume`) copies and masks them at once.
+ */
+void
+pb_ws_frame_mask_copy(guint8 *dest, const guint8 *src, gsize len, const guint8 mask[4],
+		      guint64 offset)
+{
 	guint8 key[16];
 	PbWsBlock key16;
 	gsize i = 0;
@@ -115,13 +130,13 @@ pb_ws_frame_unmask(guint8 *data, gsize len, const guint8 mask[4], guint64 offset
 		PbWsBlock a;
 		PbWsBlock b;
 
-		memcpy(&a, data + i, sizeof a);
-		memcpy(&b, data + i + 16, sizeof b);
+		memcpy(&a, src + i, sizeof a);
+		memcpy(&b, src + i + 16, sizeof b);
 		a ^= key16;
 		b ^= key16;
-		memcpy(data + i, &a, sizeof a);
-		memcpy(data + i + 16, &b, sizeof b);
+		memcpy(dest + i, &a, sizeof a);
+		memcpy(dest + i + 16, &b, sizeof b);
 	}
 	for (; i < len; i++)
-		data[i] ^= key[i & 15];
+		dest[i] = src[i] ^ key[i & 15];
 }

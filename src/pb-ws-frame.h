@@ -27,5 +27,8 @@ gboolean
 pb_ws_frame_header_parse(const guint8 *buf, gsize len, PbWsFrameHeader *header);
 void
 pb_ws_frame_unmask(guint8 *data, gsize len, const guint8 mask[4], guint64 offset);
+void
+pb_ws_frame_mask_copy(guint8 *dest, const guint8 *src, gsize len, const guint8 mask[4],
+		      guint64 offset);
 
 G_END_DECLS

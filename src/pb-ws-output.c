@@ -201,6 +201,80 @@ pb_ws_output_send_message(PbWsOutput *self, guint8 *message, gsize len)
 	return header_len + len;
 }
 
+/**
+ * pb_ws_output_send_message_parts:
+ * @head: (array length=head_len): the start of a message (its PiggyBack header), with
+ *   PB_WS_FRAME_HEADER_MAX writable bytes before it and, for a client, room for
+ *   @payload_len more after it
+ * @payload: (array length=payload_len): the rest, kept elsewhere (`resume`'s replay
+ *   buffer), which is not written to
+ *
+ * Like pb_ws_output_send_message() for a message in two pieces, without copying the
+ * payload where that can be helped: a server writes both pieces with one writev(); a
+ * client, which must mask, masks the payload while copying it after @head.
+ *
+ * Returns: the size of the frame, header included
+ */
+gsize
+pb_ws_output_send_message_parts(PbWsOutput *self, guint8 *head, gsize head_len,
+				const guint8 *payload, gsize payload_len)
+{
+	gsize len = head_len + payload_len;
+	gsize header_len = pb_ws_frame_header_size(len, self->masked);
+	GOutputVector vectors[2];
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GByteArray) rest = NULL;
+	gsize n = 0;
+
+	g_return_val_if_fail(PB_IS_WS_OUTPUT(self), 0);
+
+	if (self->masked) {
+		guint32 mask = g_random_int();
+
+		pb_ws_frame_mask_copy(head + head_len, payload, payload_len, (const guint8 *)&mask,
+				      head_len);
+		pb_ws_frame_unmask(head, head_len, (const guint8 *)&mask, 0);
+		pb_ws_frame_header_write(head - header_len, len, (const guint8 *)&mask);
+		pb_ws_output_send(self, head - header_len, header_len + len);
+		return header_len + len;
+	}
+	pb_ws_frame_header_write(head - header_len, len, NULL);
+	head -= header_len;
+	head_len += header_len;
+	if (self->closing)
+		return head_len + payload_len;
+	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
+		GPollableReturn result;
+
+		vectors[0] = (GOutputVector){head, head_len};
+		vectors[1] = (GOutputVector){payload, payload_len};
+		self->writer = PB_WS_WRITER_OURS;
+		self->frame_left = head_len + payload_len;
+		result = g_pollable_output_stream_writev_nonblocking(
+		    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, 2, &n, NULL, &error);
+		if (result == G_POLLABLE_RETURN_FAILED) {
+			g_debug("WebSocket write failed: %s", error->message);
+			return head_len + payload_len;
+		}
+		if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
+			n = 0;
+		self->frame_left -= n;
+		self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_OURS;
+		pb_ws_output_count_sent(self, n);
+		if (n == head_len + payload_len)
+			return n;
+	}
+	/* what the socket did not take waits in the queue, in one piece */
+	rest = g_byte_array_sized_new((guint)(head_len + payload_len - n));
+	if (n < head_len)
+		g_byte_array_append(rest, head + n, (guint)(head_len - n));
+	g_byte_array_append(rest, payload + (n > head_len ? n - head_len : 0),
+			    (guint)(payload_len - (n > head_len ? n - head_len : 0)));
+	g_queue_push_tail(&self->queue, g_byte_array_free_to_bytes(g_steal_pointer(&rest)));
+	pb_ws_output_flush(self);
+	return head_len + payload_len;
+}
+
 /* libsoup's frames: each written from its start, whole or continued after a short write. */
 static gssize
 pb_ws_output_write_nonblocking(GPollableOutputStream *stream, const void *buffer, gsize count,

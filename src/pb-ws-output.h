@@ -14,6 +14,9 @@ void
 pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len);
 gsize
 pb_ws_output_send_message(PbWsOutput *self, guint8 *message, gsize len);
+gsize
+pb_ws_output_send_message_parts(PbWsOutput *self, guint8 *head, gsize head_len,
+				const guint8 *payload, gsize payload_len);
 guint64
 pb_ws_output_get_sent(PbWsOutput *self);
 void
