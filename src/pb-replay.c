@@ -18,10 +18,10 @@
  * how many bytes it received (RESUME); the sender sends again exactly those after them.
  * Offsets count from the connection's first byte, in 64 bits.
  *
- * The bytes are kept in one ring buffer, grown by doubling up to @max and freed whenever
- * everything is confirmed: a connection that streams keeps one buffer (an allocation per
- * DATA message made malloc give memory back to the kernel and fault it in again, which
- * halved the throughput), an idle one keeps none.
+ * The bytes are kept in one ring buffer, grown by doubling up to @max and freed by
+ * pb_replay_trim() once everything is confirmed: a connection that streams keeps one
+ * buffer (an allocation per DATA message made malloc give memory back to the kernel and
+ * fault it in again, which halved the throughput), an idle one keeps none.
  */
 
 /* The smallest buffer. An idle connection keeps its last bytes until the peer confirms
@@ -168,13 +168,21 @@ pb_replay_acknowledge(PbReplay *self, guint64 received)
 	len = (gsize)(received - self->confirmed);
 	self->confirmed += len;
 	self->size -= len;
-	if (self->size == 0) {
-		g_clear_pointer(&self->ring, g_free); /* all confirmed: an idle connection */
-		self->capacity = self->head = 0;
-	} else {
+	if (self->capacity > 0)
 		self->head = (self->head + len) % self->capacity;
-	}
 	return TRUE;
+}
+
+/* Frees the ring if nothing is kept: called now and then (pb-tunnel-resume.c), not at each
+ * confirmation, which would free and grow it again every time a busy connection's bytes
+ * are all confirmed (a quarter off 4 iperf3 streams at once). */
+void
+pb_replay_trim(PbReplay *self)
+{
+	if (self->size > 0)
+		return;
+	g_clear_pointer(&self->ring, g_free);
+	self->capacity = self->head = 0;
 }
 
 /**

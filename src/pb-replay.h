@@ -21,6 +21,8 @@ gsize
 pb_replay_get_room(PbReplay *self);
 gboolean
 pb_replay_acknowledge(PbReplay *self, guint64 received);
+void
+pb_replay_trim(PbReplay *self);
 gboolean
 pb_replay_rewind(PbReplay *self, guint64 received, GPtrArray **resend, GError **error);
 guint64

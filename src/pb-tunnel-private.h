@@ -50,6 +50,7 @@ struct _PbTunnel {
 				  * waiting for the peer's RESUME */
 	guint64 streams_resumed; /* connections that went on after a lost WebSocket */
 	guint64 streams_dropped; /* connections the resumption could not keep */
+	guint trim_id;		 /* (nullable) frees the replay rings of quiet connections */
 };
 
 enum {

@@ -39,13 +39,36 @@
 /* As many entries as a RESUME sent in one frame holds. */
 #define PB_RESUME_MAX_ENTRIES (PB_READ_CHUNK / PB_RESUME_ENTRY_SIZE)
 
+/* Seconds between walks that free the replay rings of connections with nothing kept. */
+#define PB_RESUME_TRIM_S 2
+
+static gboolean
+pb_tunnel_resume_trim_cb(gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	g_autoptr(GPtrArray) live = pb_connection_table_list_live(self->table);
+
+	for (guint i = 0; i < live->len; i++) {
+		PbReplay *replay = pb_stream_get_replay(live->pdata[i]);
+
+		if (replay != NULL)
+			pb_replay_trim(replay);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
 /* With `resume`, a new stream keeps what it sends until confirmed: at most the largest
- * window the peer may give it. */
+ * window the peer may give it. A ring whose bytes are all confirmed is freed by a walk
+ * every PB_RESUME_TRIM_S, not at once: a busy connection keeps its ring. */
 void
 pb_tunnel_resume_init_stream(PbTunnel *self, PbStream *stream)
 {
-	if (self->features & PB_FEATURE_RESUME)
-		pb_stream_set_replay(stream, pb_replay_new(MAX(self->window, PB_FLOW_WINDOW_MAX)));
+	if (!(self->features & PB_FEATURE_RESUME))
+		return;
+	pb_stream_set_replay(stream, pb_replay_new(MAX(self->window, PB_FLOW_WINDOW_MAX)));
+	if (self->trim_id == 0)
+		self->trim_id =
+		    g_timeout_add_seconds(PB_RESUME_TRIM_S, pb_tunnel_resume_trim_cb, self);
 }
 
 /* How much of @want (what credit allows) @stream may send now: no more than its replay
@@ -341,5 +364,6 @@ pb_tunnel_receive_resume(PbTunnel *self, const PbFrame *frame)
 void
 pb_tunnel_resume_clear(PbTunnel *self)
 {
+	g_clear_handle_id(&self->trim_id, g_source_remove);
 	g_clear_pointer(&self->resuming, g_hash_table_unref);
 }

@@ -98,8 +98,9 @@ test_replay_wrap(void)
 	g_autoptr(PbReplay) replay = pb_replay_new(1000);
 	const guint64 cases[] = {500, 600, 999, 1000, 1001, 1399, 1400};
 
-	g_test_summary("Bytes kept across the end of the ring buffer come back in order; all of "
-		       "them confirmed, nothing is kept, and the next ones start afresh");
+	g_test_summary("Bytes kept across the end of the ring buffer come back in order, also "
+		       "after a trim, which frees nothing while bytes are kept; all of them "
+		       "confirmed and trimmed, the next ones start afresh");
 	push_pattern(replay, 0, 600, 600);
 	g_assert_true(pb_replay_acknowledge(replay, 500));
 	push_pattern(replay, 600, 800, 250); /* 400 at the end of the ring, 400 at its start */
@@ -110,8 +111,16 @@ test_replay_wrap(void)
 		g_assert_true(pb_replay_rewind(replay, cases[i], &resend, NULL));
 		assert_resend(resend, cases[i], 1400);
 	}
+	pb_replay_trim(replay); /* bytes are kept: nothing freed */
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GPtrArray) resend = NULL;
+
+		g_assert_true(pb_replay_rewind(replay, cases[i], &resend, NULL));
+		assert_resend(resend, cases[i], 1400);
+	}
 	g_assert_true(pb_replay_acknowledge(replay, 1400));
 	g_assert_cmpuint(pb_replay_get_size(replay), ==, 0);
+	pb_replay_trim(replay); /* all confirmed: the ring goes */
 	push_pattern(replay, 1400, 1000, 1000);
 	g_assert_cmpuint(pb_replay_get_room(replay), ==, 0);
 	{
