@@ -84,25 +84,23 @@ pb_replay_reserve(PbReplay *self, gsize more)
 	self->head = 0;
 }
 
-/* Keeps @len bytes just sent. FALSE, keeping nothing, if that is more than the peer's
- * window allows (a sender that does not respect its credit). */
+/* Keeps @len bytes just sent (a copy: a PROXY header, the tests). FALSE, keeping nothing,
+ * if that is more than the peer's window allows (a sender that does not respect its
+ * credit). */
 gboolean
 pb_replay_push(PbReplay *self, const guint8 *data, gsize len)
 {
-	gsize tail;
-	gsize first;
-
 	if (len > self->max - self->size)
 		return FALSE;
-	if (len == 0)
-		return TRUE;
-	pb_replay_reserve(self, len);
-	tail = (self->head + self->size) % self->capacity;
-	first = MIN(len, self->capacity - tail);
-	memcpy(self->ring + tail, data, first);
-	memcpy(self->ring, data + first, len - first);
-	self->size += len;
-	self->sent += len;
+	while (len > 0) {
+		gsize n;
+		guint8 *place = pb_replay_begin_push(self, len, &n);
+
+		memcpy(place, data, n);
+		pb_replay_end_push(self, n);
+		data += n;
+		len -= n;
+	}
 	return TRUE;
 }
 
