@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pb-log.h"
+#include "pb-poller.h"
 #include "pb-token.h"
 
 /*
@@ -344,6 +345,7 @@ pb_cli_run(PbCli *cli)
 {
 	if (cli->view != NULL)
 		pb_dashboard_view_start(cli->view);
+	pb_poller_start();
 	g_main_loop_run(cli->loop);
 	pb_cli_stop_view(cli);
 	g_clear_object(&cli->view);

@@ -27,15 +27,14 @@
 
 typedef struct {
 	GSource source;
-	GMainContext *context; /* (unowned) the key in pollers */
+	GMainContext *context; /* (unowned) the key in pollers; it owns the poller */
 	int epoll_fd;
-	guint n_watches;
 	guint dispatching;
 	GSList *dead; /* (owned) watches freed during a dispatch */
 } PbPoller;
 
 struct _PbPollerWatch {
-	PbPoller *poller; /* (unowned) lives while it has watches */
+	PbPoller *poller; /* (unowned) lives as long as its context */
 	int fd;
 	guint32 events; /* registered in the epoll set; 0 = not registered */
 	gboolean dead;
@@ -46,20 +45,6 @@ struct _PbPollerWatch {
 
 G_LOCK_DEFINE_STATIC(pollers);
 static GHashTable *pollers = NULL; /* (owned) GMainContext → PbPoller */
-
-static void
-pb_poller_release(PbPoller *poller)
-{
-	if (poller->n_watches > 0 || poller->dispatching > 0)
-		return;
-	G_LOCK(pollers);
-	g_hash_table_remove(pollers, poller->context);
-	if (g_hash_table_size(pollers) == 0)
-		g_clear_pointer(&pollers, g_hash_table_unref);
-	G_UNLOCK(pollers);
-	g_source_destroy(&poller->source);
-	g_source_unref(&poller->source);
-}
 
 static gboolean
 pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
@@ -82,8 +67,8 @@ pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 			watch->on_writable(watch->user_data);
 	}
 	poller->dispatching--;
-	g_slist_free_full(g_steal_pointer(&poller->dead), g_free);
-	pb_poller_release(poller); /* if the last watch went during the batch */
+	if (poller->dispatching == 0) /* not inside a callback's nested iteration */
+		g_slist_free_full(g_steal_pointer(&poller->dead), g_free);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -92,6 +77,12 @@ pb_poller_finalize(GSource *source)
 {
 	PbPoller *poller = (PbPoller *)source;
 
+	G_LOCK(pollers);
+	g_hash_table_remove(pollers, poller->context);
+	if (g_hash_table_size(pollers) == 0)
+		g_clear_pointer(&pollers, g_hash_table_unref);
+	G_UNLOCK(pollers);
+	g_slist_free_full(g_steal_pointer(&poller->dead), g_free);
 	close(poller->epoll_fd);
 }
 
@@ -100,8 +91,9 @@ static GSourceFuncs pb_poller_funcs = {
     .finalize = pb_poller_finalize,
 };
 
-/* The poller of the thread-default main context, made on first use; NULL if the process
- * is out of file descriptors. */
+/* The poller of the thread-default main context, made on first use and kept as long as the
+ * context (making one per burst of connections cost an epoll set, a source attached and
+ * destroyed, and wake-ups of the context); NULL if the process is out of file descriptors. */
 static PbPoller *
 pb_poller_get(void)
 {
@@ -130,12 +122,24 @@ pb_poller_get(void)
 		 * callback iterates the main context). */
 		g_source_set_can_recurse(&poller->source, TRUE);
 		g_source_add_unix_fd(&poller->source, poller->epoll_fd, G_IO_IN);
-		g_source_attach(&poller->source, context);
 		g_hash_table_insert(pollers, context, poller);
+		G_UNLOCK(pollers);
+		g_source_attach(&poller->source, context);
+		g_source_unref(&poller->source); /* the context's now: it goes with it */
+	} else {
+		G_UNLOCK(pollers);
 	}
-	G_UNLOCK(pollers);
 	g_main_context_unref(context);
 	return poller;
+}
+
+/* Makes the thread-default context's poller now rather than at the first watch, so that its
+ * epoll fd is one of the fds a process always has, not one that comes with the first
+ * connection. Without file descriptors left, the first watch tries again. */
+void
+pb_poller_start(void)
+{
+	pb_poller_get();
 }
 
 /**
@@ -161,7 +165,6 @@ pb_poller_watch_new(int fd, PbPollerFunc on_readable, PbPollerFunc on_writable, 
 	}
 	watch = g_new0(PbPollerWatch, 1);
 	watch->poller = poller;
-	watch->poller->n_watches++;
 	watch->fd = fd;
 	watch->on_readable = on_readable;
 	watch->on_writable = on_writable;
@@ -195,12 +198,10 @@ pb_poller_watch_free(PbPollerWatch *watch)
 	PbPoller *poller = watch->poller;
 
 	pb_poller_watch_set(watch, FALSE, FALSE);
-	poller->n_watches--;
 	if (poller->dispatching > 0) {
 		watch->dead = TRUE;
 		poller->dead = g_slist_prepend(poller->dead, watch);
 	} else {
 		g_free(watch);
 	}
-	pb_poller_release(poller);
 }

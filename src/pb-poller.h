@@ -10,6 +10,8 @@ typedef struct _PbPollerWatch PbPollerWatch;
 
 typedef void (*PbPollerFunc)(gpointer user_data);
 
+void
+pb_poller_start(void);
 PbPollerWatch *
 pb_poller_watch_new(int fd, PbPollerFunc on_readable, PbPollerFunc on_writable, gpointer user_data,
 		    GError **error);
