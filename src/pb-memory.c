@@ -3,8 +3,9 @@
 /*
  * Giving memory back after a burst. A server that held 10 000 connections keeps their
  * ~15 MiB after they close unless two things happen: the objects were allocated with
- * malloc rather than GLib 2.74's slice allocator, which never returns its pages (pb-main.c
- * asks for G_SLICE=always-malloc, what GLib 2.76 made the only behaviour), and glibc is
+ * malloc rather than GLib 2.74's slice allocator, which never returns its pages (the systemd
+ * units set G_SLICE=always-malloc, what GLib 2.76 made the only behaviour: GLib reads it
+ * before main() runs, so the program cannot ask for it itself), and glibc is
  * asked to hand back the free pages in the middle of its heap, which it otherwise keeps
  * (only the top of the heap goes back on its own).
  *

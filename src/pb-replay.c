@@ -37,6 +37,8 @@ struct _PbReplay {
 	guint64 sent;	   /* bytes sent in all */
 	gsize size;	   /* bytes kept: @sent - @confirmed */
 	gsize max;	   /* the most kept at once */
+	gsize offered;	   /* the room the last pb_replay_begin_push() gave */
+	gboolean grow;	   /* the last push filled it: the next may grow the ring */
 };
 
 /**
@@ -126,9 +128,16 @@ pb_replay_begin_push(PbReplay *self, gsize want, gsize *len)
 		*len = 0;
 		return NULL;
 	}
-	pb_replay_reserve(self, want);
+	/* The bytes come from a socket read of unknown length: room for all of @want (up to
+	 * a window) would give each connection that sent a keystroke a ring of 256 KiB, of
+	 * which a page or two is touched, and a mapping of its own. So the ring grows only
+	 * when full or when the last push filled its room, at most doubling: a stream reaches
+	 * its window in a dozen reads, an idle connection keeps 64 bytes. */
+	if (self->capacity == self->size || self->grow)
+		pb_replay_reserve(self, MIN(want, MAX(self->capacity, PB_REPLAY_MIN_CAPACITY)));
 	tail = (self->head + self->size) % self->capacity;
-	*len = MIN(want, self->capacity - tail);
+	*len = MIN(want, MIN(self->capacity - self->size, self->capacity - tail));
+	self->offered = *len;
 	return self->ring + tail;
 }
 
@@ -138,6 +147,7 @@ pb_replay_end_push(PbReplay *self, gsize len)
 {
 	self->size += len;
 	self->sent += len;
+	self->grow = len == self->offered;
 }
 
 /* How many more bytes may be sent now: the rest wait for the peer to confirm some. */
@@ -181,6 +191,7 @@ pb_replay_trim(PbReplay *self)
 		return;
 	g_clear_pointer(&self->ring, g_free);
 	self->capacity = self->head = 0;
+	self->grow = FALSE;
 }
 
 /**

@@ -132,6 +132,38 @@ test_replay_wrap(void)
 }
 
 static void
+test_replay_grows(void)
+{
+	g_autoptr(PbReplay) replay = pb_replay_new(256 * 1024);
+	gsize len = 0;
+	gsize last = 0;
+	guint reads = 0;
+
+	g_test_summary("A connection that sends a byte keeps a ring of 64 bytes, not room for "
+		       "its whole window (what a socket read might have brought); one that "
+		       "fills the room it is given gets at most twice as much each time, up to "
+		       "its window, in a dozen reads");
+	g_assert_nonnull(pb_replay_begin_push(replay, 256 * 1024, &len));
+	g_assert_cmpuint(len, ==, 64);
+	pb_replay_end_push(replay, 1); /* a keystroke */
+	g_assert_nonnull(pb_replay_begin_push(replay, 256 * 1024, &len));
+	g_assert_cmpuint(len, ==, 63); /* no growth: the last read did not fill its room */
+	pb_replay_end_push(replay, 63);
+	while (pb_replay_get_room(replay) > 0 && reads < 64) {
+		g_assert_nonnull(pb_replay_begin_push(replay, 256 * 1024, &len));
+		g_assert_cmpuint(len, >, 0);
+		g_assert_cmpuint(len, <=, MAX(last, 64) * 2);
+		pb_replay_end_push(replay, len);
+		last = len;
+		reads++;
+	}
+	g_assert_cmpuint(pb_replay_get_size(replay), ==, 256 * 1024);
+	g_assert_cmpuint(reads, <=, 13);
+	g_assert_null(pb_replay_begin_push(replay, 1, &len));
+	g_assert_cmpuint(len, ==, 0);
+}
+
+static void
 test_replay_lies(void)
 {
 	g_autoptr(PbReplay) replay = pb_replay_new(1 << 20);
@@ -235,6 +267,7 @@ main(int argc, char **argv)
 	g_test_add_func("/replay/bounded", test_replay_bounded);
 	g_test_add_func("/replay/rewind", test_replay_rewind);
 	g_test_add_func("/replay/wrap", test_replay_wrap);
+	g_test_add_func("/replay/grows", test_replay_grows);
 	g_test_add_func("/replay/lies", test_replay_lies);
 	g_test_add_func("/resume/round-trip", test_resume_round_trip);
 	g_test_add_func("/resume/malformed", test_resume_malformed);
