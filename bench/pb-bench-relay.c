@@ -5,7 +5,7 @@
  * 127.0.0.1:LISTEN_PORT, connects each connection to 127.0.0.1:TARGET_PORT and copies both
  * ways through a 256 KiB buffer per direction (what `socat -b 262144` does), Nagle off.
  *
- *   pb-bench-relay LISTEN_PORT TARGET_PORT
+ *   pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT
  *
  * Why not socat: socat 1.7.4 (Debian 12) looks at its logging socketpair
  * (recvfrom(MSG_DONTWAIT), EAGAIN) before and after every system call, so each message it
@@ -15,6 +15,12 @@
  * user-space relay cannot avoid and nothing else: one epoll loop for every connection (like
  * the tunnel's ends), and per message epoll_wait(), read(), write(); epoll_ctl() only when
  * a socket's interest changes (a full socket, an end of stream).
+ *
+ * --glib runs the same epoll set the way PiggyBack's ends do (src/pb-poller.c): as one
+ * source of a GLib main loop, which wakes in poll() and then asks epoll_wait() what is
+ * ready, one system call more per message, and a main-loop iteration (prepare, query,
+ * check, dispatch) around it. The tunnel cannot be faster than that on this stack: it
+ * measures the floor that the main loop sets.
  */
 
 #define _GNU_SOURCE /* accept4() */
@@ -191,31 +197,60 @@ pb_relay_accept(int listen_fd, guint16 target_port)
 	}
 }
 
+static int listen_fd = -1;
+static guint16 target_port;
+
+/* Handles what epoll_wait() found ready (with a timeout of @timeout_ms). */
+static void
+pb_relay_dispatch(int timeout_ms)
+{
+	struct epoll_event events[PB_RELAY_EVENTS];
+	int n = epoll_wait(epoll_fd, events, PB_RELAY_EVENTS, timeout_ms);
+
+	for (int i = 0; i < n; i++) {
+		PbRelayEnd *end = events[i].data.ptr;
+
+		if (end == NULL)
+			pb_relay_accept(listen_fd, target_port);
+		else if (!end->pair->dead)
+			pb_relay_event(end, events[i].events);
+	}
+	g_ptr_array_set_size(dead_pairs, 0);
+}
+
+static gboolean
+pb_relay_glib_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+	pb_relay_dispatch(0);
+	return G_SOURCE_CONTINUE;
+}
+
 int
 main(int argc, char **argv)
 {
-	guint64 listen_port = 0;
-	guint64 target_port = 0;
-	int listen_fd;
+	guint64 ports[2] = {0, 0};
+	gboolean glib = argc == 4 && strcmp(argv[1], "--glib") == 0;
 	struct epoll_event listener = {.events = EPOLLIN, .data.ptr = NULL};
 
-	if (argc != 3 ||
-	    !g_ascii_string_to_unsigned(argv[1], 10, 1, G_MAXUINT16, &listen_port, NULL) ||
-	    !g_ascii_string_to_unsigned(argv[2], 10, 1, G_MAXUINT16, &target_port, NULL)) {
-		fprintf(stderr, "usage: pb-bench-relay LISTEN_PORT TARGET_PORT (on 127.0.0.1)\n");
+	if (argc != 3 + glib ||
+	    !g_ascii_string_to_unsigned(argv[1 + glib], 10, 1, G_MAXUINT16, &ports[0], NULL) ||
+	    !g_ascii_string_to_unsigned(argv[2 + glib], 10, 1, G_MAXUINT16, &ports[1], NULL)) {
+		fprintf(stderr,
+			"usage: pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT (on 127.0.0.1)\n");
 		return 2;
 	}
+	target_port = (guint16)ports[1];
 	signal(SIGPIPE, SIG_IGN);
 	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	{
-		struct sockaddr_in addr = pb_bench_loopback((guint16)listen_port);
+		struct sockaddr_in addr = pb_bench_loopback((guint16)ports[0]);
 		int one = 1;
 
 		setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		if (bind(listen_fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
 		    listen(listen_fd, 4096) < 0) {
 			fprintf(stderr, "pb-bench-relay: cannot listen on 127.0.0.1:%u: %s\n",
-				(guint)listen_port, g_strerror(errno));
+				(guint)ports[0], g_strerror(errno));
 			return 1;
 		}
 	}
@@ -223,18 +258,16 @@ main(int argc, char **argv)
 	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &listener) < 0)
 		return 1;
-	for (;;) {
-		struct epoll_event events[PB_RELAY_EVENTS];
-		int n = epoll_wait(epoll_fd, events, PB_RELAY_EVENTS, -1);
+	if (glib) {
+		GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+		GSource *source = g_unix_fd_source_new(epoll_fd, G_IO_IN);
 
-		for (int i = 0; i < n; i++) {
-			PbRelayEnd *end = events[i].data.ptr;
-
-			if (end == NULL)
-				pb_relay_accept(listen_fd, (guint16)target_port);
-			else if (!end->pair->dead)
-				pb_relay_event(end, events[i].events);
-		}
-		g_ptr_array_set_size(dead_pairs, 0);
+		/* as PbPoller: no removing and adding back its fd around each dispatch */
+		g_source_set_can_recurse(source, TRUE);
+		g_source_set_callback(source, G_SOURCE_FUNC(pb_relay_glib_cb), NULL, NULL);
+		g_source_attach(source, NULL);
+		g_main_loop_run(loop); /* until killed */
 	}
+	for (;;)
+		pb_relay_dispatch(-1);
 }

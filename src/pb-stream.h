@@ -12,8 +12,18 @@ G_BEGIN_DECLS
 #define PB_TYPE_STREAM (pb_stream_get_type())
 G_DECLARE_FINAL_TYPE(PbStream, pb_stream, PB, STREAM, GObject)
 
+/* What a stream tells its tunnel on every read and write (pb_stream_set_io_funcs()). */
+typedef struct {
+	/* the socket has data to read, or has ended: call pb_stream_receive() */
+	void (*readable)(PbStream *stream, gpointer user_data);
+	/* @n bytes given to the stream reached the socket (also during pb_stream_write()) */
+	void (*wrote)(PbStream *stream, guint64 n, gpointer user_data);
+} PbStreamIoFuncs;
+
 PbStream *
 pb_stream_new(guint32 id);
+void
+pb_stream_set_io_funcs(PbStream *self, const PbStreamIoFuncs *funcs, gpointer user_data);
 guint32
 pb_stream_get_id(PbStream *self);
 guint32

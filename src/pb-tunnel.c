@@ -115,6 +115,7 @@ pb_tunnel_detach_stream(PbTunnel *self, PbStream *stream)
 	if (self->resuming != NULL && pb_connection_table_is_live(self->table, stream))
 		g_hash_table_remove(self->resuming, GUINT_TO_POINTER(pb_stream_get_id(stream)));
 	g_signal_handlers_disconnect_by_data(stream, self);
+	pb_stream_set_io_funcs(stream, NULL, NULL);
 	pb_connection_table_remove(self->table, stream);
 }
 
@@ -298,8 +299,12 @@ pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_
 void
 pb_tunnel_attach_stream(PbTunnel *self, PbStream *stream)
 {
-	g_signal_connect(stream, "readable", G_CALLBACK(pb_tunnel_stream_readable_cb), self);
-	g_signal_connect(stream, "wrote", G_CALLBACK(pb_tunnel_stream_wrote_cb), self);
+	static const PbStreamIoFuncs io_funcs = {
+	    .readable = pb_tunnel_stream_readable_cb,
+	    .wrote = pb_tunnel_stream_wrote_cb,
+	};
+
+	pb_stream_set_io_funcs(stream, &io_funcs, self);
 	g_signal_connect(stream, "relieved", G_CALLBACK(pb_tunnel_stream_relieved_cb), self);
 	g_signal_connect(stream, "closed", G_CALLBACK(pb_tunnel_stream_closed_cb), self);
 	if (self->features & PB_FEATURE_FLOW) {
