@@ -258,7 +258,7 @@ pb_bench_echo_measures(PbBench *bench, GError **error)
 	}
 	run.port[PB_BENCH_PATH_DIRECT] = echo_port;
 	if (!bench->tunnel_only &&
-	    !pb_bench_relay_start(bench, echo_port, TRUE, &run.hop1, &run.hop2,
+	    !pb_bench_relay_start(bench, echo_port, TRUE, FALSE, &run.hop1, &run.hop2,
 				  &run.port[PB_BENCH_PATH_RELAY], error))
 		return FALSE;
 	if (run.hop1 != NULL && !pb_bench_proc_read_cost(run.hop1, &run.relay_idle, error))

@@ -4,8 +4,12 @@
  * Measured with tools nobody here wrote (issue 15): iperf3 (throughput), sockperf (64-byte
  * ping-pong latency) and wrk (HTTP requests per second), each through the relay, through
  * the tunnel and directly, in the same rounds; the README quotes these. Every round runs
- * each tool on the three paths, in an order that turns from round to round so that drift
- * on a shared machine hits all three.
+ * each tool on every path, in an order that turns from round to round so that drift on a
+ * shared machine hits them all.
+ *
+ * sockperf also goes through a fourth path, "glib": the same relay run on a GLib main loop
+ * (pb-bench-relay --glib), which wakes the way the tunnel's ends do. What a round trip
+ * takes there is the floor this stack sets, whatever the tunnel does.
  *
  *   iperf3    -n SIZE, one stream and 4 (-P 4), client to server (up) and back (-R, down)
  *   sockperf  ping-pong, 64 bytes, for --tool-seconds: p50, p99, p99.9 of the round trip
@@ -25,8 +29,8 @@
 #include "pb-bench-echo.h"
 #include "pb-bench.h"
 
-enum { PB_TOOLS_RELAY, PB_TOOLS_TUNNEL, PB_TOOLS_DIRECT, PB_TOOLS_N_PATHS };
-static const char *const pb_tools_path_names[] = {"relay", "tunnel", "direct"};
+enum { PB_TOOLS_RELAY, PB_TOOLS_TUNNEL, PB_TOOLS_DIRECT, PB_TOOLS_GLIB, PB_TOOLS_N_PATHS };
+static const char *const pb_tools_path_names[] = {"relay", "tunnel", "direct", "glib"};
 
 /* What is measured; each a number per round and path. */
 typedef enum {
@@ -61,8 +65,10 @@ typedef struct {
 	GPid http_pid;			/* pb-bench's HTTP server, for wrk; 0 once stopped */
 	PbBenchProc *hop1;		/* (owned) (nullable) the relay */
 	PbBenchProc *hop2;		/* (owned) (nullable) */
+	PbBenchProc *glib_hop1;		/* (owned) (nullable) the relay on a GLib main loop */
+	PbBenchProc *glib_hop2;		/* (owned) (nullable) */
 	PbBenchTunnel tunnel;		/* to the server */
-	guint16 port[PB_TOOLS_N_PATHS]; /* where each path starts */
+	guint16 port[PB_TOOLS_N_PATHS]; /* where each path starts; 0: not measured */
 } PbToolsTarget;
 
 enum { PB_TOOLS_IPERF, PB_TOOLS_SOCKPERF, PB_TOOLS_WRK_TARGET, PB_TOOLS_N_TARGETS };
@@ -79,6 +85,8 @@ pb_tools_target_clear(PbToolsTarget *target)
 	pb_bench_tunnel_clear(&target->tunnel);
 	g_clear_pointer(&target->hop1, pb_bench_proc_free);
 	g_clear_pointer(&target->hop2, pb_bench_proc_free);
+	g_clear_pointer(&target->glib_hop1, pb_bench_proc_free);
+	g_clear_pointer(&target->glib_hop2, pb_bench_proc_free);
 	g_clear_pointer(&target->server, pb_bench_proc_free);
 	pb_bench_echo_stop(&target->http_pid);
 }
@@ -309,24 +317,37 @@ pb_tools_measure(PbBench *bench, PbToolsRun *run, guint t, guint p, GError **err
 static void
 pb_tools_print(PbToolsRun *run, const char *label, gboolean median, guint round_no)
 {
-	static const guint over[] = {PB_TOOLS_RELAY, PB_TOOLS_DIRECT}; /* the two ratios */
+	static const guint columns[] = {PB_TOOLS_RELAY, PB_TOOLS_TUNNEL, PB_TOOLS_DIRECT,
+					PB_TOOLS_GLIB};
+	static const guint over[] = {PB_TOOLS_RELAY, PB_TOOLS_DIRECT, PB_TOOLS_GLIB}; /* ratios */
 
 	for (guint m = 0; m < PB_TOOLS_N_MEASURES; m++) {
 		double v[PB_TOOLS_N_PATHS];
 
 		if (run->values[m][0]->len == 0)
 			continue; /* the tool is missing */
-		for (guint p = 0; p < PB_TOOLS_N_PATHS; p++)
-			v[p] = median ? pb_bench_median(run->values[m][p])
-				      : g_array_index(run->values[m][p], double, round_no - 1);
-		g_print("%-7s %-22s %6s%11.1f%11.1f%11.1f", label, pb_tools_measures[m].label,
-			pb_tools_measures[m].unit, v[PB_TOOLS_RELAY], v[PB_TOOLS_TUNNEL],
-			v[PB_TOOLS_DIRECT]);
+		for (guint p = 0; p < PB_TOOLS_N_PATHS; p++) {
+			GArray *values = run->values[m][p];
+
+			if (values->len == 0)
+				v[p] = -1; /* not measured on that path */
+			else
+				v[p] = median ? pb_bench_median(values)
+					      : g_array_index(values, double, round_no - 1);
+		}
+		g_print("%-7s %-22s %6s", label, pb_tools_measures[m].label,
+			pb_tools_measures[m].unit);
+		for (guint i = 0; i < G_N_ELEMENTS(columns); i++) {
+			if (v[columns[i]] >= 0)
+				g_print("%11.1f", v[columns[i]]);
+			else
+				g_print("%11s", "-");
+		}
 		for (guint i = 0; i < G_N_ELEMENTS(over); i++) {
 			if (v[over[i]] > 0)
 				g_print("%8.2f", v[PB_TOOLS_TUNNEL] / v[over[i]]);
 			else
-				g_print("%8s", "-"); /* no errors there */
+				g_print("%8s", "-"); /* no errors there, or not measured */
 		}
 		g_print("\n");
 	}
@@ -363,15 +384,19 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 			continue;
 		}
 		if (!pb_tools_start_server(bench, t, path, target, &port, error) ||
-		    !pb_bench_relay_start(bench, port, TRUE, &target->hop1, &target->hop2,
+		    !pb_bench_relay_start(bench, port, TRUE, FALSE, &target->hop1, &target->hop2,
 					  &target->port[PB_TOOLS_RELAY], error) ||
+		    (t == PB_TOOLS_SOCKPERF && bench->relay_path != NULL &&
+		     !pb_bench_relay_start(bench, port, TRUE, TRUE, &target->glib_hop1,
+					   &target->glib_hop2, &target->port[PB_TOOLS_GLIB],
+					   error)) ||
 		    !pb_bench_tunnel_start(bench, port, NULL, &target->tunnel, error))
 			return FALSE;
 		target->port[PB_TOOLS_TUNNEL] = target->tunnel.public_port;
 		target->port[PB_TOOLS_DIRECT] = port;
 	}
-	g_print("\n%-7s %-22s %6s%11s%11s%11s%8s%8s\n", "round", "measure", "unit", "relay",
-		"tunnel", "direct", "/relay", "/direct");
+	g_print("\n%-7s %-22s %6s%11s%11s%11s%11s%8s%8s%8s\n", "round", "measure", "unit", "relay",
+		"tunnel", "direct", "glib", "/relay", "/direct", "/glib");
 	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
 		g_autofree char *label = g_strdup_printf("%d", round_no);
 
@@ -379,6 +404,8 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 			for (guint i = 0; run.have[t] && i < PB_TOOLS_N_PATHS; i++) {
 				guint p = (i + (guint)round_no) % PB_TOOLS_N_PATHS;
 
+				if (run.targets[t].port[p] == 0)
+					continue;
 				if (!pb_tools_measure(bench, &run, t, p, error)) {
 					g_prefix_error(error, "tools round %d, %s: ", round_no,
 						       pb_tools_path_names[p]);
@@ -391,7 +418,7 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 	}
 	g_print("\n");
 	pb_tools_print(&run, "median", TRUE, 0);
-	g_print("(ratios: tunnel / relay and tunnel / direct; for the latency rows lower is "
-		"better)\n");
+	g_print("(ratios: tunnel / relay, tunnel / direct and tunnel / glib, the relay on a GLib "
+		"main loop; for the latency rows lower is better)\n");
 	return TRUE;
 }

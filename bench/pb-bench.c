@@ -360,8 +360,8 @@ pb_bench_transfer_run(PbBench *bench, guint16 connect_port, int listen_fd, gbool
  */
 /* One attempt at the relay on two free ports. */
 static gboolean
-pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
-		   PbBenchProc **hop2, guint16 *port, GError **error)
+pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, gboolean glib,
+		   PbBenchProc **hop1, PbBenchProc **hop2, guint16 *port, GError **error)
 {
 	guint16 ports[2];
 	g_autofree char *listen1 = NULL;
@@ -391,10 +391,18 @@ pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchPr
 	{
 		const char *argv2_socat[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
 		const char *argv1_socat[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
-		const char *argv2_relay[] = {bench->relay_path, listen2, target2, NULL};
-		const char *argv1_relay[] = {bench->relay_path, listen1, target1, NULL};
+		const char *argv2_relay[] = {bench->relay_path, listen2, target2, NULL, NULL};
+		const char *argv1_relay[] = {bench->relay_path, listen1, target1, NULL, NULL};
 		const char *const *argv2 = bench->relay_path != NULL ? argv2_relay : argv2_socat;
 		const char *const *argv1 = bench->relay_path != NULL ? argv1_relay : argv1_socat;
+
+		if (glib) { /* pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT */
+			argv2_relay[1] = argv1_relay[1] = "--glib";
+			argv2_relay[2] = listen2;
+			argv2_relay[3] = target2;
+			argv1_relay[2] = listen1;
+			argv1_relay[3] = target1;
+		}
 
 		*hop2 = pb_bench_proc_spawn("relay (hop 2)", argv2, bench->verbose, error);
 		if (*hop2 == NULL || !pb_bench_proc_wait_listening(*hop2, ports[1], error))
@@ -407,17 +415,19 @@ pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, PbBenchPr
 	return TRUE;
 }
 
-/* The two-hop relay to @target_port. A port found free can be taken by someone else (an
- * outgoing connection's local port, say) before a hop binds it: then again, on others. */
+/* The two-hop relay to @target_port; with @glib (pb-bench-relay only), the relay run on a
+ * GLib main loop. A port found free can be taken by someone else (an outgoing connection's
+ * local port, say) before a hop binds it: then again, on others. */
 gboolean
-pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
-		     PbBenchProc **hop2, guint16 *port, GError **error)
+pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, gboolean glib,
+		     PbBenchProc **hop1, PbBenchProc **hop2, guint16 *port, GError **error)
 {
 	for (guint attempt = 1;; attempt++) {
 		g_autoptr(GError) local_error = NULL;
 
 		*hop1 = *hop2 = NULL;
-		if (pb_bench_relay_try(bench, target_port, fork, hop1, hop2, port, &local_error))
+		if (pb_bench_relay_try(bench, target_port, fork, glib, hop1, hop2, port,
+				       &local_error))
 			return TRUE;
 		g_clear_pointer(hop1, pb_bench_proc_free);
 		g_clear_pointer(hop2, pb_bench_proc_free);
@@ -437,8 +447,8 @@ pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **er
 	g_autoptr(PbBenchProc) hop2 = NULL;
 	guint16 port;
 
-	if (!pb_bench_relay_start(bench, bench->relay_sink_port, bench->parallel > 1, &hop1, &hop2,
-				  &port, error))
+	if (!pb_bench_relay_start(bench, bench->relay_sink_port, bench->parallel > 1, FALSE, &hop1,
+				  &hop2, &port, error))
 		return FALSE;
 	if (!pb_bench_transfer_run(bench, port, bench->relay_sink_fd, upstream, mib_s, error))
 		return FALSE;

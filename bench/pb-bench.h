@@ -63,8 +63,8 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBe
 void
 pb_bench_tunnel_clear(PbBenchTunnel *tunnel);
 gboolean
-pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, PbBenchProc **hop1,
-		     PbBenchProc **hop2, guint16 *port, GError **error);
+pb_bench_relay_start(PbBench *bench, guint16 target_port, gboolean fork, gboolean glib,
+		     PbBenchProc **hop1, PbBenchProc **hop2, guint16 *port, GError **error);
 void
 pb_bench_print_row(const char *label, const char *direction, double relay, double tunnel);
 gboolean
