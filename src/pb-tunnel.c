@@ -478,23 +478,12 @@ pb_tunnel_receive_hello(PbTunnel *self, const PbFrame *frame)
 	g_signal_emit(self, pb_tunnel_signals[PB_TUNNEL_SIGNAL_HELLO], 0, hello);
 }
 
+/* A PiggyBack message from the peer; @message (nullable) holds it for DATA's payload. */
 static void
-pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpointer user_data)
+pb_tunnel_receive_frame(PbTunnel *self, GBytes *message, const PbFrame *frame_in)
 {
-	PbTunnel *self = PB_TUNNEL(user_data);
-	g_autoptr(GError) error = NULL;
-	PbFrame frame;
+	PbFrame frame = *frame_in;
 
-	pb_watchdog_heard(self->watchdog);
-	self->frames_in++;
-	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
-		pb_tunnel_protocol_error(self, "text message");
-		return;
-	}
-	if (!pb_frame_parse(message, &frame, &error)) {
-		pb_tunnel_protocol_error(self, error->message);
-		return;
-	}
 	switch (frame.type) {
 	case PB_FRAME_DATA:
 		pb_tunnel_deliver(self, frame.conn_id, message, frame.payload, frame.payload_len);
@@ -529,6 +518,42 @@ pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpo
 	default:
 		break; /* unknown types are dropped, so later versions can add some */
 	}
+}
+
+static void
+pb_tunnel_message_cb(SoupWebsocketConnection *ws, int type, GBytes *message, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	g_autoptr(GError) error = NULL;
+	PbFrame frame;
+
+	pb_watchdog_heard(self->watchdog);
+	self->frames_in++;
+	if (type != SOUP_WEBSOCKET_DATA_BINARY) {
+		pb_tunnel_protocol_error(self, "text message");
+		return;
+	}
+	if (!pb_frame_parse(message, &frame, &error)) {
+		pb_tunnel_protocol_error(self, error->message);
+		return;
+	}
+	pb_tunnel_receive_frame(self, message, &frame);
+}
+
+/* A short message other than DATA from PbWsInput's fast path (at least a header long). */
+static void
+pb_tunnel_ws_message_cb(const guint8 *message, gsize len, gpointer user_data)
+{
+	PbTunnel *self = PB_TUNNEL(user_data);
+	PbFrame frame = {
+	    .type = message[0],
+	    .conn_id = pb_frame_read_u32(message + 1),
+	    .payload = message + PB_FRAME_HEADER_SIZE,
+	    .payload_len = len - PB_FRAME_HEADER_SIZE,
+	};
+
+	pb_watchdog_heard(self->watchdog);
+	pb_tunnel_receive_frame(self, NULL, &frame);
 }
 
 /* Ends every connection at once: the WebSocket is gone. Aborted streams emit nothing. */
@@ -672,6 +697,7 @@ pb_tunnel_dispose(GObject *object)
 						     self);
 		g_signal_handlers_disconnect_by_data(pb_ws_stream_get_input(self->ws_stream), self);
 		pb_ws_input_set_data_func(pb_ws_stream_get_input(self->ws_stream), NULL, NULL);
+		pb_ws_input_set_message_func(pb_ws_stream_get_input(self->ws_stream), NULL, NULL);
 		pb_tunnel_abort_all(self);
 		g_clear_object(&self->ws);
 	}
@@ -840,6 +866,8 @@ pb_tunnel_new(GIOStream *connection, GBytes *leftover, GUri *uri, SoupWebsocketC
 	    pb_ws_stream_new(connection, leftover, role == SOUP_WEBSOCKET_CONNECTION_SERVER);
 	pb_ws_input_set_data_func(pb_ws_stream_get_input(self->ws_stream), pb_tunnel_ws_data_cb,
 				  self);
+	pb_ws_input_set_message_func(pb_ws_stream_get_input(self->ws_stream),
+				     pb_tunnel_ws_message_cb, self);
 	self->ws = soup_websocket_connection_new(G_IO_STREAM(self->ws_stream), uri, role, NULL,
 						 NULL, NULL);
 	pb_tunnel_set_max_message_size(self, PB_MAX_MESSAGE_SIZE);

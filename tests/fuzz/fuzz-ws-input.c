@@ -25,6 +25,7 @@ typedef struct {
 	gboolean pause_often;
 	guint64 delivered; /* payload bytes on the fast path */
 	guint64 read;	   /* bytes libsoup read */
+	guint64 messages;  /* short messages on the fast path */
 	gboolean ended;	   /* libsoup saw the end or an error */
 	gboolean refused;
 	guint refused_code;
@@ -39,6 +40,20 @@ data_cb(guint32 conn_id, const guint8 *data, gsize len, gpointer user_data)
 	g_assert_cmpuint(len, >, 0);
 	peer->delivered += len;
 	if (peer->pause_often && (data[0] & 1))
+		pb_ws_input_set_paused(peer->input, TRUE); /* resumed by the main loop below */
+}
+
+static void
+message_cb(const guint8 *message, gsize len, gpointer user_data)
+{
+	Peer *peer = user_data;
+
+	g_assert_false(peer->refused);
+	g_assert_cmpuint(len, >=, PB_FRAME_HEADER_SIZE);
+	g_assert_cmpuint(len, <=, PB_WS_SHORT_MESSAGE);
+	g_assert_cmpuint(message[0], !=, PB_FRAME_DATA);
+	peer->messages++;
+	if (peer->pause_often && (message[len - 1] & 1))
 		pb_ws_input_set_paused(peer->input, TRUE); /* resumed by the main loop below */
 }
 
@@ -110,9 +125,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer.input = pb_ws_input_new(base, leftover, (flags & 1) != 0);
 	/* bit 1: a small limit, so that fragments and frames pass it in short inputs */
 	pb_ws_input_set_max_message_size(peer.input, (flags & 2) ? 64 : PB_MAX_MESSAGE_SIZE);
+	/* bits 4, 5, 6: pauses from the callbacks; no DATA fast path; no short-message one */
 	peer.pause_often = (flags & 0x10) != 0;
 	if ((flags & 0x20) == 0)
 		pb_ws_input_set_data_func(peer.input, data_cb, &peer);
+	if ((flags & 0x40) == 0)
+		pb_ws_input_set_message_func(peer.input, message_cb, &peer);
 	g_signal_connect(peer.input, "refused", G_CALLBACK(refused_cb), &peer);
 	source = g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(peer.input), NULL);
 	g_source_set_callback(source, G_SOURCE_FUNC(libsoup_read_cb), &peer, NULL);
