@@ -409,7 +409,9 @@ test_several_haproxy(void)
 				       "-s", server, "--no-dbus", "--name", names[0], NULL);
 
 		pb_test_wait_until(pb_test_proc_exited(twin), 10);
-		g_assert_true(pb_test_proc_said(twin, "is held by another client"));
+		if (!pb_test_proc_said(twin, "is held by another client"))
+			g_error("the twin was not refused for its name: %s",
+				pb_test_proc_get_output(twin));
 		g_assert_cmpint(pb_test_proc_finish(twin), ==, 1);
 	}
 	t0 = g_get_monotonic_time();

@@ -78,10 +78,11 @@ append_message(GByteArray *stream, guint8 type, guint32 conn_id, const guint8 *p
 	pb_ws_frame_unmask(stream->data + at, message_len, mask, 0);
 }
 
-/* Reads all of @bytes through a PbWsInput, as a server (masked frames). */
+/* Reads all of @stream through a PbWsInput, as a server (masked frames). */
 static void
-read_all(GBytes *bytes, Seen *seen)
+read_all(GByteArray *stream, Seen *seen)
 {
+	g_autoptr(GBytes) bytes = g_bytes_new(stream->data, stream->len);
 	g_autoptr(GInputStream) base = g_memory_input_stream_new_from_bytes(bytes);
 	g_autoptr(PbWsInput) input = pb_ws_input_new(base, NULL, TRUE);
 	g_autoptr(GSource) source = NULL;
@@ -118,7 +119,7 @@ test_ws_input_short_messages(void)
 	append_message(stream, PB_FRAME_CLOSE, 9, NULL, 0);
 	append_message(stream, PB_FRAME_DATA, 9, data, 10);
 	append_message(stream, PB_FRAME_HELLO, 0, long_message, sizeof long_message);
-	read_all(g_byte_array_free_to_bytes(g_steal_pointer(&stream)), &seen);
+	read_all(stream, &seen);
 
 	g_assert_cmpstr(seen.log->str, ==, "D7:100 M5:7:17 M6:7:5 M3:9:5 D9:10 L ");
 	g_string_free(seen.log, TRUE);
@@ -133,7 +134,7 @@ test_ws_input_short_message_unmasked(void)
 
 	g_test_summary("A short message's bytes reach the message function unmasked");
 	append_message(stream, PB_FRAME_WINDOW, 0x01020304, window, sizeof window);
-	read_all(g_byte_array_free_to_bytes(g_steal_pointer(&stream)), &seen);
+	read_all(stream, &seen);
 	g_assert_cmpuint(seen.last_len, ==, PB_FRAME_HEADER_SIZE + sizeof window);
 	g_assert_cmpuint(seen.last_message[0], ==, PB_FRAME_WINDOW);
 	g_assert_cmpuint(pb_frame_read_u32(seen.last_message + 1), ==, 0x01020304);
