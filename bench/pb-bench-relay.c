@@ -5,7 +5,7 @@
  * 127.0.0.1:LISTEN_PORT, connects each connection to 127.0.0.1:TARGET_PORT and copies both
  * ways through a 256 KiB buffer per direction (what `socat -b 262144` does), Nagle off.
  *
- *   pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT
+ *   pb-bench-relay LISTEN_PORT TARGET_PORT [--glib]
  *
  * Why not socat: socat 1.7.4 (Debian 12) looks at its logging socketpair
  * (recvfrom(MSG_DONTWAIT), EAGAIN) before and after every system call, so each message it
@@ -63,6 +63,8 @@ struct PbRelayPair {
 };
 
 static int epoll_fd = -1;
+static int listen_fd = -1;
+static guint16 target_port;   /* where each connection goes */
 static GPtrArray *dead_pairs; /* (owned) PbRelayPair, to free after this batch of events */
 
 static void
@@ -170,7 +172,7 @@ pb_relay_add(PbRelayPair *pair, int i)
 }
 
 static void
-pb_relay_accept(int listen_fd, guint16 target_port)
+pb_relay_accept(void)
 {
 	for (;;) {
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -197,9 +199,6 @@ pb_relay_accept(int listen_fd, guint16 target_port)
 	}
 }
 
-static int listen_fd = -1;
-static guint16 target_port;
-
 /* Handles what epoll_wait() found ready (with a timeout of @timeout_ms). */
 static void
 pb_relay_dispatch(int timeout_ms)
@@ -211,7 +210,7 @@ pb_relay_dispatch(int timeout_ms)
 		PbRelayEnd *end = events[i].data.ptr;
 
 		if (end == NULL)
-			pb_relay_accept(listen_fd, target_port);
+			pb_relay_accept();
 		else if (!end->pair->dead)
 			pb_relay_event(end, events[i].events);
 	}
@@ -229,14 +228,14 @@ int
 main(int argc, char **argv)
 {
 	guint64 ports[2] = {0, 0};
-	gboolean glib = argc == 4 && strcmp(argv[1], "--glib") == 0;
+	gboolean glib = argc == 4 && strcmp(argv[3], "--glib") == 0;
 	struct epoll_event listener = {.events = EPOLLIN, .data.ptr = NULL};
 
 	if (argc != 3 + glib ||
-	    !g_ascii_string_to_unsigned(argv[1 + glib], 10, 1, G_MAXUINT16, &ports[0], NULL) ||
-	    !g_ascii_string_to_unsigned(argv[2 + glib], 10, 1, G_MAXUINT16, &ports[1], NULL)) {
+	    !g_ascii_string_to_unsigned(argv[1], 10, 1, G_MAXUINT16, &ports[0], NULL) ||
+	    !g_ascii_string_to_unsigned(argv[2], 10, 1, G_MAXUINT16, &ports[1], NULL)) {
 		fprintf(stderr,
-			"usage: pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT (on 127.0.0.1)\n");
+			"usage: pb-bench-relay LISTEN_PORT TARGET_PORT [--glib] (on 127.0.0.1)\n");
 		return 2;
 	}
 	target_port = (guint16)ports[1];

@@ -391,18 +391,13 @@ pb_bench_relay_try(PbBench *bench, guint16 target_port, gboolean fork, gboolean 
 	{
 		const char *argv2_socat[] = {bench->socat, "-b", "262144", listen2, target2, NULL};
 		const char *argv1_socat[] = {bench->socat, "-b", "262144", listen1, target1, NULL};
-		const char *argv2_relay[] = {bench->relay_path, listen2, target2, NULL, NULL};
-		const char *argv1_relay[] = {bench->relay_path, listen1, target1, NULL, NULL};
+		const char *glib_option = glib ? "--glib" : NULL;
+		const char *argv2_relay[] = {bench->relay_path, listen2, target2, glib_option,
+					     NULL};
+		const char *argv1_relay[] = {bench->relay_path, listen1, target1, glib_option,
+					     NULL};
 		const char *const *argv2 = bench->relay_path != NULL ? argv2_relay : argv2_socat;
 		const char *const *argv1 = bench->relay_path != NULL ? argv1_relay : argv1_socat;
-
-		if (glib) { /* pb-bench-relay [--glib] LISTEN_PORT TARGET_PORT */
-			argv2_relay[1] = argv1_relay[1] = "--glib";
-			argv2_relay[2] = listen2;
-			argv2_relay[3] = target2;
-			argv1_relay[2] = listen1;
-			argv1_relay[3] = target1;
-		}
 
 		*hop2 = pb_bench_proc_spawn("relay (hop 2)", argv2, bench->verbose, error);
 		if (*hop2 == NULL || !pb_bench_proc_wait_listening(*hop2, ports[1], error))

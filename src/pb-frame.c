@@ -21,6 +21,13 @@ pb_frame_parse(GBytes *message, PbFrame *frame, GError **error)
 	gsize len = 0;
 	const guint8 *buf = g_bytes_get_data(message, &len);
 
+	return pb_frame_parse_data(buf, len, frame, error);
+}
+
+/* pb_frame_parse() of a message that is no GBytes: @frame points into @buf. */
+gboolean
+pb_frame_parse_data(const guint8 *buf, gsize len, PbFrame *frame, GError **error)
+{
 	if (len < PB_FRAME_HEADER_SIZE) {
 		g_set_error(error, PB_ERROR, PB_ERROR_PROTOCOL,
 			    "message of %" G_GSIZE_FORMAT " bytes is shorter than a frame header",

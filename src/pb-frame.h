@@ -104,6 +104,8 @@ typedef struct {
 
 gboolean
 pb_frame_parse(GBytes *message, PbFrame *frame, GError **error);
+gboolean
+pb_frame_parse_data(const guint8 *buf, gsize len, PbFrame *frame, GError **error);
 void
 pb_frame_write_header(guint8 *buf, guint8 type, guint32 conn_id);
 GBytes *

@@ -480,40 +480,39 @@ pb_tunnel_receive_hello(PbTunnel *self, const PbFrame *frame)
 
 /* A PiggyBack message from the peer; @message (nullable) holds it for DATA's payload. */
 static void
-pb_tunnel_receive_frame(PbTunnel *self, GBytes *message, const PbFrame *frame_in)
+pb_tunnel_receive_frame(PbTunnel *self, GBytes *message, const PbFrame *frame)
 {
-	PbFrame frame = *frame_in;
-
-	switch (frame.type) {
+	switch (frame->type) {
 	case PB_FRAME_DATA:
-		pb_tunnel_deliver(self, frame.conn_id, message, frame.payload, frame.payload_len);
+		pb_tunnel_deliver(self, frame->conn_id, message, frame->payload,
+				  frame->payload_len);
 		break;
 	case PB_FRAME_CLOSE: {
-		PbStream *stream = pb_connection_table_lookup(self->table, frame.conn_id);
+		PbStream *stream = pb_connection_table_lookup(self->table, frame->conn_id);
 
 		if (stream != NULL) {
-			pb_tunnel_log_stream(self, frame.conn_id, "closed by the peer");
+			pb_tunnel_log_stream(self, frame->conn_id, "closed by the peer");
 			pb_tunnel_end_stream(self, stream, FALSE);
 		}
 		break;
 	}
 	case PB_FRAME_OPEN:
-		pb_tunnel_receive_open(self, &frame);
+		pb_tunnel_receive_open(self, frame);
 		break;
 	case PB_FRAME_WINDOW:
 		if (self->features & PB_FEATURE_FLOW)
-			pb_tunnel_receive_window(self, &frame);
+			pb_tunnel_receive_window(self, frame);
 		break;
 	case PB_FRAME_EOF:
 		if (self->features & PB_FEATURE_EOF)
-			pb_tunnel_receive_eof(self, frame.conn_id);
+			pb_tunnel_receive_eof(self, frame->conn_id);
 		break;
 	case PB_FRAME_HELLO:
-		pb_tunnel_receive_hello(self, &frame);
+		pb_tunnel_receive_hello(self, frame);
 		break;
 	case PB_FRAME_RESUME:
 		if (self->features & PB_FEATURE_RESUME)
-			pb_tunnel_receive_resume(self, &frame);
+			pb_tunnel_receive_resume(self, frame);
 		break;
 	default:
 		break; /* unknown types are dropped, so later versions can add some */
@@ -545,15 +544,11 @@ static void
 pb_tunnel_ws_message_cb(const guint8 *message, gsize len, gpointer user_data)
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
-	PbFrame frame = {
-	    .type = message[0],
-	    .conn_id = pb_frame_read_u32(message + 1),
-	    .payload = message + PB_FRAME_HEADER_SIZE,
-	    .payload_len = len - PB_FRAME_HEADER_SIZE,
-	};
+	PbFrame frame;
 
 	pb_watchdog_heard(self->watchdog);
-	pb_tunnel_receive_frame(self, NULL, &frame);
+	if (pb_frame_parse_data(message, len, &frame, NULL)) /* PbWsInput checked its length */
+		pb_tunnel_receive_frame(self, NULL, &frame);
 }
 
 /* Ends every connection at once: the WebSocket is gone. Aborted streams emit nothing. */

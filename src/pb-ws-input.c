@@ -24,8 +24,8 @@
  *   libsoup each cost a GBytes, a signal, and two wake-ups of the main loop (its source's
  *   ready time set and cleared, an eventfd write each): a WINDOW every quarter window of
  *   a stream, three or four messages per connection opened.
- * - Every other frame (control frames, HELLO, OPEN, CLOSE, fragments, anything odd or
- *   invalid) is left to libsoup, which reads exactly that frame's bytes from memory and
+ * - Every other frame (control frames, HELLO and other long messages, fragments, anything
+ *   odd or invalid) is left to libsoup, which reads exactly that frame's bytes from memory and
  *   handles it as always: pings, the close handshake, protocol errors.
  *
  * Order is kept: the fast path stops at a frame for libsoup until libsoup has read it.
@@ -94,8 +94,6 @@ G_DEFINE_FINAL_TYPE_WITH_CODE(PbWsInput, pb_ws_input, G_TYPE_INPUT_STREAM,
 			      G_IMPLEMENT_INTERFACE(G_TYPE_POLLABLE_INPUT_STREAM,
 						    pb_ws_input_pollable_iface_init))
 
-/* Whether a frame can take the fast path: a whole DATA message in one binary frame, masked
- * as RFC 6455 wants for its direction, within the size libsoup would accept. */
 /* Whether a frame holds a whole PiggyBack message that the fast path may take: one plain
  * binary frame, masked as the peer must, with at least a PiggyBack header. */
 static gboolean
@@ -152,6 +150,7 @@ pb_ws_input_begin_frame(PbWsInput *self)
 	gsize avail = self->end - self->start;
 	PbWsFrameHeader header;
 	guint8 pb_header[PB_FRAME_HEADER_SIZE] = {0};
+	gboolean plain;
 
 	if (!pb_ws_frame_header_parse(frame, avail, &header))
 		return FALSE;
@@ -166,8 +165,9 @@ pb_ws_input_begin_frame(PbWsInput *self)
 		if (header.masked)
 			pb_ws_frame_unmask(pb_header, PB_FRAME_HEADER_SIZE, header.mask, 0);
 	}
-	if (pb_ws_input_is_plain(self, &header) && pb_header[0] != PB_FRAME_DATA &&
-	    header.payload_len <= PB_WS_SHORT_MESSAGE && self->message_func != NULL) {
+	plain = pb_ws_input_is_plain(self, &header);
+	if (plain && pb_header[0] != PB_FRAME_DATA && header.payload_len <= PB_WS_SHORT_MESSAGE &&
+	    self->message_func != NULL) {
 		guint8 message[PB_WS_SHORT_MESSAGE];
 		gsize len = (gsize)header.payload_len;
 
@@ -181,8 +181,7 @@ pb_ws_input_begin_frame(PbWsInput *self)
 		self->message_func(message, len, self->message_func_user_data);
 		return TRUE;
 	}
-	if (!pb_ws_input_is_plain(self, &header) || pb_header[0] != PB_FRAME_DATA ||
-	    self->data_func == NULL) {
+	if (!plain || pb_header[0] != PB_FRAME_DATA || self->data_func == NULL) {
 		self->pass_left = header.header_len + header.payload_len;
 		if (!(header.opcode & 0x8)) /* control frames may come between fragments */
 			self->passing_fragments = !header.fin;

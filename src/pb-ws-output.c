@@ -4,6 +4,7 @@
 #include "pb-ws-output.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "pb-ws-frame.h"
 
@@ -67,24 +68,26 @@ pb_ws_output_count_sent(PbWsOutput *self, gsize n)
 	}
 }
 
-/* Writes @len bytes of our frame at @data without blocking; how many went, or -1. */
+/* Writes the next bytes of our frame, in @n_vectors pieces, without blocking; how many went,
+ * or -1. */
 static gssize
-pb_ws_output_write_ours(PbWsOutput *self, const guint8 *data, gsize len)
+pb_ws_output_write_ours(PbWsOutput *self, const GOutputVector *vectors, gsize n_vectors)
 {
 	g_autoptr(GError) error = NULL;
-	gssize n = g_pollable_output_stream_write_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base),
-							      data, len, NULL, &error);
+	gsize n = 0;
+	GPollableReturn result = g_pollable_output_stream_writev_nonblocking(
+	    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, n_vectors, &n, NULL, &error);
 
-	if (n < 0) {
-		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-			return 0;
+	if (result == G_POLLABLE_RETURN_FAILED) {
 		/* the connection is broken: libsoup finds out too when it reads or writes */
 		g_debug("WebSocket write failed: %s", error->message);
 		return -1;
 	}
-	self->frame_left -= (gsize)n;
+	if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
+		n = 0;
+	self->frame_left -= n;
 	self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_OURS;
-	return n;
+	return (gssize)n;
 }
 
 static gboolean
@@ -104,8 +107,8 @@ pb_ws_output_flush(PbWsOutput *self)
 			self->writer = PB_WS_WRITER_OURS;
 			self->frame_left = len;
 		}
-		n = pb_ws_output_write_ours(self, data + self->head_offset,
-					    len - self->head_offset);
+		n = pb_ws_output_write_ours(
+		    self, &(GOutputVector){data + self->head_offset, len - self->head_offset}, 1);
 		if (n < 0) {
 			g_queue_clear_full(&self->queue, (GDestroyNotify)g_bytes_unref);
 			self->head_offset = 0;
@@ -143,6 +146,46 @@ pb_ws_output_flush_cb(GObject *stream, gpointer user_data)
 	return G_SOURCE_CONTINUE; /* a flush that is done destroyed the source */
 }
 
+/* Sends a frame of ours, in @n_vectors pieces: straight from them if the socket takes it,
+ * the rest copied in one piece and queued (unbounded: the caller counts with
+ * pb_ws_output_get_sent() and stops in time). */
+static void
+pb_ws_output_send_vectors(PbWsOutput *self, const GOutputVector *vectors, gsize n_vectors)
+{
+	gsize len = 0;
+	gsize done = 0;
+	gsize at = 0;
+	guint8 *rest;
+
+	if (self->closing)
+		return;
+	for (gsize i = 0; i < n_vectors; i++)
+		len += vectors[i].size;
+	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
+		gssize n;
+
+		self->writer = PB_WS_WRITER_OURS;
+		self->frame_left = len;
+		n = pb_ws_output_write_ours(self, vectors, n_vectors);
+		if (n < 0)
+			return;
+		pb_ws_output_count_sent(self, (gsize)n);
+		if ((gsize)n == len)
+			return;
+		done = (gsize)n;
+	}
+	rest = g_malloc(len - done); /* exactly: the queue is counted by its bytes' sizes */
+	for (gsize i = 0; i < n_vectors; i++) {
+		gsize skip = MIN(done, vectors[i].size);
+
+		memcpy(rest + at, (const guint8 *)vectors[i].buffer + skip, vectors[i].size - skip);
+		at += vectors[i].size - skip;
+		done -= skip;
+	}
+	g_queue_push_tail(&self->queue, g_bytes_new_take(rest, at));
+	pb_ws_output_flush(self);
+}
+
 /**
  * pb_ws_output_send:
  * @frame: (array length=len): one whole WebSocket frame, masked if we are the client
@@ -153,25 +196,10 @@ pb_ws_output_flush_cb(GObject *stream, gpointer user_data)
 void
 pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len)
 {
-	gssize n = 0;
-
 	g_return_if_fail(PB_IS_WS_OUTPUT(self));
 	g_return_if_fail(len > 0);
 
-	if (self->closing)
-		return;
-	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
-		self->writer = PB_WS_WRITER_OURS;
-		self->frame_left = len;
-		n = pb_ws_output_write_ours(self, frame, len);
-		if (n < 0)
-			return;
-		pb_ws_output_count_sent(self, (gsize)n);
-		if ((gsize)n == len)
-			return;
-	}
-	g_queue_push_tail(&self->queue, g_bytes_new(frame + n, len - (gsize)n));
-	pb_ws_output_flush(self);
+	pb_ws_output_send_vectors(self, &(GOutputVector){frame, len}, 1);
 }
 
 /**
@@ -221,10 +249,6 @@ pb_ws_output_send_message_parts(PbWsOutput *self, guint8 *head, gsize head_len,
 {
 	gsize len = head_len + payload_len;
 	gsize header_len = pb_ws_frame_header_size(len, self->masked);
-	GOutputVector vectors[2];
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GByteArray) rest = NULL;
-	gsize n = 0;
 
 	g_return_val_if_fail(PB_IS_WS_OUTPUT(self), 0);
 
@@ -236,43 +260,15 @@ pb_ws_output_send_message_parts(PbWsOutput *self, guint8 *head, gsize head_len,
 		pb_ws_frame_unmask(head, head_len, (const guint8 *)&mask, 0);
 		pb_ws_frame_header_write(head - header_len, len, (const guint8 *)&mask);
 		pb_ws_output_send(self, head - header_len, header_len + len);
-		return header_len + len;
+	} else {
+		pb_ws_frame_header_write(head - header_len, len, NULL);
+		pb_ws_output_send_vectors(
+		    self,
+		    (const GOutputVector[]){{head - header_len, header_len + head_len},
+					    {payload, payload_len}},
+		    2);
 	}
-	pb_ws_frame_header_write(head - header_len, len, NULL);
-	head -= header_len;
-	head_len += header_len;
-	if (self->closing)
-		return head_len + payload_len;
-	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
-		GPollableReturn result;
-
-		vectors[0] = (GOutputVector){head, head_len};
-		vectors[1] = (GOutputVector){payload, payload_len};
-		self->writer = PB_WS_WRITER_OURS;
-		self->frame_left = head_len + payload_len;
-		result = g_pollable_output_stream_writev_nonblocking(
-		    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, 2, &n, NULL, &error);
-		if (result == G_POLLABLE_RETURN_FAILED) {
-			g_debug("WebSocket write failed: %s", error->message);
-			return head_len + payload_len;
-		}
-		if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
-			n = 0;
-		self->frame_left -= n;
-		self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_OURS;
-		pb_ws_output_count_sent(self, n);
-		if (n == head_len + payload_len)
-			return n;
-	}
-	/* what the socket did not take waits in the queue, in one piece */
-	rest = g_byte_array_sized_new((guint)(head_len + payload_len - n));
-	if (n < head_len)
-		g_byte_array_append(rest, head + n, (guint)(head_len - n));
-	g_byte_array_append(rest, payload + (n > head_len ? n - head_len : 0),
-			    (guint)(payload_len - (n > head_len ? n - head_len : 0)));
-	g_queue_push_tail(&self->queue, g_byte_array_free_to_bytes(g_steal_pointer(&rest)));
-	pb_ws_output_flush(self);
-	return head_len + payload_len;
+	return header_len + len;
 }
 
 /* libsoup's frames: each written from its start, whole or continued after a short write. */
