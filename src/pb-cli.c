@@ -328,11 +328,14 @@ pb_cli_dashboard_console(void)
 	return pb_console_is_interactive(console) ? g_steal_pointer(&console) : NULL;
 }
 
-/* From now on SIGINT, SIGTERM and SIGHUP end the main loop (status 0), also before it runs: a
- * script may send them as soon as it reads a line of ours. */
+/* Called before the first line a script reads (it may act on it at once):
+ * - from now on SIGINT, SIGTERM and SIGHUP end the main loop (status 0), also before it runs;
+ * - the context's poller exists, so the process already holds every fd it always holds (tests
+ *   count a server's fds from that line on). */
 void
-pb_cli_watch_signals(PbCli *cli)
+pb_cli_begin(PbCli *cli)
 {
+	pb_poller_start();
 	cli->sigint = g_unix_signal_add(SIGINT, pb_cli_signal_cb, cli);
 	cli->sigterm = g_unix_signal_add(SIGTERM, pb_cli_signal_cb, cli);
 	/* the terminal went away: end as cleanly (the client says goodbye to its server) */
@@ -345,7 +348,6 @@ pb_cli_run(PbCli *cli)
 {
 	if (cli->view != NULL)
 		pb_dashboard_view_start(cli->view);
-	pb_poller_start();
 	g_main_loop_run(cli->loop);
 	pb_cli_stop_view(cli);
 	g_clear_object(&cli->view);

@@ -53,7 +53,7 @@ pb_cli_parse_config(GOptionContext *context, const GOptionEntry *entries, const 
 PbConsole *
 pb_cli_dashboard_console(void);
 void
-pb_cli_watch_signals(PbCli *cli);
+pb_cli_begin(PbCli *cli);
 int
 pb_cli_run(PbCli *cli);
 guint

@@ -430,7 +430,7 @@ pb_forward_command(int argc, char **argv, gboolean use_settings)
 		}
 	}
 
-	pb_cli_watch_signals(&cli);
+	pb_cli_begin(&cli);
 	client = pb_tunnel_client_new(server_url, o.host, (guint16)o.port);
 	for (guint i = 0; specs != NULL && i < specs->len; i++)
 		pb_tunnel_client_add_service(client, specs->pdata[i]);

@@ -361,7 +361,7 @@ pb_serve_command(int argc, char **argv)
 		g_printerr(_("%s: warning: the certificate does not cover *.%s: clients will not "
 			     "trust it for https://NAME.%s\n"),
 			   g_get_prgname(), o.domain, o.domain);
-	pb_cli_watch_signals(&cli);
+	pb_cli_begin(&cli);
 	drainer = pb_serve_drain_new(&cli, server, (guint)o.drain);
 	/* a server reloads on SIGHUP, as daemons do (systemctl reload), rather than end */
 	reload.server = server;

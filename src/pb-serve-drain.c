@@ -51,7 +51,7 @@ pb_serve_drain_sigterm_cb(gpointer user_data)
 
 /**
  * pb_serve_drain_new:
- * @cli: the command's run, after pb_cli_watch_signals()
+ * @cli: the command's run, after pb_cli_begin()
  * @seconds: how long to drain; 0 = not at all, SIGTERM stops at once
  *
  * Takes SIGTERM over from @cli when @seconds is not 0.
