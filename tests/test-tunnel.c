@@ -1079,7 +1079,8 @@ test_tunnel_local_connect_timeout(TunnelFixture *fx, gconstpointer user_data)
 
 	g_test_summary("A local service that never answers a connection attempt (its listen "
 		       "backlog full: the kernel drops the SYN) gets the public connection closed "
-		       "after the local connect timeout, not after two minutes of SYN retries");
+		       "after the local connect timeout, not after two minutes of SYN retries; "
+		       "so does a dial straight to the address the last connection reached");
 	where = g_inet_socket_address_new(ipv4, 0);
 	g_assert_true(g_socket_bind(local, where, FALSE, NULL));
 	g_socket_set_listen_backlog(local, 0); /* one connection fills it */
@@ -1095,6 +1096,24 @@ test_tunnel_local_connect_timeout(TunnelFixture *fx, gconstpointer user_data)
 	g_test_message("public connection closed after %.2f s", waited);
 	g_assert_cmpint(g_socket_receive(public, &byte, 1, NULL, NULL), <=, 0);
 	g_assert_cmpfloat(waited, >=, 0.9); /* it did wait for the local service */
+
+	/* room for one: a connection gets through, and the client keeps its address */
+	g_clear_object(&public);
+	g_assert_true(take_pending(local)); /* the filler */
+	public = pb_test_connect(fx->public_port);
+	pb_test_wait_until(take_pending(local), 10);
+	g_clear_object(&public);
+	/* full again: the next dial goes to that address, without a name to resolve */
+	g_clear_object(&filler);
+	filler = pb_test_connect(socket_port(local));
+	public = pb_test_connect(fx->public_port);
+	start = g_get_monotonic_time();
+	pb_test_wait_until(g_socket_condition_check(public, G_IO_IN | G_IO_HUP) != 0, 10);
+	waited = (g_get_monotonic_time() - start) / (double)G_USEC_PER_SEC;
+	g_test_message("straight to the last address: public connection closed after %.2f s",
+		       waited);
+	g_assert_cmpint(g_socket_receive(public, &byte, 1, NULL, NULL), <=, 0);
+	g_assert_cmpfloat(waited, >=, 0.9);
 	g_assert_null(fx->disconnect_reason);
 }
 
