@@ -33,6 +33,11 @@
  * directions have.
  */
 
+/* A read goes straight into a connection's replay buffer when it has room for this much at
+ * once (or for all the read may take): enough that a read's system call outweighs the copy
+ * it saves. */
+#define PB_TUNNEL_REPLAY_READ_MIN (16 * 1024)
+
 guint pb_tunnel_signals[PB_TUNNEL_SIGNAL_LAST] = {0};
 
 G_DEFINE_FINAL_TYPE(PbTunnel, pb_tunnel, G_TYPE_OBJECT)
@@ -198,6 +203,7 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 	gsize want = flow_on
 			 ? pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, PB_READ_CHUNK))
 			 : PB_READ_CHUNK;
+	gboolean direct = FALSE; /* read straight into the replay buffer */
 	g_autoptr(GError) error = NULL;
 	gssize n;
 
@@ -205,17 +211,31 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 		pb_stream_set_blocked(stream, TRUE); /* until WINDOW comes */
 		return;
 	}
-	/* with `resume`, read into the replay buffer and send from there: no copy */
-	if (replay != NULL)
-		buf = pb_replay_begin_push(replay, want, &want);
+	/* With `resume`, read into the replay buffer and send from there: no copy. Unless the
+	 * buffer has little room at once (a new connection's is 64 bytes; a ring that wraps):
+	 * then read into frame_buf and keep a copy, so that a 1 KiB request is one read and
+	 * one message, not a 64-byte one and the rest. */
+	if (replay != NULL) {
+		gsize room;
+		guint8 *place = pb_replay_begin_push(replay, want, &room);
+
+		if (room >= MIN(want, PB_TUNNEL_REPLAY_READ_MIN)) {
+			buf = place;
+			want = room;
+			direct = TRUE;
+		}
+	}
 	n = pb_stream_receive(stream, buf, want, &error);
 	if (n > 0) {
 		PbServiceStats *service_stats = pb_tunnel_get_stream_stats(self, stream);
 
-		if (replay != NULL) {
+		if (direct) {
 			pb_replay_end_push(replay, (gsize)n);
 			pb_tunnel_send_data_from(self, stream, buf, (gsize)n);
 		} else {
+			/* within the window, so within the replay buffer's bound */
+			if (replay != NULL)
+				pb_replay_push(replay, buf, (gsize)n);
 			pb_tunnel_send(self, PB_FRAME_DATA, pb_stream_get_id(stream), (gsize)n);
 		}
 		self->bytes_out += (gsize)n;

@@ -271,6 +271,35 @@ test_tunnel_server_list_clients(TunnelFixture *fx, gconstpointer user_data)
 	pb_test_service_free(echo);
 }
 
+static void
+test_tunnel_first_read_whole(TunnelFixture *fx, gconstpointer user_data)
+{
+	PbTestService *sink = pb_test_service_new(PB_TEST_SERVICE_SINK, 0, 0);
+	g_autoptr(GSocket) public = NULL;
+	guint8 request[4000];
+	PbTunnelStats before;
+	PbTunnelStats after;
+
+	g_test_summary("With `resume`, a new connection's first 4000 bytes, written at once, "
+		       "cross in one DATA message: its replay buffer starts small, its first read "
+		       "does not");
+	tunnel_start_client(fx, NULL, pb_test_service_get_port(sink));
+	g_assert_true(pb_tunnel_client_get_features(fx->client) & PB_FEATURE_RESUME);
+	pb_tunnel_server_get_totals(fx->server, &before);
+	public = pb_test_connect(fx->public_port);
+	pb_test_pattern_fill(request, sizeof request, 0);
+	g_assert_cmpint(g_socket_send(public, (const char *)request, sizeof request, NULL, NULL),
+			==, sizeof request);
+	pb_test_wait_until(pb_test_service_get_bytes(sink) == sizeof request, 10);
+	pb_tunnel_server_get_totals(fx->server, &after);
+	g_test_message("%" G_GUINT64_FORMAT " messages sent for it",
+		       after.frames_out - before.frames_out);
+	/* OPEN and DATA */
+	g_assert_cmpuint(after.frames_out - before.frames_out, ==, 2);
+	g_clear_object(&public);
+	pb_test_service_free(sink);
+}
+
 /* A line protocol that is not HTTP: each line is answered before the next is sent. */
 static gpointer
 raw_pb_test_echo_job_cb(gpointer user_data)
@@ -1133,6 +1162,7 @@ main(int argc, char **argv)
 	ADD("/tunnel/local-down", test_tunnel_local_down);
 	ADD("/tunnel/local-address-kept", test_tunnel_local_address_kept);
 	ADD("/tunnel/local-connect-timeout", test_tunnel_local_connect_timeout);
+	ADD("/tunnel/first-read-whole", test_tunnel_first_read_whole);
 	ADD("/tunnel/port-taken", test_tunnel_port_taken);
 	ADD("/tunnel/port-range", test_tunnel_port_range);
 	ADD("/tunnel/dual-stack", test_tunnel_dual_stack);
