@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "pb-batch.h"
+
 /*
  * Why not GSocketService: when accept() fails because the process is out of file
  * descriptors (EMFILE), GSocketService logs a warning and accepts again at once; the
@@ -42,10 +44,8 @@ pb_listener_resume_cb(gpointer user_data)
 }
 
 static gboolean
-pb_listener_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+pb_listener_accept_some(PbListener *self)
 {
-	PbListener *self = user_data;
-
 	/* a bounded batch: other sources get a turn during a flood */
 	for (guint i = 0; i < 64 && self->accepting; i++) {
 		g_autoptr(GError) error = NULL;
@@ -71,6 +71,18 @@ pb_listener_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data
 		self->func(connection, self->user_data);
 	}
 	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+pb_listener_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	PbListener *self = user_data;
+	gboolean again;
+
+	pb_batch_begin(); /* the OPENs of a burst go out together */
+	again = pb_listener_accept_some(self);
+	pb_batch_end();
+	return again;
 }
 
 static void

@@ -8,6 +8,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "pb-batch.h"
+
 /*
  * Every tunneled socket watched through one epoll set per main context, which the main
  * context sees as a single file descriptor.
@@ -54,6 +56,7 @@ pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 	int n = epoll_wait(poller->epoll_fd, events, PB_POLLER_BATCH, 0);
 
 	poller->dispatching++;
+	pb_batch_begin();
 	for (int i = 0; i < n; i++) {
 		PbPollerWatch *watch = events[i].data.ptr;
 		guint32 ready = events[i].events;
@@ -66,6 +69,7 @@ pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 		    (ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
 			watch->on_writable(watch->user_data);
 	}
+	pb_batch_end();
 	poller->dispatching--;
 	if (poller->dispatching == 0) /* not inside a callback's nested iteration */
 		g_slist_free_full(g_steal_pointer(&poller->dead), g_free);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "pb-batch.h"
 #include "pb-frame.h"
 #include "pb-ws-frame.h"
 
@@ -319,10 +320,9 @@ pb_ws_input_refill(PbWsInput *self)
 }
 
 static gboolean
-pb_ws_input_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+pb_ws_input_source_dispatch_batch(PbWsInputSource *src, PbWsInput *self, GSourceFunc callback,
+				  gpointer user_data)
 {
-	PbWsInputSource *src = (PbWsInputSource *)source;
-	g_autoptr(PbWsInput) self = g_object_ref(src->stream);
 	gboolean again;
 
 	if (!pb_ws_input_is_stopped(self)) {
@@ -348,6 +348,19 @@ pb_ws_input_source_dispatch(GSource *source, GSourceFunc callback, gpointer user
 	again = ((GPollableSourceFunc)(void (*)(void))callback)(G_OBJECT(self), user_data);
 	if (again)
 		pb_ws_input_source_update(src);
+	return again;
+}
+
+static gboolean
+pb_ws_input_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	PbWsInputSource *src = (PbWsInputSource *)source;
+	g_autoptr(PbWsInput) self = g_object_ref(src->stream);
+	gboolean again;
+
+	pb_batch_begin(); /* what the messages make us send goes out together */
+	again = pb_ws_input_source_dispatch_batch(src, self, callback, user_data);
+	pb_batch_end();
 	return again;
 }
 

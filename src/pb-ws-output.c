@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "pb-batch.h"
 #include "pb-ws-frame.h"
 
 /*
@@ -24,9 +25,18 @@
  * its write would block meanwhile. After libsoup starts a close frame, nothing of ours
  * follows: a WebSocket ends with its close frame.
  *
+ * Small frames of ours sent during a batch of the main loop's work (see pb-batch.c) are
+ * gathered and written together at its end, or in front of the next frame that is not
+ * small, or of libsoup's next frame: a burst of new connections, or of WINDOWs, costs one
+ * write, not one per frame. Our frames keep their order in all cases.
+ *
  * The bytes of our frames that reached the socket are counted ("sent"), so the tunnel
  * knows how much is still queued, and "drained" is emitted when a watched count is reached.
  */
+
+/* Frames of at most this size wait for the end of the batch, in a buffer of PB_WS_BATCH */
+#define PB_WS_BATCH_FRAME_MAX 512
+#define PB_WS_BATCH	      4096
 
 typedef enum {
 	PB_WS_WRITER_NONE, /* at a frame boundary */
@@ -46,6 +56,9 @@ struct _PbWsOutput {
 	gboolean closing;      /* libsoup wrote a close frame: ours are dropped */
 	guint64 sent;	       /* bytes of our frames written to @base */
 	guint64 watch;	       /* emit "drained" when @sent reaches this; 0 = off */
+	gboolean deferred;     /* the end of the batch writes @batch (it holds a reference) */
+	gsize batch_len;       /* whole small frames of ours in @batch; the queue is empty */
+	guint8 batch[PB_WS_BATCH];
 };
 
 enum { SIGNAL_DRAINED, SIGNAL_LAST };
@@ -146,19 +159,17 @@ pb_ws_output_flush_cb(GObject *stream, gpointer user_data)
 	return G_SOURCE_CONTINUE; /* a flush that is done destroyed the source */
 }
 
-/* Sends a frame of ours, in @n_vectors pieces: straight from them if the socket takes it,
+/* Writes frames of ours, in @n_vectors pieces: straight from them if the socket takes them,
  * the rest copied in one piece and queued (unbounded: the caller counts with
  * pb_ws_output_get_sent() and stops in time). */
 static void
-pb_ws_output_send_vectors(PbWsOutput *self, const GOutputVector *vectors, gsize n_vectors)
+pb_ws_output_write_frames(PbWsOutput *self, const GOutputVector *vectors, gsize n_vectors)
 {
 	gsize len = 0;
 	gsize done = 0;
 	gsize at = 0;
 	guint8 *rest;
 
-	if (self->closing)
-		return;
 	for (gsize i = 0; i < n_vectors; i++)
 		len += vectors[i].size;
 	if (self->writer == PB_WS_WRITER_NONE && g_queue_is_empty(&self->queue)) {
@@ -184,6 +195,68 @@ pb_ws_output_send_vectors(PbWsOutput *self, const GOutputVector *vectors, gsize 
 	}
 	g_queue_push_tail(&self->queue, g_bytes_new_take(rest, at));
 	pb_ws_output_flush(self);
+}
+
+/* Writes the small frames gathered so far. */
+static void
+pb_ws_output_write_batch(PbWsOutput *self)
+{
+	gsize len = self->batch_len;
+
+	if (len == 0)
+		return;
+	self->batch_len = 0;
+	pb_ws_output_write_frames(self, &(GOutputVector){self->batch, len}, 1);
+}
+
+static void
+pb_ws_output_batch_end_cb(gpointer user_data)
+{
+	g_autoptr(PbWsOutput) self = user_data; /* the batch's reference */
+
+	self->deferred = FALSE;
+	pb_ws_output_write_batch(self);
+}
+
+/* Sends a frame of ours, in @n_vectors pieces (at most 2): gathered for the end of the
+ * batch if small, else written with the small ones before it. */
+static void
+pb_ws_output_send_vectors(PbWsOutput *self, const GOutputVector *vectors, gsize n_vectors)
+{
+	GOutputVector all[3];
+	gsize len = 0;
+
+	g_assert(n_vectors <= 2);
+	if (self->closing)
+		return;
+	for (gsize i = 0; i < n_vectors; i++)
+		len += vectors[i].size;
+	if (len <= PB_WS_BATCH_FRAME_MAX && g_queue_is_empty(&self->queue)) {
+		if (self->batch_len + len > PB_WS_BATCH)
+			pb_ws_output_write_batch(self);
+		if (!self->deferred && g_queue_is_empty(&self->queue) &&
+		    pb_batch_defer(pb_ws_output_batch_end_cb, self)) {
+			self->deferred = TRUE;
+			g_object_ref(self); /* the batch's */
+		}
+		/* not in a batch, or the socket is full: at once, or queued */
+		if (self->deferred && g_queue_is_empty(&self->queue)) {
+			for (gsize i = 0; i < n_vectors; i++) {
+				memcpy(self->batch + self->batch_len, vectors[i].buffer,
+				       vectors[i].size);
+				self->batch_len += vectors[i].size;
+			}
+			return;
+		}
+	}
+	/* the small frames first, in the same system call */
+	all[0] = (GOutputVector){self->batch, self->batch_len};
+	memcpy(all + 1, vectors, n_vectors * sizeof *vectors);
+	self->batch_len = 0;
+	if (all[0].size > 0)
+		pb_ws_output_write_frames(self, all, n_vectors + 1);
+	else
+		pb_ws_output_write_frames(self, vectors, n_vectors);
 }
 
 /**
@@ -277,10 +350,13 @@ pb_ws_output_write_nonblocking(GPollableOutputStream *stream, const void *buffer
 			       GError **error)
 {
 	PbWsOutput *self = PB_WS_OUTPUT(stream);
-	guint64 frame_left = self->frame_left;
+	guint64 frame_left;
 	PbWsFrameHeader header;
 	gssize n;
 
+	if (self->writer != PB_WS_WRITER_LIBSOUP)
+		pb_ws_output_write_batch(self); /* ours came first */
+	frame_left = self->frame_left;
 	if (self->writer == PB_WS_WRITER_OURS) {
 		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, g_strerror(EAGAIN));
 		return -1;
