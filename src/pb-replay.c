@@ -249,6 +249,13 @@ pb_replay_get_size(PbReplay *self)
 	return self->size;
 }
 
+/* Bytes the ring has room for, kept or not. */
+gsize
+pb_replay_get_capacity(PbReplay *self)
+{
+	return self->capacity;
+}
+
 void
 pb_replay_free(PbReplay *self)
 {

@@ -31,6 +31,8 @@ guint64
 pb_replay_get_confirmed(PbReplay *self);
 gsize
 pb_replay_get_size(PbReplay *self);
+gsize
+pb_replay_get_capacity(PbReplay *self);
 void
 pb_replay_free(PbReplay *self);
 

@@ -33,9 +33,8 @@
  * directions have.
  */
 
-/* A read goes straight into a connection's replay buffer when it has room for this much at
- * once (or for all the read may take): enough that a read's system call outweighs the copy
- * it saves. */
+/* A read goes straight into a connection's replay buffer when the buffer holds at least
+ * this much, or has room for it at once (or for all the read may take). */
 #define PB_TUNNEL_REPLAY_READ_MIN (16 * 1024)
 
 guint pb_tunnel_signals[PB_TUNNEL_SIGNAL_LAST] = {0};
@@ -212,14 +211,16 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 		return;
 	}
 	/* With `resume`, read into the replay buffer and send from there: no copy. Unless the
-	 * buffer has little room at once (a new connection's is 64 bytes; a ring that wraps):
-	 * then read into frame_buf and keep a copy, so that a 1 KiB request is one read and
-	 * one message, not a 64-byte one and the rest. */
+	 * buffer is small (a new connection's is 64 bytes) and has little room: then read into
+	 * frame_buf and keep a copy, so that a 1 KiB request is one read and one message, not
+	 * a 64-byte one and the rest. (A big ring that wraps is read up to its end: a short
+	 * read costs less than copying a whole read.) */
 	if (replay != NULL) {
 		gsize room;
 		guint8 *place = pb_replay_begin_push(replay, want, &room);
 
-		if (room >= MIN(want, PB_TUNNEL_REPLAY_READ_MIN)) {
+		if (room >= MIN(want, PB_TUNNEL_REPLAY_READ_MIN) ||
+		    pb_replay_get_capacity(replay) >= PB_TUNNEL_REPLAY_READ_MIN) {
 			buf = place;
 			want = room;
 			direct = TRUE;
