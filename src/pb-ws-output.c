@@ -239,7 +239,7 @@ pb_ws_output_send_vectors(PbWsOutput *self, const GOutputVector *vectors, gsize 
 			self->deferred = TRUE;
 			g_object_ref(self); /* the batch's */
 		}
-		/* not in a batch, or the socket is full: at once, or queued */
+		/* else (not in a batch, or the socket is full) it goes at once, or is queued */
 		if (self->deferred && g_queue_is_empty(&self->queue)) {
 			for (gsize i = 0; i < n_vectors; i++) {
 				memcpy(self->batch + self->batch_len, vectors[i].buffer,
