@@ -381,12 +381,24 @@ pb_test_proc_exited_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	proc->exited = TRUE;
 }
 
-/* A launcher whose processes write stdout and stderr to one pipe. */
+static void
+pb_test_proc_tied_cb(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* A launcher whose processes write stdout and stderr to one pipe, and which the kernel
+ * kills when the test's thread that started them ends (a failed assertion, a crash): a
+ * failing test leaves no piggyback behind. Start them from the main thread. A test that
+ * sets a child setup of its own sets PR_SET_PDEATHSIG there too. */
 GSubprocessLauncher *
 pb_test_proc_launcher_new(void)
 {
-	return g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-					 G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	GSubprocessLauncher *launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+								  G_SUBPROCESS_FLAGS_STDERR_MERGE);
+
+	g_subprocess_launcher_set_child_setup(launcher, pb_test_proc_tied_cb, NULL, NULL);
+	return launcher;
 }
 
 /* GET @path over HTTPS (see PbTestHttpsGet). Returns: (transfer full): the whole answer, or
@@ -480,24 +492,6 @@ pb_test_example_uncommented(const char *example, const char *group)
 	g_file_get_contents(path, &text, NULL, &error);
 	g_assert_no_error(error);
 	return g_regex_replace(regex, text, -1, 0, "\\1", 0, &error);
-}
-
-static void
-pb_test_proc_tied_cb(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-/* A launcher whose processes the kernel kills when the test's thread that started them
- * ends (a failed assertion, a crash): a failing test leaves no piggyback behind. Start
- * them from the main thread. */
-GSubprocessLauncher *
-pb_test_proc_launcher_new_tied(void)
-{
-	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
-
-	g_subprocess_launcher_set_child_setup(launcher, pb_test_proc_tied_cb, NULL, NULL);
-	return launcher;
 }
 
 /* The resident memory of the process, in bytes (VmRSS). */

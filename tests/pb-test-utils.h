@@ -94,8 +94,6 @@ typedef struct _PbTestProc PbTestProc;
 
 GSubprocessLauncher *
 pb_test_proc_launcher_new(void);
-GSubprocessLauncher *
-pb_test_proc_launcher_new_tied(void);
 /* A public HTTPS client of 127.0.0.1:@port that names @host in its ClientHello and its
  * Host header, and trusts @database only; for pb_test_run_in_thread(). */
 typedef struct {

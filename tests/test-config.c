@@ -258,7 +258,7 @@ test_config_find_option(void)
 static GSubprocessLauncher *
 launcher_new(void)
 {
-	GSubprocessLauncher *launcher = pb_test_proc_launcher_new_tied();
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
 
 	g_subprocess_launcher_unsetenv(launcher, "PIGGY_TOKEN");
 	return launcher;

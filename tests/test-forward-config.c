@@ -267,7 +267,7 @@ test_forward_config_bad(void)
 static GSubprocessLauncher *
 launcher_new(void)
 {
-	GSubprocessLauncher *launcher = pb_test_proc_launcher_new_tied();
+	GSubprocessLauncher *launcher = pb_test_proc_launcher_new();
 
 	g_subprocess_launcher_unsetenv(launcher, "PIGGY_TOKEN");
 	return launcher;

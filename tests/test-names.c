@@ -221,7 +221,7 @@ serve(guint16 *ws_port, const char *first, ...);
 static PbTestProc *
 serve(guint16 *ws_port, const char *first, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	const char *const domain[] = {"--domain", DOMAIN, NULL};
 	PbTestProc *server;
 	va_list rest;
@@ -236,7 +236,7 @@ serve(guint16 *ws_port, const char *first, ...)
 static PbTestProc *
 forward(guint16 ws_port, guint16 local_port, const char *name)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autofree char *server_url = g_strdup_printf("127.0.0.1:%u", ws_port);
 	g_autofree char *port = g_strdup_printf("%u", local_port);
 	const char *argv[] = {g_getenv("PB_PIGGYBACK"),
@@ -625,7 +625,7 @@ test_names_http_port(void)
 
 	/* only with --domain */
 	{
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 		PbTestProc *bad = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
 						     "-p", "0", "--http-port", "0", NULL);
 
@@ -691,7 +691,7 @@ test_names_refused(void)
 
 	/* a server without --domain gives no name, and the client says so */
 	{
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 		PbTestProc *plain =
 		    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
 				       "127.0.0.1", "-H", "127.0.0.1", NULL);
@@ -719,7 +719,7 @@ test_names_refused(void)
 static int
 serve_fails(const char *const *args, char **output)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 	PbTestProc *bad;
 
@@ -1009,7 +1009,7 @@ test_names_tls(void)
 	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
 	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
 	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	guint16 ws_port;
 	PbTestProc *server = serve(&ws_port, "--tls-cert", cert, "--tls-key", key, NULL);
 	g_autofree char *server_url = g_strdup_printf("wss://127.0.0.1:%u", ws_port);
@@ -1053,7 +1053,7 @@ test_names_tls_away(void)
 	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
 	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
 	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	guint16 ws_port;
 	PbTestProc *server =
 	    serve(&ws_port, "--tls-cert", cert, "--tls-key", key, "--grace", "30", NULL);
@@ -1120,7 +1120,7 @@ test_names_tls_proxy_header(void)
 	g_autofree char *cert = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.pem", NULL);
 	g_autofree char *key = g_test_build_filename(G_TEST_DIST, "tls", "wildcard.key", NULL);
 	g_autoptr(GTlsDatabase) database = g_tls_file_database_new(cert, NULL);
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autoptr(GSocketService) service = g_socket_service_new();
 	g_autofree char *first_line = NULL;
 	guint16 local_port;
@@ -1386,7 +1386,7 @@ test_names_sni_port(void)
 
 	/* only with --domain */
 	{
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 		PbTestProc *bad = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
 						     "-p", "0", "--sni-port", "0", NULL);
 

@@ -220,7 +220,7 @@ wait_ms(guint ms)
 static PbTestProc *
 serve_args(const char *const *args, guint16 *port, ...)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	PbTestProc *server;
 	va_list rest;
 
@@ -245,7 +245,7 @@ serve(guint16 *port)
 static PbTestProc *
 forward_online(guint16 port, guint16 local_port, const char *name)
 {
-	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 	g_autofree char *server = g_strdup_printf("127.0.0.1:%u", port);
 	g_autofree char *local = g_strdup_printf("%u", local_port);
 	g_autofree char *url = g_strdup_printf("HTTP URL: http://%s." DOMAIN ":%u\n", name, port);
@@ -367,7 +367,7 @@ test_several_haproxy(void)
 	dir = g_dir_make_tmp("pb-several-XXXXXX", &error);
 	g_assert_no_error(error);
 	config = haproxy_config(dir, port, ports, 0);
-	launcher = pb_test_proc_launcher_new_tied();
+	launcher = pb_test_proc_launcher_new();
 	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
 	pb_test_wait_until(
 	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
@@ -573,7 +573,7 @@ test_several_haproxy_tls(void)
 	g_assert_no_error(error);
 	config = haproxy_config(dir, port, ports, tls_port);
 	pem = g_build_filename(dir, "wildcard.pem", NULL);
-	launcher = pb_test_proc_launcher_new_tied();
+	launcher = pb_test_proc_launcher_new();
 	haproxy = pb_test_proc_spawn(launcher, haproxy_path, "-f", config, NULL);
 	pb_test_wait_until(
 	    get(port, DOMAIN, "/healthz", NULL) == 200 || pb_test_proc_exited(haproxy), 10);
@@ -675,7 +675,7 @@ test_several_drain_usage(void)
 	const char *const values[] = {"-1", "3601", "x"};
 
 	for (guint i = 0; i < G_N_ELEMENTS(values); i++) {
-		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new_tied();
+		g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
 		PbTestProc *server = pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve",
 							"-p", "0", "--drain", values[i], NULL);
 
