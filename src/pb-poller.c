@@ -32,8 +32,7 @@ typedef struct {
 	GMainContext *context; /* (unowned) the key in pollers; it owns the poller */
 	int epoll_fd;
 	guint dispatching;
-	gboolean added; /* a socket joined the set during this dispatch */
-	GSList *dead;	/* (owned) watches freed during a dispatch */
+	GSList *dead; /* (owned) watches freed during a dispatch */
 } PbPoller;
 
 struct _PbPollerWatch {
@@ -49,13 +48,15 @@ struct _PbPollerWatch {
 G_LOCK_DEFINE_STATIC(pollers);
 static GHashTable *pollers = NULL; /* (owned) GMainContext → PbPoller */
 
-static void
-pb_poller_dispatch_ready(PbPoller *poller)
+static gboolean
+pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 {
+	PbPoller *poller = (PbPoller *)source;
 	struct epoll_event events[PB_POLLER_BATCH];
 	int n = epoll_wait(poller->epoll_fd, events, PB_POLLER_BATCH, 0);
 
-	poller->added = FALSE;
+	poller->dispatching++;
+	pb_batch_begin();
 	for (int i = 0; i < n; i++) {
 		PbPollerWatch *watch = events[i].data.ptr;
 		guint32 ready = events[i].events;
@@ -68,20 +69,6 @@ pb_poller_dispatch_ready(PbPoller *poller)
 		    (ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
 			watch->on_writable(watch->user_data);
 	}
-}
-
-static gboolean
-pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
-{
-	PbPoller *poller = (PbPoller *)source;
-
-	poller->dispatching++;
-	pb_batch_begin();
-	pb_poller_dispatch_ready(poller);
-	/* A listener accepted: the new sockets' first bytes (a request sent right after
-	 * connect()) are read now, not one wake-up later. Once: bounded. */
-	if (poller->added)
-		pb_poller_dispatch_ready(poller);
 	pb_batch_end();
 	poller->dispatching--;
 	if (poller->dispatching == 0) /* not inside a callback's nested iteration */
@@ -203,8 +190,6 @@ pb_poller_watch_set(PbPollerWatch *watch, gboolean readable, gboolean writable)
 		op = EPOLL_CTL_DEL; /* else hang-ups would still be reported */
 	else
 		op = watch->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-	if (op == EPOLL_CTL_ADD)
-		watch->poller->added = TRUE;
 	if (epoll_ctl(watch->poller->epoll_fd, op, watch->fd, &event) < 0)
 		g_warning("epoll_ctl(%d) on fd %d: %s", op, watch->fd, g_strerror(errno));
 	watch->events = events;
