@@ -41,7 +41,6 @@ typedef struct {
 	GCancellable *cancellable; /* (owned) of the current attempt: timeout or caller */
 	guint timeout_id;
 	gboolean timed_out;
-	gboolean tried_last;  /* the current attempt goes to dialer->last, not the name */
 	GSocket *socket;      /* (owned) (nullable) that attempt's socket, connecting */
 	PbPollerWatch *watch; /* (owned) (nullable) waits for @socket to connect */
 } PbLocalDial;
