@@ -152,6 +152,10 @@ pb_test_service_new(PbTestServiceMode mode, gsize source_size, guint16 port)
 	self->mode = mode;
 	self->source_size = source_size;
 	self->service = g_threaded_socket_service_new(64);
+	/* GSocketListener's backlog is 10: forward dials a burst of connections at once, and
+	 * past 10 not yet accepted (a busy machine, a sanitizer build) the kernel drops their
+	 * SYNs, which come again only after a second */
+	g_socket_listener_set_backlog(G_SOCKET_LISTENER(self->service), SOMAXCONN);
 	g_socket_listener_add_address(G_SOCKET_LISTENER(self->service), address,
 				      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &effective,
 				      &error);
