@@ -24,6 +24,8 @@ void
 pb_connection_table_remove(PbConnectionTable *self, PbStream *stream);
 void
 pb_connection_table_set_reading(PbConnectionTable *self, gboolean reading);
+void
+pb_connection_table_pause_reading(PbConnectionTable *self, PbStream *last);
 gboolean
 pb_connection_table_get_reading(PbConnectionTable *self);
 guint

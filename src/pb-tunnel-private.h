@@ -80,7 +80,7 @@ pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error);
 void
 pb_tunnel_update_ws_reading(PbTunnel *self);
 void
-pb_tunnel_check_ws_congestion(PbTunnel *self);
+pb_tunnel_check_ws_congestion(PbTunnel *self, PbStream *last);
 void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason);
 void

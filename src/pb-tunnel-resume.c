@@ -288,7 +288,7 @@ pb_tunnel_resume_stream(PbTunnel *self, PbStream *stream, const PbResumeEntry *e
 	}
 	if (pb_stream_get_read_ended(stream) && !entry->eof)
 		pb_tunnel_send_control(self, PB_FRAME_EOF, id, NULL, 0);
-	pb_tunnel_check_ws_congestion(self);
+	pb_tunnel_check_ws_congestion(self, stream);
 	pb_tunnel_log_stream(self, id, "resumed");
 	pb_stream_set_blocked(stream,
 			      pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, 1)) == 0);

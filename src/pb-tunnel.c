@@ -95,15 +95,17 @@ pb_tunnel_ws_drained_cb(PbWsOutput *output, gpointer user_data)
 	pb_connection_table_set_reading(self->table, TRUE);
 }
 
+/* Stops reading the streams if the WebSocket has too much queued; @last (nullable) is the
+ * stream that just sent: the others get their turn first when reading starts again. */
 void
-pb_tunnel_check_ws_congestion(PbTunnel *self)
+pb_tunnel_check_ws_congestion(PbTunnel *self, PbStream *last)
 {
 	PbWsOutput *output = pb_ws_stream_get_output(self->ws_stream);
 	guint64 unsent = self->queued - pb_ws_output_get_sent(output);
 
 	if (!pb_connection_table_get_reading(self->table) || unsent <= PB_WS_HIGH_WATERMARK)
 		return;
-	pb_connection_table_set_reading(self->table, FALSE);
+	pb_connection_table_pause_reading(self->table, last);
 	pb_ws_output_watch(output, self->queued - PB_WS_LOW_WATERMARK);
 }
 
@@ -247,7 +249,7 @@ pb_tunnel_stream_readable_cb(PbStream *stream, gpointer user_data)
 			if (pb_tunnel_resume_sendable(stream, pb_flow_sendable(flow, 1)) == 0)
 				pb_stream_set_blocked(stream, TRUE);
 		}
-		pb_tunnel_check_ws_congestion(self);
+		pb_tunnel_check_ws_congestion(self, stream);
 	} else if (n == 0) {
 		pb_tunnel_stream_ended(self, stream);
 	} else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
