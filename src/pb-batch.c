@@ -4,8 +4,8 @@
 #include "pb-batch.h"
 
 /*
- * One go of the main loop's work on a thread: what one dispatch of the PbPoller, of the
- * WebSocket's input or of a listener does. Work done during it may defer a call to its end
+ * One go of the main loop's work on a thread: what one dispatch of the PbPoller (tunneled
+ * sockets, listeners, local dials) or of the WebSocket's input does. Work done during it may defer a call to its end
  * (pb_batch_defer()); PbWsOutput does, to write the small WebSocket frames of a batch
  * (OPEN, WINDOW, EOF, CLOSE, a short DATA) with one system call instead of one each.
  *

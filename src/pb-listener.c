@@ -6,7 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "pb-batch.h"
+#include "pb-poller.h"
 
 /*
  * Why not GSocketService: when accept() fails because the process is out of file
@@ -16,15 +16,17 @@
  * accepting for a moment instead, and says so once per pause. It also listens with a
  * backlog of SOMAXCONN (GSocketListener's is 10: a burst of new connections lost SYNs and
  * waited a second for their retransmission) and can stop accepting while staying bound,
- * which keeps a port reserved (see PbTunnelServer's grace period).
+ * which keeps a port reserved (see PbTunnelServer's grace period). It is watched through the
+ * context's PbPoller, not a GSource of its own: a server has a public port per client, and
+ * GLib prepares and checks every source on every wake-up.
  */
 
 #define PB_LISTENER_PAUSE_MS 250 /* after EMFILE: for connections to close meanwhile */
 
 struct _PbListener {
-	GSocket *socket; /* (owned) listening */
-	GSource *source; /* (owned) (nullable) while accepting */
-	guint pause_id;	 /* (nullable) while paused after EMFILE */
+	GSocket *socket;      /* (owned) listening */
+	PbPollerWatch *watch; /* (owned) (nullable) while accepting */
+	guint pause_id;	      /* (nullable) while paused after EMFILE */
 	gboolean accepting;
 	PbListenerFunc func;
 	gpointer user_data;
@@ -43,9 +45,19 @@ pb_listener_resume_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-static gboolean
-pb_listener_accept_some(PbListener *self)
+/* Stops watching for PB_LISTENER_PAUSE_MS. */
+static void
+pb_listener_pause(PbListener *self)
 {
+	g_clear_pointer(&self->watch, pb_poller_watch_free);
+	self->pause_id = g_timeout_add(PB_LISTENER_PAUSE_MS, pb_listener_resume_cb, self);
+}
+
+static void
+pb_listener_ready_cb(gpointer user_data)
+{
+	PbListener *self = user_data;
+
 	/* a bounded batch: other sources get a turn during a flood */
 	for (guint i = 0; i < 64 && self->accepting; i++) {
 		g_autoptr(GError) error = NULL;
@@ -54,15 +66,13 @@ pb_listener_accept_some(PbListener *self)
 
 		if (accepted == NULL) {
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-				return G_SOURCE_CONTINUE;
+				return;
 			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) ||
 			    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE)) {
 				g_warning("Not accepting connections for %d ms: %s",
 					  PB_LISTENER_PAUSE_MS, error->message);
-				g_clear_pointer(&self->source, g_source_destroy);
-				self->pause_id = g_timeout_add(PB_LISTENER_PAUSE_MS,
-							       pb_listener_resume_cb, self);
-				return G_SOURCE_REMOVE;
+				pb_listener_pause(self);
+				return;
 			}
 			g_debug("accept: %s", error->message); /* the peer gave up already */
 			continue;
@@ -70,30 +80,24 @@ pb_listener_accept_some(PbListener *self)
 		connection = g_socket_connection_factory_create_connection(accepted);
 		self->func(connection, self->user_data);
 	}
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-pb_listener_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
-{
-	PbListener *self = user_data;
-	gboolean again;
-
-	pb_batch_begin(); /* the OPENs of a burst go out together */
-	again = pb_listener_accept_some(self);
-	pb_batch_end();
-	return again;
 }
 
 static void
 pb_listener_watch(PbListener *self)
 {
-	if (self->source != NULL || self->pause_id != 0 || !self->accepting)
+	g_autoptr(GError) error = NULL;
+
+	if (self->watch != NULL || self->pause_id != 0 || !self->accepting)
 		return;
-	self->source = g_socket_create_source(self->socket, G_IO_IN, NULL);
-	g_source_set_callback(self->source, G_SOURCE_FUNC(pb_listener_ready_cb), self, NULL);
-	g_source_attach(self->source, g_main_context_get_thread_default());
-	g_source_unref(self->source); /* the context holds it; destroyed to stop */
+	self->watch = pb_poller_watch_new(g_socket_get_fd(self->socket), pb_listener_ready_cb, NULL,
+					  self, &error);
+	if (self->watch == NULL) { /* out of file descriptors for an epoll set */
+		g_warning("Not accepting connections for %d ms: %s", PB_LISTENER_PAUSE_MS,
+			  error->message);
+		pb_listener_pause(self);
+		return;
+	}
+	pb_poller_watch_set(self->watch, TRUE, FALSE);
 }
 
 static PbListener *
@@ -184,7 +188,7 @@ pb_listener_set_accepting(PbListener *self, gboolean accepting)
 		pb_listener_watch(self);
 		return;
 	}
-	g_clear_pointer(&self->source, g_source_destroy);
+	g_clear_pointer(&self->watch, pb_poller_watch_free);
 	g_clear_handle_id(&self->pause_id, g_source_remove);
 }
 

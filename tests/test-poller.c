@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pb-listener.h"
 #include "pb-poller.h"
 #include "pb-test-utils.h"
 
@@ -137,6 +138,60 @@ test_poller_many(void)
 	}
 }
 
+/* How many fds the thread-default context would poll now. */
+static gint
+context_n_fds(void)
+{
+	g_autoptr(GMainContext) context = g_main_context_ref_thread_default();
+	GPollFD fds[256];
+	gint max_priority;
+	gint timeout;
+	gint n;
+
+	g_assert_true(g_main_context_acquire(context));
+	g_main_context_prepare(context, &max_priority);
+	n = g_main_context_query(context, max_priority, &timeout, fds, G_N_ELEMENTS(fds));
+	g_main_context_release(context);
+	return n;
+}
+
+static void
+accepted_cb(GSocketConnection *connection, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+static void
+test_poller_listeners(void)
+{
+	enum { N = 20 };
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	PbListener *listeners[N];
+	guint n_accepted = 0;
+	gint before;
+
+	g_test_summary("Accepting listeners are watched through the poller: 20 of them add "
+		       "nothing to what the main loop polls (a server has a public port per "
+		       "client), and each still accepts");
+	pb_poller_start();
+	before = context_n_fds();
+	for (guint i = 0; i < N; i++) {
+		listeners[i] = pb_listener_new(address, accepted_cb, &n_accepted, NULL);
+		g_assert_nonnull(listeners[i]);
+		pb_listener_set_accepting(listeners[i], TRUE);
+	}
+	g_test_message("%d fds polled before, %d with %d listeners", before, context_n_fds(), N);
+	g_assert_cmpint(context_n_fds(), ==, before);
+	for (guint i = 0; i < N; i++) {
+		g_autoptr(GSocket) client = pb_test_connect(pb_listener_get_port(listeners[i]));
+
+		pb_test_wait_until(n_accepted == i + 1, 10);
+	}
+	for (guint i = 0; i < N; i++)
+		pb_listener_free(listeners[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -144,5 +199,6 @@ main(int argc, char **argv)
 	g_test_add_func("/poller/readiness", test_poller_readiness);
 	g_test_add_func("/poller/free-from-callback", test_poller_free_from_callback);
 	g_test_add_func("/poller/many", test_poller_many);
+	g_test_add_func("/poller/listeners", test_poller_listeners);
 	return g_test_run();
 }
