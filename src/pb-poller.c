@@ -32,7 +32,8 @@ typedef struct {
 	GMainContext *context; /* (unowned) the key in pollers; it owns the poller */
 	int epoll_fd;
 	guint dispatching;
-	GSList *dead; /* (owned) watches freed during a dispatch */
+	gboolean added; /* a socket joined the set during this dispatch */
+	GSList *dead;	/* (owned) watches freed during a dispatch */
 } PbPoller;
 
 struct _PbPollerWatch {
@@ -48,15 +49,13 @@ struct _PbPollerWatch {
 G_LOCK_DEFINE_STATIC(pollers);
 static GHashTable *pollers = NULL; /* (owned) GMainContext → PbPoller */
 
-static gboolean
-pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+static void
+pb_poller_dispatch_ready(PbPoller *poller)
 {
-	PbPoller *poller = (PbPoller *)source;
 	struct epoll_event events[PB_POLLER_BATCH];
 	int n = epoll_wait(poller->epoll_fd, events, PB_POLLER_BATCH, 0);
 
-	poller->dispatching++;
-	pb_batch_begin();
+	poller->added = FALSE;
 	for (int i = 0; i < n; i++) {
 		PbPollerWatch *watch = events[i].data.ptr;
 		guint32 ready = events[i].events;
@@ -69,6 +68,20 @@ pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
 		    (ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
 			watch->on_writable(watch->user_data);
 	}
+}
+
+static gboolean
+pb_poller_dispatch(GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	PbPoller *poller = (PbPoller *)source;
+
+	poller->dispatching++;
+	pb_batch_begin();
+	pb_poller_dispatch_ready(poller);
+	/* A listener accepted: the new sockets' first bytes (a request sent right after
+	 * connect()) are read now, not one wake-up later. Once: bounded. */
+	if (poller->added)
+		pb_poller_dispatch_ready(poller);
 	pb_batch_end();
 	poller->dispatching--;
 	if (poller->dispatching == 0) /* not inside a callback's nested iteration */
@@ -190,6 +203,8 @@ pb_poller_watch_set(PbPollerWatch *watch, gboolean readable, gboolean writable)
 		op = EPOLL_CTL_DEL; /* else hang-ups would still be reported */
 	else
 		op = watch->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+	if (op == EPOLL_CTL_ADD)
+		watch->poller->added = TRUE;
 	if (epoll_ctl(watch->poller->epoll_fd, op, watch->fd, &event) < 0)
 		g_warning("epoll_ctl(%d) on fd %d: %s", op, watch->fd, g_strerror(errno));
 	watch->events = events;
