@@ -5,9 +5,10 @@
 
 /*
  * One go of the main loop's work on a thread: what one dispatch of the PbPoller (tunneled
- * sockets, listeners, local dials) or of the WebSocket's input does. Work done during it may defer a call to its end
- * (pb_batch_defer()); PbWsOutput does, to write the small WebSocket frames of a batch
- * (OPEN, WINDOW, EOF, CLOSE, a short DATA) with one system call instead of one each.
+ * sockets, listeners, local dials) or of the WebSocket's input does. Work done during it
+ * may defer a call to its end (pb_batch_defer()); PbWsOutput does, to write the small
+ * WebSocket frames of a batch (OPEN, WINDOW, EOF, CLOSE, a short DATA) with one system
+ * call instead of one each.
  *
  * Batches nest (a callback that iterates the main loop); the deferred calls run when the
  * outermost one ends. The state is the thread's: a main context is iterated by one thread
