@@ -3,14 +3,15 @@
 
 #include "pb-cli.h"
 
-#include <glib-unix.h>
 #include <glib/gi18n.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "pb-log.h"
 #include "pb-poller.h"
+#include "pb-signal.h"
 #include "pb-token.h"
 
 /*
@@ -330,16 +331,19 @@ pb_cli_dashboard_console(void)
 
 /* Called before the first line a script reads (it may act on it at once):
  * - from now on SIGINT, SIGTERM and SIGHUP end the main loop (status 0), also before it runs;
- * - the context's poller exists, so the process already holds every fd it always holds (tests
- *   count a server's fds from that line on). */
+ * - the context's poller and GLib's worker thread exist, so the process already holds every fd
+ *   it always holds (tests count a server's fds from that line on). */
 void
 pb_cli_begin(PbCli *cli)
 {
 	pb_poller_start();
-	cli->sigint = g_unix_signal_add(SIGINT, pb_cli_signal_cb, cli);
-	cli->sigterm = g_unix_signal_add(SIGTERM, pb_cli_signal_cb, cli);
+	/* GLib starts its worker thread, with an eventfd, along with the first GTask's type;
+	 * the first GTask may come only when a tunnel closes */
+	g_type_ensure(G_TYPE_TASK);
+	cli->sigint = pb_signal_add(SIGINT, pb_cli_signal_cb, cli);
+	cli->sigterm = pb_signal_add(SIGTERM, pb_cli_signal_cb, cli);
 	/* the terminal went away: end as cleanly (the client says goodbye to its server) */
-	cli->sighup = g_unix_signal_add(SIGHUP, pb_cli_signal_cb, cli);
+	cli->sighup = pb_signal_add(SIGHUP, pb_cli_signal_cb, cli);
 }
 
 /* Runs the main loop until a signal or a callback quits it. */
@@ -351,9 +355,9 @@ pb_cli_run(PbCli *cli)
 	g_main_loop_run(cli->loop);
 	pb_cli_stop_view(cli);
 	g_clear_object(&cli->view);
-	g_clear_handle_id(&cli->sigint, g_source_remove);
-	g_clear_handle_id(&cli->sigterm, g_source_remove);
-	g_clear_handle_id(&cli->sighup, g_source_remove);
+	g_clear_handle_id(&cli->sigint, pb_signal_remove);
+	g_clear_handle_id(&cli->sigterm, pb_signal_remove);
+	g_clear_handle_id(&cli->sighup, pb_signal_remove);
 	return cli->status;
 }
 

@@ -5,13 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glib-unix.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "pb-signal.h"
 
 /*
  * Draws a screen, made by a render function, on a terminal: in the alternate screen, so the
@@ -326,7 +327,7 @@ pb_console_start(PbConsole *self)
 	pb_console_write(self->out_fd, PB_CONSOLE_ENTER, strlen(PB_CONSOLE_ENTER),
 			 PB_CONSOLE_CONTROL_TIMEOUT_MS);
 	self->tick_id = g_timeout_add_seconds(PB_CONSOLE_TICK_S, pb_console_tick_cb, self);
-	self->winch_id = g_unix_signal_add(SIGWINCH, pb_console_winch_cb, self);
+	self->winch_id = pb_signal_add(SIGWINCH, pb_console_winch_cb, self);
 	pb_console_draw(self);
 }
 
@@ -364,7 +365,7 @@ pb_console_stop(PbConsole *self)
 	self->started = FALSE;
 	g_clear_handle_id(&self->redraw_id, g_source_remove);
 	g_clear_handle_id(&self->tick_id, g_source_remove);
-	g_clear_handle_id(&self->winch_id, g_source_remove);
+	g_clear_handle_id(&self->winch_id, pb_signal_remove);
 	pb_console_crash_uninstall(self);
 	pb_console_write(self->out_fd, PB_CONSOLE_RESTORE, strlen(PB_CONSOLE_RESTORE),
 			 PB_CONSOLE_CONTROL_TIMEOUT_MS);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
-#include <glib-unix.h>
 #include <glib/gi18n.h>
+#include <signal.h>
 #include <string.h>
 
 #include "pb-cli.h"
@@ -13,6 +13,7 @@
 #include "pb-queue-budget.h"
 #include "pb-serve-drain.h"
 #include "pb-serve-options.h"
+#include "pb-signal.h"
 #include "pb-text.h"
 #include "pb-tls.h"
 #include "pb-tunnel-server.h"
@@ -368,8 +369,12 @@ pb_serve_command(int argc, char **argv)
 	reload.path = o.config;
 	reload.entries = entries;
 	reload.options = &o;
-	g_source_remove(cli.sighup);
-	cli.sighup = g_unix_signal_add(SIGHUP, pb_serve_reload_cb, &reload);
+	{
+		guint ending = cli.sighup; /* replaced without a moment when SIGHUP is fatal */
+
+		cli.sighup = pb_signal_add(SIGHUP, pb_serve_reload_cb, &reload);
+		g_clear_handle_id(&ending, pb_signal_remove);
+	}
 	{
 		const char *shown = o.listen_host != NULL ? o.listen_host : "0.0.0.0";
 		gboolean ipv6 = strchr(shown, ':') != NULL;

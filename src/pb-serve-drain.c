@@ -3,7 +3,9 @@
 
 #include "pb-serve-drain.h"
 
-#include <glib-unix.h>
+#include <signal.h>
+
+#include "pb-signal.h"
 
 /*
  * serve --drain SECONDS: behind a load balancer an instance that simply stops cuts its
@@ -65,8 +67,10 @@ pb_serve_drain_new(PbCli *cli, PbTunnelServer *server, guint seconds)
 	self->server = g_object_ref(server);
 	self->seconds = seconds;
 	if (seconds > 0) {
-		g_clear_handle_id(&cli->sigterm, g_source_remove);
-		cli->sigterm = g_unix_signal_add(SIGTERM, pb_serve_drain_sigterm_cb, self);
+		guint ending = cli->sigterm; /* replaced without a moment when SIGTERM is fatal */
+
+		cli->sigterm = pb_signal_add(SIGTERM, pb_serve_drain_sigterm_cb, self);
+		g_clear_handle_id(&ending, pb_signal_remove);
 	}
 	return self;
 }
@@ -76,7 +80,7 @@ pb_serve_drain_free(PbServeDrain *self)
 {
 	g_clear_handle_id(&self->timeout_id, g_source_remove);
 	if (self->seconds > 0) /* no signal must reach us freed */
-		g_clear_handle_id(&self->cli->sigterm, g_source_remove);
+		g_clear_handle_id(&self->cli->sigterm, pb_signal_remove);
 	g_object_unref(self->server);
 	g_free(self);
 }
