@@ -10,6 +10,7 @@
 #include "pb-frame.h"
 #include "pb-poller.h"
 #include "pb-queue-budget.h"
+#include "pb-socket-io.h"
 
 /*
  * One tunneled TCP connection: its socket, and the bytes received for it from the
@@ -112,7 +113,8 @@ pb_stream_wrote(PbStream *self, gsize n)
 	if (n > 0)
 		self->last_active = g_get_monotonic_time();
 	if (n > 0 && self->io_funcs != NULL) {
-		g_autoptr(PbStream) keep = g_object_ref(self); /* the caller goes on with it */
+		G_GNUC_UNUSED g_autoptr(PbStream) keep =
+		    g_object_ref(self); /* the caller goes on */
 
 		self->io_funcs->wrote(self, (guint64)n, self->io_data);
 	}
@@ -137,9 +139,10 @@ pb_stream_flush(PbStream *self, GError **error)
 		GBytes *head = g_queue_peek_head(&self->pending);
 		gsize len = 0;
 		const guint8 *data = g_bytes_get_data(head, &len);
-		gssize n = g_socket_send_with_blocking(
-		    self->socket, (const char *)data + self->pending_offset,
-		    len - self->pending_offset, FALSE, NULL, error);
+		gssize n = pb_socket_io_send(
+		    self->socket,
+		    &(GOutputVector){data + self->pending_offset, len - self->pending_offset}, 1,
+		    error);
 
 		if (n < 0) {
 			if (!g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -299,7 +302,7 @@ pb_stream_receive(PbStream *self, guint8 *buf, gsize size, GError **error)
 
 	g_return_val_if_fail(self->socket != NULL, -1);
 
-	n = g_socket_receive_with_blocking(self->socket, (char *)buf, size, FALSE, NULL, error);
+	n = pb_socket_io_receive(self->socket, buf, size, error);
 	if (n > 0)
 		self->last_active = g_get_monotonic_time();
 	return n;
@@ -374,8 +377,7 @@ pb_stream_write_data(PbStream *self, const guint8 *data, gsize len, GError **err
 	if (self->closed || len == 0)
 		return TRUE;
 	if (self->socket != NULL && g_queue_is_empty(&self->pending)) {
-		n = g_socket_send_with_blocking(self->socket, (const char *)data, len, FALSE, NULL,
-						error);
+		n = pb_socket_io_send(self->socket, &(GOutputVector){data, len}, 1, error);
 		if (n < 0) {
 			if (!g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
 				pb_stream_close_socket(self);

@@ -8,6 +8,7 @@
 
 #include "pb-batch.h"
 #include "pb-frame.h"
+#include "pb-socket-io.h"
 #include "pb-ws-frame.h"
 
 /*
@@ -306,9 +307,13 @@ pb_ws_input_refill(PbWsInput *self)
 		self->start = 0;
 	}
 	self->read_once = TRUE;
-	n = g_pollable_input_stream_read_nonblocking(
-	    G_POLLABLE_INPUT_STREAM(self->base), self->buf + self->end,
-	    PB_WS_READ_BUFFER_SIZE - self->end, NULL, &self->error);
+	if (self->socket != NULL)
+		n = pb_socket_io_receive(self->socket, self->buf + self->end,
+					 PB_WS_READ_BUFFER_SIZE - self->end, &self->error);
+	else
+		n = g_pollable_input_stream_read_nonblocking(
+		    G_POLLABLE_INPUT_STREAM(self->base), self->buf + self->end,
+		    PB_WS_READ_BUFFER_SIZE - self->end, NULL, &self->error);
 	if (n > 0) {
 		self->end += (gsize)n;
 		self->want_more = FALSE;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pb-batch.h"
+#include "pb-socket-io.h"
 #include "pb-ws-frame.h"
 
 /*
@@ -47,6 +48,7 @@ typedef enum {
 struct _PbWsOutput {
 	GOutputStream parent_instance;
 	GOutputStream *base;   /* (owned) pollable */
+	GSocket *socket;       /* (owned) (nullable) under @base when there is no TLS between */
 	gboolean masked;       /* we are the WebSocket client: our frames are masked */
 	PbWsWriter writer;     /* whose frame is being written */
 	guint64 frame_left;    /* bytes of that frame not written yet */
@@ -88,9 +90,20 @@ pb_ws_output_write_ours(PbWsOutput *self, const GOutputVector *vectors, gsize n_
 {
 	g_autoptr(GError) error = NULL;
 	gsize n = 0;
-	GPollableReturn result = g_pollable_output_stream_writev_nonblocking(
-	    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, n_vectors, &n, NULL, &error);
+	GPollableReturn result;
 
+	if (self->socket != NULL) {
+		gssize sent = pb_socket_io_send(self->socket, vectors, n_vectors, &error);
+
+		result = sent >= 0 ? G_POLLABLE_RETURN_OK
+			 : g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)
+			     ? G_POLLABLE_RETURN_WOULD_BLOCK
+			     : G_POLLABLE_RETURN_FAILED;
+		n = sent >= 0 ? (gsize)sent : 0;
+	} else {
+		result = g_pollable_output_stream_writev_nonblocking(
+		    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, n_vectors, &n, NULL, &error);
+	}
 	if (result == G_POLLABLE_RETURN_FAILED) {
 		/* the connection is broken: libsoup finds out too when it reads or writes */
 		g_debug("WebSocket write failed: %s", error->message);
@@ -478,6 +491,7 @@ pb_ws_output_finalize(GObject *object)
 	PbWsOutput *self = PB_WS_OUTPUT(object);
 
 	g_clear_object(&self->base);
+	g_clear_object(&self->socket);
 	G_OBJECT_CLASS(pb_ws_output_parent_class)->finalize(object);
 }
 
@@ -523,4 +537,17 @@ pb_ws_output_new(GOutputStream *base, gboolean masked)
 	self->base = g_object_ref(base);
 	self->masked = masked;
 	return self;
+}
+
+/**
+ * pb_ws_output_set_socket:
+ * @socket: the socket under the base stream, with no TLS in between
+ *
+ * Our frames are then written to it directly (see pb-socket-io.c).
+ */
+void
+pb_ws_output_set_socket(PbWsOutput *self, GSocket *socket)
+{
+	g_return_if_fail(PB_IS_WS_OUTPUT(self));
+	g_set_object(&self->socket, socket);
 }

@@ -11,6 +11,8 @@ G_DECLARE_FINAL_TYPE(PbWsOutput, pb_ws_output, PB, WS_OUTPUT, GOutputStream)
 PbWsOutput *
 pb_ws_output_new(GOutputStream *base, gboolean masked);
 void
+pb_ws_output_set_socket(PbWsOutput *self, GSocket *socket);
+void
 pb_ws_output_send(PbWsOutput *self, const guint8 *frame, gsize len);
 gsize
 pb_ws_output_send_message(PbWsOutput *self, guint8 *message, gsize len);

@@ -137,6 +137,11 @@ pb_ws_stream_find_socket(GIOStream *stream)
 
 	if (G_IS_TLS_CONNECTION(stream))
 		return NULL;
+	/* a socket connection made of another stream over the socket: TLS, when serve
+	 * terminates it itself */
+	if (G_IS_TCP_WRAPPER_CONNECTION(stream))
+		return pb_ws_stream_find_socket(
+		    g_tcp_wrapper_connection_get_base_io_stream(G_TCP_WRAPPER_CONNECTION(stream)));
 	if (G_IS_SOCKET_CONNECTION(stream))
 		return g_object_ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(stream)));
 	base = pb_ws_stream_unwrap_soup(stream);
@@ -164,5 +169,7 @@ pb_ws_stream_new(GIOStream *base, GBytes *leftover, gboolean server)
 	if (socket != NULL)
 		pb_ws_input_set_socket(self->input, socket);
 	self->output = pb_ws_output_new(g_io_stream_get_output_stream(base), !server);
+	if (socket != NULL)
+		pb_ws_output_set_socket(self->output, socket);
 	return self;
 }
