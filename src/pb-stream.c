@@ -113,8 +113,8 @@ pb_stream_wrote(PbStream *self, gsize n)
 	if (n > 0)
 		self->last_active = g_get_monotonic_time();
 	if (n > 0 && self->io_funcs != NULL) {
-		G_GNUC_UNUSED g_autoptr(PbStream) keep =
-		    g_object_ref(self); /* the caller goes on */
+		/* the caller goes on with it */
+		G_GNUC_UNUSED g_autoptr(PbStream) keep = g_object_ref(self);
 
 		self->io_funcs->wrote(self, (guint64)n, self->io_data);
 	}

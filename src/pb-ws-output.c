@@ -90,30 +90,29 @@ pb_ws_output_write_ours(PbWsOutput *self, const GOutputVector *vectors, gsize n_
 {
 	g_autoptr(GError) error = NULL;
 	gsize n = 0;
-	GPollableReturn result;
 
 	if (self->socket != NULL) {
 		gssize sent = pb_socket_io_send(self->socket, vectors, n_vectors, &error);
 
-		result = sent >= 0 ? G_POLLABLE_RETURN_OK
-			 : g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)
-			     ? G_POLLABLE_RETURN_WOULD_BLOCK
-			     : G_POLLABLE_RETURN_FAILED;
-		n = sent >= 0 ? (gsize)sent : 0;
-	} else {
-		result = g_pollable_output_stream_writev_nonblocking(
-		    G_POLLABLE_OUTPUT_STREAM(self->base), vectors, n_vectors, &n, NULL, &error);
+		if (sent >= 0)
+			n = (gsize)sent;
+		else if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+			goto failed;
+	} else if (g_pollable_output_stream_writev_nonblocking(G_POLLABLE_OUTPUT_STREAM(self->base),
+							       vectors, n_vectors, &n, NULL,
+							       &error) != G_POLLABLE_RETURN_OK) {
+		if (error != NULL)
+			goto failed;
+		n = 0; /* would block */
 	}
-	if (result == G_POLLABLE_RETURN_FAILED) {
-		/* the connection is broken: libsoup finds out too when it reads or writes */
-		g_debug("WebSocket write failed: %s", error->message);
-		return -1;
-	}
-	if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
-		n = 0;
 	self->frame_left -= n;
 	self->writer = self->frame_left == 0 ? PB_WS_WRITER_NONE : PB_WS_WRITER_OURS;
 	return (gssize)n;
+
+failed:
+	/* the connection is broken: libsoup finds out too when it reads or writes */
+	g_debug("WebSocket write failed: %s", error->message);
+	return -1;
 }
 
 static gboolean
