@@ -217,16 +217,24 @@ job_http(Job *job)
 	    g_strdup_printf("GET /who HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
 			    job->host != NULL ? job->host : "127.0.0.1");
 	g_autoptr(GString) answer = g_string_new(NULL);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *escaped = NULL;
 	char buf[4096];
 	gssize n;
 
 	g_socket_set_timeout(socket, 20);
 	if (g_socket_send(socket, request, strlen(request), NULL, NULL) != (gssize)strlen(request))
 		return FALSE;
-	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, NULL)) > 0)
+	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, &error)) > 0)
 		g_string_append_len(answer, buf, n);
-	return g_str_has_prefix(answer->str, "HTTP/1.1 200 ") &&
-	       g_str_has_suffix(answer->str, "\r\n\r\nweb");
+	if (g_str_has_prefix(answer->str, "HTTP/1.1 200 ") &&
+	    g_str_has_suffix(answer->str, "\r\n\r\nweb"))
+		return TRUE;
+	/* what came instead, for the log of a failed run */
+	escaped = g_strescape(answer->str, NULL);
+	g_printerr("answer of %zu bytes (%s): %.200s\n", answer->len,
+		   error != NULL ? error->message : "then EOF", escaped);
+	return FALSE;
 }
 
 static gpointer
