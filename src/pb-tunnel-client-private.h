@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 #pragma once
 
-/* What the files of PbTunnelClient share: pb-tunnel-client.c (the model the views show,
- * and what HELLO says) and pb-tunnel-client-connect.c (dialling, losing and dialling
- * again). Nothing else includes this. */
+/* What the files of PbTunnelClient share: pb-tunnel-client.c (the model the views show),
+ * pb-tunnel-client-hello.c (what the server says) and pb-tunnel-client-connect.c (dialling,
+ * losing and dialling again). Nothing else includes this. */
 
 #include "pb-client-services.h"
 #include "pb-local-dialer.h"
@@ -83,6 +83,10 @@ void
 pb_tunnel_client_add_event(PbTunnelClient *self, const char *format, ...) G_GNUC_PRINTF(2, 3);
 void
 pb_tunnel_client_set_state(PbTunnelClient *self, PbTunnelClientState state);
+GVariant *
+pb_tunnel_client_build_services(PbTunnelClient *self);
+void
+pb_tunnel_client_update_services(PbTunnelClient *self);
 void
 pb_tunnel_client_clear_hello(PbTunnelClient *self);
 void
