@@ -2,9 +2,10 @@
 #pragma once
 
 /* What the files of PbTunnel share: pb-tunnel.c (the connections over the WebSocket and
- * their frames), pb-tunnel-websocket.c (the WebSocket's end), pb-tunnel-stats.c (what the
- * connections carried) and pb-tunnel-resume.c (connections that outlive a lost
- * WebSocket). Nothing else includes this. */
+ * what they send), pb-tunnel-receive.c (what the peer sends), pb-tunnel-websocket.c (the
+ * WebSocket's end), pb-tunnel-stats.c (what the connections carried) and
+ * pb-tunnel-resume.c (connections that outlive a lost WebSocket). Nothing else includes
+ * this. */
 
 #include "pb-connection-table.h"
 #include "pb-tunnel.h"
@@ -73,8 +74,14 @@ void
 pb_tunnel_attach_stream(PbTunnel *self, PbStream *stream);
 void
 pb_tunnel_detach_stream(PbTunnel *self, PbStream *stream);
+PbStream *
+pb_tunnel_insert_stream(PbTunnel *self, guint32 id);
+void
+pb_tunnel_drop_stream(PbTunnel *self, PbStream *stream);
 void
 pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close);
+void
+pb_tunnel_end_half(PbTunnel *self, PbStream *stream);
 void
 pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error);
 void
@@ -85,6 +92,10 @@ void
 pb_tunnel_protocol_error(PbTunnel *self, const char *reason);
 void
 pb_tunnel_abort_all(PbTunnel *self);
+
+/* pb-tunnel-receive.c */
+void
+pb_tunnel_receive_start(PbTunnel *self);
 
 /* pb-tunnel-websocket.c */
 void
