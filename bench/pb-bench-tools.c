@@ -11,6 +11,12 @@
  * (pb-bench-relay --glib), which wakes the way the tunnel's ends do. What a round trip
  * takes there is the floor this stack sets, whatever the tunnel does.
  *
+ * iperf3 also goes through a second tunnel, "no resume": its ends run with --features
+ * flow,eof, i.e. without keeping every byte sent until the peer confirms it (`resume`).
+ * The difference is what resumption costs: the bytes kept, up to a window of 4 MiB per
+ * connection, are read into and sent from memory that no cache holds (README, Speed).
+ * Only when the run uses the default features.
+ *
  *   iperf3    -n SIZE, one stream and 4 (-P 4), client to server (up) and back (-R, down)
  *   sockperf  ping-pong, 64 bytes, for --tool-seconds: p50, p99, p99.9 of the round trip
  *   wrk       50 connections, 2 threads, for --tool-seconds, against pb-bench's keep-alive
@@ -29,8 +35,15 @@
 #include "pb-bench-echo.h"
 #include "pb-bench.h"
 
-enum { PB_TOOLS_RELAY, PB_TOOLS_TUNNEL, PB_TOOLS_DIRECT, PB_TOOLS_GLIB, PB_TOOLS_N_PATHS };
-static const char *const pb_tools_path_names[] = {"relay", "tunnel", "direct", "glib"};
+enum {
+	PB_TOOLS_RELAY,
+	PB_TOOLS_TUNNEL,
+	PB_TOOLS_DIRECT,
+	PB_TOOLS_GLIB,
+	PB_TOOLS_NO_RESUME,
+	PB_TOOLS_N_PATHS
+};
+static const char *const pb_tools_path_names[] = {"relay", "tunnel", "direct", "glib", "no resume"};
 
 /* What is measured; each a number per round and path. */
 typedef enum {
@@ -68,6 +81,7 @@ typedef struct {
 	PbBenchProc *glib_hop1;		/* (owned) (nullable) the relay on a GLib main loop */
 	PbBenchProc *glib_hop2;		/* (owned) (nullable) */
 	PbBenchTunnel tunnel;		/* to the server */
+	PbBenchTunnel no_resume;	/* to the server, with --features flow,eof */
 	guint16 port[PB_TOOLS_N_PATHS]; /* where each path starts; 0: not measured */
 } PbToolsTarget;
 
@@ -83,6 +97,7 @@ static void
 pb_tools_target_clear(PbToolsTarget *target)
 {
 	pb_bench_tunnel_clear(&target->tunnel);
+	pb_bench_tunnel_clear(&target->no_resume);
 	g_clear_pointer(&target->hop1, pb_bench_proc_free);
 	g_clear_pointer(&target->hop2, pb_bench_proc_free);
 	g_clear_pointer(&target->glib_hop1, pb_bench_proc_free);
@@ -326,7 +341,7 @@ static void
 pb_tools_print(PbToolsRun *run, const char *label, gboolean median, guint round_no)
 {
 	static const guint columns[] = {PB_TOOLS_RELAY, PB_TOOLS_TUNNEL, PB_TOOLS_DIRECT,
-					PB_TOOLS_GLIB};
+					PB_TOOLS_GLIB, PB_TOOLS_NO_RESUME};
 	static const guint over[] = {PB_TOOLS_RELAY, PB_TOOLS_DIRECT, PB_TOOLS_GLIB}; /* ratios */
 
 	for (guint m = 0; m < PB_TOOLS_N_MEASURES; m++) {
@@ -357,6 +372,10 @@ pb_tools_print(PbToolsRun *run, const char *label, gboolean median, guint round_
 			else
 				g_print("%8s", "-"); /* no errors there, or not measured */
 		}
+		if (v[PB_TOOLS_NO_RESUME] > 0 && v[PB_TOOLS_RELAY] > 0)
+			g_print("%10.2f", v[PB_TOOLS_NO_RESUME] / v[PB_TOOLS_RELAY]);
+		else
+			g_print("%10s", "-");
 		g_print("\n");
 	}
 }
@@ -398,13 +417,18 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 		     !pb_bench_relay_start(bench, port, TRUE, TRUE, &target->glib_hop1,
 					   &target->glib_hop2, &target->port[PB_TOOLS_GLIB],
 					   error)) ||
-		    !pb_bench_tunnel_start(bench, port, NULL, &target->tunnel, error))
+		    !pb_bench_tunnel_start(bench, port, NULL, &target->tunnel, error) ||
+		    (t == PB_TOOLS_IPERF && bench->features == NULL &&
+		     !pb_bench_tunnel_start_with(bench, port, NULL, "flow,eof", &target->no_resume,
+						 error)))
 			return FALSE;
 		target->port[PB_TOOLS_TUNNEL] = target->tunnel.public_port;
 		target->port[PB_TOOLS_DIRECT] = port;
+		target->port[PB_TOOLS_NO_RESUME] = target->no_resume.public_port;
 	}
-	g_print("\n%-7s %-22s %6s%11s%11s%11s%11s%8s%8s%8s\n", "round", "measure", "unit", "relay",
-		"tunnel", "direct", "glib", "/relay", "/direct", "/glib");
+	g_print("\n%-7s %-22s %6s%11s%11s%11s%11s%11s%8s%8s%8s%10s\n", "round", "measure", "unit",
+		"relay", "tunnel", "direct", "glib", "no resume", "/relay", "/direct", "/glib",
+		"nr/relay");
 	for (int round_no = 1; round_no <= bench->rounds; round_no++) {
 		g_autofree char *label = g_strdup_printf("%d", round_no);
 
@@ -427,6 +451,7 @@ pb_bench_tools_measure(PbBench *bench, GError **error)
 	g_print("\n");
 	pb_tools_print(&run, "median", TRUE, 0);
 	g_print("(ratios: tunnel / relay, tunnel / direct and tunnel / glib, the relay on a GLib "
-		"main loop; for the latency rows lower is better)\n");
+		"main loop; nr/relay: the tunnel without `resume` / relay; for the latency rows "
+		"lower is better)\n");
 	return TRUE;
 }

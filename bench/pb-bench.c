@@ -455,10 +455,11 @@ pb_bench_relay_run(PbBench *bench, gboolean upstream, double *mib_s, GError **er
 }
 
 /* `piggyback serve` and `piggyback forward` to 127.0.0.1:@local_port; with @name, serve has
- * --domain PB_BENCH_DOMAIN and forward asks for @name */
+ * --domain PB_BENCH_DOMAIN and forward asks for @name; both ends with --features @features
+ * (nullable: theirs) */
 gboolean
-pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBenchTunnel *tunnel,
-		      GError **error)
+pb_bench_tunnel_start_with(PbBench *bench, guint16 local_port, const char *name,
+			   const char *features, PbBenchTunnel *tunnel, GError **error)
 {
 	guint16 ws_port;
 	g_autofree char *ws_str = NULL;
@@ -488,11 +489,11 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBe
 			g_ptr_array_add(serve, (gpointer)serve_fixed[i]);
 		for (gsize i = 0; i < G_N_ELEMENTS(forward_fixed); i++)
 			g_ptr_array_add(forward, (gpointer)forward_fixed[i]);
-		if (bench->features != NULL) {
+		if (features != NULL) {
 			g_ptr_array_add(serve, (gpointer) "--features");
-			g_ptr_array_add(serve, bench->features);
+			g_ptr_array_add(serve, (gpointer)features);
 			g_ptr_array_add(forward, (gpointer) "--features");
-			g_ptr_array_add(forward, bench->features);
+			g_ptr_array_add(forward, (gpointer)features);
 		}
 		if (bench->window != NULL) {
 			g_ptr_array_add(serve, (gpointer) "--window");
@@ -521,6 +522,14 @@ pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBe
 	}
 	tunnel->ws_port = ws_port;
 	return pb_bench_proc_wait_public_port(tunnel->forward, &tunnel->public_port, error);
+}
+
+/* The tunnel of pb_bench_tunnel_start_with(), with the run's --features. */
+gboolean
+pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBenchTunnel *tunnel,
+		      GError **error)
+{
+	return pb_bench_tunnel_start_with(bench, local_port, name, bench->features, tunnel, error);
 }
 
 /* ---- report ---- */

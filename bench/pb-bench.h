@@ -58,6 +58,9 @@ typedef struct {
 } PbBench;
 
 gboolean
+pb_bench_tunnel_start_with(PbBench *bench, guint16 local_port, const char *name,
+			   const char *features, PbBenchTunnel *tunnel, GError **error);
+gboolean
 pb_bench_tunnel_start(PbBench *bench, guint16 local_port, const char *name, PbBenchTunnel *tunnel,
 		      GError **error);
 void
