@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <libsoup/soup.h>
 
 G_BEGIN_DECLS
 
@@ -66,6 +67,8 @@ pb_test_pattern_check(const guint8 *buf, gsize len, guint64 offset);
 
 GSocket *
 pb_test_connect(guint16 port);
+guint16
+pb_test_soup_listen(SoupServer *soup);
 guint16
 pb_test_free_port(void);
 GSocket *

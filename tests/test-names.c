@@ -78,8 +78,6 @@ static Service *
 service_new(const char *name)
 {
 	Service *service = g_new0(Service, 1);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GSList) uris = NULL;
 
 	service->name = g_strdup(name);
 	service->soup = soup_server_new(NULL, NULL);
@@ -87,12 +85,7 @@ service_new(const char *name)
 	soup_server_add_handler(service->soup, NULL, service_cb, service, NULL);
 	soup_server_add_websocket_handler(service->soup, "/echo", NULL, NULL, service_ws_cb,
 					  service, NULL);
-	g_assert_true(
-	    soup_server_listen_local(service->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
-	g_assert_no_error(error);
-	uris = soup_server_get_uris(service->soup);
-	service->port = (guint16)g_uri_get_port(uris->data);
-	g_slist_free_full(g_steal_pointer(&uris), (GDestroyNotify)g_uri_unref);
+	service->port = pb_test_soup_listen(service->soup);
 	return service;
 }
 

@@ -31,15 +31,9 @@ static SoupServer *
 web_new(guint16 *port)
 {
 	SoupServer *soup = soup_server_new(NULL, NULL);
-	g_autoptr(GError) error = NULL;
-	GSList *uris;
 
 	soup_server_add_handler(soup, NULL, web_cb, NULL, NULL);
-	g_assert_true(soup_server_listen_local(soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
-	g_assert_no_error(error);
-	uris = soup_server_get_uris(soup);
-	*port = (guint16)g_uri_get_port(uris->data);
-	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	*port = pb_test_soup_listen(soup);
 	return soup;
 }
 
@@ -223,8 +217,12 @@ job_http(Job *job)
 	gssize n;
 
 	g_socket_set_timeout(socket, 20);
-	if (g_socket_send(socket, request, strlen(request), NULL, NULL) != (gssize)strlen(request))
+	n = g_socket_send(socket, request, strlen(request), NULL, &error);
+	if (n != (gssize)strlen(request)) {
+		g_printerr("send: %zd of %zu bytes: %s\n", n, strlen(request),
+			   error != NULL ? error->message : "short");
 		return FALSE;
+	}
 	while ((n = g_socket_receive(socket, buf, sizeof buf, NULL, &error)) > 0)
 		g_string_append_len(answer, buf, n);
 	if (g_str_has_prefix(answer->str, "HTTP/1.1 200 ") &&

@@ -47,18 +47,10 @@ service_cb(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTabl
 static void
 service_init(Service *service, const char *name)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GSList) uris = NULL;
-
 	service->name = name;
 	service->soup = soup_server_new(NULL, NULL);
 	soup_server_add_handler(service->soup, NULL, service_cb, service, NULL);
-	g_assert_true(
-	    soup_server_listen_local(service->soup, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
-	g_assert_no_error(error);
-	uris = soup_server_get_uris(service->soup);
-	service->port = (guint16)g_uri_get_port(uris->data);
-	g_slist_free_full(g_steal_pointer(&uris), (GDestroyNotify)g_uri_unref);
+	service->port = pb_test_soup_listen(service->soup);
 }
 
 static void

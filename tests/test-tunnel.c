@@ -155,15 +155,9 @@ static SoupServer *
 origin_new(guint *n_requests, guint16 *port)
 {
 	SoupServer *origin = soup_server_new(NULL, NULL);
-	g_autoptr(GError) error = NULL;
-	GSList *uris;
 
 	soup_server_add_handler(origin, NULL, origin_handler_cb, n_requests, NULL);
-	soup_server_listen_local(origin, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-	g_assert_no_error(error);
-	uris = soup_server_get_uris(origin);
-	*port = (guint16)g_uri_get_port(uris->data);
-	g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+	*port = pb_test_soup_listen(origin);
 	return origin;
 }
 
