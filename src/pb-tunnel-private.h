@@ -52,6 +52,8 @@ struct _PbTunnel {
 	guint64 streams_resumed; /* connections that went on after a lost WebSocket */
 	guint64 streams_dropped; /* connections the resumption could not keep */
 	guint trim_id;		 /* (nullable) frees the replay rings of quiet connections */
+	GQueue lingering;	 /* live streams ended both ways that wait for the peer's CLOSE,
+				  * oldest first (the table holds them) */
 };
 
 enum {
@@ -131,6 +133,10 @@ gboolean
 pb_tunnel_resume_take_window(PbTunnel *self, PbStream *stream, const PbFrame *frame);
 gboolean
 pb_tunnel_resume_is_waiting(PbTunnel *self, PbStream *stream);
+gboolean
+pb_tunnel_resume_linger(PbTunnel *self, PbStream *stream);
+void
+pb_tunnel_resume_unlinger(PbTunnel *self, PbStream *stream);
 void
 pb_tunnel_receive_resume(PbTunnel *self, const PbFrame *frame);
 gboolean

@@ -129,8 +129,8 @@ pb_tunnel_receive_eof(PbTunnel *self, guint32 id)
 {
 	PbStream *stream = pb_connection_table_lookup(self->table, id);
 
-	if (stream == NULL)
-		return;
+	if (stream == NULL || pb_stream_get_write_ended(stream))
+		return; /* a second EOF says nothing new */
 	pb_tunnel_log_stream(self, id, "ended by the peer");
 	pb_stream_end_writing(stream);
 	pb_tunnel_end_half(self, stream);

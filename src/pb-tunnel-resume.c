@@ -34,6 +34,13 @@
  * peer that lies about a connection (more received than sent, less credit than it had, an
  * EOF never sent) gets that connection closed; a malformed or second RESUME closes the
  * tunnel (1002).
+ *
+ * A connection whose two directions have ended lingers until the peer says it has all we
+ * sent: each side then sends CLOSE (which comes after all its DATA and its EOF, so it says
+ * "I have everything of yours") and keeps the connection, its socket closed, until the
+ * peer's CLOSE. Without that, the side that ended first forgot a connection whose last
+ * bytes and EOF were still on a path that was then lost: the peer listed it in RESUME, we
+ * did not, and the peer closed it without them.
  */
 
 /* As many entries as a RESUME sent in one frame holds. */
@@ -41,6 +48,12 @@
 
 /* Seconds between walks that free the replay rings of connections with nothing kept. */
 #define PB_RESUME_TRIM_S 2
+
+/* At most this many connections of a tunnel linger; past it the oldest goes (it can no
+ * longer be resumed). A peer's CLOSE comes within a round trip, so these are the
+ * connections that ended in the last one; a peer that never sends it (a hostile one, or
+ * a build from before lingering) costs no more. */
+#define PB_RESUME_LINGER_MAX 128
 
 static gboolean
 pb_tunnel_resume_trim_cb(gpointer user_data)
@@ -145,6 +158,48 @@ pb_tunnel_resume_is_waiting(PbTunnel *self, PbStream *stream)
 	       g_hash_table_contains(self->resuming, GUINT_TO_POINTER(pb_stream_get_id(stream)));
 }
 
+static void
+pb_tunnel_resume_keep_lingering(PbTunnel *self, PbStream *stream)
+{
+	g_queue_push_tail(&self->lingering, stream);
+	if (self->lingering.length > PB_RESUME_LINGER_MAX) {
+		PbStream *oldest = g_queue_pop_head(&self->lingering);
+
+		pb_tunnel_log_stream(self, pb_stream_get_id(oldest), "lingered too long");
+		pb_tunnel_end_stream(self, oldest, FALSE);
+	}
+}
+
+/**
+ * pb_tunnel_resume_linger:
+ *
+ * Both directions of @stream have ended. With `resume`, tells the peer with CLOSE that all
+ * it sent came, closes the socket once it took what was queued, and keeps @stream until the
+ * peer's CLOSE says the same of ours (then it ends as any connection the peer closed).
+ *
+ * Returns: whether @stream lingers; without `resume` it does not
+ */
+gboolean
+pb_tunnel_resume_linger(PbTunnel *self, PbStream *stream)
+{
+	if (!(self->features & PB_FEATURE_RESUME))
+		return FALSE;
+	pb_tunnel_log_stream(self, pb_stream_get_id(stream), "lingers for the peer's CLOSE");
+	pb_tunnel_send_control(self, PB_FRAME_CLOSE, pb_stream_get_id(stream), NULL, 0);
+	pb_stream_finish(stream);
+	pb_tunnel_resume_keep_lingering(self, stream);
+	return TRUE;
+}
+
+/* @stream is no longer live here: it no longer lingers. */
+void
+pb_tunnel_resume_unlinger(PbTunnel *self, PbStream *stream)
+{
+	if (self->lingering.length > 0 && pb_stream_get_read_ended(stream) &&
+	    pb_stream_get_write_ended(stream))
+		g_queue_remove(&self->lingering, stream);
+}
+
 /* Whether the WebSocket that just closed was lost, not ended on purpose: its connections
  * may then wait for a resumption. A peer that closed first said goodbye, unless with 4000. */
 gboolean
@@ -212,6 +267,8 @@ pb_tunnel_take_over(PbTunnel *self, PbTunnel *lost, GArray *entries)
 			continue;
 		}
 		pb_stream_set_blocked(stream, TRUE);
+		if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+			pb_tunnel_resume_keep_lingering(self, stream);
 		g_hash_table_add(self->resuming, GUINT_TO_POINTER(id));
 		entry.conn_id = id;
 		entry.received = flow->received;
@@ -288,6 +345,9 @@ pb_tunnel_resume_stream(PbTunnel *self, PbStream *stream, const PbResumeEntry *e
 	}
 	if (pb_stream_get_read_ended(stream) && !entry->eof)
 		pb_tunnel_send_control(self, PB_FRAME_EOF, id, NULL, 0);
+	/* lingering: our CLOSE may have been lost with the path, and the peer waits for it */
+	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
 	pb_tunnel_check_ws_congestion(self, stream);
 	pb_tunnel_log_stream(self, id, "resumed");
 	pb_stream_set_blocked(stream,
@@ -366,4 +426,5 @@ pb_tunnel_resume_clear(PbTunnel *self)
 {
 	g_clear_handle_id(&self->trim_id, g_source_remove);
 	g_clear_pointer(&self->resuming, g_hash_table_unref);
+	g_queue_clear(&self->lingering);
 }

@@ -113,6 +113,7 @@ pb_tunnel_check_ws_congestion(PbTunnel *self, PbStream *last)
 void
 pb_tunnel_detach_stream(PbTunnel *self, PbStream *stream)
 {
+	pb_tunnel_resume_unlinger(self, stream);
 	if (pb_stream_is_congested(stream)) {
 		self->n_congested--;
 		pb_tunnel_update_ws_reading(self);
@@ -140,6 +141,7 @@ pb_tunnel_end_stream(PbTunnel *self, PbStream *stream, gboolean send_close)
 {
 	if (send_close)
 		pb_tunnel_send_control(self, PB_FRAME_CLOSE, pb_stream_get_id(stream), NULL, 0);
+	pb_tunnel_resume_unlinger(self, stream);
 	pb_connection_table_retire(self->table, stream);
 	if (pb_stream_finish(stream))
 		pb_tunnel_drop_stream(self, stream);
@@ -156,11 +158,14 @@ pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error)
 	pb_tunnel_drop_stream(self, stream);
 }
 
-/* With `eof`, a connection is over once both directions are. */
+/* With `eof`, a connection is over once both directions are (with `resume`, once the peer
+ * also said it has all we sent). */
 void
 pb_tunnel_end_half(PbTunnel *self, PbStream *stream)
 {
-	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+	if (!pb_stream_get_read_ended(stream) || !pb_stream_get_write_ended(stream))
+		return;
+	if (!pb_tunnel_resume_linger(self, stream))
 		pb_tunnel_end_stream(self, stream, FALSE);
 }
 
@@ -269,6 +274,8 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 	if (!(self->features & PB_FEATURE_FLOW) ||
 	    !pb_connection_table_is_live(self->table, stream))
 		return;
+	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+		return; /* lingering: our CLOSE said all came, no credit is needed */
 	if (pb_queue_share_is_held(&self->share)) {
 		pb_flow_hold(flow, (gsize)n);
 		return;
@@ -311,10 +318,11 @@ pb_tunnel_stream_closed_cb(PbStream *stream, const GError *error, gpointer user_
 {
 	PbTunnel *self = PB_TUNNEL(user_data);
 
-	if (error != NULL && pb_connection_table_is_live(self->table, stream))
-		pb_tunnel_fail_stream(self, stream, error);
-	else
+	if (!pb_connection_table_is_live(self->table, stream))
 		pb_tunnel_drop_stream(self, stream);
+	else if (error != NULL)
+		pb_tunnel_fail_stream(self, stream, error);
+	/* else lingering (`resume`): its socket is done, it waits for the peer's CLOSE */
 }
 
 /* Makes @stream one of ours, live: a new one, or one taken over from a lost tunnel. */

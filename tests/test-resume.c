@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 #include "config.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 
 #include "pb-test-utils.h"
@@ -27,6 +28,7 @@ typedef struct {
 	guint16 ws_port;
 	guint16 relay_port;
 	guint16 public_port;
+	gboolean debug; /* serve and forward log each connection's steps */
 } Path;
 
 static void
@@ -58,6 +60,8 @@ path_start(Path *path, PbTestService *service, const char *grace, const char *tu
 	g_autofree char *server_url = NULL;
 
 	path->launcher = pb_test_proc_launcher_new();
+	if (path->debug)
+		g_subprocess_launcher_setenv(path->launcher, "G_MESSAGES_DEBUG", "piggyback", TRUE);
 	path->service = service;
 	path->server = pb_test_proc_spawn(path->launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p",
 					  "0", "-l", "127.0.0.1", "-H", "127.0.0.1", "--grace",
@@ -426,6 +430,38 @@ test_resume_half_closed(void)
 	path_stop(&path);
 }
 
+static void
+test_resume_ended_in_flight(void)
+{
+	PbTestService *speak = pb_test_service_new(PB_TEST_SERVICE_SPEAK_FIRST, 64 * 1024, 0);
+	Path path = {.debug = TRUE};
+	Transfer t = {0};
+	int go = 0;
+
+	g_test_summary("A connection that ended both ways on one side while its last bytes and "
+		       "EOF were still on the lost path: they come through after the resumption");
+	path_start(&path, speak, "30", "0");
+	/* the local service speaks first and shuts down writing: serve passes the EOF on */
+	transfer_start(&t, path.public_port, 64 * 1024, 64 * 1024, &go);
+	pb_test_wait_until(pb_test_proc_said(path.server, "stream 1: ended by the peer"), 30);
+	/* the path stops moving; the public peer sends its last 64 KiB and EOF; serve reads
+	 * them and sends them on (into the stopped relay): the connection ended on its side */
+	g_assert_cmpint(kill(pb_test_proc_get_pid(path.relay), SIGSTOP), ==, 0);
+	g_atomic_int_set(&go, 1);
+	pb_test_wait_until(pb_test_proc_said(path.server, "stream 1: ended\n"), 30);
+	pb_test_settle();
+	/* the relay dies with them: they were sent, not received */
+	relay_cut(&path);
+	relay_start(&path);
+	pb_test_wait_until(client_count(&path, "Resumed ") >= 1, 30);
+	g_assert_true(pb_test_proc_said(path.client, "Resumed 1 connection"));
+	transfer_finish(&t, "ended in flight");
+	pb_test_wait_until(pb_test_service_get_n_finished(speak) == 1, 10);
+	g_assert_false(pb_test_service_get_corrupt(speak));
+	g_assert_cmpuint(pb_test_service_get_bytes(speak), ==, 2 * 64 * 1024);
+	path_stop(&path);
+}
+
 /* One byte through @port and back, from a thread. */
 static gboolean
 echo_one_byte(guint16 port)
@@ -497,6 +533,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/resume/cuts", test_resume_cuts);
 	g_test_add_func("/resume/half-closed", test_resume_half_closed);
+	g_test_add_func("/resume/ended-in-flight", test_resume_ended_in_flight);
 	g_test_add_func("/resume/grace-over", test_resume_grace_over);
 	g_test_add_func("/resume/server-restart", test_resume_server_restart);
 	return g_test_run();
