@@ -1076,6 +1076,112 @@ resume_lie_once(ServeFixture *fx, const ResumeLie *lie)
 	resume_client_clear(&rc);
 }
 
+/* Waits until serve has taken every frame sent before: a ping's pong comes after them. */
+static void
+resume_client_sync(ResumeClient *rc)
+{
+	guint8 ping[PB_WS_FRAME_HEADER_MAX];
+	gsize len = write_header(ping, TRUE, 0x9, 0, TRUE);
+
+	g_assert_true(send_all(rc->rt.ws, ping, len));
+	for (;;) {
+		g_autoptr(GBytes) payload = NULL;
+		guint8 opcode = 0;
+
+		g_assert_true(raw_tunnel_next(&rc->rt, &opcode, &payload));
+		if (opcode == 0xA)
+			return;
+	}
+}
+
+static void
+test_frames_resume_linger(ServeFixture *fx, gconstpointer user_data)
+{
+	ResumeClient rc = {0};
+	g_autoptr(GSocket) public = NULL;
+	g_autoptr(GBytes) open = NULL;
+	g_autoptr(GBytes) data = NULL;
+	g_autoptr(GBytes) again = NULL;
+	g_autofree char *session = NULL;
+	guint8 entry[PB_RESUME_ENTRY_SIZE];
+	guint32 window;
+
+	g_test_summary("A connection ends both ways on serve's side: serve sends its last bytes, "
+		       "EOF and CLOSE, and keeps it until the client's CLOSE. A client that "
+		       "comes back before sending it finds it in serve's RESUME and gets the "
+		       "bytes it lost, EOF and CLOSE again; after the client's CLOSE it is gone");
+	resume_client_connect(&rc, fx->ws_port, NULL);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	session = g_strdup(rc.hello->session);
+	window = rc.hello->window;
+	public = pb_test_connect(rc.hello->tunnel_port);
+	open = resume_client_expect(&rc, PB_FRAME_OPEN, 1);
+	/* the client's direction: 2 bytes, then EOF */
+	resume_client_send(&rc, PB_FRAME_DATA, 1, "hi", 2);
+	resume_client_send(&rc, PB_FRAME_EOF, 1, NULL, 0);
+	assert_receive(public, "hi");
+	g_assert_true(public_ended(public));
+	/* the public peer's: 3 bytes, then EOF */
+	g_assert_cmpint(g_socket_send(public, "bye", 3, NULL, NULL), ==, 3);
+	g_assert_true(g_socket_shutdown(public, FALSE, TRUE, NULL));
+	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "bye", 3);
+	g_bytes_unref(resume_client_expect(&rc, PB_FRAME_EOF, 1));
+	g_bytes_unref(resume_client_expect(&rc, PB_FRAME_CLOSE, 1));
+	resume_client_drop(&rc);
+
+	/* back, as if none of that had come: serve still has it, with our 2 bytes and EOF */
+	resume_client_connect(&rc, fx->ws_port, session);
+	pb_test_resume_entry_write(entry, 1, 2, window - 2, 0x01);
+	g_assert_cmpmem(g_bytes_get_data(rc.resume, NULL), g_bytes_get_size(rc.resume), entry,
+			sizeof entry);
+	pb_test_resume_entry_write(entry, 1, 0, window, 0);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, entry, sizeof entry);
+	again = resume_client_expect(&rc, PB_FRAME_DATA, 1);
+	g_assert_cmpmem(g_bytes_get_data(again, NULL), g_bytes_get_size(again), "bye", 3);
+	g_bytes_unref(resume_client_expect(&rc, PB_FRAME_EOF, 1));
+	g_bytes_unref(resume_client_expect(&rc, PB_FRAME_CLOSE, 1));
+
+	/* the client's CLOSE: serve forgets it, and lists nothing after the next loss */
+	resume_client_send(&rc, PB_FRAME_CLOSE, 1, NULL, 0);
+	resume_client_sync(&rc);
+	resume_client_drop(&rc);
+	resume_client_connect(&rc, fx->ws_port, session);
+	g_assert_cmpuint(g_bytes_get_size(rc.resume), ==, 0);
+	g_assert_false(pb_test_proc_exited(fx->server));
+	resume_client_clear(&rc);
+}
+
+static void
+test_frames_resume_linger_bound(void)
+{
+	g_autoptr(GSubprocessLauncher) launcher = pb_test_proc_launcher_new();
+	PbTestProc *server = NULL;
+	ResumeClient rc = {0};
+	guint16 ws_port;
+
+	g_test_summary("A client that never answers serve's CLOSE: serve keeps at most 128 of "
+		       "its connections that ended both ways, so with --max-connections 140 its "
+		       "300th connection still opens");
+	server =
+	    pb_test_proc_spawn(launcher, g_getenv("PB_PIGGYBACK"), "serve", "-p", "0", "-l",
+			       "127.0.0.1", "-H", "127.0.0.1", "--max-connections", "140", NULL);
+	ws_port = pb_test_proc_wait_port(server, "Listening on");
+	resume_client_connect(&rc, ws_port, NULL);
+	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	for (guint32 id = 1; id <= 300; id++) {
+		g_autoptr(GSocket) public = pb_test_connect(rc.hello->tunnel_port);
+
+		g_bytes_unref(resume_client_expect(&rc, PB_FRAME_OPEN, id));
+		resume_client_send(&rc, PB_FRAME_EOF, id, NULL, 0);
+		g_assert_true(public_ended(public));
+		g_assert_true(g_socket_shutdown(public, FALSE, TRUE, NULL));
+		g_bytes_unref(resume_client_expect(&rc, PB_FRAME_CLOSE, id));
+	}
+	resume_client_clear(&rc);
+	g_assert_cmpint(pb_test_proc_finish(server), ==, 0);
+}
+
 static void
 test_frames_resume_lie(ServeFixture *fx, gconstpointer user_data)
 {
@@ -1228,6 +1334,8 @@ main(int argc, char **argv)
 	ADD("/frames/serve/resume/control", test_frames_resume_control);
 	ADD("/frames/serve/resume/malformed", test_frames_resume_malformed);
 	ADD("/frames/serve/resume/twice", test_frames_resume_twice);
+	ADD("/frames/serve/resume/linger", test_frames_resume_linger);
+	g_test_add_func("/frames/serve/resume/linger-bound", test_frames_resume_linger_bound);
 #undef ADD
 	g_test_add("/frames/buffer/v1", ServeFixture, "16", serve_set_up, test_frames_buffer_v1,
 		   serve_tear_down);
