@@ -970,6 +970,20 @@ resume_client_clear(ResumeClient *rc)
 	g_clear_object(&rc->rt.ws);
 }
 
+/* A new session with nothing to resume, and a public connection to its port: connId 1. */
+static GSocket *
+resume_client_start(ResumeClient *rc, guint16 ws_port)
+{
+	GSocket *public;
+
+	resume_client_connect(rc, ws_port, NULL);
+	g_assert_cmpuint(g_bytes_get_size(rc->resume), ==, 0);
+	resume_client_send(rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	public = pb_test_connect(rc->hello->tunnel_port);
+	g_bytes_unref(resume_client_expect(rc, PB_FRAME_OPEN, 1));
+	return public;
+}
+
 /* Reads @len bytes from @socket; they must be @expected. */
 static void
 assert_receive(GSocket *socket, const char *expected)
@@ -1099,7 +1113,6 @@ test_frames_resume_linger(ServeFixture *fx, gconstpointer user_data)
 {
 	ResumeClient rc = {0};
 	g_autoptr(GSocket) public = NULL;
-	g_autoptr(GBytes) open = NULL;
 	g_autoptr(GBytes) data = NULL;
 	g_autoptr(GBytes) again = NULL;
 	g_autofree char *session = NULL;
@@ -1110,12 +1123,9 @@ test_frames_resume_linger(ServeFixture *fx, gconstpointer user_data)
 		       "EOF and CLOSE, and keeps it until the client's CLOSE. A client that "
 		       "comes back before sending it finds it in serve's RESUME and gets the "
 		       "bytes it lost, EOF and CLOSE again; after the client's CLOSE it is gone");
-	resume_client_connect(&rc, fx->ws_port, NULL);
-	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	public = resume_client_start(&rc, fx->ws_port);
 	session = g_strdup(rc.hello->session);
 	window = rc.hello->window;
-	public = pb_test_connect(rc.hello->tunnel_port);
-	open = resume_client_expect(&rc, PB_FRAME_OPEN, 1);
 	/* the client's direction: 2 bytes, then EOF */
 	resume_client_send(&rc, PB_FRAME_DATA, 1, "hi", 2);
 	resume_client_send(&rc, PB_FRAME_EOF, 1, NULL, 0);
@@ -1207,7 +1217,6 @@ test_frames_resume_control(ServeFixture *fx, gconstpointer user_data)
 {
 	ResumeClient rc = {0};
 	g_autoptr(GSocket) public = NULL;
-	g_autoptr(GBytes) open = NULL;
 	g_autoptr(GBytes) data = NULL;
 	g_autofree char *session = NULL;
 	guint8 entry[PB_RESUME_ENTRY_SIZE];
@@ -1215,11 +1224,8 @@ test_frames_resume_control(ServeFixture *fx, gconstpointer user_data)
 	g_test_summary("Control: a client that comes back and says in RESUME it received 2 of "
 		       "the 6 bytes sent gets exactly the other 4 again, and the connection goes "
 		       "on both ways");
-	resume_client_connect(&rc, fx->ws_port, NULL);
-	resume_client_send(&rc, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	public = resume_client_start(&rc, fx->ws_port);
 	session = g_strdup(rc.hello->session);
-	public = pb_test_connect(rc.hello->tunnel_port);
-	open = resume_client_expect(&rc, PB_FRAME_OPEN, 1);
 	g_assert_cmpint(g_socket_send(public, "world!", 6, NULL, NULL), ==, 6);
 	data = resume_client_expect(&rc, PB_FRAME_DATA, 1);
 	g_assert_cmpmem(g_bytes_get_data(data, NULL), g_bytes_get_size(data), "world!", 6);
