@@ -25,6 +25,8 @@ struct _PbTestService {
 	int corrupt;	/* atomic */
 	int n_started;	/* atomic */
 	int n_finished; /* atomic */
+	int *reached;	/* (nullable) atomic: set once a request ended (ANSWER) */
+	int *go;	/* (nullable) atomic: the answer waits for it (ANSWER) */
 };
 
 gboolean
@@ -127,6 +129,11 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 		break;
 	case PB_TEST_SERVICE_ANSWER:
 		pb_test_service_read_all(self, in, buf);
+		if (self->reached != NULL)
+			g_atomic_int_set(self->reached, 1);
+		/* the test sets it within seconds, or fails */
+		for (guint i = 0; self->go != NULL && !g_atomic_int_get(self->go) && i < 60000; i++)
+			g_usleep(1000);
 		pb_test_service_write_all(self, out, buf);
 		break;
 	case PB_TEST_SERVICE_SPEAK_FIRST:
@@ -138,6 +145,15 @@ pb_test_service_run_cb(GThreadedSocketService *service, GSocketConnection *conne
 	g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
 	g_atomic_int_inc(&self->n_finished);
 	return TRUE;
+}
+
+/* ANSWER: each connection sets @reached once its request ended, then answers only once @go
+ * is set (both atomic, and they must outlive the service's connections). */
+void
+pb_test_service_hold_answers(PbTestService *service, int *reached, int *go)
+{
+	service->reached = reached;
+	service->go = go;
 }
 
 PbTestService *

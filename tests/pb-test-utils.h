@@ -42,6 +42,8 @@ typedef struct _PbTestService PbTestService;
 
 PbTestService *
 pb_test_service_new(PbTestServiceMode mode, gsize source_size, guint16 port);
+void
+pb_test_service_hold_answers(PbTestService *service, int *reached, int *go);
 guint16
 pb_test_service_get_port(PbTestService *service);
 guint64

@@ -430,35 +430,78 @@ test_resume_half_closed(void)
 	path_stop(&path);
 }
 
+/* Stops the relay in its tracks: what either side sends now waits in it, and is lost when
+ * it is killed. */
 static void
-test_resume_ended_in_flight(void)
+relay_stop(Path *path)
+{
+	g_assert_cmpint(kill(pb_test_proc_get_pid(path->relay), SIGSTOP), ==, 0);
+}
+
+/* Kills the stopped relay with what it holds, starts another, waits for the resumption. */
+static void
+relay_replace(Path *path)
+{
+	pb_test_settle(); /* the side that ended has sent all it will */
+	relay_cut(path);
+	relay_start(path);
+	pb_test_wait_until(client_count(path, "Resumed ") >= 1, 30);
+	g_assert_true(pb_test_proc_said(path->client, "Resumed 1 connection"));
+}
+
+static void
+test_resume_ended_in_flight_serve(void)
 {
 	PbTestService *speak = pb_test_service_new(PB_TEST_SERVICE_SPEAK_FIRST, 64 * 1024, 0);
 	Path path = {.debug = TRUE};
 	Transfer t = {0};
 	int go = 0;
 
-	g_test_summary("A connection that ended both ways on one side while its last bytes and "
-		       "EOF were still on the lost path: they come through after the resumption");
+	g_test_summary("A connection that serve ended both ways while its last 64 KiB and EOF "
+		       "were still on the path, which is then lost: they reach the local "
+		       "service after the resumption");
 	path_start(&path, speak, "30", "0");
 	/* the local service speaks first and shuts down writing: serve passes the EOF on */
 	transfer_start(&t, path.public_port, 64 * 1024, 64 * 1024, &go);
 	pb_test_wait_until(pb_test_proc_said(path.server, "stream 1: ended by the peer"), 30);
-	/* the path stops moving; the public peer sends its last 64 KiB and EOF; serve reads
-	 * them and sends them on (into the stopped relay): the connection ended on its side */
-	g_assert_cmpint(kill(pb_test_proc_get_pid(path.relay), SIGSTOP), ==, 0);
+	/* the public peer's last bytes and EOF go into the stopped relay */
+	relay_stop(&path);
 	g_atomic_int_set(&go, 1);
 	pb_test_wait_until(pb_test_proc_said(path.server, "stream 1: ended\n"), 30);
-	pb_test_settle();
-	/* the relay dies with them: they were sent, not received */
-	relay_cut(&path);
-	relay_start(&path);
-	pb_test_wait_until(client_count(&path, "Resumed ") >= 1, 30);
-	g_assert_true(pb_test_proc_said(path.client, "Resumed 1 connection"));
+	relay_replace(&path);
 	transfer_finish(&t, "ended in flight");
 	pb_test_wait_until(pb_test_service_get_n_finished(speak) == 1, 10);
 	g_assert_false(pb_test_service_get_corrupt(speak));
 	g_assert_cmpuint(pb_test_service_get_bytes(speak), ==, 2 * 64 * 1024);
+	path_stop(&path);
+}
+
+static void
+test_resume_ended_in_flight_forward(void)
+{
+	PbTestService *answer = pb_test_service_new(PB_TEST_SERVICE_ANSWER, 64 * 1024, 0);
+	Path path = {.debug = TRUE};
+	Transfer t = {0};
+	int reached = 0;
+	int go = 0;
+
+	g_test_summary("A connection that forward ended both ways while its last 64 KiB and EOF "
+		       "were still on the path, which is then lost: they reach the public peer "
+		       "after the resumption");
+	pb_test_service_hold_answers(answer, &reached, &go);
+	path_start(&path, answer, "30", "0");
+	/* the public peer sends its request and shuts down writing; the service reads it all */
+	transfer_start(&t, path.public_port, 1024, 64 * 1024, NULL);
+	pb_test_wait_until(g_atomic_int_get(&reached), 30);
+	/* the answer and its EOF go into the stopped relay */
+	relay_stop(&path);
+	g_atomic_int_set(&go, 1);
+	pb_test_wait_until(pb_test_proc_said(path.client, "stream 1: ended\n"), 30);
+	relay_replace(&path);
+	transfer_finish(&t, "ended in flight");
+	pb_test_wait_until(pb_test_service_get_n_finished(answer) == 1, 10);
+	g_assert_false(pb_test_service_get_corrupt(answer));
+	g_assert_cmpuint(pb_test_service_get_bytes(answer), ==, 1024 + 64 * 1024);
 	path_stop(&path);
 }
 
@@ -533,7 +576,8 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/resume/cuts", test_resume_cuts);
 	g_test_add_func("/resume/half-closed", test_resume_half_closed);
-	g_test_add_func("/resume/ended-in-flight", test_resume_ended_in_flight);
+	g_test_add_func("/resume/ended-in-flight/serve", test_resume_ended_in_flight_serve);
+	g_test_add_func("/resume/ended-in-flight/forward", test_resume_ended_in_flight_forward);
 	g_test_add_func("/resume/grace-over", test_resume_grace_over);
 	g_test_add_func("/resume/server-restart", test_resume_server_restart);
 	return g_test_run();
