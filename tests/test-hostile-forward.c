@@ -1284,6 +1284,38 @@ test_resume_lie(gconstpointer user_data)
 	pb_test_service_free(echo);
 }
 
+static void
+test_resume_linger_bound(void)
+{
+	PbTestService *echo = pb_test_service_new(PB_TEST_SERVICE_ECHO, 0, 0);
+	ResumeServer *rs = resume_server_new();
+	g_autofree char *request = NULL;
+	Forward *forward;
+
+	g_test_summary("A server that never answers forward's CLOSE: forward keeps at most 128 of "
+		       "the connections that ended both ways, so with --max-connections 130 the "
+		       "server's 140th OPEN still reaches the local service");
+	forward = forward_spawn(rs->port, pb_test_service_get_port(echo), "--max-connections",
+				"130", NULL);
+	request = resume_server_accept(rs);
+	g_assert_true(request_asks_resume(request));
+	resume_server_send(rs, PB_FRAME_HELLO, PB_CONTROL_ID, RESUME_HELLO, strlen(RESUME_HELLO));
+	resume_server_send(rs, PB_FRAME_RESUME, PB_CONTROL_ID, NULL, 0);
+	g_bytes_unref(resume_server_expect(rs, PB_FRAME_RESUME, PB_CONTROL_ID));
+	for (guint32 id = 1; id <= 140; id++) {
+		resume_server_send(rs, PB_FRAME_OPEN, id, NULL, 0);
+		resume_server_send(rs, PB_FRAME_EOF, id, NULL, 0);
+		/* the echo service ends too: forward passes that on, then says CLOSE (a refused
+		 * OPEN would get CLOSE alone) */
+		g_bytes_unref(resume_server_expect(rs, PB_FRAME_EOF, id));
+		g_bytes_unref(resume_server_expect(rs, PB_FRAME_CLOSE, id));
+	}
+	g_assert_false(forward->exited);
+	g_assert_cmpint(forward_finish(forward), ==, 0);
+	resume_server_free(rs);
+	pb_test_service_free(echo);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1301,5 +1333,6 @@ main(int argc, char **argv)
 	g_test_add_func("/hostile-forward/serve-bad-host", test_serve_bad_host);
 	for (gsize i = 0; i < G_N_ELEMENTS(resume_lies); i++)
 		g_test_add_data_func(resume_lies[i].path, &resume_lies[i], test_resume_lie);
+	g_test_add_func("/hostile-forward/resume/linger-bound", test_resume_linger_bound);
 	return g_test_run();
 }
