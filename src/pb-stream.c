@@ -470,6 +470,14 @@ pb_stream_get_write_ended(PbStream *self)
 	return self->write_ended;
 }
 
+/* Returns: whether both directions ended (`eof`): nothing more is read or written */
+gboolean
+pb_stream_get_ended(PbStream *self)
+{
+	g_return_val_if_fail(PB_IS_STREAM(self), FALSE);
+	return self->read_ended && self->write_ended;
+}
+
 /**
  * pb_stream_set_queue_share:
  * @share: (nullable): counts what the stream queues too (the tunnel's part of the server's

@@ -62,6 +62,8 @@ void
 pb_stream_end_writing(PbStream *self);
 gboolean
 pb_stream_get_write_ended(PbStream *self);
+gboolean
+pb_stream_get_ended(PbStream *self);
 void
 pb_stream_set_queue_share(PbStream *self, PbQueueShare *share);
 void

@@ -191,12 +191,12 @@ pb_tunnel_resume_linger(PbTunnel *self, PbStream *stream)
 	return TRUE;
 }
 
-/* @stream is no longer live here: it no longer lingers. */
+/* @stream stops being live here: it no longer lingers. (A retired one never does.) */
 void
 pb_tunnel_resume_unlinger(PbTunnel *self, PbStream *stream)
 {
-	if (self->lingering.length > 0 && pb_stream_get_read_ended(stream) &&
-	    pb_stream_get_write_ended(stream))
+	if (self->lingering.length > 0 && pb_stream_get_ended(stream) &&
+	    pb_connection_table_is_live(self->table, stream))
 		g_queue_remove(&self->lingering, stream);
 }
 
@@ -267,7 +267,7 @@ pb_tunnel_take_over(PbTunnel *self, PbTunnel *lost, GArray *entries)
 			continue;
 		}
 		pb_stream_set_blocked(stream, TRUE);
-		if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+		if (pb_stream_get_ended(stream))
 			pb_tunnel_resume_keep_lingering(self, stream);
 		g_hash_table_add(self->resuming, GUINT_TO_POINTER(id));
 		entry.conn_id = id;
@@ -346,7 +346,7 @@ pb_tunnel_resume_stream(PbTunnel *self, PbStream *stream, const PbResumeEntry *e
 	if (pb_stream_get_read_ended(stream) && !entry->eof)
 		pb_tunnel_send_control(self, PB_FRAME_EOF, id, NULL, 0);
 	/* lingering: our CLOSE may have been lost with the path, and the peer waits for it */
-	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+	if (pb_stream_get_ended(stream))
 		pb_tunnel_send_control(self, PB_FRAME_CLOSE, id, NULL, 0);
 	pb_tunnel_check_ws_congestion(self, stream);
 	pb_tunnel_log_stream(self, id, "resumed");

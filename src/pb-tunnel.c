@@ -163,7 +163,7 @@ pb_tunnel_fail_stream(PbTunnel *self, PbStream *stream, const GError *error)
 void
 pb_tunnel_end_half(PbTunnel *self, PbStream *stream)
 {
-	if (!pb_stream_get_read_ended(stream) || !pb_stream_get_write_ended(stream))
+	if (!pb_stream_get_ended(stream))
 		return;
 	if (!pb_tunnel_resume_linger(self, stream))
 		pb_tunnel_end_stream(self, stream, FALSE);
@@ -274,7 +274,7 @@ pb_tunnel_stream_wrote_cb(PbStream *stream, guint64 n, gpointer user_data)
 	if (!(self->features & PB_FEATURE_FLOW) ||
 	    !pb_connection_table_is_live(self->table, stream))
 		return;
-	if (pb_stream_get_read_ended(stream) && pb_stream_get_write_ended(stream))
+	if (pb_stream_get_ended(stream))
 		return; /* lingering: our CLOSE said all came, no credit is needed */
 	if (pb_queue_share_is_held(&self->share)) {
 		pb_flow_hold(flow, (gsize)n);

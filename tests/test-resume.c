@@ -405,6 +405,18 @@ test_resume_cuts(void)
 	path_stop(&path);
 }
 
+/* The one transfer through @path ended without an error, and the local service finished
+ * its connection having moved @service_bytes, all of the pattern; then stops @path. */
+static void
+path_finish_one(Path *path, Transfer *t, const char *what, guint64 service_bytes)
+{
+	transfer_finish(t, what);
+	pb_test_wait_until(pb_test_service_get_n_finished(path->service) == 1, 10);
+	g_assert_false(pb_test_service_get_corrupt(path->service));
+	g_assert_cmpuint(pb_test_service_get_bytes(path->service), ==, service_bytes);
+	path_stop(path);
+}
+
 static void
 test_resume_half_closed(void)
 {
@@ -423,11 +435,7 @@ test_resume_half_closed(void)
 	pb_test_wait_until(transfer_received(&t) >= MIB, 30);
 	path_cut(&path, 2, 1, &server_rss, &client_rss);
 	g_assert_true(pb_test_proc_said(path.client, "Resumed 1 connection"));
-	transfer_finish(&t, "half-closed");
-	pb_test_wait_until(pb_test_service_get_n_finished(answer) == 1, 10);
-	g_assert_false(pb_test_service_get_corrupt(answer));
-	g_assert_cmpuint(pb_test_service_get_bytes(answer), ==, MIB + 32 * MIB);
-	path_stop(&path);
+	path_finish_one(&path, &t, "half-closed", MIB + 32 * MIB);
 }
 
 /* Stops the relay in its tracks: what either side sends now waits in it, and is lost when
@@ -469,11 +477,7 @@ test_resume_ended_in_flight_serve(void)
 	g_atomic_int_set(&go, 1);
 	pb_test_wait_until(pb_test_proc_said(path.server, "stream 1: ended\n"), 30);
 	relay_replace(&path);
-	transfer_finish(&t, "ended in flight");
-	pb_test_wait_until(pb_test_service_get_n_finished(speak) == 1, 10);
-	g_assert_false(pb_test_service_get_corrupt(speak));
-	g_assert_cmpuint(pb_test_service_get_bytes(speak), ==, 2 * 64 * 1024);
-	path_stop(&path);
+	path_finish_one(&path, &t, "ended in flight", 2 * 64 * 1024);
 }
 
 static void
@@ -498,11 +502,7 @@ test_resume_ended_in_flight_forward(void)
 	g_atomic_int_set(&go, 1);
 	pb_test_wait_until(pb_test_proc_said(path.client, "stream 1: ended\n"), 30);
 	relay_replace(&path);
-	transfer_finish(&t, "ended in flight");
-	pb_test_wait_until(pb_test_service_get_n_finished(answer) == 1, 10);
-	g_assert_false(pb_test_service_get_corrupt(answer));
-	g_assert_cmpuint(pb_test_service_get_bytes(answer), ==, 1024 + 64 * 1024);
-	path_stop(&path);
+	path_finish_one(&path, &t, "ended in flight", 1024 + 64 * 1024);
 }
 
 /* One byte through @port and back, from a thread. */
